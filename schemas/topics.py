@@ -1,0 +1,48 @@
+"""Kafka topic names (DESIGN.md contracts) and the default event type per input topic."""
+
+from __future__ import annotations
+
+#: Input topics and the event types each one carries by default.
+INPUT_TOPICS: dict[str, tuple[str, ...]] = {
+    "email.deliveries": ("sent", "delivered", "deferred", "dropped"),
+    "email.opens": ("open",),
+    "email.clicks": ("click",),
+    "email.bounces": ("bounce",),
+    "email.unsubscribes": ("unsubscribe",),
+    "email.complaints": ("complaint",),
+    "email.conversions": ("conversion",),
+    "email.replies": ("reply",),
+}
+
+#: The `type` a message on a topic gets when it does not name one itself.
+#: `email.deliveries` carries several types, so it supplies no default.
+DEFAULT_TYPE_BY_TOPIC: dict[str, str | None] = {
+    topic: (types[0] if len(types) == 1 else None) for topic, types in INPUT_TOPICS.items()
+}
+
+#: Where a canonical event of each type is produced.
+TOPIC_BY_TYPE: dict[str, str] = {
+    event_type: topic for topic, types in INPUT_TOPICS.items() for event_type in types
+}
+
+EVENT_TYPES: tuple[str, ...] = (
+    "sent", "delivered", "deferred", "bounce", "dropped", "open", "click",
+    "unsubscribe", "complaint", "conversion", "reply",
+)
+
+THROTTLE = "mailflow.throttle"
+SUPPRESSIONS = "mailflow.suppressions"
+SCORES = "mailflow.scores"
+SEND_TIMES = "mailflow.send_times"
+VARIANTS = "mailflow.variants"
+DLQ = "mailflow.dlq"
+
+#: Output topics; the compacted ones are keyed by what they describe.
+OUTPUT_TOPICS: dict[str, dict[str, str]] = {
+    THROTTLE: {"cleanup.policy": "compact"},
+    SUPPRESSIONS: {"cleanup.policy": "compact"},
+    SCORES: {},
+    SEND_TIMES: {"cleanup.policy": "compact"},
+    VARIANTS: {"cleanup.policy": "compact"},
+    DLQ: {},
+}
