@@ -1,0 +1,102 @@
+"""The job's admin HTTP endpoint on loopback: health, metrics, stats and local SQL.
+
+A chDB store belongs to one process, so while the job runs `mailflow sql`
+sends its query here instead of opening the store itself.
+
+    GET  /healthz   200 while the process serves
+    GET  /readyz    200 once the dataflow is running, else 503
+    GET  /metrics   Prometheus text
+    GET  /stats     JSON counters (the demo's live summary reads this)
+    POST /sql       body: one query; answer: {"columns": [...], "rows": [[...]]}
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from mailflow.stats import JobStats
+
+log = logging.getLogger(__name__)
+
+MAX_SQL_BYTES = 1024 * 1024
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+class AdminServer:
+    def __init__(self, stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
+                 info: dict[str, Any], host: str = "127.0.0.1", port: int = 8765):
+        handler = _make_handler(stats, query, info)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="admin-http",
+                                        daemon=True)
+
+    def start(self) -> AdminServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _make_handler(stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
+                  info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "mailflow-admin"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("admin %s", fmt % args)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: Any) -> None:
+            self._send(status, orjson.dumps(payload, default=_json_default), "application/json")
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._json(200, {"status": "ok", **info})
+            elif path == "/readyz":
+                ready = stats.ready.is_set()
+                self._json(200 if ready else 503, {"ready": ready})
+            elif path == "/metrics":
+                self._send(200, stats.prometheus().encode(), "text/plain; version=0.0.4")
+            elif path == "/stats":
+                self._json(200, stats.snapshot())
+            else:
+                self._json(404, {"error": f"no such endpoint: {path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path.split("?", 1)[0] != "/sql":
+                self._json(404, {"error": f"no such endpoint: {self.path}"})
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length <= 0 or length > MAX_SQL_BYTES:
+                self._json(400, {"error": "send one SQL query as the request body"})
+                return
+            sql = self.rfile.read(length).decode("utf-8", errors="replace")
+            try:
+                columns, rows = query(sql)
+            except Exception as exc:  # the query's own error goes back to the caller
+                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                return
+            self._json(200, {"columns": columns, "rows": rows})
+
+    return Handler

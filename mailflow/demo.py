@@ -1,0 +1,223 @@
+"""`mailflow demo`: embedded broker, the job, the generator and a live summary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
+from mailflow.config import Settings
+from mailflow.malformed import malformed_samples
+from mailflow.traffic import EventProducer, paced, plan
+
+#: Every this many generated events, one round of malformed messages goes in too.
+MALFORMED_EVERY = 20_000
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def fetch_stats(port: int) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=1.0) as resp:
+            return orjson.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set (VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class TrafficThread(threading.Thread):
+    """Produces paced generated traffic plus a few malformed messages."""
+
+    def __init__(self, brokers: str, rate: float, seconds: float, seed: int, time_scale: float,
+                 incident: str | None):
+        super().__init__(name="demo-traffic", daemon=True)
+        self.gen, self.start_ts, self.event_rate, self.span = plan(
+            rate, seconds, time_scale, seed, incident)
+        self.time_scale = time_scale
+        self.producer = EventProducer(brokers)
+        self.stop_event = threading.Event()
+        self.malformed = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            events = self.gen.events(self.event_rate, self.span)
+            rounds = 0
+            for ev in paced(events, self.start_ts, self.time_scale, self.stop_event):
+                self.producer.send(ev.topic, ev.key, ev.value)
+                if self.producer.produced % MALFORMED_EVERY == 1:
+                    for _kind, topic, raw, _reason in malformed_samples(rounds):
+                        self.producer.send(topic, None, raw)
+                        self.malformed += 1
+                    rounds += 1
+            self.producer.flush()
+        except BaseException as exc:  # reported by the demo, never swallowed
+            self.error = exc
+
+
+def _render(stats: dict[str, Any], rate: float, produced: int, elapsed: float,
+            seconds: float, tty: bool) -> str:
+    by_type = stats.get("events_by_type", {})
+    processed = stats.get("events_total", 0) + stats.get("dead_letters", 0)
+    rows = stats.get("rows_written", {}).get("mailflow.events", 0)
+    lines = [
+        f"mailflow demo  {elapsed:5.0f}s / {seconds:.0f}s   "
+        f"{rate:8,.0f} events/s   produced {produced:,}   processed {processed:,}   "
+        f"lag {max(0, produced - processed):,}",
+        f"  ClickHouse rows: {rows:,}   dead letters: {stats.get('dead_letters', 0):,}",
+        "  " + "  ".join(f"{t} {n:,}" for t, n in sorted(by_type.items(), key=lambda kv: -kv[1])),
+    ]
+    if tty:
+        return "\x1b[2K" + "\n\x1b[2K".join(lines)
+    return " | ".join(line.strip() for line in lines)
+
+
+def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_scale: float,
+             incident: str | None) -> int:
+    data = settings.data_path
+    data.mkdir(parents=True, exist_ok=True)
+    admin_port = settings.admin_port
+    if admin_port == 0 or not _port_free(admin_port):
+        admin_port = free_port()
+    tty = sys.stdout.isatty()
+    print(f"mailflow demo: data in {data}, ClickHouse {settings.clickhouse_dsn}")
+    with EmbeddedBroker(log_path=data / "demo-broker.log") as broker:
+        ensure_topics(broker.bootstrap, partitions=settings.partitions)
+        print(f"embedded broker on {broker.bootstrap}; starting the job "
+              f"(admin http://127.0.0.1:{admin_port}) ...", flush=True)
+        job_log = open(data / "demo-job.log", "wb")  # noqa: SIM115 - closed below
+        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--brokers", broker.bootstrap,
+               "--data-dir", str(data), "--admin-port", str(admin_port),
+               "--clickhouse-url", settings.clickhouse_dsn]
+        job = subprocess.Popen(cmd, stdout=job_log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, env={**os.environ})
+        try:
+            return _drive(job, broker.bootstrap, admin_port, seconds, rate, seed, time_scale,
+                          incident, tty, data / "demo-job.log", settings)
+        finally:
+            if job.poll() is None:
+                job.send_signal(signal.SIGTERM)
+                try:
+                    job.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    job.kill()
+            job_log.close()
+
+
+def _wait_ready(job: subprocess.Popen, port: int, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if job.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _drive(job: subprocess.Popen, brokers: str, admin_port: int, seconds: float, rate: float,
+           seed: int, time_scale: float, incident: str | None, tty: bool, log_path: Path,
+           settings: Settings) -> int:
+    if not _wait_ready(job, admin_port):
+        tail = log_path.read_text(errors="replace")[-3000:]
+        print(f"the job did not become ready; its log ({log_path}):\n{tail}", file=sys.stderr)
+        return 1
+    traffic = TrafficThread(brokers, rate, seconds, seed, time_scale, incident)
+    traffic.start()
+    t0 = time.monotonic()
+    last_n, last_t, shown = 0, t0, 0
+    first_processed_at: float | None = None
+    stats: dict[str, Any] = {}
+    try:
+        while traffic.is_alive():
+            time.sleep(1.0)
+            if job.poll() is not None:
+                break
+            stats = fetch_stats(admin_port) or stats
+            now = time.monotonic()
+            n = stats.get("events_total", 0) + stats.get("dead_letters", 0)
+            if n and first_processed_at is None:
+                first_processed_at = now
+            current = (n - last_n) / (now - last_t)
+            last_n, last_t = n, now
+            text = _render(stats, current, traffic.producer.produced, now - t0, seconds, tty)
+            if tty:
+                print(("\x1b[3A" if shown else "") + text, flush=True)
+            elif int(now - t0) % 5 == 0:
+                print(text, flush=True)
+            shown += 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    traffic.stop_event.set()
+    traffic.join(timeout=30)
+    if traffic.error is not None:
+        print(f"traffic generator failed: {traffic.error}", file=sys.stderr)
+    if job.poll() is not None:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        print(f"the job exited with {job.returncode}; its log ({log_path}):\n{tail}",
+              file=sys.stderr)
+        return 1
+
+    produced = traffic.producer.produced
+    print(f"\ngenerator done: {produced:,} messages ({traffic.malformed} deliberately "
+          "malformed); waiting for the job to catch up ...", flush=True)
+    caught_up, last_progress_at = False, time.monotonic()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stats = fetch_stats(admin_port) or stats
+        processed = stats.get("events_total", 0) + stats.get("dead_letters", 0)
+        rows = stats.get("rows_written", {}).get("mailflow.events", 0)
+        if processed >= produced and rows >= stats.get("events_total", 0):
+            caught_up = True
+            last_progress_at = time.monotonic()
+            break
+        time.sleep(0.25)
+    rss = peak_rss_mb(job.pid)
+    active = (last_progress_at - first_processed_at) if first_processed_at else 0.0
+    processed = stats.get("events_total", 0) + stats.get("dead_letters", 0)
+    job.send_signal(signal.SIGTERM)
+    job.wait(timeout=30)
+
+    print(_render(stats, 0, produced, time.monotonic() - t0, seconds, False).split(" | ")[-1])
+    print(f"\nprocessed {processed:,} messages in {active:.1f}s "
+          f"({processed / active if active else 0:,.0f}/s sustained); "
+          f"dead letters {stats.get('dead_letters', 0):,}; "
+          f"job peak RSS {rss or 0:.0f} MiB")
+    if not caught_up:
+        print("warning: the job had not processed everything when the demo stopped",
+              file=sys.stderr)
+    env = "" if settings.data_dir == ".mailflow" else f"MAILFLOW_DATA_DIR={settings.data_dir} "
+    print(f"""
+The data stays in {settings.data_path}. Query it with, for example:
+
+  {env}.venv/bin/mailflow sql "SELECT type, count() FROM mailflow.events GROUP BY type ORDER BY 2 DESC"
+  {env}.venv/bin/mailflow sql "SELECT domain, countIf(type='open' AND NOT is_human) AS machine_opens, countIf(type='open' AND is_human) AS human_opens FROM mailflow.events GROUP BY domain ORDER BY machine_opens DESC LIMIT 10"
+  {env}.venv/bin/mailflow sql "SELECT bounce_class, count() FROM mailflow.events WHERE type IN ('bounce','deferred') GROUP BY bounce_class"
+""")
+    return 0 if caught_up else 1

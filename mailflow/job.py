@@ -1,0 +1,72 @@
+"""`mailflow run`: the long-lived stream job (imperative shell around `flows/`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from datetime import timedelta
+
+from mailflow.admin import AdminServer
+from mailflow.broker import ensure_topics
+from mailflow.config import ConfigError, Settings
+from mailflow.stats import STATS
+from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+from sinks.clickhouse import close_stores, redact_dsn, store_for
+
+log = logging.getLogger(__name__)
+
+
+def hasher_for(settings: Settings, dev: bool) -> RecipientHasher:
+    if settings.hash_key:
+        return RecipientHasher(settings.hash_key.encode())
+    if not dev:
+        raise ConfigError(
+            "no recipient hash key: set MAILFLOW_HASH_KEY (a long random secret; keep it "
+            "stable, changing it changes every recipient hash), or pass --dev for a "
+            "development run with a fixed, public key")
+    log.warning("--dev: hashing recipients with the public development key")
+    return RecipientHasher(DEV_HASH_KEY)
+
+
+def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
+    """Set up store, topics and admin endpoint, then run the dataflow until done or stopped."""
+    from bytewax.run import cli_main
+
+    from flows.pipeline import build_flow
+
+    hasher = hasher_for(settings, dev)
+    brokers = settings.brokers()
+    store = store_for(settings.clickhouse_dsn)
+    applied = store.migrate()
+    created = ensure_topics(brokers, partitions=settings.partitions)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    admin = AdminServer(STATS, store.query, info={
+        "pid": os.getpid(), "clickhouse_url": settings.clickhouse_dsn,
+        "kafka_brokers": brokers}, port=settings.admin_port).start()
+    log.info("job starting: brokers=%s store=%s admin=http://127.0.0.1:%d migrations=%s tail=%s",
+             brokers, redact_dsn(settings.clickhouse_dsn), admin.port, applied or "none", tail)
+
+    # SIGTERM (docker stop, systemd, the demo) stops the job like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    flow = build_flow(settings, hasher, tail=tail)
+    started = time.time()
+    STATS.ready.set()
+    try:
+        cli_main(flow, workers_per_process=settings.workers,
+                 epoch_interval=timedelta(seconds=settings.epoch_interval_s))
+        STATS.finished.set()
+        return 0
+    except KeyboardInterrupt:
+        log.info("stopped by signal")
+        return 0
+    finally:
+        STATS.ready.clear()
+        elapsed = time.time() - started
+        snap = STATS.snapshot()
+        log.info("job done in %.1fs: %d events, %d dead letters, rows written %s",
+                 elapsed, snap["events_total"], snap["dead_letters"], snap["rows_written"])
+        admin.stop()
+        close_stores()

@@ -1,0 +1,276 @@
+"""Canonical event, wire format v1 (DESIGN.md): parse and validate once, here.
+
+A Kafka message becomes either an `Event` (a small typed record the core
+works with; the raw address is already replaced by its keyed hash) or a
+`DeadLetter` (the reason it was refused, and where it came from). Nothing in
+here raises on bad input.
+
+>>> parser = EventParser(RecipientHasher(b"k"), now=lambda: 1_800_000_000.0)
+>>> ev = parser.parse(b'{"type": "delivered", "ts": "2026-11-21T10:00:03.120Z", '
+...                   b'"sender": "news.acme.example", "recipient": "Ann@GoogleMail.com", '
+...                   b'"message_id": "m-1"}', "email.deliveries", 0, 7)
+>>> ev.type, ev.ts_ms, ev.domain, ev.recipient_domain
+('delivered', 1795255203120, 'gmail.com', 'googlemail.com')
+>>> parser.parse(b'{"type": "open"}', "email.opens", 0, 8).error
+'missing required field: ts'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from schemas.hashing import RecipientHasher
+from schemas.mailbox_providers import provider_key, split_address
+from schemas.topics import DEFAULT_TYPE_BY_TOPIC, EVENT_TYPES
+
+MAX_MESSAGE_BYTES = 256 * 1024
+#: 2000-01-01T00:00:00Z: anything earlier is a broken clock or a unit mix-up.
+MIN_TS_S = 946_684_800.0
+#: Events may be at most this far ahead of the wall clock at the edge.
+MAX_FUTURE_S = 86_400.0
+#: Epoch numbers above this are milliseconds (1e11 s would be the year 5138).
+_MS_THRESHOLD = 100_000_000_000
+
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+#: Conversions are about a recipient, not a message.
+_MESSAGELESS_TYPES = frozenset({"conversion"})
+
+_OPTIONAL_STR = ("event_id", "campaign_id", "flow_id", "variant", "user_agent", "ip", "url",
+                 "smtp_status", "diagnostic", "bounce_kind", "goal", "currency")
+_KNOWN_FIELDS = frozenset(("type", "ts", "sender", "recipient", "recipient_hash",
+                           "recipient_domain", "message_id", "smtp_code", "value")
+                          + _OPTIONAL_STR)
+
+
+class Event(NamedTuple):
+    """One validated, pseudonymised event. Times are epoch milliseconds (UTC)."""
+
+    event_id: str
+    ts_ms: int
+    type: str
+    sender: str
+    recipient_hash: str
+    recipient_domain: str
+    domain: str  # mailbox-provider key (DESIGN.md)
+    message_id: str
+    campaign_id: str
+    flow_id: str
+    variant: str
+    user_agent: str
+    ip: str
+    url: str
+    smtp_code: int  # 0 when absent
+    smtp_status: str
+    diagnostic: str
+    bounce_kind: str
+    goal: str
+    value: float
+    currency: str
+    attrs: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeadLetter(NamedTuple):
+    """A refused message and why; becomes one record on `mailflow.dlq`."""
+
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes
+
+    def to_json(self, max_raw: int = MAX_MESSAGE_BYTES) -> bytes:
+        raw = self.raw[:max_raw]
+        record: dict[str, Any] = {
+            "error": self.error, "topic": self.topic, "partition": self.partition,
+            "offset": self.offset, "raw": raw.decode("utf-8", errors="replace"),
+        }
+        if len(self.raw) > max_raw:
+            record["raw_truncated_from"] = len(self.raw)
+        return orjson.dumps(record)
+
+
+class _Invalid(Exception):
+    """Internal: carries the reason a message is refused."""
+
+
+def parse_ts(value: Any) -> float:
+    """Event time in epoch seconds from RFC 3339 text or epoch seconds/milliseconds.
+
+    >>> parse_ts("2026-11-21T11:00:03+01:00"), parse_ts(1795255203), parse_ts(1795255203120)
+    (1795255203.0, 1795255203.0, 1795255203.12)
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) < 20 or text[10] not in "Tt ":
+            raise _Invalid(f"ts is not RFC 3339: {value[:40]!r}")
+        text = text[:10] + "T" + text[11:]
+        if text[-1] in "Zz":
+            text = text[:-1] + "+00:00"
+        dot = text.find(".", 19)
+        if dot != -1:  # Python takes at most 6 fraction digits; RFC 3339 allows any.
+            end = dot + 1
+            while end < len(text) and text[end].isdigit():
+                end += 1
+            if end - dot > 7:
+                text = text[:dot + 7] + text[end:]
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Invalid(f"ts is not RFC 3339: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise _Invalid(f"ts has no UTC offset: {value[:40]!r}")
+        return parsed.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"ts must be an RFC 3339 string or an epoch number, got {_kind(value)}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _Invalid("ts is not a finite number")
+    return value / 1000.0 if value > _MS_THRESHOLD else float(value)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean",
+            int: "number", float: "number", type(None): "null"}.get(type(value), "value")
+
+
+def _opt_str(obj: dict, name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"{name} must be a string, got {_kind(value)}")
+    return value
+
+
+def _req_str(obj: dict, name: str) -> str:
+    value = obj.get(name)
+    if value is None or value == "":
+        raise _Invalid(f"missing required field: {name}")
+    if not isinstance(value, str):
+        raise _Invalid(f"{name} must be a string, got {_kind(value)}")
+    return value
+
+
+class EventParser:
+    """Turns raw Kafka messages into `Event`s or `DeadLetter`s.
+
+    `now` supplies the wall clock for the "more than a day in the future"
+    check only; event time always comes from the event.
+    """
+
+    def __init__(self, hasher: RecipientHasher, now: Callable[[], float] = time.time,
+                 max_bytes: int = MAX_MESSAGE_BYTES):
+        self.hasher = hasher
+        self.now = now
+        self.max_bytes = max_bytes
+
+    def parse(self, raw: bytes | None, topic: str, partition: int, offset: int,
+              now: float | None = None) -> Event | DeadLetter:
+        if raw is None:
+            return DeadLetter("empty message (null value)", topic, partition, offset, b"")
+        if len(raw) > self.max_bytes:
+            return DeadLetter(f"message too large: {len(raw)} bytes > {self.max_bytes}",
+                              topic, partition, offset, raw)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return DeadLetter(f"not JSON: {exc}", topic, partition, offset, raw)
+        if not isinstance(obj, dict):
+            return DeadLetter(f"not a JSON object but {_kind(obj)}", topic, partition, offset,
+                              raw)
+        try:
+            return self._event(obj, raw, topic, partition, offset,
+                               self.now() if now is None else now)
+        except _Invalid as exc:
+            return DeadLetter(str(exc), topic, partition, offset, raw)
+
+    def parse_batch(self, messages: list[tuple[bytes | None, str, int, int]]
+                    ) -> tuple[list[Event], list[DeadLetter]]:
+        """Parse many `(raw, topic, partition, offset)` with one clock reading."""
+        now = self.now()
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        for raw, topic, partition, offset in messages:
+            result = self.parse(raw, topic, partition, offset, now)
+            (events if type(result) is Event else dead).append(result)
+        return events, dead
+
+    def _event(self, obj: dict, raw: bytes, topic: str, partition: int, offset: int,
+               now: float) -> Event:
+        event_type = obj.get("type")
+        if event_type is None:
+            event_type = DEFAULT_TYPE_BY_TOPIC.get(topic)
+            if event_type is None:
+                raise _Invalid(f"missing required field: type (topic {topic} has no default)")
+        elif not isinstance(event_type, str):
+            raise _Invalid(f"type must be a string, got {_kind(event_type)}")
+        if event_type not in _EVENT_TYPES:
+            raise _Invalid(f"unknown type: {event_type[:40]!r}")
+
+        if "ts" not in obj:
+            raise _Invalid("missing required field: ts")
+        ts = parse_ts(obj["ts"])
+        if ts < MIN_TS_S:
+            raise _Invalid(f"ts before 2000-01-01: {obj['ts']!r}")
+        if ts > now + MAX_FUTURE_S:
+            raise _Invalid(f"ts more than a day in the future: {obj['ts']!r}")
+
+        sender = _req_str(obj, "sender")
+        recipient = obj.get("recipient")
+        if recipient is not None:
+            if not isinstance(recipient, str):
+                raise _Invalid(f"recipient must be a string, got {_kind(recipient)}")
+            parts = split_address(recipient.strip())
+            if parts is None:
+                raise _Invalid("recipient is not an email address")
+            recipient_domain = parts[1]
+            recipient_hash = self.hasher.recipient(recipient)
+        elif "recipient_hash" in obj or "recipient_domain" in obj:
+            recipient_hash = _req_str(obj, "recipient_hash")
+            recipient_domain = _req_str(obj, "recipient_domain").strip().lower().rstrip(".")
+        else:
+            raise _Invalid("missing required field: recipient (or recipient_hash and "
+                           "recipient_domain)")
+
+        if event_type in _MESSAGELESS_TYPES:
+            message_id = _opt_str(obj, "message_id")
+        else:
+            message_id = _req_str(obj, "message_id")
+
+        smtp_code = obj.get("smtp_code")
+        if smtp_code is None:
+            smtp_code = 0
+        elif isinstance(smtp_code, bool) or not isinstance(smtp_code, int):
+            raise _Invalid(f"smtp_code must be an integer, got {_kind(smtp_code)}")
+        elif not 0 <= smtp_code <= 999:
+            raise _Invalid(f"smtp_code out of range: {smtp_code}")
+        value = obj.get("value")
+        if value is None:
+            value = 0.0
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(f"value must be a number, got {_kind(value)}")
+
+        opt = [_opt_str(obj, name) for name in _OPTIONAL_STR]
+        event_id = opt[0] or self.hasher.payload(raw)
+        attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+        if attrs:
+            attrs = self._scrub_attrs(attrs)
+        scrub = self.hasher.scrub  # free text may quote the address: never keep it raw
+        return Event(
+            event_id, int(round(ts * 1000)), event_type, sender, recipient_hash,
+            recipient_domain, provider_key(recipient_domain), message_id,
+            opt[1], opt[2], opt[3], opt[4], opt[5], scrub(opt[6]), smtp_code, opt[7], scrub(opt[8]), opt[9],
+            opt[10], float(value), opt[11], attrs, topic, partition, offset,
+        )
+
+    def _scrub_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        text = orjson.dumps(attrs).decode()
+        clean = self.hasher.scrub(text)
+        return attrs if clean is text else orjson.loads(clean)
