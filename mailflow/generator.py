@@ -327,19 +327,19 @@ _SENDERS: tuple[_SenderProfile, ...] = (
     _SenderProfile("news.acme.example", 0.35, "www.acme.example",
                    (("acme-weekly-2026w47", False), ("acme-product-launch", True),
                     ("acme-webinar-invite", False)),
-                   (("welcome", 3, "first_purchase"),), 0.25, 1.0, 0.0008,
+                   (("welcome", 3, "first_purchase"),), 0.25, 1.0, 0.0010,
                    "purchase", "USD", 60.0, "192.0.2."),
     _SenderProfile("mail.shop.example", 0.30, "shop.example",
                    (("shop-black-friday", True), ("shop-new-arrivals", False)),
                    (("cart_abandon", 2, "purchase"), ("winback", 2, "purchase")), 0.45, 0.9,
-                   0.0012, "purchase", "EUR", 45.0, "198.51.100."),
+                   0.0015, "purchase", "EUR", 45.0, "198.51.100."),
     _SenderProfile("notify.saas.example", 0.20, "app.saas.example",
                    (("saas-product-updates", False), ("saas-pricing-change", True)),
-                   (("onboarding", 4, "activation"),), 0.6, 1.3, 0.0004,
+                   (("onboarding", 4, "activation"),), 0.6, 1.3, 0.0006,
                    "upgrade", "USD", 49.0, "203.0.113."),
     _SenderProfile("promo.travel.example", 0.15, "travel.example",
                    (("travel-summer-deals", True), ("travel-last-minute", False)),
-                   (("price_alert", 1, "booking"),), 0.2, 0.7, 0.0025,
+                   (("price_alert", 1, "booking"),), 0.2, 0.7, 0.0030,
                    "booking", "EUR", 420.0, "192.0.2."),
     _SenderProfile("updates.media.example", 0.15, "media.example",
                    (("media-daily-digest", False), ("media-subscription-offer", True)),
@@ -375,6 +375,7 @@ class _Mailing(NamedTuple):
     links: tuple[str, ...]
     goal: str
     convert_p: float                # conversion chance per clicking reader
+    expected: bool                  # the reader waits for it (first mail of a flow)
 
 
 _PATHS = ("", "sale", "new", "account", "deals", "blog/latest", "pricing", "help")
@@ -382,6 +383,7 @@ _PATHS = ("", "sale", "new", "account", "deals", "blog/latest", "pricing", "help
 # ts encodings: (cumulative probability, UTC offset in minutes or None for epoch ms)
 _OFFSETS = ((60, "+01:00"), (120, "+02:00"), (-300, "-05:00"), (330, "+05:30"), (-420, "-07:00"))
 _DROP_REASONS = ("Bounced Address", "Unsubscribed Address", "Spam Reporting Address")
+_AUTO_REPLY = {"auto_submitted": "auto-replied"}  # not a v1 field: it ends up in `attrs`
 _SUPPRESSING = frozenset({"unsubscribe", "complaint"})
 _MS_PER_DAY = 86_400_000
 _MS_PER_HOUR = 3_600_000
@@ -442,7 +444,7 @@ class TrafficGenerator:
             [segment == 0, segment == 1],
             [rng.beta(1, 60, n), rng.beta(2.5, 7, n)], rng.beta(6, 2.5, n))
         hour = rng.choice(24, size=n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
-        notified = rng.random(n) < 0.25          # phone notifications on: reads on arrival
+        notified = rng.random(n) < 0.3           # phone notifications on: reads on arrival
         invalid = rng.random(n) < 0.012          # the address does not exist (any more)
         full = rng.random(n) < 0.004             # an abandoned, full mailbox
         suppressed = rng.random(n) < 0.01        # suppressed before the window started
@@ -500,14 +502,14 @@ class TrafficGenerator:
             for j, (cid, ab) in enumerate(profile.campaigns):
                 lift = (1.0, float(rng.choice([0.85, 1.15, 1.3]))) if ab else (1.0,)
                 mailings.append(_Mailing(cid, None, ("A", "B") if ab else (), lift,
-                                         self._links(profile, cid, rng), profile.goal, 0.08))
+                                         self._links(profile, cid, rng), profile.goal, 0.1, False))
                 weights.append((1 - profile.flow_share) / len(profile.campaigns) * 0.8 ** j)
             for flow_id, steps, goal in profile.flows:
                 for step in range(1, steps + 1):
                     cid = f"{flow_id}-{step}"
                     mailings.append(_Mailing(cid, flow_id, (), (1.0,),
                                              self._links(profile, cid, rng), goal,
-                                             0.16 / step))
+                                             0.2 / step, step == 1))
                     weights.append(profile.flow_share / len(profile.flows) * 0.6 ** step)
             self._mailings.append(mailings)
             self._mailing_cum.append(list(accumulate(weights)))
@@ -575,7 +577,7 @@ class TrafficGenerator:
             out.append((td + 800 + int(rng.expovariate(1 / 3000)), "open",
                         {"user_agent": _APPLE_PROXY_UA,
                          "ip": f"{net}{int(rnd() * 256)}.{int(rnd() * 254) + 1}"}, False, False))
-        if self._corporate[r] and rnd() < 0.5 or rnd() < 0.005:
+        if self._corporate[r] and rnd() < 0.35 or rnd() < 0.003:
             tb = td + 1000 + int(rnd() * 3500)
             second_end = tb - tb % 1000 + 999
             ua = self._scanner[r] if self._corporate[r] else _SCANNERS[0]
@@ -587,17 +589,23 @@ class TrafficGenerator:
                 out.append((min(tb + j * (3 + int(rnd() * 40)), second_end), "click",
                             {**bot, "url": url}, False, False))
 
+        # Out-of-office autoresponders answer within seconds (RFC 3834 marks them).
+        if rnd() < (0.015 if self._corporate[r] else 0.001):
+            out.append((td + 2000 + int(rnd() * 20_000), "reply", _AUTO_REPLY, False, False))
+
         # 3. the reader: opens near their preferred hour, then clicks, converts, ...
         hour = td // _MS_PER_HOUR % 24
         gap = abs(hour - self._hour[r])
         gap = min(gap, 24 - gap)
         p_open = (self._propensity[r] * profile.engagement * m.lift[v]
                   * (1.3 if gap <= 1 else 1.05 if gap <= 3 else 0.8))
+        if m.expected:  # they just signed up or left a cart: even dormant readers look
+            p_open = min(0.9, 2 * p_open + 0.2)
         if incident:
             p_open *= 0.4  # most of it lands in the spam folder
         opened = rnd() < p_open
         if opened:
-            to = td + self._open_delay(rng, td, r)
+            to = td + self._open_delay(rng, td, r, m.expected)
             open_extra = self._open_extra(r, rnd)
             out.append((to, "open", open_extra, False, False))
             if rnd() < 0.25:  # read it again later
@@ -615,30 +623,33 @@ class TrafficGenerator:
                     out.append((tc + int(40_000 * math.exp(gauss())), "click",
                                 {**click, "url": links[int(rnd() * len(links))]}, False, False))
                 if rnd() < m.convert_p:
-                    value = round(profile.value_median * math.exp(0.6 * gauss()), 2)
-                    later = 45_000 if rnd() < 0.5 else 1_200_000  # checkout now, or later
-                    out.append((tc + int(later * math.exp(0.9 * gauss())), "conversion",
-                                {"goal": m.goal, "value": value, "currency": profile.currency},
-                                False, rnd() < 0.6))
-            if rnd() < 0.006:
+                    goal: dict = {"goal": m.goal}
+                    if profile.value_median:  # some goals (a verified account) carry no value
+                        goal["value"] = round(profile.value_median * math.exp(0.6 * gauss()), 2)
+                        goal["currency"] = profile.currency
+                    later = 30_000 if rnd() < 0.5 else 1_200_000  # checkout now, or later
+                    out.append((tc + 5000 + int(later * math.exp(0.9 * gauss())), "conversion",
+                                goal, False, rnd() < 0.6))
+            if rnd() < 0.01:
                 out.append((to + 5000 + int(30_000 * math.exp(gauss())), "unsubscribe",
                             None, True, False))
-            if rnd() < 0.004 * (3.0 if m.flow_id else 1.0):
+            if rnd() < 0.004 * (2.0 if m.flow_id else 1.0):
                 out.append((to + int(120_000 * math.exp(gauss())), "reply", None, False, False))
-        elif rnd() < 0.0005:  # one-click List-Unsubscribe straight from the inbox
-            out.append((td + self._open_delay(rng, td, r), "unsubscribe", None, True, False))
+        elif rnd() < 0.0015:  # one-click List-Unsubscribe straight from the inbox
+            out.append((td + self._open_delay(rng, td, r, False), "unsubscribe", None, True,
+                        False))
         complaint_p = 0.015 if incident else profile.complaint_rate
         if rnd() < complaint_p:
             tq = (to if opened else td) + int(60_000 * math.exp(1.5 * gauss()))
             out.append((tq, "complaint", None, True, False))
         return out
 
-    def _open_delay(self, rng: random.Random, td: int, r: int) -> int:
+    def _open_delay(self, rng: random.Random, td: int, r: int, expected: bool) -> int:
         """Milliseconds from delivery to a genuine open: right away for readers who get a
-        notification, soon after, or at the reader's usual hour."""
+        notification or wait for this mail, soon after, or at the reader's usual hour."""
         x = rng.random()
-        if x < 0.7 and self._notified[r]:
-            return 5000 + int(40_000 * math.exp(0.8 * rng.gauss()))   # median 45 s
+        if x < 0.8 and (self._notified[r] or expected):
+            return 5000 + int(30_000 * math.exp(0.8 * rng.gauss()))   # median 35 s
         if x < 0.5:
             return 5000 + int(360_000 * math.exp(1.2 * rng.gauss()))  # median 6 minutes
         due = (self._hour[r] * _MS_PER_HOUR - td % _MS_PER_DAY) % _MS_PER_DAY
@@ -745,7 +756,7 @@ class TrafficGenerator:
                 tsv = offset_text(ts, _OFFSETS[int(x * 100) % 5])
             else:
                 tsv = ts
-            d = {"type": etype, "ts": tsv, **base, "event_id": f"{tag}{n_events:010x}"}
+            d = {"type": etype, "ts": tsv, **base, "event_id": f"{tag}-{n_events:010x}"}
             n_events += 1
             if extra:
                 d.update(extra)

@@ -109,7 +109,7 @@ def parse_ts(value: Any) -> float:
     """
     if isinstance(value, str):
         text = value.strip()
-        if len(text) < 20 or text[10] not in "Tt ":
+        if len(text) < 19 or text[10] not in "Tt ":
             raise _Invalid(f"ts is not RFC 3339: {value[:40]!r}")
         text = text[:10] + "T" + text[11:]
         if text[-1] in "Zz":
