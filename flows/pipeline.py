@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
+from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
+from flows.sources import StoppableKafkaSource
 from mailflow.config import Settings
 from mailflow.stats import STATS
 from operators.batching import RowBatcher
@@ -110,8 +111,8 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     max_rows, max_age_s = settings.batch_rows, settings.batch_ms / 1000.0
 
     flow = Dataflow("mailflow")
-    source = KafkaSource(brokers, settings.input_topics, tail=tail,
-                         batch_size=settings.kafka_batch, raise_on_errors=False)
+    source = StoppableKafkaSource(brokers, settings.input_topics, tail=tail,
+                                  batch_size=settings.kafka_batch, raise_on_errors=False)
     messages = op.input("kafka_in", flow, source)
     parsed = op.flat_map_batch("parse", messages, BatchParser(hasher))
 

@@ -35,6 +35,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
     from bytewax.run import cli_main
 
     from flows.pipeline import build_flow
+    from flows.sources import STOP
 
     hasher = hasher_for(settings, dev)
     brokers = settings.brokers()
@@ -49,8 +50,17 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
     log.info("job starting: brokers=%s store=%s admin=http://127.0.0.1:%d migrations=%s tail=%s",
              brokers, redact_dsn(settings.clickhouse_dsn), admin.port, applied or "none", tail)
 
-    # SIGTERM (docker stop, systemd, the demo) stops the job like Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    STOP.clear()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if STOP.is_set():  # a second signal: give up on draining
+            raise KeyboardInterrupt
+        log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
+        STOP.set()
+
+    # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     flow = build_flow(settings, hasher, tail=tail)
     started = time.time()
     STATS.ready.set()
@@ -60,8 +70,8 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
         STATS.finished.set()
         return 0
     except KeyboardInterrupt:
-        log.info("stopped by signal")
-        return 0
+        log.warning("stopped by a second signal without draining")
+        return 130
     finally:
         STATS.ready.clear()
         elapsed = time.time() - started
