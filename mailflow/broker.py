@@ -13,7 +13,6 @@ cluster instead; nothing else changes.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import signal
 import socket

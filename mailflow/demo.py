@@ -19,6 +19,15 @@ from mailflow.config import Settings
 from mailflow.malformed import malformed_samples
 from mailflow.traffic import EventProducer, paced, plan
 
+EXAMPLE_QUERIES = (
+    "SELECT type, count() FROM mailflow.events GROUP BY type ORDER BY 2 DESC",
+    "SELECT domain, countIf(type='open' AND NOT is_human) AS machine_opens, "
+    "countIf(type='open' AND is_human) AS human_opens FROM mailflow.events "
+    "GROUP BY domain ORDER BY machine_opens DESC LIMIT 10",
+    "SELECT bounce_class, count() FROM mailflow.events "
+    "WHERE type IN ('bounce','deferred') GROUP BY bounce_class",
+)
+
 #: Every this many generated events, one round of malformed messages goes in too.
 MALFORMED_EVERY = 20_000
 
@@ -213,11 +222,7 @@ def _drive(job: subprocess.Popen, brokers: str, admin_port: int, seconds: float,
         print("warning: the job had not processed everything when the demo stopped",
               file=sys.stderr)
     env = "" if settings.data_dir == ".mailflow" else f"MAILFLOW_DATA_DIR={settings.data_dir} "
-    print(f"""
-The data stays in {settings.data_path}. Query it with, for example:
-
-  {env}.venv/bin/mailflow sql "SELECT type, count() FROM mailflow.events GROUP BY type ORDER BY 2 DESC"
-  {env}.venv/bin/mailflow sql "SELECT domain, countIf(type='open' AND NOT is_human) AS machine_opens, countIf(type='open' AND is_human) AS human_opens FROM mailflow.events GROUP BY domain ORDER BY machine_opens DESC LIMIT 10"
-  {env}.venv/bin/mailflow sql "SELECT bounce_class, count() FROM mailflow.events WHERE type IN ('bounce','deferred') GROUP BY bounce_class"
-""")
+    print(f"\nThe data stays in {settings.data_path}. Query it with, for example:\n")
+    for query in EXAMPLE_QUERIES:
+        print(f'  {env}.venv/bin/mailflow sql "{query}"')
     return 0 if caught_up else 1

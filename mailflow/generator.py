@@ -247,7 +247,7 @@ for _dialect in _REPLIES.values():  # each dialect falls back to the generic rep
     for _kind, _reply in _GENERIC_REPLIES.items():
         _dialect.setdefault(_kind, _reply)
 _BOUNCE_KIND = {"user_unknown": "hard", "mailbox_full": "soft", "block": "block",
-                "rate_limit": "block", "expired": "soft"}
+                "expired": "soft"}
 
 # --- the world: mail clients -------------------------------------------------------
 _APPLE_PROXY_UA = "Mozilla/5.0"
@@ -380,11 +380,13 @@ class _Mailing(NamedTuple):
 
 _PATHS = ("", "sale", "new", "account", "deals", "blog/latest", "pricing", "help")
 
-# ts encodings: (cumulative probability, UTC offset in minutes or None for epoch ms)
+# UTC offsets some integrations put in their RFC 3339 timestamps: (minutes east, suffix)
 _OFFSETS = ((60, "+01:00"), (120, "+02:00"), (-300, "-05:00"), (330, "+05:30"), (-420, "-07:00"))
 _DROP_REASONS = ("Bounced Address", "Unsubscribed Address", "Spam Reporting Address")
 _AUTO_REPLY = {"auto_submitted": "auto-replied"}  # not a v1 field: it ends up in `attrs`
-_SUPPRESSING = frozenset({"unsubscribe", "complaint"})
+#: Why a sender stops mailing an address after one of its events (ESP "dropped" reasons).
+_SUPPRESSED_BECAUSE = {"complaint": "Spam Reporting Address", "unsubscribe": "Unsubscribed Address",
+                       "bounce": "Bounced Address"}
 _MS_PER_DAY = 86_400_000
 _MS_PER_HOUR = 3_600_000
 
@@ -561,7 +563,8 @@ class TrafficGenerator:
             kind = "defer"
         attempts = 0
         while deferred:
-            out.append((td, "deferred", self._smtp(s, dialect, kind, ip, rnd), False, False))
+            out.append((td, "deferred", self._smtp(s, dialect, kind, ip, rnd, bounce=False),
+                        False, False))
             attempts += 1
             td += int(300_000 * math.exp(0.5 * gauss()) * attempts)  # backoff grows
             if attempts >= 5:
@@ -665,9 +668,9 @@ class TrafficGenerator:
             ip = self._home_ip[r]
         return {"user_agent": ua, "ip": ip}
 
-    def _smtp(self, s: int, dialect: str, kind: str, ip: str, rnd) -> dict:
-        """SMTP reply fields; about half the ESP webhooks also carry their own bounce kind."""
-        with_kind = kind in _BOUNCE_KIND and rnd() < 0.5
+    def _smtp(self, s: int, dialect: str, kind: str, ip: str, rnd, bounce: bool = True) -> dict:
+        """SMTP reply fields; about half the ESP bounce webhooks carry their own bounce kind."""
+        with_kind = bounce and rnd() < 0.5
         key = (s, dialect, kind, ip, with_kind)
         extra = self._smtp_cache.get(key)
         if extra is None:
@@ -685,10 +688,10 @@ class TrafficGenerator:
 
         Follow-ups (opens, clicks, ...) that would fall after the window are not emitted.
         """
-        if not rate > 0:
+        if not (rate > 0 and math.isfinite(rate)):
             raise ValueError(f"rate must be positive, got {rate}")
-        if not seconds >= 0:
-            raise ValueError(f"seconds must not be negative, got {seconds}")
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError(f"seconds must be a finite, non-negative number, got {seconds}")
         start = int(round(self.start * 1000))
         end = start + int(seconds * 1000)
         incident_from = start + int(seconds * 1000 / 3) if self._incident_sender >= 0 else end
@@ -766,9 +769,7 @@ class TrafficGenerator:
             if heap and (heap[0][0] < next_send or next_send >= end):
                 ts, _, etype, base, key, pair, extra, suppress = pop(heap)
                 if suppress:
-                    suppressed.setdefault(pair, "Spam Reporting Address" if etype == "complaint"
-                                          else "Unsubscribed Address" if etype in _SUPPRESSING
-                                          else "Bounced Address")
+                    suppressed.setdefault(pair, _SUPPRESSED_BECAUSE[etype])
                 yield GeneratedEvent(ts / 1000, topics[etype], key,
                                      encode(ts, etype, base, extra))
                 continue

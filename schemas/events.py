@@ -266,7 +266,8 @@ class EventParser:
         return Event(
             event_id, int(round(ts * 1000)), event_type, sender, recipient_hash,
             recipient_domain, provider_key(recipient_domain), message_id,
-            opt[1], opt[2], opt[3], opt[4], opt[5], scrub(opt[6]), smtp_code, opt[7], scrub(opt[8]), opt[9],
+            opt[1], opt[2], opt[3], opt[4], opt[5], scrub(opt[6]), smtp_code, opt[7],
+            scrub(opt[8]), opt[9],
             opt[10], float(value), opt[11], attrs, topic, partition, offset,
         )
 

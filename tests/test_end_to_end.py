@@ -77,7 +77,8 @@ def test_valid_events_land_once_and_malformed_go_to_dlq(broker, tmp_path, traffi
     tables = [r[0] for r in query_store(data_dir, "SELECT name FROM system.tables "
                                                   "WHERE database = 'mailflow'")]
     for table in tables:
-        dump = "\n".join(str(row) for row in query_store(data_dir, f"SELECT * FROM mailflow.{table}"))
+        rows = query_store(data_dir, f"SELECT * FROM mailflow.{table}")
+        dump = "\n".join(str(row) for row in rows)
         leaked = recipients & {m.lower() for m in ADDRESS.findall(dump)}
         assert not leaked, f"raw addresses in mailflow.{table}: {sorted(leaked)[:3]}"
     diag, url, attrs = query_store(data_dir, "SELECT diagnostic, url, attrs FROM mailflow.events "
