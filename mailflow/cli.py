@@ -97,6 +97,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     time_scale=args.time_scale, incident=args.incident)
 
 
+def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: float,
+                  scale_help: str) -> None:
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="wall-clock seconds of traffic (default 60)")
+    parser.add_argument("--rate", type=float, default=rate,
+                        help=f"generated events per wall-clock second (default {rate:.0f})")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--time-scale", dest="time_scale", type=float, default=time_scale,
+                        help=f"event seconds per wall second {scale_help}")
+    parser.add_argument("--incident", metavar="SENDER:PROVIDER",
+                        help="make one provider block and complain about one sender, e.g. "
+                             "news.acme.example:gmail.com")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailflow", description=DESCRIPTION, epilog=EPILOG,
@@ -116,15 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "summary (events/s, counts by type, dead letters, rows in ClickHouse); stop "
                 "after --seconds or on Ctrl-C, then print how to query the data. The data "
                 "stays in the data dir (default ./.mailflow).", cmd_demo)
-    demo.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
-    demo.add_argument("--rate", type=float, default=5000.0,
-                      help="generated events per second (default 5000)")
-    demo.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
-    demo.add_argument("--time-scale", type=float, default=60.0,
-                      help="event seconds per wall second (default 60: a minute of mail per "
-                           "second, so opens, clicks and conversions show up within the demo)")
-    demo.add_argument("--incident", metavar="SENDER:PROVIDER",
-                      help="make one provider block and complain about one sender")
+    _traffic_args(demo, rate=5000.0, time_scale=60.0,
+                  scale_help="(default 60: a minute of mail per second, so opens, clicks and "
+                             "conversions show up within the demo)")
     demo.add_argument("--admin-port", dest="admin_port", type=int,
                       help="the job's admin port (default 8765; 0 picks a free one)")
 
@@ -159,18 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                "provider mix, recipients with habits, deliveries followed by opens and "
                "clicks with realistic delays, Apple machine opens, bot clicks, bounces, "
                "complaints, unsubscribes and conversions.", cmd_generate)
-    gen.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
-    gen.add_argument("--seconds", type=float, default=60.0,
-                     help="seconds of traffic (default 60)")
+    _traffic_args(gen, rate=1000.0, time_scale=1.0, scale_help="when pacing (default 1)")
     gen.add_argument("--to", default="kafka", metavar="kafka|FILE.jsonl",
                      help="`kafka` (the input topics) or a JSONL file path (default kafka)")
-    gen.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    gen.add_argument("--incident", metavar="SENDER:PROVIDER",
-                     help="make one provider block and complain about one sender")
     gen.add_argument("--fast", action="store_true",
                      help="produce as fast as possible instead of pacing in real time")
-    gen.add_argument("--time-scale", dest="time_scale", type=float, default=1.0,
-                     help="event seconds per wall second when pacing (default 1)")
 
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "

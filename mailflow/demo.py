@@ -107,6 +107,11 @@ def _render(stats: dict[str, Any], rate: float, produced: int, elapsed: float,
 
 def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_scale: float,
              incident: str | None) -> int:
+    try:
+        plan(rate, seconds, time_scale, seed, incident)  # refuse bad arguments before starting
+    except ValueError as exc:
+        print(f"mailflow demo: {exc}", file=sys.stderr)
+        return 2
     data = settings.data_path
     data.mkdir(parents=True, exist_ok=True)
     admin_port = settings.admin_port
