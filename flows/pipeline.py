@@ -1,20 +1,30 @@
-"""The main dataflow: Kafka input topics → parse → events into ClickHouse, bad input to the DLQ.
+"""The main dataflow.
 
-    kafka_in ─ parse ─┬─ event_rows ─ key_on shard ─ batch_rows ─ events_out (ClickHouse)
-                      └─ dead_letters ─ dlq_out (Kafka mailflow.dlq)
+    kafka_in ─ parse ─┬─ event_rows, suppression_rows ──────────────┐
+                      ├─ throttle_keys ─ throttle ─ decision_outputs ┼─ batch_rows ─ clickhouse_out
+                      │                                  │           │  (events, decisions,
+                      │                                  ▼           │   suppressions)
+                      ├─ suppressions ──────────────► kafka_records ─ kafka_out (mailflow.throttle,
+                      └─ dead_letters ─ dlq_record ──►                 .suppressions, .dlq)
 
 Every step works on whole consumer batches (one Python call per batch, not per
-event); the logic lives in `schemas/` and `operators/`.
+event). Throttle state is keyed twice: by sender ("s:<sender>": its pairs and
+the sender-wide roll-up) and by provider ("p:<domain>": the provider-wide
+roll-up), so it spreads over workers. The logic lives in `schemas/` and
+`operators/`.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
+import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
@@ -24,23 +34,22 @@ from mailflow.stats import STATS
 from operators.batching import RowBatcher
 from operators.bounces import classify_bounce
 from operators.engagement import is_human_interaction
+from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
+from schemas import rows as out
 from schemas.events import DeadLetter, Event, EventParser
 from schemas.hashing import RecipientHasher
-from schemas.rows import EventRow, event_row
-from schemas.topics import DLQ
+from schemas.topics import DLQ, SUPPRESSIONS, THROTTLE
 
 _BOUNCING = frozenset({"bounce", "deferred"})
+EVENTS, DECISIONS, SUPPRESSED = ("mailflow.events", "mailflow.throttle_decisions",
+                                 "mailflow.suppressions")
 
 
 class ParsedBatch(NamedTuple):
-    rows: list[EventRow]
+    rows: list[tuple]
+    signals: list[Signal]
+    suppressions: list[tuple[Event, str]]
     dead: list[DeadLetter]
-
-
-def enrich(ev: Event) -> EventRow:
-    bounce_class = (classify_bounce(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
-                    if ev.type in _BOUNCING else "")
-    return event_row(ev, bounce_class, is_human_interaction(ev.type, ev.user_agent, ev.ip))
 
 
 class BatchParser:
@@ -61,11 +70,57 @@ class BatchParser:
                 raw.append((m.value, m.topic, m.partition, m.offset))
         events, dead = self.parser.parse_batch(raw)
         dead.extend(broken)
+        rows, signals, suppressions = [], [], []
+        for ev in events:
+            bounce_class = (classify_bounce(ev.smtp_code, ev.smtp_status, ev.diagnostic,
+                                            ev.bounce_kind) if ev.type in _BOUNCING else "")
+            rows.append(out.event_row(ev, bounce_class,
+                                      is_human_interaction(ev.type, ev.user_agent, ev.ip)))
+            kind = signal_kind(ev.type, bounce_class)
+            if kind is not None:
+                signals.append(Signal(ev.ts_ms, ev.sender, ev.domain, kind))
+                reason = out.suppression_reason(ev, bounce_class)
+                if reason is not None:
+                    suppressions.append((ev, reason))
         if events:
             STATS.record_events(Counter(ev.type for ev in events), max(ev.ts_ms for ev in events))
         if dead:
             STATS.record_dead([d.error for d in dead])
-        return [ParsedBatch([enrich(ev) for ev in events], dead)]
+        return [ParsedBatch(rows, signals, suppressions, dead)]
+
+
+def throttle_keys(batch: ParsedBatch) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:
+    """Route each signal to its sender's book and its provider's book, in stream order.
+
+    The key travels in the value too: Bytewax builds state without telling it its key.
+    """
+    by_key: dict[str, list[Signal]] = {}
+    for sig in batch.signals:
+        by_key.setdefault("s:" + sig.sender, []).append(sig)
+        by_key.setdefault("p:" + sig.domain, []).append(sig)
+    return ((key, (key, signals)) for key, signals in by_key.items())
+
+
+class ThrottleLogic(op.StatefulBatchLogic):
+    """One `ThrottleBook` per key ("s:<sender>" or "p:<domain>"); snapshots copy the book."""
+
+    def __init__(self, policy: ThrottlePolicy, resume: ThrottleBook | None):
+        self.policy = policy
+        self.book = resume
+
+    def on_batch(self, values: list[tuple[str, list[Signal]]]
+                 ) -> tuple[list[Decision], bool]:
+        if self.book is None:
+            key = values[0][0]
+            self.book = ThrottleBook("sender" if key.startswith("s:") else "provider", key[2:],
+                                     self.policy)
+        book, late = self.book, self.book.late
+        decisions = [d for _key, signals in values for d in book.apply(signals)]
+        STATS.late_signals += book.late - late
+        return decisions, self.RETAIN
+
+    def snapshot(self) -> ThrottleBook | None:
+        return copy.deepcopy(self.book)
 
 
 class BatchRowsLogic(op.StatefulBatchLogic):
@@ -75,17 +130,17 @@ class BatchRowsLogic(op.StatefulBatchLogic):
         rows, since = resume if resume is not None else ([], None)
         self.batcher: RowBatcher = RowBatcher(max_rows, max_age_s, rows, since)
 
-    def on_batch(self, values: list[list[EventRow]]) -> tuple[list[list[EventRow]], bool]:
+    def on_batch(self, values: list[list[tuple]]) -> tuple[list[list[tuple]], bool]:
         now = time.time()
-        ready: list[list[EventRow]] = []
+        ready: list[list[tuple]] = []
         for rows in values:
             ready.extend(self.batcher.add(rows, now))
         return ready, self.RETAIN
 
-    def on_notify(self) -> tuple[list[list[EventRow]], bool]:
+    def on_notify(self) -> tuple[list[list[tuple]], bool]:
         return self.batcher.flush_due(time.time()), self.RETAIN
 
-    def on_eof(self) -> tuple[list[list[EventRow]], bool]:
+    def on_eof(self) -> tuple[list[list[tuple]], bool]:
         return self.batcher.flush(), self.RETAIN
 
     def notify_at(self) -> datetime | None:
@@ -97,32 +152,72 @@ class BatchRowsLogic(op.StatefulBatchLogic):
         return self.batcher.snapshot()
 
 
+def decision_outputs(decisions: list[Decision]) -> list[tuple[str, Any]]:
+    """Each decision once for ClickHouse and once for `mailflow.throttle`."""
+    now_ms = int(time.time() * 1000)
+    STATS.record_decisions(Counter(d.action for d in decisions))
+    return [("rows", [out.decision_row(d, now_ms) for d in decisions]),
+            ("kafka", [KafkaSinkMessage(out.decision_key(d),
+                                        orjson.dumps(out.decision_record(d, now_ms)),
+                                        topic=THROTTLE) for d in decisions])]
+
+
+def suppression_messages(batch: ParsedBatch) -> list[KafkaSinkMessage]:
+    return [KafkaSinkMessage(ev.recipient_hash.encode(),
+                             orjson.dumps(out.suppression_record(ev, reason)), topic=SUPPRESSIONS)
+            for ev, reason in batch.suppressions]
+
+
 def dead_letter_message(dead: DeadLetter) -> KafkaSinkMessage:
     key = f"{dead.topic}:{dead.partition}:{dead.offset}".encode()
-    return KafkaSinkMessage(key=key, value=dead.to_json())
+    return KafkaSinkMessage(key=key, value=dead.to_json(), topic=DLQ)
 
 
 def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -> Dataflow:
     """Wire the job. `tail=False` stops at the end of what the topics hold (`--no-tail`)."""
-    from sinks.clickhouse import EventsSink
+    from sinks.clickhouse import ClickHouseSink
     from sinks.kafka import producer_config
 
     brokers = settings.brokers().split(",")
     max_rows, max_age_s = settings.batch_rows, settings.batch_ms / 1000.0
+    policy = settings.throttle_policy()
 
     flow = Dataflow("mailflow")
     source = StoppableKafkaSource(brokers, settings.input_topics, tail=tail,
                                   batch_size=settings.kafka_batch, raise_on_errors=False)
-    messages = op.input("kafka_in", flow, source)
-    parsed = op.flat_map_batch("parse", messages, BatchParser(hasher))
+    parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
 
-    rows = op.filter("has_rows", op.map("event_rows", parsed, lambda b: b.rows), bool)
-    keyed = op.key_on("shard", rows, lambda _rows: "events")
-    batches = op.stateful_batch("batch_rows", keyed,
+    # Throttling: keyed by sender and by provider.
+    keyed_signals = op.flat_map("throttle_keys", parsed, throttle_keys)
+    decisions = op.key_rm("decisions", op.stateful_batch(
+        "throttle", keyed_signals, lambda resume: ThrottleLogic(policy, resume)))
+    decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)
+    decision_rows = op.filter_map("decision_rows", decision_batches,
+                                  lambda kv: (DECISIONS, kv[1]) if kv[0] == "rows" else None)
+    decision_kafka = op.flat_map("decision_kafka", decision_batches,
+                                 lambda kv: kv[1] if kv[0] == "kafka" else [])
+
+    # ClickHouse: every table through one size/age batcher per table.
+    tables = op.merge(
+        "table_rows",
+        op.map("event_rows", parsed, lambda b: (EVENTS, b.rows)),
+        op.map("suppression_rows", parsed, lambda b: (SUPPRESSED, [
+            out.suppression_row(ev, reason) for ev, reason in b.suppressions])),
+        decision_rows,
+    )
+    by_table = op.filter("has_rows", tables, lambda kv: bool(kv[1]))
+    batches = op.stateful_batch("batch_rows", by_table,
                                 lambda resume: BatchRowsLogic(max_rows, max_age_s, resume))
-    op.output("events_out", op.key_rm("unkey", batches), EventsSink(settings.clickhouse_dsn))
+    op.output("clickhouse_out", batches, ClickHouseSink(settings.clickhouse_dsn))
 
-    dead = op.flat_map("dead_letters", parsed, lambda b: b.dead)
-    op.output("dlq_out", op.map("dlq_record", dead, dead_letter_message),
-              KafkaSink(brokers, DLQ, add_config=producer_config()))
+    # Kafka outputs: decisions, suppressions, dead letters (each message names its topic).
+    records = op.merge(
+        "kafka_records",
+        decision_kafka,
+        op.flat_map("suppressions", parsed, suppression_messages),
+        op.map("dlq_record", op.flat_map("dead_letters", parsed, lambda b: b.dead),
+               dead_letter_message),
+    )
+    op.output("kafka_out", records, KafkaSink(brokers, None, add_config=producer_config()))
     return flow
+

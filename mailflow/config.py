@@ -43,6 +43,15 @@ class Settings:
     workers: int = 1
     epoch_interval_s: float = 10.0
     log_level: str = "info"
+    throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
+
+    def throttle_policy(self) -> Any:
+        from operators.throttle import ThrottlePolicy
+
+        try:
+            return ThrottlePolicy.from_mapping(self.throttle)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[throttle]: {exc}") from None
 
     @property
     def data_path(self) -> Path:
@@ -82,6 +91,7 @@ class Settings:
                 raise ConfigError(f"{name} must be a TCP port, got {port}")
         if not self.input_topics:
             raise ConfigError("input_topics must name at least one topic")
+        self.throttle_policy()
         return self
 
 
@@ -91,6 +101,10 @@ def _coerce(name: str, raw: Any, kind: Any) -> Any:
             return int(raw)
         if kind in (float, "float"):
             return float(raw)
+        if kind == "dict[str, Any]":
+            if not isinstance(raw, dict):
+                raise TypeError("expected a table")
+            return dict(raw)
         if kind in ("list[str]",) or kind == list[str]:
             if isinstance(raw, str):
                 return [t.strip() for t in raw.split(",") if t.strip()]
@@ -121,6 +135,8 @@ def load_settings(config_file: str | None = None, overrides: dict[str, Any] | No
         for name, value in data.items():
             setattr(settings, name, _coerce(name, value, kinds[name]))
     for name, kind in kinds.items():
+        if kind == "dict[str, Any]":
+            continue  # tables come from the config file only
         value = env.get(ENV_PREFIX + name.upper())
         if value is not None and value != "":
             setattr(settings, name, _coerce(ENV_PREFIX + name.upper(), value, kind))

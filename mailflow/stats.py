@@ -22,6 +22,8 @@ class JobStats:
         self.inserts_by_table: Counter[str] = Counter()
         self.insert_seconds: Counter[str] = Counter()
         self.last_event_ts_ms = 0
+        self.decisions_by_action: Counter[str] = Counter()
+        self.late_signals = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -34,6 +36,9 @@ class JobStats:
         self.dead_letters += len(reasons)
         # Reasons quote the bad value; group by the kind of error for the counter.
         self.dead_by_reason.update(reason.split(":", 1)[0] for reason in reasons)
+
+    def record_decisions(self, actions: Counter[str]) -> None:
+        self.decisions_by_action.update(actions)
 
     def record_insert(self, table: str, rows: int, seconds: float) -> None:
         self.rows_by_table[table] += rows
@@ -53,6 +58,8 @@ class JobStats:
             "rows_written": dict(self.rows_by_table),
             "inserts": dict(self.inserts_by_table),
             "last_event_ts_ms": self.last_event_ts_ms,
+            "decisions_by_action": dict(self.decisions_by_action),
+            "late_signals": self.late_signals,
         }
 
     def prometheus(self) -> str:
@@ -75,6 +82,13 @@ class JobStats:
                 "# TYPE mailflow_insert_seconds_total counter"]
         out += [f'mailflow_insert_seconds_total{{table="{t}"}} {s:.6f}'
                 for t, s in sorted(self.insert_seconds.items())]
+        out += ["# HELP mailflow_decisions_total Throttle decisions by action.",
+                "# TYPE mailflow_decisions_total counter"]
+        out += [f'mailflow_decisions_total{{action="{a}"}} {n}'
+                for a, n in sorted(self.decisions_by_action.items())]
+        out += ["# HELP mailflow_late_signals_total Signals older than the throttle window.",
+                "# TYPE mailflow_late_signals_total counter",
+                f"mailflow_late_signals_total {self.late_signals}"]
         out += ["# HELP mailflow_up 1 while the job runs.", "# TYPE mailflow_up gauge",
                 "mailflow_up 1", ""]
         return "\n".join(out)

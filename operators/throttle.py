@@ -361,3 +361,27 @@ class ThrottleBook:
                                            "counts": dict(zip(KIND_NAMES, p.window.totals(),
                                                               strict=True))}
                 for p in [*self.pairs.values(), self.rollup]}
+
+
+_BOUNCE_KINDS = {"hard": HARD, "soft": SOFT, "block": BLOCK, "rate_limit": RATE_LIMIT,
+                 "other": OTHER_BOUNCE}
+_DEFERRAL_KINDS = {"block": BLOCK, "rate_limit": RATE_LIMIT}
+_EVENT_KINDS = {"delivered": DELIVERED, "complaint": COMPLAINT, "unsubscribe": UNSUBSCRIBE}
+
+
+def signal_kind(event_type: str, bounce_class: str) -> int | None:
+    """The throttle signal an event carries, or None (opens, clicks, sends ...).
+
+    A deferral counts as a block or a rate limit when the provider says so,
+    otherwise as a soft (temporary) failure.
+
+    >>> [signal_kind(t, c) for t, c in [("delivered", ""), ("bounce", "hard"),
+    ...                                  ("deferred", "rate_limit"), ("deferred", "hard"),
+    ...                                  ("open", "")]]
+    [0, 1, 4, 2, None]
+    """
+    if event_type == "bounce":
+        return _BOUNCE_KINDS.get(bounce_class, OTHER_BOUNCE)
+    if event_type == "deferred":
+        return _DEFERRAL_KINDS.get(bounce_class, SOFT)
+    return _EVENT_KINDS.get(event_type)

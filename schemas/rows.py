@@ -1,9 +1,12 @@
-"""Output records: the `mailflow.events` fact row built from an `Event`."""
+"""Output records: ClickHouse rows and Kafka values built from events and decisions."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
+from operators.throttle import Decision
 from schemas.events import Event
 
 #: Column order of `mailflow.events` rows as written by the job.
@@ -26,3 +29,64 @@ def event_row(ev: Event, bounce_class: str, is_human: bool) -> EventRow:
         ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
         ev.topic, ev.partition, ev.offset,
     )
+
+
+def iso_ms(ts_ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, as on the wire: 2026-11-21T10:00:03.120Z."""
+    seconds, millis = divmod(ts_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+DECISION_COLUMNS: tuple[str, ...] = (
+    "sender", "domain", "seq", "action", "rate_factor", "until", "reason", "evidence",
+    "event_ts", "decided_at",
+)
+
+
+def decision_record(d: Decision, decided_at_ms: int) -> dict:
+    """The throttle decision as published on `mailflow.throttle` (DESIGN.md)."""
+    return {
+        "sender": d.sender, "domain": d.domain, "action": d.action,
+        "rate_factor": d.rate_factor, "until": iso_ms(d.until_ms) if d.until_ms else None,
+        "reason": d.reason, "evidence": d.evidence, "event_ts": iso_ms(d.event_ts_ms),
+        "decided_at": iso_ms(decided_at_ms), "seq": d.seq,
+    }
+
+
+def decision_row(d: Decision, decided_at_ms: int) -> tuple:
+    return (d.sender, d.domain, d.seq, d.action, d.rate_factor,
+            d.until_ms or None, d.reason, orjson.dumps(d.evidence).decode(), d.event_ts_ms,
+            decided_at_ms)
+
+
+def decision_key(d: Decision) -> bytes:
+    return f"{d.sender}|{d.domain}".encode()
+
+
+SUPPRESSION_COLUMNS: tuple[str, ...] = ("recipient_hash", "reason", "ts", "sender", "domain",
+                                        "event_id")
+
+#: Why an event suppresses its recipient (hard bounces only: a block is not the address's fault).
+SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribe"}
+
+
+def suppression_reason(ev: Event, bounce_class: str) -> str | None:
+    if ev.type == "bounce":
+        return "hard_bounce" if bounce_class == "hard" else None
+    return SUPPRESSING.get(ev.type)
+
+
+def suppression_record(ev: Event, reason: str) -> dict:
+    return {"recipient_hash": ev.recipient_hash, "reason": reason, "ts": iso_ms(ev.ts_ms)}
+
+
+def suppression_row(ev: Event, reason: str) -> tuple:
+    return (ev.recipient_hash, reason, ev.ts_ms, ev.sender, ev.domain, ev.event_id)
+
+
+#: Column order per table, for the generic ClickHouse sink.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mailflow.events": EVENT_COLUMNS,
+    "mailflow.throttle_decisions": DECISION_COLUMNS,
+    "mailflow.suppressions": SUPPRESSION_COLUMNS,
+}

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import clickhouse_connect
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from mailflow.stats import STATS
-from schemas.rows import EVENT_COLUMNS
+from schemas.rows import TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -142,43 +143,41 @@ def close_stores() -> None:
         _stores.clear()
 
 
-class _EventsPartition(StatelessSinkPartition):
-    def __init__(self, store: ClickHouseStore, table: str, retries: int):
+class _TablesPartition(StatelessSinkPartition):
+    def __init__(self, store: ClickHouseStore, retries: int):
         self._store = store
-        self._table = table
         self._retries = retries
 
-    def write_batch(self, items: list[list[tuple]]) -> None:
-        for rows in items:
+    def write_batch(self, items: list[tuple[str, list[tuple]]]) -> None:
+        for table, rows in items:
             if rows:
-                self._insert(rows)
+                self._insert(table, rows)
 
-    def _insert(self, rows: list[tuple]) -> None:
+    def _insert(self, table: str, rows: list[tuple]) -> None:
         # The token makes a retried block a no-op instead of a duplicate.
-        token = f"{rows[0][0]}:{rows[-1][0]}:{len(rows)}"
+        token = blake2b(repr((table, rows[0], rows[-1], len(rows))).encode(),
+                        digest_size=16).hexdigest()
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
-                self._store.insert(self._table, rows, EVENT_COLUMNS, dedup_token=token)
-                STATS.record_insert(self._table, len(rows), time.perf_counter() - started)
+                self._store.insert(table, rows, TABLE_COLUMNS[table], dedup_token=token)
+                STATS.record_insert(table, len(rows), time.perf_counter() - started)
                 return
             except Exception as exc:
                 if attempt == self._retries:
-                    raise StoreError(f"insert into {self._table} failed "
+                    raise StoreError(f"insert into {table} failed "
                                      f"{attempt + 1} times: {exc}") from exc
                 delay = min(5.0, 0.2 * 2 ** attempt)
-                log.warning("insert into %s failed (%s); retrying in %.1fs",
-                            self._table, exc, delay)
+                log.warning("insert into %s failed (%s); retrying in %.1fs", table, exc, delay)
                 time.sleep(delay)
 
 
-class EventsSink(DynamicSink):
-    """Bytewax sink: each item is a list of `mailflow.events` rows, one insert each."""
+class ClickHouseSink(DynamicSink):
+    """Bytewax sink: each item is `(table, rows)`, one insert each (columns per table)."""
 
-    def __init__(self, dsn: str, table: str = f"{DATABASE}.events", retries: int = 5):
+    def __init__(self, dsn: str, retries: int = 5):
         self.dsn = dsn
-        self.table = table
         self.retries = retries
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _EventsPartition:
-        return _EventsPartition(store_for(self.dsn), self.table, self.retries)
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _TablesPartition:
+        return _TablesPartition(store_for(self.dsn), self.retries)
