@@ -28,12 +28,13 @@ import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
-from flows.sources import StoppableKafkaSource
+from flows.sources import ACTIVITY, StoppableKafkaSource, partition_id
 from mailflow.config import Settings
 from mailflow.stats import STATS
 from operators.batching import RowBatcher
 from operators.bounces import classify_bounce
 from operators.engagement import is_human_interaction
+from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
 from schemas import rows as out
 from schemas.events import DeadLetter, Event, EventParser
@@ -50,6 +51,7 @@ class ParsedBatch(NamedTuple):
     signals: list[Signal]
     suppressions: list[tuple[Event, str]]
     dead: list[DeadLetter]
+    progress: dict[str, int]  # newest event time (ms) per input partition
 
 
 class BatchParser:
@@ -71,7 +73,10 @@ class BatchParser:
         events, dead = self.parser.parse_batch(raw)
         dead.extend(broken)
         rows, signals, suppressions = [], [], []
+        newest: dict[tuple[str, int], int] = {}
         for ev in events:
+            if ev.ts_ms > newest.get((ev.topic, ev.partition), -1):
+                newest[(ev.topic, ev.partition)] = ev.ts_ms
             bounce_class = (classify_bounce(ev.smtp_code, ev.smtp_status, ev.diagnostic,
                                             ev.bounce_kind) if ev.type in _BOUNCING else "")
             rows.append(out.event_row(ev, bounce_class,
@@ -86,16 +91,51 @@ class BatchParser:
             STATS.record_events(Counter(ev.type for ev in events), max(ev.ts_ms for ev in events))
         if dead:
             STATS.record_dead([d.error for d in dead])
-        return [ParsedBatch(rows, signals, suppressions, dead)]
+        progress = {partition_id(t, p): ts for (t, p), ts in newest.items()}
+        return [ParsedBatch(rows, signals, suppressions, dead, progress)]
 
 
-def throttle_keys(batch: ParsedBatch) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:
-    """Route each signal to its sender's book and its provider's book, in stream order.
+class SignalGateLogic(op.StatefulBatchLogic):
+    """Wraps `EventTimeGate`: signals leave in event-time order once partitions pass them."""
+
+    POLL_S = 0.02
+
+    def __init__(self, resume: EventTimeGate | None):
+        self.gate = resume if resume is not None else EventTimeGate()
+
+    def on_batch(self, values: list[tuple[list[Signal], dict[str, int]]]
+                 ) -> tuple[list[list[Signal]], bool]:
+        released: list[tuple[int, Signal]] = []
+        idle = ACTIVITY.idle()
+        for signals, progress in values:
+            released += self.gate.add(((s.ts_ms, s) for s in signals), progress, idle,
+                                      ACTIVITY.partitions)
+        return self._out(released)
+
+    def on_notify(self) -> tuple[list[list[Signal]], bool]:
+        return self._out(self.gate.release(ACTIVITY.idle(), ACTIVITY.partitions))
+
+    def on_eof(self) -> tuple[list[list[Signal]], bool]:
+        return self._out(self.gate.flush())
+
+    def notify_at(self) -> datetime | None:
+        return datetime.now(UTC) + timedelta(seconds=self.POLL_S) if self.gate.held else None
+
+    def _out(self, released: list[tuple[int, Signal]]) -> tuple[list[list[Signal]], bool]:
+        STATS.signals_held = self.gate.held
+        return ([[s for _ts, s in released]] if released else []), self.RETAIN
+
+    def snapshot(self) -> EventTimeGate:
+        return copy.deepcopy(self.gate)
+
+
+def throttle_keys(signals: list[Signal]) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:
+    """Route each signal to its sender's book and its provider's book, in event-time order.
 
     The key travels in the value too: Bytewax builds state without telling it its key.
     """
     by_key: dict[str, list[Signal]] = {}
-    for sig in batch.signals:
+    for sig in signals:
         by_key.setdefault("s:" + sig.sender, []).append(sig)
         by_key.setdefault("p:" + sig.domain, []).append(sig)
     return ((key, (key, signals)) for key, signals in by_key.items())
@@ -187,8 +227,11 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
                                   batch_size=settings.kafka_batch, raise_on_errors=False)
     parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
 
-    # Throttling: keyed by sender and by provider.
-    keyed_signals = op.flat_map("throttle_keys", parsed, throttle_keys)
+    # Throttling: signals in event-time order, then keyed by sender and by provider.
+    to_gate = op.map("signals", parsed, lambda b: ("gate", (b.signals, b.progress)))
+    ordered = op.key_rm("ordered", op.stateful_batch("order_signals", to_gate,
+                                                     SignalGateLogic))
+    keyed_signals = op.flat_map("throttle_keys", ordered, throttle_keys)
     decisions = op.key_rm("decisions", op.stateful_batch(
         "throttle", keyed_signals, lambda resume: ThrottleLogic(policy, resume)))
     decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)

@@ -144,10 +144,12 @@ _DOMAINS: tuple[tuple[str, float, str, float], ...] = (
 _CORPORATE = frozenset(d for d, *_ in _DOMAINS if d.endswith(".example"))
 
 # Per MTA dialect: chance that a normal message is blocked / deferred.
-_BLOCK_P = {"gmail": 0.002, "microsoft": 0.006, "yahoo": 0.004, "apple": 0.002, "gmx": 0.004,
-            "webde": 0.004, "tonline": 0.008, "generic": 0.003}
-_DEFER_P = {"gmail": 0.01, "microsoft": 0.03, "yahoo": 0.05, "apple": 0.02, "gmx": 0.08,
-            "webde": 0.08, "tonline": 0.06, "generic": 0.03}
+# Healthy senders (Gmail's guidance: complaints < 0.1%, few blocks): the defaults
+# stay clear of the throttle's thresholds, so only an --incident trips them.
+_BLOCK_P = {"gmail": 0.0005, "microsoft": 0.001, "yahoo": 0.001, "apple": 0.0005, "gmx": 0.001,
+            "webde": 0.001, "tonline": 0.002, "generic": 0.001}
+_DEFER_P = {"gmail": 0.005, "microsoft": 0.005, "yahoo": 0.01, "apple": 0.005, "gmx": 0.01,
+            "webde": 0.01, "tonline": 0.01, "generic": 0.01}
 
 # SMTP replies: dialect -> kind -> (code, enhanced status, text); {ip} is the sending IP.
 _GENERIC_REPLIES = {
@@ -203,9 +205,7 @@ _REPLIES: dict[str, dict[str, tuple[int, str, str]]] = {
         "mailbox_full": (552, "5.2.2", "552 1 Requested mail action aborted, mailbox full"),
         "block": (554, "5.7.9", "554 5.7.9 Message not accepted for policy reasons. See "
                   "https://senders.yahooinc.com/error-codes"),
-        "defer": (421, "4.7.0", "421 4.7.0 [TSS04] Messages from {ip} temporarily deferred "
-                  "due to unexpected volume or user complaints - 4.16.55.1; see "
-                  "https://senders.yahooinc.com/error-codes"),
+        "defer": (451, "4.3.0", "451 4.3.0 Temporary server error. Please try again later"),
         "rate_limit": (421, "4.7.0", "421 4.7.0 [TSS04] Messages from {ip} temporarily "
                        "deferred due to unexpected volume or user complaints - 4.16.55.1; see "
                        "https://senders.yahooinc.com/error-codes"),
@@ -214,8 +214,7 @@ _REPLIES: dict[str, dict[str, tuple[int, str, str]]] = {
         "user_unknown": (550, "5.1.1", "550 5.1.1 <recipient>: user does not exist"),
         "block": (554, "5.7.1", "554 5.7.1 [CS01] Message rejected due to local policy. "
                   "Please visit https://support.apple.com/en-us/HT204137"),
-        "defer": (451, "4.7.1", "451 4.7.1 [CS01] Message deferred due to local policy. "
-                  "Please visit https://support.apple.com/en-us/HT204137"),
+        "defer": (451, "4.3.0", "451 4.3.0 Temporary server error. Please try again later"),
         "rate_limit": (421, "4.7.0", "421 4.7.0 [TS01] Messages from {ip} temporarily "
                        "deferred due to unexpected volume or user complaints"),
     },
@@ -224,18 +223,14 @@ _REPLIES: dict[str, dict[str, tuple[int, str, str]]] = {
         "block": (554, "5.7.1", "554-gmx.net (mxgmx114) Nemesis ESMTP Service not available "
                   "554-No SMTP service 554-IP address is block listed. 554 For explanation "
                   "visit https://postmaster.gmx.net/en/case?c=r0301&i=ip&v={ip}"),
-        "defer": (421, "4.7.0", "421-gmx.net (mxgmx017) Nemesis ESMTP Service not available "
-                  "421-Service unavailable 421-Reject due to policy restrictions. 421 For "
-                  "explanation visit https://postmaster.gmx.net/en/case?c=hi&i=ip&v={ip}"),
+        "defer": (451, "4.3.0", "451 4.3.0 Temporary server error. Please try again later"),
     },
     "webde": {
         "user_unknown": (550, "5.1.1", "550 Requested action not taken: mailbox unavailable"),
         "block": (554, "5.7.1", "554-web.de (mxweb112) Nemesis ESMTP Service not available "
                   "554-No SMTP service 554-IP address is block listed. 554 For explanation "
                   "visit https://postmaster.web.de/en/case?c=r0301&i=ip&v={ip}"),
-        "defer": (421, "4.7.0", "421-web.de (mxweb011) Nemesis ESMTP Service not available "
-                  "421-Service unavailable 421-Reject due to policy restrictions. 421 For "
-                  "explanation visit https://postmaster.web.de/en/case?c=hi&i=ip&v={ip}"),
+        "defer": (451, "4.3.0", "451 4.3.0 Temporary server error. Please try again later"),
     },
     "tonline": {
         "block": (554, "5.7.1", "554 IP={ip} - A problem occurred. (Ask your postmaster for "
@@ -327,23 +322,23 @@ _SENDERS: tuple[_SenderProfile, ...] = (
     _SenderProfile("news.acme.example", 0.35, "www.acme.example",
                    (("acme-weekly-2026w47", False), ("acme-product-launch", True),
                     ("acme-webinar-invite", False)),
-                   (("welcome", 3, "first_purchase"),), 0.25, 1.0, 0.0010,
+                   (("welcome", 3, "first_purchase"),), 0.25, 1.0, 0.0004,
                    "purchase", "USD", 60.0, "192.0.2."),
     _SenderProfile("mail.shop.example", 0.30, "shop.example",
                    (("shop-black-friday", True), ("shop-new-arrivals", False)),
                    (("cart_abandon", 2, "purchase"), ("winback", 2, "purchase")), 0.45, 0.9,
-                   0.0015, "purchase", "EUR", 45.0, "198.51.100."),
+                   0.0005, "purchase", "EUR", 45.0, "198.51.100."),
     _SenderProfile("notify.saas.example", 0.20, "app.saas.example",
                    (("saas-product-updates", False), ("saas-pricing-change", True)),
-                   (("onboarding", 4, "activation"),), 0.6, 1.3, 0.0006,
+                   (("onboarding", 4, "activation"),), 0.6, 1.3, 0.0003,
                    "upgrade", "USD", 49.0, "203.0.113."),
     _SenderProfile("promo.travel.example", 0.15, "travel.example",
                    (("travel-summer-deals", True), ("travel-last-minute", False)),
-                   (("price_alert", 1, "booking"),), 0.2, 0.7, 0.0030,
+                   (("price_alert", 1, "booking"),), 0.2, 0.7, 0.0006,
                    "booking", "EUR", 420.0, "192.0.2."),
     _SenderProfile("updates.media.example", 0.15, "media.example",
                    (("media-daily-digest", False), ("media-subscription-offer", True)),
-                   (("trial_nurture", 3, "subscription"),), 0.3, 1.1, 0.001,
+                   (("trial_nurture", 3, "subscription"),), 0.3, 1.1, 0.0004,
                    "subscription", "EUR", 9.99, "198.51.100."),
     _SenderProfile("info.bank.example", 0.10, "bank.example",
                    (("bank-statement-ready", False), ("bank-card-offer", True)),

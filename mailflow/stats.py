@@ -24,6 +24,7 @@ class JobStats:
         self.last_event_ts_ms = 0
         self.decisions_by_action: Counter[str] = Counter()
         self.late_signals = 0
+        self.signals_held = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -60,6 +61,7 @@ class JobStats:
             "last_event_ts_ms": self.last_event_ts_ms,
             "decisions_by_action": dict(self.decisions_by_action),
             "late_signals": self.late_signals,
+            "signals_held": self.signals_held,
         }
 
     def prometheus(self) -> str:

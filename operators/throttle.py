@@ -19,7 +19,7 @@ the last hour, judged with a Wilson lower bound and a minimum volume (see
 
 >>> book = ThrottleBook("sender", "news.acme.example")
 >>> sigs = [Signal(i * 100, "news.acme.example", "gmail.com", DELIVERED) for i in range(50)]
->>> sigs += [Signal(6000 + i, "news.acme.example", "gmail.com", RATE_LIMIT) for i in range(3)]
+>>> sigs += [Signal(6000 + i, "news.acme.example", "gmail.com", RATE_LIMIT) for i in range(5)]
 >>> [(d.domain, d.action, d.rate_factor, d.reason) for d in book.apply(sigs)]
 [('gmail.com', 'slow', 0.5, 'rate_limit')]
 """
@@ -75,13 +75,14 @@ class ThrottlePolicy:
     - Complaints / deliveries: Gmail and Yahoo ask bulk senders to stay below
       0.1% and enforce 0.3% (Gmail sender guidelines, Feb 2024; Yahoo sender
       best practices). Amazon SES reviews an account at 0.1% and may pause it
-      at 0.5%. We slow above 0.1% and pause above 0.3%.
+      at 0.5%. We slow above 0.1% and pause above 0.3%, from 1,000 deliveries
+      on (the lower bound of 1 complaint in 30 is 0.75%: volume matters).
     - Hard bounces / attempts: SES reviews at 5% and pauses at 10%; under 2% is
       healthy. We slow above 5% and pause above 10%.
     - Blocks (reputation, policy, authentication) and rate-limit deferrals
       (Gmail 421 4.7.28, Microsoft 451 4.7.650, Yahoo TSS04) are the
-      provider telling us directly: a burst of 3 within two minutes, or more
-      than 2% of attempts over 10 minutes, slows the pair at once; blocks on
+      provider telling us directly: a burst of 5 within two minutes, or more
+      than 2% of attempts over 10 minutes (at least 5), slows the pair at once; blocks on
       a quarter of attempts (at least 20) pause it.
     - Unsubscribes / deliveries above 1% is a spike (typical is 0.1–0.5%).
     """
@@ -93,25 +94,27 @@ class ThrottlePolicy:
 
     complaint_slow: float = 0.001
     complaint_pause: float = 0.003
-    complaint_min_delivered: int = 500
+    complaint_min_delivered: int = 1000
     hard_bounce_slow: float = 0.05
     hard_bounce_pause: float = 0.10
     hard_bounce_min_attempts: int = 200
     block_slow: float = 0.02
     block_pause: float = 0.25
-    block_min: int = 3
+    block_min: int = 5
     block_pause_min: int = 20
     rate_limit_slow: float = 0.02
-    rate_limit_min: int = 3
-    burst_s: int = 120  # a burst: this many seconds of blocks / rate limits
-    block_burst: int = 3
-    rate_limit_burst: int = 3
+    rate_limit_min: int = 5
+    burst_s: int = 120  # a burst: this many seconds of blocks / rate limits ...
+    block_burst: int = 5  # ... at least this many ...
+    rate_limit_burst: int = 5
+    burst_min_rate: float = 0.01  # ... and (lower bound) at least 1% of those attempts
     unsubscribe_slow: float = 0.01
     unsubscribe_min_delivered: int = 500
 
     # Early warning: the last `trend_recent_s` against the rest of the window.
     trend_recent_s: int = 900
     trend_horizon_s: int = 3600
+    trend_min_complaints: int = 4
 
     slow_factor: float = 0.5  # first slow-down, and the multiplicative decrease
     min_factor: float = 0.05
@@ -123,7 +126,7 @@ class ThrottlePolicy:
     ramp_step: float = 0.25
     ramp_interval_s: int = 600  # additive increase after each 10 clean minutes
     clear_ratio: float = 0.7  # hysteresis: recover only below 70% of a trigger threshold
-    min_spread: int = 2  # a `*` roll-up needs trouble at this many pairs
+    min_spread: int = 3  # a `*` roll-up needs trouble at this many pairs at once
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ThrottlePolicy:
@@ -190,17 +193,27 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0) ->
         _complaint_trend(window, totals, policy, scale),
     ]
     burst = window.recent(max(1, policy.burst_s // policy.bucket_s))
-    found += [_burst_finding("block_rate", burst[BLOCK], policy.block_burst, policy),
-              _burst_finding("rate_limit", burst[RATE_LIMIT], policy.rate_limit_burst, policy)]
+    burst_attempts = sum(burst[k] for k in _ATTEMPTS)
+    found += [_burst_finding("block_rate", burst[BLOCK], burst_attempts, policy.block_burst,
+                             policy),
+              _burst_finding("rate_limit", burst[RATE_LIMIT], burst_attempts,
+                             policy.rate_limit_burst, policy)]
     return [f for f in found if f is not None]
 
 
-def _burst_finding(reason: str, hits: int, burst: int, policy: ThrottlePolicy
+def _burst_finding(reason: str, hits: int, attempts: int, burst: int, policy: ThrottlePolicy
                    ) -> Finding | None:
-    """The provider pushing back several times within two minutes: slow at once."""
+    """The provider pushing back several times within two minutes: slow at once.
+
+    The rate guard keeps the background pushback of a big sender (a few in
+    thousands) from counting as a burst."""
     if hits < burst:
         return None
-    return Finding(SLOW, reason, {"window_s": policy.burst_s, KIND_ALIASES[reason]: hits,
+    lower = wilson_lower_bound(hits, attempts, policy.z)
+    if lower <= policy.burst_min_rate:
+        return None
+    return Finding(SLOW, reason, {"window_s": policy.burst_s, "attempts": attempts,
+                                  KIND_ALIASES[reason]: hits, "lower_bound": round(lower, 6),
                                   "threshold": burst, "burst": True})
 
 
@@ -210,7 +223,8 @@ def _complaint_trend(window: RollingCounts, totals: list[int], policy: ThrottleP
     recent = window.recent(max(1, policy.trend_recent_s // policy.bucket_s))
     r_del, r_comp = recent[DELIVERED], recent[COMPLAINT]
     p_del, p_comp = totals[DELIVERED] - r_del, totals[COMPLAINT] - r_comp
-    if r_del < policy.complaint_min_delivered or p_del < policy.complaint_min_delivered:
+    if (r_del < policy.complaint_min_delivered or p_del < policy.complaint_min_delivered
+            or r_comp < policy.trend_min_complaints):
         return None
     recent_rate, prior_rate = r_comp / r_del, p_comp / p_del
     lower = wilson_lower_bound(r_comp, r_del, policy.z)

@@ -71,8 +71,9 @@ def test_volume_follows_the_rate(stream) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_all_eleven_types_on_a_20k_run(seed: int) -> None:
-    types = Counter(value["type"] for _, value in run(seed=seed))
+def test_all_eleven_types_on_a_60k_run(seed: int) -> None:
+    # complaints are rare by design (healthy senders stay below Gmail's 0.1%)
+    types = Counter(value["type"] for _, value in run(seed=seed, rate=3 * RATE))
     assert set(types) == set(EVENT_TYPES)
     assert types["sent"] > types["open"] > types["bounce"] > types["complaint"]
 
