@@ -100,8 +100,8 @@ class SignalGateLogic(op.StatefulBatchLogic):
 
     POLL_S = 0.02
 
-    def __init__(self, resume: EventTimeGate | None):
-        self.gate = resume if resume is not None else EventTimeGate()
+    def __init__(self, slack_ms: int, resume: EventTimeGate | None):
+        self.gate = resume if resume is not None else EventTimeGate(slack_ms)
 
     def on_batch(self, values: list[tuple[list[Signal], dict[str, int]]]
                  ) -> tuple[list[list[Signal]], bool]:
@@ -224,13 +224,15 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
 
     flow = Dataflow("mailflow")
     source = StoppableKafkaSource(brokers, settings.input_topics, tail=tail,
-                                  batch_size=settings.kafka_batch, raise_on_errors=False)
+                                  batch_size=settings.kafka_batch, raise_on_errors=False,
+                                  add_config={"fetch.wait.max.ms": str(settings.fetch_wait_ms)})
     parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
 
     # Throttling: signals in event-time order, then keyed by sender and by provider.
     to_gate = op.map("signals", parsed, lambda b: ("gate", (b.signals, b.progress)))
-    ordered = op.key_rm("ordered", op.stateful_batch("order_signals", to_gate,
-                                                     SignalGateLogic))
+    slack_ms = settings.order_slack_ms
+    ordered = op.key_rm("ordered", op.stateful_batch(
+        "order_signals", to_gate, lambda resume: SignalGateLogic(slack_ms, resume)))
     keyed_signals = op.flat_map("throttle_keys", ordered, throttle_keys)
     decisions = op.key_rm("decisions", op.stateful_batch(
         "throttle", keyed_signals, lambda resume: ThrottleLogic(policy, resume)))

@@ -40,6 +40,8 @@ class Settings:
     batch_rows: int = 5000  # ClickHouse insert: at most this many rows ...
     batch_ms: int = 500  # ... or rows at most this old
     kafka_batch: int = 1000  # messages per consumer poll
+    fetch_wait_ms: int = 20  # longest the broker holds a fetch for new data (latency)
+    order_slack_ms: int = 2000  # event-time disorder the throttle accepts without waiting
     workers: int = 1
     epoch_interval_s: float = 10.0
     log_level: str = "info"

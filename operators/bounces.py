@@ -94,8 +94,10 @@ class BounceVerdict(NamedTuple):
 # the status code does not name a policy reason (see `_resolve`).
 _PATTERN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Greylisting is a deliberate first-time deferral: it passes on retry (not a block,
-    # even though servers send it with 4.7.1).
-    ("soft", (r"gr[ae]y-? ?list", r"postgrey")),
+    # even though servers send it with 4.7.1). A recipient who receives too much mail
+    # (Gmail 4.2.1/5.2.1 "receiving mail too quickly") is that recipient's condition: no
+    # reason to slow the sender down for the whole provider, nor to drop the address.
+    ("soft", (r"gr[ae]y-? ?list", r"postgrey", r"receiving mail (?:too quickly|at a rate)")),
     # The receiving host is not responsible for the domain: neither the address's fault
     # nor the sender's reputation.
     ("other", (r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))",
@@ -110,6 +112,7 @@ _PATTERN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                r"\bdmarc\b", r"unauthenticated", r"not authenticated",
                r"authentication (?:check|fail|required|level|result)",
                r"(?:pass|passing) authentication", r"\bptr\b", r"reverse dns", r"\brdns\b",
+               r"cannot find your (?:reverse )?hostname",
                r"\bnot (?:be )?aligned\b", r"\btls\b", r"starttls",
                r"sender (?:address|domain|verify|verification|mx|ip|host)",
                r"domain of sender", r"sender is not", r"mail from (?:address|domain)")),
@@ -121,12 +124,14 @@ _PATTERN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     r"(?:server )?connections",
                     r"(?:sending|send|message|messages) (?:rate|limit|quota)",
                     r"daily (?:user )?(?:sending )?(?:quota|limit)", r"thread limit",
-                    r"receiving mail (?:too quickly|at a rate)", r"too (?:quickly|fast)",
+                    r"too (?:quickly|fast)",
                     r"slow down", r"unexpected volume", r"too much mail", r"server busy",
                     r"mail flood",
-                    r"\[tss0[1-8]\]", r"\[ts0[12]\]", r"\(dyn:t1\)",
+                    r"\[tss0[1-8]\]", r"\[ts0[12]\]", r"\(dyn:t1\)", r"\brp-00\d\b",
+                    r"limits for how many messages",
                     r"deferred due to user complaints")),
-    ("block", (r"\bs3\d{3}\b", r"\[(?:cs|hm)0\d\]", r"\[ts03\]", r"\[tss09\]", r"\[tss11\]",
+    ("block", (r"\bs3\d{3}\b", r"\b(?:sc|ou|dy)-00\d\b", r"client host rejected",
+               r"\[(?:cs|hm)0\d\]", r"\[ts03\]", r"\[tss09\]", r"\[tss11\]",
                r"\[bl\d\d\]", r"\[ph0\d\]", r"\((?:rtr|rly|dyn):", r"\(bl\)",
                r"tosa@rx\.t-online\.de", r"\bip=\S+ - ", r"block ?-?list", r"black ?-?list",
                r"deny ?-?list", r"\bblocked\b", r"\bbanned\b", r"\blisted (?:at|in|on|by)\b",
@@ -245,7 +250,7 @@ _PATTERNS = tuple((cls, _compile_group(alts)) for cls, alts in _PATTERN_GROUPS)
 
 # --- 2. the enhanced status code (RFC 3463, RFC 7372 and the providers' own) ---------------
 # Subject digit is one of 0-7; the look-arounds keep "4.16.55.1" and IP addresses out.
-_ESC = re.compile(r"(?<![\d.])([245])\.(\d)\.(\d{1,3})(?!\d|\.\d)")
+_ESC = re.compile(r"(?<![\d.])[245]\.\d\.\d{1,3}(?!\d|\.\d)")
 _STATUS_EXACT: dict[str, tuple[str, float]] = {
     "5.1.1": ("hard", 0.9), "5.1.2": ("hard", 0.9), "5.1.10": ("hard", 0.9),
     "5.1.3": ("hard", 0.8), "5.1.6": ("hard", 0.8), "5.2.1": ("hard", 0.8),
@@ -378,7 +383,7 @@ _ADDRESSES = re.compile(r"[^\s<>(\[@]+@[^\s<>)\]]+")
 _WORDS_ONLY = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 _STOP_WORDS = frozenset(
     "a an the to of and or for is are be been was has have had in on at by from with as it its "
-    "this that these your you our we us please see visit go more information info for http "
+    "this that these your you our we us please see visit go more information info http "
     "https www com net org html".split())
 _VECTORIZER = feature_extraction.BagOfWords(preprocessor=str, tokenizer=str.split,
                                             ngram_range=(1, 1))
@@ -446,7 +451,9 @@ class BounceClassifier:
             consulted = True
             predicted, probability = self._predict(_wording(smtp_code, reading.esc, reading.text))
             if probability >= self.min_confidence:
-                return BounceVerdict(predicted, probability, "model")
+                # the rules' guard holds for the model too: never hard on a temporary reply
+                return BounceVerdict(_resolve(predicted, reading.esc, smtp_code), probability,
+                                     "model")
         verdict = _fallback(smtp_code, reading.esc, bounce_kind or "")
         if verdict is not None:
             return verdict

@@ -32,9 +32,12 @@ from typing import Any
 class EventTimeGate:
     """Holds `(ts, item)` pairs until the watermark over busy partitions passes them."""
 
-    __slots__ = ("_heap", "_progress", "_known", "_seq", "watermark")
+    __slots__ = ("_heap", "_progress", "_known", "_seq", "watermark", "slack_ms")
 
-    def __init__(self) -> None:
+    def __init__(self, slack_ms: int = 0) -> None:
+        #: Disorder tolerated within this much event time: in a live stream every
+        #: partition is within a fraction of a second of the others, so nothing waits.
+        self.slack_ms = slack_ms
         self._heap: list[tuple[int, int, Any]] = []
         self._progress: dict[str, int] = {}
         self._known: set[str] = set()  # partitions named so far, seen or not
@@ -71,7 +74,8 @@ class EventTimeGate:
             self.watermark = max(self.watermark, max(ts for ts, _s, _i in self._heap))
         out = []
         heap = self._heap
-        while heap and heap[0][0] <= self.watermark:
+        limit = self.watermark + self.slack_ms
+        while heap and heap[0][0] <= limit:
             ts, _seq, item = heapq.heappop(heap)
             out.append((ts, item))
         return out

@@ -34,12 +34,13 @@ REAL_REPLIES = [
      "mail originating from your IP address. To protect our users from spam, mail sent from "
      "your IP address has been temporarily rate limited. For more information, go to "
      "https://support.google.com/mail/?p=UnsolicitedRateLimitError", "rate_limit"),
+    # one recipient receiving too much mail: that mailbox's condition, not the sender's
     (450, "4.2.1", "450-4.2.1 The user you are trying to contact is receiving mail too "
      "quickly. Please resend your message at a later time. "
-     "https://support.google.com/mail/?p=ReceivingRate", "rate_limit"),
+     "https://support.google.com/mail/?p=ReceivingRate", "soft"),
     (550, "5.2.1", "550-5.2.1 The user you are trying to contact is receiving mail at a rate "
      "that prevents additional messages from being delivered. "
-     "https://support.google.com/mail/?p=ReceivingRatePerm", "rate_limit"),
+     "https://support.google.com/mail/?p=ReceivingRatePerm", "soft"),
     (550, "5.4.5", "550-5.4.5 Daily user sending quota exceeded. "
      "https://support.google.com/a/answer/166852", "rate_limit"),
     (550, "5.7.1", f"550-5.7.1 [{IP}] Gmail has detected that this message is likely "
@@ -113,6 +114,18 @@ REAL_REPLIES = [
     (550, "5.4.316", "550 5.4.316 Message expired, connection refused(Socket error code "
      "10061)", "soft"),
     (554, "5.4.4", "554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain", "hard"),
+    (550, "5.1.1", "550 5.1.1 RESOLVER.ADR.ExRecipNotFound; not found", "hard"),
+    (550, "5.7.133", "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication "
+     "required [Stage: CreateMessage]", "block"),
+    (550, "", f"550 DY-001 (SNT004-MC3F43) Unfortunately, messages from {IP} weren't sent. "
+     "Please contact your Internet service provider. You can tell them that Hotmail does not "
+     "relay dynamically-assigned IP ranges.", "block"),
+    (550, "", f"550 OU-002 (COL004-MC1F37) Unfortunately, messages from {IP} weren't sent. "
+     "Please contact your Internet service provider since part of their network is on our "
+     "block list.", "block"),
+    (421, "", f"421 RP-001 (BAY004-MC1F9) Unfortunately, some messages from {IP} weren't "
+     "sent. Please try again. We have limits for how many messages can be sent per hour and "
+     "per day.", "rate_limit"),
     # --- Yahoo / AOL ---------------------------------------------------------------------
     (421, "4.7.0", f"421 4.7.0 [TSS04] Messages from {IP} temporarily deferred due to "
      "unexpected volume or user complaints - 4.16.55.1; see "
@@ -236,6 +249,16 @@ REAL_REPLIES = [
     (0, "4.4.1", "connect to mx.example.org[192.0.2.25]:25: Connection timed out", "soft"),
     (552, "5.3.4", "552 5.3.4 Message size exceeds fixed maximum message size", "other"),
     (550, "", "550 5.7.1 Relaying denied", "other"),
+    (553, "", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "other"),
+    (421, "4.4.2", "421 4.4.2 Connection dropped due to SocketError", "soft"),
+    (450, "4.7.1", f"450 4.7.1 Client host rejected: cannot find your hostname, [{IP}]",
+     "block"),
+    # --- Mail.ru -------------------------------------------------------------------------
+    (550, "", "550 spam message rejected. Please visit "
+     "http://help.mail.ru/notspam-support/id?c=abc or report details to abuse@corp.mail.ru. "
+     "Error code: 1A2B. ID: 3C4D.", "block"),
+    (550, "", "550 Message was not accepted -- invalid mailbox. Local mailbox "
+     "jane@mail.ru is unavailable: user not found", "hard"),
     # --- tricky: the code says policy, the words say the address does not exist ----------
     (550, "5.7.1", "550 5.7.1 <jane@corp.example>: Recipient address rejected: User unknown",
      "hard"),
@@ -369,6 +392,14 @@ def test_model_classifies_unseen_wording(code, status, diagnostic, expected):
     assert verdict.source == "model"
     assert verdict.bounce_class == expected
     assert 0.6 <= verdict.confidence <= 1.0
+
+
+def test_the_model_never_says_hard_for_a_temporary_reply():
+    clf = trained_classifier()
+    permanent = clf.classify(550, "", "550 Recipient mailbox nonexistent at this server")
+    temporary = clf.classify(450, "", "450 Recipient mailbox nonexistent at this server")
+    assert (permanent.bounce_class, permanent.source) == ("hard", "model")
+    assert (temporary.bounce_class, temporary.source) == ("soft", "model")
 
 
 def test_below_min_training_the_model_says_it_does_not_know():
