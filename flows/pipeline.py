@@ -32,7 +32,7 @@ from flows.sources import ACTIVITY, StoppableKafkaSource, partition_id
 from mailflow.config import Settings
 from mailflow.stats import STATS
 from operators.batching import RowBatcher
-from operators.bounces import classify_bounce
+from operators.bounces import BounceClassifier
 from operators.engagement import is_human_interaction
 from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
@@ -59,6 +59,7 @@ class BatchParser:
 
     def __init__(self, hasher: RecipientHasher):
         self.parser = EventParser(hasher)
+        self.bounces = BounceClassifier()
 
     def __call__(self, messages: list[Any]) -> list[ParsedBatch]:
         raw: list[tuple] = []
@@ -74,17 +75,18 @@ class BatchParser:
         dead.extend(broken)
         rows, signals, suppressions = [], [], []
         newest: dict[tuple[str, int], int] = {}
+        classify = self.bounces.classify
         for ev in events:
             if ev.ts_ms > newest.get((ev.topic, ev.partition), -1):
                 newest[(ev.topic, ev.partition)] = ev.ts_ms
-            bounce_class = (classify_bounce(ev.smtp_code, ev.smtp_status, ev.diagnostic,
-                                            ev.bounce_kind) if ev.type in _BOUNCING else "")
-            rows.append(out.event_row(ev, bounce_class,
+            bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
+                      if ev.type in _BOUNCING else None)
+            rows.append(out.event_row(ev, bounce,
                                       is_human_interaction(ev.type, ev.user_agent, ev.ip)))
-            kind = signal_kind(ev.type, bounce_class)
+            kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
             if kind is not None:
                 signals.append(Signal(ev.ts_ms, ev.sender, ev.domain, kind))
-                reason = out.suppression_reason(ev, bounce_class)
+                reason = out.suppression_reason(ev, bounce)
                 if reason is not None:
                     suppressions.append((ev, reason))
         if events:

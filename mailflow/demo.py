@@ -26,6 +26,8 @@ EXAMPLE_QUERIES = (
     "GROUP BY domain ORDER BY machine_opens DESC LIMIT 10",
     "SELECT bounce_class, count() FROM mailflow.events "
     "WHERE type IN ('bounce','deferred') GROUP BY bounce_class",
+    "SELECT sender, domain, seq, action, rate_factor, reason, event_ts "
+    "FROM mailflow.throttle_decisions ORDER BY event_ts LIMIT 20",
 )
 
 #: Every this many generated events, one round of malformed messages goes in too.
@@ -97,7 +99,10 @@ def _render(stats: dict[str, Any], rate: float, produced: int, elapsed: float,
         f"mailflow demo  {elapsed:5.0f}s / {seconds:.0f}s   "
         f"{rate:8,.0f} events/s   produced {produced:,}   processed {processed:,}   "
         f"lag {max(0, produced - processed):,}",
-        f"  ClickHouse rows: {rows:,}   dead letters: {stats.get('dead_letters', 0):,}",
+        f"  ClickHouse rows: {rows:,}   dead letters: {stats.get('dead_letters', 0):,}   "
+        "throttle decisions: " + (", ".join(
+            f"{a} {n:,}" for a, n in sorted(stats.get("decisions_by_action", {}).items()))
+            or "none"),
         "  " + "  ".join(f"{t} {n:,}" for t, n in sorted(by_type.items(), key=lambda kv: -kv[1])),
     ]
     if tty:

@@ -6,13 +6,15 @@ import time
 
 import orjson
 
+from operators.bounces import BounceVerdict
 from operators.throttle import Decision
 from schemas.events import Event
 
 #: Column order of `mailflow.events` rows as written by the job.
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id", "ts", "type", "sender", "domain", "recipient_domain", "recipient_hash",
-    "message_id", "campaign_id", "flow_id", "variant", "bounce_class", "smtp_code",
+    "message_id", "campaign_id", "flow_id", "variant", "bounce_class", "bounce_source",
+    "bounce_confidence", "smtp_code",
     "smtp_status", "diagnostic", "is_human", "user_agent", "ip", "url", "goal", "value",
     "currency", "attrs", "source_topic", "source_partition", "source_offset",
 )
@@ -20,13 +22,14 @@ EVENT_COLUMNS: tuple[str, ...] = (
 EventRow = tuple
 
 
-def event_row(ev: Event, bounce_class: str, is_human: bool) -> EventRow:
+def event_row(ev: Event, bounce: BounceVerdict | None, is_human: bool) -> EventRow:
     """One `mailflow.events` row; `ts` stays integer milliseconds (DateTime64(3))."""
+    cls, confidence, source = bounce if bounce is not None else ("", 0.0, "")
     return (
         ev.event_id, ev.ts_ms, ev.type, ev.sender, ev.domain, ev.recipient_domain,
-        ev.recipient_hash, ev.message_id, ev.campaign_id, ev.flow_id, ev.variant, bounce_class,
-        ev.smtp_code, ev.smtp_status, ev.diagnostic, is_human, ev.user_agent, ev.ip, ev.url,
-        ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
+        ev.recipient_hash, ev.message_id, ev.campaign_id, ev.flow_id, ev.variant, cls, source,
+        confidence, ev.smtp_code, ev.smtp_status, ev.diagnostic, is_human, ev.user_agent, ev.ip,
+        ev.url, ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
         ev.topic, ev.partition, ev.offset,
     )
 
@@ -70,9 +73,12 @@ SUPPRESSION_COLUMNS: tuple[str, ...] = ("recipient_hash", "reason", "ts", "sende
 SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribe"}
 
 
-def suppression_reason(ev: Event, bounce_class: str) -> str | None:
+def suppression_reason(ev: Event, bounce: BounceVerdict | None) -> str | None:
+    """Hard bounces suppress only when wording, status code or the provider say so:
+    a guess of the text model never costs a contact."""
     if ev.type == "bounce":
-        return "hard_bounce" if bounce_class == "hard" else None
+        certain = bounce is not None and bounce.source != "model"
+        return "hard_bounce" if certain and bounce.bounce_class == "hard" else None
     return SUPPRESSING.get(ev.type)
 
 

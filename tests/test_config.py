@@ -47,3 +47,14 @@ def test_missing_brokers_say_how_to_get_one(tmp_path):
         s.brokers()
     (tmp_path / "broker.addr").write_text("127.0.0.1:1234\n")
     assert s.brokers() == "127.0.0.1:1234"
+
+
+def test_throttle_thresholds_come_from_the_config_file(tmp_path):
+    cfg = tmp_path / "m.toml"
+    cfg.write_text("[throttle]\ncomplaint_pause = 0.005\npause_base_s = 1800\n")
+    policy = load_settings(str(cfg), environ={}).throttle_policy()
+    assert (policy.complaint_pause, policy.pause_base_s) == (0.005, 1800)
+    assert policy.complaint_slow == 0.001  # the rest keep their defaults
+    cfg.write_text("[throttle]\ncomplaint_pasue = 0.005\n")
+    with pytest.raises(ConfigError, match="complaint_pasue"):
+        load_settings(str(cfg), environ={})
