@@ -77,7 +77,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _setup_logging(settings.log_level)
     return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
-                    incident=args.incident, live=not args.fast, time_scale=args.time_scale)
+                    incident=args.incident, live=not args.fast, time_scale=args.time_scale,
+                    start=args.start)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -172,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="`kafka` (the input topics) or a JSONL file path (default kafka)")
     gen.add_argument("--fast", action="store_true",
                      help="produce as fast as possible instead of pacing in real time")
+    gen.add_argument("--start", metavar="TIME",
+                     help="event time of the first event (epoch seconds or RFC 3339); with "
+                          "--seed, the same traffic every time (default: ends now)")
 
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from confluent_kafka import KafkaException, Producer
 
@@ -69,25 +70,42 @@ def paced(events: Iterable[GeneratedEvent], start_ts: float, time_scale: float,
         yield ev
 
 
-def plan(rate: float, seconds: float, time_scale: float, seed: int,
-         incident: str | None, live: bool = True) -> tuple[TrafficGenerator, float, float, float]:
+def plan(rate: float, seconds: float, time_scale: float, seed: int, incident: str | None,
+         live: bool = True, start: float | None = None
+         ) -> tuple[TrafficGenerator, float, float, float]:
     """The generator and its event-time window: `seconds` of wall time, `time_scale` times
     as much event time. Live, the window ends when the wall clock does (at scale 1 event
-    time is the wall clock); otherwise it ends now, so nothing lies in the future."""
+    time is the wall clock); otherwise it ends now, so nothing lies in the future.
+    A given `start` (epoch seconds) makes the traffic reproducible."""
     if rate <= 0 or seconds <= 0 or time_scale <= 0:
         raise ValueError("rate, seconds and time scale must be positive")
     span = seconds * time_scale
-    start = time.time() + (seconds if live else 0.0) - span
+    if start is None:
+        start = time.time() + (seconds if live else 0.0) - span
     gen = TrafficGenerator(seed=seed, start=start,
                            incident=Incident.parse(incident) if incident else None)
     return gen, start, rate / time_scale, span
 
 
-def generate(settings: Settings, rate: float, seconds: float, to: str, seed: int,
-             incident: str | None, live: bool, time_scale: float) -> int:
+def parse_start(text: str) -> float:
+    """`--start`: epoch seconds or RFC 3339."""
     try:
-        gen, start, event_rate, span = plan(rate, seconds, time_scale, seed, incident,
-                                           live and to == "kafka")
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"--start must be epoch seconds or RFC 3339, got {text!r}") from None
+
+
+def generate(settings: Settings, rate: float, seconds: float, to: str, seed: int,
+             incident: str | None, live: bool, time_scale: float,
+             start: str | None = None) -> int:
+    try:
+        start_ts = parse_start(start) if start else None
+        gen, start_ts, event_rate, span = plan(rate, seconds, time_scale, seed, incident,
+                                              live and to == "kafka", start_ts)
     except ValueError as exc:
         print(f"mailflow generate: {exc}", file=sys.stderr)
         return 2
@@ -97,7 +115,7 @@ def generate(settings: Settings, rate: float, seconds: float, to: str, seed: int
         print(f"wrote {count} events to {to}")
         return 0
     producer = EventProducer(settings.brokers())
-    stream = paced(events, start, time_scale) if live else events
+    stream = paced(events, start_ts, time_scale) if live else events
     last = time.monotonic()
     for ev in stream:
         producer.send(ev.topic, ev.key, ev.value)
