@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Producer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailflow.broker import EmbeddedBroker, ensure_topics  # noqa: E402
 from mailflow.generator import TrafficGenerator  # noqa: E402
+from mailflow.traffic import EventProducer  # noqa: E402
 
 
 def main(n: int) -> dict:
@@ -31,17 +31,11 @@ def main(n: int) -> dict:
         rate = 500.0
         events = TrafficGenerator(seed=11, start=time.time() - 2 * n / rate).events(
             rate, n / rate)
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
-        produced = 0
+        producer = EventProducer(broker.bootstrap)
         for ev in events:
-            while True:
-                try:
-                    producer.produce(ev.topic, ev.value, ev.key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            produced += 1
+            producer.send(ev.topic, ev.key, ev.value)
         producer.flush(60)
+        produced = producer.produced
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": "0"}
         started = time.perf_counter()

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from mailflow.broker import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
 from mailflow.generator import TrafficGenerator  # noqa: E402
+from mailflow.traffic import EventProducer, paced  # noqa: E402
 
 PROBE_SENDER = "probe.bench.example"
 BURST = 5  # ThrottlePolicy.rate_limit_burst
@@ -37,26 +38,12 @@ BURST = 5  # ThrottlePolicy.rate_limit_burst
 
 def background(brokers: str, rate: float, seconds: float, stop: threading.Event,
                counter: list[int]) -> None:
-    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 5})
+    producer = EventProducer(brokers)
     start = time.time()
-    gen = TrafficGenerator(seed=3, start=start)
-    started = time.monotonic()
-    for ev in gen.events(rate, seconds):
-        if stop.is_set():
-            break
-        due = ev.ts - start
-        lag = due - (time.monotonic() - started)
-        if lag > 0.002:
-            time.sleep(lag)
-        while True:
-            try:
-                producer.produce(ev.topic, ev.value, ev.key)
-                break
-            except BufferError:
-                producer.poll(0.01)
+    events = TrafficGenerator(seed=3, start=start).events(rate, seconds)
+    for ev in paced(events, start, 1.0, stop):
+        producer.send(ev.topic, ev.key, ev.value)
         counter[0] += 1
-        if counter[0] % 2000 == 0:
-            producer.poll(0)
     producer.flush(30)
 
 
