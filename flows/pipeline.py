@@ -25,15 +25,15 @@ from typing import Any, NamedTuple
 
 import bytewax.operators as op
 import orjson
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
-from flows.sources import ACTIVITY, StoppableKafkaSource, partition_id
+from flows.sources import ACTIVITY, KafkaPartitionSource, RawMessage, partition_id
 from mailflow.config import Settings
 from mailflow.stats import STATS
+from operators.analytics import AnalyticsBatch, EngagementAnalytics
 from operators.batching import RowBatcher
-from operators.bounces import BounceClassifier
-from operators.engagement import is_human_interaction
+from operators.bounces import BounceClassifier, BounceVerdict
 from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
 from schemas import rows as out
@@ -44,10 +44,12 @@ from schemas.topics import DLQ, SUPPRESSIONS, THROTTLE
 _BOUNCING = frozenset({"bounce", "deferred"})
 EVENTS, DECISIONS, SUPPRESSED = ("mailflow.events", "mailflow.throttle_decisions",
                                  "mailflow.suppressions")
+ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.attribution", "mailflow.metrics_1m",
+                                     "mailflow.convergence")
 
 
 class ParsedBatch(NamedTuple):
-    rows: list[tuple]
+    events: list[tuple[Event, BounceVerdict | None]]
     signals: list[Signal]
     suppressions: list[tuple[Event, str]]
     dead: list[DeadLetter]
@@ -61,19 +63,18 @@ class BatchParser:
         self.parser = EventParser(hasher)
         self.bounces = BounceClassifier()
 
-    def __call__(self, messages: list[Any]) -> list[ParsedBatch]:
+    def __call__(self, messages: list[RawMessage]) -> list[ParsedBatch]:
         raw: list[tuple] = []
         broken: list[DeadLetter] = []
         for m in messages:
-            if type(m) is KafkaError:  # consumer error surfaced for one message
-                src = m.msg
-                broken.append(DeadLetter(f"kafka error: {m.err}", src.topic or "",
-                                         src.partition or 0, src.offset or 0, src.value or b""))
+            if m.error:  # the consumer's error for one message: dead letter, with position
+                broken.append(DeadLetter(f"kafka error: {m.error}", m.topic, m.partition,
+                                         m.offset, m.value or b""))
             else:
                 raw.append((m.value, m.topic, m.partition, m.offset))
         events, dead = self.parser.parse_batch(raw)
         dead.extend(broken)
-        rows, signals, suppressions = [], [], []
+        items, signals, suppressions = [], [], []
         newest: dict[tuple[str, int], int] = {}
         classify = self.bounces.classify
         for ev in events:
@@ -81,8 +82,7 @@ class BatchParser:
                 newest[(ev.topic, ev.partition)] = ev.ts_ms
             bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
                       if ev.type in _BOUNCING else None)
-            rows.append(out.event_row(ev, bounce,
-                                      is_human_interaction(ev.type, ev.user_agent, ev.ip)))
+            items.append((ev, bounce))
             kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
             if kind is not None:
                 signals.append(Signal(ev.ts_ms, ev.sender, ev.domain, kind))
@@ -94,41 +94,90 @@ class BatchParser:
         if dead:
             STATS.record_dead([d.error for d in dead])
         progress = {partition_id(t, p): ts for (t, p), ts in newest.items()}
-        return [ParsedBatch(rows, signals, suppressions, dead, progress)]
+        return [ParsedBatch(items, signals, suppressions, dead, progress)]
 
 
-class SignalGateLogic(op.StatefulBatchLogic):
-    """Wraps `EventTimeGate`: signals leave in event-time order once partitions pass them."""
+class OrderingLogic(op.StatefulBatchLogic):
+    """Two `EventTimeGate`s over the same partition progress.
+
+    Throttle signals leave with a small event-time slack (decisions must be
+    fast); events for analytics leave strictly in order (a convergence row for
+    a minute must see every event before it).
+    """
 
     POLL_S = 0.02
 
-    def __init__(self, slack_ms: int, resume: EventTimeGate | None):
-        self.gate = resume if resume is not None else EventTimeGate(slack_ms)
+    def __init__(self, slack_ms: int, resume: tuple[EventTimeGate, EventTimeGate] | None):
+        self.signals, self.events = resume if resume is not None else (
+            EventTimeGate(slack_ms), EventTimeGate(0))
 
-    def on_batch(self, values: list[tuple[list[Signal], dict[str, int]]]
-                 ) -> tuple[list[list[Signal]], bool]:
-        released: list[tuple[int, Signal]] = []
-        idle = ACTIVITY.idle()
-        for signals, progress in values:
-            released += self.gate.add(((s.ts_ms, s) for s in signals), progress, idle,
-                                      ACTIVITY.partitions)
-        return self._out(released)
+    def on_batch(self, values: list[ParsedBatch]) -> tuple[list[tuple[str, list]], bool]:
+        idle, partitions = ACTIVITY.idle(), ACTIVITY.partitions
+        signals: list[tuple[int, Any]] = []
+        events: list[tuple[int, Any]] = []
+        for batch in values:
+            signals += self.signals.add(((s.ts_ms, s) for s in batch.signals), batch.progress,
+                                        idle, partitions)
+            events += self.events.add(((item[0].ts_ms, item) for item in batch.events),
+                                      batch.progress, idle, partitions)
+        return self._out(signals, events)
 
-    def on_notify(self) -> tuple[list[list[Signal]], bool]:
-        return self._out(self.gate.release(ACTIVITY.idle(), ACTIVITY.partitions))
+    def on_notify(self) -> tuple[list[tuple[str, list]], bool]:
+        idle, partitions = ACTIVITY.idle(), ACTIVITY.partitions
+        return self._out(self.signals.release(idle, partitions),
+                         self.events.release(idle, partitions))
 
-    def on_eof(self) -> tuple[list[list[Signal]], bool]:
-        return self._out(self.gate.flush())
+    def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
+        return self._out(self.signals.flush(), self.events.flush())
 
     def notify_at(self) -> datetime | None:
-        return datetime.now(UTC) + timedelta(seconds=self.POLL_S) if self.gate.held else None
+        held = self.signals.held or self.events.held
+        return datetime.now(UTC) + timedelta(seconds=self.POLL_S) if held else None
 
-    def _out(self, released: list[tuple[int, Signal]]) -> tuple[list[list[Signal]], bool]:
-        STATS.signals_held = self.gate.held
-        return ([[s for _ts, s in released]] if released else []), self.RETAIN
+    def _out(self, signals: list[tuple[int, Any]], events: list[tuple[int, Any]]
+             ) -> tuple[list[tuple[str, list]], bool]:
+        STATS.signals_held = self.signals.held
+        STATS.events_held = self.events.held
+        out: list[tuple[str, list]] = []
+        if signals:
+            out.append(("signals", [s for _ts, s in signals]))
+        if events:
+            out.append(("events", [e for _ts, e in events]))
+        return out, self.RETAIN
 
-    def snapshot(self) -> EventTimeGate:
-        return copy.deepcopy(self.gate)
+    def snapshot(self) -> tuple[EventTimeGate, EventTimeGate]:
+        return copy.deepcopy((self.signals, self.events))
+
+
+class AnalyticsLogic(op.StatefulBatchLogic):
+    """Wraps `EngagementAnalytics`: ordered events in, rows for four tables out."""
+
+    def __init__(self, resume: EngagementAnalytics | None, settings: Settings):
+        self.analytics = resume if resume is not None else EngagementAnalytics(
+            attribution_window_s=settings.attribution_window_s,
+            allowed_lateness_s=settings.allowed_lateness_s)
+
+    def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]]]
+                 ) -> tuple[list[tuple[str, list[tuple]]], bool]:
+        items = [item for batch in values for item in batch]
+        return self._rows(self.analytics.apply(items)), self.RETAIN
+
+    def on_eof(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
+        return self._rows(self.analytics.flush()), self.RETAIN
+
+    def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list[tuple]]]:
+        STATS.late_events = self.analytics.late
+        tables = [
+            (EVENTS, [out.event_row(e.event, e.bounce, e.interaction, e.attributed_flows)
+                      for e in batch.events]),
+            (ATTRIBUTION, [out.attribution_row(ev, c) for ev, c in batch.credits]),
+            (METRICS, [out.metrics_row(r) for r in batch.minutes]),
+            (CONVERGENCE, [out.convergence_row(r) for r in batch.convergence]),
+        ]
+        return [(table, rows) for table, rows in tables if rows]
+
+    def snapshot(self) -> EngagementAnalytics:
+        return copy.deepcopy(self.analytics)
 
 
 def throttle_keys(signals: list[Signal]) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:
@@ -225,19 +274,29 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     policy = settings.throttle_policy()
 
     flow = Dataflow("mailflow")
-    source = StoppableKafkaSource(brokers, settings.input_topics, tail=tail,
-                                  batch_size=settings.kafka_batch, raise_on_errors=False,
+    source = KafkaPartitionSource(brokers, settings.input_topics, tail=tail,
+                                  batch_size=settings.kafka_batch,
                                   add_config={"fetch.wait.max.ms": str(settings.fetch_wait_ms)})
     parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
 
-    # Throttling: signals in event-time order, then keyed by sender and by provider.
-    to_gate = op.map("signals", parsed, lambda b: ("gate", (b.signals, b.progress)))
-    slack_ms = settings.order_slack_ms
+    # Event-time order: signals for throttling (with slack), events for analytics (strict).
     ordered = op.key_rm("ordered", op.stateful_batch(
-        "order_signals", to_gate, lambda resume: SignalGateLogic(slack_ms, resume)))
-    keyed_signals = op.flat_map("throttle_keys", ordered, throttle_keys)
+        "order_events", op.map("to_gate", parsed, lambda b: ("gate", b)),
+        lambda resume: OrderingLogic(settings.order_slack_ms, resume)))
+    signal_batches = op.filter_map("signal_batches", ordered,
+                                   lambda kv: kv[1] if kv[0] == "signals" else None)
+    event_batches = op.filter_map("event_batches", ordered,
+                                  lambda kv: kv[1] if kv[0] == "events" else None)
+
+    # Throttling: keyed by sender and by provider.
+    keyed_signals = op.flat_map("throttle_keys", signal_batches, throttle_keys)
     decisions = op.key_rm("decisions", op.stateful_batch(
         "throttle", keyed_signals, lambda resume: ThrottleLogic(policy, resume)))
+
+    # Analytics: machine/bot, latency, attribution, metrics_1m, convergence.
+    analytics_rows = op.key_rm("analytics_rows", op.stateful_batch(
+        "analytics", op.map("to_analytics", event_batches, lambda b: ("analytics", b)),
+        lambda resume: AnalyticsLogic(resume, settings)))
     decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)
     decision_rows = op.filter_map("decision_rows", decision_batches,
                                   lambda kv: (DECISIONS, kv[1]) if kv[0] == "rows" else None)
@@ -247,7 +306,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     # ClickHouse: every table through one size/age batcher per table.
     tables = op.merge(
         "table_rows",
-        op.map("event_rows", parsed, lambda b: (EVENTS, b.rows)),
+        analytics_rows,
         op.map("suppression_rows", parsed, lambda b: (SUPPRESSED, [
             out.suppression_row(ev, reason) for ev, reason in b.suppressions])),
         decision_rows,

@@ -1,54 +1,70 @@
-"""Input wiring: the Kafka source, stoppable so shutdown drains instead of aborting,
-and reporting which partitions are idle (for the event-time gate).
+"""Input wiring: a Kafka source that knows when each partition is caught up.
 
-Raising out of a Bytewax callback (what Ctrl-C does by default) panics the
-Rust runtime mid-batch. Instead, a stop request makes every input partition
-report end-of-input at its next poll; the dataflow then flushes every window
-and sink and returns normally.
+`KafkaPartitionSource` reads every partition of the input topics with
+`assign()` (no consumer group: offsets live in Bytewax snapshots) and hands
+the dataflow plain `RawMessage` tuples. It also tells the event-time gate
+which partitions are *caught up*: the consumer reported end-of-partition
+after the last message it returned. That is the only reliable "nothing more
+to read right now" signal (empty polls also happen while a fetch is in
+flight, and Tansu can report a high watermark that is too low), and the gate
+must not wait for a caught-up partition, nor skip one that is merely slow.
+
+Stopping: raising out of a Bytewax callback (what Ctrl-C does by default)
+panics the Rust runtime mid-batch. Instead a stop request (`STOP`) makes every
+partition report end of input at its next poll; the dataflow then flushes
+every window and sink and returns normally.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from bytewax.connectors.kafka import KafkaSource
-from bytewax.inputs import StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+log = logging.getLogger(__name__)
 
 #: Set by the job's SIGTERM/SIGINT handler.
 STOP = threading.Event()
 
 
+class RawMessage(NamedTuple):
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    error: str  # "" unless the consumer reported an error for this message
+
+
 class PartitionActivity:
-    """Which input partitions of this process have nothing to read right now.
+    """Which input partitions of this process are caught up (or finished)."""
 
-    A partition is idle after `empty_polls` polls in a row returned nothing
-    (or at end of input); the event-time gate then stops waiting for it.
-    """
-
-    def __init__(self, empty_polls: int = 2):
-        self.empty_polls = empty_polls
-        self._empty: dict[str, int] = {}
-        self._done: set[str] = set()
+    def __init__(self) -> None:
         self.partitions: set[str] = set()
+        self._caught_up: set[str] = set()
+        self._done: set[str] = set()
 
     def register(self, partition: str) -> None:
         self.partitions.add(partition)
 
-    def polled(self, partition: str, count: int) -> None:
-        self._empty[partition] = 0 if count else self._empty.get(partition, 0) + 1
+    def busy(self, partition: str) -> None:
+        self._caught_up.discard(partition)
+
+    def caught_up(self, partition: str) -> None:
+        self._caught_up.add(partition)
 
     def finished(self, partition: str) -> None:
         self._done.add(partition)
 
     def idle(self) -> set[str]:
-        limit = self.empty_polls
-        return {p for p, n in list(self._empty.items()) if n >= limit} | self._done
+        return self._caught_up | self._done
 
     def reset(self) -> None:
         self.partitions.clear()
-        self._empty.clear()
+        self._caught_up.clear()
         self._done.clear()
 
 
@@ -59,43 +75,82 @@ def partition_id(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-class _StoppablePartition(StatefulSourcePartition):
-    def __init__(self, inner: StatefulSourcePartition, stop: threading.Event, name: str):
-        self._inner = inner
-        self._stop = stop
-        self._name = name
+class _KafkaPartition(StatefulSourcePartition):
+    def __init__(self, config: dict[str, Any], topic: str, index: int, offset: int,
+                 batch_size: int, tail: bool, stop: threading.Event):
+        self._consumer = Consumer(config)
+        self._consumer.assign([TopicPartition(topic, index, offset)])
+        self._topic, self._index, self._offset = topic, index, offset
+        self._name = partition_id(topic, index)
+        self._batch_size, self._tail, self._stop = batch_size, tail, stop
+        self._eof = False
+        ACTIVITY.register(self._name)
 
-    def next_batch(self) -> list[Any]:
-        if self._stop.is_set():
+    def next_batch(self) -> list[RawMessage]:
+        if self._stop.is_set() or self._eof:
             ACTIVITY.finished(self._name)
             raise StopIteration()
-        try:
-            batch = self._inner.next_batch()
-        except StopIteration:
-            ACTIVITY.finished(self._name)
-            raise
-        ACTIVITY.polled(self._name, len(batch))
+        batch: list[RawMessage] = []
+        reached_end = False
+        for msg in self._consumer.consume(self._batch_size, 0.001):
+            err = msg.error()
+            if err is None:
+                batch.append(RawMessage(msg.value(), self._topic, self._index, msg.offset(), ""))
+                self._offset = msg.offset() + 1
+                reached_end = False
+            elif err.code() == KafkaError._PARTITION_EOF:
+                reached_end = True
+            else:  # surfaced to the dead-letter path with its position, never dropped
+                log.warning("consumer error on %s: %s", self._name, err)
+                if msg.offset() is not None and msg.offset() >= 0:
+                    batch.append(RawMessage(msg.value(), self._topic, self._index,
+                                            msg.offset(), str(err)))
+        if batch:
+            ACTIVITY.busy(self._name)
+        if reached_end:
+            ACTIVITY.caught_up(self._name)
+            if not self._tail:
+                self._eof = True  # deliver this batch; stop at the next call
         return batch
 
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
-
-    def snapshot(self) -> Any:
-        return self._inner.snapshot()
+    def snapshot(self) -> int:
+        return self._offset
 
     def close(self) -> None:
-        self._inner.close()
+        self._consumer.close()
 
 
-class StoppableKafkaSource(KafkaSource):
-    """`KafkaSource` whose partitions end cleanly once `stop` is set."""
+class KafkaPartitionSource(FixedPartitionedSource):
+    """Every partition of `topics`, from the snapshot offset or the beginning."""
 
-    def __init__(self, *args: Any, stop: threading.Event = STOP, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._stop = stop
+    def __init__(self, brokers: list[str], topics: list[str], tail: bool = True,
+                 batch_size: int = 1000, add_config: dict[str, str] | None = None,
+                 stop: threading.Event = STOP):
+        self.brokers, self.topics, self.tail = brokers, list(topics), tail
+        self.batch_size = batch_size
+        self.add_config = dict(add_config or {})
+        self.stop = stop
 
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _StoppablePartition:
+    def list_parts(self) -> list[str]:
+        admin = AdminClient({"bootstrap.servers": ",".join(self.brokers)})
+        parts = []
+        for topic in self.topics:
+            meta = admin.list_topics(topic, timeout=15).topics[topic]
+            if meta.error is not None:
+                raise RuntimeError(f"cannot list partitions of {topic}: {meta.error.str()}")
+            parts += [f"{index}-{topic}" for index in sorted(meta.partitions)]
+        return parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None
+                   ) -> _KafkaPartition:
         index, topic = for_part.split("-", 1)
-        ACTIVITY.register(partition_id(topic, int(index)))
-        return _StoppablePartition(super().build_part(step_id, for_part, resume_state),
-                                   self._stop, partition_id(topic, int(index)))
+        config = {
+            "bootstrap.servers": ",".join(self.brokers),
+            "group.id": "mailflow-unused",  # assign() only; offsets live in snapshots
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",  # the caught-up signal, in tail mode too
+            **self.add_config,
+        }
+        offset = OFFSET_BEGINNING if resume_state is None else resume_state
+        return _KafkaPartition(config, topic, int(index), offset, self.batch_size, self.tail,
+                               self.stop)

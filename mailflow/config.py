@@ -42,6 +42,8 @@ class Settings:
     kafka_batch: int = 1000  # messages per consumer poll
     fetch_wait_ms: int = 20  # longest the broker holds a fetch for new data (latency)
     order_slack_ms: int = 2000  # event-time disorder the throttle accepts without waiting
+    attribution_window_s: int = 7 * 86_400  # a touch earns credit this long before a conversion
+    allowed_lateness_s: int = 3600  # later events are counted as late, not in metrics_1m
     workers: int = 1
     epoch_interval_s: float = 10.0
     log_level: str = "info"

@@ -25,6 +25,8 @@ class JobStats:
         self.decisions_by_action: Counter[str] = Counter()
         self.late_signals = 0
         self.signals_held = 0
+        self.events_held = 0
+        self.late_events = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -62,6 +64,8 @@ class JobStats:
             "decisions_by_action": dict(self.decisions_by_action),
             "late_signals": self.late_signals,
             "signals_held": self.signals_held,
+            "events_held": self.events_held,
+            "late_events": self.late_events,
         }
 
     def prometheus(self) -> str:
@@ -90,7 +94,11 @@ class JobStats:
                 for a, n in sorted(self.decisions_by_action.items())]
         out += ["# HELP mailflow_late_signals_total Signals older than the throttle window.",
                 "# TYPE mailflow_late_signals_total counter",
-                f"mailflow_late_signals_total {self.late_signals}"]
+                f"mailflow_late_signals_total {self.late_signals}",
+                "# HELP mailflow_late_events_total Events later than the allowed lateness "
+                "(kept in events, left out of metrics_1m).",
+                "# TYPE mailflow_late_events_total counter",
+                f"mailflow_late_events_total {self.late_events}"]
         out += ["# HELP mailflow_up 1 while the job runs.", "# TYPE mailflow_up gauge",
                 "mailflow_up 1", ""]
         return "\n".join(out)

@@ -6,7 +6,11 @@ import time
 
 import orjson
 
+from operators.attribution import Credit
 from operators.bounces import BounceVerdict
+from operators.convergence import ConvergenceRow
+from operators.engagement import Interaction
+from operators.metrics import MinuteRow
 from operators.throttle import Decision
 from schemas.events import Event
 
@@ -15,20 +19,23 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "event_id", "ts", "type", "sender", "domain", "recipient_domain", "recipient_hash",
     "message_id", "campaign_id", "flow_id", "variant", "bounce_class", "bounce_source",
     "bounce_confidence", "smtp_code",
-    "smtp_status", "diagnostic", "is_human", "user_agent", "ip", "url", "goal", "value",
+    "smtp_status", "diagnostic", "is_human", "machine_reason", "latency_s", "attributed_flows",
+    "user_agent", "ip", "url", "goal", "value",
     "currency", "attrs", "source_topic", "source_partition", "source_offset",
 )
 
 EventRow = tuple
 
 
-def event_row(ev: Event, bounce: BounceVerdict | None, is_human: bool) -> EventRow:
+def event_row(ev: Event, bounce: BounceVerdict | None, interaction: Interaction,
+              attributed_flows: tuple[str, ...] = ()) -> EventRow:
     """One `mailflow.events` row; `ts` stays integer milliseconds (DateTime64(3))."""
     cls, confidence, source = bounce if bounce is not None else ("", 0.0, "")
     return (
         ev.event_id, ev.ts_ms, ev.type, ev.sender, ev.domain, ev.recipient_domain,
         ev.recipient_hash, ev.message_id, ev.campaign_id, ev.flow_id, ev.variant, cls, source,
-        confidence, ev.smtp_code, ev.smtp_status, ev.diagnostic, is_human, ev.user_agent, ev.ip,
+        confidence, ev.smtp_code, ev.smtp_status, ev.diagnostic, interaction.is_human,
+        interaction.reason, interaction.latency_s, list(attributed_flows), ev.user_agent, ev.ip,
         ev.url, ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
         ev.topic, ev.partition, ev.offset,
     )
@@ -90,9 +97,41 @@ def suppression_row(ev: Event, reason: str) -> tuple:
     return (ev.recipient_hash, reason, ev.ts_ms, ev.sender, ev.domain, ev.event_id)
 
 
+ATTRIBUTION_COLUMNS: tuple[str, ...] = (
+    "conversion_id", "ts", "sender", "recipient_hash", "goal", "value", "currency", "model",
+    "message_id", "campaign_id", "flow_id", "touch_ts", "credit", "credited_value",
+)
+
+
+def attribution_row(ev: Event, c: Credit) -> tuple:
+    return (ev.event_id, ev.ts_ms, ev.sender, ev.recipient_hash, ev.goal, ev.value,
+            ev.currency, c.model, c.touch.message_id, c.touch.campaign_id, c.touch.flow_id,
+            c.touch.ts_ms, c.credit, round(c.credit * ev.value, 6))
+
+
+METRICS_COLUMNS: tuple[str, ...] = (
+    "minute", "sender", "domain", "campaign_id", "flow_id", *MinuteRow._fields[5:],
+)
+
+
+def metrics_row(r: MinuteRow) -> tuple:
+    return (r.minute_ms // 1000, *r[1:])
+
+
+CONVERGENCE_COLUMNS: tuple[str, ...] = ConvergenceRow._fields[:2] + ("as_of",) + \
+    ConvergenceRow._fields[3:]
+
+
+def convergence_row(r: ConvergenceRow) -> tuple:
+    return (r.flow_id, r.window, r.as_of_ms // 1000, *r[3:])
+
+
 #: Column order per table, for the generic ClickHouse sink.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.events": EVENT_COLUMNS,
     "mailflow.throttle_decisions": DECISION_COLUMNS,
     "mailflow.suppressions": SUPPRESSION_COLUMNS,
+    "mailflow.attribution": ATTRIBUTION_COLUMNS,
+    "mailflow.metrics_1m": METRICS_COLUMNS,
+    "mailflow.convergence": CONVERGENCE_COLUMNS,
 }
