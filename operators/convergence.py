@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 MINUTE_MS = 60_000
+_NEVER = -(2 ** 62)  # "no delivery / conversion yet": before any window
 WINDOWS = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 
 # Fact kinds; the first five are counted per minute, LATENCY only records a latency.
@@ -92,8 +93,8 @@ class _Flow:
 
     def __init__(self, span_minutes: int):
         self.index: dict[str, int] = {}
-        self.last_delivery = np.full(64, -1, dtype=np.int64)
-        self.last_conversion = np.full(64, -1, dtype=np.int64)
+        self.last_delivery = np.full(64, _NEVER, dtype=np.int64)
+        self.last_conversion = np.full(64, _NEVER, dtype=np.int64)
         self.minutes = np.zeros((span_minutes, _COUNTERS), dtype=np.int64)
         self.minute_head = -1
         self.lat_ts = array("q")
@@ -106,9 +107,9 @@ class _Flow:
             if i >= len(self.last_delivery):
                 grow = len(self.last_delivery)
                 self.last_delivery = np.concatenate(
-                    [self.last_delivery, np.full(grow, -1, dtype=np.int64)])
+                    [self.last_delivery, np.full(grow, _NEVER, dtype=np.int64)])
                 self.last_conversion = np.concatenate(
-                    [self.last_conversion, np.full(grow, -1, dtype=np.int64)])
+                    [self.last_conversion, np.full(grow, _NEVER, dtype=np.int64)])
         return i
 
 

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from mailflow.generator import TrafficGenerator
 from schemas.topics import EVENT_TYPES
+from sinks.clickhouse import ClickHouseStore
 from tests.conftest import ROOT, mailflow_cmd, query_store
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,25 @@ def test_demo_runs_and_leaves_every_event_type_queryable(tmp_path):
     assert set(counts) == set(EVENT_TYPES), sorted(set(EVENT_TYPES) - set(counts))
     dead = int(demo.stdout.split("dead letters ")[-1].split(";")[0].replace(",", ""))
     assert dead > 0  # the demo feeds malformed messages on purpose
+
+    # Every ready query of the README runs on the demo's data and returns rows.
+    queries = readme_queries()
+    assert len(queries) >= 8
+    store = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    try:
+        for number, sql in enumerate(queries, 1):
+            columns, rows = store.query(sql)
+            assert rows, f"README query {number} returned no rows:\n{sql}"
+    finally:
+        store.close()
+
+
+def readme_queries() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- analyst-queries -->")[1].split("<!-- /analyst-queries -->")[0]
+    sql = block.split("```sql")[1].split("```")[0]
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [q.strip() for q in "\n".join(lines).split(";") if q.strip()]
 
 
 def _stats(port: int) -> dict:
