@@ -39,7 +39,7 @@ from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, s
 from schemas import rows as out
 from schemas.events import DeadLetter, Event, EventParser
 from schemas.hashing import RecipientHasher
-from schemas.topics import DLQ, SUPPRESSIONS, THROTTLE
+from schemas.topics import DLQ, SCORES, SEND_TIMES, SUPPRESSIONS, THROTTLE, VARIANTS
 
 _BOUNCING = frozenset({"bounce", "deferred"})
 EVENTS, DECISIONS, SUPPRESSED = ("mailflow.events", "mailflow.throttle_decisions",
@@ -155,7 +155,8 @@ class AnalyticsLogic(op.StatefulBatchLogic):
     def __init__(self, resume: EngagementAnalytics | None, settings: Settings):
         self.analytics = resume if resume is not None else EngagementAnalytics(
             attribution_window_s=settings.attribution_window_s,
-            allowed_lateness_s=settings.allowed_lateness_s)
+            allowed_lateness_s=settings.allowed_lateness_s,
+            label_window_s=settings.label_window_s, reset_on_drift=settings.reset_on_drift)
 
     def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]]]
                  ) -> tuple[list[tuple[str, list[tuple]]], bool]:
@@ -165,16 +166,36 @@ class AnalyticsLogic(op.StatefulBatchLogic):
     def on_eof(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
         return self._rows(self.analytics.flush()), self.RETAIN
 
-    def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list[tuple]]]:
+    def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list]]:
+        """(table, rows) for ClickHouse and ("kafka", messages) for the output topics."""
         STATS.late_events = self.analytics.late
+        STATS.pending_labels = len(self.analytics.learner.pending)
         tables = [
             (EVENTS, [out.event_row(e.event, e.bounce, e.interaction, e.attributed_flows)
                       for e in batch.events]),
             (ATTRIBUTION, [out.attribution_row(ev, c) for ev, c in batch.credits]),
             (METRICS, [out.metrics_row(r) for r in batch.minutes]),
             (CONVERGENCE, [out.convergence_row(r) for r in batch.convergence]),
+            ("mailflow.scores", [out.score_row(sc) for sc in batch.scores]),
+            ("mailflow.model_metrics", [out.model_metric_row(r) for r in batch.model_metrics]),
+            ("mailflow.model_events", [tuple(e) for e in batch.model_events]),
+            ("mailflow.send_times", [out.send_time_row(st) for st in batch.send_times]),
+            ("mailflow.recipient_profiles", [tuple(p) for p in batch.profiles]),
+            ("mailflow.variant_allocations", [row for a in batch.allocations
+                                              for row in out.allocation_rows(a)]),
         ]
-        return [(table, rows) for table, rows in tables if rows]
+        messages = (
+            [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
+                              topic=SCORES) for sc in batch.scores]
+            + [KafkaSinkMessage(st.recipient_hash.encode(),
+                                orjson.dumps(out.send_time_record(st)), topic=SEND_TIMES)
+               for st in batch.send_times]
+            + [KafkaSinkMessage(a.campaign_id.encode(), orjson.dumps(out.allocation_record(a)),
+                                topic=VARIANTS) for a in batch.allocations])
+        result: list[tuple[str, list]] = [(table, rows) for table, rows in tables if rows]
+        if messages:
+            result.append(("kafka", messages))
+        return result
 
     def snapshot(self) -> EngagementAnalytics:
         return copy.deepcopy(self.analytics)
@@ -304,9 +325,12 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
                                  lambda kv: kv[1] if kv[0] == "kafka" else [])
 
     # ClickHouse: every table through one size/age batcher per table.
+    analytics_kafka = op.flat_map("analytics_kafka", analytics_rows,
+                                  lambda kv: kv[1] if kv[0] == "kafka" else [])
+    analytics_tables = op.filter("analytics_tables", analytics_rows, lambda kv: kv[0] != "kafka")
     tables = op.merge(
         "table_rows",
-        analytics_rows,
+        analytics_tables,
         op.map("suppression_rows", parsed, lambda b: (SUPPRESSED, [
             out.suppression_row(ev, reason) for ev, reason in b.suppressions])),
         decision_rows,
@@ -320,6 +344,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     records = op.merge(
         "kafka_records",
         decision_kafka,
+        analytics_kafka,
         op.flat_map("suppressions", parsed, suppression_messages),
         op.map("dlq_record", op.flat_map("dead_letters", parsed, lambda b: b.dead),
                dead_letter_message),

@@ -44,6 +44,8 @@ class Settings:
     order_slack_ms: int = 2000  # event-time disorder the throttle accepts without waiting
     attribution_window_s: int = 7 * 86_400  # a touch earns credit this long before a conversion
     allowed_lateness_s: int = 3600  # later events are counted as late, not in metrics_1m
+    label_window_s: int = 86_400  # no genuine engagement within this: a negative label
+    reset_on_drift: int = 0  # 1: a drifting model is replaced by a fresh one (old kept)
     workers: int = 1
     epoch_interval_s: float = 10.0
     log_level: str = "info"

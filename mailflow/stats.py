@@ -27,6 +27,7 @@ class JobStats:
         self.signals_held = 0
         self.events_held = 0
         self.late_events = 0
+        self.pending_labels = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -66,6 +67,7 @@ class JobStats:
             "signals_held": self.signals_held,
             "events_held": self.events_held,
             "late_events": self.late_events,
+            "pending_labels": self.pending_labels,
         }
 
     def prometheus(self) -> str:
@@ -98,7 +100,10 @@ class JobStats:
                 "# HELP mailflow_late_events_total Events later than the allowed lateness "
                 "(kept in events, left out of metrics_1m).",
                 "# TYPE mailflow_late_events_total counter",
-                f"mailflow_late_events_total {self.late_events}"]
+                f"mailflow_late_events_total {self.late_events}",
+                "# HELP mailflow_pending_labels Delivered messages waiting for their label.",
+                "# TYPE mailflow_pending_labels gauge",
+                f"mailflow_pending_labels {self.pending_labels}"]
         out += ["# HELP mailflow_up 1 while the job runs.", "# TYPE mailflow_up gauge",
                 "mailflow_up 1", ""]
         return "\n".join(out)

@@ -1,9 +1,11 @@
-"""Engagement analytics over the ordered event stream: one way in, `apply(batch)`.
+"""Engagement analytics and learning over the ordered event stream: `apply(batch)`.
 
 Composes the per-message tracker (machine opens, bot clicks, response
-latency), multi-touch attribution, the per-minute counters and the rolling
-convergence book. Events must arrive in event-time order (the flow's
-event-time gate provides it); everything here is driven by event time only.
+latency), multi-touch attribution, the per-minute counters, the rolling
+convergence book, the online models with delayed labels, send-time
+optimisation, the variant bandit and personas. Events must arrive in
+event-time order (the flow's event-time gate provides it); everything here is
+driven by event time only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from operators.convergence import (
     FlowFact,
 )
 from operators.engagement import Interaction, MessageTracker
+from operators.learning import Learner, ModelEvent, ModelMetricRow, Resolved, Score
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
+from operators.personas import PersonaBook, Profile
+from operators.send_time import SendTime, SendTimeBook
+from operators.variants import Allocation, VariantBandit
 from schemas.events import Event
 
 _INTERACTIONS = frozenset({"open", "click"})
@@ -44,17 +50,33 @@ class AnalyticsBatch(NamedTuple):
     credits: list[tuple[Event, Credit]]
     minutes: list[MinuteRow]
     convergence: list[ConvergenceRow]
+    scores: list[Score]
+    send_times: list[SendTime]
+    allocations: list[Allocation]
+    model_metrics: list[ModelMetricRow]
+    model_events: list[ModelEvent]
+    profiles: list[Profile]
+
+
+def _empty() -> AnalyticsBatch:
+    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [])
 
 
 class EngagementAnalytics:
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
-                 allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None):
+                 allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
+                 label_window_s: int = 86_400, reset_on_drift: bool = False):
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, 86_400))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
+        self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
+        self.send_times = SendTimeBook()
+        self.bandit = VariantBandit()
+        self.personas = PersonaBook()
         self._expired_minute = -1
+        self._last_ts = 0
 
     @property
     def late(self) -> int:
@@ -62,19 +84,74 @@ class EngagementAnalytics:
         return self.minutes.late
 
     def apply(self, items: list[tuple[Event, BounceVerdict | None]]) -> AnalyticsBatch:
-        out = AnalyticsBatch([], [], [], [])
+        out = _empty()
         for ev, bounce in items:
             self._one(ev, bounce, out)
         return out
 
     def flush(self) -> AnalyticsBatch:
-        return AnalyticsBatch([], [], self.minutes.flush(), self.convergence.flush())
+        out = _empty()
+        out.minutes.extend(self.minutes.flush())
+        out.convergence.extend(self.convergence.flush())
+        out.model_metrics.extend(self.learner.flush(self._last_ts))
+        return out
+
+    def _learn(self, ev: Event, interaction: Interaction, bounce: BounceVerdict | None,
+               credits: list[Credit], out: AnalyticsBatch) -> None:
+        """Online models, send times, bandit and personas for one event."""
+        learner, etype, r = self.learner, ev.type, ev.recipient_hash
+        resolved: list[Resolved] = []
+        events: list[ModelEvent] = []
+        genuine = False
+        if etype == "sent":
+            learner.on_sent(ev.message_id, ev.domain, r, ev.sender, ev.ts_ms)
+        elif etype == "delivered":
+            score = learner.on_delivered(ev.message_id, ev.sender, ev.domain, r,
+                                         ev.campaign_id, ev.variant, ev.ts_ms)
+            out.scores.append(score)
+            self.bandit.seen(ev.campaign_id, ev.variant)
+            profile = self.personas.observe(r, score.score, score.conversion, ev.ts_ms)
+            if profile is not None:
+                out.profiles.append(profile)
+        elif etype == "bounce":
+            events += learner.on_bounce(ev.message_id, bounce is not None
+                                        and bounce.bounce_class == "hard", ev.ts_ms)
+        elif etype == "open":
+            learner.on_open(r, interaction.is_human, ev.ts_ms)
+            genuine = interaction.is_human
+        elif etype in ("click", "reply"):
+            if interaction.is_human:
+                got, events = learner.on_engagement(ev.message_id, r, ev.ts_ms)
+                resolved += got
+                genuine = True
+        elif etype == "conversion":
+            last = next((c.touch.message_id for c in credits if c.model == "last_touch"), "")
+            got, events = learner.on_conversion(last, r, ev.ts_ms)
+            resolved += got
+            genuine = True
+        elif etype in ("unsubscribe", "complaint"):
+            got, events = learner.on_unsubscribe(ev.message_id, ev.ts_ms)
+        if genuine:  # machine opens never reach the send-time book
+            self.send_times.evaluate(r, ev.domain, ev.ts_ms)
+            update = self.send_times.engage(r, ev.domain, ev.ts_ms)
+            if update is not None:
+                out.send_times.append(update)
+        expired, more_events, rows = learner.tick(ev.ts_ms)
+        resolved += expired
+        events += more_events
+        out.model_metrics.extend(rows)
+        out.model_events.extend(events)
+        for res in resolved:
+            allocation = self.bandit.reward(res.campaign, res.variant, res.engaged, res.ts_ms)
+            if allocation is not None:
+                out.allocations.append(allocation)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         interaction = self.tracker.apply(ev)
         etype, flow = ev.type, ev.flow_id
         facts: list[FlowFact] = []
         attributed: tuple[str, ...] = ()
+        credits: list[Credit] = []
         if etype == "delivered":
             self.attribution.touch(ev.sender, ev.recipient_hash,
                                    Touch(ev.ts_ms, ev.message_id, ev.campaign_id, flow))
@@ -84,8 +161,8 @@ class EngagementAnalytics:
             attributed = tuple(self.attribution.flows_touched(ev.sender, ev.recipient_hash,
                                                               ev.ts_ms))
             facts += [FlowFact(ev.ts_ms, f, ev.recipient_hash, CONVERSION) for f in attributed]
-            out.credits.extend((ev, c) for c in self.attribution.credits(
-                ev.sender, ev.recipient_hash, ev.ts_ms))
+            credits = self.attribution.credits(ev.sender, ev.recipient_hash, ev.ts_ms)
+            out.credits.extend((ev, c) for c in credits)
             if flow and interaction.latency_s > 0:
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, LATENCY,
                                       interaction.latency_s))
@@ -109,6 +186,8 @@ class EngagementAnalytics:
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s)))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
+        self._learn(ev, interaction, bounce, credits, out)
+        self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches
             self._expired_minute = minute

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import orjson
+from operators.send_time import SendTime
 
 from operators.attribution import Credit
 from operators.bounces import BounceVerdict
 from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
+from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
 from operators.throttle import Decision
+from operators.variants import Allocation
 from schemas.events import Event
 
 #: Column order of `mailflow.events` rows as written by the job.
@@ -126,6 +129,63 @@ def convergence_row(r: ConvergenceRow) -> tuple:
     return (r.flow_id, r.window, r.as_of_ms // 1000, *r[3:])
 
 
+SCORE_COLUMNS = ("message_id", "ts", "sender", "domain", "model", "score", "conversion",
+                 "unsubscribe_risk")
+
+
+def score_row(sc: Score) -> tuple:
+    return (sc.message_id, sc.event_ts_ms, sc.sender, sc.domain, sc.model, sc.score,
+            sc.conversion, sc.unsubscribe_risk)
+
+
+def score_record(sc: Score) -> dict:
+    """`mailflow.scores` (DESIGN.md), plus the conversion and unsubscribe-risk scores."""
+    return {"message_id": sc.message_id, "sender": sc.sender, "domain": sc.domain,
+            "model": sc.model, "score": sc.score, "event_ts": iso_ms(sc.event_ts_ms),
+            "conversion": sc.conversion, "unsubscribe_risk": sc.unsubscribe_risk}
+
+
+MODEL_METRIC_COLUMNS = ("model", "minute", "n", "n_window", "roc_auc", "log_loss",
+                        "positive_rate")
+
+
+def model_metric_row(r: ModelMetricRow) -> tuple:
+    return (r.model, r.minute_ms // 1000, r.n, r.n_window, r.roc_auc, r.log_loss,
+            r.positive_rate)
+
+
+MODEL_EVENT_COLUMNS = ("ts", "model", "event", "detail")
+
+
+def send_time_record(st: SendTime) -> dict:
+    """`mailflow.send_times` (DESIGN.md)."""
+    return {"recipient_hash": st.recipient_hash, "best_hour_of_week": st.best_hour_of_week,
+            "confidence": round(st.confidence, 4), "as_of": iso_ms(st.as_of_ms)}
+
+
+SEND_TIME_COLUMNS = ("recipient_hash", "best_hour_of_week", "confidence", "n", "as_of")
+
+
+def send_time_row(st: SendTime) -> tuple:
+    return (st.recipient_hash, st.best_hour_of_week, st.confidence, st.n, st.as_of_ms)
+
+
+PROFILE_COLUMNS = ("recipient_hash", "persona", "engagement_score", "conversion_score", "as_of")
+
+
+def allocation_record(a: Allocation) -> dict:
+    """`mailflow.variants` (DESIGN.md)."""
+    return {"campaign_id": a.campaign_id, "allocation": a.allocation, "as_of": iso_ms(a.as_of_ms)}
+
+
+ALLOCATION_COLUMNS = ("campaign_id", "as_of", "variant", "share", "pulls", "successes")
+
+
+def allocation_rows(a: Allocation) -> list[tuple]:
+    return [(a.campaign_id, a.as_of_ms, v, share, a.pulls.get(v, 0), a.successes.get(v, 0))
+            for v, share in sorted(a.allocation.items())]
+
+
 #: Column order per table, for the generic ClickHouse sink.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.events": EVENT_COLUMNS,
@@ -134,4 +194,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.attribution": ATTRIBUTION_COLUMNS,
     "mailflow.metrics_1m": METRICS_COLUMNS,
     "mailflow.convergence": CONVERGENCE_COLUMNS,
+    "mailflow.scores": SCORE_COLUMNS,
+    "mailflow.model_metrics": MODEL_METRIC_COLUMNS,
+    "mailflow.model_events": MODEL_EVENT_COLUMNS,
+    "mailflow.send_times": SEND_TIME_COLUMNS,
+    "mailflow.recipient_profiles": PROFILE_COLUMNS,
+    "mailflow.variant_allocations": ALLOCATION_COLUMNS,
 }

@@ -1,0 +1,409 @@
+"""Online models with delayed labels: score at delivery, learn when the outcome is known.
+
+At each `delivered` event the learner builds the features known at that moment
+(`operators/features.py`), scores the message with every model *before* any
+outcome exists, and parks the message as *pending*: its features (packed,
+~40 bytes) and the predictions made. Labels arrive later, in event time:
+
+- **engagement**: positive on the first genuine engagement with the message
+  (human click, reply, or a conversion it gets last-touch credit for);
+- **conversion**: positive when a conversion gives the message last-touch credit;
+- **unsubscribe risk**: positive on an unsubscribe or complaint about the message;
+- all three negative when the label window (default 1 day) passes in event time.
+
+Each resolved label is first scored against the prediction made at delivery
+(prequential: predict, then learn; the reported quality is honest), then the
+model learns from exactly the features it predicted with. The bounce-risk
+model works the same way per provider, from `sent` to `delivered`/`bounce`.
+
+Models are River logistic regressions on hashed features: one shared per task,
+plus one per sender once the sender has `per_sender_min_labels` labels (until
+then the shared one scores; both learn). ADWIN watches each model's log loss;
+a drift writes a model event and, if enabled, swaps in a fresh model while
+keeping the old one for rollback.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import deque
+from hashlib import blake2b
+from typing import Any, NamedTuple
+
+import numpy as np
+from river import drift, linear_model, optim
+
+from operators.features import HistoryBook, bucket
+
+TASKS = ("engagement", "conversion", "unsubscribe")
+_MINUTE_MS = 60_000
+_NUMERIC = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate", "machine_open_share",
+            "never_engaged", "recency", "campaign_rate", "campaign_unsub_rate")
+_NUMERIC_SET = frozenset(_NUMERIC)
+#: Pending record: delivered ts (s), open-label bits, sender, campaign, variant, provider,
+#: number of categorical features; then 5 predictions; then the features.
+_HEAD = struct.Struct("<IBHIHHB")
+_PRED = struct.Struct("<5e")  # engagement, conversion, unsubscribe, global and provider baseline
+_NUMS = struct.Struct(f"<{len(_NUMERIC)}e")
+_BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}
+_ALL_BITS = 7
+
+
+def message_key(message_id: str) -> int:
+    """64-bit key of a message id (stable across processes and restarts)."""
+    return int.from_bytes(blake2b(message_id.encode(), digest_size=8).digest(), "little")
+
+
+class Score(NamedTuple):
+    message_id: str
+    sender: str
+    domain: str
+    model: str
+    score: float  # P(genuine engagement), before any outcome is known
+    conversion: float
+    unsubscribe_risk: float
+    event_ts_ms: int
+
+
+class ModelMetricRow(NamedTuple):
+    model: str
+    minute_ms: int
+    n: int  # labels scored so far
+    n_window: int  # labels in the evaluation window below
+    roc_auc: float
+    log_loss: float
+    positive_rate: float
+
+
+class ModelEvent(NamedTuple):
+    ts_ms: int
+    model: str
+    event: str  # drift, reset
+    detail: str
+
+
+class Resolved(NamedTuple):
+    """A label known: what the bandit and the send-time book need."""
+
+    campaign: str
+    variant: str
+    engaged: bool
+    ts_ms: int
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Exact ROC AUC (Mann–Whitney with average ranks for ties); 0.5 if one class only."""
+    pos = int(y.sum())
+    neg = len(y) - pos
+    if pos == 0 or neg == 0:
+        return 0.5
+    order = np.argsort(p, kind="mergesort")
+    ranks = np.empty(len(p), dtype=np.float64)
+    ranks[order] = np.arange(1, len(p) + 1)
+    # average ranks of ties
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+class Evaluator:
+    """Prequential quality of one model: rolling window of (label, prediction)."""
+
+    def __init__(self, window: int = 20_000):
+        self.y: deque[int] = deque(maxlen=window)
+        self.p: deque[float] = deque(maxlen=window)
+        self.n = 0
+
+    def add(self, y: bool, p: float) -> None:
+        self.y.append(1 if y else 0)
+        self.p.append(p)
+        self.n += 1
+
+    def row(self, model: str, minute_ms: int) -> ModelMetricRow:
+        y = np.fromiter(self.y, dtype=np.int8, count=len(self.y))
+        p = np.clip(np.fromiter(self.p, dtype=np.float64, count=len(self.p)), 1e-6, 1 - 1e-6)
+        loss = float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(y) else 0.0
+        return ModelMetricRow(model, minute_ms, self.n, len(y), round(roc_auc(y, p), 6),
+                              round(loss, 6), round(float(y.mean()) if len(y) else 0.0, 6))
+
+
+def _new_model() -> linear_model.LogisticRegression:
+    return linear_model.LogisticRegression(optimizer=optim.SGD(0.05), l2=1e-5)
+
+
+class _Task:
+    """One prediction task: shared model, per-sender models, drift watch."""
+
+    def __init__(self, name: str, per_sender_min_labels: int, reset_on_drift: bool):
+        self.name = name
+        self.shared = _new_model()
+        self.by_sender: dict[int, linear_model.LogisticRegression] = {}
+        self.labels_by_sender: dict[int, int] = {}
+        self.min_labels = per_sender_min_labels
+        self.previous: linear_model.LogisticRegression | None = None  # kept for rollback
+        self.adwin = drift.ADWIN()
+        self.reset_on_drift = reset_on_drift
+
+    def model_for(self, sender: int) -> tuple[Any, str]:
+        model = self.by_sender.get(sender)
+        if model is not None and self.labels_by_sender.get(sender, 0) >= self.min_labels:
+            return model, f"{self.name}:sender"
+        return self.shared, f"{self.name}:shared"
+
+    def predict(self, sender: int, x: dict[str, float]) -> tuple[float, str]:
+        model, name = self.model_for(sender)
+        return model.predict_proba_one(x).get(True, 0.0), name
+
+    def learn(self, sender: int, x: dict[str, float], y: bool, p: float, ts_ms: int
+              ) -> ModelEvent | None:
+        self.shared.learn_one(x, y)
+        model = self.by_sender.get(sender)
+        if model is None:
+            model = self.by_sender[sender] = _new_model()
+        model.learn_one(x, y)
+        self.labels_by_sender[sender] = self.labels_by_sender.get(sender, 0) + 1
+        q = min(max(p, 1e-6), 1 - 1e-6)
+        self.adwin.update(-math.log(q) if y else -math.log(1 - q))
+        if self.adwin.drift_detected:
+            if self.reset_on_drift:
+                self.previous, self.shared = self.shared, _new_model()
+                return ModelEvent(ts_ms, self.name, "reset", "log loss drift (ADWIN); "
+                                  "previous model kept for rollback")
+            return ModelEvent(ts_ms, self.name, "drift", "log loss drift (ADWIN)")
+        return None
+
+
+class Learner:
+    """All online models of the engine; feed ordered events through the `on_*` methods.
+
+    Each method returns what became known: scores, resolved labels (for the
+    bandit), model events; `tick(ts)` expires labels and emits per-minute
+    `model_metrics` rows.
+    """
+
+    def __init__(self, label_window_s: int = 86_400, per_sender_min_labels: int = 2000,
+                 reset_on_drift: bool = False, eval_window: int = 20_000):
+        self.label_window_ms = label_window_s * 1000
+        self.history = HistoryBook()
+        self.tasks = {t: _Task(t, per_sender_min_labels, reset_on_drift) for t in TASKS}
+        self.bounce = _Task("bounce_risk", per_sender_min_labels, reset_on_drift)
+        self.pending: dict[int, bytes] = {}
+        self.pending_sent: dict[int, tuple[int, int, float, bytes, int]] = {}
+        self._expiry: dict[int, list[int]] = {}  # delivery minute -> message keys
+        self._sent_expiry: dict[int, list[int]] = {}
+        self.cats: dict[str, int] = {}
+        self.cat_names: list[str] = []
+        self.names: dict[str, dict[str, int]] = {"sender": {}, "campaign": {}, "variant": {},
+                                                 "provider": {}}
+        self.values: dict[str, list[str]] = {k: [] for k in self.names}
+        self.evaluators = {name: Evaluator(eval_window) for name in (
+            *TASKS, "engagement_baseline_global", "engagement_baseline_provider",
+            "bounce_risk")}
+        self.base = [0, 0]  # labels, positives (engagement), for the global baseline
+        self.base_by_provider: dict[int, list[int]] = {}
+        self.minute = -1
+
+    # -- packing ---------------------------------------------------------------
+    def _id(self, kind: str, value: str) -> int:
+        table = self.names[kind]
+        i = table.get(value)
+        if i is None:
+            i = table[value] = len(self.values[kind])
+            self.values[kind].append(value)
+        return i
+
+    def _pack(self, x: dict[str, float]) -> tuple[bytes, int, dict[str, float]]:
+        """Features as bytes, and the float16-rounded dict the models see (predict and learn
+        use exactly the same numbers)."""
+        cats = []
+        for k in x:
+            if k not in _NUMERIC_SET:
+                i = self.cats.get(k)
+                if i is None:
+                    i = self.cats[k] = len(self.cat_names)
+                    self.cat_names.append(k)
+                cats.append(i)
+        packed = struct.pack(f"<{len(cats)}I", *cats) + _NUMS.pack(*(x[k] for k in _NUMERIC))
+        return packed, len(cats), self._unpack(packed, len(cats))
+
+    def _unpack(self, packed: bytes, n_cats: int) -> dict[str, float]:
+        x = {self.cat_names[i]: 1.0 for i in struct.unpack_from(f"<{n_cats}I", packed)}
+        x.update(zip(_NUMERIC, _NUMS.unpack_from(packed, 4 * n_cats), strict=True))
+        return x
+
+    def pending_bytes(self) -> float:
+        """Measured memory per pending message: record bytes + key + dict slot + index."""
+        if not self.pending:
+            return 0.0
+        import sys
+
+        sample = list(self.pending.items())[:1000]
+        per = sum(sys.getsizeof(v) + sys.getsizeof(k) for k, v in sample) / len(sample)
+        return per + 8 / 0.66 * 2 + 8  # dict slot (index + entry at 2/3 load) + expiry list
+
+    # -- events ----------------------------------------------------------------
+    def on_sent(self, message_id: str, domain: str, recipient: str, sender: str,
+                ts_ms: int) -> float:
+        """Bounce risk of a message about to be attempted (per provider)."""
+        h = self.history.recipients.get(recipient)
+        x = {"bias": 1.0, bucket("sender", sender): 1.0,
+             "new_recipient": 0.0 if h is not None and h[7] >= 0 else 1.0}
+        packed, n_cats, x = self._pack(x | {k: 0.0 for k in _NUMERIC})
+        pid = self._id("provider", domain)
+        p, _ = self.bounce.predict(pid, x)
+        key = message_key(message_id)
+        self.pending_sent[key] = (ts_ms, pid, p, packed, n_cats)
+        self._sent_expiry.setdefault(ts_ms // _MINUTE_MS, []).append(key)
+        return p
+
+    def on_delivered(self, message_id: str, sender: str, domain: str, recipient: str,
+                     campaign: str, variant: str, ts_ms: int) -> Score:
+        self._bounce_label(message_id, False, ts_ms)
+        packed, n_cats, x = self._pack(self.history.features(
+            recipient, domain, sender, campaign, variant, ts_ms))
+        sid = self._id("sender", sender)
+        pid = self._id("provider", domain)
+        p_eng, model_name = self.tasks["engagement"].predict(sid, x)
+        p_conv, _ = self.tasks["conversion"].predict(sid, x)
+        p_unsub, _ = self.tasks["unsubscribe"].predict(sid, x)
+        labels, pos = self.base
+        g = (pos + 1) / (labels + 2)
+        pn = self.base_by_provider.get(pid, (0, 0))
+        p_prov = (pn[1] + 2 * g) / (pn[0] + 2)
+        head = _HEAD.pack(ts_ms // 1000, 0, sid, self._id("campaign", campaign),
+                          self._id("variant", variant), pid, n_cats)
+        key = message_key(message_id)
+        self.pending[key] = head + _PRED.pack(p_eng, p_conv, p_unsub, g, p_prov) + packed
+        self._expiry.setdefault(ts_ms // _MINUTE_MS, []).append(key)
+        self.history.delivered(recipient, ts_ms)
+        return Score(message_id, sender, domain, model_name, round(p_eng, 6), round(p_conv, 6),
+                     round(p_unsub, 6), ts_ms)
+
+    def on_bounce(self, message_id: str, hard: bool, ts_ms: int) -> list[ModelEvent]:
+        return self._bounce_label(message_id, hard, ts_ms) if hard else []
+
+    def on_open(self, recipient: str, human: bool, ts_ms: int) -> None:
+        self.history.opened(recipient, ts_ms, human)
+
+    def on_engagement(self, message_id: str, recipient: str, ts_ms: int
+                      ) -> tuple[list[Resolved], list[ModelEvent]]:
+        """A genuine engagement: human click or reply on the message."""
+        self.history.engaged(recipient, ts_ms)
+        return self._label(message_id, ("engagement",), ts_ms)
+
+    def on_conversion(self, credited_message_id: str, recipient: str, ts_ms: int
+                      ) -> tuple[list[Resolved], list[ModelEvent]]:
+        """A conversion; `credited_message_id` has its last-touch credit ("" if none)."""
+        self.history.engaged(recipient, ts_ms)
+        if not credited_message_id:
+            return [], []
+        return self._label(credited_message_id, ("engagement", "conversion"), ts_ms)
+
+    def on_unsubscribe(self, message_id: str, ts_ms: int
+                       ) -> tuple[list[Resolved], list[ModelEvent]]:
+        """An unsubscribe or complaint about the message."""
+        return self._label(message_id, ("unsubscribe",), ts_ms)
+
+    # -- labels ----------------------------------------------------------------
+    def _label(self, message_id: str, tasks: tuple[str, ...], ts_ms: int,
+               key: int | None = None) -> tuple[list[Resolved], list[ModelEvent]]:
+        """Resolve `tasks` positively for a pending message (no-op if unknown or done)."""
+        key = message_key(message_id) if key is None else key
+        record = self.pending.get(key)
+        if record is None:
+            return [], []
+        events: list[ModelEvent] = []
+        resolved: list[Resolved] = []
+        ts_s, bits, sid, cid, vid, pid, n_cats = _HEAD.unpack_from(record)
+        preds = _PRED.unpack_from(record, _HEAD.size)
+        x = None
+        for task in tasks:
+            bit = _BITS[task]
+            if bits & bit:
+                continue
+            bits |= bit
+            if x is None:
+                x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
+            events += self._learn(task, sid, pid, x, True, preds, ts_ms)
+            if task == "engagement":
+                resolved.append(Resolved(self.values["campaign"][cid],
+                                         self.values["variant"][vid], True, ts_ms))
+        self._store(key, record, bits)
+        return resolved, events
+
+    def _store(self, key: int, record: bytes, bits: int) -> None:
+        if bits == _ALL_BITS:
+            del self.pending[key]
+        else:
+            self.pending[key] = record[:4] + bytes([bits]) + record[5:]
+
+    def _learn(self, task: str, sid: int, pid: int, x: dict[str, float], y: bool,
+               preds: tuple[float, ...], ts_ms: int) -> list[ModelEvent]:
+        index = TASKS.index(task)
+        self.evaluators[task].add(y, preds[index])
+        if task == "engagement":
+            self.evaluators["engagement_baseline_global"].add(y, preds[3])
+            self.evaluators["engagement_baseline_provider"].add(y, preds[4])
+            self.base[0] += 1
+            self.base[1] += y
+            pn = self.base_by_provider.setdefault(pid, [0, 0])
+            pn[0] += 1
+            pn[1] += y
+        event = self.tasks[task].learn(sid, x, y, preds[index], ts_ms)
+        return [event] if event is not None else []
+
+    def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int) -> list[ModelEvent]:
+        entry = self.pending_sent.pop(message_key(message_id), None)
+        if entry is None:
+            return []
+        _sent, pid, p, packed, n_cats = entry
+        self.evaluators["bounce_risk"].add(bounced, p)
+        event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms)
+        return [event] if event is not None else []
+
+    # -- time --------------------------------------------------------------------
+    def tick(self, ts_ms: int) -> tuple[list[Resolved], list[ModelEvent], list[ModelMetricRow]]:
+        """Advance event time: expire labels older than the window, report finished minutes."""
+        minute = ts_ms // _MINUTE_MS
+        if minute <= self.minute:
+            return [], [], []
+        rows = ([ev.row(name, minute * _MINUTE_MS) for name, ev in self.evaluators.items()
+                 if ev.n] if self.minute >= 0 else [])
+        self.minute = minute
+        resolved, events = self._expire(ts_ms - self.label_window_ms)
+        return resolved, events, rows
+
+    def flush(self, ts_ms: int) -> list[ModelMetricRow]:
+        minute = ts_ms // _MINUTE_MS + 1
+        return [ev.row(name, minute * _MINUTE_MS) for name, ev in self.evaluators.items()
+                if ev.n]
+
+    def _expire(self, horizon_ms: int) -> tuple[list[Resolved], list[ModelEvent]]:
+        """Labels not resolved within the window are negative (event time, not wall clock)."""
+        resolved: list[Resolved] = []
+        events: list[ModelEvent] = []
+        last = horizon_ms // _MINUTE_MS
+        for minute in sorted(m for m in self._expiry if m < last):
+            for key in self._expiry.pop(minute):
+                record = self.pending.pop(key, None)
+                if record is None:
+                    continue
+                ts_s, bits, sid, cid, vid, pid, n_cats = _HEAD.unpack_from(record)
+                preds = _PRED.unpack_from(record, _HEAD.size)
+                x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
+                for task in TASKS:
+                    if not bits & _BITS[task]:
+                        events += self._learn(task, sid, pid, x, False, preds, horizon_ms)
+                        if task == "engagement":
+                            resolved.append(Resolved(self.values["campaign"][cid],
+                                                     self.values["variant"][vid], False,
+                                                     horizon_ms))
+                campaign = self.values["campaign"][cid]
+                self.history.outcome(campaign, bool(bits & 1), bool(bits & 4))
+        # sends never answered within the window: no bounce label
+        for minute in [m for m in self._sent_expiry if m < last]:
+            for key in self._sent_expiry.pop(minute):
+                self.pending_sent.pop(key, None)
+        return resolved, events
