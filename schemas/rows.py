@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import orjson
-from operators.send_time import SendTime
 
 from operators.attribution import Credit
 from operators.bounces import BounceVerdict
@@ -13,6 +12,7 @@ from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
 from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
+from operators.send_time import SendTime
 from operators.throttle import Decision
 from operators.variants import Allocation
 from schemas.events import Event
