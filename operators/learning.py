@@ -9,11 +9,15 @@ outcome exists, and parks the message as *pending*: its features (packed,
   (human click, reply, or a conversion it gets last-touch credit for);
 - **conversion**: positive when a conversion gives the message last-touch credit;
 - **unsubscribe risk**: positive on an unsubscribe or complaint about the message;
-- all three negative when the label window (default 1 day) passes in event time.
+- all three negative if nothing happened when the label window (default 1 day)
+  closes in event time.
 
-Each resolved label is first scored against the prediction made at delivery
-(prequential: predict, then learn; the reported quality is honest), then the
-model learns from exactly the features it predicted with. The bounce-risk
+When the window closes, each label is first scored against the prediction
+made at delivery (prequential: predict, then learn; the reported quality is
+honest), then the model learns from exactly the features it predicted with.
+Learning waits for the window even for early positives: otherwise positives
+would always be learned before the negatives of the same period, and the
+models (and baselines) would overestimate engagement by a window's worth. The bounce-risk
 model works the same way per provider, from `sent` to `delivered`/`bounce`.
 
 Models are River logistic regressions on hashed features: one shared per task,
@@ -307,37 +311,25 @@ class Learner:
         return self._label(message_id, ("unsubscribe",), ts_ms)
 
     # -- labels ----------------------------------------------------------------
-    def _label(self, message_id: str, tasks: tuple[str, ...], ts_ms: int,
-               key: int | None = None) -> tuple[list[Resolved], list[ModelEvent]]:
-        """Resolve `tasks` positively for a pending message (no-op if unknown or done)."""
-        key = message_key(message_id) if key is None else key
+    def _label(self, message_id: str, tasks: tuple[str, ...], ts_ms: int
+               ) -> tuple[list[Resolved], list[ModelEvent]]:
+        """Mark `tasks` positive for a pending message (no-op if unknown or already known).
+
+        Learning waits until the label window closes: positives are known early and
+        negatives only at the end, and a model that learned positives at once would
+        spend every window believing everyone engages.
+        """
+        key = message_key(message_id)
         record = self.pending.get(key)
         if record is None:
             return [], []
-        events: list[ModelEvent] = []
-        resolved: list[Resolved] = []
-        ts_s, bits, sid, cid, vid, pid, n_cats = _HEAD.unpack_from(record)
-        preds = _PRED.unpack_from(record, _HEAD.size)
-        x = None
+        bits = record[4]
+        new_bits = bits
         for task in tasks:
-            bit = _BITS[task]
-            if bits & bit:
-                continue
-            bits |= bit
-            if x is None:
-                x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
-            events += self._learn(task, sid, pid, x, True, preds, ts_ms)
-            if task == "engagement":
-                resolved.append(Resolved(self.values["campaign"][cid],
-                                         self.values["variant"][vid], True, ts_ms))
-        self._store(key, record, bits)
-        return resolved, events
-
-    def _store(self, key: int, record: bytes, bits: int) -> None:
-        if bits == _ALL_BITS:
-            del self.pending[key]
-        else:
-            self.pending[key] = record[:4] + bytes([bits]) + record[5:]
+            new_bits |= _BITS[task]
+        if new_bits != bits:
+            self.pending[key] = record[:4] + bytes([new_bits]) + record[5:]
+        return [], []
 
     def _learn(self, task: str, sid: int, pid: int, x: dict[str, float], y: bool,
                preds: tuple[float, ...], ts_ms: int) -> list[ModelEvent]:
@@ -394,12 +386,11 @@ class Learner:
                 preds = _PRED.unpack_from(record, _HEAD.size)
                 x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
                 for task in TASKS:
-                    if not bits & _BITS[task]:
-                        events += self._learn(task, sid, pid, x, False, preds, horizon_ms)
-                        if task == "engagement":
-                            resolved.append(Resolved(self.values["campaign"][cid],
-                                                     self.values["variant"][vid], False,
-                                                     horizon_ms))
+                    y = bool(bits & _BITS[task])
+                    events += self._learn(task, sid, pid, x, y, preds, horizon_ms)
+                    if task == "engagement":
+                        resolved.append(Resolved(self.values["campaign"][cid],
+                                                 self.values["variant"][vid], y, horizon_ms))
                 campaign = self.values["campaign"][cid]
                 self.history.outcome(campaign, bool(bits & 1), bool(bits & 4))
         # sends never answered within the window: no bounce label

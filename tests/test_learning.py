@@ -52,20 +52,19 @@ def test_the_features_stored_are_those_known_at_delivery():
     assert x["never_engaged"] == 0.0
 
 
-def test_labels_resolve_positively_and_by_expiry():
+def test_labels_are_known_early_and_learned_when_the_window_closes():
     learner = Learner(label_window_s=3600)
     deliver(learner, 1, 0)
     deliver(learner, 2, 0)
-    resolved, _ = learner.on_engagement("m1", "r1", 10 * 60_000)
-    assert [(r.engaged) for r in resolved] == [True]
-    assert learner.evaluators["engagement"].n == 1
-    resolved, _ = learner.on_engagement("m1", "r1", 11 * 60_000)  # second click: no new label
-    assert resolved == []
-    # one hour later, both remaining labels of m1 and all of m2 resolve negative
+    learner.on_engagement("m1", "r1", 10 * 60_000)
+    learner.on_engagement("m1", "r1", 11 * 60_000)  # a second click changes nothing
+    assert learner.evaluators["engagement"].n == 0  # not learned yet: negatives come later
+    assert learner.tick(59 * 60_000)[0] == []  # window not closed
     expired, _, _ = learner.tick(2 * H)
-    assert [r.engaged for r in expired] == [False]  # m2's engagement label
-    assert learner.evaluators["engagement"].n == 2
-    assert learner.evaluators["conversion"].n == 2 and learner.evaluators["unsubscribe"].n == 2
+    assert [r.engaged for r in expired] == [True, False]  # m1 positive, m2 by expiry
+    ev = learner.evaluators
+    assert (ev["engagement"].n, list(ev["engagement"].y)) == (2, [1, 0])
+    assert ev["conversion"].n == 2 and ev["unsubscribe"].n == 2
     assert not learner.pending
 
 
@@ -75,9 +74,10 @@ def test_conversion_and_unsubscribe_labels():
     deliver(learner, 2, 0)
     learner.on_conversion("m1", "r1", 60_000)
     learner.on_unsubscribe("m2", 60_000)
+    learner.tick(2 * H)
     ev = learner.evaluators
-    assert (ev["engagement"].n, ev["conversion"].n, ev["unsubscribe"].n) == (1, 1, 1)
-    assert list(ev["conversion"].y) == [1] and list(ev["unsubscribe"].y) == [1]
+    assert list(ev["engagement"].y) == [1, 0]  # a credited conversion is an engagement
+    assert list(ev["conversion"].y) == [1, 0] and list(ev["unsubscribe"].y) == [0, 1]
 
 
 def test_deterministic_for_the_same_stream():

@@ -182,6 +182,15 @@ def test_a_late_engagement_counts_decayed_to_the_latest_one() -> None:
     assert st.confidence == pytest.approx(1.5 / 9.5)
 
 
+def test_hours_decayed_to_nothing_are_forgotten() -> None:
+    book = SendTimeBook(smoothing_hours=0)
+    book.engage("r", "gmail.com", MON_00 + 8 * HOUR - 700 * DAY)  # ~11.7 half-lives ago
+    book.engage("r", "gmail.com", WED_19)
+    st = book.recommend("r", "gmail.com", WED_19)
+    # The old count (2^-11.7 = 0.0003) is dropped, not kept: confidence is exactly 1 / 9.
+    assert st.confidence == 1 / 9 and st.n == 2 and st.best_hour_of_week == 67
+
+
 # --- publication -------------------------------------------------------------------------
 def test_publication_is_throttled_and_needs_a_change() -> None:
     book = SendTimeBook(smoothing_hours=0)  # publish_min_interval_s = 3600
