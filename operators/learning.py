@@ -51,6 +51,7 @@ _HEAD = struct.Struct("<IBHIHHB")
 _PRED = struct.Struct("<5e")  # engagement, conversion, unsubscribe, global and provider baseline
 _NUMS = struct.Struct(f"<{len(_NUMERIC)}e")
 _BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}
+BOUNCE_NEGATIVE_SAMPLE = 8
 _ALL_BITS = 7
 
 
@@ -160,13 +161,13 @@ class _Task:
         model, name = self.model_for(sender)
         return model.predict_proba_one(x).get(True, 0.0), name
 
-    def learn(self, sender: int, x: dict[str, float], y: bool, p: float, ts_ms: int
-              ) -> ModelEvent | None:
-        self.shared.learn_one(x, y)
+    def learn(self, sender: int, x: dict[str, float], y: bool, p: float, ts_ms: int,
+              weight: float = 1.0) -> ModelEvent | None:
+        self.shared.learn_one(x, y, w=weight)
         model = self.by_sender.get(sender)
         if model is None:
             model = self.by_sender[sender] = _new_model()
-        model.learn_one(x, y)
+        model.learn_one(x, y, w=weight)
         self.labels_by_sender[sender] = self.labels_by_sender.get(sender, 0) + 1
         q = min(max(p, 1e-6), 1 - 1e-6)
         self.adwin.update(-math.log(q) if y else -math.log(1 - q))
@@ -347,12 +348,18 @@ class Learner:
         return [event] if event is not None else []
 
     def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int) -> list[ModelEvent]:
-        entry = self.pending_sent.pop(message_key(message_id), None)
+        key = message_key(message_id)
+        entry = self.pending_sent.pop(key, None)
         if entry is None:
+            return []
+        # Deliveries outnumber bounces a hundred to one: learn from one delivery in
+        # BOUNCE_NEGATIVE_SAMPLE (chosen by message key, so deterministic), weighted up.
+        if not bounced and key % BOUNCE_NEGATIVE_SAMPLE:
             return []
         _sent, pid, p, packed, n_cats = entry
         self.evaluators["bounce_risk"].add(bounced, p)
-        event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms)
+        event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms,
+                                  1.0 if bounced else float(BOUNCE_NEGATIVE_SAMPLE))
         return [event] if event is not None else []
 
     # -- time --------------------------------------------------------------------

@@ -91,7 +91,8 @@ _BOUNCE_COUNTERS = {"hard": HARD, "soft": SOFT, "block": BLOCK, "rate_limit": RA
 class MinuteMetrics:
     def __init__(self, allowed_lateness_s: int = 3600):
         self.allowed_lateness_ms = allowed_lateness_s * 1000
-        self.groups: dict[tuple, _Group] = {}  # (minute, sender, domain, campaign, flow)
+        # minute -> (sender, domain, campaign, flow) -> counters
+        self.groups: dict[int, dict[tuple, _Group]] = {}
         self.minute = -1  # newest minute seen
         self.emitted_through = -1  # minutes <= this have been emitted at least once
         self.late = 0
@@ -106,9 +107,12 @@ class MinuteMetrics:
             self.late += 1
             return rows
         key = (minute, ev.sender, ev.domain, ev.campaign_id, ev.flow_id)
-        group = self.groups.get(key)
+        groups = self.groups.get(minute)
+        if groups is None:
+            groups = self.groups[minute] = {}
+        group = groups.get(key)
         if group is None:
-            group = self.groups[key] = _Group()
+            group = groups[key] = _Group()
         c = group.counts
         c[EVENTS] += 1
         i = _INDEX.get(ev.type)
@@ -136,13 +140,13 @@ class MinuteMetrics:
 
     def _close_through(self, minute: int) -> list[MinuteRow]:
         """Emit minutes up to `minute` not yet emitted; forget those beyond the lateness."""
-        rows = [self._row(key, g) for key, g in self.groups.items()
-                if self.emitted_through < key[0] <= minute]
-        rows.sort(key=lambda r: (r.minute_ms, r.sender, r.domain, r.campaign_id, r.flow_id))
+        rows = [self._row(key, g) for m in sorted(self.groups)
+                if self.emitted_through < m <= minute
+                for key, g in sorted(self.groups[m].items())]
         self.emitted_through = max(self.emitted_through, minute)
         horizon = minute - self.allowed_lateness_ms // MINUTE_MS
-        for key in [k for k in self.groups if k[0] < horizon]:
-            del self.groups[key]
+        for m in [m for m in self.groups if m < horizon]:
+            del self.groups[m]
         return rows
 
     @staticmethod

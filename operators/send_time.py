@@ -30,6 +30,9 @@ The priors are a hierarchy of the same construction:
   answer is a conventional one (`DEFAULT_HOUR`), and after N engagements that
   default weighs 1 / (N + 1).
 
+(A recipient's own engagements count in their provider's histogram too: with
+many recipients per provider the double counting is negligible.)
+
 Counts are smoothed over +-`smoothing_hours` neighbours (circularly, a
 triangular kernel summing to 1: for 1 hour 1/4, 1/2, 1/4), because a person who
 reads at 18:55 and at 19:05 has one habit, not two. Every histogram decays with
@@ -84,7 +87,7 @@ SendTime(recipient_hash='r-1', best_hour_of_week=34, confidence=0.0, as_of_ms=17
 >>> book.engage("r-1", "gmail.com", WED_19)  # first engagement: published
 SendTime(recipient_hash='r-1', best_hour_of_week=67, confidence=0.1111111111111111, \
 as_of_ms=1795028400000, n=1)
->>> book.engage("r-1", "gmail.com", WED_19 + 60_000) is None  # a minute later: throttled
+>>> book.engage("r-1", "gmail.com", WED_19 + 60_000) is None  # same hour, 0.11 -> 0.2
 True
 >>> st = book.recommend("r-1", "gmail.com", WED_19 + 60_000)
 >>> st.best_hour_of_week, round(st.confidence, 3), st.n

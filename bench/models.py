@@ -1,0 +1,113 @@
+"""Model choice and cost: prequential quality and µs per event on generated traffic.
+
+Runs a generated stream (in event-time order, in-process, no broker) through
+the engine's analytics and learning, records the engagement task's matured
+(features, label) sequence, then replays that sequence through candidate
+River models, each predicting before it learns. Also reports the send-time
+hit rates against the fixed best global hour, and the learner's cost.
+Prints one JSON line.
+
+    python bench/models.py [--hours 3] [--rate 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from river import compose, forest, linear_model, optim, preprocessing, tree  # noqa: E402
+
+from mailflow.generator import TrafficGenerator  # noqa: E402
+from operators.analytics import EngagementAnalytics  # noqa: E402
+from operators.bounces import BounceClassifier  # noqa: E402
+from operators.learning import Learner, roc_auc  # noqa: E402
+from schemas.events import Event, EventParser  # noqa: E402
+from schemas.hashing import RecipientHasher  # noqa: E402
+
+START = 1_795_000_000.0
+
+
+class RecordingLearner(Learner):
+    """Keeps the engagement task's (features, label) sequence as it matures."""
+
+    trace: list[tuple[dict, bool]]
+
+    def _learn(self, task, sid, pid, x, y, preds, ts_ms):  # type: ignore[override]
+        if task == "engagement":
+            self.trace.append((x, y))
+        return super()._learn(task, sid, pid, x, y, preds, ts_ms)
+
+
+def candidates() -> dict:
+    return {
+        "logistic_regression (engine)": lambda: linear_model.LogisticRegression(
+            optimizer=optim.SGD(0.05), l2=1e-5),
+        "scaled_logistic_regression": lambda: compose.Pipeline(
+            preprocessing.StandardScaler(), linear_model.LogisticRegression()),
+        "hoeffding_tree": lambda: tree.HoeffdingTreeClassifier(grace_period=200),
+        "adaptive_random_forest_5": lambda: forest.ARFClassifier(n_models=5, seed=1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, default=15.0)
+    parser.add_argument("--label-window-s", type=int, default=1800)
+    args = parser.parse_args()
+
+    events = TrafficGenerator(seed=4, start=START).events(args.rate, args.hours * 3600)
+    parse = EventParser(RecipientHasher(b"bench"), now=lambda: START + 10 * 86_400).parse
+    classify = BounceClassifier().classify
+    items: list[tuple[Event, object]] = []
+    for i, ev in enumerate(events):
+        parsed = parse(ev.value, ev.topic, 0, i)
+        if isinstance(parsed, Event):
+            bounce = (classify(parsed.smtp_code, parsed.smtp_status, parsed.diagnostic,
+                               parsed.bounce_kind) if parsed.type in ("bounce", "deferred")
+                      else None)
+            items.append((parsed, bounce))
+    analytics = EngagementAnalytics(label_window_s=args.label_window_s)
+    learner = RecordingLearner(label_window_s=args.label_window_s)
+    learner.trace = []
+    analytics.learner = learner
+    started = time.perf_counter()
+    analytics.apply(items)
+    analytics_s = time.perf_counter() - started
+    rows = {r.model: r for r in learner.flush(items[-1][0].ts_ms)}
+
+    results = {}
+    for name, make in candidates().items():
+        model, ys, ps = make(), [], []
+        t0 = time.perf_counter()
+        for x, y in learner.trace:
+            ps.append(model.predict_proba_one(x).get(True, 0.0))
+            model.learn_one(x, y)
+            ys.append(y)
+        per_event = (time.perf_counter() - t0) / max(len(ys), 1) * 1e6
+        results[name] = {"roc_auc": round(roc_auc(np.array(ys, dtype=np.int8),
+                                                  np.array(ps)), 4),
+                         "us_per_predict_and_learn": round(per_event, 1)}
+    hit = analytics.send_times.hit_rates()
+    print(orjson.dumps({
+        "bench": "models", "events": len(items), "labels": len(learner.trace),
+        "positive_rate": rows["engagement"].positive_rate,
+        "engine": {name: {"roc_auc": r.roc_auc, "log_loss": r.log_loss}
+                   for name, r in rows.items()},
+        "candidates_engagement": results,
+        "send_time_hit_rate": hit,
+        "analytics_and_learning_us_per_event": round(analytics_s / len(items) * 1e6, 1),
+        "pending_bytes_per_message": round(learner.pending_bytes(), 1),
+        "cores": os.cpu_count()}).decode())
+
+
+if __name__ == "__main__":
+    main()
