@@ -57,11 +57,33 @@ def candidates() -> dict:
     }
 
 
+def send_time_comparison(days: float, rate: float = 2.0) -> dict:
+    """Send-time hit rates (±2 h) over `days` of traffic: personal vs best global hour.
+
+    Needs days, not hours: an hour-of-week habit only shows after several weeks."""
+    from operators.engagement import MessageTracker
+    from operators.send_time import SendTimeBook
+
+    book, tracker = SendTimeBook(), MessageTracker()
+    parse = EventParser(RecipientHasher(b"bench"), now=lambda: START + 60 * 86_400).parse
+    for i, raw in enumerate(TrafficGenerator(seed=8, start=START).events(rate, days * 86_400)):
+        ev = parse(raw.value, raw.topic, 0, i)
+        if not isinstance(ev, Event):
+            continue
+        human = tracker.apply(ev).is_human
+        if ev.type in ("open", "click", "reply", "conversion") and human:
+            book.evaluate(ev.recipient_hash, ev.domain, ev.ts_ms)
+            book.engage(ev.recipient_hash, ev.domain, ev.ts_ms)
+    return {"days": days, **book.hit_rates()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=15.0)
     parser.add_argument("--label-window-s", type=int, default=1800)
+    parser.add_argument("--sto-days", type=float, default=7.0,
+                        help="days of low-rate traffic for the send-time comparison")
     args = parser.parse_args()
 
     events = TrafficGenerator(seed=4, start=START).events(args.rate, args.hours * 3600)
@@ -96,7 +118,7 @@ def main() -> None:
         results[name] = {"roc_auc": round(roc_auc(np.array(ys, dtype=np.int8),
                                                   np.array(ps)), 4),
                          "us_per_predict_and_learn": round(per_event, 1)}
-    hit = analytics.send_times.hit_rates()
+    hit = send_time_comparison(args.sto_days)
     print(orjson.dumps({
         "bench": "models", "events": len(items), "labels": len(learner.trace),
         "positive_rate": rows["engagement"].positive_rate,
