@@ -134,9 +134,9 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
         cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--brokers", broker.bootstrap,
                "--data-dir", str(data), "--admin-port", str(admin_port),
                "--clickhouse-url", settings.clickhouse_dsn]
-        # The demo squeezes an hour of mail into a minute: labels mature after 30 minutes
+        # The demo squeezes an hour of mail into a minute: labels mature after 10 minutes
         # of event time, so the models learn (and report) within the demo.
-        env = {"MAILFLOW_LABEL_WINDOW_S": "1800", **os.environ}
+        env = {"MAILFLOW_LABEL_WINDOW_S": "600", **os.environ}
         job = subprocess.Popen(cmd, stdout=job_log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=env)
         try:
