@@ -112,6 +112,33 @@ def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: floa
                              "news.acme.example:gmail.com")
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from mailflow.ingest import IngestCore, IngestServer
+
+    settings = _settings(args, "ingest_port")
+    _setup_logging(settings.log_level)
+    core = IngestCore(settings.brokers(), settings.provider_config())
+    server = IngestServer(core, settings.ingest_host, settings.ingest_port,
+                          settings.ingest_max_body, settings.ingest_token)
+    print(f"mailflow ingest on http://{settings.ingest_host}:{server.port}/v1/webhooks/"
+          "{sendgrid,ses,mailgun,postmark,sparkpost,canonical}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mailflow.replay import run_replay
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level if args.log_level else "warning")
+    return run_replay(settings, args.file, args.provider, args.rate, args.sender)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailflow", description=DESCRIPTION, epilog=EPILOG,
@@ -176,6 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", metavar="TIME",
                      help="event time of the first event (epoch seconds or RFC 3339); with "
                           "--seed, the same traffic every time (default: ends now)")
+
+    ingest = verb("ingest", "webhook receiver for SendGrid, SES, Mailgun, Postmark, SparkPost",
+                  "Receive ESP webhooks on POST /v1/webhooks/{sendgrid,ses,mailgun,postmark,"
+                  "sparkpost,canonical}[?sender=…], verify them where the provider signs, map "
+                  "them to canonical events and produce them to the input topics; answers 2xx "
+                  "only after Kafka acknowledged. Keys: MAILFLOW_SENDGRID_PUBLIC_KEY, "
+                  "MAILFLOW_MAILGUN_SIGNING_KEY, MAILFLOW_POSTMARK_BASIC_AUTH, "
+                  "MAILFLOW_SPARKPOST_BASIC_AUTH, MAILFLOW_SES_VERIFY_SNS=1, "
+                  "MAILFLOW_INGEST_TOKEN (for canonical).", cmd_ingest)
+    ingest.add_argument("--port", dest="ingest_port", type=int,
+                        help="listen port (MAILFLOW_INGEST_PORT, default 8780)")
+
+    replay = verb("replay", "feed a JSONL or provider-export file through the engine",
+                  "Read canonical JSON lines or a provider's webhook export (auto-detected, "
+                  "or --provider) and send it through the ingest path to the input topics, "
+                  "with a progress bar.", cmd_replay)
+    replay.add_argument("file", help="the file to replay")
+    replay.add_argument("--provider", choices=["sendgrid", "ses", "mailgun", "postmark",
+                                               "sparkpost", "canonical"],
+                        help="the file's format (default: detected)")
+    replay.add_argument("--rate", type=float, help="events per second (default: as fast as "
+                                                   "possible)")
+    replay.add_argument("--sender", help="sending identity for payloads that do not name one")
 
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "

@@ -50,6 +50,25 @@ class Settings:
     epoch_interval_s: float = 10.0
     log_level: str = "info"
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
+    # webhook receiver (`mailflow ingest`)
+    ingest_host: str = "127.0.0.1"
+    ingest_token: str = ""  # bearer token required on /v1/webhooks/canonical when set
+    ingest_max_body: int = 5 * 1024 * 1024
+    sendgrid_public_key: str = ""  # Signed Event Webhook verification key (base64)
+    mailgun_signing_key: str = ""  # HTTP webhook signing key
+    postmark_basic_auth: str = ""  # "user:password" configured in the webhook URL
+    sparkpost_basic_auth: str = ""  # "user:password" configured on the webhook
+    ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
+    ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions automatically
+
+    def provider_config(self) -> dict[str, Any]:
+        """What the provider adapters read (keys and switches for verification)."""
+        return {"sendgrid_public_key": self.sendgrid_public_key,
+                "mailgun_signing_key": self.mailgun_signing_key,
+                "postmark_basic_auth": self.postmark_basic_auth,
+                "sparkpost_basic_auth": self.sparkpost_basic_auth,
+                "ses_verify_sns": bool(self.ses_verify_sns),
+                "ses_confirm_subscriptions": bool(self.ses_confirm_subscriptions)}
 
     def throttle_policy(self) -> Any:
         from operators.throttle import ThrottlePolicy
@@ -154,6 +173,8 @@ def load_settings(config_file: str | None = None, overrides: dict[str, Any] | No
 
 def as_dict(settings: Settings, redact: bool = True) -> dict[str, Any]:
     data = dataclasses.asdict(settings)
-    if redact and data.get("hash_key"):
-        data["hash_key"] = "***"
+    for secret in ("hash_key", "ingest_token", "mailgun_signing_key", "postmark_basic_auth",
+                   "sparkpost_basic_auth"):
+        if redact and data.get(secret):
+            data[secret] = "***"
     return data

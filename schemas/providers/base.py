@@ -1,0 +1,59 @@
+"""What every ESP adapter provides: map a webhook body to canonical v1 events.
+
+An adapter module (`schemas/providers/<name>.py`) exposes
+
+    NAME: str
+    def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped
+    def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, str]) -> None
+
+`params` are the webhook URL's query parameters (`sender=…` names the sending
+identity when the payload does not). `verify` raises `SignatureError` when the
+provider signs and the signature does not hold (it returns quietly when no
+verification key is configured). Items the adapter cannot map go to
+`Mapped.rejected` with a reason, so they reach the dead-letter topic; a body
+that cannot be read at all raises `PayloadError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """The body as a whole is not a payload of this provider."""
+
+
+class SignatureError(ValueError):
+    """The request is not authentic (bad or missing signature, stale timestamp)."""
+
+
+@dataclass
+class Mapped:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[str, bytes]] = field(default_factory=list)  # (reason, raw item)
+    notices: list[str] = field(default_factory=list)  # e.g. an SNS subscription to confirm
+
+
+def event_id(provider: str, *parts: Any) -> str:
+    """A stable id for a provider event that carries none (retries map to the same id)."""
+    text = "|".join(str(p) for p in (provider, *parts))
+    return f"{provider}:{blake2b(text.encode(), digest_size=12).hexdigest()}"
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """Case-insensitive header lookup."""
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return ""
+
+
+def canonical(provider: str, **fields: Any) -> dict[str, Any]:
+    """A canonical v1 event: drops empty optional fields, tags the provider."""
+    event = {k: v for k, v in fields.items() if v is not None and v != ""}
+    event["provider"] = provider  # unknown to v1: lands in attrs
+    return event
