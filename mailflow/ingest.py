@@ -213,6 +213,7 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
             provider = parts[2]
             length = int(self.headers.get("Content-Length") or 0)
             if length > max_body:
+                self.close_connection = True  # the body stays unread
                 self._json(413, {"error": f"body over {max_body} bytes; send smaller batches"})
                 return
             body = self.rfile.read(length) if length > 0 else b""

@@ -38,6 +38,11 @@ from schemas.events import Event
 _INTERACTIONS = frozenset({"open", "click"})
 
 
+def message_key_for(message_id: str, recipient_hash: str) -> str:
+    """Per-recipient identity of a message (ids may be shared by one send's recipients)."""
+    return f"{message_id}|{recipient_hash[:12]}" if message_id else ""
+
+
 class Enriched(NamedTuple):
     event: Event
     bounce: BounceVerdict | None
@@ -100,37 +105,42 @@ class EngagementAnalytics:
                credits: list[Credit], out: AnalyticsBatch) -> None:
         """Online models, send times, bandit and personas for one event."""
         learner, etype, r = self.learner, ev.type, ev.recipient_hash
+        # A provider's message id can be shared by all recipients of one send (SendGrid's
+        # X-Message-Id across personalizations): per-message state is per recipient too.
+        mkey = message_key_for(ev.message_id, r)
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
         genuine = False
         if etype == "sent":
-            learner.on_sent(ev.message_id, ev.domain, r, ev.sender, ev.ts_ms)
+            learner.on_sent(mkey, ev.domain, r, ev.sender, ev.ts_ms)
         elif etype == "delivered":
-            score = learner.on_delivered(ev.message_id, ev.sender, ev.domain, r,
+            score = learner.on_delivered(mkey, ev.sender, ev.domain, r,
                                          ev.campaign_id, ev.variant, ev.ts_ms)
+            score = score._replace(message_id=ev.message_id)
             out.scores.append(score)
             self.bandit.seen(ev.campaign_id, ev.variant)
             profile = self.personas.observe(r, score.score, score.conversion, ev.ts_ms)
             if profile is not None:
                 out.profiles.append(profile)
         elif etype == "bounce":
-            events += learner.on_bounce(ev.message_id, bounce is not None
+            events += learner.on_bounce(mkey, bounce is not None
                                         and bounce.bounce_class == "hard", ev.ts_ms)
         elif etype == "open":
             learner.on_open(r, interaction.is_human, ev.ts_ms)
             genuine = interaction.is_human
         elif etype in ("click", "reply"):
             if interaction.is_human:
-                got, events = learner.on_engagement(ev.message_id, r, ev.ts_ms)
+                got, events = learner.on_engagement(mkey, r, ev.ts_ms)
                 resolved += got
                 genuine = True
         elif etype == "conversion":
             last = next((c.touch.message_id for c in credits if c.model == "last_touch"), "")
-            got, events = learner.on_conversion(last, r, ev.ts_ms)
+            got, events = learner.on_conversion(message_key_for(last, r) if last else "", r,
+                                                ev.ts_ms)
             resolved += got
             genuine = True
         elif etype in ("unsubscribe", "complaint"):
-            got, events = learner.on_unsubscribe(ev.message_id, ev.ts_ms)
+            got, events = learner.on_unsubscribe(mkey, ev.ts_ms)
         if genuine:  # machine opens never reach the send-time book
             self.send_times.evaluate(r, ev.domain, ev.ts_ms)
             update = self.send_times.engage(r, ev.domain, ev.ts_ms)
@@ -147,7 +157,8 @@ class EngagementAnalytics:
                 out.allocations.append(allocation)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
-        interaction = self.tracker.apply(ev)
+        interaction = self.tracker.apply(ev._replace(
+            message_id=message_key_for(ev.message_id, ev.recipient_hash)) if ev.message_id else ev)
         etype, flow = ev.type, ev.flow_id
         facts: list[FlowFact] = []
         attributed: tuple[str, ...] = ()

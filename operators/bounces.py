@@ -301,6 +301,9 @@ _KIND_WORDS: dict[str, tuple[str, float]] = {
     "hard": ("hard", 0.5), "hardbounce": ("hard", 0.5), "permanent": ("hard", 0.5),
     "soft": ("soft", 0.5), "softbounce": ("soft", 0.5), "transient": ("soft", 0.5),
     "temporary": ("soft", 0.5),
+    # Mailgun's "espblock" (the ESP refused to send: an account or IP block, never the
+    # address's fault) and Postmark's "DnsError" (the domain's DNS failed: temporary)
+    "espblock": ("block", 0.7), "dnserror": ("soft", 0.6),
 }
 _KIND_SPLIT = re.compile(r"[^a-z]+")
 

@@ -1,0 +1,224 @@
+"""Mailgun webhooks (JSON) -> canonical v1 events.
+
+Mailgun posts one event per request: `{"signature": {...}, "event-data": {...}}`.
+
+===========================  ======================================================
+Mailgun `event`              canonical `type`
+===========================  ======================================================
+accepted                     sent
+delivered                    delivered
+failed, severity permanent   bounce
+failed, severity temporary   deferred (Mailgun retries)
+failed, reason suppress-*    dropped (Mailgun refused: address on a suppression list)
+rejected                     dropped (Mailgun refused the message at submission)
+opened, clicked              open, click
+unsubscribed                 unsubscribe
+complained                   complaint
+===========================  ======================================================
+
+`message_id` is the Message-Id header (`message.headers.message-id`) without
+angle brackets, as the Messages API returns it in `<…>`. `delivery-status`
+gives `smtp_code` (only real SMTP codes: Mailgun's own 6xx stay in
+`provider_code`), `smtp_status` (`enhanced-code`) and the diagnostic (the
+remote server's `message`, then Mailgun's `description`); `bounce_kind` is
+"severity/reason[/bounce-type]", e.g. "permanent/bounce". The sender comes
+from the `sender` user variable (`v:sender`), else the webhook URL's
+`?sender=`, else the item is rejected. `envelope.sender` is not used as a
+fallback, because only delivery events carry it and opens and clicks of the
+same message would then land on another sender; its domain is kept as
+`sending_domain`.
+
+The legacy form-encoded webhooks are not supported: configure the JSON ones.
+
+>>> mapped = map_payload(b'{"signature": {}, "event-data": {"event": "opened", '
+...     b'"id": "DACSsAdVSeGpLid7TN03WA", "timestamp": 1763719203.25, '
+...     b'"recipient": "ann@example.com", "ip": "203.0.113.7", '
+...     b'"message": {"headers": {"message-id": "20251121.1@mg.acme.example"}}, '
+...     b'"user-variables": {"sender": "news.acme.example"}}}', {})
+>>> ev = mapped.events[0]
+>>> ev["type"], ev["sender"], ev["message_id"], ev["ip"]
+('open', 'news.acme.example', '20251121.1@mg.acme.example', '203.0.113.7')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from schemas.providers.base import Mapped, PayloadError, SignatureError, canonical, event_id
+
+NAME = "mailgun"
+
+#: A signature whose timestamp is further than this from now is refused (replay).
+MAX_AGE_S = 300.0
+
+_TYPES = {
+    "accepted": "sent", "delivered": "delivered", "opened": "open", "clicked": "click",
+    "unsubscribed": "unsubscribe", "complained": "complaint", "rejected": "dropped",
+}
+_FAILED_BY_SEVERITY = {"permanent": "bounce", "temporary": "deferred"}
+#: Events that carry the reader's IP and user agent.
+_READER_EVENTS = frozenset({"opened", "clicked", "unsubscribed", "complained"})
+_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+
+
+class _Rejected(Exception):
+    """Internal: the reason the event is refused."""
+
+
+def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
+    """Map one webhook POST (one event)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"mailgun: body is not JSON (legacy form-encoded webhooks are not "
+                           f"supported): {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("event-data"), dict):
+        raise PayloadError('mailgun: expected {"signature": {...}, "event-data": {...}}')
+    data = payload["event-data"]
+    mapped = Mapped()
+    try:
+        mapped.events.append(_map_event(data, params))
+    except _Rejected as exc:
+        mapped.rejected.append((f"mailgun: {exc}", orjson.dumps(data)))
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+        mapped.rejected.append((f"mailgun: malformed event: {exc}", orjson.dumps(data)))
+    return mapped
+
+
+def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+    name = data.get("event")
+    status = _obj(data.get("delivery-status"))
+    reason = _text(data.get("reason"))
+    severity = _text(data.get("severity"))
+    if name == "failed":
+        kind = "dropped" if reason.startswith("suppress-") else _FAILED_BY_SEVERITY.get(severity)
+        if kind is None:
+            raise _Rejected(f"failed event with unknown severity {severity!r}")
+    else:
+        kind = _TYPES.get(name) if isinstance(name, str) else None
+        if kind is None:
+            raise _Rejected(f"unknown event {name!r}")
+    recipient = _text(data.get("recipient"))
+    if not recipient:
+        raise _Rejected(f"{name} event without recipient")
+    ts = data.get("timestamp")
+    if ts is None or ts == "":
+        raise _Rejected(f"{name} event without timestamp")
+    variables = _obj(data.get("user-variables"))
+    sender = _text(variables.get("sender")) or params.get("sender", "")
+    if not sender:
+        raise _Rejected("no sender: add ?sender=… to the webhook URL "
+                        "(or a v:sender user variable to the message)")
+    message = _obj(data.get("message"))
+    provider_message_id = _text(_obj(message.get("headers")).get("message-id"))
+    message_id = provider_message_id.strip().strip("<>")
+    if not message_id:
+        raise _Rejected(f"{name} event without message.headers.message-id")
+
+    code = status.get("code")
+    is_smtp = isinstance(code, int) and not isinstance(code, bool) and 200 <= code < 600
+    reject = _obj(data.get("reject"))  # "rejected" events say why here
+    diagnostic = "; ".join(t for t in (
+        _text(status.get("message")), _text(status.get("description")),
+        _text(reject.get("reason")), _text(reject.get("description"))) if t.strip())
+    enhanced = _text(status.get("enhanced-code"))
+    if not enhanced:
+        found = _STATUS.search(diagnostic)
+        enhanced = found.group(1) if found else ""
+    failed = name == "failed"
+    bounce_kind = "/".join(t for t in (severity, reason, _text(status.get("bounce-type"))) if t)
+    reader = name in _READER_EVENTS
+    client = _obj(data.get("client-info"))
+    envelope = _obj(data.get("envelope"))
+    return canonical(
+        NAME,
+        type=kind,
+        ts=ts,
+        sender=sender,
+        recipient=recipient,
+        message_id=message_id,
+        event_id=_text(data.get("id")) or event_id(NAME, message_id, kind, ts, recipient),
+        campaign_id=_text(variables.get("campaign_id")),
+        flow_id=_text(variables.get("flow_id")),
+        variant=_text(variables.get("variant")),
+        user_agent=_text(client.get("user-agent")),
+        ip=_text(data.get("ip")) if reader else None,
+        url=_text(data.get("url")),
+        smtp_code=code if is_smtp else None,
+        smtp_status=enhanced,
+        diagnostic=diagnostic,
+        bounce_kind=bounce_kind if failed else None,
+        provider_event=name,
+        provider_message_id=provider_message_id,
+        provider_code=code if code is not None and not is_smtp else None,
+        attempt=status.get("attempt-no"),
+        mx_host=_text(status.get("mx-host")),
+        client_type=_text(client.get("client-type")),
+        device_type=_text(client.get("device-type")),
+        country=_text(_obj(data.get("geolocation")).get("country")),
+        sending_ip=_text(envelope.get("sending-ip")),
+        sending_domain=_text(envelope.get("sender")).rpartition("@")[2],
+        tags=_tags(data.get("tags")),
+    )
+
+
+def _text(value: Any) -> str:
+    """A scalar field as text ("" when absent); user variables may be numbers."""
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _tags(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value] if value else None
+    if isinstance(value, list):
+        return [str(t) for t in value if t] or None
+    return None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# --- signature -----------------------------------------------------------------------------
+def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -> None:
+    """Check Mailgun's HMAC-SHA256 of `timestamp + token` and the timestamp's age.
+
+    `config["mailgun_signing_key"]` is the HTTP webhook signing key; without one,
+    verification is off. Mailgun signs only the timestamp and token, not the event:
+    the age check bounds how long a captured signature can be replayed.
+    `config["now"]` overrides the clock (tests), `config["mailgun_max_age_s"]` the window.
+    """
+    key = config.get("mailgun_signing_key")
+    if not key:
+        return
+    try:
+        block = orjson.loads(body)["signature"]
+        timestamp, token, signature = block["timestamp"], block["token"], block["signature"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        raise SignatureError("mailgun: no signature block {timestamp, token, signature}") from None
+    if not all(isinstance(v, str | int) and not isinstance(v, bool)
+               for v in (timestamp, token, signature)):
+        raise SignatureError("mailgun: malformed signature block")
+    expected = hmac.new(str(key).encode(), f"{timestamp}{token}".encode(),
+                        hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), str(signature).lower().encode()):
+        raise SignatureError("mailgun: signature does not match")
+    try:
+        signed_at = float(timestamp)
+    except ValueError:
+        raise SignatureError("mailgun: malformed timestamp") from None
+    now = config.get("now")
+    now = time.time() if now is None else float(now)
+    max_age = float(config.get("mailgun_max_age_s") or MAX_AGE_S)
+    if not math.isfinite(signed_at) or abs(now - signed_at) > max_age:
+        raise SignatureError(f"mailgun: stale timestamp ({now - signed_at:.0f} s old)")

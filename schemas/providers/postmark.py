@@ -1,0 +1,250 @@
+"""Postmark webhooks -> canonical v1 events.
+
+Postmark posts one JSON object per request; `RecordType` says what it is:
+
+==================  ================================================================
+RecordType          canonical `type`
+==================  ================================================================
+Delivery            delivered
+Bounce              by `Type`, see below (`Type` -> `bounce_kind`)
+SpamComplaint       complaint
+Open, Click         open, click
+SubscriptionChange  unsubscribe when the recipient suppressed sending; see below
+==================  ================================================================
+
+Bounce `Type`s. Postmark keeps one bounce record per failed message; only
+`Transient` ("message delayed") says the message may still arrive:
+
+- HardBounce, BadEmailAddress, SoftBounce, DnsError, Blocked, SpamNotification,
+  VirusNotification, DMARCPolicy, Unknown -> `bounce`. The bounce class comes from
+  the SMTP reply in `Details` (then from `Type`): a SoftBounce is a failed
+  message whose address stays active, so it is classified "soft", not dropped
+  from the bounce count.
+- Transient -> `deferred`.
+- SMTPApiError, TemplateRenderingFailed -> `dropped` (Postmark never sent it).
+- AutoResponder -> `reply` marked `auto_submitted: "auto-replied"` (RFC 3834), so
+  the engagement tracker does not count an out-of-office answer as a reader.
+- Unsubscribe (an emailed "remove me") -> `unsubscribe`; SpamComplaint -> `complaint`.
+- Subscribe, AddressChange, ChallengeVerification, OpenRelayTest, Unconfirmed,
+  ManuallyDeactivated, InboundError -> rejected: none is a delivery or engagement
+  event.
+
+SubscriptionChange: `SuppressSending: false` is a resubscribe (rejected, no
+event type). A suppression because of a HardBounce or SpamComplaint is rejected
+too: its Bounce/SpamComplaint webhook already reported it, and counting it again
+would double the negative signal. A suppression the sender made (`Origin`
+Customer or Admin) is no recipient's act and is rejected; what remains (the
+recipient used the unsubscribe link) becomes `unsubscribe`.
+
+`Details` (the SMTP reply, "smtp;550 5.1.1 …") without its "smtp;" is the
+diagnostic; Postmark's generic `Description` of the bounce type is kept apart
+(`description`) so that it does not pass for the server's words. The sender comes from the
+`sender` metadata field, else the webhook URL's `?sender=`, else the item is
+rejected. Postmark does not sign webhooks: protect the URL with basic auth
+(`verify`).
+
+>>> mapped = map_payload(b'{"RecordType": "Delivery", "MessageID": "883953f4-6105-42a2-a16a-'
+...     b'77a8eac79483", "Recipient": "ann@example.com", "DeliveredAt": '
+...     b'"2025-11-21T10:00:03.1200000Z", "Details": "smtp;250 2.0.0 OK", '
+...     b'"Metadata": {"sender": "news.acme.example"}}', {})
+>>> ev = mapped.events[0]
+>>> ev["type"], ev["ts"], ev["smtp_code"], ev["diagnostic"], ev["message_id"][:8]
+('delivered', '2025-11-21T10:00:03.1200000Z', 250, '250 2.0.0 OK', '883953f4')
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from schemas.providers.base import (
+    Mapped,
+    PayloadError,
+    SignatureError,
+    canonical,
+    event_id,
+    header,
+)
+
+NAME = "postmark"
+
+_BOUNCE_TYPES = {
+    "HardBounce": "bounce", "BadEmailAddress": "bounce", "SoftBounce": "bounce",
+    "DnsError": "bounce", "Blocked": "bounce", "SpamNotification": "bounce",
+    "VirusNotification": "bounce", "DMARCPolicy": "bounce", "Unknown": "bounce",
+    "Transient": "deferred",
+    "SMTPApiError": "dropped", "TemplateRenderingFailed": "dropped",
+    "AutoResponder": "reply",
+    "Unsubscribe": "unsubscribe",
+    "SpamComplaint": "complaint",
+}
+_NOT_EVENTS = {
+    "Subscribe": "subscribe request: not an event type",
+    "AddressChange": "address-change notice: not an event type",
+    "ChallengeVerification": "challenge-response verification request: not an event type",
+    "OpenRelayTest": "open-relay test: not an event type",
+    "Unconfirmed": "unconfirmed registration: not an event type",
+    "ManuallyDeactivated": "address deactivated by hand: not a delivery event",
+    "InboundError": "inbound processing error: not an outbound event",
+}
+_TS_FIELD = {"Delivery": "DeliveredAt", "Bounce": "BouncedAt", "SpamComplaint": "BouncedAt",
+             "Open": "ReceivedAt", "Click": "ReceivedAt", "SubscriptionChange": "ChangedAt"}
+
+_DIAGNOSTIC_TYPE = re.compile(r"^\s*smtp;\s*", re.IGNORECASE)
+_SMTP_CODE = re.compile(r"^\s*([245]\d\d)(?=[\s\-]|$)")
+_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+
+
+class _Rejected(Exception):
+    """Internal: the reason the record is refused."""
+
+
+def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
+    """Map one webhook POST (one record)."""
+    try:
+        record = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"postmark: body is not JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise PayloadError("postmark: expected one JSON object per request")
+    mapped = Mapped()
+    try:
+        mapped.events.append(_map_record(record, params))
+    except _Rejected as exc:
+        mapped.rejected.append((f"postmark: {exc}", orjson.dumps(record)))
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+        mapped.rejected.append((f"postmark: malformed record: {exc}", orjson.dumps(record)))
+    return mapped
+
+
+def _kind(record_type: str, record: dict[str, Any]) -> str:
+    if record_type == "Delivery":
+        return "delivered"
+    if record_type in ("Open", "Click"):
+        return record_type.lower()
+    if record_type == "SpamComplaint":
+        return "complaint"
+    if record_type == "Bounce":
+        bounce_type = _text(record.get("Type"))
+        if bounce_type in _NOT_EVENTS:
+            raise _Rejected(f"{bounce_type} bounce: {_NOT_EVENTS[bounce_type]}")
+        kind = _BOUNCE_TYPES.get(bounce_type)
+        if kind is None:
+            raise _Rejected(f"unknown bounce Type {bounce_type!r}")
+        return kind
+    if record_type == "SubscriptionChange":
+        if record.get("SuppressSending") is False:
+            raise _Rejected("resubscribe: not an event type")
+        reason = _text(record.get("SuppressionReason"))
+        if reason in ("HardBounce", "SpamComplaint"):
+            raise _Rejected(f"suppression after a {reason}: already reported by its "
+                            f"{'Bounce' if reason == 'HardBounce' else reason} webhook")
+        origin = _text(record.get("Origin"))
+        if origin in ("Customer", "Admin"):
+            raise _Rejected(f"suppressed by the sender (Origin {origin}), not by the recipient")
+        return "unsubscribe"
+    if not record_type:
+        raise _Rejected("no RecordType (inbound webhooks carry no delivery events)")
+    raise _Rejected(f"unknown RecordType {record_type!r}")
+
+
+def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+    record_type = _text(record.get("RecordType"))
+    kind = _kind(record_type, record)
+    recipient = _text(record.get("Recipient")) or _text(record.get("Email"))
+    if not recipient:
+        raise _Rejected(f"{record_type} record without Recipient/Email")
+    ts = record.get(_TS_FIELD[record_type])
+    if not ts:
+        raise _Rejected(f"{record_type} record without {_TS_FIELD[record_type]}")
+    metadata = _obj(record.get("Metadata"))
+    sender = _text(metadata.get("sender")) or params.get("sender", "")
+    if not sender:
+        raise _Rejected("no sender: add ?sender=… to the webhook URL "
+                        "(or `sender` to the message's Metadata)")
+    message_id = _text(record.get("MessageID")).strip()
+    if not message_id:
+        raise _Rejected(f"{record_type} record without MessageID")
+
+    is_bounce_record = record_type in ("Bounce", "SpamComplaint")
+    bounce_id = record.get("ID") if is_bounce_record else None
+    bounce_type = _text(record.get("Type")) if is_bounce_record else ""
+    # "smtp;550 5.1.1 …": the DSN diagnostic type is no part of the server's words
+    diagnostic = _DIAGNOSTIC_TYPE.sub("", _text(record.get("Details")), count=1)
+    found_code = _SMTP_CODE.match(diagnostic)
+    found_status = _STATUS.search(diagnostic)
+    geo = _obj(record.get("Geo"))
+    return canonical(
+        NAME,
+        type=kind,
+        ts=ts,
+        sender=sender,
+        recipient=recipient,
+        message_id=message_id,
+        event_id=(f"{NAME}:bounce:{bounce_id}" if bounce_id is not None
+                  else event_id(NAME, message_id, kind, ts, recipient)),
+        campaign_id=_text(metadata.get("campaign_id")),
+        flow_id=_text(metadata.get("flow_id")),
+        variant=_text(metadata.get("variant")),
+        user_agent=_text(record.get("UserAgent")),
+        ip=_text(geo.get("IP")),
+        url=_text(record.get("OriginalLink")),
+        smtp_code=int(found_code.group(1)) if found_code else None,
+        smtp_status=found_status.group(1) if found_status else None,
+        diagnostic=diagnostic,
+        bounce_kind=bounce_type if kind in ("bounce", "deferred", "dropped") else None,
+        auto_submitted="auto-replied" if bounce_type == "AutoResponder" else None,
+        provider_event=f"{record_type}/{bounce_type}" if bounce_type else record_type,
+        provider_message_id=message_id,
+        description=_text(record.get("Description")) if is_bounce_record else None,
+        inactive=record.get("Inactive") if is_bounce_record else None,
+        first_open=record.get("FirstOpen") if record_type == "Open" else None,
+        platform=_text(record.get("Platform")),
+        client=_text(_obj(record.get("Client")).get("Name")),
+        click_location=_text(record.get("ClickLocation")),
+        country=_text(geo.get("CountryISOCode")),
+        suppression_reason=_text(record.get("SuppressionReason")),
+        origin=_text(record.get("Origin")),
+        message_stream=_text(record.get("MessageStream")),
+        tags=[tag] if (tag := _text(record.get("Tag"))) else None,
+    )
+
+
+def _text(value: Any) -> str:
+    """A scalar field as text ("" when absent)."""
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# --- basic auth ----------------------------------------------------------------------------
+def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -> None:
+    """Check the HTTP basic-auth credentials Postmark sends (it does not sign bodies).
+
+    Put them in the webhook URL (`https://user:password@host/…`) and in
+    `config["postmark_basic_auth"]` as "user:password"; without that setting every
+    request passes.
+    """
+    expected = config.get("postmark_basic_auth")
+    if not expected:
+        return
+    scheme, _, token = header(headers, "Authorization").strip().partition(" ")
+    if scheme.lower() != "basic" or not token.strip():
+        raise SignatureError("postmark: no basic-auth credentials "
+                             "(add user:password@ to the webhook URL)")
+    try:
+        given = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("postmark: malformed basic-auth header") from None
+    if not hmac.compare_digest(given, str(expected).encode()):
+        raise SignatureError("postmark: wrong basic-auth credentials")
