@@ -114,27 +114,36 @@ class IngestCore:
 
     def ingest(self, provider: str, body: bytes, params: Mapping[str, str]) -> IngestResult:
         """Map one webhook body and produce it; returns once Kafka acknowledged it all."""
+        return self.ingest_many(provider, [body], params, raise_payload_errors=True)
+
+    def ingest_many(self, provider: str, bodies: list[bytes], params: Mapping[str, str],
+                    raise_payload_errors: bool = False) -> IngestResult:
+        """Several bodies of one provider, produced together and acknowledged together
+        (replay). An unreadable body is dead-lettered (and raised if asked)."""
         result = IngestResult()
         out: list[tuple[str, bytes | None, bytes]] = []  # (topic, key, value), dead letters too
-        try:
-            mapped = adapter(provider).map_payload(body, params)
-        except PayloadError as exc:
-            self._dead(provider, f"{provider}: {exc}", body, result, out)
-            self._send(out)
-            raise
-        result.notices = mapped.notices
-        for reason, raw in mapped.rejected:
-            self._dead(provider, reason, raw, result, out)
-        for event in mapped.events:
-            raw = orjson.dumps(event)
-            topic = TOPIC_BY_TYPE.get(str(event.get("type", "")), "email.deliveries")
-            checked = self.validator.parse(raw, topic, -1, -1)
-            if isinstance(checked, DeadLetter):
-                self._dead(provider, f"{provider}: {checked.error}", raw, result, out)
+        for body in bodies:
+            try:
+                mapped = adapter(provider).map_payload(body, params)
+            except PayloadError as exc:
+                self._dead(provider, f"{provider}: {exc}", body, result, out)
+                if raise_payload_errors:
+                    self._send(out)
+                    raise
                 continue
-            recipient = event.get("recipient") or event.get("recipient_hash") or ""
-            out.append((topic, str(recipient).encode(), raw))
-            result.accepted += 1
+            result.notices += mapped.notices
+            for reason, raw in mapped.rejected:
+                self._dead(provider, reason, raw, result, out)
+            for event in mapped.events:
+                raw = orjson.dumps(event)
+                topic = TOPIC_BY_TYPE.get(str(event.get("type", "")), "email.deliveries")
+                checked = self.validator.parse(raw, topic, -1, -1)
+                if isinstance(checked, DeadLetter):
+                    self._dead(provider, f"{provider}: {checked.error}", raw, result, out)
+                    continue
+                recipient = event.get("recipient") or event.get("recipient_hash") or ""
+                out.append((topic, str(recipient).encode(), raw))
+                result.accepted += 1
         self._send(out)
         self.counts[f"{provider}:accepted"] += result.accepted
         self.counts[f"{provider}:rejected"] += result.rejected

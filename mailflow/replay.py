@@ -11,7 +11,7 @@ The format is detected from the file (or named with `--provider`):
 | JSON lines of `{"RecordType": …}` | postmark |
 | JSON lines of SNS envelopes or SES events (`eventType` / `notificationType`) | ses |
 
-Arrays are sent in chunks, lines one webhook body each, through the same
+Arrays are sent in chunks, lines as one webhook body each (500 at a time), through the same
 mapping, validation and produce path as `mailflow ingest`; nothing is lost
 (rejects go to the dead-letter topic).
 """
@@ -27,7 +27,6 @@ import orjson
 
 from mailflow.config import Settings
 from mailflow.ingest import PROVIDERS, IngestCore
-from schemas.providers.base import PayloadError
 
 CHUNK = 500
 
@@ -50,8 +49,8 @@ def detect(first: object) -> str:
     raise ValueError("cannot tell the format; name it with --provider")
 
 
-def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, bytes, int]]:
-    """(provider, webhook body, bytes consumed so far)."""
+def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, list[bytes], int]]:
+    """(provider, webhook bodies to send together, bytes consumed so far)."""
     data = path.read_bytes()
     stripped = data.lstrip()
     if stripped.startswith(b"["):
@@ -60,17 +59,23 @@ def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, bytes, int]]
         total = len(data)
         for start in range(0, len(items), CHUNK):
             chunk = items[start:start + CHUNK]
-            yield name, orjson.dumps(chunk), total * (start + len(chunk)) // max(len(items), 1)
+            yield name, [orjson.dumps(chunk)], total * (start + len(chunk)) // max(len(items), 1)
         return
     consumed = 0
     name = provider
+    batch: list[bytes] = []
     for line in data.splitlines(keepends=True):
         consumed += len(line)
         if not line.strip():
             continue
         if name is None:
             name = detect(orjson.loads(line))
-        yield name, line, consumed
+        batch.append(line)
+        if len(batch) >= CHUNK:
+            yield name, batch, consumed
+            batch = []
+    if batch and name is not None:
+        yield name, batch, consumed
 
 
 def run_replay(settings: Settings, file: str, provider: str | None, rate: float | None,
@@ -89,13 +94,10 @@ def run_replay(settings: Settings, file: str, provider: str | None, rate: float 
     accepted = rejected = 0
     started = last = time.monotonic()
     try:
-        for name, body, consumed in bodies(path, provider):
-            try:
-                result = core.ingest(name, body, params)
-                accepted += result.accepted
-                rejected += result.rejected
-            except PayloadError:
-                rejected += 1
+        for name, batch, consumed in bodies(path, provider):
+            result = core.ingest_many(name, batch, params)
+            accepted += result.accepted
+            rejected += result.rejected
             if rate:
                 ahead = accepted / rate - (time.monotonic() - started)
                 if ahead > 0:
