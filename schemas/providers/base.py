@@ -16,10 +16,13 @@ that cannot be read at all raises `PayloadError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
+
+import orjson
 
 
 class PayloadError(ValueError):
@@ -57,3 +60,30 @@ def canonical(provider: str, **fields: Any) -> dict[str, Any]:
     event = {k: v for k, v in fields.items() if v is not None and v != ""}
     event["provider"] = provider  # unknown to v1: lands in attrs
     return event
+
+
+class Rejected(Exception):
+    """Internal to adapters: the reason one item is refused (becomes a dead letter)."""
+
+
+#: An RFC 3463 enhanced status code inside free text ("550 5.7.1 …"), not part of an IP.
+STATUS_RE = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+
+
+def as_int(value: Any) -> int | None:
+    """An integer from a JSON number or digit string; None for anything else (and bools)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def load_json(provider: str, body: bytes, hint: str = "") -> Any:
+    """The decoded body, or `PayloadError` naming the provider."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"{provider}: body is not JSON{hint}: {exc}") from None

@@ -45,14 +45,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from schemas.providers.base import Mapped, PayloadError, SignatureError, canonical, event_id
+from schemas.providers.base import (
+    STATUS_RE,
+    Mapped,
+    PayloadError,
+    SignatureError,
+    canonical,
+    event_id,
+)
 
 NAME = "mailgun"
 
@@ -66,7 +72,7 @@ _TYPES = {
 _FAILED_BY_SEVERITY = {"permanent": "bounce", "temporary": "deferred"}
 #: Events that carry the reader's IP and user agent.
 _READER_EVENTS = frozenset({"opened", "clicked", "unsubscribed", "complained"})
-_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+_STATUS = STATUS_RE
 
 
 class _Rejected(Exception):

@@ -64,6 +64,7 @@ from typing import Any
 import orjson
 
 from schemas.providers.base import (
+    STATUS_RE,
     Mapped,
     PayloadError,
     SignatureError,
@@ -98,7 +99,7 @@ _TS_FIELD = {"Delivery": "DeliveredAt", "Bounce": "BouncedAt", "SpamComplaint": 
 
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*smtp;\s*", re.IGNORECASE)
 _SMTP_CODE = re.compile(r"^\s*([245]\d\d)(?=[\s\-]|$)")
-_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+_STATUS = STATUS_RE
 
 
 class _Rejected(Exception):

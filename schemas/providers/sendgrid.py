@@ -49,9 +49,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from schemas.providers.base import (
+    STATUS_RE,
     Mapped,
     PayloadError,
     SignatureError,
+    as_int,
     canonical,
     event_id,
     header,
@@ -76,7 +78,7 @@ _NOT_EVENTS = {
 _READER_EVENTS = frozenset({"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"})
 
 _SMTP_CODE = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)(?=[\s\-]|$)", re.IGNORECASE)
-_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)")
+_STATUS = STATUS_RE
 
 
 class _Rejected(Exception):
@@ -156,8 +158,8 @@ def _map_event(item: Any, params: Mapping[str, str]) -> dict[str, Any]:
         smtp_id=smtp_id,
         sending_ip=None if reader else _text(item.get("ip")),
         bounce_classification=_text(item.get("bounce_classification")),
-        attempt=_int(item.get("attempt")),
-        asm_group_id=_int(item.get("asm_group_id")),
+        attempt=as_int(item.get("attempt")),
+        asm_group_id=as_int(item.get("asm_group_id")),
         machine_open=item.get("sg_machine_open") if name == "open" else None,
         tags=_tags(item.get("category")),
     )
@@ -192,15 +194,6 @@ def _text(value: Any) -> str:
         return ""
     return value if isinstance(value, str) else str(value)
 
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
 
 
 def _tags(category: Any) -> list[str] | None:

@@ -68,6 +68,7 @@ from schemas.providers.base import (
     Mapped,
     PayloadError,
     SignatureError,
+    as_int,
     canonical,
     event_id,
     header,
@@ -152,7 +153,7 @@ def _map_event(event_class: str, ev: dict[str, Any], raw: bytes, default_sender:
         mapped.rejected.append((f"sparkpost: unsupported event type {kind[:40]!r} "
                                 f"({event_class})", raw))
         return
-    bounce_class = _int(ev.get("bounce_class"))
+    bounce_class = as_int(ev.get("bounce_class"))
     bounce_kind = None
     if bounce_class is not None:
         _name, category = BOUNCE_CLASSES.get(bounce_class, ("", "unknown"))
@@ -221,18 +222,9 @@ def _scalar(value: Any) -> str:
     return str(value) if isinstance(value, str | int) else ""
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
 
 def _smtp_code(value: Any) -> int | None:
-    code = _int(value)
+    code = as_int(value)
     return code if code is not None and 200 <= code <= 599 else None
 
 
