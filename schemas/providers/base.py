@@ -87,3 +87,23 @@ def load_json(provider: str, body: bytes, hint: str = "") -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"{provider}: body is not JSON{hint}: {exc}") from None
+
+
+def as_text(value: Any) -> str:
+    """A scalar field as text ("" when absent); custom fields may arrive as numbers."""
+    if value is None or isinstance(value, bool | dict | list):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def as_tags(value: Any) -> list[str] | None:
+    """One tag or a list of tags (categories, labels) as a list; None when there are none."""
+    if isinstance(value, str):
+        return [value] if value else None
+    if isinstance(value, list):
+        return [str(t) for t in value if t] or None
+    return None
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

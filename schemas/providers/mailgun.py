@@ -55,7 +55,11 @@ from schemas.providers.base import (
     STATUS_RE,
     Mapped,
     PayloadError,
+    Rejected,
     SignatureError,
+    as_object,
+    as_tags,
+    as_text,
     canonical,
     event_id,
 )
@@ -75,8 +79,6 @@ _READER_EVENTS = frozenset({"opened", "clicked", "unsubscribed", "complained"})
 _STATUS = STATUS_RE
 
 
-class _Rejected(Exception):
-    """Internal: the reason the event is refused."""
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
@@ -92,7 +94,7 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     mapped = Mapped()
     try:
         mapped.events.append(_map_event(data, params))
-    except _Rejected as exc:
+    except Rejected as exc:
         mapped.rejected.append((f"mailgun: {exc}", orjson.dumps(data)))
     except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
         mapped.rejected.append((f"mailgun: malformed event: {exc}", orjson.dumps(data)))
@@ -101,49 +103,49 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
 
 def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
     name = data.get("event")
-    status = _obj(data.get("delivery-status"))
-    reason = _text(data.get("reason"))
-    severity = _text(data.get("severity"))
+    status = as_object(data.get("delivery-status"))
+    reason = as_text(data.get("reason"))
+    severity = as_text(data.get("severity"))
     if name == "failed":
         kind = "dropped" if reason.startswith("suppress-") else _FAILED_BY_SEVERITY.get(severity)
         if kind is None:
-            raise _Rejected(f"failed event with unknown severity {severity!r}")
+            raise Rejected(f"failed event with unknown severity {severity!r}")
     else:
         kind = _TYPES.get(name) if isinstance(name, str) else None
         if kind is None:
-            raise _Rejected(f"unknown event {name!r}")
-    recipient = _text(data.get("recipient"))
+            raise Rejected(f"unknown event {name!r}")
+    recipient = as_text(data.get("recipient"))
     if not recipient:
-        raise _Rejected(f"{name} event without recipient")
+        raise Rejected(f"{name} event without recipient")
     ts = data.get("timestamp")
     if ts is None or ts == "":
-        raise _Rejected(f"{name} event without timestamp")
-    variables = _obj(data.get("user-variables"))
-    sender = _text(variables.get("sender")) or params.get("sender", "")
+        raise Rejected(f"{name} event without timestamp")
+    variables = as_object(data.get("user-variables"))
+    sender = as_text(variables.get("sender")) or params.get("sender", "")
     if not sender:
-        raise _Rejected("no sender: add ?sender=… to the webhook URL "
+        raise Rejected("no sender: add ?sender=… to the webhook URL "
                         "(or a v:sender user variable to the message)")
-    message = _obj(data.get("message"))
-    provider_message_id = _text(_obj(message.get("headers")).get("message-id"))
+    message = as_object(data.get("message"))
+    provider_message_id = as_text(as_object(message.get("headers")).get("message-id"))
     message_id = provider_message_id.strip().strip("<>")
     if not message_id:
-        raise _Rejected(f"{name} event without message.headers.message-id")
+        raise Rejected(f"{name} event without message.headers.message-id")
 
     code = status.get("code")
     is_smtp = isinstance(code, int) and not isinstance(code, bool) and 200 <= code < 600
-    reject = _obj(data.get("reject"))  # "rejected" events say why here
+    reject = as_object(data.get("reject"))  # "rejected" events say why here
     diagnostic = "; ".join(t for t in (
-        _text(status.get("message")), _text(status.get("description")),
-        _text(reject.get("reason")), _text(reject.get("description"))) if t.strip())
-    enhanced = _text(status.get("enhanced-code"))
+        as_text(status.get("message")), as_text(status.get("description")),
+        as_text(reject.get("reason")), as_text(reject.get("description"))) if t.strip())
+    enhanced = as_text(status.get("enhanced-code"))
     if not enhanced:
         found = _STATUS.search(diagnostic)
         enhanced = found.group(1) if found else ""
     failed = name == "failed"
-    bounce_kind = "/".join(t for t in (severity, reason, _text(status.get("bounce-type"))) if t)
+    bounce_kind = "/".join(t for t in (severity, reason, as_text(status.get("bounce-type"))) if t)
     reader = name in _READER_EVENTS
-    client = _obj(data.get("client-info"))
-    envelope = _obj(data.get("envelope"))
+    client = as_object(data.get("client-info"))
+    envelope = as_object(data.get("envelope"))
     return canonical(
         NAME,
         type=kind,
@@ -151,13 +153,13 @@ def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any
         sender=sender,
         recipient=recipient,
         message_id=message_id,
-        event_id=_text(data.get("id")) or event_id(NAME, message_id, kind, ts, recipient),
-        campaign_id=_text(variables.get("campaign_id")),
-        flow_id=_text(variables.get("flow_id")),
-        variant=_text(variables.get("variant")),
-        user_agent=_text(client.get("user-agent")),
-        ip=_text(data.get("ip")) if reader else None,
-        url=_text(data.get("url")),
+        event_id=as_text(data.get("id")) or event_id(NAME, message_id, kind, ts, recipient),
+        campaign_id=as_text(variables.get("campaign_id")),
+        flow_id=as_text(variables.get("flow_id")),
+        variant=as_text(variables.get("variant")),
+        user_agent=as_text(client.get("user-agent")),
+        ip=as_text(data.get("ip")) if reader else None,
+        url=as_text(data.get("url")),
         smtp_code=code if is_smtp else None,
         smtp_status=enhanced,
         diagnostic=diagnostic,
@@ -166,33 +168,20 @@ def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any
         provider_message_id=provider_message_id,
         provider_code=code if code is not None and not is_smtp else None,
         attempt=status.get("attempt-no"),
-        mx_host=_text(status.get("mx-host")),
-        client_type=_text(client.get("client-type")),
-        device_type=_text(client.get("device-type")),
-        country=_text(_obj(data.get("geolocation")).get("country")),
-        sending_ip=_text(envelope.get("sending-ip")),
-        sending_domain=_text(envelope.get("sender")).rpartition("@")[2],
-        tags=_tags(data.get("tags")),
+        mx_host=as_text(status.get("mx-host")),
+        client_type=as_text(client.get("client-type")),
+        device_type=as_text(client.get("device-type")),
+        country=as_text(as_object(data.get("geolocation")).get("country")),
+        sending_ip=as_text(envelope.get("sending-ip")),
+        sending_domain=as_text(envelope.get("sender")).rpartition("@")[2],
+        tags=as_tags(data.get("tags")),
     )
 
 
-def _text(value: Any) -> str:
-    """A scalar field as text ("" when absent); user variables may be numbers."""
-    if value is None or isinstance(value, bool | dict | list):
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
-def _tags(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value] if value else None
-    if isinstance(value, list):
-        return [str(t) for t in value if t] or None
-    return None
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 # --- signature -----------------------------------------------------------------------------

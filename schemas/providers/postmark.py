@@ -67,7 +67,10 @@ from schemas.providers.base import (
     STATUS_RE,
     Mapped,
     PayloadError,
+    Rejected,
     SignatureError,
+    as_object,
+    as_text,
     canonical,
     event_id,
     header,
@@ -102,8 +105,6 @@ _SMTP_CODE = re.compile(r"^\s*([245]\d\d)(?=[\s\-]|$)")
 _STATUS = STATUS_RE
 
 
-class _Rejected(Exception):
-    """Internal: the reason the record is refused."""
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
@@ -117,7 +118,7 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     mapped = Mapped()
     try:
         mapped.events.append(_map_record(record, params))
-    except _Rejected as exc:
+    except Rejected as exc:
         mapped.rejected.append((f"postmark: {exc}", orjson.dumps(record)))
     except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
         mapped.rejected.append((f"postmark: malformed record: {exc}", orjson.dumps(record)))
@@ -132,55 +133,55 @@ def _kind(record_type: str, record: dict[str, Any]) -> str:
     if record_type == "SpamComplaint":
         return "complaint"
     if record_type == "Bounce":
-        bounce_type = _text(record.get("Type"))
+        bounce_type = as_text(record.get("Type"))
         if bounce_type in _NOT_EVENTS:
-            raise _Rejected(f"{bounce_type} bounce: {_NOT_EVENTS[bounce_type]}")
+            raise Rejected(f"{bounce_type} bounce: {_NOT_EVENTS[bounce_type]}")
         kind = _BOUNCE_TYPES.get(bounce_type)
         if kind is None:
-            raise _Rejected(f"unknown bounce Type {bounce_type!r}")
+            raise Rejected(f"unknown bounce Type {bounce_type!r}")
         return kind
     if record_type == "SubscriptionChange":
         if record.get("SuppressSending") is False:
-            raise _Rejected("resubscribe: not an event type")
-        reason = _text(record.get("SuppressionReason"))
+            raise Rejected("resubscribe: not an event type")
+        reason = as_text(record.get("SuppressionReason"))
         if reason in ("HardBounce", "SpamComplaint"):
-            raise _Rejected(f"suppression after a {reason}: already reported by its "
+            raise Rejected(f"suppression after a {reason}: already reported by its "
                             f"{'Bounce' if reason == 'HardBounce' else reason} webhook")
-        origin = _text(record.get("Origin"))
+        origin = as_text(record.get("Origin"))
         if origin in ("Customer", "Admin"):
-            raise _Rejected(f"suppressed by the sender (Origin {origin}), not by the recipient")
+            raise Rejected(f"suppressed by the sender (Origin {origin}), not by the recipient")
         return "unsubscribe"
     if not record_type:
-        raise _Rejected("no RecordType (inbound webhooks carry no delivery events)")
-    raise _Rejected(f"unknown RecordType {record_type!r}")
+        raise Rejected("no RecordType (inbound webhooks carry no delivery events)")
+    raise Rejected(f"unknown RecordType {record_type!r}")
 
 
 def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
-    record_type = _text(record.get("RecordType"))
+    record_type = as_text(record.get("RecordType"))
     kind = _kind(record_type, record)
-    recipient = _text(record.get("Recipient")) or _text(record.get("Email"))
+    recipient = as_text(record.get("Recipient")) or as_text(record.get("Email"))
     if not recipient:
-        raise _Rejected(f"{record_type} record without Recipient/Email")
+        raise Rejected(f"{record_type} record without Recipient/Email")
     ts = record.get(_TS_FIELD[record_type])
     if not ts:
-        raise _Rejected(f"{record_type} record without {_TS_FIELD[record_type]}")
-    metadata = _obj(record.get("Metadata"))
-    sender = _text(metadata.get("sender")) or params.get("sender", "")
+        raise Rejected(f"{record_type} record without {_TS_FIELD[record_type]}")
+    metadata = as_object(record.get("Metadata"))
+    sender = as_text(metadata.get("sender")) or params.get("sender", "")
     if not sender:
-        raise _Rejected("no sender: add ?sender=… to the webhook URL "
+        raise Rejected("no sender: add ?sender=… to the webhook URL "
                         "(or `sender` to the message's Metadata)")
-    message_id = _text(record.get("MessageID")).strip()
+    message_id = as_text(record.get("MessageID")).strip()
     if not message_id:
-        raise _Rejected(f"{record_type} record without MessageID")
+        raise Rejected(f"{record_type} record without MessageID")
 
     is_bounce_record = record_type in ("Bounce", "SpamComplaint")
     bounce_id = record.get("ID") if is_bounce_record else None
-    bounce_type = _text(record.get("Type")) if is_bounce_record else ""
+    bounce_type = as_text(record.get("Type")) if is_bounce_record else ""
     # "smtp;550 5.1.1 …": the DSN diagnostic type is no part of the server's words
-    diagnostic = _DIAGNOSTIC_TYPE.sub("", _text(record.get("Details")), count=1)
+    diagnostic = _DIAGNOSTIC_TYPE.sub("", as_text(record.get("Details")), count=1)
     found_code = _SMTP_CODE.match(diagnostic)
     found_status = _STATUS.search(diagnostic)
-    geo = _obj(record.get("Geo"))
+    geo = as_object(record.get("Geo"))
     return canonical(
         NAME,
         type=kind,
@@ -190,12 +191,12 @@ def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, 
         message_id=message_id,
         event_id=(f"{NAME}:bounce:{bounce_id}" if bounce_id is not None
                   else event_id(NAME, message_id, kind, ts, recipient)),
-        campaign_id=_text(metadata.get("campaign_id")),
-        flow_id=_text(metadata.get("flow_id")),
-        variant=_text(metadata.get("variant")),
-        user_agent=_text(record.get("UserAgent")),
-        ip=_text(geo.get("IP")),
-        url=_text(record.get("OriginalLink")),
+        campaign_id=as_text(metadata.get("campaign_id")),
+        flow_id=as_text(metadata.get("flow_id")),
+        variant=as_text(metadata.get("variant")),
+        user_agent=as_text(record.get("UserAgent")),
+        ip=as_text(geo.get("IP")),
+        url=as_text(record.get("OriginalLink")),
         smtp_code=int(found_code.group(1)) if found_code else None,
         smtp_status=found_status.group(1) if found_status else None,
         diagnostic=diagnostic,
@@ -203,29 +204,22 @@ def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, 
         auto_submitted="auto-replied" if bounce_type == "AutoResponder" else None,
         provider_event=f"{record_type}/{bounce_type}" if bounce_type else record_type,
         provider_message_id=message_id,
-        description=_text(record.get("Description")) if is_bounce_record else None,
+        description=as_text(record.get("Description")) if is_bounce_record else None,
         inactive=record.get("Inactive") if is_bounce_record else None,
         first_open=record.get("FirstOpen") if record_type == "Open" else None,
-        platform=_text(record.get("Platform")),
-        client=_text(_obj(record.get("Client")).get("Name")),
-        click_location=_text(record.get("ClickLocation")),
-        country=_text(geo.get("CountryISOCode")),
-        suppression_reason=_text(record.get("SuppressionReason")),
-        origin=_text(record.get("Origin")),
-        message_stream=_text(record.get("MessageStream")),
-        tags=[tag] if (tag := _text(record.get("Tag"))) else None,
+        platform=as_text(record.get("Platform")),
+        client=as_text(as_object(record.get("Client")).get("Name")),
+        click_location=as_text(record.get("ClickLocation")),
+        country=as_text(geo.get("CountryISOCode")),
+        suppression_reason=as_text(record.get("SuppressionReason")),
+        origin=as_text(record.get("Origin")),
+        message_stream=as_text(record.get("MessageStream")),
+        tags=[tag] if (tag := as_text(record.get("Tag"))) else None,
     )
 
 
-def _text(value: Any) -> str:
-    """A scalar field as text ("" when absent)."""
-    if value is None or isinstance(value, bool | dict | list):
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 # --- basic auth ----------------------------------------------------------------------------

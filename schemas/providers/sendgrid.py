@@ -52,8 +52,11 @@ from schemas.providers.base import (
     STATUS_RE,
     Mapped,
     PayloadError,
+    Rejected,
     SignatureError,
     as_int,
+    as_tags,
+    as_text,
     canonical,
     event_id,
     header,
@@ -81,8 +84,6 @@ _SMTP_CODE = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)(?=[\s\-]|$)", re.IGNORECA
 _STATUS = STATUS_RE
 
 
-class _Rejected(Exception):
-    """Internal: the reason one item is refused."""
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
@@ -97,7 +98,7 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     for item in items:
         try:
             mapped.events.append(_map_event(item, params))
-        except _Rejected as exc:
+        except Rejected as exc:
             mapped.rejected.append((f"sendgrid: {exc}", orjson.dumps(item)))
         except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
             mapped.rejected.append((f"sendgrid: malformed event: {exc}", orjson.dumps(item)))
@@ -106,35 +107,35 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
 
 def _map_event(item: Any, params: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise _Rejected("event is not a JSON object")
+        raise Rejected("event is not a JSON object")
     name = item.get("event")
     if name in _NOT_EVENTS:
-        raise _Rejected(f"{name}: {_NOT_EVENTS[name]}")
+        raise Rejected(f"{name}: {_NOT_EVENTS[name]}")
     kind = _TYPES.get(name) if isinstance(name, str) else None
     if kind is None:
-        raise _Rejected(f"unknown event {name!r}")
-    recipient = _text(item.get("email"))
+        raise Rejected(f"unknown event {name!r}")
+    recipient = as_text(item.get("email"))
     if not recipient:
-        raise _Rejected(f"{name} event without email (recipient)")
+        raise Rejected(f"{name} event without email (recipient)")
     ts = item.get("timestamp")
     if ts is None or ts == "":
-        raise _Rejected(f"{name} event without timestamp")
-    sender = _text(item.get("sender")) or params.get("sender", "")
+        raise Rejected(f"{name} event without timestamp")
+    sender = as_text(item.get("sender")) or params.get("sender", "")
     if not sender:
-        raise _Rejected("no sender: add ?sender=… to the webhook URL "
+        raise Rejected("no sender: add ?sender=… to the webhook URL "
                         "(or a `sender` custom arg to the message)")
 
-    provider_message_id = _text(item.get("sg_message_id"))
-    smtp_id = _text(item.get("smtp-id")).strip().strip("<>")
+    provider_message_id = as_text(item.get("sg_message_id"))
+    smtp_id = as_text(item.get("smtp-id")).strip().strip("<>")
     # The X-Message-Id; the SMTP Message-ID only when SendGrid sent no sg_message_id.
     message_id = provider_message_id.split(".", 1)[0] or smtp_id
     if not message_id:
-        raise _Rejected(f"{name} event without sg_message_id or smtp-id")
+        raise Rejected(f"{name} event without sg_message_id or smtp-id")
 
-    diagnostic = _text(item.get("reason")) or _text(item.get("response"))
+    diagnostic = as_text(item.get("reason")) or as_text(item.get("response"))
     reader = name in _READER_EVENTS
-    campaign_id = (_text(item.get("campaign_id")) or _text(item.get("singlesend_id"))
-                   or _text(item.get("marketing_campaign_id")))
+    campaign_id = (as_text(item.get("campaign_id")) or as_text(item.get("singlesend_id"))
+                   or as_text(item.get("marketing_campaign_id")))
     return canonical(
         NAME,
         type=kind,
@@ -142,26 +143,27 @@ def _map_event(item: Any, params: Mapping[str, str]) -> dict[str, Any]:
         sender=sender,
         recipient=recipient,
         message_id=message_id,
-        event_id=_text(item.get("sg_event_id")) or event_id(NAME, message_id, kind, ts, recipient),
+        event_id=(as_text(item.get("sg_event_id"))
+                  or event_id(NAME, message_id, kind, ts, recipient)),
         campaign_id=campaign_id,
-        flow_id=_text(item.get("flow_id")),
-        variant=_text(item.get("variant")),
-        user_agent=_text(item.get("useragent")),
-        ip=_text(item.get("ip")) if reader else None,
-        url=_text(item.get("url")),
+        flow_id=as_text(item.get("flow_id")),
+        variant=as_text(item.get("variant")),
+        user_agent=as_text(item.get("useragent")),
+        ip=as_text(item.get("ip")) if reader else None,
+        url=as_text(item.get("url")),
         smtp_code=smtp_code_of(diagnostic),
-        smtp_status=smtp_status_of(_text(item.get("status")), diagnostic),
+        smtp_status=smtp_status_of(as_text(item.get("status")), diagnostic),
         diagnostic=diagnostic,
-        bounce_kind=_text(item.get("type")) if name == "bounce" else None,
+        bounce_kind=as_text(item.get("type")) if name == "bounce" else None,
         provider_event=name,
         provider_message_id=provider_message_id,
         smtp_id=smtp_id,
-        sending_ip=None if reader else _text(item.get("ip")),
-        bounce_classification=_text(item.get("bounce_classification")),
+        sending_ip=None if reader else as_text(item.get("ip")),
+        bounce_classification=as_text(item.get("bounce_classification")),
         attempt=as_int(item.get("attempt")),
         asm_group_id=as_int(item.get("asm_group_id")),
         machine_open=item.get("sg_machine_open") if name == "open" else None,
-        tags=_tags(item.get("category")),
+        tags=as_tags(item.get("category")),
     )
 
 
@@ -188,21 +190,9 @@ def smtp_status_of(status: str, text: str) -> str:
     return status
 
 
-def _text(value: Any) -> str:
-    """A scalar field as text ("" when absent); custom args may arrive as numbers."""
-    if value is None or isinstance(value, bool | dict | list):
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 
-def _tags(category: Any) -> list[str] | None:
-    """SendGrid's `category`: one string or a list of them."""
-    if isinstance(category, str):
-        return [category] if category else None
-    if isinstance(category, list):
-        return [str(c) for c in category if c] or None
-    return None
 
 
 # --- Signed Event Webhook ------------------------------------------------------------------
