@@ -17,6 +17,7 @@ roll-up), so it spreads over workers. The logic lives in `schemas/` and
 from __future__ import annotations
 
 import copy
+import pickle
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -97,6 +98,12 @@ class BatchParser:
         return [ParsedBatch(items, signals, suppressions, dead, progress)]
 
 
+def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:
+    """Events with equal event time leave in source order, however input was batched."""
+    ev = item[0]
+    return ev.topic, ev.partition, ev.offset
+
+
 class OrderingLogic(op.StatefulBatchLogic):
     """Two `EventTimeGate`s over the same partition progress.
 
@@ -109,7 +116,7 @@ class OrderingLogic(op.StatefulBatchLogic):
 
     def __init__(self, slack_ms: int, resume: tuple[EventTimeGate, EventTimeGate] | None):
         self.signals, self.events = resume if resume is not None else (
-            EventTimeGate(slack_ms), EventTimeGate(0))
+            EventTimeGate(slack_ms), EventTimeGate(0, tiebreak=source_position))
 
     def on_batch(self, values: list[ParsedBatch]) -> tuple[list[tuple[str, list]], bool]:
         idle, partitions = ACTIVITY.idle(), ACTIVITY.partitions
@@ -152,8 +159,8 @@ class OrderingLogic(op.StatefulBatchLogic):
 class AnalyticsLogic(op.StatefulBatchLogic):
     """Wraps `EngagementAnalytics`: ordered events in, rows for four tables out."""
 
-    def __init__(self, resume: EngagementAnalytics | None, settings: Settings):
-        self.analytics = resume if resume is not None else EngagementAnalytics(
+    def __init__(self, resume: bytes | None, settings: Settings):
+        self.analytics = pickle.loads(resume) if resume is not None else EngagementAnalytics(
             attribution_window_s=settings.attribution_window_s,
             allowed_lateness_s=settings.allowed_lateness_s,
             label_window_s=settings.label_window_s, reset_on_drift=settings.reset_on_drift)
@@ -197,8 +204,9 @@ class AnalyticsLogic(op.StatefulBatchLogic):
             result.append(("kafka", messages))
         return result
 
-    def snapshot(self) -> EngagementAnalytics:
-        return copy.deepcopy(self.analytics)
+    def snapshot(self) -> bytes:
+        # One pickle pass (Bytewax stores bytes as they are), not a deep copy and a pickle.
+        return pickle.dumps(self.analytics, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def throttle_keys(signals: list[Signal]) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:

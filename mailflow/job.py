@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from datetime import timedelta
+from typing import Any
 
 from mailflow.admin import AdminServer
 from mailflow.broker import ensure_topics
@@ -30,7 +31,26 @@ def hasher_for(settings: Settings, dev: bool) -> RecipientHasher:
     return RecipientHasher(DEV_HASH_KEY)
 
 
-def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
+def recovery_config(settings: Settings) -> Any:
+    """Bytewax recovery in `<data dir>/recovery`, created on first use.
+
+    Snapshots (input offsets and every operator's state) are taken at the end
+    of each epoch (`epoch_interval_s`); after a crash the job resumes from the
+    last complete one and replays the input after it. The number of recovery
+    partitions is fixed when the directory is created.
+    """
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+
+    path = settings.data_path / "recovery"
+    if not path.exists() or not any(path.iterdir()):
+        path.mkdir(parents=True, exist_ok=True)
+        init_db_dir(path, settings.recovery_partitions)
+        log.info("created %d recovery partitions in %s", settings.recovery_partitions, path)
+    return RecoveryConfig(path)
+
+
+def run_job(settings: Settings, dev: bool = False, tail: bool = True,
+            recovery: bool = True) -> int:
     """Set up store, topics and admin endpoint, then run the dataflow until done or stopped."""
     from bytewax.run import cli_main
 
@@ -66,7 +86,8 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True) -> int:
     STATS.ready.set()
     try:
         cli_main(flow, workers_per_process=settings.workers,
-                 epoch_interval=timedelta(seconds=settings.epoch_interval_s))
+                 epoch_interval=timedelta(seconds=settings.epoch_interval_s),
+                 recovery_config=recovery_config(settings) if recovery else None)
         STATS.finished.set()
         return 0
     except KeyboardInterrupt:

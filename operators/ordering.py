@@ -25,20 +25,24 @@ a live stream the delay is one poll.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 class EventTimeGate:
     """Holds `(ts, item)` pairs until the watermark over busy partitions passes them."""
 
-    __slots__ = ("_heap", "_progress", "_known", "_seq", "watermark", "slack_ms")
+    __slots__ = ("_heap", "_progress", "_known", "_seq", "watermark", "slack_ms", "tiebreak")
 
-    def __init__(self, slack_ms: int = 0) -> None:
+    def __init__(self, slack_ms: int = 0, tiebreak: Callable[[Any], Any] | None = None) -> None:
+        #: Orders items with equal event time (e.g. by source position) so the release
+        #: order does not depend on how the input was batched; default: arrival order.
+        #: Must be a module-level function (snapshots are pickled).
+        self.tiebreak = tiebreak
         #: Disorder tolerated within this much event time: in a live stream every
         #: partition is within a fraction of a second of the others, so nothing waits.
         self.slack_ms = slack_ms
-        self._heap: list[tuple[int, int, Any]] = []
+        self._heap: list[tuple[int, Any, int, Any]] = []
         self._progress: dict[str, int] = {}
         self._known: set[str] = set()  # partitions named so far, seen or not
         self._seq = 0  # ties keep arrival order: deterministic
@@ -54,8 +58,9 @@ class EventTimeGate:
 
         `partitions` names every input partition: one that has shown nothing yet
         and is not idle holds everything back."""
+        tiebreak = self.tiebreak
         for ts, item in items:
-            heapq.heappush(self._heap, (ts, self._seq, item))
+            heapq.heappush(self._heap, (ts, tiebreak(item) if tiebreak else 0, self._seq, item))
             self._seq += 1
         for partition, ts in progress.items():
             if ts > self._progress.get(partition, -1):
@@ -71,17 +76,17 @@ class EventTimeGate:
         if busy:
             self.watermark = max(self.watermark, min(busy))
         elif self._heap:
-            self.watermark = max(self.watermark, max(ts for ts, _s, _i in self._heap))
+            self.watermark = max(self.watermark, max(entry[0] for entry in self._heap))
         out = []
         heap = self._heap
         limit = self.watermark + self.slack_ms
         while heap and heap[0][0] <= limit:
-            ts, _seq, item = heapq.heappop(heap)
+            ts, _tie, _seq, item = heapq.heappop(heap)
             out.append((ts, item))
         return out
 
     def flush(self) -> list[tuple[int, Any]]:
         """End of input: everything, in event-time order."""
-        out = [(ts, item) for ts, _seq, item in sorted(self._heap)]
+        out = [(entry[0], entry[3]) for entry in sorted(self._heap, key=lambda e: e[:3])]
         self._heap = []
         return out
