@@ -168,7 +168,13 @@ class AnalyticsLogic(op.StatefulBatchLogic):
     def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]]]
                  ) -> tuple[list[tuple[str, list[tuple]]], bool]:
         items = [item for batch in values for item in batch]
-        return self._rows(self.analytics.apply(items)), self.RETAIN
+        started = time.perf_counter()
+        batch = self.analytics.apply(items)
+        STATS.analytics_seconds += time.perf_counter() - started
+        STATS.analytics_events += len(items)
+        learner = self.analytics.learner
+        STATS.model_update_seconds, STATS.model_updates = learner.update_seconds, learner.updates
+        return self._rows(batch), self.RETAIN
 
     def on_eof(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
         return self._rows(self.analytics.flush()), self.RETAIN

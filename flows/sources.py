@@ -19,11 +19,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
+
+from mailflow.stats import STATS
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,7 @@ class _KafkaPartition(StatefulSourcePartition):
         self._name = partition_id(topic, index)
         self._batch_size, self._tail, self._stop = batch_size, tail, stop
         self._eof = False
+        self._lag_checked = 0.0
         ACTIVITY.register(self._name)
 
     def next_batch(self) -> list[RawMessage]:
@@ -107,6 +117,17 @@ class _KafkaPartition(StatefulSourcePartition):
                                             msg.offset(), str(err)))
         if batch:
             ACTIVITY.busy(self._name)
+            STATS.record_input(len(batch))
+        now = time.monotonic()
+        if now - self._lag_checked >= 1.0:  # the consumer's cached view: no broker call
+            self._lag_checked = now
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, self._index), cached=True)
+                if high >= 0:
+                    STATS.consumer_lag[self._name] = max(0, high - self._offset)
+            except KafkaException:
+                pass
         if reached_end:
             ACTIVITY.caught_up(self._name)
             if not self._tail:

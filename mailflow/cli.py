@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -50,9 +50,10 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
     return load_settings(args.config, overrides)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str | None = None) -> None:
+    from mailflow.logs import setup_logging
+
+    setup_logging(level, fmt or os.environ.get("MAILFLOW_LOG_FORMAT", "auto"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

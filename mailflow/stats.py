@@ -28,6 +28,13 @@ class JobStats:
         self.events_held = 0
         self.late_events = 0
         self.pending_labels = 0
+        self.input_batches = 0
+        self.input_messages = 0
+        self.consumer_lag: dict[str, int] = {}  # "topic/partition" -> messages behind
+        self.analytics_seconds = 0.0
+        self.analytics_events = 0
+        self.model_update_seconds = 0.0
+        self.model_updates = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -40,6 +47,10 @@ class JobStats:
         self.dead_letters += len(reasons)
         # Reasons quote the bad value; group by the kind of error for the counter.
         self.dead_by_reason.update(reason.split(":", 1)[0] for reason in reasons)
+
+    def record_input(self, messages: int) -> None:
+        self.input_batches += 1
+        self.input_messages += messages
 
     def record_decisions(self, actions: Counter[str]) -> None:
         self.decisions_by_action.update(actions)
@@ -68,6 +79,10 @@ class JobStats:
             "events_held": self.events_held,
             "late_events": self.late_events,
             "pending_labels": self.pending_labels,
+            "consumer_lag": sum(self.consumer_lag.values()),
+            "input_batches": self.input_batches,
+            "model_update_us": round(1e6 * self.model_update_seconds / self.model_updates, 2)
+            if self.model_updates else None,
         }
 
     def prometheus(self) -> str:
@@ -104,9 +119,39 @@ class JobStats:
                 "# HELP mailflow_pending_labels Delivered messages waiting for their label.",
                 "# TYPE mailflow_pending_labels gauge",
                 f"mailflow_pending_labels {self.pending_labels}"]
+        out += _series("mailflow_inserts_total", "counter", "ClickHouse inserts by table.",
+                       {f'table="{t}"': n for t, n in sorted(self.inserts_by_table.items())})
+        out += _series("mailflow_input_batches_total", "counter",
+                       "Consumer polls that returned messages.", {"": self.input_batches})
+        out += _series("mailflow_input_messages_total", "counter",
+                       "Messages read from the input topics (batch size = this / batches).",
+                       {"": self.input_messages})
+        out += _series("mailflow_consumer_lag", "gauge",
+                       "Messages behind the end of each input partition (broker's view).",
+                       {f'partition="{_label(p)}"': n
+                        for p, n in sorted(self.consumer_lag.items())})
+        out += _series("mailflow_gate_held", "gauge", "Items waiting in the event-time gate.",
+                       {'path="signals"': self.signals_held, 'path="events"': self.events_held})
+        out += _series("mailflow_analytics_seconds_total", "counter",
+                       "Time in the analytics and learning step.", {"": self.analytics_seconds})
+        out += _series("mailflow_analytics_events_total", "counter",
+                       "Events through the analytics and learning step.",
+                       {"": self.analytics_events})
+        out += _series("mailflow_model_update_seconds_total", "counter",
+                       "Time in model updates (learn_one of every model).",
+                       {"": self.model_update_seconds})
+        out += _series("mailflow_model_updates_total", "counter", "Model updates.",
+                       {"": self.model_updates})
         out += ["# HELP mailflow_up 1 while the job runs.", "# TYPE mailflow_up gauge",
                 "mailflow_up 1", ""]
         return "\n".join(out)
+
+
+def _series(name: str, kind: str, help_text: str, values: dict[str, float]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in values.items():
+        lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+    return lines
 
 
 def _label(value: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import struct
+import time
 from collections import deque
 from hashlib import blake2b
 from typing import Any, NamedTuple
@@ -209,6 +210,8 @@ class Learner:
         self.base = [0, 0]  # labels, positives (engagement), for the global baseline
         self.base_by_provider: dict[int, list[int]] = {}
         self.minute = -1
+        self.update_seconds = 0.0  # time in learn_one, for the job's metrics
+        self.updates = 0
 
     # -- packing ---------------------------------------------------------------
     def _id(self, kind: str, value: str) -> int:
@@ -344,7 +347,10 @@ class Learner:
             pn = self.base_by_provider.setdefault(pid, [0, 0])
             pn[0] += 1
             pn[1] += y
+        started = time.perf_counter()
         event = self.tasks[task].learn(sid, x, y, preds[index], ts_ms)
+        self.update_seconds += time.perf_counter() - started
+        self.updates += 1
         return [event] if event is not None else []
 
     def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int) -> list[ModelEvent]:

@@ -64,6 +64,7 @@ def test_sigterm_drains_flushes_and_exits_zero(broker, tmp_path):
     port = free_port()
     env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
            "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": str(port),
+           "MAILFLOW_LOG_FORMAT": "json",
            # a long batch age: rows still buffered at SIGTERM must be flushed, not lost
            "MAILFLOW_BATCH_MS": "60000"}
     job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev"], cwd=ROOT,
@@ -83,10 +84,30 @@ def test_sigterm_drains_flushes_and_exits_zero(broker, tmp_path):
                 pass
             time.sleep(0.2)
         assert _stats(port)["rows_written"].get("mailflow.events", 0) < len(events)
+
+        # what monitoring scrapes
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        for series in ("mailflow_events_total", "mailflow_dead_letters_total",
+                       "mailflow_consumer_lag", "mailflow_input_messages_total",
+                       "mailflow_input_batches_total", "mailflow_inserts_total",
+                       "mailflow_insert_seconds_total", "mailflow_decisions_total",
+                       "mailflow_model_update_seconds_total", "mailflow_model_updates_total",
+                       "mailflow_pending_labels", "mailflow_gate_held",
+                       "mailflow_late_events_total", "mailflow_up"):
+            assert f"# TYPE {series} " in metrics, series
+        assert 'mailflow_events_total{type="delivered"}' in metrics
+        assert "mailflow_pending_labels 0" not in metrics  # deliveries await their labels
+        for probe in ("healthz", "readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{probe}") as resp:
+                assert resp.status == 200
         sent = time.monotonic()
         job.send_signal(signal.SIGTERM)
         assert job.wait(timeout=20) == 0
         assert time.monotonic() - sent < 20
+        # structured logs: one JSON object per line, with a level
+        lines = [orjson.loads(line) for line in job.stdout.read().splitlines()
+                 if line.startswith(b"{")]
+        assert any(entry["level"] == "info" and "draining" in entry["msg"] for entry in lines)
     finally:
         if job.poll() is None:
             job.kill()
