@@ -29,7 +29,7 @@ import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
-from flows.sources import ACTIVITY, KafkaPartitionSource, RawMessage, partition_id
+from flows.sources import CaughtUp, KafkaPartitionSource, RawMessage, partition_id
 from mailflow.config import Settings
 from mailflow.stats import STATS
 from operators.analytics import AnalyticsBatch, EngagementAnalytics
@@ -55,6 +55,7 @@ class ParsedBatch(NamedTuple):
     suppressions: list[tuple[Event, str]]
     dead: list[DeadLetter]
     progress: dict[str, int]  # newest event time (ms) per input partition
+    caught_up: list[str]  # partitions that reached their end after these messages
 
 
 class BatchParser:
@@ -64,11 +65,14 @@ class BatchParser:
         self.parser = EventParser(hasher)
         self.bounces = BounceClassifier()
 
-    def __call__(self, messages: list[RawMessage]) -> list[ParsedBatch]:
+    def __call__(self, messages: list[RawMessage | CaughtUp]) -> list[ParsedBatch]:
         raw: list[tuple] = []
         broken: list[DeadLetter] = []
+        caught_up: list[str] = []
         for m in messages:
-            if m.error:  # the consumer's error for one message: dead letter, with position
+            if type(m) is CaughtUp:
+                caught_up.append(partition_id(m.topic, m.partition))
+            elif m.error:  # the consumer's error for one message: dead letter, with position
                 broken.append(DeadLetter(f"kafka error: {m.error}", m.topic, m.partition,
                                          m.offset, m.value or b""))
             else:
@@ -95,7 +99,7 @@ class BatchParser:
         if dead:
             STATS.record_dead([d.error for d in dead])
         progress = {partition_id(t, p): ts for (t, p), ts in newest.items()}
-        return [ParsedBatch(items, signals, suppressions, dead, progress)]
+        return [ParsedBatch(items, signals, suppressions, dead, progress, caught_up)]
 
 
 def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:
@@ -114,15 +118,19 @@ class OrderingLogic(op.StatefulBatchLogic):
 
     POLL_S = 0.02
 
-    def __init__(self, slack_ms: int, resume: tuple[EventTimeGate, EventTimeGate] | None):
-        self.signals, self.events = resume if resume is not None else (
-            EventTimeGate(slack_ms), EventTimeGate(0, tiebreak=source_position))
+    def __init__(self, slack_ms: int, partitions: list[str],
+                 resume: tuple[EventTimeGate, EventTimeGate, set[str]] | None):
+        self.partitions = partitions
+        self.signals, self.events, self.idle = resume if resume is not None else (
+            EventTimeGate(slack_ms), EventTimeGate(0, tiebreak=source_position), set())
 
     def on_batch(self, values: list[ParsedBatch]) -> tuple[list[tuple[str, list]], bool]:
-        idle, partitions = ACTIVITY.idle(), ACTIVITY.partitions
         signals: list[tuple[int, Any]] = []
         events: list[tuple[int, Any]] = []
+        idle, partitions = self.idle, self.partitions
         for batch in values:
+            idle.difference_update(batch.progress)  # moving again
+            idle.update(batch.caught_up)
             signals += self.signals.add(((s.ts_ms, s) for s in batch.signals), batch.progress,
                                         idle, partitions)
             events += self.events.add(((item[0].ts_ms, item) for item in batch.events),
@@ -130,9 +138,8 @@ class OrderingLogic(op.StatefulBatchLogic):
         return self._out(signals, events)
 
     def on_notify(self) -> tuple[list[tuple[str, list]], bool]:
-        idle, partitions = ACTIVITY.idle(), ACTIVITY.partitions
-        return self._out(self.signals.release(idle, partitions),
-                         self.events.release(idle, partitions))
+        return self._out(self.signals.release(self.idle, self.partitions),
+                         self.events.release(self.idle, self.partitions))
 
     def on_eof(self) -> tuple[list[tuple[str, list]], bool]:
         return self._out(self.signals.flush(), self.events.flush())
@@ -152,8 +159,8 @@ class OrderingLogic(op.StatefulBatchLogic):
             out.append(("events", [e for _ts, e in events]))
         return out, self.RETAIN
 
-    def snapshot(self) -> tuple[EventTimeGate, EventTimeGate]:
-        return copy.deepcopy((self.signals, self.events))
+    def snapshot(self) -> tuple[EventTimeGate, EventTimeGate, set[str]]:
+        return copy.deepcopy((self.signals, self.events, self.idle))
 
 
 class AnalyticsLogic(op.StatefulBatchLogic):
@@ -315,9 +322,10 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
 
     # Event-time order: signals for throttling (with slack), events for analytics (strict).
+    partitions = source.partition_ids()
     ordered = op.key_rm("ordered", op.stateful_batch(
         "order_events", op.map("to_gate", parsed, lambda b: ("gate", b)),
-        lambda resume: OrderingLogic(settings.order_slack_ms, resume)))
+        lambda resume: OrderingLogic(settings.order_slack_ms, partitions, resume)))
     signal_batches = op.filter_map("signal_batches", ordered,
                                    lambda kv: kv[1] if kv[0] == "signals" else None)
     event_batches = op.filter_map("event_batches", ordered,

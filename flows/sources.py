@@ -2,12 +2,13 @@
 
 `KafkaPartitionSource` reads every partition of the input topics with
 `assign()` (no consumer group: offsets live in Bytewax snapshots) and hands
-the dataflow plain `RawMessage` tuples. It also tells the event-time gate
-which partitions are *caught up*: the consumer reported end-of-partition
-after the last message it returned. That is the only reliable "nothing more
-to read right now" signal (empty polls also happen while a fetch is in
-flight, and Tansu can report a high watermark that is too low), and the gate
-must not wait for a caught-up partition, nor skip one that is merely slow.
+the dataflow plain `RawMessage` tuples, and a `CaughtUp` marker when the
+consumer reported end-of-partition after the last message it returned. That
+is the only reliable "nothing more to read right now" signal (empty polls also
+happen while a fetch is in flight, and Tansu can report a high watermark that
+is too low). The marker travels through the dataflow like data, so the
+event-time gate learns it on whichever worker or process it runs: it must not
+wait for a caught-up partition, nor skip one that is merely slow.
 
 Stopping: raising out of a Bytewax callback (what Ctrl-C does by default)
 panics the Rust runtime mid-batch. Instead a stop request (`STOP`) makes every
@@ -48,36 +49,11 @@ class RawMessage(NamedTuple):
     error: str  # "" unless the consumer reported an error for this message
 
 
-class PartitionActivity:
-    """Which input partitions of this process are caught up (or finished)."""
+class CaughtUp(NamedTuple):
+    """Marker in the stream: the partition has nothing more to read right now."""
 
-    def __init__(self) -> None:
-        self.partitions: set[str] = set()
-        self._caught_up: set[str] = set()
-        self._done: set[str] = set()
-
-    def register(self, partition: str) -> None:
-        self.partitions.add(partition)
-
-    def busy(self, partition: str) -> None:
-        self._caught_up.discard(partition)
-
-    def caught_up(self, partition: str) -> None:
-        self._caught_up.add(partition)
-
-    def finished(self, partition: str) -> None:
-        self._done.add(partition)
-
-    def idle(self) -> set[str]:
-        return self._caught_up | self._done
-
-    def reset(self) -> None:
-        self.partitions.clear()
-        self._caught_up.clear()
-        self._done.clear()
-
-
-ACTIVITY = PartitionActivity()
+    topic: str
+    partition: int
 
 
 def partition_id(topic: str, partition: int) -> str:
@@ -94,13 +70,12 @@ class _KafkaPartition(StatefulSourcePartition):
         self._batch_size, self._tail, self._stop = batch_size, tail, stop
         self._eof = False
         self._lag_checked = 0.0
-        ACTIVITY.register(self._name)
+        self._announced = False  # CaughtUp sent since the last message?
 
-    def next_batch(self) -> list[RawMessage]:
+    def next_batch(self) -> list[RawMessage | CaughtUp]:
         if self._stop.is_set() or self._eof:
-            ACTIVITY.finished(self._name)
             raise StopIteration()
-        batch: list[RawMessage] = []
+        batch: list[RawMessage | CaughtUp] = []
         reached_end = False
         for msg in self._consumer.consume(self._batch_size, 0.001):
             err = msg.error()
@@ -116,7 +91,7 @@ class _KafkaPartition(StatefulSourcePartition):
                     batch.append(RawMessage(msg.value(), self._topic, self._index,
                                             msg.offset(), str(err)))
         if batch:
-            ACTIVITY.busy(self._name)
+            self._announced = False
             STATS.record_input(len(batch))
         now = time.monotonic()
         if now - self._lag_checked >= 1.0:  # the consumer's cached view: no broker call
@@ -128,8 +103,12 @@ class _KafkaPartition(StatefulSourcePartition):
                     STATS.consumer_lag[self._name] = max(0, high - self._offset)
             except KafkaException:
                 pass
+        if reached_end and not self._announced:
+            # Travels with the data (to whichever worker or process runs the gate), once
+            # per catch-up: the gate stops waiting for this partition until it moves again.
+            batch.append(CaughtUp(self._topic, self._index))
+            self._announced = True
         if reached_end:
-            ACTIVITY.caught_up(self._name)
             if not self._tail:
                 self._eof = True  # deliver this batch; stop at the next call
         return batch
@@ -151,6 +130,11 @@ class KafkaPartitionSource(FixedPartitionedSource):
         self.batch_size = batch_size
         self.add_config = dict(add_config or {})
         self.stop = stop
+
+    def partition_ids(self) -> list[str]:
+        """Every input partition as "topic/partition" (what the gate waits for)."""
+        return [partition_id(part.split("-", 1)[1], int(part.split("-", 1)[0]))
+                for part in self.list_parts()]
 
     def list_parts(self) -> list[str]:
         admin = AdminClient({"bootstrap.servers": ",".join(self.brokers)})
