@@ -60,8 +60,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mailflow.job import run_job
 
     settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms",
-                         "epoch_interval_s")
+                         "epoch_interval_s", "processes", "process_id", "addresses")
     _setup_logging(settings.log_level)
+    if settings.processes > 1 and not settings.addresses:
+        from mailflow.job import run_processes
+
+        return run_processes(settings, [a for a in sys.argv[1:]])
     return run_job(settings, dev=args.dev, tail=not args.no_tail, recovery=not args.no_recovery)
 
 
@@ -178,7 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-recovery", action="store_true",
                      help="start from the beginning of the topics with empty state, and take "
                           "no snapshots (default: resume from <data dir>/recovery)")
-    run.add_argument("--workers", type=int, help="Bytewax worker threads (default 1)")
+    run.add_argument("--workers", type=int,
+                     help="Bytewax worker threads per process (default 1; they share the GIL)")
+    run.add_argument("--processes", type=int,
+                     help="cooperating processes on this machine, for real parallelism "
+                          "(default 1; more need a ClickHouse server, not chDB)")
+    run.add_argument("--process-id", dest="process_id", type=int,
+                     help="this process's index in --addresses (a cluster across machines)")
+    run.add_argument("--addresses", metavar="HOST:PORT,...",
+                     help="every process of the cluster, the same list in the same order on "
+                          "every machine")
     run.add_argument("--admin-port", dest="admin_port", type=int,
                      help="admin HTTP port (default 8765; 0 picks a free one)")
     run.add_argument("--batch-rows", dest="batch_rows", type=int,

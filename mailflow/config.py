@@ -46,7 +46,10 @@ class Settings:
     allowed_lateness_s: int = 3600  # later events are counted as late, not in metrics_1m
     label_window_s: int = 86_400  # no genuine engagement within this: a negative label
     reset_on_drift: int = 0  # 1: a drifting model is replaced by a fresh one (old kept)
-    workers: int = 1
+    workers: int = 1  # Bytewax worker threads per process
+    processes: int = 1  # cooperating processes on this machine (needs a ClickHouse server)
+    process_id: int = 0  # this process's index in `addresses` (a cluster over machines)
+    addresses: str = ""  # host:port of every process, comma-separated, same order everywhere
     epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
     recovery_partitions: int = 2
     log_level: str = "info"

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from typing import Any
 
 from mailflow.admin import AdminServer
-from mailflow.broker import ensure_topics
+from mailflow.broker import ensure_topics, free_port
 from mailflow.config import ConfigError, Settings
 from mailflow.stats import STATS
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
-from sinks.clickhouse import close_stores, redact_dsn, store_for
+from sinks.clickhouse import chdb_path, close_stores, redact_dsn, store_for
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,33 @@ def recovery_config(settings: Settings) -> Any:
         init_db_dir(path, settings.recovery_partitions)
         log.info("created %d recovery partitions in %s", settings.recovery_partitions, path)
     return RecoveryConfig(path)
+
+
+def run_processes(settings: Settings, argv: list[str]) -> int:
+    """`--processes P` on this machine: P cooperating Bytewax processes (real parallelism;
+    worker threads share the GIL). Each gets its own admin port (admin_port + i)."""
+    if chdb_path(settings.clickhouse_dsn) is not None:
+        raise ConfigError(
+            "--processes > 1 needs a ClickHouse server (MAILFLOW_CLICKHOUSE_URL=http://…): "
+            "an embedded chDB store belongs to one process")
+    ports = [free_port() for _ in range(settings.processes)]
+    addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
+    children = []
+    for i in range(settings.processes):
+        admin = settings.admin_port + i if settings.admin_port else 0
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "mailflow", *argv, "--processes", "1",
+             "--process-id", str(i), "--addresses", addresses, "--admin-port", str(admin)]))
+    log.info("started %d processes (%s)", len(children), addresses)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
 
 
 def run_job(settings: Settings, dev: bool = False, tail: bool = True,
@@ -85,7 +114,10 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     started = time.time()
     STATS.ready.set()
     try:
+        addresses = [a.strip() for a in settings.addresses.split(",") if a.strip()]
         cli_main(flow, workers_per_process=settings.workers,
+                 process_id=settings.process_id if addresses else None,
+                 addresses=addresses or None,
                  epoch_interval=timedelta(seconds=settings.epoch_interval_s),
                  recovery_config=recovery_config(settings) if recovery else None)
         STATS.finished.set()
