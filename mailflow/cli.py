@@ -53,7 +53,7 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
 def _setup_logging(level: str, fmt: str | None = None) -> None:
     from mailflow.logs import setup_logging
 
-    setup_logging(level, fmt or os.environ.get("MAILFLOW_LOG_FORMAT", "auto"))
+    setup_logging(level, fmt or os.environ.get("MAILFLOW_LOG_FORMAT") or "auto")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

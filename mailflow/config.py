@@ -53,6 +53,7 @@ class Settings:
     epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
     recovery_partitions: int = 2
     log_level: str = "info"
+    log_format: str = "auto"  # json, text, or auto (JSON unless stderr is a terminal)
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
     # webhook receiver (`mailflow ingest`)
     ingest_host: str = "127.0.0.1"
