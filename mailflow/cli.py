@@ -137,6 +137,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mailflow.api import ApiServer, DecisionApi
+    from sinks.client import ThrottleClient
+
+    settings = _settings(args, "api_port")
+    _setup_logging(settings.log_level)
+    from schemas.hashing import DEV_HASH_KEY
+
+    key = settings.hash_key.encode() if settings.hash_key else (
+        DEV_HASH_KEY if args.dev else None)
+    client = ThrottleClient(settings.brokers(), hash_key=key).start()
+    tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
+    server = ApiServer(DecisionApi(client, tokens), settings.api_host, settings.api_port)
+    print(f"mailflow serve on http://{settings.api_host}:{server.port} "
+          f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from mailflow.replay import run_replay
 
@@ -234,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
                   "MAILFLOW_INGEST_TOKEN (for canonical).", cmd_ingest)
     ingest.add_argument("--port", dest="ingest_port", type=int,
                         help="listen port (MAILFLOW_INGEST_PORT, default 8780)")
+
+    serve = verb("serve", "the throttle-decision HTTP API for sending systems",
+                 "Materialise mailflow.throttle and mailflow.suppressions (every partition, "
+                 "from the beginning, then following) and answer GET /v1/throttle, POST "
+                 "/v1/throttle:batch, GET /v1/suppressions/{address or hash} and the "
+                 "Server-Sent Events stream /v1/decisions/stream; /openapi.json documents "
+                 "it. Bearer tokens: MAILFLOW_API_TOKENS. Raw-address suppression lookups "
+                 "need MAILFLOW_HASH_KEY.", cmd_serve)
+    serve.add_argument("--port", dest="api_port", type=int,
+                       help="listen port (MAILFLOW_API_PORT, default 8770)")
+    serve.add_argument("--dev", action="store_true",
+                       help="use the public development hash key for address lookups")
 
     replay = verb("replay", "feed a JSONL or provider-export file through the engine",
                   "Read canonical JSON lines or a provider's webhook export (auto-detected, "

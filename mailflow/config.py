@@ -55,6 +55,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "auto"  # json, text, or auto (JSON unless stderr is a terminal)
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
+    # decision API (`mailflow serve`)
+    api_host: str = "127.0.0.1"
+    api_tokens: str = ""  # comma-separated bearer tokens; empty: no authentication
     # webhook receiver (`mailflow ingest`)
     ingest_host: str = "127.0.0.1"
     ingest_token: str = ""  # bearer token required on /v1/webhooks/canonical when set
@@ -178,7 +181,8 @@ def load_settings(config_file: str | None = None, overrides: dict[str, Any] | No
 
 def as_dict(settings: Settings, redact: bool = True) -> dict[str, Any]:
     data = dataclasses.asdict(settings)
-    for secret in ("hash_key", "ingest_token", "mailgun_signing_key", "postmark_basic_auth",
+    for secret in ("hash_key", "ingest_token", "api_tokens", "mailgun_signing_key",
+                   "postmark_basic_auth",
                    "sparkpost_basic_auth"):
         if redact and data.get(secret):
             data[secret] = "***"

@@ -14,7 +14,7 @@ from mailflow.sqlcli import format_csv, format_json, format_table
 from mailflow.stats import JobStats
 from tests.conftest import mailflow_cmd
 
-VERBS = ["demo", "run", "broker", "generate", "sql", "ingest", "replay"]
+VERBS = ["demo", "run", "broker", "generate", "sql", "ingest", "replay", "serve"]
 
 
 def test_top_level_help_lists_every_verb(capsys):

@@ -1,0 +1,205 @@
+"""`mailflow serve` and `ThrottleClient` against the real broker: decisions become visible."""
+
+from __future__ import annotations
+
+import http.client
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from mailflow.api import ApiServer, DecisionApi
+from mailflow.broker import EmbeddedBroker, ensure_topics
+from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+from sinks.client import ThrottleClient
+
+pytestmark = pytest.mark.integration
+
+S = "news.acme.example"
+HASHER = RecipientHasher(DEV_HASH_KEY)
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def decision(sender, domain, action, factor, seq, until=None, reason="complaint_rate"):
+    return {"sender": sender, "domain": domain, "action": action, "rate_factor": factor,
+            "until": until, "reason": reason, "evidence": {}, "event_ts": iso(datetime.now(UTC)),
+            "decided_at": iso(datetime.now(UTC)), "seq": seq}
+
+
+def publish(bootstrap: str, topic: str, records: list[tuple[bytes, dict]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value in records:
+        producer.produce(topic, orjson.dumps(value), key)
+    assert producer.flush(10) == 0
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, partitions=3)
+        future = iso(datetime.now(UTC) + timedelta(hours=1))
+        past = iso(datetime.now(UTC) - timedelta(minutes=1))
+        publish(broker.bootstrap, "mailflow.throttle", [
+            (b"k", decision(S, "gmail.com", "pause", 0.0, 1, until=future)),
+            (b"k", decision(S, "*", "slow", 0.5, 1, reason="block_rate")),
+            (b"k", decision("*", "yahoo.com", "slow", 0.25, 1, reason="rate_limit")),
+            (b"k", decision("old.example", "outlook.com", "pause", 0.0, 3, until=past)),
+            (b"k", decision("seq.example", "gmx.net", "slow", 0.5, 5)),
+            (b"k", decision("seq.example", "gmx.net", "pause", 0.0, 4)),  # older: ignored
+        ])
+        publish(broker.bootstrap, "mailflow.suppressions", [
+            (b"k", {"recipient_hash": HASHER.recipient("gone@example.org"),
+                    "reason": "hard_bounce", "ts": iso(datetime.now(UTC))})])
+        client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY).start()
+        assert client.wait_ready(30)
+        api = DecisionApi(client, tokens=[])
+        server = ApiServer(api, port=0).start()
+        secured = ApiServer(DecisionApi(ThrottleClient(broker.bootstrap).start(),
+                                        tokens=["s3cret", "other"]), port=0).start()
+        yield broker, client, server, secured
+        server.stop()
+        secured.stop()
+
+
+def get(port: int, path: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def post(port: int, path: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def throttle(port: int, **params) -> dict:
+    status, body = get(port, "/v1/throttle?" + urllib.parse.urlencode(params))
+    assert status == 200, body
+    return body
+
+
+def test_precedence_of_pair_sender_wide_and_provider_wide(stack):
+    _broker, _client, server, _ = stack
+    port = server.port
+    assert throttle(port, sender=S, domain="gmail.com")["action"] == "pause"
+    # recipient addresses and alias domains map to the provider key
+    assert throttle(port, sender=S, recipient="ann@googlemail.com")["key"] == f"{S}|gmail.com"
+    sender_wide = throttle(port, sender=S, domain="outlook.com")
+    assert (sender_wide["action"], sender_wide["rate_factor"], sender_wide["key"]) == (
+        "slow", 0.5, f"{S}|*")
+    # at yahoo both the sender-wide 0.5 and the provider-wide 0.25 apply: the lower wins
+    assert throttle(port, sender=S, domain="yahoo.com")["rate_factor"] == 0.25
+    assert throttle(port, sender="other.example", domain="yahoo.com")["key"] == "*|yahoo.com"
+    assert throttle(port, sender="other.example", domain="web.de")["action"] == "allow"
+
+
+def test_expired_pause_is_the_ramp_and_old_seq_is_ignored(stack):
+    port = stack[2].port
+    expired = throttle(port, sender="old.example", domain="outlook.com")
+    assert (expired["action"], expired["rate_factor"], expired["reason"]) == (
+        "slow", 0.25, "pause_expired")
+    kept = throttle(port, sender="seq.example", domain="gmx.net")
+    assert (kept["action"], kept["seq"]) == ("slow", 5)
+
+
+def test_batch_lookup(stack):
+    port = stack[2].port
+    status, body = post(port, "/v1/throttle:batch", orjson.dumps({"items": [
+        {"sender": S, "domain": "gmail.com"}, {"sender": S, "recipient": "x@yahoo.com"}]}))
+    assert status == 200
+    assert [r["rate_factor"] for r in body["results"]] == [0.0, 0.25]
+
+
+def test_suppressions_by_address_and_by_hash(stack):
+    port = stack[2].port
+    status, body = get(port, "/v1/suppressions/gone@example.org")
+    assert status == 200 and body["suppressed"] and body["reason"] == "hard_bounce"
+    status, body = get(port, f"/v1/suppressions/{HASHER.recipient('gone@example.org')}")
+    assert status == 200 and body["suppressed"]
+    status, body = get(port, "/v1/suppressions/fine@example.org")
+    assert status == 200 and not body["suppressed"]
+
+
+def test_client_may_send(stack):
+    client = stack[1]
+    assert not client.may_send(S, "ann@gmail.com").allowed  # paused
+    slowed = client.may_send(S, "bob@outlook.com")
+    assert slowed.allowed and slowed.rate_factor == 0.5
+    gone = client.may_send("fresh.example", "gone@example.org")
+    assert not gone.allowed and gone.suppressed and gone.reason == "suppressed"
+
+
+def test_new_decisions_arrive_by_server_sent_events(stack):
+    broker, client, server, _ = stack
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/v1/decisions/stream")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+    assert resp.readline().startswith(b": connected")
+    resp.readline()
+    publish(broker.bootstrap, "mailflow.throttle",
+            [(b"k", decision("sse.example", "gmail.com", "slow", 0.5, 1))])
+    event = resp.readline()
+    data = resp.readline()
+    assert event == b"event: decision\n"
+    assert orjson.loads(data[len(b"data: "):])["sender"] == "sse.example"
+    conn.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and client.throttle("sse.example", "gmail.com").seq != 1:
+        time.sleep(0.05)
+    assert client.throttle("sse.example", "gmail.com").action == "slow"
+
+
+def test_auth(stack):
+    port = stack[3].port
+    assert get(port, f"/v1/throttle?sender={S}&domain=gmail.com")[0] == 401
+    assert get(port, f"/v1/throttle?sender={S}&domain=gmail.com", token="wrong")[0] == 401
+    assert get(port, f"/v1/throttle?sender={S}&domain=gmail.com", token="s3cret")[0] == 200
+    assert get(port, "/v1/suppressions/" + "a" * 32, token="other")[0] == 200
+    assert get(port, "/healthz")[0] == 200  # probes stay open
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/v1/throttle?domain=gmail.com", "sender is required"),
+    (f"/v1/throttle?sender={S}", "give domain"),
+    (f"/v1/throttle?sender={S}&recipient=not-an-address", "not an email address"),
+    ("/v1/suppressions/zzz", "32-hex"),
+    ("/v1/suppressions/not@an@address", "not an email address"),
+])
+def test_malformed_queries_get_clear_400s(stack, path, message):
+    status, body = get(stack[2].port, path)
+    assert status == 400 and message in body["error"]
+
+
+def test_malformed_batches(stack):
+    port = stack[2].port
+    assert post(port, "/v1/throttle:batch", b"{nope")[0] == 400
+    assert post(port, "/v1/throttle:batch", b'{"items": [1]}')[0] == 400
+    too_many = orjson.dumps({"items": [{"sender": S, "domain": "a.example"}] * 1001})
+    assert post(port, "/v1/throttle:batch", too_many)[0] == 413
+
+
+def test_readiness_and_metrics(stack):
+    port = stack[2].port
+    assert get(port, "/readyz") == (200, {"ready": True, "error": None})
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        text = resp.read().decode()
+    assert "mailflow_api_decisions " in text and "mailflow_api_ready 1" in text
