@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from schemas.mailbox_providers import provider_key, split_address
+from schemas.mailbox_providers import provider_key
 from sinks.client import ThrottleClient
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,10 @@ OPENAPI: dict[str, Any] = {
             "parameters": [
                 {"name": "sender", "in": "query", "required": True,
                  "schema": {"type": "string", "minLength": 1}},
-                {"name": "domain", "in": "query", "required": False,
-                 "schema": {"type": "string"},
-                 "description": "recipient domain or provider key (gmail.com)"},
-                {"name": "recipient", "in": "query", "required": False,
-                 "schema": {"type": "string"},
-                 "description": "a recipient address instead of the domain"},
+                {"name": "domain", "in": "query", "required": True,
+                 "schema": {"type": "string", "minLength": 1},
+                 "description": "the recipient's domain, a provider key (gmail.com), or the "
+                                "recipient's address"},
             ],
             "responses": {"200": {"description": "the effective decision", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}}},
@@ -81,10 +79,10 @@ OPENAPI: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["items"], "properties": {"items": {
                     "type": "array", "maxItems": MAX_BATCH, "items": {
-                        "type": "object", "required": ["sender"], "properties": {
+                        "type": "object", "properties": {
                             "sender": {"type": "string", "minLength": 1},
-                            "domain": {"type": "string"},
-                            "recipient": {"type": "string"}}}}}}}}},
+                            "domain": {"type": "string", "minLength": 1}},
+                        "required": ["sender", "domain"]}}}}}}},
             "responses": {"200": {"description": "one result per item, in order", "content": {
                 "application/json": {"schema": {"type": "object", "required": ["results"],
                                                  "properties": {"results": {
@@ -96,7 +94,9 @@ OPENAPI: dict[str, Any] = {
         "/v1/suppressions/{recipient}": {"get": {
             "summary": "Is this recipient (address or recipient hash) suppressed?",
             "parameters": [{"name": "recipient", "in": "path", "required": True,
-                            "schema": {"type": "string", "minLength": 1}}],
+                            "schema": {"type": "string",
+                                       "pattern": "^([0-9a-fA-F]{32}|"
+                                                  "[^@/?#%\\s]+@[^@/?#%\\s]+)$"}}],
             "responses": {"200": {"description": "suppression status", "content": {
                 "application/json": {"schema": {
                     "type": "object", "required": ["recipient_hash", "suppressed"],
@@ -144,15 +144,13 @@ class DecisionApi:
         sender = item.get("sender")
         if not isinstance(sender, str) or not sender:
             raise ValueError("sender is required")
-        domain, recipient = item.get("domain"), item.get("recipient")
-        if isinstance(recipient, str) and recipient:
-            parts = split_address(recipient.strip())
-            if parts is None:
-                raise ValueError("recipient is not an email address")
-            domain = parts[1]
-        if not isinstance(domain, str) or not domain.strip():
-            raise ValueError("give domain (or recipient)")
-        key = provider_key(domain.strip())
+        domain = item.get("domain")
+        if not isinstance(domain, str) or not domain:
+            raise ValueError("domain is required (a domain, provider key or address)")
+        # lenient on purpose: an address counts by its domain, and an unknown (or odd)
+        # domain simply has no decision
+        domain = domain.strip().rsplit("@", 1)[-1] or domain
+        key = provider_key(domain)
         e = self.client.throttle(sender, key)
         self.counts["lookups"] += 1
         return {"sender": sender, "domain": key, "action": e.action,
@@ -217,7 +215,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._json(200, OPENAPI)
             elif path == "/v1/throttle":
                 if self._guard():
-                    params = dict(urllib.parse.parse_qsl(url.query))
+                    params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
                     try:
                         self._json(200, api.lookup(params))
                     except ValueError as exc:
@@ -228,6 +226,8 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             elif path == "/v1/decisions/stream":
                 if self._guard():
                     self._stream()
+            elif path == "/v1/throttle:batch":
+                self._not_allowed()
             else:
                 self._json(404, {"error": f"no such endpoint: {path}"})
 
@@ -235,7 +235,11 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             path = urllib.parse.urlsplit(self.path).path
             api.counts["throttle:batch"] += 1
             if path != "/v1/throttle:batch":
-                self._json(404, {"error": f"no such endpoint: {path}"})
+                if path in ("/v1/throttle", "/healthz", "/readyz", "/metrics", "/openapi.json",
+                            "/v1/decisions/stream") or path.startswith("/v1/suppressions/"):
+                    self._not_allowed()
+                else:
+                    self._json(404, {"error": f"no such endpoint: {path}"})
                 return
             if not self._guard():
                 return
@@ -254,7 +258,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._json(400, {"error": 'send {"items": [{"sender": …, "domain": …}, …]}'})
                 return
             if len(items) > MAX_BATCH:
-                self._json(413, {"error": f"at most {MAX_BATCH} items per request"})
+                self._json(400, {"error": f"at most {MAX_BATCH} items per request"})
                 return
             results = []
             for i, item in enumerate(items):
@@ -268,10 +272,30 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                     return
             self._json(200, {"results": results})
 
+        def _not_allowed(self) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            allowed = "POST" if path == "/v1/throttle:batch" else "GET"
+            body = orjson.dumps({"error": f"{self.command} not allowed on {path}; use {allowed}"})
+            self.send_response(405)
+            self.send_header("Allow", allowed)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_HEAD = _not_allowed
+
+        def __getattr__(self, name: str) -> Any:
+            # any other method (QUERY, PROPFIND, …) is 405 too, not http.server's 501
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
         def _suppression(self, who: str) -> None:
             who = who.strip()
             if "@" in who:
-                if split_address(who) is None:
+                if who.count("@") != 1 or not who.split("@")[0] or not who.split("@")[1]:
                     self._json(400, {"error": "not an email address"})
                     return
                 if api.client.hasher is None:
