@@ -55,6 +55,7 @@ def _make_handler(stats: JobStats, query: Callable[[str], tuple[list[str], list[
                   info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "mailflow-admin"
+        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("admin %s", fmt % args)

@@ -177,6 +177,7 @@ class DecisionApi:
 def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "mailflow-api"
+        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
         protocol_version = "HTTP/1.1"
 
         def log_message(self, fmt: str, *args: Any) -> None:

@@ -193,6 +193,7 @@ def confirm_subscription(url: str) -> bool:
 def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "mailflow-ingest"
+        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
         protocol_version = "HTTP/1.1"
 
         def log_message(self, fmt: str, *args: Any) -> None:
