@@ -40,7 +40,7 @@ def test_ports_and_environment():
     assert "8770:8770" in services["api"]["ports"]
     assert "3000:3000" in services["grafana"]["ports"]
     known = {f"MAILFLOW_{f.name.upper()}" for f in dataclasses.fields(Settings)}
-    for name in ("job", "ingest"):
+    for name in ("job", "ingest", "api"):
         env = services[name]["environment"]
         assert env["MAILFLOW_KAFKA_BROKERS"] == "kafka:9092"
         assert env["MAILFLOW_CLICKHOUSE_URL"].startswith("http://")
