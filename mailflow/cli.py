@@ -161,6 +161,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mailflow.bench import end_to_end, stages
+
+    _setup_logging("warning")
+    if args.stage:
+        result = stages(args.events)
+    else:
+        result = end_to_end(args.events, args.workers, args.latency_rate, args.latency_seconds,
+                            progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        import orjson
+
+        print(orjson.dumps(result).decode())
+    else:
+        for key, value in result.items():
+            print(f"{key:>42}: {value}")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from mailflow.replay import run_replay
 
@@ -258,6 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
                   "MAILFLOW_INGEST_TOKEN (for canonical).", cmd_ingest)
     ingest.add_argument("--port", dest="ingest_port", type=int,
                         help="listen port (MAILFLOW_INGEST_PORT, default 8780)")
+
+    bench = verb("bench", "end-to-end throughput and decision latency (one JSON line)",
+                 "Generate --events events into a fresh embedded broker, then time the full "
+                 "job (its own process, every feature on) until everything is processed and "
+                 "written; then measure throttle-decision latency under live background "
+                 "traffic. --stage times each stage alone instead.", cmd_bench)
+    bench.add_argument("--events", type=int, default=200_000,
+                       help="events to process (default 200,000)")
+    bench.add_argument("--workers", type=int, default=1, help="Bytewax workers (default 1)")
+    bench.add_argument("--json", action="store_true", help="print one JSON line")
+    bench.add_argument("--stage", action="store_true",
+                       help="time each stage alone, in-process (parse, throttle, analytics, "
+                            "models, rows, ClickHouse insert)")
+    bench.add_argument("--latency-rate", dest="latency_rate", type=float, default=5000.0,
+                       help="background events/s during the latency phase (default 5000)")
+    bench.add_argument("--latency-seconds", dest="latency_seconds", type=float, default=15.0,
+                       help="length of the latency phase (default 15)")
 
     serve = verb("serve", "the throttle-decision HTTP API for sending systems",
                  "Materialise mailflow.throttle and mailflow.suppressions (every partition, "

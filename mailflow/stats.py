@@ -83,6 +83,7 @@ class JobStats:
             "input_batches": self.input_batches,
             "model_update_us": round(1e6 * self.model_update_seconds / self.model_updates, 2)
             if self.model_updates else None,
+            "model_update_seconds": round(self.model_update_seconds, 6),
         }
 
     def prometheus(self) -> str:
