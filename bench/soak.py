@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=4000)
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--every", type=float, default=30)
+    parser.add_argument("--no-recovery", action="store_true",
+                        help="run without snapshots (to see their share of the cost)")
     args = parser.parse_args()
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
         ensure_topics(broker.bootstrap, partitions=3)
@@ -49,7 +51,9 @@ def main() -> None:
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": str(port),
                "MAILFLOW_LOG_LEVEL": "warning", "MAILFLOW_LABEL_WINDOW_S": "1800"}
-        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev"], cwd=ROOT,
+        extra = ["--no-recovery"] if args.no_recovery else []
+        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev", *extra],
+                               cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stop = threading.Event()
 
@@ -90,7 +94,8 @@ def main() -> None:
         "rss_first_mb": samples[0]["rss_mb"], "rss_last_mb": samples[-1]["rss_mb"],
         "rss_max_mb": max(s["rss_mb"] for s in samples),
         "rss_growth_second_half_mb": half[-1]["rss_mb"] - half[0]["rss_mb"],
-        "events": samples[-1]["events"], "cores": os.cpu_count()}).decode())
+        "events": samples[-1]["events"], "consumer_lag_last": samples[-1]["consumer_lag"],
+        "recovery": not args.no_recovery, "cores": os.cpu_count()}).decode())
 
 
 if __name__ == "__main__":
