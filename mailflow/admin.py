@@ -19,17 +19,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import orjson
-
+from mailflow.http import JsonHandler
 from mailflow.stats import JobStats
 
 log = logging.getLogger(__name__)
 
 MAX_SQL_BYTES = 1024 * 1024
-
-
-def _json_default(value: Any) -> Any:
-    return str(value)
 
 
 class AdminServer:
@@ -53,22 +48,8 @@ class AdminServer:
 
 def _make_handler(stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
                   info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         server_version = "mailflow-admin"
-        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("admin %s", fmt % args)
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, payload: Any) -> None:
-            self._send(status, orjson.dumps(payload, default=_json_default), "application/json")
 
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
             path = self.path.split("?", 1)[0]

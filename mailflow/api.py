@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from mailflow.http import JsonHandler
 from schemas.mailbox_providers import provider_key
 from sinks.client import ThrottleClient
 
@@ -175,24 +176,9 @@ class DecisionApi:
 
 
 def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         server_version = "mailflow-api"
-        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("api %s", fmt % args)
-
-        def _send(self, status: int, body: bytes, content_type: str = "application/json"
-                  ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, payload: Any) -> None:
-            self._send(status, orjson.dumps(payload))
 
         def _guard(self) -> bool:
             if api.authorised(self.headers.get("Authorization", "")):

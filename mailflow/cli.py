@@ -119,6 +119,7 @@ def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: floa
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from mailflow.http import serve_until_interrupted
     from mailflow.ingest import IngestCore, IngestServer
 
     settings = _settings(args, "ingest_port")
@@ -128,23 +129,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                           settings.ingest_max_body, settings.ingest_token)
     print(f"mailflow ingest on http://{settings.ingest_host}:{server.port}/v1/webhooks/"
           "{sendgrid,ses,mailgun,postmark,sparkpost,canonical}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.api import ApiServer, DecisionApi
+    from mailflow.http import serve_until_interrupted
+    from schemas.hashing import DEV_HASH_KEY
     from sinks.client import ThrottleClient
 
     settings = _settings(args, "api_port")
     _setup_logging(settings.log_level)
-    from schemas.hashing import DEV_HASH_KEY
-
     key = settings.hash_key.encode() if settings.hash_key else (
         DEV_HASH_KEY if args.dev else None)
     client = ThrottleClient(settings.brokers(), hash_key=key).start()
@@ -152,13 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = ApiServer(DecisionApi(client, tokens), settings.api_host, settings.api_port)
     print(f"mailflow serve on http://{settings.api_host}:{server.port} "
           f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
+from mailflow.http import JsonHandler
 from schemas.events import DeadLetter, EventParser
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from schemas.providers.base import PayloadError, SignatureError, header
@@ -191,21 +192,9 @@ def confirm_subscription(url: str) -> bool:
 
 
 def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         server_version = "mailflow-ingest"
-        disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall on keep-alive
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.debug("ingest %s", fmt % args)
-
-        def _json(self, status: int, payload: Any) -> None:
-            body = orjson.dumps(payload)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
 
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?", 1)[0]
