@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import bytewax.operators as op
 import orjson
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
 from flows.sources import CaughtUp, KafkaPartitionSource, RawMessage, partition_id
@@ -309,7 +309,7 @@ def dead_letter_message(dead: DeadLetter) -> KafkaSinkMessage:
 def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -> Dataflow:
     """Wire the job. `tail=False` stops at the end of what the topics hold (`--no-tail`)."""
     from sinks.clickhouse import ClickHouseSink
-    from sinks.kafka import producer_config
+    from sinks.kafka import KafkaOutput
 
     brokers = settings.brokers().split(",")
     max_rows, max_age_s = settings.batch_rows, settings.batch_ms / 1000.0
@@ -371,6 +371,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
         op.map("dlq_record", op.flat_map("dead_letters", parsed, lambda b: b.dead),
                dead_letter_message),
     )
-    op.output("kafka_out", records, KafkaSink(brokers, None, add_config=producer_config()))
+    op.output("kafka_out", op.map("kafka_key", records, lambda msg: ("kafka", msg)),
+              KafkaOutput(brokers))
     return flow
 
