@@ -107,3 +107,18 @@ def as_tags(value: Any) -> list[str] | None:
 
 def as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def map_items(provider: str, items: list[Any], map_one: Any, params: Mapping[str, str],
+              noun: str = "event") -> Mapped:
+    """Map each item with `map_one(item, params)`; a refused or malformed item becomes a
+    dead letter with its reason, and never stops the rest."""
+    mapped = Mapped()
+    for item in items:
+        try:
+            mapped.events.append(map_one(item, params))
+        except Rejected as exc:
+            mapped.rejected.append((f"{provider}: {exc}", orjson.dumps(item)))
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+            mapped.rejected.append((f"{provider}: malformed {noun}: {exc}", orjson.dumps(item)))
+    return mapped

@@ -62,6 +62,8 @@ from schemas.providers.base import (
     as_text,
     canonical,
     event_id,
+    load_json,
+    map_items,
 )
 
 NAME = "mailgun"
@@ -76,29 +78,14 @@ _TYPES = {
 _FAILED_BY_SEVERITY = {"permanent": "bounce", "temporary": "deferred"}
 #: Events that carry the reader's IP and user agent.
 _READER_EVENTS = frozenset({"opened", "clicked", "unsubscribed", "complained"})
-_STATUS = STATUS_RE
-
-
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     """Map one webhook POST (one event)."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"mailgun: body is not JSON (legacy form-encoded webhooks are not "
-                           f"supported): {exc}") from None
+    payload = load_json(NAME, body, " (legacy form-encoded webhooks are not supported)")
     if not isinstance(payload, dict) or not isinstance(payload.get("event-data"), dict):
         raise PayloadError('mailgun: expected {"signature": {...}, "event-data": {...}}')
-    data = payload["event-data"]
-    mapped = Mapped()
-    try:
-        mapped.events.append(_map_event(data, params))
-    except Rejected as exc:
-        mapped.rejected.append((f"mailgun: {exc}", orjson.dumps(data)))
-    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
-        mapped.rejected.append((f"mailgun: malformed event: {exc}", orjson.dumps(data)))
-    return mapped
+    return map_items(NAME, [payload["event-data"]], _map_event, params)
 
 
 def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
@@ -139,7 +126,7 @@ def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any
         as_text(reject.get("reason")), as_text(reject.get("description"))) if t.strip())
     enhanced = as_text(status.get("enhanced-code"))
     if not enhanced:
-        found = _STATUS.search(diagnostic)
+        found = STATUS_RE.search(diagnostic)
         enhanced = found.group(1) if found else ""
     failed = name == "failed"
     bounce_kind = "/".join(t for t in (severity, reason, as_text(status.get("bounce-type"))) if t)
@@ -176,12 +163,6 @@ def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any
         sending_domain=as_text(envelope.get("sender")).rpartition("@")[2],
         tags=as_tags(data.get("tags")),
     )
-
-
-
-
-
-
 
 
 # --- signature -----------------------------------------------------------------------------

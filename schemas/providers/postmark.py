@@ -61,8 +61,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from schemas.providers.base import (
     STATUS_RE,
     Mapped,
@@ -74,6 +72,8 @@ from schemas.providers.base import (
     canonical,
     event_id,
     header,
+    load_json,
+    map_items,
 )
 
 NAME = "postmark"
@@ -102,27 +102,14 @@ _TS_FIELD = {"Delivery": "DeliveredAt", "Bounce": "BouncedAt", "SpamComplaint": 
 
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*smtp;\s*", re.IGNORECASE)
 _SMTP_CODE = re.compile(r"^\s*([245]\d\d)(?=[\s\-]|$)")
-_STATUS = STATUS_RE
-
-
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     """Map one webhook POST (one record)."""
-    try:
-        record = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"postmark: body is not JSON: {exc}") from None
+    record = load_json(NAME, body)
     if not isinstance(record, dict):
         raise PayloadError("postmark: expected one JSON object per request")
-    mapped = Mapped()
-    try:
-        mapped.events.append(_map_record(record, params))
-    except Rejected as exc:
-        mapped.rejected.append((f"postmark: {exc}", orjson.dumps(record)))
-    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
-        mapped.rejected.append((f"postmark: malformed record: {exc}", orjson.dumps(record)))
-    return mapped
+    return map_items(NAME, [record], _map_record, params, noun="record")
 
 
 def _kind(record_type: str, record: dict[str, Any]) -> str:
@@ -180,7 +167,7 @@ def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, 
     # "smtp;550 5.1.1 …": the DSN diagnostic type is no part of the server's words
     diagnostic = _DIAGNOSTIC_TYPE.sub("", as_text(record.get("Details")), count=1)
     found_code = _SMTP_CODE.match(diagnostic)
-    found_status = _STATUS.search(diagnostic)
+    found_status = STATUS_RE.search(diagnostic)
     geo = as_object(record.get("Geo"))
     return canonical(
         NAME,
@@ -216,10 +203,6 @@ def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, 
         message_stream=as_text(record.get("MessageStream")),
         tags=[tag] if (tag := as_text(record.get("Tag"))) else None,
     )
-
-
-
-
 
 
 # --- basic auth ----------------------------------------------------------------------------

@@ -43,7 +43,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,6 +59,8 @@ from schemas.providers.base import (
     canonical,
     event_id,
     header,
+    load_json,
+    map_items,
 )
 
 NAME = "sendgrid"
@@ -81,28 +82,14 @@ _NOT_EVENTS = {
 _READER_EVENTS = frozenset({"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"})
 
 _SMTP_CODE = re.compile(r"^\s*(?:smtp;\s*)?([245]\d\d)(?=[\s\-]|$)", re.IGNORECASE)
-_STATUS = STATUS_RE
-
-
 
 
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     """Map one Event Webhook POST (a JSON array of events)."""
-    try:
-        items = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(f"sendgrid: body is not JSON: {exc}") from None
+    items = load_json(NAME, body)
     if not isinstance(items, list):
         raise PayloadError("sendgrid: the Event Webhook posts a JSON array of events")
-    mapped = Mapped()
-    for item in items:
-        try:
-            mapped.events.append(_map_event(item, params))
-        except Rejected as exc:
-            mapped.rejected.append((f"sendgrid: {exc}", orjson.dumps(item)))
-        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
-            mapped.rejected.append((f"sendgrid: malformed event: {exc}", orjson.dumps(item)))
-    return mapped
+    return map_items(NAME, items, _map_event, params)
 
 
 def _map_event(item: Any, params: Mapping[str, str]) -> dict[str, Any]:
@@ -184,15 +171,10 @@ def smtp_status_of(status: str, text: str) -> str:
     >>> smtp_status_of("5.0.0", "550 5.7.1 blocked"), smtp_status_of("5.1.1", "")
     ('5.7.1', '5.1.1')
     """
-    found = _STATUS.search(text)
+    found = STATUS_RE.search(text)
     if found and (not status or status.endswith(".0.0")):
         return found.group(1)
     return status
-
-
-
-
-
 
 
 # --- Signed Event Webhook ------------------------------------------------------------------
