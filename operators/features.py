@@ -4,7 +4,7 @@ Everything here is computed from events *before* the delivery (the stream is
 in event-time order), so a score can never see its own outcome.
 
 Per recipient the history is eight numbers (time-decayed counts and two
-timestamps, ~200 bytes with the dict entry); per campaign two counters. High-
+timestamps, ~200 bytes with the dict entry); per campaign three counters. High-
 cardinality categoricals (sender, campaign) are hashed into a fixed number of
 buckets, so the models' weight vectors stay bounded however many campaigns
 come and go.
@@ -14,7 +14,7 @@ come and go.
 >>> h.engaged("r", 3_600_000)
 >>> x = h.features("r", "gmail.com", "news.example", "c1", "B", 86_400_000)
 >>> x["prov=gmail.com"], x["never_engaged"], round(x["recency"], 3), x["var=B"]
-(1.0, 0.0, 0.636, 1.0)
+(1.0, 0.0, 0.454, 1.0)
 """
 
 from __future__ import annotations
