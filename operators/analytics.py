@@ -101,13 +101,11 @@ class EngagementAnalytics:
         out.model_metrics.extend(self.learner.flush(self._last_ts))
         return out
 
-    def _learn(self, ev: Event, interaction: Interaction, bounce: BounceVerdict | None,
-               credits: list[Credit], out: AnalyticsBatch) -> None:
+    def _learn(self, ev: Event, mkey: str, interaction: Interaction,
+               bounce: BounceVerdict | None, credits: list[Credit], out: AnalyticsBatch
+               ) -> None:
         """Online models, send times, bandit and personas for one event."""
         learner, etype, r = self.learner, ev.type, ev.recipient_hash
-        # A provider's message id can be shared by all recipients of one send (SendGrid's
-        # X-Message-Id across personalizations): per-message state is per recipient too.
-        mkey = message_key_for(ev.message_id, r)
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
         genuine = False
@@ -157,8 +155,10 @@ class EngagementAnalytics:
                 out.allocations.append(allocation)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
-        interaction = self.tracker.apply(ev._replace(
-            message_id=message_key_for(ev.message_id, ev.recipient_hash)) if ev.message_id else ev)
+        # A provider's message id can be shared by all recipients of one send (SendGrid's
+        # X-Message-Id across personalizations): per-message state is per recipient too.
+        mkey = message_key_for(ev.message_id, ev.recipient_hash)
+        interaction = self.tracker.apply(ev._replace(message_id=mkey) if mkey else ev)
         etype, flow = ev.type, ev.flow_id
         facts: list[FlowFact] = []
         attributed: tuple[str, ...] = ()
@@ -197,7 +197,7 @@ class EngagementAnalytics:
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s)))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
-        self._learn(ev, interaction, bounce, credits, out)
+        self._learn(ev, mkey, interaction, bounce, credits, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches

@@ -46,6 +46,7 @@ _MINUTE_MS = 60_000
 _NUMERIC = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate", "machine_open_share",
             "never_engaged", "recency", "campaign_rate", "campaign_unsub_rate")
 _NUMERIC_SET = frozenset(_NUMERIC)
+_NUMERIC_ZEROS = dict.fromkeys(_NUMERIC, 0.0)  # the bounce-risk model's (unused) numerics
 #: Pending record: delivered ts (s), open-label bits, sender, campaign, variant, provider,
 #: number of categorical features; then 5 predictions; then the features.
 _HEAD = struct.Struct("<IBHIHHB")
@@ -258,7 +259,7 @@ class Learner:
         h = self.history.recipients.get(recipient)
         x = {"bias": 1.0, bucket("sender", sender): 1.0,
              "new_recipient": 0.0 if h is not None and h[7] >= 0 else 1.0}
-        packed, n_cats, x = self._pack(x | {k: 0.0 for k in _NUMERIC})
+        packed, n_cats, x = self._pack(x | _NUMERIC_ZEROS)
         pid = self._id("provider", domain)
         p, _ = self.bounce.predict(pid, x)
         key = message_key(message_id)
