@@ -88,38 +88,26 @@ class JobStats:
 
     def prometheus(self) -> str:
         """The counters in Prometheus text exposition format."""
-        out = [
-            "# HELP mailflow_events_total Accepted input events by type.",
-            "# TYPE mailflow_events_total counter",
-        ]
-        out += [f'mailflow_events_total{{type="{t}"}} {n}'
-                for t, n in sorted(self.events_by_type.items())]
-        out += ["# HELP mailflow_dead_letters_total Refused input messages by kind of error.",
-                "# TYPE mailflow_dead_letters_total counter"]
-        out += [f'mailflow_dead_letters_total{{reason="{_label(r)}"}} {n}'
-                for r, n in sorted(self.dead_by_reason.items())]
-        out += ["# HELP mailflow_rows_written_total Rows inserted into ClickHouse by table.",
-                "# TYPE mailflow_rows_written_total counter"]
-        out += [f'mailflow_rows_written_total{{table="{t}"}} {n}'
-                for t, n in sorted(self.rows_by_table.items())]
-        out += ["# HELP mailflow_insert_seconds_total Time spent in ClickHouse inserts.",
-                "# TYPE mailflow_insert_seconds_total counter"]
-        out += [f'mailflow_insert_seconds_total{{table="{t}"}} {s:.6f}'
-                for t, s in sorted(self.insert_seconds.items())]
-        out += ["# HELP mailflow_decisions_total Throttle decisions by action.",
-                "# TYPE mailflow_decisions_total counter"]
-        out += [f'mailflow_decisions_total{{action="{a}"}} {n}'
-                for a, n in sorted(self.decisions_by_action.items())]
-        out += ["# HELP mailflow_late_signals_total Signals older than the throttle window.",
-                "# TYPE mailflow_late_signals_total counter",
-                f"mailflow_late_signals_total {self.late_signals}",
-                "# HELP mailflow_late_events_total Events later than the allowed lateness "
-                "(kept in events, left out of metrics_1m).",
-                "# TYPE mailflow_late_events_total counter",
-                f"mailflow_late_events_total {self.late_events}",
-                "# HELP mailflow_pending_labels Delivered messages waiting for their label.",
-                "# TYPE mailflow_pending_labels gauge",
-                f"mailflow_pending_labels {self.pending_labels}"]
+        out = _series("mailflow_events_total", "counter", "Accepted input events by type.",
+                      {f'type="{t}"': n for t, n in sorted(self.events_by_type.items())})
+        out += _series("mailflow_dead_letters_total", "counter",
+                       "Refused input messages by kind of error.",
+                       {f'reason="{_label(r)}"': n for r, n in sorted(self.dead_by_reason.items())})
+        out += _series("mailflow_rows_written_total", "counter",
+                       "Rows inserted into ClickHouse by table.",
+                       {f'table="{t}"': n for t, n in sorted(self.rows_by_table.items())})
+        out += _series("mailflow_insert_seconds_total", "counter",
+                       "Time spent in ClickHouse inserts.",
+                       {f'table="{t}"': f"{v:.6f}" for t, v in sorted(self.insert_seconds.items())})
+        out += _series("mailflow_decisions_total", "counter", "Throttle decisions by action.",
+                       {f'action="{a}"': n for a, n in sorted(self.decisions_by_action.items())})
+        out += _series("mailflow_late_signals_total", "counter",
+                       "Signals older than the throttle window.", {"": self.late_signals})
+        out += _series("mailflow_late_events_total", "counter",
+                       "Events later than the allowed lateness (kept in events, left out of "
+                       "metrics_1m).", {"": self.late_events})
+        out += _series("mailflow_pending_labels", "gauge",
+                       "Delivered messages waiting for their label.", {"": self.pending_labels})
         out += _series("mailflow_inserts_total", "counter", "ClickHouse inserts by table.",
                        {f'table="{t}"': n for t, n in sorted(self.inserts_by_table.items())})
         out += _series("mailflow_input_batches_total", "counter",
@@ -143,12 +131,12 @@ class JobStats:
                        {"": self.model_update_seconds})
         out += _series("mailflow_model_updates_total", "counter", "Model updates.",
                        {"": self.model_updates})
-        out += ["# HELP mailflow_up 1 while the job runs.", "# TYPE mailflow_up gauge",
-                "mailflow_up 1", ""]
-        return "\n".join(out)
+        out += _series("mailflow_up", "gauge", "1 while the job runs.", {"": 1})
+        return "\n".join(out) + "\n"
 
 
-def _series(name: str, kind: str, help_text: str, values: dict[str, float]) -> list[str]:
+def _series(name: str, kind: str, help_text: str, values: dict[str, float | str]
+            ) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in values.items():
         lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
