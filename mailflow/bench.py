@@ -30,6 +30,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
+from mailflow.demo import peak_rss_mb
 from mailflow.generator import TrafficGenerator
 from mailflow.traffic import EventProducer, paced
 
@@ -41,13 +42,6 @@ BURST = 5
 def _stats(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as resp:
         return orjson.loads(resp.read())
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _generate(n: int) -> list:
@@ -78,7 +72,7 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
             seconds = time.perf_counter() - started
             latency = _decision_latency(broker.bootstrap, port, latency_rate, latency_seconds)
             stats = _stats(port)
-            rss = _rss_mb(job.pid)
+            rss = peak_rss_mb(job.pid) or 0.0
         finally:
             job.send_signal(signal.SIGTERM)
             job.wait(60)
