@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 
@@ -50,10 +49,10 @@ def _settings(args: argparse.Namespace, *names: str) -> Settings:
     return load_settings(args.config, overrides)
 
 
-def _setup_logging(level: str, fmt: str | None = None) -> None:
+def _setup_logging(level: str, fmt: str = "auto") -> None:
     from mailflow.logs import setup_logging
 
-    setup_logging(level, fmt or os.environ.get("MAILFLOW_LOG_FORMAT") or "auto")
+    setup_logging(level, fmt)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms",
                          "epoch_interval_s", "processes", "process_id", "addresses")
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     if settings.processes > 1 and not settings.addresses:
         from mailflow.job import run_processes
 
@@ -73,7 +72,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from mailflow.broker import run_foreground
 
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     return run_foreground(args.port, args.partitions, settings.broker_file)
 
 
@@ -81,7 +80,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from mailflow.traffic import generate
 
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
                     incident=args.incident, live=not args.fast, time_scale=args.time_scale,
                     start=args.start)
@@ -91,7 +90,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from mailflow.sqlcli import run_sql
 
     settings = _settings(args, "admin_port")
-    _setup_logging(settings.log_level if args.log_level else "warning")
+    _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
     return run_sql(settings, args.query, args.format)
 
 
@@ -99,7 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mailflow.demo import run_demo
 
     settings = _settings(args, "admin_port")
-    _setup_logging(settings.log_level if args.log_level else "warning")
+    _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
     return run_demo(settings, seconds=args.seconds, rate=args.rate, seed=args.seed,
                     time_scale=args.time_scale, incident=args.incident)
 
@@ -123,7 +122,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from mailflow.ingest import IngestCore, IngestServer
 
     settings = _settings(args, "ingest_port")
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     core = IngestCore(settings.brokers(), settings.provider_config())
     server = IngestServer(core, settings.ingest_host, settings.ingest_port,
                           settings.ingest_max_body, settings.ingest_token)
@@ -139,7 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sinks.client import ThrottleClient
 
     settings = _settings(args, "api_port")
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     key = settings.hash_key.encode() if settings.hash_key else (
         DEV_HASH_KEY if args.dev else None)
     client = ThrottleClient(settings.brokers(), hash_key=key).start()
@@ -173,7 +172,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mailflow.replay import run_replay
 
     settings = _settings(args)
-    _setup_logging(settings.log_level if args.log_level else "warning")
+    _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
     return run_replay(settings, args.file, args.provider, args.rate, args.sender)
 
 

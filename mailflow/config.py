@@ -10,7 +10,6 @@ The config file is `--config PATH`, else `$MAILFLOW_CONFIG`, else
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -177,13 +176,3 @@ def load_settings(config_file: str | None = None, overrides: dict[str, Any] | No
         if value is not None:
             setattr(settings, name, _coerce(name, value, kinds[name]))
     return settings.validate()
-
-
-def as_dict(settings: Settings, redact: bool = True) -> dict[str, Any]:
-    data = dataclasses.asdict(settings)
-    for secret in ("hash_key", "ingest_token", "api_tokens", "mailgun_signing_key",
-                   "postmark_basic_auth",
-                   "sparkpost_basic_auth"):
-        if redact and data.get(secret):
-            data[secret] = "***"
-    return data
