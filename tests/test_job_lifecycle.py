@@ -78,7 +78,9 @@ def test_sigterm_drains_flushes_and_exits_zero(broker, tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if _stats(port)["events_total"] == len(events):
+                stats = _stats(port)
+                # parsed, and through the (later) analytics step: deliveries await labels
+                if stats["events_total"] == len(events) and stats["pending_labels"] > 0:
                     break
             except OSError:
                 pass
