@@ -36,14 +36,15 @@ START = 1_795_000_000.0
 
 
 class RecordingLearner(Learner):
-    """Keeps the engagement task's (features, label) sequence as it matures."""
+    """Keeps the engagement task's (features, label, weight) sequence as it is learned
+    (negatives down-sampled and weighted as the engine does; ROC AUC is unbiased on it)."""
 
-    trace: list[tuple[dict, bool]]
+    trace: list[tuple[dict, bool, float]]
 
-    def _learn(self, task, sid, pid, x, y, preds, ts_ms):  # type: ignore[override]
+    def _learn(self, task, sid, x, y, preds, ts_ms, weight=1.0):  # type: ignore[override]
         if task == "engagement":
-            self.trace.append((x, y))
-        return super()._learn(task, sid, pid, x, y, preds, ts_ms)
+            self.trace.append((x, y, weight))
+        return super()._learn(task, sid, x, y, preds, ts_ms, weight)
 
 
 def candidates() -> dict:
@@ -110,9 +111,9 @@ def main() -> None:
     for name, make in candidates().items():
         model, ys, ps = make(), [], []
         t0 = time.perf_counter()
-        for x, y in learner.trace:
+        for x, y, w in learner.trace:
             ps.append(model.predict_proba_one(x).get(True, 0.0))
-            model.learn_one(x, y)
+            model.learn_one(x, y, w=w)
             ys.append(y)
         per_event = (time.perf_counter() - t0) / max(len(ys), 1) * 1e6
         results[name] = {"roc_auc": round(roc_auc(np.array(ys, dtype=np.int8),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.learning import _HEAD, _PRED, Learner, message_key, roc_auc
+from operators.learning import _HEAD, _PRED, NEGATIVE_SAMPLE, Learner, message_key, roc_auc
 
 H = 3_600_000
 S, D = "news.example", "gmail.com"
@@ -126,3 +126,32 @@ def test_roc_auc_matches_the_definition():
              for pj, yj in zip(p, y, strict=True) if not yj]
     assert roc_auc(y, p) == pytest.approx(sum(pairs) / len(pairs))
     assert roc_auc(np.array([1, 1]), np.array([0.2, 0.3])) == 0.5
+
+
+def test_bounce_risk_sees_whether_the_recipient_is_new():
+    """`new_recipient` is present only for never-delivered recipients (a categorical
+    is 1.0 when present: packing cannot carry a 0.0 one)."""
+    learner = Learner()
+    learner.on_sent("m1", D, "r-new", S, 0)
+    deliver(learner, 2, 0, recipient="r-known")
+    learner.on_sent("m3", D, "r-known", S, 1000)
+    features = {}
+    for mid in ("m1", "m3"):
+        _ts, _pid, _p, packed, n_cats = learner.pending_sent[message_key(mid)]
+        features[mid] = learner._unpack(packed, n_cats)
+    assert features["m1"].get("new_recipient") == 1.0
+    assert "new_recipient" not in features["m3"]
+
+
+def test_negatives_are_down_sampled_and_weighted_but_every_label_is_scored():
+    learner = Learner(label_window_s=60)
+    for i in range(400):
+        deliver(learner, i, 0)
+    learner.on_engagement("m7", "r7", 1000)
+    learner.tick(10 * 60_000)
+    ev = learner.evaluators["engagement"]
+    assert ev.n == 400 and sum(ev.y) == 1  # every label scored
+    sampled = {task: {i for i in range(400) if message_key(f"m{i}") % n == 0}
+               for task, n in NEGATIVE_SAMPLE.items()}
+    sampled["engagement"].add(7)  # the one positive is always learned
+    assert learner.updates == sum(len(s) for s in sampled.values()) < 400
