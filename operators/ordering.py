@@ -24,15 +24,34 @@ a live stream the delay is one poll.
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
+from itertools import chain, compress, count, islice
+from operator import eq, itemgetter
 from typing import Any
+
+_time = itemgetter(0)
+_item = itemgetter(1)
+_last = itemgetter(-1)
 
 
 class EventTimeGate:
-    """Holds `(ts, item)` pairs until the watermark over busy partitions passes them."""
+    """Holds `(ts, item)` pairs until the watermark over busy partitions passes them.
 
-    __slots__ = ("_heap", "_progress", "_known", "_seq", "watermark", "slack_ms", "tiebreak")
+    Pairs leave in (ts, tiebreak(item), arrival) order. The work is done by a few
+    C-level sorts and bisects per batch, not a heap push and pop per item: each
+    batch becomes a run sorted by time (stable, so arrival order among equal
+    times), a release cuts every run at the watermark and merges the cut-off
+    heads. `tiebreak` is only called when a release holds equal event times.
+
+    >>> gate = EventTimeGate(tiebreak=str.lower)
+    >>> gate.add([(2, "b"), (1, "z"), (2, "A")], {"p/0": 1}, set())
+    [(1, 'z')]
+    >>> gate.held, gate.flush()
+    (2, [(2, 'A'), (2, 'b')])
+    """
+
+    __slots__ = ("_runs", "_progress", "_known", "watermark", "slack_ms", "tiebreak")
 
     def __init__(self, slack_ms: int = 0, tiebreak: Callable[[Any], Any] | None = None) -> None:
         #: Orders items with equal event time (e.g. by source position) so the release
@@ -42,15 +61,17 @@ class EventTimeGate:
         #: Disorder tolerated within this much event time: in a live stream every
         #: partition is within a fraction of a second of the others, so nothing waits.
         self.slack_ms = slack_ms
-        self._heap: list[tuple[int, Any, int, Any]] = []
+        #: Held pairs as runs sorted by time, oldest run first. Runs are only ever merged
+        #: with their neighbour (arrival order survives) and each is kept more than twice
+        #: the size of the next, so a release bisects O(log held) runs.
+        self._runs: list[list[tuple[int, Any]]] = []
         self._progress: dict[str, int] = {}
         self._known: set[str] = set()  # partitions named so far, seen or not
-        self._seq = 0  # ties keep arrival order: deterministic
         self.watermark = -1
 
     @property
     def held(self) -> int:
-        return len(self._heap)
+        return sum(map(len, self._runs))
 
     def add(self, items: Iterable[tuple[int, Any]], progress: dict[str, int],
             idle: set[str], partitions: Iterable[str] = ()) -> list[tuple[int, Any]]:
@@ -58,10 +79,10 @@ class EventTimeGate:
 
         `partitions` names every input partition: one that has shown nothing yet
         and is not idle holds everything back."""
-        tiebreak = self.tiebreak
-        for ts, item in items:
-            heapq.heappush(self._heap, (ts, tiebreak(item) if tiebreak else 0, self._seq, item))
-            self._seq += 1
+        # A Kafka batch is a few runs already in time order: timsort is near linear here.
+        run = sorted(items, key=_time)
+        if run:
+            self._runs.append(run)
         for partition, ts in progress.items():
             if ts > self._progress.get(partition, -1):
                 self._progress[partition] = ts
@@ -75,18 +96,87 @@ class EventTimeGate:
         busy += [-1 for p in known if p not in progress and p not in idle]
         if busy:
             self.watermark = max(self.watermark, min(busy))
-        elif self._heap:
-            self.watermark = max(self.watermark, max(entry[0] for entry in self._heap))
-        out = []
-        heap = self._heap
+        elif self._runs:
+            self.watermark = max(self.watermark, max(run[-1][0] for run in self._runs))
         limit = self.watermark + self.slack_ms
-        while heap and heap[0][0] <= limit:
-            ts, _tie, _seq, item = heapq.heappop(heap)
-            out.append((ts, item))
-        return out
+        due, kept = [], []
+        for run in self._runs:
+            cut = bisect_right(run, limit, key=_time)
+            if cut == len(run):
+                due.append(run)
+            elif cut:
+                due.append(run[:cut])
+                del run[:cut]
+                kept.append(run)
+            else:
+                kept.append(run)
+        self._runs = _balanced(kept)
+        return self._in_order(due)
 
     def flush(self) -> list[tuple[int, Any]]:
         """End of input: everything, in event-time order."""
-        out = [(entry[0], entry[3]) for entry in sorted(self._heap, key=lambda e: e[:3])]
-        self._heap = []
+        due, self._runs = self._runs, []
+        return self._in_order(due)
+
+    def __copy__(self) -> EventTimeGate:
+        """A gate that later adds and releases do not touch: what a snapshot needs.
+
+        The held pairs themselves are immutable and shared; only containers are copied."""
+        twin = EventTimeGate(self.slack_ms, self.tiebreak)
+        twin._runs = [run.copy() for run in self._runs]
+        twin._progress = self._progress.copy()
+        twin._known = self._known.copy()
+        twin.watermark = self.watermark
+        return twin
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        _dict, slots = state
+        # Snapshots from before the runs held a heap of (ts, tiebreak, seq, item).
+        heap = slots.pop("_heap", None)
+        slots.pop("_seq", None)
+        for name, value in slots.items():
+            setattr(self, name, value)
+        if heap is not None:
+            self._runs = [[(e[0], e[3]) for e in sorted(heap, key=lambda e: e[:3])]] if heap else []
+
+    def _in_order(self, runs: list[list[tuple[int, Any]]]) -> list[tuple[int, Any]]:
+        """One list from runs that arrived in this order: by time, then tiebreak, then arrival."""
+        if not runs:
+            return []
+        # Timsort merges the runs in linear time; stable, so equal times keep arrival order.
+        out = runs[0] if len(runs) == 1 else sorted(chain.from_iterable(runs), key=_time)
+        return out if self.tiebreak is None else _break_ties(out, self.tiebreak)
+
+
+def _balanced(runs: list[list[tuple[int, Any]]]) -> list[list[tuple[int, Any]]]:
+    """Merge neighbours until each run is more than twice the next: O(log held) runs left,
+    and every item merged O(log held) times over its stay."""
+    stack: list[list[tuple[int, Any]]] = []
+    for run in runs:
+        while stack and len(stack[-1]) <= 2 * len(run):
+            older = stack.pop()
+            older += run
+            older.sort(key=_time)
+            run = older
+        stack.append(run)
+    return stack
+
+
+def _break_ties(out: list[tuple[int, Any]], tiebreak: Callable[[Any], Any]
+                ) -> list[tuple[int, Any]]:
+    """`out` sorted by time and arrival, re-ordered by `tiebreak` within equal times."""
+    times = list(map(_time, out))
+    tied = list(compress(count(), map(eq, times, islice(times, 1, None))))  # i: t[i] == t[i+1]
+    if not tied:
         return out
+    if len(tied) * 8 > len(out):  # many ties: one decorated sort beats a slice per group
+        return list(map(_last, sorted(zip(times, map(tiebreak, map(_item, out)), count(), out))))
+    key = lambda pair: tiebreak(pair[1])  # noqa: E731
+    start = end = tied[0]
+    for i in chain(islice(tied, 1, None), (-2,)):
+        if i == end + 1:
+            end = i
+            continue
+        out[start:end + 2] = sorted(out[start:end + 2], key=key)  # stable: arrival among ties
+        start = end = i
+    return out
