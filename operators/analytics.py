@@ -71,7 +71,9 @@ class EngagementAnalytics:
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
-        self.tracker = MessageTracker(ttl_s=max(attribution_window_s, 86_400))
+        # A delivery is remembered as long as anything can still use it: attribution
+        # credit or a label (state is bounded by these two settings).
+        self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
         self.minutes = MinuteMetrics(allowed_lateness_s)
