@@ -168,7 +168,8 @@ class OrderingLogic(op.StatefulBatchLogic):
 class AnalyticsLogic(op.StatefulBatchLogic):
     """Wraps `EngagementAnalytics`: ordered events in, rows for four tables out."""
 
-    def __init__(self, resume: bytes | None, settings: Settings):
+    def __init__(self, resume: bytes | None, settings: Settings, snapshots: bool = True):
+        self.snapshots = snapshots
         self.analytics = pickle.loads(resume) if resume is not None else EngagementAnalytics(
             attribution_window_s=settings.attribution_window_s,
             allowed_lateness_s=settings.allowed_lateness_s,
@@ -219,7 +220,11 @@ class AnalyticsLogic(op.StatefulBatchLogic):
             result.append(("kafka", messages))
         return result
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> bytes | None:
+        # Bytewax asks at every epoch, recovery or not; without recovery nobody reads it
+        # (the pickle grows with the state: hundreds of ms that delay every decision).
+        if not self.snapshots:
+            return None
         # One pickle pass (Bytewax stores bytes as they are), not a deep copy and a pickle.
         return pickle.dumps(self.analytics, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -308,8 +313,10 @@ def dead_letter_message(dead: DeadLetter) -> KafkaSinkMessage:
     return KafkaSinkMessage(key=key, value=dead.to_json(), topic=DLQ)
 
 
-def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -> Dataflow:
-    """Wire the job. `tail=False` stops at the end of what the topics hold (`--no-tail`)."""
+def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
+               snapshots: bool = True) -> Dataflow:
+    """Wire the job. `tail=False` stops at the end of what the topics hold (`--no-tail`);
+    `snapshots=False` (no recovery) skips building the analytics snapshot."""
     from sinks.clickhouse import ClickHouseSink
     from sinks.kafka import KafkaOutput
 
@@ -341,7 +348,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True) -
     # Analytics: machine/bot, latency, attribution, metrics_1m, convergence.
     analytics_rows = op.key_rm("analytics_rows", op.stateful_batch(
         "analytics", op.map("to_analytics", event_batches, lambda b: ("analytics", b)),
-        lambda resume: AnalyticsLogic(resume, settings)))
+        lambda resume: AnalyticsLogic(resume, settings, snapshots)))
     decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)
     decision_rows = op.filter_map("decision_rows", decision_batches,
                                   lambda kv: (DECISIONS, kv[1]) if kv[0] == "rows" else None)

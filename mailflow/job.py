@@ -110,7 +110,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    flow = build_flow(settings, hasher, tail=tail)
+    flow = build_flow(settings, hasher, tail=tail, snapshots=recovery)
     started = time.time()
     STATS.ready.set()
     try:
