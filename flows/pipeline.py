@@ -302,15 +302,15 @@ def decision_outputs(decisions: list[Decision]) -> list[tuple[str, Any]]:
                                         topic=THROTTLE) for d in decisions])]
 
 
-def suppression_messages(batch: ParsedBatch) -> list[KafkaSinkMessage]:
+def suppression_messages(batch: ParsedBatch) -> list[KafkaSinkMessage] | None:
     return [KafkaSinkMessage(ev.recipient_hash.encode(),
                              orjson.dumps(out.suppression_record(ev, reason)), topic=SUPPRESSIONS)
-            for ev, reason in batch.suppressions]
+            for ev, reason in batch.suppressions] or None
 
 
-def dead_letter_message(dead: DeadLetter) -> KafkaSinkMessage:
-    key = f"{dead.topic}:{dead.partition}:{dead.offset}".encode()
-    return KafkaSinkMessage(key=key, value=dead.to_json(), topic=DLQ)
+def dead_letter_messages(batch: ParsedBatch) -> list[KafkaSinkMessage] | None:
+    return [KafkaSinkMessage(key=f"{d.topic}:{d.partition}:{d.offset}".encode(),
+                             value=d.to_json(), topic=DLQ) for d in batch.dead] or None
 
 
 def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
@@ -352,12 +352,12 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
     decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)
     decision_rows = op.filter_map("decision_rows", decision_batches,
                                   lambda kv: (DECISIONS, kv[1]) if kv[0] == "rows" else None)
-    decision_kafka = op.flat_map("decision_kafka", decision_batches,
-                                 lambda kv: kv[1] if kv[0] == "kafka" else [])
+    decision_kafka = op.filter_map("decision_kafka", decision_batches,
+                                   lambda kv: kv[1] if kv[0] == "kafka" and kv[1] else None)
 
     # ClickHouse: every table through one size/age batcher per table.
-    analytics_kafka = op.flat_map("analytics_kafka", analytics_rows,
-                                  lambda kv: kv[1] if kv[0] == "kafka" else [])
+    analytics_kafka = op.filter_map("analytics_kafka", analytics_rows,
+                                    lambda kv: kv[1] if kv[0] == "kafka" else None)
     analytics_tables = op.filter("analytics_tables", analytics_rows, lambda kv: kv[0] != "kafka")
     tables = op.merge(
         "table_rows",
@@ -371,16 +371,16 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
                                 lambda resume: BatchRowsLogic(max_rows, max_age_s, resume))
     op.output("clickhouse_out", batches, ClickHouseSink(settings.clickhouse_dsn))
 
-    # Kafka outputs: decisions, suppressions, dead letters (each message names its topic).
+    # Kafka outputs: decisions, scores, suppressions, dead letters. Lists of messages that
+    # name their topic travel as one item each (no per-message dataflow overhead).
     records = op.merge(
         "kafka_records",
         decision_kafka,
         analytics_kafka,
-        op.flat_map("suppressions", parsed, suppression_messages),
-        op.map("dlq_record", op.flat_map("dead_letters", parsed, lambda b: b.dead),
-               dead_letter_message),
+        op.filter_map("suppressions", parsed, suppression_messages),
+        op.filter_map("dead_letters", parsed, dead_letter_messages),
     )
-    op.output("kafka_out", op.map("kafka_key", records, lambda msg: ("kafka", msg)),
+    op.output("kafka_out", op.map("kafka_key", records, lambda msgs: ("kafka", msgs)),
               KafkaOutput(brokers))
     return flow
 

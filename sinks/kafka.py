@@ -26,15 +26,16 @@ class _KafkaOutputPartition(StatefulSinkPartition):
     def __init__(self, config: dict[str, str]):
         self._producer = Producer(config)
 
-    def write_batch(self, values: list[KafkaSinkMessage]) -> None:
+    def write_batch(self, values: list[list[KafkaSinkMessage]]) -> None:
         produce = self._producer.produce
-        for msg in values:
-            while True:
-                try:
-                    produce(msg.topic, msg.value, msg.key)
-                    break
-                except BufferError:  # the local queue is full: let librdkafka drain it
-                    self._producer.poll(0.05)
+        for messages in values:
+            for msg in messages:
+                while True:
+                    try:
+                        produce(msg.topic, msg.value, msg.key)
+                        break
+                    except BufferError:  # the local queue is full: let librdkafka drain it
+                        self._producer.poll(0.05)
         self._producer.poll(0)
 
     def snapshot(self) -> None:
@@ -50,7 +51,8 @@ class _KafkaOutputPartition(StatefulSinkPartition):
 
 
 class KafkaOutput(FixedPartitionedSink):
-    """Kafka output for messages that name their topic (`("kafka", KafkaSinkMessage)`).
+    """Kafka output for lists of messages that name their topic
+    (`("kafka", [KafkaSinkMessage, ...])`).
 
     Bytewax's `KafkaSink` flushes after every batch, which blocks the worker on a
     broker round trip many times a second; this sink flushes once per epoch (in the
