@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
+import orjson
 import pytest
 
+from mailflow.broker import free_port
 from tests.conftest import ROOT, mailflow_cmd, query_store
 
 pytestmark = pytest.mark.integration
@@ -37,6 +40,20 @@ def generate(env: dict) -> None:
                  env=env)
 
 
+def wait_for_events(port: int, events: int, job: subprocess.Popen, limit_s: float = 120
+                    ) -> None:
+    """Until the job's admin endpoint counts `events` (or the job ends)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and job.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2) as resp:
+                if orjson.loads(resp.read())["events_total"] >= events:
+                    return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.05)
+
+
 def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(broker, tmp_path):
     base = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_ADMIN_PORT": "0",
             "MAILFLOW_LABEL_WINDOW_S": "1200"}
@@ -44,14 +61,17 @@ def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(broker,
     mailflow_cmd("run", "--dev", "--no-tail", env={**base,
                                                    "MAILFLOW_DATA_DIR": str(tmp_path / "clean")})
 
-    crashed = {**base, "MAILFLOW_DATA_DIR": str(tmp_path / "crashed"),
-               "MAILFLOW_EPOCH_INTERVAL_S": "1"}
     rng = random.Random(7)
     for attempt in range(3):
+        # Killed at a random point of its progress (not of wall time: a faster job would
+        # finish first): after 10k-35k events of this run, a few epochs in.
+        port = free_port()
+        crashed = {**base, "MAILFLOW_DATA_DIR": str(tmp_path / "crashed"),
+                   "MAILFLOW_EPOCH_INTERVAL_S": "1", "MAILFLOW_ADMIN_PORT": str(port)}
         job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev", "--no-tail"],
                                cwd=ROOT, env={**os.environ, **crashed},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(3.0, 7.0))
+        wait_for_events(port, rng.randint(10_000, 35_000), job)
         assert job.poll() is None, f"run {attempt} ended before it could be killed"
         job.send_signal(signal.SIGKILL)
         job.wait()
