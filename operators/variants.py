@@ -102,12 +102,14 @@ class VariantBandit:
     all have it); ``publish_min_interval_s`` of event time after which a
     campaign's split is published again even if unchanged;
     ``publish_min_change`` of some share that triggers a publication earlier;
-    ``recheck_fraction`` of new evidence that makes `reward` re-estimate.
+    ``recheck_fraction`` of new evidence, and at least ``recheck_min_rewards``
+    new rewards, that make `reward` re-estimate (an estimate is 2000 draws: with
+    the fraction alone a young campaign re-estimated on every reward).
     """
 
     def __init__(self, seed: int = 42, draws: int = 2000, min_share: float = 0.05,
                  publish_min_interval_s: int = 600, publish_min_change: float = 0.05,
-                 recheck_fraction: float = 0.01):
+                 recheck_fraction: float = 0.01, recheck_min_rewards: int = 20):
         if draws < 1:
             raise ValueError("draws must be at least 1")
         if not 0.0 <= min_share < 1.0:
@@ -118,6 +120,7 @@ class VariantBandit:
         self.publish_min_interval_s = publish_min_interval_s
         self.publish_min_change = publish_min_change
         self.recheck_fraction = recheck_fraction
+        self.recheck_min_rewards = recheck_min_rewards
         self._campaigns: dict[str, _Campaign] = {}
 
     # --- the stream -------------------------------------------------------------------
@@ -137,10 +140,11 @@ class VariantBandit:
         if ts_ms > campaign.clock_ms:
             campaign.clock_ms = ts_ms
         now = campaign.clock_ms
-        due = (campaign.published is None
+        due = (campaign.published is None or len(campaign.published) != len(campaign.arms)
                or now - campaign.published_ms >= self.publish_min_interval_s * 1000)
         if not due and (campaign.rewards - campaign.checked_at
-                        < campaign.checked_at * self.recheck_fraction):
+                        < max(campaign.checked_at * self.recheck_fraction,
+                              self.recheck_min_rewards)):
             return None
         campaign.checked_at = campaign.rewards
         shares = self._shares(campaign_id, campaign)
@@ -173,7 +177,8 @@ class VariantBandit:
             "params": {"seed": self.seed, "draws": self.draws, "min_share": self.min_share,
                        "publish_min_interval_s": self.publish_min_interval_s,
                        "publish_min_change": self.publish_min_change,
-                       "recheck_fraction": self.recheck_fraction},
+                       "recheck_fraction": self.recheck_fraction,
+                       "recheck_min_rewards": self.recheck_min_rewards},
             "campaigns": {
                 campaign_id: {
                     # [successes, failures]: the counts, not River objects, so a

@@ -180,7 +180,7 @@ def test_first_reward_publishes_then_quiet_until_the_interval_passes() -> None:
 
 def test_a_share_move_publishes_before_the_interval() -> None:
     bandit = VariantBandit(publish_min_interval_s=3600, publish_min_change=0.05,
-                           recheck_fraction=0.0)
+                           recheck_fraction=0.0, recheck_min_rewards=0)
     last = None
     published = 0
     for i in range(400):
@@ -319,3 +319,13 @@ def test_a_new_variant_is_published_at_its_first_reward() -> None:
     second = bandit.reward("c1", "A", False, T0 + 1_000)
     assert second is not None and set(second.allocation) == {"A", "B"}
     assert second.pulls == {"A": 2, "B": 0}
+
+
+def test_a_young_campaign_is_not_re_estimated_on_every_reward() -> None:
+    bandit = VariantBandit(publish_min_interval_s=3600, recheck_min_rewards=20)
+    estimates = []
+    bandit._shares = lambda cid, campaign, real=bandit._shares: (  # type: ignore[method-assign]
+        estimates.append(campaign.rewards) or real(cid, campaign))
+    for i in range(200):
+        bandit.reward("c1", "AB"[i % 2], i % 7 == 0, T0 + i * 1_000)
+    assert estimates[:3] == [1, 2, 22] and len(estimates) <= 11
