@@ -32,7 +32,7 @@ from bytewax.dataflow import Dataflow
 from flows.sources import CaughtUp, KafkaPartitionSource, RawMessage, partition_id
 from mailflow.config import Settings
 from mailflow.stats import STATS
-from operators.analytics import AnalyticsBatch, EngagementAnalytics
+from operators.analytics import AnalyticsBatch, EngagementAnalytics, empty_batch
 from operators.batching import RowBatcher
 from operators.bounces import BounceClassifier, BounceVerdict
 from operators.ordering import EventTimeGate
@@ -166,28 +166,64 @@ class OrderingLogic(op.StatefulBatchLogic):
 
 
 class AnalyticsLogic(op.StatefulBatchLogic):
-    """Wraps `EngagementAnalytics`: ordered events in, rows for four tables out."""
+    """Wraps `EngagementAnalytics`: ordered events in, rows for every analytics table out.
+
+    It works in slices of `SLICE_S` and then yields (continuing from `on_notify`), so a
+    burst of analytics work (a backlog, a window of labels closing) does not hold up
+    throttle decisions, which share the worker. Past `MAX_QUEUED` waiting events it
+    works through them at once: memory stays bounded, and the input waits.
+    """
+
+    SLICE_S = 0.02
+    CHUNK = 256
+    MAX_QUEUED = 50_000
 
     def __init__(self, resume: bytes | None, settings: Settings, snapshots: bool = True):
         self.snapshots = snapshots
-        self.analytics = pickle.loads(resume) if resume is not None else EngagementAnalytics(
-            attribution_window_s=settings.attribution_window_s,
-            allowed_lateness_s=settings.allowed_lateness_s,
-            label_window_s=settings.label_window_s, reset_on_drift=settings.reset_on_drift)
+        self.queued: list[tuple[Event, BounceVerdict | None]] = []
+        if resume is not None:
+            self.analytics, self.queued = pickle.loads(resume)
+        else:
+            self.analytics = EngagementAnalytics(
+                attribution_window_s=settings.attribution_window_s,
+                allowed_lateness_s=settings.allowed_lateness_s,
+                label_window_s=settings.label_window_s, reset_on_drift=settings.reset_on_drift)
 
     def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]]]
                  ) -> tuple[list[tuple[str, list[tuple]]], bool]:
-        items = [item for batch in values for item in batch]
-        started = time.perf_counter()
-        batch = self.analytics.apply(items)
-        STATS.analytics_seconds += time.perf_counter() - started
-        STATS.analytics_events += len(items)
-        learner = self.analytics.learner
-        STATS.model_update_seconds, STATS.model_updates = learner.update_seconds, learner.updates
-        return self._rows(batch), self.RETAIN
+        for batch in values:
+            self.queued += batch
+        return self._work(self.SLICE_S), self.RETAIN
+
+    def on_notify(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
+        return self._work(self.SLICE_S), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return datetime.now(UTC) if self.queued else None
 
     def on_eof(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
-        return self._rows(self.analytics.flush()), self.RETAIN
+        rows = self._work(None)
+        return rows + self._rows(self.analytics.flush()), self.RETAIN
+
+    def _work(self, slice_s: float | None) -> list[tuple[str, list]]:
+        """Apply queued events for about `slice_s` (None: all of them)."""
+        queued, chunk = self.queued, self.CHUNK
+        started = time.perf_counter()
+        deadline = started + slice_s if slice_s is not None else float("inf")
+        done = 0
+        batch = empty_batch()
+        while done < len(queued) and (done == 0 or time.perf_counter() < deadline
+                                      or len(queued) - done > self.MAX_QUEUED):
+            self.analytics.apply(queued[done:done + chunk], batch)
+            done += chunk
+        applied = min(done, len(queued))
+        del queued[:applied]
+        STATS.analytics_seconds += time.perf_counter() - started
+        STATS.analytics_events += applied
+        STATS.analytics_queued = len(queued)
+        learner = self.analytics.learner
+        STATS.model_update_seconds, STATS.model_updates = learner.update_seconds, learner.updates
+        return self._rows(batch)
 
     def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list]]:
         """(table, rows) for ClickHouse and ("kafka", messages) for the output topics."""
@@ -226,7 +262,7 @@ class AnalyticsLogic(op.StatefulBatchLogic):
         if not self.snapshots:
             return None
         # One pickle pass (Bytewax stores bytes as they are), not a deep copy and a pickle.
-        return pickle.dumps(self.analytics, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.analytics, self.queued), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def throttle_keys(signals: list[Signal]) -> Iterator[tuple[str, tuple[str, list[Signal]]]]:

@@ -33,6 +33,7 @@ class JobStats:
         self.consumer_lag: dict[str, int] = {}  # "topic/partition" -> messages behind
         self.analytics_seconds = 0.0
         self.analytics_events = 0
+        self.analytics_queued = 0
         self.model_update_seconds = 0.0
         self.model_updates = 0
         self.ready = threading.Event()
@@ -77,6 +78,7 @@ class JobStats:
             "late_signals": self.late_signals,
             "signals_held": self.signals_held,
             "events_held": self.events_held,
+            "analytics_queued": self.analytics_queued,
             "late_events": self.late_events,
             "pending_labels": self.pending_labels,
             "consumer_lag": sum(self.consumer_lag.values()),
@@ -126,6 +128,9 @@ class JobStats:
         out += _series("mailflow_analytics_events_total", "counter",
                        "Events through the analytics and learning step.",
                        {"": self.analytics_events})
+        out += _series("mailflow_analytics_queued", "gauge",
+                       "Ordered events waiting for the analytics step (it works in slices).",
+                       {"": self.analytics_queued})
         out += _series("mailflow_model_update_seconds_total", "counter",
                        "Time in model updates (learn_one of every model).",
                        {"": self.model_update_seconds})

@@ -63,7 +63,7 @@ class AnalyticsBatch(NamedTuple):
     profiles: list[Profile]
 
 
-def _empty() -> AnalyticsBatch:
+def empty_batch() -> AnalyticsBatch:
     return AnalyticsBatch([], [], [], [], [], [], [], [], [], [])
 
 
@@ -90,14 +90,16 @@ class EngagementAnalytics:
         """Events later than the allowed lateness (left out of `metrics_1m`)."""
         return self.minutes.late
 
-    def apply(self, items: list[tuple[Event, BounceVerdict | None]]) -> AnalyticsBatch:
-        out = _empty()
+    def apply(self, items: list[tuple[Event, BounceVerdict | None]],
+              out: AnalyticsBatch | None = None) -> AnalyticsBatch:
+        """Events in event-time order; what they produced (added to `out` if given)."""
+        out = empty_batch() if out is None else out
         for ev, bounce in items:
             self._one(ev, bounce, out)
         return out
 
     def flush(self) -> AnalyticsBatch:
-        out = _empty()
+        out = empty_batch()
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
         out.model_metrics.extend(self.learner.flush(self._last_ts))
