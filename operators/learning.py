@@ -62,6 +62,8 @@ BOUNCE_NEGATIVE_SAMPLE = 8
 #: under 1%), so this cuts River updates about fourfold; every label is still scored.
 NEGATIVE_SAMPLE = {"engagement": 4, "conversion": 8, "unsubscribe": 8}
 _ALL_BITS = 7
+#: Labels expired per `tick` at most (a few ms of learning).
+EXPIRE_PER_TICK = 500
 
 
 def message_key(message_id: str) -> int:
@@ -196,6 +198,10 @@ class Learner:
     bandit), model events; `tick(ts)` expires labels and emits per-minute
     `model_metrics` rows.
     """
+
+    # class defaults: snapshots taken before these existed still load
+    _expiring = False  # labels are due beyond the last tick's limit
+    _horizon_ms = -1
 
     def __init__(self, label_window_s: int = 86_400, per_sender_min_labels: int = 2000,
                  reset_on_drift: bool = False, eval_window: int = 20_000):
@@ -386,14 +392,22 @@ class Learner:
 
     # -- time --------------------------------------------------------------------
     def tick(self, ts_ms: int) -> tuple[list[Resolved], list[ModelEvent], list[ModelMetricRow]]:
-        """Advance event time: expire labels older than the window, report finished minutes."""
+        """Advance event time: expire labels older than the window, report finished minutes.
+
+        At most `EXPIRE_PER_TICK` labels expire per call; the rest wait for the next
+        events (a jump in event time, e.g. a backlog meeting live traffic, would
+        otherwise learn a day of labels inside one event)."""
         minute = ts_ms // _MINUTE_MS
-        if minute <= self.minute:
+        rows: list[ModelMetricRow] = []
+        if minute > self.minute:
+            if self.minute >= 0:
+                rows = [ev.row(name, minute * _MINUTE_MS)
+                        for name, ev in self.evaluators.items() if ev.n]
+            self.minute = minute
+            self._horizon_ms = ts_ms - self.label_window_ms
+        elif not self._expiring:
             return [], [], []
-        rows = ([ev.row(name, minute * _MINUTE_MS) for name, ev in self.evaluators.items()
-                 if ev.n] if self.minute >= 0 else [])
-        self.minute = minute
-        resolved, events = self._expire(ts_ms - self.label_window_ms)
+        resolved, events = self._expire(self._horizon_ms, EXPIRE_PER_TICK)
         return resolved, events, rows
 
     def flush(self, ts_ms: int) -> list[ModelMetricRow]:
@@ -401,13 +415,21 @@ class Learner:
         return [ev.row(name, minute * _MINUTE_MS) for name, ev in self.evaluators.items()
                 if ev.n]
 
-    def _expire(self, horizon_ms: int) -> tuple[list[Resolved], list[ModelEvent]]:
-        """Labels not resolved within the window are negative (event time, not wall clock)."""
+    def _expire(self, horizon_ms: int, limit: int) -> tuple[list[Resolved], list[ModelEvent]]:
+        """Labels not resolved within the window are negative (event time, not wall clock).
+        At most `limit` of them; `_expiring` tells whether more are due."""
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
         last = horizon_ms // _MINUTE_MS
+        self._expiring = False
         for minute in sorted(m for m in self._expiry if m < last):
-            for key in self._expiry.pop(minute):
+            keys = self._expiry.pop(minute)
+            if len(keys) > limit:
+                self._expiry[minute] = keys[limit:]
+                keys = keys[:limit]
+                self._expiring = True
+            limit -= len(keys)
+            for key in keys:
                 record = self.pending.pop(key, None)
                 if record is None:
                     continue
@@ -428,6 +450,8 @@ class Learner:
                                                  self.values["variant"][vid], y, horizon_ms))
                 campaign = self.values["campaign"][cid]
                 self.history.outcome(campaign, bool(bits & 1), bool(bits & 4))
+            if self._expiring:
+                break
         # sends never answered within the window: no bounce label
         for minute in [m for m in self._sent_expiry if m < last]:
             for key in self._sent_expiry.pop(minute):

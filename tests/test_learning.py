@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.learning import _HEAD, _PRED, NEGATIVE_SAMPLE, Learner, message_key, roc_auc
+from operators.learning import (
+    _HEAD,
+    _PRED,
+    EXPIRE_PER_TICK,
+    NEGATIVE_SAMPLE,
+    Learner,
+    message_key,
+    roc_auc,
+)
 
 H = 3_600_000
 S, D = "news.example", "gmail.com"
@@ -155,3 +163,15 @@ def test_negatives_are_down_sampled_and_weighted_but_every_label_is_scored():
                for task, n in NEGATIVE_SAMPLE.items()}
     sampled["engagement"].add(7)  # the one positive is always learned
     assert learner.updates == sum(len(s) for s in sampled.values()) < 400
+
+
+def test_a_jump_in_event_time_expires_labels_a_bounded_number_per_tick():
+    learner = Learner(label_window_s=60)
+    for i in range(EXPIRE_PER_TICK * 2 + 10):
+        deliver(learner, i, i)  # all in the first minute
+    first, _, _ = learner.tick(H)  # an hour later: every label is due
+    assert len(first) == EXPIRE_PER_TICK and learner.pending
+    second, _, _ = learner.tick(H + 1)  # same minute: the rest continues
+    third, _, _ = learner.tick(H + 2)
+    assert (len(second), len(third)) == (EXPIRE_PER_TICK, 10) and not learner.pending
+    assert learner.tick(H + 3) == ([], [], [])
