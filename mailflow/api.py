@@ -96,8 +96,12 @@ OPENAPI: dict[str, Any] = {
             "summary": "Is this recipient (address or recipient hash) suppressed?",
             "parameters": [{"name": "recipient", "in": "path", "required": True,
                             "schema": {"type": "string",
+                                       # no spaces or control characters (the
+                                       # server strips Python's whitespace, which
+                                       # includes \x1c-\x1f and \x85)
                                        "pattern": "^([0-9a-fA-F]{32}|"
-                                                  "[^@/?#%\\s]+@[^@/?#%\\s]+)$"}}],
+                                                  "[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+@"
+                                                  "[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+)$"}}],
             "responses": {"200": {"description": "suppression status", "content": {
                 "application/json": {"schema": {
                     "type": "object", "required": ["recipient_hash", "suppressed"],

@@ -32,3 +32,20 @@ def base_url():
 def test_every_operation_conforms_to_its_schema(case, base_url):
     """No 5xx, documented status codes, responses valid against their schemas."""
     case.call_and_validate(base_url=base_url)
+
+
+def test_the_recipient_pattern_admits_nothing_the_server_strips():
+    """Schemathesis found "\\x1d…@\\x1d": valid by the old pattern, but Python's strip()
+    removes \\x1c-\\x1f and \\x85, leaving an empty domain."""
+    import re
+
+    path = OPENAPI["paths"]["/v1/suppressions/{recipient}"]["get"]
+    pattern = re.compile(path["parameters"][0]["schema"]["pattern"])
+
+    def admits(text: str) -> bool:  # JSON Schema's `$` is the end (Python's: before a \n)
+        m = pattern.match(text)
+        return m is not None and m.end() == len(text)
+
+    for ch in (chr(c) for c in range(0x110000) if chr(c).isspace()):
+        assert not admits(f"a{ch}@b.example") and not admits(f"a@b.example{ch}")
+    assert admits("a@b.example") and admits("0" * 32)
