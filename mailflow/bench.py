@@ -87,6 +87,8 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
         "model_update_us_per_event": round(
             1e6 * stats.get("model_update_seconds", 0.0) / max(n, 1), 2),
         "peak_rss_mb": round(rss), "clickhouse_rows": sum(stats["rows_written"].values()),
+        "gc_full_collections": stats["gc_full_collections"],
+        "gc_pause_max_ms": stats["gc_pause_max_ms"],
         "cores": os.cpu_count(),
         "note": "seconds include process start and migration",
     }

@@ -118,6 +118,8 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+    if STATS.watch_gc not in gc.callbacks:
+        gc.callbacks.append(STATS.watch_gc)
     started = time.time()
     STATS.ready.set()
     try:

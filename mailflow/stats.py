@@ -28,6 +28,9 @@ class JobStats:
         self.events_held = 0
         self.late_events = 0
         self.pending_labels = 0
+        self.gc_full_collections = 0
+        self.gc_pause_max_s = 0.0  # longest full (generation 2) garbage collection
+        self._gc_started = 0.0
         self.input_batches = 0
         self.input_messages = 0
         self.consumer_lag: dict[str, int] = {}  # "topic/partition" -> messages behind
@@ -38,6 +41,17 @@ class JobStats:
         self.model_updates = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
+
+    def watch_gc(self, info_phase: str, info: dict[str, int]) -> None:
+        """A `gc.callbacks` hook: times full collections."""
+        if info["generation"] != 2:
+            return
+        if info_phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_full_collections += 1
+            self.gc_pause_max_s = max(self.gc_pause_max_s,
+                                      time.perf_counter() - self._gc_started)
 
     def record_events(self, types: Counter[str], max_ts_ms: int) -> None:
         self.events_by_type.update(types)
@@ -81,6 +95,8 @@ class JobStats:
             "analytics_queued": self.analytics_queued,
             "late_events": self.late_events,
             "pending_labels": self.pending_labels,
+            "gc_full_collections": self.gc_full_collections,
+            "gc_pause_max_ms": round(self.gc_pause_max_s * 1000, 1),
             "consumer_lag": sum(self.consumer_lag.values()),
             "input_batches": self.input_batches,
             "model_update_us": round(1e6 * self.model_update_seconds / self.model_updates, 2)
@@ -110,6 +126,11 @@ class JobStats:
                        "metrics_1m).", {"": self.late_events})
         out += _series("mailflow_pending_labels", "gauge",
                        "Delivered messages waiting for their label.", {"": self.pending_labels})
+        out += _series("mailflow_gc_full_collections_total", "counter",
+                       "Full garbage collections (they pause the dataflow).",
+                       {"": self.gc_full_collections})
+        out += _series("mailflow_gc_pause_max_seconds", "gauge",
+                       "Longest full garbage collection so far.", {"": self.gc_pause_max_s})
         out += _series("mailflow_inserts_total", "counter", "ClickHouse inserts by table.",
                        {f'table="{t}"': n for t, n in sorted(self.inserts_by_table.items())})
         out += _series("mailflow_input_batches_total", "counter",
