@@ -56,14 +56,22 @@ _HEAD = struct.Struct("<IBHIHHB")
 _PRED = struct.Struct("<5e")  # engagement, conversion, unsubscribe, global and provider baseline
 _NUMS = struct.Struct(f"<{len(_NUMERIC)}e")
 _BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}
-BOUNCE_NEGATIVE_SAMPLE = 8
 #: Negatives each task learns from: one in N (chosen by message key, so deterministic),
 #: weighted by N. Positives are rare (engagement ~4%, conversion and unsubscribe well
-#: under 1%), so this cuts River updates about fourfold; every label is still scored.
-NEGATIVE_SAMPLE = {"engagement": 4, "conversion": 8, "unsubscribe": 8}
+#: under 1%, hard bounces ~1% of sends), so this cuts River updates about fourfold.
+NEGATIVE_SAMPLE = {"engagement": 4, "conversion": 8, "unsubscribe": 8, "bounce_risk": 8}
 _ALL_BITS = 7
 #: Labels expired per `tick` at most (a few ms of learning).
 EXPIRE_PER_TICK = 500
+
+
+def learning_weight(task: str, key: int, positive: bool) -> float:
+    """Weight a label is learned with: 1 for a positive, N for the one negative in N
+    that `NEGATIVE_SAMPLE` keeps (by message key), 0 (not learned) for the others."""
+    if positive:
+        return 1.0
+    rate = NEGATIVE_SAMPLE[task]
+    return 0.0 if key % rate else float(rate)
 
 
 def message_key(message_id: str) -> int:
@@ -380,14 +388,13 @@ class Learner:
         entry = self.pending_sent.pop(key, None)
         if entry is None:
             return []
-        # Deliveries outnumber bounces a hundred to one: learn from one delivery in
-        # BOUNCE_NEGATIVE_SAMPLE (chosen by message key, so deterministic), weighted up.
-        if not bounced and key % BOUNCE_NEGATIVE_SAMPLE:
+        # Deliveries outnumber bounces a hundred to one: only the sampled ones count.
+        weight = learning_weight("bounce_risk", key, bounced)
+        if not weight:
             return []
         _sent, pid, p, packed, n_cats = entry
         self.evaluators["bounce_risk"].add(bounced, p)
-        event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms,
-                                  1.0 if bounced else float(BOUNCE_NEGATIVE_SAMPLE))
+        event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms, weight)
         return [event] if event is not None else []
 
     # -- time --------------------------------------------------------------------
@@ -439,12 +446,11 @@ class Learner:
                 for task in TASKS:
                     y = bool(bits & _BITS[task])
                     self._score(task, pid, y, preds)
-                    rate = NEGATIVE_SAMPLE[task]
-                    if y or key % rate == 0:
+                    weight = learning_weight(task, key, y)
+                    if weight:
                         if x is None:
                             x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
-                        events += self._learn(task, sid, x, y, preds, horizon_ms,
-                                              1.0 if y else float(rate))
+                        events += self._learn(task, sid, x, y, preds, horizon_ms, weight)
                     if task == "engagement":
                         resolved.append(Resolved(self.values["campaign"][cid],
                                                  self.values["variant"][vid], y, horizon_ms))
