@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import Producer
@@ -28,14 +30,13 @@ class _KafkaOutputPartition(StatefulSinkPartition):
 
     def write_batch(self, values: list[list[KafkaSinkMessage]]) -> None:
         produce = self._producer.produce
-        for messages in values:
-            for msg in messages:
-                while True:
-                    try:
-                        produce(msg.topic, msg.value, msg.key)
-                        break
-                    except BufferError:  # the local queue is full: let librdkafka drain it
-                        self._producer.poll(0.05)
+        for msg in chain.from_iterable(values):
+            while True:
+                try:
+                    produce(msg.topic, msg.value, msg.key)
+                    break
+                except BufferError:  # the local queue is full: let librdkafka drain it
+                    self._producer.poll(0.05)
         self._producer.poll(0)
 
     def snapshot(self) -> None:
