@@ -109,6 +109,15 @@ def as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def sender_of(own: Any, params: Mapping[str, str], where: str) -> str:
+    """The event's sender: the message's own field, else the webhook URL's `?sender=`.
+    `where` tells the user how to put it on the message, for the refusal."""
+    sender = as_text(own) or params.get("sender", "")
+    if not sender:
+        raise Rejected(f"no sender: add ?sender=… to the webhook URL (or {where})")
+    return sender
+
+
 def map_items(provider: str, items: list[Any], map_one: Any, params: Mapping[str, str],
               noun: str = "event") -> Mapped:
     """Map each item with `map_one(item, params)`; a refused or malformed item becomes a

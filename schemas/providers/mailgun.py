@@ -64,6 +64,7 @@ from schemas.providers.base import (
     event_id,
     load_json,
     map_items,
+    sender_of,
 )
 
 NAME = "mailgun"
@@ -108,10 +109,7 @@ def _map_event(data: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any
     if ts is None or ts == "":
         raise Rejected(f"{name} event without timestamp")
     variables = as_object(data.get("user-variables"))
-    sender = as_text(variables.get("sender")) or params.get("sender", "")
-    if not sender:
-        raise Rejected("no sender: add ?sender=… to the webhook URL "
-                        "(or a v:sender user variable to the message)")
+    sender = sender_of(variables.get("sender"), params, "a v:sender user variable to the message")
     message = as_object(data.get("message"))
     provider_message_id = as_text(as_object(message.get("headers")).get("message-id"))
     message_id = provider_message_id.strip().strip("<>")

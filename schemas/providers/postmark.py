@@ -74,6 +74,7 @@ from schemas.providers.base import (
     header,
     load_json,
     map_items,
+    sender_of,
 )
 
 NAME = "postmark"
@@ -153,10 +154,7 @@ def _map_record(record: dict[str, Any], params: Mapping[str, str]) -> dict[str, 
     if not ts:
         raise Rejected(f"{record_type} record without {_TS_FIELD[record_type]}")
     metadata = as_object(record.get("Metadata"))
-    sender = as_text(metadata.get("sender")) or params.get("sender", "")
-    if not sender:
-        raise Rejected("no sender: add ?sender=… to the webhook URL "
-                        "(or `sender` to the message's Metadata)")
+    sender = sender_of(metadata.get("sender"), params, "`sender` to the message's Metadata")
     message_id = as_text(record.get("MessageID")).strip()
     if not message_id:
         raise Rejected(f"{record_type} record without MessageID")

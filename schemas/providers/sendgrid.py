@@ -61,6 +61,7 @@ from schemas.providers.base import (
     header,
     load_json,
     map_items,
+    sender_of,
 )
 
 NAME = "sendgrid"
@@ -107,10 +108,7 @@ def _map_event(item: Any, params: Mapping[str, str]) -> dict[str, Any]:
     ts = item.get("timestamp")
     if ts is None or ts == "":
         raise Rejected(f"{name} event without timestamp")
-    sender = as_text(item.get("sender")) or params.get("sender", "")
-    if not sender:
-        raise Rejected("no sender: add ?sender=… to the webhook URL "
-                        "(or a `sender` custom arg to the message)")
+    sender = sender_of(item.get("sender"), params, "a `sender` custom arg to the message")
 
     provider_message_id = as_text(item.get("sg_message_id"))
     smtp_id = as_text(item.get("smtp-id")).strip().strip("<>")
