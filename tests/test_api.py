@@ -320,3 +320,20 @@ def test_no_secret_in_answers_or_logs(stack, caplog):
                get(port, "/nope", "s3cret")]
     text = orjson.dumps(answers).decode() + caplog.text
     assert "s3cret" not in text and "other" not in orjson.dumps(answers).decode()
+
+
+def test_malformed_records_do_not_stop_the_materialisation(stack):
+    """A JSON array or a decision with a non-numeric seq on mailflow.throttle used to raise
+    on the consumer thread, which then died (and decisions went stale)."""
+    broker, client, server, _ = stack
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for raw in (b"[1]", b'{"action": "pause", "seq": "x"}', b'"text"',
+                b'{"sender": "m.example", "domain": "gmail.com", "action": "nap", "seq": 1}'):
+        producer.produce("mailflow.throttle", raw, b"k")
+    producer.produce("mailflow.suppressions", b"[2]", b"k")
+    assert producer.flush(10) == 0
+    publish(broker.bootstrap, "mailflow.throttle",
+            [(b"k", decision("after.example", "gmail.com", "slow", 0.5, 1))])
+    assert wait_for(lambda: client.throttle("after.example", "gmail.com").seq == 1)
+    assert get(server.port, "/readyz")[0] == 200
+    assert client.view.rejected >= 5
