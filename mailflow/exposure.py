@@ -83,10 +83,13 @@ def check_exposure(server: str, host: str, settings: Settings, insecure: bool,
     """Raise ConfigError (exit code 2) if `server` would listen beyond loopback without
     the secrets it needs; with `insecure`, warn now and every `remind_every_s` instead
     (the returned Reminder; stop it when the server stops)."""
-    if is_loopback(host):
-        return None
     gaps = missing(server, settings)
     if not gaps:
+        return None
+    if is_loopback(host):
+        if server != "admin":  # said once, so an unauthenticated default is never silent
+            log.info("%s on loopback only; callers are not authenticated without: %s",
+                     server, ", ".join(gaps))
         return None
     where = f"{HOST_VARIABLE[server]}={host or '(all interfaces)'}"
     if not insecure:

@@ -127,3 +127,9 @@ def test_serve_insecure_starts_with_a_warning(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "INSECURE" in err and "MAILFLOW_API_TOKENS" in err
+
+
+def test_an_unauthenticated_loopback_server_says_so(env, caplog):
+    caplog.set_level(logging.INFO)
+    assert check_exposure("ingest", "127.0.0.1", load_settings(), insecure=False) is None
+    assert "MAILFLOW_SENDGRID_PUBLIC_KEY" in caplog.text
