@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv fuzz
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "python3.11 is required (set PYTHON=...)"; exit 1; }
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the API's property-based tests with fresh random data (the default run is seeded)
+fuzz: $(STAMP)
+	MAILFLOW_FUZZ_EXPLORE=1 $(BIN)/python -m pytest -q tests/test_api_schema.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

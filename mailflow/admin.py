@@ -16,10 +16,10 @@ import logging
 import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from mailflow.http import JsonHandler
+from mailflow.http import HardenedServer, JsonHandler
 from mailflow.stats import JobStats
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,7 @@ class AdminServer:
     def __init__(self, stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
                  info: dict[str, Any], host: str = "127.0.0.1", port: int = 8765):
         handler = _make_handler(stats, query, info)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = HardenedServer((host, port), handler, max_body=MAX_SQL_BYTES)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="admin-http",
                                         daemon=True)

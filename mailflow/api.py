@@ -3,12 +3,15 @@
 It materialises `mailflow.throttle` and `mailflow.suppressions` with a
 `ThrottleClient` and answers from memory; the OpenAPI document is at
 `/openapi.json`. With `MAILFLOW_API_TOKENS` set, every `/v1` endpoint wants
-`Authorization: Bearer <one of them>`.
+`Authorization: Bearer <one of them>`; on a non-loopback bind without tokens
+(`--insecure`) suppression look-ups are refused (403), since they are personal data.
+`/readyz` is 503 unless the materialisation is live (caught up, consumer running).
+A stream client that falls too far behind is dropped; the Kafka consumer never
+waits for one.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import queue
 import re
@@ -16,18 +19,26 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
 
-from mailflow.http import JsonHandler
+from mailflow.http import (
+    MAX_CONNECTIONS,
+    HardenedServer,
+    JsonHandler,
+    bearer_ok,
+    prom_label,
+    route_label,
+)
 from schemas.mailbox_providers import provider_key
 from sinks.client import ThrottleClient
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+MAX_BODY = 1024 * 1024
 _HASH = re.compile(r"^[0-9a-f]{32}$")
 
 _DECISION = {
@@ -109,11 +120,11 @@ OPENAPI: dict[str, Any] = {
                                    "suppressed": {"type": "boolean"},
                                    "reason": {"type": ["string", "null"]},
                                    "ts": {"type": ["string", "null"]}}}}}},
-                **_errors(400, 401)},
+                **_errors(400, 401, 403)},
         }},
         "/v1/decisions/stream": {"get": {
             "summary": "Server-Sent Events: every new decision and suppression as it arrives",
-            "responses": {"200": {"description": "text/event-stream"}, **_errors(401)},
+            "responses": {"200": {"description": "text/event-stream"}, **_errors(401, 503)},
         }},
         "/healthz": {"get": {"summary": "alive", "security": [],
                              "responses": {"200": {"description": "ok"}}}},
@@ -124,25 +135,78 @@ OPENAPI: dict[str, Any] = {
 }
 
 
+ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
+          "/openapi.json": "openapi", "/v1/throttle": "throttle",
+          "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream"}
+ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions"}
+
+
+class Subscriber:
+    """One `/v1/decisions/stream` client: a bounded queue the publisher never waits on.
+    A client that falls `size` messages behind is dropped (its stream ends)."""
+
+    def __init__(self, size: int):
+        self.queue: queue.Queue[bytes] = queue.Queue(maxsize=size)
+        self.dropped = threading.Event()
+
+
 class DecisionApi:
-    def __init__(self, client: ThrottleClient, tokens: list[str]):
+    def __init__(self, client: ThrottleClient, tokens: list[str], exposed: bool = False,
+                 queue_size: int = 1000, max_subscribers: int = 32):
         self.client = client
         self.tokens = tokens
-        self.subscribers: list[queue.Queue] = []
+        # bound to a non-loopback address: suppression look-ups (personal data) need tokens
+        self.exposed = exposed
+        self.queue_size = queue_size
+        self.max_subscribers = max_subscribers
+        self.subscribers: list[Subscriber] = []
+        self.dropped_subscribers = 0
         self._sub_lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.server: Any = None  # the HardenedServer, for its connection counters
         client.on_change = self.publish
 
+    def subscribe(self) -> Subscriber | None:
+        """A new stream subscriber, or None when `max_subscribers` are connected."""
+        with self._sub_lock:
+            if len(self.subscribers) >= self.max_subscribers:
+                return None
+            sub = Subscriber(self.queue_size)
+            self.subscribers.append(sub)
+            return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._sub_lock:
+            if sub in self.subscribers:
+                self.subscribers.remove(sub)
+
     def publish(self, kind: str, record: dict[str, Any]) -> None:
+        """Runs on the Kafka consumer thread: must never block, whoever does not read."""
         message = f"event: {kind}\ndata: {orjson.dumps(record).decode()}\n\n".encode()
         with self._sub_lock:
-            for q in self.subscribers:
-                q.put(message)
+            subscribers = list(self.subscribers)
+        for sub in subscribers:
+            try:
+                sub.queue.put_nowait(message)
+            except queue.Full:
+                sub.dropped.set()
+                self.unsubscribe(sub)
+                self.dropped_subscribers += 1
+                log.warning("dropped a decision-stream subscriber %d messages behind",
+                            self.queue_size)
 
-    def authorised(self, authorization: str) -> bool:
+    def authorised(self, authorization: str | None) -> bool:
         if not self.tokens:
             return True
-        return any(hmac.compare_digest(authorization, f"Bearer {t}") for t in self.tokens)
+        return bearer_ok(authorization, self.tokens)
+
+    @property
+    def live(self) -> bool:
+        """The materialisation is current: caught up once, consumer thread running, no
+        error. Decisions served from a dead consumer would silently go stale."""
+        thread = getattr(self.client, "_thread", None)
+        alive = thread is None or thread.is_alive()
+        return self.client.ready and alive and self.client.error is None
 
     def lookup(self, item: dict[str, Any]) -> dict[str, Any]:
         """One throttle lookup (raises ValueError with a client-facing message)."""
@@ -164,18 +228,25 @@ class DecisionApi:
 
     def metrics(self) -> str:
         view = self.client.view
+        server = self.server
         lines = [
             "# TYPE mailflow_api_requests_total counter",
-            *[f'mailflow_api_requests_total{{endpoint="{k}"}} {v}'
+            # labels come from ROUTES only (plus "other"): a client cannot add a series
+            *[f'mailflow_api_requests_total{{endpoint="{prom_label(k)}"}} {v}'
               for k, v in sorted(self.counts.items()) if k != "lookups"],
             "# TYPE mailflow_api_lookups_total counter",
             f"mailflow_api_lookups_total {self.counts['lookups']}",
             "# TYPE mailflow_api_decisions gauge", f"mailflow_api_decisions {len(view.decisions)}",
             "# TYPE mailflow_api_suppressions gauge",
             f"mailflow_api_suppressions {len(view.suppressed)}",
-            "# TYPE mailflow_api_ready gauge", f"mailflow_api_ready {int(self.client.ready)}",
+            "# TYPE mailflow_api_ready gauge", f"mailflow_api_ready {int(self.live)}",
             "# TYPE mailflow_api_stream_subscribers gauge",
-            f"mailflow_api_stream_subscribers {len(self.subscribers)}", ""]
+            f"mailflow_api_stream_subscribers {len(self.subscribers)}",
+            "# TYPE mailflow_api_stream_dropped_total counter",
+            f"mailflow_api_stream_dropped_total {self.dropped_subscribers}",
+            "# TYPE mailflow_api_refused_connections_total counter",
+            f"mailflow_api_refused_connections_total "
+            f"{getattr(server, 'refused_connections', 0)}", ""]
         return "\n".join(lines)
 
 
@@ -185,7 +256,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _guard(self) -> bool:
-            if api.authorised(self.headers.get("Authorization", "")):
+            if api.authorised(self.headers.get("Authorization")):
                 return True
             self._json(401, {"error": "missing or wrong bearer token"})
             return False
@@ -193,13 +264,12 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             url = urllib.parse.urlsplit(self.path)
             path = url.path
-            api.counts[path.split("/")[2] if path.startswith("/v1/") and path.count("/") > 1
-                       else path.strip("/") or "root"] += 1
+            api.counts[route_label(path, ROUTES, ROUTE_PREFIXES)] += 1
             if path == "/healthz":
                 self._json(200, {"status": "ok"})
             elif path == "/readyz":
-                ready = api.client.ready
-                self._json(200 if ready else 503, {"ready": ready, "error": api.client.error})
+                live = api.live
+                self._json(200 if live else 503, {"ready": live, "error": api.client.error})
             elif path == "/metrics":
                 self._send(200, api.metrics().encode(), "text/plain; version=0.0.4")
             elif path == "/openapi.json":
@@ -213,6 +283,10 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                         self._json(400, {"error": str(exc)})
             elif path.startswith("/v1/suppressions/"):
                 if self._guard():
+                    if api.exposed and not api.tokens:
+                        self._json(403, {"error": "suppression look-ups need "
+                                                  "MAILFLOW_API_TOKENS on a non-loopback bind"})
+                        return
                     self._suppression(urllib.parse.unquote(path[len("/v1/suppressions/"):]))
             elif path == "/v1/decisions/stream":
                 if self._guard():
@@ -220,27 +294,21 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             elif path == "/v1/throttle:batch":
                 self._not_allowed()
             else:
-                self._json(404, {"error": f"no such endpoint: {path}"})
+                self._json(404, {"error": "no such endpoint"})
 
         def do_POST(self) -> None:  # noqa: N802
             path = urllib.parse.urlsplit(self.path).path
-            api.counts["throttle:batch"] += 1
+            api.counts[route_label(path, ROUTES, ROUTE_PREFIXES)] += 1
             if path != "/v1/throttle:batch":
-                if path in ("/v1/throttle", "/healthz", "/readyz", "/metrics", "/openapi.json",
-                            "/v1/decisions/stream") or path.startswith("/v1/suppressions/"):
+                if path in ROUTES or path.startswith("/v1/suppressions/"):
                     self._not_allowed()
                 else:
-                    self._json(404, {"error": f"no such endpoint: {path}"})
+                    self._json(404, {"error": "no such endpoint"})
                 return
             if not self._guard():
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > 1024 * 1024:
-                self.close_connection = True
-                self._json(413, {"error": "body over 1 MiB"})
-                return
             try:
-                body = orjson.loads(self.rfile.read(length) if length > 0 else b"")
+                body = orjson.loads(self.body())
             except orjson.JSONDecodeError as exc:
                 self._json(400, {"error": f"body is not JSON: {exc}"})
                 return
@@ -266,7 +334,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def _not_allowed(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
             allowed = "POST" if path == "/v1/throttle:batch" else "GET"
-            body = orjson.dumps({"error": f"{self.command} not allowed on {path}; use {allowed}"})
+            body = orjson.dumps({"error": f"{self.command} not allowed here; use {allowed}"})
             self.send_response(405)
             self.send_header("Allow", allowed)
             self.send_header("Content-Type", "application/json")
@@ -303,9 +371,12 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                              "ts": record.get("ts") if record else None})
 
         def _stream(self) -> None:
-            q: queue.Queue = queue.Queue(maxsize=10_000)
-            with api._sub_lock:
-                api.subscribers.append(q)
+            sub = api.subscribe()
+            if sub is None:
+                self.close_connection = True
+                self._json(503, {"error": f"at most {api.max_subscribers} stream clients; "
+                                          "retry later"})
+                return
             try:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -316,9 +387,11 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b": connected\n\n")
                 self.wfile.flush()
                 last = time.monotonic()
-                while True:
+                # a write that cannot progress for WRITE_TIMEOUT_S raises TimeoutError, and
+                # a client too far behind is dropped by the publisher: either ends the stream
+                while not sub.dropped.is_set():
                     try:
-                        message = q.get(timeout=1.0)
+                        message = sub.queue.get(timeout=1.0)
                     except queue.Empty:
                         if time.monotonic() - last >= 15:  # keep proxies from closing it
                             self.wfile.write(b": keep-alive\n\n")
@@ -328,20 +401,21 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(message)
                     self.wfile.flush()
                     last = time.monotonic()
-            except (BrokenPipeError, ConnectionResetError):
+            except (ConnectionError, TimeoutError):
                 pass
             finally:
-                with api._sub_lock:
-                    api.subscribers.remove(q)
+                api.unsubscribe(sub)
 
     return Handler
 
 
 class ApiServer:
-    def __init__(self, api: DecisionApi, host: str = "127.0.0.1", port: int = 8770):
+    def __init__(self, api: DecisionApi, host: str = "127.0.0.1", port: int = 8770,
+                 max_connections: int = MAX_CONNECTIONS):
         self.api = api
-        self.httpd = ThreadingHTTPServer((host, port), _handler(api))
-        self.httpd.daemon_threads = True
+        self.httpd = HardenedServer((host, port), _handler(api), max_connections=max_connections,
+                                    max_body=MAX_BODY)
+        api.server = self.httpd
         self.port = self.httpd.server_address[1]
 
     def start(self) -> ApiServer:

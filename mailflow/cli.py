@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from mailflow.config import ConfigError, Settings, load_settings
 
@@ -26,6 +27,8 @@ configuration (file, then environment, then flags):
   MAILFLOW_DATA_DIR        state directory (default: ./.mailflow)
   MAILFLOW_HASH_KEY        secret for keyed hashing of recipients (required by `run` unless --dev)
   MAILFLOW_ADMIN_PORT      the job's admin HTTP port: health, metrics, local SQL (default 8765)
+  MAILFLOW_*_HOST          bind address of the admin, API and ingest servers (default 127.0.0.1;
+                           beyond loopback they refuse to start without their secrets)
   MAILFLOW_CONFIG          a TOML config file with the same names in lower case
 """
 
@@ -55,12 +58,38 @@ def _setup_logging(level: str, fmt: str = "auto") -> None:
     setup_logging(level, fmt)
 
 
+def _check_exposure(server: str, host: str, settings: Settings,
+                    args: argparse.Namespace) -> Any:
+    """Refuse (ConfigError: exit 2) to listen beyond loopback without every secret the
+    server needs, unless --insecure (then a warning now and every hour)."""
+    from mailflow.exposure import check_exposure
+
+    return check_exposure(server, host, settings, getattr(args, "insecure", False))
+
+
+def _serve(server: Any, reminder: Any) -> int:
+    from mailflow.http import serve_until_interrupted
+
+    try:
+        return serve_until_interrupted(server)
+    finally:
+        if reminder is not None:
+            reminder.stop()
+
+
+def _insecure_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--insecure", action="store_true",
+                        help=f"start even though {what} listens beyond loopback without "
+                             "every secret it needs (logs a warning every hour)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mailflow.job import run_job
 
     settings = _settings(args, "admin_port", "workers", "batch_rows", "batch_ms",
                          "epoch_interval_s", "processes", "process_id", "addresses")
     _setup_logging(settings.log_level, settings.log_format)
+    _check_exposure("admin", settings.admin_host, settings, args)
     if settings.processes > 1 and not settings.addresses:
         from mailflow.job import run_processes
 
@@ -118,35 +147,38 @@ def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: floa
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mailflow.http import serve_until_interrupted
     from mailflow.ingest import IngestCore, IngestServer
 
     settings = _settings(args, "ingest_port")
     _setup_logging(settings.log_level, settings.log_format)
+    reminder = _check_exposure("ingest", settings.ingest_host, settings, args)
     core = IngestCore(settings.brokers(), settings.provider_config())
     server = IngestServer(core, settings.ingest_host, settings.ingest_port,
                           settings.ingest_max_body, settings.ingest_token)
     print(f"mailflow ingest on http://{settings.ingest_host}:{server.port}/v1/webhooks/"
           "{sendgrid,ses,mailgun,postmark,sparkpost,canonical}", flush=True)
-    return serve_until_interrupted(server)
+    return _serve(server, reminder)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.api import ApiServer, DecisionApi
-    from mailflow.http import serve_until_interrupted
+    from mailflow.exposure import is_loopback
     from schemas.hashing import DEV_HASH_KEY
     from sinks.client import ThrottleClient
 
     settings = _settings(args, "api_port")
     _setup_logging(settings.log_level, settings.log_format)
+    reminder = _check_exposure("api", settings.api_host, settings, args)
     key = settings.hash_key.encode() if settings.hash_key else (
         DEV_HASH_KEY if args.dev else None)
     client = ThrottleClient(settings.brokers(), hash_key=key).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
-    server = ApiServer(DecisionApi(client, tokens), settings.api_host, settings.api_port)
+    exposed = not is_loopback(settings.api_host)
+    server = ApiServer(DecisionApi(client, tokens, exposed=exposed), settings.api_host,
+                       settings.api_port)
     print(f"mailflow serve on http://{settings.api_host}:{server.port} "
           f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
-    return serve_until_interrupted(server)
+    return _serve(server, reminder)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -225,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "every machine")
     run.add_argument("--admin-port", dest="admin_port", type=int,
                      help="admin HTTP port (default 8765; 0 picks a free one)")
+    _insecure_flag(run, "the admin endpoint (MAILFLOW_ADMIN_HOST, no authentication)")
     run.add_argument("--batch-rows", dest="batch_rows", type=int,
                      help="ClickHouse insert size (default 5000)")
     run.add_argument("--batch-ms", dest="batch_ms", type=int,
@@ -261,10 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
                   "them to canonical events and produce them to the input topics; answers 2xx "
                   "only after Kafka acknowledged. Keys: MAILFLOW_SENDGRID_PUBLIC_KEY, "
                   "MAILFLOW_MAILGUN_SIGNING_KEY, MAILFLOW_POSTMARK_BASIC_AUTH, "
-                  "MAILFLOW_SPARKPOST_BASIC_AUTH, MAILFLOW_SES_VERIFY_SNS=1, "
-                  "MAILFLOW_INGEST_TOKEN (for canonical).", cmd_ingest)
+                  "MAILFLOW_SPARKPOST_BASIC_AUTH, MAILFLOW_SES_VERIFY_SNS=1 with "
+                  "MAILFLOW_SES_TOPIC_ARNS, MAILFLOW_INGEST_TOKEN (for canonical); all are "
+                  "required when MAILFLOW_INGEST_HOST is not loopback.", cmd_ingest)
     ingest.add_argument("--port", dest="ingest_port", type=int,
                         help="listen port (MAILFLOW_INGEST_PORT, default 8780)")
+    _insecure_flag(ingest, "the receiver (MAILFLOW_INGEST_HOST)")
 
     bench = verb("bench", "end-to-end throughput and decision latency (one JSON line)",
                  "Generate --events events into a fresh embedded broker, then time the full "
@@ -288,12 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
                  "from the beginning, then following) and answer GET /v1/throttle, POST "
                  "/v1/throttle:batch, GET /v1/suppressions/{address or hash} and the "
                  "Server-Sent Events stream /v1/decisions/stream; /openapi.json documents "
-                 "it. Bearer tokens: MAILFLOW_API_TOKENS. Raw-address suppression lookups "
+                 "it. Bearer tokens: MAILFLOW_API_TOKENS (required when MAILFLOW_API_HOST "
+                 "is not loopback). Raw-address suppression lookups "
                  "need MAILFLOW_HASH_KEY.", cmd_serve)
     serve.add_argument("--port", dest="api_port", type=int,
                        help="listen port (MAILFLOW_API_PORT, default 8770)")
     serve.add_argument("--dev", action="store_true",
                        help="use the public development hash key for address lookups")
+    _insecure_flag(serve, "the API (MAILFLOW_API_HOST)")
 
     replay = verb("replay", "feed a JSONL or provider-export file through the engine",
                   "Read canonical JSON lines or a provider's webhook export (auto-detected, "

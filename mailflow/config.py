@@ -31,6 +31,7 @@ class Settings:
     clickhouse_url: str = ""  # empty: chdb://<data_dir>/clickhouse
     data_dir: str = ".mailflow"
     hash_key: str = ""
+    admin_host: str = "127.0.0.1"  # the job's admin endpoint; no auth: loopback unless --insecure
     admin_port: int = 8765
     api_port: int = 8770
     ingest_port: int = 8780
@@ -56,7 +57,7 @@ class Settings:
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
     # decision API (`mailflow serve`)
     api_host: str = "127.0.0.1"
-    api_tokens: str = ""  # comma-separated bearer tokens; empty: no authentication
+    api_tokens: str = ""  # comma-separated bearer tokens; empty: none (loopback or --insecure)
     # webhook receiver (`mailflow ingest`)
     ingest_host: str = "127.0.0.1"
     ingest_token: str = ""  # bearer token required on /v1/webhooks/canonical when set
@@ -67,6 +68,7 @@ class Settings:
     sparkpost_basic_auth: str = ""  # "user:password" configured on the webhook
     ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
     ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions automatically
+    ses_topic_arns: str = ""  # comma-separated SNS topic ARNs SES notifications may come from
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""

@@ -24,14 +24,14 @@ import urllib.request
 from collections import Counter
 from collections.abc import Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import ModuleType
 from typing import Any
 
 import orjson
 from confluent_kafka import Producer
 
-from mailflow.http import JsonHandler
+from mailflow.http import HardenedServer, JsonHandler, bearer_ok
 from schemas.events import DeadLetter, EventParser
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from schemas.providers.base import PayloadError, SignatureError, header
@@ -41,6 +41,7 @@ from sinks.kafka import producer_config
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("sendgrid", "ses", "mailgun", "postmark", "sparkpost", "canonical")
+INGEST_REQUEST_TIMEOUT_S = 30.0  # bodies up to ingest_max_body (5 MiB) from slow links
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
@@ -210,12 +211,7 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
                 self._json(404, {"error": "POST /v1/webhooks/{" + ",".join(PROVIDERS) + "}"})
                 return
             provider = parts[2]
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > max_body:
-                self.close_connection = True  # the body stays unread
-                self._json(413, {"error": f"body over {max_body} bytes; send smaller batches"})
-                return
-            body = self.rfile.read(length) if length > 0 else b""
+            body = self.body()  # framing and max_body checked by JsonHandler (413 over it)
             headers = dict(self.headers.items())
             if token and provider == "canonical" and not self._token_ok(headers):
                 self._json(401, {"error": "missing or wrong bearer token"})
@@ -242,9 +238,7 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
             self._json(200, result.as_json())
 
         def _token_ok(self, headers: Mapping[str, str]) -> bool:
-            import hmac
-
-            return hmac.compare_digest(header(headers, "Authorization"), f"Bearer {token}")
+            return bearer_ok(header(headers, "Authorization"), [token])
 
     return Handler
 
@@ -253,8 +247,8 @@ class IngestServer:
     def __init__(self, core: IngestCore, host: str = "127.0.0.1", port: int = 8780,
                  max_body: int = 5 * 1024 * 1024, token: str = ""):
         self.core = core
-        self.httpd = ThreadingHTTPServer((host, port), _make_handler(core, max_body, token))
-        self.httpd.daemon_threads = True
+        self.httpd = HardenedServer((host, port), _make_handler(core, max_body, token),
+                                    max_body=max_body, request_timeout=INGEST_REQUEST_TIMEOUT_S)
         self.port = self.httpd.server_address[1]
 
     def serve_forever(self) -> None:

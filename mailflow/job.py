@@ -96,9 +96,10 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
         log.info("created topics: %s", ", ".join(created))
     admin = AdminServer(STATS, store.query, info={
         "pid": os.getpid(), "clickhouse_url": settings.clickhouse_dsn,
-        "kafka_brokers": brokers}, port=settings.admin_port).start()
-    log.info("job starting: brokers=%s store=%s admin=http://127.0.0.1:%d migrations=%s tail=%s",
-             brokers, redact_dsn(settings.clickhouse_dsn), admin.port, applied or "none", tail)
+        "kafka_brokers": brokers}, host=settings.admin_host, port=settings.admin_port).start()
+    log.info("job starting: brokers=%s store=%s admin=http://%s:%d migrations=%s tail=%s",
+             brokers, redact_dsn(settings.clickhouse_dsn), settings.admin_host, admin.port,
+             applied or "none", tail)
 
     STOP.clear()
 

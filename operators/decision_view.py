@@ -44,6 +44,22 @@ def parse_time(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def _is_decision(record: Any) -> bool:
+    """A record the view can resolve: an object with a known action, a numeric
+    rate_factor and seq, and an `until` that parses (when there is one)."""
+    if not isinstance(record, dict) or record.get("action", "allow") not in _ORDER:
+        return False
+    try:
+        float(record.get("rate_factor", 1.0))
+        int(record.get("seq", 0))
+        until = record.get("until")
+        if until is not None:
+            parse_time(str(until))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 class Effective(NamedTuple):
     action: str  # allow | slow | pause
     rate_factor: float
@@ -63,9 +79,21 @@ class DecisionView:
         self.decisions: dict[str, dict[str, Any]] = {}
         self.suppressed: dict[str, dict[str, Any]] = {}
         self.version = 0  # changes counter: readers can tell something moved
+        self.rejected = 0  # records that were not decisions or suppressions
 
     def apply_decision(self, record: dict[str, Any]) -> bool:
-        """Take one `mailflow.throttle` record; False if it changes nothing."""
+        """Take one `mailflow.throttle` record; False if it changes nothing or is not a
+        decision (counted in `rejected`: a malformed record must not stop the reader).
+
+        >>> view = DecisionView()
+        >>> view.apply_decision([1]), view.apply_decision({"action": "pause", "seq": "x"})
+        (False, False)
+        >>> view.rejected
+        2
+        """
+        if not _is_decision(record):
+            self.rejected += 1
+            return False
         key = f"{record.get('sender', '')}|{record.get('domain', '')}"
         held = self.decisions.get(key)
         if held is not None and int(record.get("seq", 0)) <= int(held.get("seq", 0)):
@@ -75,8 +103,9 @@ class DecisionView:
         return True
 
     def apply_suppression(self, record: dict[str, Any]) -> bool:
-        recipient_hash = record.get("recipient_hash")
-        if not recipient_hash:
+        recipient_hash = record.get("recipient_hash") if isinstance(record, dict) else None
+        if not recipient_hash or not isinstance(recipient_hash, str):
+            self.rejected += 1
             return False
         self.suppressed[recipient_hash] = record
         self.version += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -88,6 +90,15 @@ def post(port: int, path: str, body: bytes) -> tuple[int, dict]:
             return resp.status, orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, orjson.loads(exc.read())
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def throttle(port: int, **params) -> dict:
@@ -203,3 +214,126 @@ def test_readiness_and_metrics(stack):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
         text = resp.read().decode()
     assert "mailflow_api_decisions " in text and "mailflow_api_ready 1" in text
+
+
+def test_a_subscriber_that_does_not_read_is_dropped_not_waited_for():
+    """The publisher runs on the Kafka consumer thread: a full queue must not block it."""
+    api = DecisionApi(ThrottleClient("127.0.0.1:1"), tokens=[], queue_size=4)
+    slow, fine = api.subscribe(), api.subscribe()
+    done = threading.Event()
+
+    def publish_many():
+        for seq in range(10):
+            api.publish("decision", {"seq": seq})
+            while not fine.queue.empty():  # `fine` keeps reading
+                fine.queue.get_nowait()
+        done.set()
+
+    threading.Thread(target=publish_many, daemon=True).start()
+    assert done.wait(30), "publish blocked on a subscriber that does not read"
+    assert slow.dropped.is_set() and not fine.dropped.is_set()
+    assert api.subscribers == [fine] and api.dropped_subscribers == 1
+    assert "mailflow_api_stream_dropped_total 1" in api.metrics()
+
+
+def test_subscribers_are_capped():
+    api = DecisionApi(ThrottleClient("127.0.0.1:1"), tokens=[], max_subscribers=2)
+    assert api.subscribe() is not None and api.subscribe() is not None
+    assert api.subscribe() is None
+
+
+def test_a_stalled_stream_client_does_not_freeze_decisions(stack):
+    broker = stack[0]
+    client = ThrottleClient(broker.bootstrap).start()
+    assert client.wait_ready(30)
+    api = DecisionApi(client, tokens=[], queue_size=8)
+    server = ApiServer(api, port=0).start()
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.connect(("127.0.0.1", server.port))
+        stalled.sendall(b"GET /v1/decisions/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: len(api.subscribers) == 1)
+        padding = "x" * 4096  # 3000 x 4 KiB: more than every socket buffer holds
+        publish(broker.bootstrap, "mailflow.throttle", [
+            (b"stall", {**decision("stall.example", "gmail.com", "slow", 0.5, seq),
+                        "evidence": {"pad": padding}}) for seq in range(1, 3001)])
+        assert wait_for(lambda: client.throttle("stall.example", "gmail.com").seq == 3000, 60)
+        assert wait_for(lambda: api.dropped_subscribers == 1, 60)
+        assert get(server.port, "/readyz")[0] == 200
+        assert throttle(server.port, sender="stall.example", domain="gmail.com")["seq"] == 3000
+    finally:
+        stalled.close()
+        server.stop()
+
+
+def test_readyz_is_503_once_the_consumer_is_gone(stack):
+    broker = stack[0]
+    client = ThrottleClient(broker.bootstrap).start()
+    assert client.wait_ready(30)
+    server = ApiServer(DecisionApi(client, tokens=[]), port=0).start()
+    try:
+        assert get(server.port, "/readyz")[0] == 200
+        client.close()  # the consumer thread ends: decisions would go stale
+        status, body = get(server.port, "/readyz")
+        assert status == 503 and body["ready"] is False
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as resp:
+            assert "mailflow_api_ready 0" in resp.read().decode()
+    finally:
+        server.stop()
+
+
+def test_readyz_is_503_after_a_consumer_error():
+    client = ThrottleClient("127.0.0.1:1")
+    client._ready.set()  # caught up once, then the consumer failed
+    client.error = "KafkaException: broker gone"
+    api = DecisionApi(client, tokens=[])
+    assert not api.live
+
+
+def test_suppression_lookups_need_tokens_on_a_non_loopback_bind(stack):
+    client = stack[1]
+    exposed = DecisionApi(client, tokens=[], exposed=True)
+    server = ApiServer(exposed, port=0).start()
+    try:
+        status, body = get(server.port, "/v1/suppressions/gone@example.org")
+        assert status == 403 and "MAILFLOW_API_TOKENS" in body["error"]
+        assert get(server.port, f"/v1/throttle?sender={S}&domain=gmail.com")[0] == 200
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    secured = ApiServer(DecisionApi(client, tokens=["t"], exposed=True), port=0).start()
+    try:
+        assert get(secured.port, "/v1/suppressions/gone@example.org")[0] == 401
+        assert get(secured.port, "/v1/suppressions/gone@example.org", token="t")[0] == 200
+    finally:
+        secured.httpd.shutdown()
+        secured.httpd.server_close()
+
+
+def test_no_secret_in_answers_or_logs(stack, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    port = stack[3].port
+    answers = [get(port, "/healthz"), get(port, "/readyz"), get(port, "/v1/throttle", "bad"),
+               get(port, "/nope", "s3cret")]
+    text = orjson.dumps(answers).decode() + caplog.text
+    assert "s3cret" not in text and "other" not in orjson.dumps(answers).decode()
+
+
+def test_malformed_records_do_not_stop_the_materialisation(stack):
+    """A JSON array or a decision with a non-numeric seq on mailflow.throttle used to raise
+    on the consumer thread, which then died (and decisions went stale)."""
+    broker, client, server, _ = stack
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for raw in (b"[1]", b'{"action": "pause", "seq": "x"}', b'"text"',
+                b'{"sender": "m.example", "domain": "gmail.com", "action": "nap", "seq": 1}'):
+        producer.produce("mailflow.throttle", raw, b"k")
+    producer.produce("mailflow.suppressions", b"[2]", b"k")
+    assert producer.flush(10) == 0
+    publish(broker.bootstrap, "mailflow.throttle",
+            [(b"k", decision("after.example", "gmail.com", "slow", 0.5, 1))])
+    assert wait_for(lambda: client.throttle("after.example", "gmail.com").seq == 1)
+    assert get(server.port, "/readyz")[0] == 200
+    assert client.view.rejected >= 5

@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import yaml
 
-from mailflow.config import Settings
+from mailflow.config import Settings, load_settings
+from mailflow.exposure import is_loopback, missing
 from sinks.clickhouse import ClickHouseStore
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
@@ -76,3 +77,40 @@ def test_grafana_dashboard_queries_run_against_the_schema(tmp_path):
                 store.query(sql)  # raises if a column or table does not exist
     finally:
         store.close()
+
+
+# every secret a published server needs, by the compose variable that carries it
+SECRETS = {"ingest": {"MAILFLOW_INGEST_TOKEN", "MAILFLOW_SENDGRID_PUBLIC_KEY",
+                      "MAILFLOW_MAILGUN_SIGNING_KEY", "MAILFLOW_POSTMARK_BASIC_AUTH",
+                      "MAILFLOW_SPARKPOST_BASIC_AUTH", "MAILFLOW_SES_TOPIC_ARNS"},
+           "api": {"MAILFLOW_API_TOKENS"}}
+_REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")
+
+
+def _interpolate(value: str) -> str:
+    """What compose makes of a value when every required variable is set to a dummy."""
+    return _REQUIRED.sub(lambda m: f"dummy-{m.group(1).lower()}", str(value))
+
+
+def test_published_servers_require_every_secret():
+    """Fail closed: a missing secret stops `docker compose up` (`${VAR:?message}`), never
+    becomes an empty value that turns verification off."""
+    services = compose()["services"]
+    text = (DOCKER / "compose.yaml").read_text()
+    assert not re.search(r"\$\{MAILFLOW_\w+:-", text), "a MAILFLOW_ secret with a default"
+    for name, secrets in SECRETS.items():
+        env = services[name]["environment"]
+        for variable in secrets:
+            assert _REQUIRED.fullmatch(str(env[variable])), f"{name}: {variable} not required"
+            assert _REQUIRED.fullmatch(str(env[variable])).group(1) == variable
+
+
+def test_the_compose_configuration_passes_the_servers_own_start_up_check():
+    services = compose()["services"]
+    for name, server, host_key in (("ingest", "ingest", "MAILFLOW_INGEST_HOST"),
+                                   ("api", "api", "MAILFLOW_API_HOST")):
+        environ = {k: _interpolate(v) for k, v in services[name]["environment"].items()}
+        assert not is_loopback(environ[host_key])  # published: so the check applies
+        assert missing(server, load_settings(environ=environ)) == [], name
+    job = {k: _interpolate(v) for k, v in services["job"]["environment"].items()}
+    assert is_loopback(load_settings(environ=job).admin_host)  # no auth: stays inside
