@@ -15,10 +15,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from mailflow.broker import free_port
 from mailflow.ingest import PROVIDERS, IngestCore, IngestServer
-from tests.conftest import ROOT, consume_all
+from schemas.events import Event, EventParser
+from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+from schemas.topics import INPUT_TOPICS
+from tests.conftest import ROOT, consume_all, mailflow_cmd
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +63,8 @@ def test_a_mixed_batch_from_every_provider_lands_in_clickhouse(broker, tmp_path)
            "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": str(admin)}
     job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev"], cwd=ROOT,
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = IngestServer(IngestCore(broker.bootstrap, {}), port=0).start()
+    server = IngestServer(IngestCore(broker.bootstrap, {}, RecipientHasher(DEV_HASH_KEY)),
+                          port=0).start()
     try:
         accepted: Counter[str] = Counter()
         for provider in PROVIDERS:
@@ -100,7 +105,134 @@ def test_a_mixed_batch_from_every_provider_lands_in_clickhouse(broker, tmp_path)
             time.sleep(0.5)
         landed = {p or "canonical": n for p, n in rows}
         assert landed == dict(accepted), (landed, dict(accepted))
+        # ingest hashed the address; the job (same key) stored exactly what it would compute
+        stored = admin_sql(admin, "SELECT recipient_hash, recipient_domain FROM mailflow.events "
+                                  "WHERE message_id = 'own-0'")
+        assert stored == [[RecipientHasher(DEV_HASH_KEY).recipient("c0@example.org"),
+                           "example.org"]]
     finally:
         server.stop()
         job.send_signal(signal.SIGTERM)
         job.wait(30)
+
+
+# --- hostile input and pseudonymisation (issue 13) -------------------------------------------
+KEY = b"ingest-test-key"
+NESTED = b"[" * 600 + b"1" + b"]" * 600  # orjson reads 1024 levels, writes only 254
+
+
+def with_field(item: dict, key: str, json_text: bytes) -> bytes:
+    """`item` as JSON text with `key` set to raw JSON text (orjson could not write it)."""
+    return orjson.dumps(item)[:-1] + b"," + orjson.dumps(key) + b":" + json_text + b"}"
+
+
+def input_messages(bootstrap: str, timeout: float = 30.0) -> list:
+    """Every message on the input topics, read to the end of each partition."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "ingest-test",
+                         "enable.partition.eof": True, "enable.auto.commit": False})
+    parts = [TopicPartition(t, p, -2) for t in INPUT_TOPICS for p in range(3)]
+    consumer.assign(parts)
+    messages, eof = [], set()
+    deadline = time.monotonic() + timeout
+    while len(eof) < len(parts) and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, 0.5):
+            if msg.error():
+                eof.add((msg.topic(), msg.partition()))
+            else:
+                messages.append(msg)
+    consumer.close()
+    assert len(eof) == len(parts), "end of the input topics not reached"
+    return messages
+
+
+def dead_letters(bootstrap: str) -> list[dict]:
+    return [orjson.loads(m.value()) for m in consume_all(bootstrap, "mailflow.dlq")]
+
+
+@pytest.fixture
+def receiver(broker):
+    server = IngestServer(IngestCore(broker.bootstrap, {}, RecipientHasher(KEY)), port=0).start()
+    yield server
+    server.stop()
+
+
+def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broker, receiver):
+    now = time.time()
+    event = {"type": "delivered", "ts": now - 60, "sender": "own.mta.example",
+             "recipient": "c1@example.org", "message_id": "own-1"}
+    canonical_body = b"[" + b",".join([
+        orjson.dumps(event),
+        orjson.dumps({**event, "message_id": "own-2", "note": "x\nann@example.com"}),
+        with_field({**event, "message_id": "own-3"}, "extra", NESTED),
+        orjson.dumps({**event, "message_id": "own-4"}),
+    ]) + b"]"
+    status, answer = post(receiver.port, "canonical", canonical_body)
+    assert status == 200, answer
+    assert answer["accepted"] == 3 and answer["rejected"] == 1
+    assert answer["errors"] == [{"index": 2,
+                                 "reason": "canonical: nested deeper than 64 levels"}]
+
+    base = orjson.loads((SAMPLES / "sendgrid" / "delivered.json").read_bytes())[0]
+    sendgrid_body = b"[" + b",".join([orjson.dumps(base), with_field(base, "event", NESTED),
+                                      orjson.dumps({**base, "sg_event_id": "other"})]) + b"]"
+    status, answer = post(receiver.port, "sendgrid", sendgrid_body)
+    assert status == 200, answer
+    assert answer["accepted"] == 2 and [e["index"] for e in answer["errors"]] == [1]
+    assert answer["errors"][0]["reason"].startswith("sendgrid: malformed event")
+
+    dlq = dead_letters(broker.bootstrap)
+    assert sorted(d["topic"] for d in dlq) == ["webhook/canonical", "webhook/sendgrid"]
+    assert all(d["error"] and d["raw"] for d in dlq)
+    values = [m.value() for m in input_messages(broker.bootstrap)]
+    assert len(values) == 5
+    # the address hidden behind an escape was scrubbed, not passed on (nor a crash)
+    note = next(orjson.loads(v) for v in values if b"own-2" in v)["note"]
+    assert note.startswith("x\nhash:") and "@" not in note
+
+
+def test_recipients_are_hashed_before_kafka_and_keys_are_hashes(broker, receiver):
+    hasher = RecipientHasher(KEY)
+    now = time.time()
+    original = {"type": "bounce", "ts": now - 60, "sender": "own.mta.example",
+                "recipient": "Bob@Example.org", "message_id": "own-9", "smtp_code": 550,
+                "diagnostic": "550 5.1.1 <bob@example.org>: user unknown",
+                "url": "https://acme.example/u?e=bob@example.org",
+                "custom": {"contact": "bob@example.org"}}
+    status, answer = post(receiver.port, "canonical", orjson.dumps(original))
+    assert (status, answer["accepted"]) == (200, 1), answer
+    # SendGrid drops a message to an address that is no address: kept, hashed
+    dropped = {**orjson.loads((SAMPLES / "sendgrid" / "dropped.json").read_bytes())[0],
+               "email": "bob at example", "reason": "Invalid"}
+    status, answer = post(receiver.port, "sendgrid", orjson.dumps([dropped]))
+    assert (status, answer["accepted"]) == (200, 1), answer
+
+    messages = input_messages(broker.bootstrap)
+    assert len(messages) == 2
+    for message in messages:  # (SendGrid's smtp-id, a Message-ID, keeps its "@")
+        assert b"bob" not in message.value().lower() and b"bob" not in message.key().lower()
+    by_type = {orjson.loads(m.value())["type"]: m for m in messages}
+    bounce = orjson.loads(by_type["bounce"].value())
+    assert "recipient" not in bounce
+    assert bounce["recipient_hash"] == hasher.recipient("bob@example.org")
+    assert by_type["bounce"].key() == hasher.recipient("bob@example.org").encode()
+    assert bounce["recipient_domain"] == "example.org"
+    assert bounce["diagnostic"].startswith("550 5.1.1 <hash:")
+    # what the job reads is what it would have made of the raw event itself
+    job = EventParser(RecipientHasher(KEY))
+    from_ingest = job.parse(by_type["bounce"].value(), "email.bounces", 0, 0)
+    from_raw = job.parse(orjson.dumps(original), "email.bounces", 0, 0)
+    assert isinstance(from_ingest, Event) and isinstance(from_raw, Event)
+    assert (from_ingest.recipient_hash, from_ingest.recipient_domain, from_ingest.domain) == \
+        (from_raw.recipient_hash, from_raw.recipient_domain, from_raw.domain)
+    assert from_ingest.event_id == from_raw.event_id  # stable across the edge and retries
+    drop = orjson.loads(by_type["dropped"].value())
+    assert drop["recipient_hash"] == hasher.recipient("bob at example")
+    assert drop["recipient_domain"] == "invalid" and drop["recipient_invalid"] is True
+    assert isinstance(job.parse(by_type["dropped"].value(), "email.deliveries", 0, 0), Event)
+
+
+def test_ingest_refuses_to_start_without_the_hash_key():
+    proc = mailflow_cmd("ingest", "--port", "0", env={"MAILFLOW_HASH_KEY": "",
+                                                       "MAILFLOW_KAFKA_BROKERS": "127.0.0.1:9"},
+                        check=False, timeout=60)
+    assert proc.returncode == 2 and "MAILFLOW_HASH_KEY" in proc.stderr

@@ -179,6 +179,59 @@ def test_sendgrid_batch_maps_good_items_and_rejects_bad_ones() -> None:
     assert orjson.loads(mapped.rejected[1][1]) == "not an object"
 
 
+NEST = 600  # orjson reads JSON up to 1024 levels deep but writes only 254
+
+
+def nested(levels: int = NEST) -> bytes:
+    """JSON text nested `levels` deep, as a hostile body may hold."""
+    return b"[" * levels + b"1" + b"]" * levels
+
+
+def with_field(item: dict[str, Any], key: str, json_text: bytes) -> bytes:
+    """`item` as JSON text with `key` set to raw JSON text (orjson could not write it)."""
+    rest = orjson.dumps({k: v for k, v in item.items() if k != key})
+    return rest[:-1] + b"," + orjson.dumps(key) + b":" + json_text + b"}"
+
+
+def test_sendgrid_poison_items_are_refused_alone_with_their_index(monkeypatch) -> None:
+    base = orjson.loads(sample("sendgrid", "delivered"))[0]
+    items = [orjson.dumps(base), with_field(base, "event", nested()),
+             with_field(base, "sg_message_id", nested()),
+             orjson.dumps({**base, "sg_event_id": "boom"}), orjson.dumps(base)]
+    real = sendgrid._map_event
+
+    def buggy(item: Any, params: Any) -> dict[str, Any]:  # a bug nobody foresaw
+        if isinstance(item, dict) and item.get("sg_event_id") == "boom":
+            raise RuntimeError("adapter bug")
+        return real(item, params)
+
+    monkeypatch.setattr(sendgrid, "_map_event", buggy)
+    mapped = sendgrid.map_payload(b"[" + b",".join(items) + b"]", PARAMS)
+    # a deep field the adapter does not need is ignored (smtp-id names the message)
+    assert len(mapped.events) == 3 and mapped.event_items == [0, 2, 4]
+    assert mapped.rejected_items == [1, 3]
+    reasons = [reason for reason, _ in mapped.rejected]
+    assert reasons[0] == "sendgrid: malformed event: unhashable type: 'list'"
+    assert reasons[1] == "sendgrid: cannot map event: RuntimeError: adapter bug"
+    assert mapped.rejected[0][1].startswith(b'{"email":')  # kept for the dead letter
+
+
+def test_mailgun_and_postmark_items_that_make_the_adapter_raise_are_dead_letters() -> None:
+    body = orjson.loads(sample("mailgun", "delivered"))
+    text = with_field(body, "event-data",
+                      with_field(body["event-data"], "user-variables",
+                                 b'{"sender":' + nested() + b"}"))
+    mapped = mailgun.map_payload(text, {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0].startswith("mailgun: no sender")
+    assert mapped.rejected[0][1].startswith(b'{"id":')  # the item, for the dead letter
+    record = orjson.loads(sample("postmark", "delivery"))
+    mapped = postmark.map_payload(with_field(record, "Metadata", b'{"sender":' + nested() + b"}"),
+                                  {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0].startswith("postmark: no sender")
+
+
 def test_sendgrid_falls_back_to_smtp_id_and_derives_a_stable_event_id() -> None:
     base = orjson.loads(sample("sendgrid", "spamreport"))[0]
     item = {k: v for k, v in base.items() if k not in ("sg_message_id", "sg_event_id")}

@@ -265,6 +265,43 @@ def test_ses_bad_items_are_rejected_and_the_rest_mapped():
     assert mapped.rejected[5 - 1][1] == b"42"
 
 
+NESTED = b"[" * 600 + b"1" + b"]" * 600  # orjson reads 1024 levels, writes only 254
+
+
+def test_ses_poison_documents_are_refused_alone_with_their_index(monkeypatch):
+    send = sample("ses", "send.json").strip()
+    bridge = b'{"source": "aws.ses", "detail": {"eventType": "Send", "x": ' + NESTED + b"}}"
+    body = b"[" + b",".join([send, NESTED, bridge, send]) + b"]"
+    mapped = ses.map_payload(body, {})
+    assert [e["type"] for e in mapped.events] == ["sent", "sent"]
+    assert mapped.event_items == [0, 3] and mapped.rejected_items == [1, 2]
+    assert mapped.rejected[0][0] == "ses: item is not a JSON object"
+    assert mapped.rejected[1][0].startswith("ses: malformed document")
+    # JSON lines: an unreadable line is refused with its own index
+    compact = orjson.dumps(orjson.loads(send))
+    lines = b"\n".join([compact, b"{oops", compact])
+    mapped = ses.map_payload(lines, {})
+    assert mapped.event_items == [0, 2] and mapped.rejected_items == [1]
+
+    def buggy(ctx):
+        raise KeyError("adapter bug")
+
+    monkeypatch.setitem(ses._HANDLERS, "Send", buggy)
+    mapped = ses.map_payload(b"[" + send + b"]", {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0] == "ses: cannot map document: KeyError: 'adapter bug'"
+
+
+def test_sparkpost_poison_items_are_refused_alone_with_their_index():
+    items = orjson.loads(sample("sparkpost", "batch_mixed.json"))
+    good = orjson.dumps(items[0])
+    deep = b'{"msys": {"message_event": {"type": "delivery", "x": ' + NESTED + b"}}}"
+    mapped = sparkpost.map_payload(b"[" + b",".join([good, deep, good]) + b"]", {})
+    assert mapped.rejected_items == [1] and set(mapped.event_items) == {0, 2}
+    assert mapped.rejected[0][0].startswith("sparkpost: delivery event without")
+    assert mapped.rejected[0][1].startswith(b'{"msys":')
+
+
 @pytest.mark.parametrize("body", [b"", b"{not json", b'{"hello": "world"}', b'"text"'])
 def test_ses_unreadable_body_is_a_payload_error(body):
     with pytest.raises(PayloadError, match="ses"):
@@ -292,8 +329,15 @@ def signer() -> tuple[rsa.RSAPrivateKey, bytes]:
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 
 
-def sign(envelope: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "1") -> bytes:
+#: The verifier's clock in these tests; `sign` stamps messages 30 s before it.
+NOW = 1_795_000_000.0
+FRESH = dt.datetime.fromtimestamp(NOW - 30, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def sign(envelope: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "1",
+         timestamp: str | None = None) -> bytes:
     """Sign as SNS does: "key\\nvalue\\n" over the documented keys, in order."""
+    envelope = {**envelope, "Timestamp": timestamp or FRESH.replace("+00:00", "Z")}
     keys = (("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
             if envelope["Type"] == "Notification" else
             ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"))
@@ -311,7 +355,7 @@ def sns_config(pem: bytes, fetched: list[str] | None = None) -> dict[str, Any]:
             fetched.append(url)
         return pem
 
-    return {"ses_verify_sns": True, "fetch_cert": fetch}
+    return {"ses_verify_sns": True, "fetch_cert": fetch, "now": NOW}
 
 
 def notification() -> dict[str, Any]:
@@ -396,7 +440,7 @@ def test_unsigned_or_unverifiable_bodies_are_refused_when_verification_is_on(sig
 
     with pytest.raises(SignatureError, match="connection refused"):
         ses.verify({}, sign(notification(), key),
-                   {"ses_verify_sns": True, "fetch_cert": unreachable})
+                   {"ses_verify_sns": True, "fetch_cert": unreachable, "now": NOW})
 
 
 def test_topic_allow_list(signer):
