@@ -236,3 +236,45 @@ def test_ingest_refuses_to_start_without_the_hash_key():
                                                        "MAILFLOW_KAFKA_BROKERS": "127.0.0.1:9"},
                         check=False, timeout=60)
     assert proc.returncode == 2 and "MAILFLOW_HASH_KEY" in proc.stderr
+
+
+def test_sns_subscriptions_are_confirmed_only_when_verified_and_from_an_allowed_topic(broker):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.test_providers_ses_sparkpost import NOW, _certificate, sign
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = _certificate(key)
+    confirmation = orjson.loads((SAMPLES / "ses" / "sns_subscription_confirmation.json")
+                                .read_bytes())
+    topic, url = confirmation["TopicArn"], confirmation["SubscribeURL"]
+    body = sign(confirmation, key)
+    forged = orjson.dumps({**orjson.loads(body), "SubscribeURL": url + "&x=1"})
+    visited: list[str] = []
+
+    def confirm(address: str) -> bool:  # stands in for the visit to Amazon
+        visited.append(address)
+        return True
+
+    base = {"ses_confirm_subscriptions": True, "confirm_subscription": confirm, "now": NOW,
+            "fetch_cert": lambda _url: pem}
+    cases = [  # (settings, body, status, confirmed, notice)
+        ({}, body, 200, False, "SNS signatures are not verified"),
+        ({"ses_verify_sns": True}, body, 200, False, "not in MAILFLOW_SES_TOPIC_ARNS"),
+        ({"ses_verify_sns": True, "ses_topic_arns": ["arn:aws:sns:us-east-1:1:other"]}, body,
+         403, False, None),
+        ({"ses_verify_sns": True, "ses_topic_arns": [topic]}, forged, 403, False, None),
+        ({"ses_verify_sns": True, "ses_topic_arns": [topic]}, body, 200, True, "confirmed"),
+    ]
+    for settings, request, status, confirmed, notice in cases:
+        visited.clear()
+        core = IngestCore(broker.bootstrap, {**base, **settings}, RecipientHasher(KEY))
+        server = IngestServer(core, port=0).start()
+        try:
+            got, answer = post(server.port, "ses", request, query="")
+        finally:
+            server.stop()
+        assert got == status, (settings, answer)
+        assert visited == ([url] if confirmed else []), settings
+        if notice:
+            assert any(notice in n for n in answer["notices"]), answer

@@ -452,6 +452,58 @@ def test_topic_allow_list(signer):
         ses.verify({}, body, {**sns_config(pem), "ses_topic_arns": "arn:aws:sns:x:1:y"})
 
 
+def test_the_topic_list_is_enforced_even_without_signature_checks():
+    body = sample("ses", "sns_bounce_permanent.json")
+    topic = notification()["TopicArn"]
+    ses.verify({}, body, {"ses_topic_arns": [topic]})
+    for config in ({"ses_topic_arns": ["arn:aws:sns:us-east-1:999999999999:attacker"]},
+                   {"ses_topic_arns": "arn:aws:sns:us-east-1:999999999999:attacker"}):
+        with pytest.raises(SignatureError, match="not accepted"):
+            ses.verify({}, body, config)
+    # raw message delivery names no topic: nothing says it is one of ours
+    with pytest.raises(SignatureError, match="not an SNS message"):
+        ses.verify({}, sample("ses", "send.json"), {"ses_topic_arns": [topic]})
+
+
+@pytest.mark.parametrize("timestamp, message", [
+    ("2026-11-17T11:06:40.000Z", "stale SNS message"),  # a day before NOW
+    (dt.datetime.fromtimestamp(NOW - 3601, dt.UTC).isoformat(), "stale SNS message"),
+    (dt.datetime.fromtimestamp(NOW + 301, dt.UTC).isoformat(), "in the future"),
+    ("yesterday", "not ISO 8601"),
+    ("2026-11-20T09:00:00", "no time zone"),
+])
+def test_old_future_or_unreadable_sns_timestamps_are_refused(signer, timestamp, message):
+    key, pem = signer
+    body = sign(notification(), key, timestamp=timestamp)  # validly signed, badly timed
+    with pytest.raises(SignatureError, match=message):
+        ses.verify({}, body, sns_config(pem))
+    fresh = dt.datetime.fromtimestamp(NOW - 3599, dt.UTC).isoformat()
+    ses.verify({}, sign(notification(), key, timestamp=fresh), sns_config(pem))
+
+
+def test_subscription_confirmations_carry_their_topic_for_the_receiver():
+    mapped = ses.map_payload(sample("ses", "sns_subscription_confirmation.json"), {})
+    topic = "arn:aws:sns:us-east-1:123456789012:ses-engagement-events"
+    assert mapped.events == [] and mapped.rejected == []
+    assert mapped.confirmations == [(topic, orjson.loads(
+        sample("ses", "sns_subscription_confirmation.json"))["SubscribeURL"])]
+
+
+def test_topic_list_comes_from_environment_and_config_file(tmp_path):
+    from mailflow.config import load_settings
+
+    env = {"MAILFLOW_SES_TOPIC_ARNS": "arn:aws:sns:eu-west-1:1:a, arn:aws:sns:eu-west-1:1:b"}
+    config = load_settings(environ=env).provider_config()
+    assert config["ses_topic_arns"] == ["arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b"]
+    toml = tmp_path / "m.toml"
+    toml.write_text('ses_topic_arns = ["arn:aws:sns:eu-west-1:1:a"]\n')
+    assert load_settings(str(toml), environ={}).provider_config()["ses_topic_arns"] == \
+        ["arn:aws:sns:eu-west-1:1:a"]
+    toml.write_text('ses_topic_arns = "arn:aws:sns:eu-west-1:1:a,arn:aws:sns:eu-west-1:1:c"\n')
+    assert load_settings(str(toml), environ={}).ses_topic_arns == \
+        ["arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:c"]
+
+
 def test_without_the_flag_sns_messages_are_not_checked():
     envelope = notification()
     envelope["Message"] = envelope["Message"].replace("jane.doe", "john.doe")
