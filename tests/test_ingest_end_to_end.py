@@ -278,3 +278,53 @@ def test_sns_subscriptions_are_confirmed_only_when_verified_and_from_an_allowed_
         assert visited == ([url] if confirmed else []), settings
         if notice:
             assert any(notice in n for n in answer["notices"]), answer
+
+
+def test_mailgun_legacy_forms_are_accepted_and_replays_refused(broker):
+    from tests.test_providers_sendgrid_mailgun_postmark import (
+        LEGACY_KEY,
+        legacy_fields,
+        multipart,
+        urlencoded,
+    )
+
+    now = time.time()
+    stamp = str(int(now))
+    config = {"mailgun_signing_key": LEGACY_KEY}
+    server = IngestServer(IngestCore(broker.bootstrap, config, RecipientHasher(KEY)),
+                          port=0).start()
+    try:
+        form = urlencoded(legacy_fields("delivered", token="f" * 50, timestamp=stamp))
+        content = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, answer = post(server.port, "mailgun", form, query="", headers=content)
+        assert (status, answer["accepted"]) == (200, 1), answer
+        status, answer = post(server.port, "mailgun", form, query="", headers=content)
+        assert status == 403 and "token already used" in answer["error"]
+        body = multipart(legacy_fields("opened", token="m" * 50, timestamp=stamp,
+                                       **{"message-id": "20251121100000.1.ABC@mg.acme.example"}),
+                         boundary="b0undary")
+        status, answer = post(server.port, "mailgun", body, query="", headers={
+            "Content-Type": "multipart/form-data; boundary=b0undary"})
+        assert (status, answer["accepted"]) == (200, 1), answer
+    finally:
+        server.stop()
+    types = sorted(orjson.loads(m.value())["type"] for m in input_messages(broker.bootstrap))
+    assert types == ["delivered", "open"]
+
+
+def test_a_mailgun_request_kafka_did_not_take_can_be_retried():
+    from mailflow.broker import free_port
+    from tests.test_providers_sendgrid_mailgun_postmark import LEGACY_KEY, legacy_fields, urlencoded
+
+    down = f"127.0.0.1:{free_port()}"  # nothing listens: Kafka never acknowledges
+    core = IngestCore(down, {"mailgun_signing_key": LEGACY_KEY},
+                      RecipientHasher(KEY), ack_timeout_s=1.0)
+    server = IngestServer(core, port=0).start()
+    try:
+        form = urlencoded(legacy_fields("delivered", token="k" * 50,
+                                        timestamp=str(int(time.time()))))
+        status, answer = post(server.port, "mailgun", form, query="")
+        assert status == 503, answer
+        core.verify("mailgun", {}, form)  # the token was released: the retry is let in
+    finally:
+        server.stop()

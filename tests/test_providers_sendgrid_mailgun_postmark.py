@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from operators.bounces import classify_bounce
 from schemas.events import Event, EventParser
 from schemas.hashing import RecipientHasher
 from schemas.providers import mailgun, postmark, sendgrid
-from schemas.providers.base import PayloadError, SignatureError
+from schemas.providers.base import PayloadError, ReplayGuard, RetryLater, SignatureError
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 PARSER = EventParser(RecipientHasher(b"k"), now=lambda: 2_000_000_000.0)
@@ -390,7 +391,7 @@ def test_mailgun_rejects_what_it_cannot_map() -> None:
         assert orjson.loads(mapped.rejected[0][1]) == item
 
 
-@pytest.mark.parametrize("body", [b"not json", b"event=delivered&recipient=a%40b.example",
+@pytest.mark.parametrize("body", [b"not json", b"recipient=a%40b.example&no=event",
                                   b"[]", b'{"signature": {}}', b'{"event-data": []}'])
 def test_mailgun_body_of_another_shape_raises(body: bytes) -> None:
     with pytest.raises(PayloadError, match="mailgun"):
@@ -430,11 +431,137 @@ def test_mailgun_signature() -> None:
 
 def test_mailgun_signature_does_not_cover_the_event() -> None:
     """Documented Mailgun design: only timestamp + token are signed, so a forged
-    event-data under a fresh captured signature block passes; the age check bounds it."""
+    event-data under a fresh captured signature block passes the signature check; the
+    age check bounds it, and the token memory refuses it once the original came."""
     key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-    body = orjson.loads(_mailgun_signed("delivered", key, "1763719205", "t" * 50))
-    body["event-data"]["event"] = "complained"
-    mailgun.verify({}, orjson.dumps(body), {"mailgun_signing_key": key, "now": 1_763_719_210})
+    original = _mailgun_signed("delivered", key, "1763719205", "t" * 50)
+    forged = orjson.loads(original)
+    forged["event-data"]["event"] = "complained"
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210,
+              "mailgun_replay_guard": ReplayGuard()}
+    mailgun.verify({}, orjson.dumps(forged), {**config, "mailgun_replay_guard": ReplayGuard()})
+    mailgun.verify({}, original, config)
+    with pytest.raises(SignatureError, match="already used"):
+        mailgun.verify({}, orjson.dumps(forged), config)
+
+
+def test_mailgun_token_is_accepted_once_while_its_signature_is_fresh() -> None:
+    key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+    guard = ReplayGuard()
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210.0, "mailgun_replay_guard": guard}
+    body = _mailgun_signed("delivered", key, "1763719205", "r" * 50)
+    mailgun.verify({}, body, config)
+    for later in (1_763_719_211.0, 1_763_719_505.0):  # any time within the 300 s window
+        with pytest.raises(SignatureError, match="token already used"):
+            mailgun.verify({}, body, {**config, "now": later})
+    with pytest.raises(SignatureError, match="stale"):  # after the window the age check holds
+        mailgun.verify({}, body, {**config, "now": 1_763_719_506.0})
+    # a request that failed on our side (Kafka down: 503) releases its token for the retry
+    mailgun.forget({}, body, config)
+    mailgun.verify({}, body, config)
+    # other tokens are independent; the memory forgets tokens whose signatures expired
+    mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", "s" * 50), config)
+    assert len(guard) == 2
+    mailgun.verify({}, _mailgun_signed("opened", key, "1763720000", "u" * 50),
+                   {**config, "now": 1_763_720_001.0})
+    assert len(guard) == 1
+
+
+def test_mailgun_replay_memory_is_bounded_and_refuses_to_forget_live_tokens() -> None:
+    key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210.0,
+              "mailgun_replay_guard": ReplayGuard(capacity=2)}
+    for token in ("a" * 50, "b" * 50):
+        mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", token), config)
+    with pytest.raises(RetryLater, match="replay memory full"):  # 503: Mailgun retries later
+        mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", "c" * 50), config)
+    mailgun.verify({}, _mailgun_signed("delivered", key, "1763719900", "c" * 50),
+                   {**config, "now": 1_763_719_901.0})  # the first two have expired
+
+
+# --- Mailgun legacy (form) webhooks ---------------------------------------------------------
+LEGACY_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+LEGACY_HEADERS = orjson.dumps([["Received", "by luna.mailgun.net with SMTP mgrt 8734663311733"],
+                               ["Message-Id", "<20251121100000.1.ABC@mg.acme.example>"],
+                               ["To", "ann.lee@gmail.com"]]).decode()
+
+
+def legacy_fields(event: str, token: str = "l" * 50, timestamp: str = "1763719205",
+                  **extra: str) -> dict[str, str]:
+    signature = hmac.new(LEGACY_KEY.encode(), (timestamp + token).encode(),
+                         hashlib.sha256).hexdigest()
+    return {"event": event, "recipient": "ann.lee@gmail.com", "domain": "mg.acme.example",
+            "message-headers": LEGACY_HEADERS, "timestamp": timestamp, "token": token,
+            "signature": signature, "sender": "news.acme.example", **extra}
+
+
+def urlencoded(fields: dict[str, str]) -> bytes:
+    return urllib.parse.urlencode(fields).encode()
+
+
+def multipart(fields: dict[str, str], boundary: str = "----MailgunBoundary7d3f") -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+             f"{value}\r\n" for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="attachment-1"; '
+                 f'filename="message.eml"\r\nContent-Type: message/rfc822\r\n\r\n'
+                 f"Subject: hi\r\n\r\nbody\r\n")
+    return "".join(parts).encode() + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("encode", [urlencoded, multipart])
+@pytest.mark.parametrize("event, extra, kind, code, klass", [
+    ("delivered", {}, "delivered", 0, None),
+    ("bounced", {"code": "550", "error": "550 5.1.1 The email account does not exist",
+                 "notification": ""}, "bounce", 550, "hard"),
+    ("dropped", {"reason": "hardfail", "code": "605",
+                 "description": "Not delivering to previously bounced address"}, "dropped", 0,
+     None),
+    ("dropped", {"reason": "maxfails", "code": "551",
+                 "description": "551 5.7.1 Too many failures"}, "bounce", 551, None),
+    ("opened", {"ip": "203.0.113.7", "user-agent": "Mozilla/5.0", "device-type": "desktop",
+                "message-id": "20251121100000.1.ABC@mg.acme.example"}, "open", 0, None),
+    ("clicked", {"url": "https://acme.example/offer", "ip": "203.0.113.7"}, "click", 0, None),
+    ("unsubscribed", {}, "unsubscribe", 0, None),
+    ("complained", {}, "complaint", 0, None),
+])
+def test_mailgun_legacy_form_webhooks(encode, event, extra, kind, code, klass) -> None:
+    body = encode(legacy_fields(event, **extra))
+    mailgun.verify({}, body, {"mailgun_signing_key": LEGACY_KEY, "now": 1_763_719_210.0,
+                              "mailgun_replay_guard": ReplayGuard()})
+    ev = parsed(only_event(mailgun.map_payload(body, {})))
+    assert (ev.type, ev.smtp_code, ev.sender) == (kind, code, "news.acme.example")
+    assert ev.message_id == "20251121100000.1.ABC@mg.acme.example"
+    assert ev.attrs["provider_event"] == f"legacy/{event}"
+    if klass:
+        assert bounce_class(ev) == klass
+    if event == "clicked":
+        assert (ev.url, ev.ip) == ("https://acme.example/offer", "203.0.113.7")
+
+
+def test_mailgun_legacy_form_signature_and_refusals() -> None:
+    config = {"mailgun_signing_key": LEGACY_KEY, "now": 1_763_719_210.0,
+              "mailgun_replay_guard": ReplayGuard()}
+    good = legacy_fields("delivered")
+    with pytest.raises(SignatureError, match="does not match"):
+        mailgun.verify({}, urlencoded({**good, "signature": "0" * 64}), config)
+    with pytest.raises(SignatureError, match="without timestamp, token and signature"):
+        mailgun.verify({}, urlencoded({k: v for k, v in good.items() if k != "token"}), config)
+    mailgun.verify({}, multipart(good), config)
+    with pytest.raises(SignatureError, match="already used"):  # same token, other encoding
+        mailgun.verify({}, urlencoded(good), config)
+    cases = {
+        "mailgun: unknown legacy event 'stored'": {**good, "event": "stored"},
+        "mailgun: legacy delivered event without Message-Id": {**good, "message-headers": "[]"},
+        "mailgun: legacy delivered event without a numeric timestamp": {**good, "timestamp": "x"},
+        "mailgun: no sender": {k: v for k, v in good.items() if k != "sender"},
+    }
+    for reason, fields in cases.items():
+        mapped = mailgun.map_payload(urlencoded(fields), {})
+        assert mapped.events == [] and mapped.rejected[0][0].startswith(reason), mapped.rejected
+    with pytest.raises(PayloadError, match="boundary"):
+        mailgun.map_payload(b"--\r\n\r\n", {})
+
+
 
 
 # --- Postmark ------------------------------------------------------------------------------
