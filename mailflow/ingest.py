@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from mailflow.http import JsonHandler
 from schemas.events import DeadLetter, EventParser
@@ -323,6 +323,8 @@ class IngestCore:
                 return
             except BufferError:
                 time.sleep(0.01)
+            except KafkaException as exc:  # refused before sending: the provider retries
+                raise Unavailable(f"Kafka refused a message: {exc}") from None
 
     def _wait(self, acks: _Acks) -> None:
         if not acks.done.wait(self.ack_timeout_s):

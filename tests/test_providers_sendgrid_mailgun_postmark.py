@@ -646,6 +646,42 @@ def test_postmark_records_that_are_no_events(name: str, reason: str) -> None:
     assert mapped.rejected == [(reason, orjson.dumps(orjson.loads(sample("postmark", name))))]
 
 
+#: Every bounce `Type` of Postmark's API (its client library's BounceType enum).
+POSTMARK_BOUNCE_TYPES = (
+    "HardBounce", "Transient", "Unsubscribe", "Subscribe", "AutoResponder", "AddressChange",
+    "DnsError", "SpamNotification", "OpenRelayTest", "Unknown", "SoftBounce",
+    "VirusNotification", "ChallengeVerification", "BadEmailAddress", "SpamComplaint",
+    "ManuallyDeactivated", "Unconfirmed", "Blocked", "SMTPApiError", "InboundError",
+    "DMARCPolicy", "TemplateRenderingFailed")
+
+
+def test_every_postmark_bounce_type_and_subscription_change_is_an_event_or_a_reason() -> None:
+    """No silent loss: each shape becomes an event the job accepts, or a dead letter whose
+    reason names the record."""
+    bounce = orjson.loads(sample("postmark", "bounce_hard"))
+    change = orjson.loads(sample("postmark", "subscription_change"))
+    records = [{**bounce, "Type": t} for t in POSTMARK_BOUNCE_TYPES] + [
+        {**change, "SuppressSending": sending, "SuppressionReason": reason, "Origin": origin}
+        for sending in (True, False)
+        for reason in ("HardBounce", "SpamComplaint", "ManualSuppression", None)
+        for origin in ("Recipient", "Customer", "Admin")]
+    outcome: dict[str, str] = {}
+    for record in records:
+        mapped = postmark.map_payload(orjson.dumps(record), PARAMS)
+        assert len(mapped.events) + len(mapped.rejected) == 1, record
+        label = f"{record['RecordType']}/{record.get('Type') or record['SuppressionReason']}"
+        if mapped.events:
+            outcome[label] = parsed(mapped.events[0]).type
+        else:
+            reason = mapped.rejected[0][0]
+            assert reason.startswith("postmark: ") and len(reason) > 30, reason
+    assert outcome["Bounce/Unsubscribe"] == "unsubscribe"
+    assert outcome["Bounce/SpamComplaint"] == "complaint"
+    assert outcome["Bounce/HardBounce"] == "bounce"
+    assert outcome["SubscriptionChange/ManualSuppression"] == "unsubscribe"
+    assert len([r for r in records if r["RecordType"] == "Bounce"]) == 22
+
+
 def test_postmark_rejects_incomplete_records() -> None:
     record = orjson.loads(sample("postmark", "bounce_hard"))
     cases = {
