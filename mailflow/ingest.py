@@ -226,7 +226,11 @@ class IngestCore:
                  for key, value in event.items()}
         raw = orjson.dumps(clean)
         topic = TOPIC_BY_TYPE.get(str(clean.get("type", "")), "email.deliveries")
-        checked = self.parser.parse(raw, topic, -1, -1)
+        try:
+            checked = self.parser.parse(raw, topic, -1, -1)
+        except Exception as exc:  # noqa: BLE001 - see _final
+            raise _Refused(f"the job's parser fails on this event ({type(exc).__name__}: "
+                           f"{str(exc)[:120]})") from None
         if isinstance(checked, DeadLetter):
             if checked.error == _INVALID_ADDRESS and clean.get("type") == "dropped":
                 return self._invalid_address(clean, topic)
@@ -261,7 +265,11 @@ class IngestCore:
 
     def _final(self, out: dict[str, Any], topic: str) -> tuple[str, bytes, bytes]:
         value = orjson.dumps(out)
-        final = self.parser.parse(value, topic, -1, -1)  # what the job will see: must pass
+        try:  # what the job will see must pass its parser, and must not break it
+            final = self.parser.parse(value, topic, -1, -1)
+        except Exception as exc:  # noqa: BLE001 - a poison message for the job: keep it out
+            raise _Refused(f"the job's parser fails on this event ({type(exc).__name__}: "
+                           f"{str(exc)[:120]})") from None
         if isinstance(final, DeadLetter):
             raise _Refused(final.error)
         return topic, str(out["recipient_hash"]).encode(), value
