@@ -4,12 +4,15 @@
 
 Each request is authenticated where the provider signs (or by basic auth /
 a bearer token where it does not), mapped by `schemas/providers/<name>.py`,
-validated with the job's own parser, and produced to the input topics. The
-answer is sent only after Kafka acknowledged every produced message, so an
-accepted event is never lost; on a broker problem the receiver answers 503
-and the provider retries (event ids are stable, so retries do not
-double-count). Items that cannot be mapped or are invalid go to
-`mailflow.dlq` with the provider name and the reason.
+validated with the job's own parser, pseudonymised (the address becomes
+`recipient_hash` + `recipient_domain` with the job's key, and the Kafka key is
+that hash) and produced to the input topics. The answer is sent only after
+Kafka acknowledged every produced message, so an accepted event is never
+lost; on a broker problem the receiver answers 503 and the provider retries
+(event ids are stable, so retries do not double-count). Items that cannot be
+mapped or are invalid go to `mailflow.dlq` with the provider name and the
+reason, one by one: whatever one item makes the adapter or the checks raise,
+the rest of its batch is accepted and the answer lists it by index.
 """
 
 from __future__ import annotations
