@@ -455,7 +455,10 @@ def test_topic_allow_list(signer):
 def test_the_topic_list_is_enforced_even_without_signature_checks():
     body = sample("ses", "sns_bounce_permanent.json")
     topic = notification()["TopicArn"]
-    ses.verify({}, body, {"ses_topic_arns": [topic]})
+    published = dt.datetime.fromisoformat(notification()["Timestamp"]).timestamp()
+    ses.verify({}, body, {"ses_topic_arns": [topic], "now": published + 60})
+    with pytest.raises(SignatureError, match="stale SNS message"):
+        ses.verify({}, body, {"ses_topic_arns": [topic], "now": published + 3601})
     for config in ({"ses_topic_arns": ["arn:aws:sns:us-east-1:999999999999:attacker"]},
                    {"ses_topic_arns": "arn:aws:sns:us-east-1:999999999999:attacker"}):
         with pytest.raises(SignatureError, match="not accepted"):

@@ -497,9 +497,9 @@ def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -
     (url -> PEM bytes) replaces the default download (5 s timeout, cached in-process).
     `config["ses_topic_arns"]` (comma-separated or a collection), when set, limits the
     topics accepted, with or without signature checks: anyone can sign with their own
-    topic. A verified message must also be fresh: its `Timestamp` at most
-    `config["ses_max_age_s"]` (1 h) old and at most 5 min ahead (`config["now"]`
-    overrides the clock).
+    topic. A checked message (either setting on) must also be fresh: its `Timestamp` at
+    most `config["ses_max_age_s"]` (1 h) old and at most 5 min ahead (`config["now"]`
+    overrides the clock); only a verified signature makes that Timestamp trustworthy.
 
     With verification on or a topic list set, a body that is not an SNS message (SNS raw
     message delivery, a bare SES event) is refused: nothing vouches for it.
@@ -518,13 +518,13 @@ def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -
     if allowed and envelope.get("TopicArn") not in allowed:
         raise SignatureError(f"ses: SNS topic {str(envelope.get('TopicArn'))[:200]!r} is not "
                              "accepted (not in ses_topic_arns)")
+    check_timestamp(envelope.get("Timestamp"), config)
     if not verifying:
         return
     version = envelope.get("SignatureVersion")
     algorithm = _SIGNATURE_HASHES.get(version) if isinstance(version, str) else None
     if algorithm is None:
         raise SignatureError(f"ses: unsupported SNS SignatureVersion {version!r}")
-    check_timestamp(envelope.get("Timestamp"), config)
     url = envelope.get("SigningCertURL")
     if not isinstance(url, str) or not _is_sns_certificate_url(url):
         raise SignatureError(f"ses: SigningCertURL is not an https SNS URL: {str(url)[:100]!r}")
