@@ -43,7 +43,9 @@ opened, clicked              open, click
 unsubscribed, complained     unsubscribe, complaint
 ===========================  ======================================================
 
-Both kinds are signed the same way (HMAC of timestamp + token). A token is accepted once
+A legacy POST carries no event time of its own: its signature `timestamp` is used
+(a retried POST that Mailgun signs anew counts as another event). Both kinds are signed the
+same way (HMAC of timestamp + token). A token is accepted once
 while its signature is fresh (`verify` remembers it; see `ReplayGuard`).
 
 >>> mapped = map_payload(b'{"signature": {}, "event-data": {"event": "opened", '

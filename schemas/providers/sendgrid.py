@@ -9,7 +9,9 @@ processed              sent
 delivered              delivered
 deferred               deferred
 bounce                 bounce (`type` "bounce" or "blocked" -> `bounce_kind`)
-dropped                dropped (SendGrid refused to send: suppressed address)
+dropped                dropped (SendGrid refused to send: suppressed or invalid
+                       address; `mailflow ingest` keeps one for an invalid address
+                       hashed, with `recipient_domain` "invalid")
 open, click            open, click
 spamreport             complaint
 unsubscribe            unsubscribe
