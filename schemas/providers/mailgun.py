@@ -64,6 +64,7 @@ import email.policy
 import hashlib
 import hmac
 import math
+import re
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -122,6 +123,7 @@ _LEGACY_TYPES = {"delivered": "delivered", "bounced": "bounce", "opened": "open"
 #: Legacy `dropped` by `reason`: a suppressed address, or Mailgun gave up retrying.
 _LEGACY_DROPPED = {"hardfail": "dropped", "maxfails": "bounce", "old": "bounce"}
 _LEGACY_READER = frozenset({"opened", "clicked", "unsubscribed", "complained"})
+_REPLY_CODE = re.compile(r"^([245]\d\d)(?=[\s\-]|$)")
 
 
 def _is_form(body: bytes) -> bool:
@@ -219,12 +221,17 @@ def _map_legacy(fields: dict[str, str], params: Mapping[str, str]) -> dict[str, 
     message_id = _legacy_message_id(fields)
     if not message_id:
         raise Rejected(f"legacy {name} event without Message-Id")
-    code = as_int(fields.get("code"))
-    is_smtp = code is not None and 200 <= code < 600
+    # `code` is the SMTP reply code ("550"), Mailgun's own (605), or for `bounced` the
+    # enhanced status ("5.1.1", as Mailgun documents it)
+    code_text = fields.get("code", "").strip()
+    code = as_int(code_text)
     diagnostic = "; ".join(t.strip() for t in (fields.get("error", ""),
                                                fields.get("description", ""),
                                                fields.get("notification", "")) if t.strip())
-    found = STATUS_RE.search(diagnostic)
+    is_smtp = code is not None and 200 <= code < 600
+    reply = _REPLY_CODE.match(diagnostic)  # else the reply the diagnostic starts with
+    smtp_code = code if is_smtp else (int(reply.group(1)) if reply else None)
+    found = STATUS_RE.fullmatch(code_text) or STATUS_RE.search(diagnostic)
     reader = name in _LEGACY_READER
     if name == "bounced":
         bounce_kind = "permanent/bounced"
@@ -247,7 +254,7 @@ def _map_legacy(fields: dict[str, str], params: Mapping[str, str]) -> dict[str, 
         user_agent=fields.get("user-agent", "") if reader else None,
         ip=fields.get("ip", "") if reader else None,
         url=fields.get("url", ""),
-        smtp_code=code if is_smtp else None,
+        smtp_code=smtp_code,
         smtp_status=found.group(1) if found else None,
         diagnostic=diagnostic,
         bounce_kind=bounce_kind,
