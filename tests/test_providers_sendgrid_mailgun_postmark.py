@@ -233,6 +233,14 @@ def test_mailgun_and_postmark_items_that_make_the_adapter_raise_are_dead_letters
     assert mapped.rejected[0][0].startswith("postmark: no sender")
 
 
+def test_sendgrid_account_events_are_refused_with_what_they_are() -> None:
+    item = {"event": "account_status_change", "sg_event_id": "MjMzNDE", "timestamp": 1763719203,
+            "type": "compliance_suspend"}
+    mapped = sendgrid.map_payload(orjson.dumps([item]), PARAMS)
+    assert mapped.events == []
+    assert mapped.rejected[0][0].startswith("sendgrid: account_status_change: an account event")
+
+
 def test_sendgrid_falls_back_to_smtp_id_and_derives_a_stable_event_id() -> None:
     base = orjson.loads(sample("sendgrid", "spamreport"))[0]
     item = {k: v for k, v in base.items() if k not in ("sg_message_id", "sg_event_id")}
