@@ -25,7 +25,8 @@ configuration (file, then environment, then flags):
   MAILFLOW_CLICKHOUSE_URL  clickhouse-connect DSN: http://user:pw@host:8123 or chdb:///abs/path
                            (default: chdb://<data dir>/clickhouse)
   MAILFLOW_DATA_DIR        state directory (default: ./.mailflow)
-  MAILFLOW_HASH_KEY        secret for keyed hashing of recipients (required by `run` unless --dev)
+  MAILFLOW_HASH_KEY        secret for keyed hashing of recipients (required by `run`, `ingest`
+                           and `replay` unless --dev)
   MAILFLOW_ADMIN_PORT      the job's admin HTTP port: health, metrics, local SQL (default 8765)
   MAILFLOW_*_HOST          bind address of the admin, API and ingest servers (default 127.0.0.1;
                            beyond loopback they refuse to start without their secrets)
@@ -148,11 +149,13 @@ def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: floa
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from mailflow.ingest import IngestCore, IngestServer
+    from mailflow.job import hasher_for
 
     settings = _settings(args, "ingest_port")
     _setup_logging(settings.log_level, settings.log_format)
     reminder = _check_exposure("ingest", settings.ingest_host, settings, args)
-    core = IngestCore(settings.brokers(), settings.provider_config())
+    core = IngestCore(settings.brokers(), settings.provider_config(),
+                      hasher_for(settings, args.dev))
     server = IngestServer(core, settings.ingest_host, settings.ingest_port,
                           settings.ingest_max_body, settings.ingest_token)
     print(f"mailflow ingest on http://{settings.ingest_host}:{server.port}/v1/webhooks/"
@@ -205,7 +208,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
-    return run_replay(settings, args.file, args.provider, args.rate, args.sender)
+    return run_replay(settings, args.file, args.provider, args.rate, args.sender, dev=args.dev)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,10 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
                   "MAILFLOW_MAILGUN_SIGNING_KEY, MAILFLOW_POSTMARK_BASIC_AUTH, "
                   "MAILFLOW_SPARKPOST_BASIC_AUTH, MAILFLOW_SES_VERIFY_SNS=1 with "
                   "MAILFLOW_SES_TOPIC_ARNS, MAILFLOW_INGEST_TOKEN (for canonical); all are "
-                  "required when MAILFLOW_INGEST_HOST is not loopback.", cmd_ingest)
+                  "required when MAILFLOW_INGEST_HOST is not loopback. Recipients are "
+                  "hashed before they reach Kafka: MAILFLOW_HASH_KEY (the job's) or --dev.",
+                  cmd_ingest)
     ingest.add_argument("--port", dest="ingest_port", type=int,
                         help="listen port (MAILFLOW_INGEST_PORT, default 8780)")
     _insecure_flag(ingest, "the receiver (MAILFLOW_INGEST_HOST)")
+    ingest.add_argument("--dev", action="store_true",
+                        help="development run: hash recipients with the public development "
+                             "key (otherwise MAILFLOW_HASH_KEY is required)")
 
     bench = verb("bench", "end-to-end throughput and decision latency (one JSON line)",
                  "Generate --events events into a fresh embedded broker, then time the full "
@@ -343,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rate", type=float, help="events per second (default: as fast as "
                                                    "possible)")
     replay.add_argument("--sender", help="sending identity for payloads that do not name one")
+    replay.add_argument("--dev", action="store_true",
+                        help="hash recipients with the public development key (otherwise "
+                             "MAILFLOW_HASH_KEY is required)")
 
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "

@@ -67,8 +67,8 @@ class Settings:
     postmark_basic_auth: str = ""  # "user:password" configured in the webhook URL
     sparkpost_basic_auth: str = ""  # "user:password" configured on the webhook
     ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
-    ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions automatically
-    ses_topic_arns: str = ""  # comma-separated SNS topic ARNs SES notifications may come from
+    ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions (verified, allowed topics)
+    ses_topic_arns: list[str] = field(default_factory=list)  # accepted SNS topics (comma-sep.)
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""
@@ -77,7 +77,8 @@ class Settings:
                 "postmark_basic_auth": self.postmark_basic_auth,
                 "sparkpost_basic_auth": self.sparkpost_basic_auth,
                 "ses_verify_sns": bool(self.ses_verify_sns),
-                "ses_confirm_subscriptions": bool(self.ses_confirm_subscriptions)}
+                "ses_confirm_subscriptions": bool(self.ses_confirm_subscriptions),
+                "ses_topic_arns": list(self.ses_topic_arns)}
 
     def throttle_policy(self) -> Any:
         from operators.throttle import ThrottlePolicy

@@ -74,8 +74,10 @@ def missing(server: str, settings: Settings) -> list[str]:
     raise KeyError(server)
 
 
-def _tokens(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _tokens(value: str | list[str]) -> list[str]:
+    """The non-blank entries of a comma-separated setting (text, or a list of it)."""
+    items = value if isinstance(value, list) else value.split(",")
+    return [t.strip() for t in items if t.strip()]
 
 
 def check_exposure(server: str, host: str, settings: Settings, insecure: bool,

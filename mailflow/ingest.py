@@ -4,12 +4,15 @@
 
 Each request is authenticated where the provider signs (or by basic auth /
 a bearer token where it does not), mapped by `schemas/providers/<name>.py`,
-validated with the job's own parser, and produced to the input topics. The
-answer is sent only after Kafka acknowledged every produced message, so an
-accepted event is never lost; on a broker problem the receiver answers 503
-and the provider retries (event ids are stable, so retries do not
-double-count). Items that cannot be mapped or are invalid go to
-`mailflow.dlq` with the provider name and the reason.
+validated with the job's own parser, pseudonymised (the address becomes
+`recipient_hash` + `recipient_domain` with the job's key, and the Kafka key is
+that hash) and produced to the input topics. The answer is sent only after
+Kafka acknowledged every produced message, so an accepted event is never
+lost; on a broker problem the receiver answers 503 and the provider retries
+(event ids are stable, so retries do not double-count). Items that cannot be
+mapped or are invalid go to `mailflow.dlq` with the provider name and the
+reason, one by one: whatever one item makes the adapter or the checks raise,
+the rest of its batch is accepted and the answer lists it by index.
 """
 
 from __future__ import annotations
@@ -29,12 +32,20 @@ from types import ModuleType
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from mailflow.http import HardenedServer, JsonHandler, bearer_ok
 from schemas.events import DeadLetter, EventParser
-from schemas.hashing import DEV_HASH_KEY, RecipientHasher
-from schemas.providers.base import PayloadError, SignatureError, header
+from schemas.hashing import RecipientHasher
+from schemas.providers.base import (
+    PayloadError,
+    ReplayGuard,
+    RetryLater,
+    SignatureError,
+    header,
+    raw_of,
+)
+from schemas.providers.ses import topic_allow_list
 from schemas.topics import DLQ, TOPIC_BY_TYPE
 from sinks.kafka import producer_config
 
@@ -56,17 +67,40 @@ class Unavailable(RuntimeError):
 
 
 class IngestResult:
-    __slots__ = ("accepted", "rejected", "reasons", "notices")
+    """The answer to one webhook: what was accepted, and each refused item with its index."""
+
+    __slots__ = ("accepted", "rejected", "errors", "notices", "confirmations")
 
     def __init__(self) -> None:
         self.accepted = 0
         self.rejected = 0
-        self.reasons: list[str] = []
+        self.errors: list[dict[str, Any]] = []  # {"index": item, "reason": why}
         self.notices: list[str] = []
+        self.confirmations: list[tuple[str, str]] = []  # SNS (TopicArn, SubscribeURL)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [error["reason"] for error in self.errors]
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "rejected": self.rejected,
-                "errors": self.reasons[:20], "notices": self.notices}
+                "errors": self.errors[:MAX_ERRORS], "notices": self.notices}
+
+
+#: A response lists at most this many refused items (all of them go to the DLQ).
+MAX_ERRORS = 100
+#: Fields of a canonical event that are identifiers or numbers: never scrubbed. Everything
+#: else (diagnostic, url, provider extras) is free text that may quote an address.
+_STRUCTURAL = frozenset({"type", "ts", "sender", "recipient", "recipient_hash",
+                         "recipient_domain", "message_id", "event_id", "campaign_id",
+                         "flow_id", "variant", "user_agent", "ip", "smtp_code", "smtp_status",
+                         "bounce_kind", "goal", "value", "currency", "provider"})
+#: Deeper items are refused: nothing a provider sends nests like this, and orjson (the
+#: job's encoder) stops at 254 levels.
+MAX_DEPTH = 64
+_INVALID_ADDRESS = "recipient is not an email address"
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*"
+                     r"[a-z0-9])?)+$")
 
 
 class _Acks:
@@ -89,14 +123,29 @@ class _Acks:
                 self.done.set()
 
 
-class IngestCore:
-    """Map, validate and produce: shared by the HTTP receiver and `mailflow replay`."""
+class _Refused(Exception):
+    """Internal: one mapped event cannot go to the input topics (it becomes a dead letter)."""
 
-    def __init__(self, brokers: str, config: Mapping[str, Any], ack_timeout_s: float = 15.0):
+
+class IngestCore:
+    """Map, validate, pseudonymise and produce: shared by the HTTP receiver and
+    `mailflow replay`.
+
+    Raw addresses never reach the input topics: each event carries `recipient_hash`
+    (the job's keyed hash, so the same key gives the same value as `mailflow run`) and
+    `recipient_domain`, is keyed by that hash, and its free text is scrubbed.
+    """
+
+    def __init__(self, brokers: str, config: Mapping[str, Any], hasher: RecipientHasher,
+                 ack_timeout_s: float = 15.0):
         self.config = dict(config)
+        # one replay memory per receiver (Mailgun signs only a token and a timestamp)
+        self.config.setdefault("mailgun_replay_guard", ReplayGuard())
         self.producer = Producer(producer_config(**{"bootstrap.servers": brokers,
                                                     "linger.ms": "5"}))
-        self.validator = EventParser(RecipientHasher(DEV_HASH_KEY))  # validity only
+        self.hasher = hasher
+        self.parser = EventParser(hasher)
+        self.confirm_url = self.config.get("confirm_subscription") or confirm_subscription
         self.ack_timeout_s = ack_timeout_s
         self.counts: Counter[str] = Counter()
         self._stop = threading.Event()
@@ -114,6 +163,13 @@ class IngestCore:
     def verify(self, provider: str, headers: Mapping[str, str], body: bytes) -> None:
         adapter(provider).verify(headers, body, self.config)
 
+    def forget(self, provider: str, headers: Mapping[str, str], body: bytes) -> None:
+        """The request failed on our side (503): let the provider's retry pass the replay
+        check again."""
+        hook = getattr(adapter(provider), "forget", None)
+        if hook is not None:
+            hook(headers, body, self.config)
+
     def ingest(self, provider: str, body: bytes, params: Mapping[str, str]) -> IngestResult:
         """Map one webhook body and produce it; returns once Kafka acknowledged it all."""
         return self.ingest_many(provider, [body], params, raise_payload_errors=True)
@@ -121,31 +177,43 @@ class IngestCore:
     def ingest_many(self, provider: str, bodies: list[bytes], params: Mapping[str, str],
                     raise_payload_errors: bool = False) -> IngestResult:
         """Several bodies of one provider, produced together and acknowledged together
-        (replay). An unreadable body is dead-lettered (and raised if asked)."""
+        (replay). An unreadable body is dead-lettered (and raised if asked); one bad item
+        is dead-lettered alone, whatever it makes the adapter or the checks raise."""
         result = IngestResult()
         out: list[tuple[str, bytes | None, bytes]] = []  # (topic, key, value), dead letters too
-        for body in bodies:
+        for number, body in enumerate(bodies):
+            where = {"body": number} if len(bodies) > 1 else {}
             try:
                 mapped = adapter(provider).map_payload(body, params)
             except PayloadError as exc:
-                self._dead(provider, f"{provider}: {exc}", body, result, out)
+                self._dead(provider, f"{provider}: {exc}", body, result, out, where)
                 if raise_payload_errors:
                     self._send(out)
                     raise
                 continue
+            except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the body
+                log.exception("%s: mapping a body failed", provider)
+                self._dead(provider, f"{provider}: cannot map body: {type(exc).__name__}: "
+                           f"{str(exc)[:200]}", body, result, out, where)
+                continue
             result.notices += mapped.notices
-            for reason, raw in mapped.rejected:
-                self._dead(provider, reason, raw, result, out)
-            for event in mapped.events:
-                raw = orjson.dumps(event)
-                topic = TOPIC_BY_TYPE.get(str(event.get("type", "")), "email.deliveries")
-                checked = self.validator.parse(raw, topic, -1, -1)
-                if isinstance(checked, DeadLetter):
-                    self._dead(provider, f"{provider}: {checked.error}", raw, result, out)
-                    continue
-                recipient = event.get("recipient") or event.get("recipient_hash") or ""
-                out.append((topic, str(recipient).encode(), raw))
-                result.accepted += 1
+            result.confirmations += mapped.confirmations
+            for i, (reason, raw) in enumerate(mapped.rejected):
+                index = mapped.rejected_items[i] if i < len(mapped.rejected_items) else None
+                self._dead(provider, reason, raw, result, out, {**where, "index": index})
+            for i, event in enumerate(mapped.events):
+                index = mapped.event_items[i] if i < len(mapped.event_items) else None
+                try:
+                    out.append(self._prepare(event))
+                    result.accepted += 1
+                except _Refused as exc:
+                    self._dead(provider, f"{provider}: {exc}", raw_of(event), result, out,
+                               {**where, "index": index})
+                except Exception as exc:  # noqa: BLE001 - this event only, never the batch
+                    log.exception("%s: preparing an event failed", provider)
+                    self._dead(provider, f"{provider}: cannot prepare event: "
+                               f"{type(exc).__name__}: {str(exc)[:200]}", raw_of(event),
+                               result, out, {**where, "index": index})
         self._send(out)
         self.counts[f"{provider}:accepted"] += result.accepted
         self.counts[f"{provider}:rejected"] += result.rejected
@@ -153,13 +221,106 @@ class IngestCore:
             log.warning("%s: %s", provider, notice)
         return result
 
+    def _prepare(self, event: dict[str, Any]) -> tuple[str, bytes, bytes]:
+        """(topic, key, value) of one mapped event: checked with the job's own parser,
+        the address replaced by its hash and domain, free text scrubbed."""
+        if not isinstance(event, dict):
+            raise _Refused("event is not a JSON object")
+        clean = {key: (value if key in _STRUCTURAL else self._scrub(value, 1))
+                 for key, value in event.items()}
+        raw = orjson.dumps(clean)
+        topic = TOPIC_BY_TYPE.get(str(clean.get("type", "")), "email.deliveries")
+        try:
+            checked = self.parser.parse(raw, topic, -1, -1)
+        except Exception as exc:  # noqa: BLE001 - see _final
+            raise _Refused(f"the job's parser fails on this event ({type(exc).__name__}: "
+                           f"{str(exc)[:120]})") from None
+        if isinstance(checked, DeadLetter):
+            if checked.error == _INVALID_ADDRESS and clean.get("type") == "dropped":
+                return self._invalid_address(clean, topic)
+            raise _Refused(checked.error)
+        out = {key: value for key, value in clean.items() if key != "recipient"}
+        out["recipient_hash"] = checked.recipient_hash
+        out["recipient_domain"] = checked.recipient_domain
+        if not out.get("event_id"):
+            out["event_id"] = self._event_id(event)
+        return self._final(out, topic)
+
+    def _event_id(self, event: dict[str, Any]) -> str:
+        """The id the job would derive from the event as the provider sent it: stable on
+        retries, and the same whether an event came through ingest or straight to Kafka."""
+        return self.hasher.payload(orjson.dumps(event))
+
+    def _invalid_address(self, clean: dict[str, Any], topic: str) -> tuple[str, bytes, bytes]:
+        """A `dropped` event for an address that is not one (the ESP refused to send to
+        it): kept, hashed, with its domain if it has a plausible one, else "invalid"."""
+        address = clean.get("recipient")
+        if not isinstance(address, str) or not address.strip():
+            raise _Refused(_INVALID_ADDRESS)
+        domain = address.strip().rpartition("@")[2].strip().lower().rstrip(".")
+        out = {key: value for key, value in clean.items() if key != "recipient"}
+        out["recipient_hash"] = self.hasher.recipient(address)
+        out["recipient_domain"] = domain if "@" in address and _DOMAIN.match(domain) \
+            else "invalid"
+        out["recipient_invalid"] = True
+        if not out.get("event_id"):
+            out["event_id"] = self._event_id(clean)
+        return self._final(out, topic)
+
+    def _final(self, out: dict[str, Any], topic: str) -> tuple[str, bytes, bytes]:
+        value = orjson.dumps(out)
+        try:  # what the job will see must pass its parser, and must not break it
+            final = self.parser.parse(value, topic, -1, -1)
+        except Exception as exc:  # noqa: BLE001 - a poison message for the job: keep it out
+            raise _Refused(f"the job's parser fails on this event ({type(exc).__name__}: "
+                           f"{str(exc)[:120]})") from None
+        if isinstance(final, DeadLetter):
+            raise _Refused(final.error)
+        return topic, str(out["recipient_hash"]).encode(), value
+
+    def _scrub(self, value: Any, depth: int) -> Any:
+        """Free text with every address-like substring replaced (keys too); strings are
+        scrubbed decoded, so an escape in the JSON text cannot hide or break one."""
+        if depth > MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            return self.hasher.scrub(value)
+        if isinstance(value, dict):
+            return {self.hasher.scrub(str(k)): self._scrub(v, depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(v, depth + 1) for v in value]
+        return value
+
+    def confirm_subscriptions(self, result: IngestResult) -> None:
+        """Visit SubscribeURLs of SNS SubscriptionConfirmations, only when asked to, only
+        when the message's signature was verified, and only for allowed topics."""
+        if not self.config.get("ses_confirm_subscriptions"):
+            return
+        allowed = topic_allow_list(self.config.get("ses_topic_arns"))
+        for topic, url in result.confirmations:
+            if not self.config.get("ses_verify_sns"):
+                why = "SNS signatures are not verified (set MAILFLOW_SES_VERIFY_SNS=1)"
+            elif topic not in allowed:
+                why = "its topic is not in MAILFLOW_SES_TOPIC_ARNS"
+            else:
+                try:
+                    why = "" if self.confirm_url(url) else "the URL is not an SNS URL"
+                except Exception as exc:  # noqa: BLE001 - network: report, do not fail
+                    why = f"confirming failed: {exc}"
+                if not why:
+                    result.notices.append(f"confirmed the SNS subscription to {topic}")
+                    continue
+            result.notices.append(f"not confirming the SNS subscription to {topic}: {why}")
+            log.warning("not confirming the SNS subscription to %s: %s", topic, why)
+
     @staticmethod
     def _dead(provider: str, reason: str, raw: bytes, result: IngestResult,
-              out: list[tuple[str, bytes | None, bytes]]) -> None:
+              out: list[tuple[str, bytes | None, bytes]], where: Mapping[str, Any]) -> None:
         record = DeadLetter(reason, f"webhook/{provider}", -1, -1, raw).to_json()
         out.append((DLQ, provider.encode(), record))
         result.rejected += 1
-        result.reasons.append(reason)
+        result.errors.append({**where, "reason": reason})
 
     def _send(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
         acks = _Acks(len(messages))
@@ -174,6 +335,8 @@ class IngestCore:
                 return
             except BufferError:
                 time.sleep(0.01)
+            except KafkaException as exc:  # refused before sending: the provider retries
+                raise Unavailable(f"Kafka refused a message: {exc}") from None
 
     def _wait(self, acks: _Acks) -> None:
         if not acks.done.wait(self.ack_timeout_s):
@@ -221,6 +384,9 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
             except SignatureError as exc:
                 self._json(403, {"error": f"{provider} signature: {exc}"})
                 return
+            except RetryLater as exc:
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"{provider}: {exc}"})
+                return
             params = dict(urllib.parse.parse_qsl(url.query))
             try:
                 result = core.ingest(provider, body, params)
@@ -228,13 +394,10 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
                 self._json(400, {"error": f"{provider}: {exc}"})
                 return
             except Unavailable as exc:
+                core.forget(provider, headers, body)
                 self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
                 return
-            if core.config.get("ses_confirm_subscriptions"):
-                for notice in result.notices:
-                    url_match = re.search(r"https://\S+", notice)
-                    if url_match:
-                        confirm_subscription(url_match.group())
+            core.confirm_subscriptions(result)
             self._json(200, result.as_json())
 
         def _token_ok(self, headers: Mapping[str, str]) -> bool:

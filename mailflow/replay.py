@@ -27,6 +27,7 @@ import orjson
 
 from mailflow.config import Settings
 from mailflow.ingest import PROVIDERS, IngestCore
+from mailflow.job import hasher_for
 
 CHUNK = 500
 
@@ -79,7 +80,7 @@ def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, list[bytes],
 
 
 def run_replay(settings: Settings, file: str, provider: str | None, rate: float | None,
-               sender: str | None) -> int:
+               sender: str | None, dev: bool = False) -> int:
     path = Path(file)
     if not path.is_file():
         print(f"mailflow replay: no such file: {file}", file=sys.stderr)
@@ -88,7 +89,7 @@ def run_replay(settings: Settings, file: str, provider: str | None, rate: float 
         print(f"mailflow replay: unknown provider {provider!r} "
               f"(one of {', '.join(PROVIDERS)})", file=sys.stderr)
         return 2
-    core = IngestCore(settings.brokers(), settings.provider_config())
+    core = IngestCore(settings.brokers(), settings.provider_config(), hasher_for(settings, dev))
     params = {"sender": sender} if sender else {}
     total = path.stat().st_size
     accepted = rejected = 0

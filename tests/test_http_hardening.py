@@ -250,10 +250,11 @@ def test_admin_answers_a_malformed_length(tmp_path):
 @pytest.fixture
 def ingest_server():
     from mailflow.ingest import IngestCore, IngestServer
+    from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 
     # refused before anything is produced: no broker needed
-    server = IngestServer(IngestCore("127.0.0.1:1", {}), port=0, max_body=1000,
-                          token="t0ken").start()
+    core = IngestCore("127.0.0.1:1", {}, RecipientHasher(DEV_HASH_KEY))
+    server = IngestServer(core, port=0, max_body=1000, token="t0ken").start()
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()

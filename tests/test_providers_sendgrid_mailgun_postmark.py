@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from operators.bounces import classify_bounce
 from schemas.events import Event, EventParser
 from schemas.hashing import RecipientHasher
 from schemas.providers import mailgun, postmark, sendgrid
-from schemas.providers.base import PayloadError, SignatureError
+from schemas.providers.base import PayloadError, ReplayGuard, RetryLater, SignatureError
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 PARSER = EventParser(RecipientHasher(b"k"), now=lambda: 2_000_000_000.0)
@@ -177,6 +178,67 @@ def test_sendgrid_batch_maps_good_items_and_rejects_bad_ones() -> None:
         "sendgrid: delivered event without sg_message_id or smtp-id",
     ]
     assert orjson.loads(mapped.rejected[1][1]) == "not an object"
+
+
+NEST = 600  # orjson reads JSON up to 1024 levels deep but writes only 254
+
+
+def nested(levels: int = NEST) -> bytes:
+    """JSON text nested `levels` deep, as a hostile body may hold."""
+    return b"[" * levels + b"1" + b"]" * levels
+
+
+def with_field(item: dict[str, Any], key: str, json_text: bytes) -> bytes:
+    """`item` as JSON text with `key` set to raw JSON text (orjson could not write it)."""
+    rest = orjson.dumps({k: v for k, v in item.items() if k != key})
+    return rest[:-1] + b"," + orjson.dumps(key) + b":" + json_text + b"}"
+
+
+def test_sendgrid_poison_items_are_refused_alone_with_their_index(monkeypatch) -> None:
+    base = orjson.loads(sample("sendgrid", "delivered"))[0]
+    items = [orjson.dumps(base), with_field(base, "event", nested()),
+             with_field(base, "sg_message_id", nested()),
+             orjson.dumps({**base, "sg_event_id": "boom"}), orjson.dumps(base)]
+    real = sendgrid._map_event
+
+    def buggy(item: Any, params: Any) -> dict[str, Any]:  # a bug nobody foresaw
+        if isinstance(item, dict) and item.get("sg_event_id") == "boom":
+            raise RuntimeError("adapter bug")
+        return real(item, params)
+
+    monkeypatch.setattr(sendgrid, "_map_event", buggy)
+    mapped = sendgrid.map_payload(b"[" + b",".join(items) + b"]", PARAMS)
+    # a deep field the adapter does not need is ignored (smtp-id names the message)
+    assert len(mapped.events) == 3 and mapped.event_items == [0, 2, 4]
+    assert mapped.rejected_items == [1, 3]
+    reasons = [reason for reason, _ in mapped.rejected]
+    assert reasons[0] == "sendgrid: malformed event: unhashable type: 'list'"
+    assert reasons[1] == "sendgrid: cannot map event: RuntimeError: adapter bug"
+    assert mapped.rejected[0][1].startswith(b'{"email":')  # kept for the dead letter
+
+
+def test_mailgun_and_postmark_items_that_make_the_adapter_raise_are_dead_letters() -> None:
+    body = orjson.loads(sample("mailgun", "delivered"))
+    text = with_field(body, "event-data",
+                      with_field(body["event-data"], "user-variables",
+                                 b'{"sender":' + nested() + b"}"))
+    mapped = mailgun.map_payload(text, {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0].startswith("mailgun: no sender")
+    assert mapped.rejected[0][1].startswith(b'{"id":')  # the item, for the dead letter
+    record = orjson.loads(sample("postmark", "delivery"))
+    mapped = postmark.map_payload(with_field(record, "Metadata", b'{"sender":' + nested() + b"}"),
+                                  {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0].startswith("postmark: no sender")
+
+
+def test_sendgrid_account_events_are_refused_with_what_they_are() -> None:
+    item = {"event": "account_status_change", "sg_event_id": "MjMzNDE", "timestamp": 1763719203,
+            "type": "compliance_suspend"}
+    mapped = sendgrid.map_payload(orjson.dumps([item]), PARAMS)
+    assert mapped.events == []
+    assert mapped.rejected[0][0].startswith("sendgrid: account_status_change: an account event")
 
 
 def test_sendgrid_falls_back_to_smtp_id_and_derives_a_stable_event_id() -> None:
@@ -337,7 +399,7 @@ def test_mailgun_rejects_what_it_cannot_map() -> None:
         assert orjson.loads(mapped.rejected[0][1]) == item
 
 
-@pytest.mark.parametrize("body", [b"not json", b"event=delivered&recipient=a%40b.example",
+@pytest.mark.parametrize("body", [b"not json", b"recipient=a%40b.example&no=event",
                                   b"[]", b'{"signature": {}}', b'{"event-data": []}'])
 def test_mailgun_body_of_another_shape_raises(body: bytes) -> None:
     with pytest.raises(PayloadError, match="mailgun"):
@@ -377,11 +439,139 @@ def test_mailgun_signature() -> None:
 
 def test_mailgun_signature_does_not_cover_the_event() -> None:
     """Documented Mailgun design: only timestamp + token are signed, so a forged
-    event-data under a fresh captured signature block passes; the age check bounds it."""
+    event-data under a fresh captured signature block passes the signature check; the
+    age check bounds it, and the token memory refuses it once the original came."""
     key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-    body = orjson.loads(_mailgun_signed("delivered", key, "1763719205", "t" * 50))
-    body["event-data"]["event"] = "complained"
-    mailgun.verify({}, orjson.dumps(body), {"mailgun_signing_key": key, "now": 1_763_719_210})
+    original = _mailgun_signed("delivered", key, "1763719205", "t" * 50)
+    forged = orjson.loads(original)
+    forged["event-data"]["event"] = "complained"
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210,
+              "mailgun_replay_guard": ReplayGuard()}
+    mailgun.verify({}, orjson.dumps(forged), {**config, "mailgun_replay_guard": ReplayGuard()})
+    mailgun.verify({}, original, config)
+    with pytest.raises(SignatureError, match="already used"):
+        mailgun.verify({}, orjson.dumps(forged), config)
+
+
+def test_mailgun_token_is_accepted_once_while_its_signature_is_fresh() -> None:
+    key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+    guard = ReplayGuard()
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210.0, "mailgun_replay_guard": guard}
+    body = _mailgun_signed("delivered", key, "1763719205", "r" * 50)
+    mailgun.verify({}, body, config)
+    for later in (1_763_719_211.0, 1_763_719_505.0):  # any time within the 300 s window
+        with pytest.raises(SignatureError, match="token already used"):
+            mailgun.verify({}, body, {**config, "now": later})
+    with pytest.raises(SignatureError, match="stale"):  # after the window the age check holds
+        mailgun.verify({}, body, {**config, "now": 1_763_719_506.0})
+    # a request that failed on our side (Kafka down: 503) releases its token for the retry
+    mailgun.forget({}, body, config)
+    mailgun.verify({}, body, config)
+    # other tokens are independent; the memory forgets tokens whose signatures expired
+    mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", "s" * 50), config)
+    assert len(guard) == 2
+    mailgun.verify({}, _mailgun_signed("opened", key, "1763720000", "u" * 50),
+                   {**config, "now": 1_763_720_001.0})
+    assert len(guard) == 1
+
+
+def test_mailgun_replay_memory_is_bounded_and_refuses_to_forget_live_tokens() -> None:
+    key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+    config = {"mailgun_signing_key": key, "now": 1_763_719_210.0,
+              "mailgun_replay_guard": ReplayGuard(capacity=2)}
+    for token in ("a" * 50, "b" * 50):
+        mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", token), config)
+    with pytest.raises(RetryLater, match="replay memory full"):  # 503: Mailgun retries later
+        mailgun.verify({}, _mailgun_signed("delivered", key, "1763719205", "c" * 50), config)
+    mailgun.verify({}, _mailgun_signed("delivered", key, "1763719900", "c" * 50),
+                   {**config, "now": 1_763_719_901.0})  # the first two have expired
+
+
+# --- Mailgun legacy (form) webhooks ---------------------------------------------------------
+LEGACY_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
+LEGACY_HEADERS = orjson.dumps([["Received", "by luna.mailgun.net with SMTP mgrt 8734663311733"],
+                               ["Message-Id", "<20251121100000.1.ABC@mg.acme.example>"],
+                               ["To", "ann.lee@gmail.com"]]).decode()
+
+
+def legacy_fields(event: str, token: str = "l" * 50, timestamp: str = "1763719205",
+                  **extra: str) -> dict[str, str]:
+    signature = hmac.new(LEGACY_KEY.encode(), (timestamp + token).encode(),
+                         hashlib.sha256).hexdigest()
+    return {"event": event, "recipient": "ann.lee@gmail.com", "domain": "mg.acme.example",
+            "message-headers": LEGACY_HEADERS, "timestamp": timestamp, "token": token,
+            "signature": signature, "sender": "news.acme.example", **extra}
+
+
+def urlencoded(fields: dict[str, str]) -> bytes:
+    return urllib.parse.urlencode(fields).encode()
+
+
+def multipart(fields: dict[str, str], boundary: str = "----MailgunBoundary7d3f") -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+             f"{value}\r\n" for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="attachment-1"; '
+                 f'filename="message.eml"\r\nContent-Type: message/rfc822\r\n\r\n'
+                 f"Subject: hi\r\n\r\nbody\r\n")
+    return "".join(parts).encode() + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("encode", [urlencoded, multipart])
+@pytest.mark.parametrize("event, extra, kind, code, klass", [
+    ("delivered", {}, "delivered", 0, None),
+    ("bounced", {"code": "550", "error": "550 5.1.1 The email account does not exist",
+                 "notification": ""}, "bounce", 550, "hard"),
+    ("bounced", {"code": "5.1.1", "error": "550 5.1.1 The email account does not exist"},
+     "bounce", 550, "hard"),  # `code` as Mailgun documents it: the enhanced status
+    ("dropped", {"reason": "hardfail", "code": "605",
+                 "description": "Not delivering to previously bounced address"}, "dropped", 0,
+     None),
+    ("dropped", {"reason": "maxfails", "code": "551",
+                 "description": "551 5.7.1 Too many failures"}, "bounce", 551, None),
+    ("opened", {"ip": "203.0.113.7", "user-agent": "Mozilla/5.0", "device-type": "desktop",
+                "message-id": "20251121100000.1.ABC@mg.acme.example"}, "open", 0, None),
+    ("clicked", {"url": "https://acme.example/offer", "ip": "203.0.113.7"}, "click", 0, None),
+    ("unsubscribed", {}, "unsubscribe", 0, None),
+    ("complained", {}, "complaint", 0, None),
+])
+def test_mailgun_legacy_form_webhooks(encode, event, extra, kind, code, klass) -> None:
+    body = encode(legacy_fields(event, **extra))
+    mailgun.verify({}, body, {"mailgun_signing_key": LEGACY_KEY, "now": 1_763_719_210.0,
+                              "mailgun_replay_guard": ReplayGuard()})
+    ev = parsed(only_event(mailgun.map_payload(body, {})))
+    assert (ev.type, ev.smtp_code, ev.sender) == (kind, code, "news.acme.example")
+    assert ev.message_id == "20251121100000.1.ABC@mg.acme.example"
+    assert ev.attrs["provider_event"] == f"legacy/{event}"
+    if klass:
+        assert bounce_class(ev) == klass and ev.smtp_status == "5.1.1"
+    if event == "clicked":
+        assert (ev.url, ev.ip) == ("https://acme.example/offer", "203.0.113.7")
+
+
+def test_mailgun_legacy_form_signature_and_refusals() -> None:
+    config = {"mailgun_signing_key": LEGACY_KEY, "now": 1_763_719_210.0,
+              "mailgun_replay_guard": ReplayGuard()}
+    good = legacy_fields("delivered")
+    with pytest.raises(SignatureError, match="does not match"):
+        mailgun.verify({}, urlencoded({**good, "signature": "0" * 64}), config)
+    with pytest.raises(SignatureError, match="without timestamp, token and signature"):
+        mailgun.verify({}, urlencoded({k: v for k, v in good.items() if k != "token"}), config)
+    mailgun.verify({}, multipart(good), config)
+    with pytest.raises(SignatureError, match="already used"):  # same token, other encoding
+        mailgun.verify({}, urlencoded(good), config)
+    cases = {
+        "mailgun: unknown legacy event 'stored'": {**good, "event": "stored"},
+        "mailgun: legacy delivered event without Message-Id": {**good, "message-headers": "[]"},
+        "mailgun: legacy delivered event without a numeric timestamp": {**good, "timestamp": "x"},
+        "mailgun: no sender": {k: v for k, v in good.items() if k != "sender"},
+    }
+    for reason, fields in cases.items():
+        mapped = mailgun.map_payload(urlencoded(fields), {})
+        assert mapped.events == [] and mapped.rejected[0][0].startswith(reason), mapped.rejected
+    with pytest.raises(PayloadError, match="boundary"):
+        mailgun.map_payload(b"--\r\n\r\n", {})
+
+
 
 
 # --- Postmark ------------------------------------------------------------------------------
@@ -464,6 +654,42 @@ def test_postmark_records_that_are_no_events(name: str, reason: str) -> None:
     mapped = postmark.map_payload(sample("postmark", name), {})
     assert mapped.events == []
     assert mapped.rejected == [(reason, orjson.dumps(orjson.loads(sample("postmark", name))))]
+
+
+#: Every bounce `Type` of Postmark's API (its client library's BounceType enum).
+POSTMARK_BOUNCE_TYPES = (
+    "HardBounce", "Transient", "Unsubscribe", "Subscribe", "AutoResponder", "AddressChange",
+    "DnsError", "SpamNotification", "OpenRelayTest", "Unknown", "SoftBounce",
+    "VirusNotification", "ChallengeVerification", "BadEmailAddress", "SpamComplaint",
+    "ManuallyDeactivated", "Unconfirmed", "Blocked", "SMTPApiError", "InboundError",
+    "DMARCPolicy", "TemplateRenderingFailed")
+
+
+def test_every_postmark_bounce_type_and_subscription_change_is_an_event_or_a_reason() -> None:
+    """No silent loss: each shape becomes an event the job accepts, or a dead letter whose
+    reason names the record."""
+    bounce = orjson.loads(sample("postmark", "bounce_hard"))
+    change = orjson.loads(sample("postmark", "subscription_change"))
+    records = [{**bounce, "Type": t} for t in POSTMARK_BOUNCE_TYPES] + [
+        {**change, "SuppressSending": sending, "SuppressionReason": reason, "Origin": origin}
+        for sending in (True, False)
+        for reason in ("HardBounce", "SpamComplaint", "ManualSuppression", None)
+        for origin in ("Recipient", "Customer", "Admin")]
+    outcome: dict[str, str] = {}
+    for record in records:
+        mapped = postmark.map_payload(orjson.dumps(record), PARAMS)
+        assert len(mapped.events) + len(mapped.rejected) == 1, record
+        label = f"{record['RecordType']}/{record.get('Type') or record['SuppressionReason']}"
+        if mapped.events:
+            outcome[label] = parsed(mapped.events[0]).type
+        else:
+            reason = mapped.rejected[0][0]
+            assert reason.startswith("postmark: ") and len(reason) > 30, reason
+    assert outcome["Bounce/Unsubscribe"] == "unsubscribe"
+    assert outcome["Bounce/SpamComplaint"] == "complaint"
+    assert outcome["Bounce/HardBounce"] == "bounce"
+    assert outcome["SubscriptionChange/ManualSuppression"] == "unsubscribe"
+    assert len([r for r in records if r["RecordType"] == "Bounce"]) == 22
 
 
 def test_postmark_rejects_incomplete_records() -> None:

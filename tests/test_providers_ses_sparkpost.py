@@ -265,6 +265,43 @@ def test_ses_bad_items_are_rejected_and_the_rest_mapped():
     assert mapped.rejected[5 - 1][1] == b"42"
 
 
+NESTED = b"[" * 600 + b"1" + b"]" * 600  # orjson reads 1024 levels, writes only 254
+
+
+def test_ses_poison_documents_are_refused_alone_with_their_index(monkeypatch):
+    send = sample("ses", "send.json").strip()
+    bridge = b'{"source": "aws.ses", "detail": {"eventType": "Send", "x": ' + NESTED + b"}}"
+    body = b"[" + b",".join([send, NESTED, bridge, send]) + b"]"
+    mapped = ses.map_payload(body, {})
+    assert [e["type"] for e in mapped.events] == ["sent", "sent"]
+    assert mapped.event_items == [0, 3] and mapped.rejected_items == [1, 2]
+    assert mapped.rejected[0][0] == "ses: item is not a JSON object"
+    assert mapped.rejected[1][0].startswith("ses: malformed document")
+    # JSON lines: an unreadable line is refused with its own index
+    compact = orjson.dumps(orjson.loads(send))
+    lines = b"\n".join([compact, b"{oops", compact])
+    mapped = ses.map_payload(lines, {})
+    assert mapped.event_items == [0, 2] and mapped.rejected_items == [1]
+
+    def buggy(ctx):
+        raise KeyError("adapter bug")
+
+    monkeypatch.setitem(ses._HANDLERS, "Send", buggy)
+    mapped = ses.map_payload(b"[" + send + b"]", {})
+    assert mapped.events == [] and mapped.rejected_items == [0]
+    assert mapped.rejected[0][0] == "ses: cannot map document: KeyError: 'adapter bug'"
+
+
+def test_sparkpost_poison_items_are_refused_alone_with_their_index():
+    items = orjson.loads(sample("sparkpost", "batch_mixed.json"))
+    good = orjson.dumps(items[0])
+    deep = b'{"msys": {"message_event": {"type": "delivery", "x": ' + NESTED + b"}}}"
+    mapped = sparkpost.map_payload(b"[" + b",".join([good, deep, good]) + b"]", {})
+    assert mapped.rejected_items == [1] and set(mapped.event_items) == {0, 2}
+    assert mapped.rejected[0][0].startswith("sparkpost: delivery event without")
+    assert mapped.rejected[0][1].startswith(b'{"msys":')
+
+
 @pytest.mark.parametrize("body", [b"", b"{not json", b'{"hello": "world"}', b'"text"'])
 def test_ses_unreadable_body_is_a_payload_error(body):
     with pytest.raises(PayloadError, match="ses"):
@@ -292,8 +329,15 @@ def signer() -> tuple[rsa.RSAPrivateKey, bytes]:
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
 
 
-def sign(envelope: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "1") -> bytes:
+#: The verifier's clock in these tests; `sign` stamps messages 30 s before it.
+NOW = 1_795_000_000.0
+FRESH = dt.datetime.fromtimestamp(NOW - 30, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def sign(envelope: dict[str, Any], key: rsa.RSAPrivateKey, version: str = "1",
+         timestamp: str | None = None) -> bytes:
     """Sign as SNS does: "key\\nvalue\\n" over the documented keys, in order."""
+    envelope = {**envelope, "Timestamp": timestamp or FRESH.replace("+00:00", "Z")}
     keys = (("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
             if envelope["Type"] == "Notification" else
             ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"))
@@ -311,7 +355,7 @@ def sns_config(pem: bytes, fetched: list[str] | None = None) -> dict[str, Any]:
             fetched.append(url)
         return pem
 
-    return {"ses_verify_sns": True, "fetch_cert": fetch}
+    return {"ses_verify_sns": True, "fetch_cert": fetch, "now": NOW}
 
 
 def notification() -> dict[str, Any]:
@@ -396,7 +440,7 @@ def test_unsigned_or_unverifiable_bodies_are_refused_when_verification_is_on(sig
 
     with pytest.raises(SignatureError, match="connection refused"):
         ses.verify({}, sign(notification(), key),
-                   {"ses_verify_sns": True, "fetch_cert": unreachable})
+                   {"ses_verify_sns": True, "fetch_cert": unreachable, "now": NOW})
 
 
 def test_topic_allow_list(signer):
@@ -406,6 +450,61 @@ def test_topic_allow_list(signer):
     ses.verify({}, body, {**sns_config(pem), "ses_topic_arns": f"arn:aws:sns:x:1:y, {topic}"})
     with pytest.raises(SignatureError, match="not accepted"):
         ses.verify({}, body, {**sns_config(pem), "ses_topic_arns": "arn:aws:sns:x:1:y"})
+
+
+def test_the_topic_list_is_enforced_even_without_signature_checks():
+    body = sample("ses", "sns_bounce_permanent.json")
+    topic = notification()["TopicArn"]
+    published = dt.datetime.fromisoformat(notification()["Timestamp"]).timestamp()
+    ses.verify({}, body, {"ses_topic_arns": [topic], "now": published + 60})
+    with pytest.raises(SignatureError, match="stale SNS message"):
+        ses.verify({}, body, {"ses_topic_arns": [topic], "now": published + 3601})
+    for config in ({"ses_topic_arns": ["arn:aws:sns:us-east-1:999999999999:attacker"]},
+                   {"ses_topic_arns": "arn:aws:sns:us-east-1:999999999999:attacker"}):
+        with pytest.raises(SignatureError, match="not accepted"):
+            ses.verify({}, body, config)
+    # raw message delivery names no topic: nothing says it is one of ours
+    with pytest.raises(SignatureError, match="not an SNS message"):
+        ses.verify({}, sample("ses", "send.json"), {"ses_topic_arns": [topic]})
+
+
+@pytest.mark.parametrize("timestamp, message", [
+    ("2026-11-17T11:06:40.000Z", "stale SNS message"),  # a day before NOW
+    (dt.datetime.fromtimestamp(NOW - 3601, dt.UTC).isoformat(), "stale SNS message"),
+    (dt.datetime.fromtimestamp(NOW + 301, dt.UTC).isoformat(), "in the future"),
+    ("yesterday", "not ISO 8601"),
+    ("2026-11-20T09:00:00", "no time zone"),
+])
+def test_old_future_or_unreadable_sns_timestamps_are_refused(signer, timestamp, message):
+    key, pem = signer
+    body = sign(notification(), key, timestamp=timestamp)  # validly signed, badly timed
+    with pytest.raises(SignatureError, match=message):
+        ses.verify({}, body, sns_config(pem))
+    fresh = dt.datetime.fromtimestamp(NOW - 3599, dt.UTC).isoformat()
+    ses.verify({}, sign(notification(), key, timestamp=fresh), sns_config(pem))
+
+
+def test_subscription_confirmations_carry_their_topic_for_the_receiver():
+    mapped = ses.map_payload(sample("ses", "sns_subscription_confirmation.json"), {})
+    topic = "arn:aws:sns:us-east-1:123456789012:ses-engagement-events"
+    assert mapped.events == [] and mapped.rejected == []
+    assert mapped.confirmations == [(topic, orjson.loads(
+        sample("ses", "sns_subscription_confirmation.json"))["SubscribeURL"])]
+
+
+def test_topic_list_comes_from_environment_and_config_file(tmp_path):
+    from mailflow.config import load_settings
+
+    env = {"MAILFLOW_SES_TOPIC_ARNS": "arn:aws:sns:eu-west-1:1:a, arn:aws:sns:eu-west-1:1:b"}
+    config = load_settings(environ=env).provider_config()
+    assert config["ses_topic_arns"] == ["arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:b"]
+    toml = tmp_path / "m.toml"
+    toml.write_text('ses_topic_arns = ["arn:aws:sns:eu-west-1:1:a"]\n')
+    assert load_settings(str(toml), environ={}).provider_config()["ses_topic_arns"] == \
+        ["arn:aws:sns:eu-west-1:1:a"]
+    toml.write_text('ses_topic_arns = "arn:aws:sns:eu-west-1:1:a,arn:aws:sns:eu-west-1:1:c"\n')
+    assert load_settings(str(toml), environ={}).ses_topic_arns == \
+        ["arn:aws:sns:eu-west-1:1:a", "arn:aws:sns:eu-west-1:1:c"]
 
 
 def test_without_the_flag_sns_messages_are_not_checked():

@@ -29,7 +29,8 @@ def test_detect_refuses_what_it_cannot_tell():
 
 @pytest.mark.integration
 def test_replay_jsonl_and_a_provider_export(broker, tmp_path):
-    env = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_DATA_DIR": str(tmp_path)}
+    env = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_DATA_DIR": str(tmp_path),
+           "MAILFLOW_HASH_KEY": "replay-test-key"}
     events = list(TrafficGenerator(seed=2, start=1_795_000_000.0).events(100, 60))
     jsonl = tmp_path / "history.jsonl"
     jsonl.write_bytes(b"\n".join(e.value for e in events) + b"\n")
@@ -50,3 +51,8 @@ def test_replay_jsonl_and_a_provider_export(broker, tmp_path):
 
     missing = mailflow_cmd("replay", str(tmp_path / "nope.json"), env=env, check=False)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+    # raw addresses never reach Kafka: without the hash key (or --dev) replay refuses
+    keyless = mailflow_cmd("replay", str(jsonl), env={**env, "MAILFLOW_HASH_KEY": ""},
+                           check=False)
+    assert keyless.returncode == 2 and "MAILFLOW_HASH_KEY" in keyless.stderr

@@ -16,8 +16,12 @@ that cannot be read at all raises `PayloadError`.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
@@ -30,14 +34,138 @@ class PayloadError(ValueError):
 
 
 class SignatureError(ValueError):
-    """The request is not authentic (bad or missing signature, stale timestamp)."""
+    """The request is not authentic (bad or missing signature, stale timestamp, replay)."""
+
+
+class RetryLater(RuntimeError):
+    """The request may be fine but cannot be checked now (e.g. the replay memory is full)."""
 
 
 @dataclass
 class Mapped:
+    """What one webhook body became. `event_items[i]` / `rejected_items[i]` name the item
+    of the body (its index in the array, or line) that `events[i]` / `rejected[i]` came
+    from, so a refusal can say which item it was."""
+
     events: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[str, bytes]] = field(default_factory=list)  # (reason, raw item)
     notices: list[str] = field(default_factory=list)  # e.g. an SNS subscription to confirm
+    #: SNS SubscriptionConfirmations seen: (TopicArn, SubscribeURL).
+    confirmations: list[tuple[str, str]] = field(default_factory=list)
+    event_items: list[int] = field(default_factory=list)
+    rejected_items: list[int] = field(default_factory=list)
+
+    def close_item(self, index: int) -> None:
+        """Attribute the events and refusals added since the last call to item `index`."""
+        self.event_items += [index] * (len(self.events) - len(self.event_items))
+        self.rejected_items += [index] * (len(self.rejected) - len(self.rejected_items))
+
+    @contextmanager
+    def item(self, provider: str, index: int, raw: Any, noun: str = "item") -> Iterator[None]:
+        """Map one item in the block: whatever it raises makes it (alone) a dead letter.
+
+        The item is all or nothing: events it emitted before failing are taken back.
+
+        >>> m = Mapped()
+        >>> with m.item("x", 0, {"a": 1}):
+        ...     m.events.append({"ok": 1})
+        ...     raise KeyError("boom")
+        >>> m.events, m.rejected, m.rejected_items
+        ([], [("x: cannot map item: KeyError: 'boom'", b'{"a":1}')], [0])
+        """
+        n_events = len(self.events)
+        try:
+            yield
+        except Rejected as exc:
+            del self.events[n_events:]
+            self.rejected.append((f"{provider}: {exc}", raw_of(raw)))
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
+            del self.events[n_events:]
+            self.rejected.append((f"{provider}: malformed {noun}: {_short(exc)}", raw_of(raw)))
+        except Exception as exc:  # noqa: BLE001 - a bug or a shape nobody foresaw: this item only
+            del self.events[n_events:]
+            self.rejected.append((f"{provider}: cannot map {noun}: {type(exc).__name__}: "
+                                  f"{_short(exc)}", raw_of(raw)))
+        finally:
+            self.close_item(index)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+#: A dead letter keeps at most this much of an item it cannot encode as JSON.
+_MAX_REPR = 64 * 1024
+
+
+def raw_of(item: Any) -> bytes:
+    """The item as bytes for a dead letter; never raises (orjson refuses nesting deeper
+    than 254 levels, which a hostile body may hold).
+
+    >>> deep = orjson.loads(b"[" * 300 + b"]" * 300)
+    >>> raw_of({"a": [1]}), raw_of(b"x"), raw_of(deep)[:4]
+    (b'{"a":[1]}', b'x', b'[[[[')
+    """
+    if isinstance(item, bytes):
+        return item
+    try:
+        return orjson.dumps(item)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return json.dumps(item, default=str).encode()[:_MAX_REPR]
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
+        return repr(item)[:_MAX_REPR].encode()
+    except Exception:  # noqa: BLE001 - nothing better to keep
+        return b'"<item that cannot be represented>"'
+
+
+class ReplayGuard:
+    """Remembers signature tokens until they expire, so a captured signed request cannot be
+    replayed while its signature is still fresh.
+
+    Memory is bounded: at most `capacity` live tokens; when that many are live, `claim`
+    raises `RetryLater` (the provider retries later) instead of forgetting a live token,
+    which would reopen the replay window. One process only: replicas behind a load
+    balancer each keep their own.
+
+    >>> guard = ReplayGuard(capacity=2)
+    >>> guard.claim("t1", now=0.0, ttl=600.0), guard.claim("t1", now=1.0, ttl=600.0)
+    (True, False)
+    >>> guard.claim("t1", now=601.0, ttl=600.0)  # expired: the signature is stale anyway
+    True
+    """
+
+    def __init__(self, capacity: int = 200_000):
+        self.capacity = capacity
+        self._expiry: OrderedDict[str, float] = OrderedDict()  # token -> expiry, in order
+        self._lock = threading.Lock()
+
+    def claim(self, token: str, now: float, ttl: float) -> bool:
+        """True the first time `token` is seen within `ttl` seconds; False for a repeat."""
+        with self._lock:
+            while self._expiry:
+                oldest, expires = next(iter(self._expiry.items()))
+                if expires > now:
+                    break
+                del self._expiry[oldest]
+            if token in self._expiry:
+                return False
+            if len(self._expiry) >= self.capacity:
+                raise RetryLater(f"replay memory full ({self.capacity} live signatures)")
+            self._expiry[token] = now + ttl
+            return True
+
+    def release(self, token: str) -> None:
+        """Forget a token whose request failed on our side, so the provider's retry passes."""
+        with self._lock:
+            self._expiry.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._expiry)
 
 
 def event_id(provider: str, *parts: Any) -> str:
@@ -120,14 +248,11 @@ def sender_of(own: Any, params: Mapping[str, str], where: str) -> str:
 
 def map_items(provider: str, items: list[Any], map_one: Any, params: Mapping[str, str],
               noun: str = "event") -> Mapped:
-    """Map each item with `map_one(item, params)`; a refused or malformed item becomes a
-    dead letter with its reason, and never stops the rest."""
+    """Map each item with `map_one(item, params)`; a refused or malformed item (or one that
+    makes `map_one` raise anything at all) becomes a dead letter with its reason, and never
+    stops the rest."""
     mapped = Mapped()
-    for item in items:
-        try:
+    for index, item in enumerate(items):
+        with mapped.item(provider, index, item, noun):
             mapped.events.append(map_one(item, params))
-        except Rejected as exc:
-            mapped.rejected.append((f"{provider}: {exc}", orjson.dumps(item)))
-        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong shape
-            mapped.rejected.append((f"{provider}: malformed {noun}: {exc}", orjson.dumps(item)))
     return mapped

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from schemas.providers.base import Mapped, PayloadError
+from schemas.providers.base import Mapped, PayloadError, Rejected
 
 NAME = "canonical"
 
@@ -31,14 +31,13 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
                 raise PayloadError(f"neither JSON nor JSON lines: {exc}") from None
     mapped = Mapped()
     default_sender = params.get("sender", "")
-    for item in items:
-        if not isinstance(item, dict):
-            mapped.rejected.append(("canonical: item is not a JSON object",
-                                    orjson.dumps(item)))
-            continue
-        if default_sender and "sender" not in item:
-            item = {**item, "sender": default_sender}
-        mapped.events.append(item)
+    for index, item in enumerate(items):
+        with mapped.item(NAME, index, item):
+            if not isinstance(item, dict):
+                raise Rejected("item is not a JSON object")
+            if default_sender and "sender" not in item:
+                item = {**item, "sender": default_sender}
+            mapped.events.append(item)
     return mapped
 
 

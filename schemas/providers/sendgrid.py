@@ -9,12 +9,15 @@ processed              sent
 delivered              delivered
 deferred               deferred
 bounce                 bounce (`type` "bounce" or "blocked" -> `bounce_kind`)
-dropped                dropped (SendGrid refused to send: suppressed address)
+dropped                dropped (SendGrid refused to send: suppressed or invalid
+                       address; `mailflow ingest` keeps one for an invalid address
+                       hashed, with `recipient_domain` "invalid")
 open, click            open, click
 spamreport             complaint
 unsubscribe            unsubscribe
 group_unsubscribe      unsubscribe (`asm_group_id` names the group)
 group_resubscribe      rejected: a resubscribe is no event type
+account_status_change  rejected: an account event, about no message
 =====================  =================================================
 
 `message_id` is the X-Message-Id the Mail Send API returned: `sg_message_id`
@@ -78,6 +81,9 @@ _TYPES = {
 }
 _NOT_EVENTS = {
     "group_resubscribe": "resubscribe to an unsubscribe group: not an event type",
+    # the Event Webhook also carries account events (e.g. a compliance suspension)
+    "account_status_change": "an account event (SendGrid changed the account's status), "
+                             "not about a message: see the SendGrid console",
 }
 #: SendGrid's `ip` is the sending IP on delivery events and the reader's IP on these.
 _READER_EVENTS = frozenset({"open", "click", "unsubscribe", "group_unsubscribe", "spamreport"})

@@ -52,8 +52,9 @@ type prefix, `smtp_code` (550) and, with `status`, `smtp_status`. Event ids are
 derived from the content, so the same SES event delivered by SNS, Firehose or a
 retry gets the same id.
 
-`verify` checks SNS signatures (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA)
-when `config["ses_verify_sns"]` is set; see its docstring.
+`verify` checks SNS signatures (SignatureVersion 1: SHA1withRSA, 2: SHA256withRSA) and
+the message's age when `config["ses_verify_sns"]` is set, and the topic against
+`config["ses_topic_arns"]` when that is set; see its docstring.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ import base64
 import json
 import re
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Any
@@ -75,7 +78,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from schemas.providers.base import Mapped, PayloadError, SignatureError, canonical, event_id
+from schemas.providers.base import (
+    Mapped,
+    PayloadError,
+    SignatureError,
+    canonical,
+    event_id,
+    raw_of,
+)
 
 NAME = "ses"
 
@@ -93,6 +103,11 @@ _SIGNATURE_HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 #: Certificates are served by SNS itself: https://sns.<region>.amazonaws.com[.cn]/….pem
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 _MAX_CERT_BYTES = 64 * 1024
+#: An SNS message published longer ago than this is refused (replay); SNS's default
+#: delivery policy stops retrying well within it.
+MAX_AGE_S = 3600.0
+#: ... and one stamped further ahead of our clock than this (clock skew).
+MAX_FUTURE_S = 300.0
 _SUPPRESSED = frozenset({"Suppressed", "OnAccountSuppressionList"})
 #: RFC 3464 diagnostic type in front of the reply ("smtp; 550 ...", "X-Postfix; ...").
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9-]*;\s*")
@@ -104,12 +119,17 @@ _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
     mapped = Mapped()
     default_sender = params.get("sender", "")
-    for obj, raw in _documents(body, mapped):
-        _map_document(obj, raw, default_sender, mapped)
+    for index, (obj, raw) in enumerate(_documents(body)):
+        with mapped.item(NAME, index, raw, "document"):
+            _map_document(obj, raw, default_sender, mapped)
     return mapped
 
 
-def _documents(body: bytes, mapped: Mapped) -> Iterator[tuple[Any, bytes]]:
+#: Stands for a JSON line that does not parse (it becomes a dead letter of its own).
+_NOT_JSON = object()
+
+
+def _documents(body: bytes) -> Iterator[tuple[Any, bytes]]:
     """(parsed item, its raw bytes) for an object, an array, or JSON lines."""
     text = body.strip()
     if not text:
@@ -123,11 +143,8 @@ def _documents(body: bytes, mapped: Mapped) -> Iterator[tuple[Any, bytes]]:
             if not line:
                 continue
             found = _concatenated(line)
-            if found is None:
-                mapped.rejected.append(("ses: line is not JSON", line))
-            else:
-                items.extend(found)
-        if not items:
+            items.extend([(_NOT_JSON, line)] if found is None else found)
+        if all(obj is _NOT_JSON for obj, _ in items):
             raise PayloadError("ses: body is neither JSON nor JSON lines") from None
         yield from items
         return
@@ -137,7 +154,7 @@ def _documents(body: bytes, mapped: Mapped) -> Iterator[tuple[Any, bytes]]:
         yield parsed, text
     elif isinstance(parsed, list):
         for item in parsed:
-            yield item, orjson.dumps(item)
+            yield item, raw_of(item)
     else:
         raise PayloadError("ses: body is not a JSON object or array")
 
@@ -173,6 +190,9 @@ def _kind_of(obj: dict[str, Any]) -> str | None:
 
 
 def _map_document(obj: Any, raw: bytes, default_sender: str, mapped: Mapped) -> None:
+    if obj is _NOT_JSON:
+        mapped.rejected.append(("ses: line is not JSON", raw))
+        return
     if not isinstance(obj, dict):
         mapped.rejected.append(("ses: item is not a JSON object", raw))
         return
@@ -192,9 +212,12 @@ def _map_sns(envelope: dict[str, Any], raw: bytes, default_sender: str, mapped: 
     sns_type = envelope["Type"]
     topic = envelope.get("TopicArn", "?")
     if sns_type == "SubscriptionConfirmation":
-        # The receiver logs this and, when configured, visits the URL (the only one) to confirm.
-        mapped.notices.append(f"SNS subscription to {topic} awaits confirmation: "
-                              f"{envelope.get('SubscribeURL', '')}")
+        # The receiver logs this and, when configured (and the message verified, and the
+        # topic allowed), visits the URL (the only one) to confirm.
+        url = envelope.get("SubscribeURL", "")
+        mapped.notices.append(f"SNS subscription to {topic} awaits confirmation: {url}")
+        if isinstance(topic, str) and isinstance(url, str) and url:
+            mapped.confirmations.append((topic, url))
         return
     if sns_type == "UnsubscribeConfirmation":
         # Its SubscribeURL would subscribe again: not repeated here, so nothing visits it.
@@ -472,28 +495,36 @@ def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -
     by the certificate at SigningCertURL, which must be https on an SNS host
     (`sns.<region>.amazonaws.com`, `.com.cn` in China). `config["fetch_cert"]`
     (url -> PEM bytes) replaces the default download (5 s timeout, cached in-process).
-    `config["ses_topic_arns"]` (comma-separated or a collection), when set, also
-    limits the topics accepted: anyone can sign with their own topic.
+    `config["ses_topic_arns"]` (comma-separated or a collection), when set, limits the
+    topics accepted, with or without signature checks: anyone can sign with their own
+    topic. A checked message (either setting on) must also be fresh: its `Timestamp` at
+    most `config["ses_max_age_s"]` (1 h) old and at most 5 min ahead (`config["now"]`
+    overrides the clock); only a verified signature makes that Timestamp trustworthy.
 
-    With verification on, a body that is not a signed SNS message (SNS raw message
-    delivery, a bare SES event) is refused: nothing vouches for it.
+    With verification on or a topic list set, a body that is not an SNS message (SNS raw
+    message delivery, a bare SES event) is refused: nothing vouches for it.
     """
-    if not config.get("ses_verify_sns"):
+    allowed = topic_allow_list(config.get("ses_topic_arns"))
+    verifying = bool(config.get("ses_verify_sns"))
+    if not verifying and not allowed:
         return
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise SignatureError("ses: body is not a signed SNS message (not JSON)") from None
     if not isinstance(envelope, dict) or envelope.get("Type") not in _SNS_TYPES:
-        raise SignatureError("ses: body is not a signed SNS message (raw message delivery "
-                             "cannot be verified)")
+        raise SignatureError("ses: body is not an SNS message (raw message delivery names "
+                             "no topic and cannot be verified)")
+    if allowed and envelope.get("TopicArn") not in allowed:
+        raise SignatureError(f"ses: SNS topic {str(envelope.get('TopicArn'))[:200]!r} is not "
+                             "accepted (not in ses_topic_arns)")
+    check_timestamp(envelope.get("Timestamp"), config)
+    if not verifying:
+        return
     version = envelope.get("SignatureVersion")
     algorithm = _SIGNATURE_HASHES.get(version) if isinstance(version, str) else None
     if algorithm is None:
         raise SignatureError(f"ses: unsupported SNS SignatureVersion {version!r}")
-    allowed = _topic_allow_list(config.get("ses_topic_arns"))
-    if allowed and envelope.get("TopicArn") not in allowed:
-        raise SignatureError(f"ses: SNS topic {envelope.get('TopicArn')!r} is not accepted")
     url = envelope.get("SigningCertURL")
     if not isinstance(url, str) or not _is_sns_certificate_url(url):
         raise SignatureError(f"ses: SigningCertURL is not an https SNS URL: {str(url)[:100]!r}")
@@ -514,6 +545,36 @@ def verify(headers: Mapping[str, str], body: bytes, config: Mapping[str, Any]) -
         key.verify(signature, signed_text(envelope), padding.PKCS1v15(), algorithm())
     except InvalidSignature:
         raise SignatureError("ses: SNS signature does not match the message") from None
+
+
+def check_timestamp(value: Any, config: Mapping[str, Any]) -> None:
+    """Refuse an SNS message published more than `ses_max_age_s` (1 h) ago, or more than
+    `MAX_FUTURE_S` ahead of our clock, or whose Timestamp does not parse: a captured
+    message cannot be replayed for ever (SNS retries within the hour by default).
+
+    >>> check_timestamp("2026-01-01T00:00:00.000Z", {"now": 1767225600.0 + 60})
+    >>> try:
+    ...     check_timestamp("2026-01-01T00:00:00Z", {"now": 1767225600.0 + 7200})
+    ... except SignatureError as exc:
+    ...     print(exc)
+    ses: stale SNS message (Timestamp 2026-01-01T00:00:00Z, 7200 s old)
+    """
+    if not isinstance(value, str):
+        raise SignatureError("ses: SNS message without a Timestamp")
+    try:
+        published = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SignatureError(f"ses: SNS Timestamp is not ISO 8601: {value[:40]!r}") from None
+    if published.tzinfo is None:
+        raise SignatureError(f"ses: SNS Timestamp has no time zone: {value[:40]!r}")
+    now = config.get("now")
+    now = time.time() if now is None else float(now)
+    age = now - published.timestamp()
+    max_age = float(config.get("ses_max_age_s") or MAX_AGE_S)
+    if age > max_age:
+        raise SignatureError(f"ses: stale SNS message (Timestamp {value[:40]}, {age:.0f} s old)")
+    if age < -MAX_FUTURE_S:
+        raise SignatureError(f"ses: SNS Timestamp {value[:40]} is {-age:.0f} s in the future")
 
 
 def signed_text(envelope: Mapping[str, Any]) -> bytes:
@@ -539,7 +600,12 @@ def _is_sns_certificate_url(url: str) -> bool:
             and parsed.path.endswith(".pem"))
 
 
-def _topic_allow_list(value: Any) -> frozenset[str]:
+def topic_allow_list(value: Any) -> frozenset[str]:
+    """The accepted SNS topics from a comma-separated string or a collection.
+
+    >>> sorted(topic_allow_list("arn:a, arn:b,"))
+    ['arn:a', 'arn:b']
+    """
     if not value:
         return frozenset()
     items = value.split(",") if isinstance(value, str) else value

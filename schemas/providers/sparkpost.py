@@ -72,6 +72,7 @@ from schemas.providers.base import (
     canonical,
     event_id,
     header,
+    raw_of,
 )
 
 NAME = "sparkpost"
@@ -130,19 +131,24 @@ def map_payload(body: bytes, params: Mapping[str, str]) -> Mapped:
         raise PayloadError("sparkpost: body is not a JSON array of events")
     mapped = Mapped()
     default_sender = params.get("sender", "")
-    for item in parsed:
-        raw = orjson.dumps(item)
-        msys = item.get("msys") if isinstance(item, dict) else None
-        if not isinstance(msys, dict):
-            mapped.rejected.append(("sparkpost: item is not {\"msys\": {...}}", raw))
-            continue
-        # `{"msys": {}}` is the ping SparkPost sends when a webhook is created or tested.
-        for event_class, ev in msys.items():
-            if not isinstance(ev, dict):
-                mapped.rejected.append((f"sparkpost: {event_class} is not an object", raw))
-                continue
-            _map_event(event_class, ev, raw, default_sender, mapped)
+    for index, item in enumerate(parsed):
+        raw = raw_of(item)
+        with mapped.item(NAME, index, raw):
+            _map_item(item, raw, default_sender, mapped)
     return mapped
+
+
+def _map_item(item: Any, raw: bytes, default_sender: str, mapped: Mapped) -> None:
+    msys = item.get("msys") if isinstance(item, dict) else None
+    if not isinstance(msys, dict):
+        mapped.rejected.append(("sparkpost: item is not {\"msys\": {...}}", raw))
+        return
+    # `{"msys": {}}` is the ping SparkPost sends when a webhook is created or tested.
+    for event_class, ev in msys.items():
+        if not isinstance(ev, dict):
+            mapped.rejected.append((f"sparkpost: {event_class} is not an object", raw))
+            continue
+        _map_event(event_class, ev, raw, default_sender, mapped)
 
 
 def _map_event(event_class: str, ev: dict[str, Any], raw: bytes, default_sender: str,
