@@ -33,6 +33,9 @@ def query_via_admin(port: int, sql: str, timeout: float = 300.0
             answer = orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise StoreError(orjson.loads(exc.read()).get("error", str(exc))) from None
+    if answer.get("truncated"):
+        print(f"mailflow sql: the answer was cut at {len(answer['rows'])} rows (the job's "
+              "limit for ad-hoc queries); add a LIMIT or aggregate", file=sys.stderr)
     return answer["columns"], answer["rows"]
 
 

@@ -29,6 +29,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from mailflow.stats import STATS
 from schemas.rows import TABLE_COLUMNS
+from sinks.read_only_sql import refusal
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,30 @@ def chdb_path(dsn: str) -> Path | None:
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for logs and messages."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+    """The DSN without its password or token, for logs, messages and `/healthz`.
+
+    >>> redact_dsn("https://analyst:s3cr:et@ch.example:8443/mailflow?access_token=abc&x=1")
+    'https://analyst:***@ch.example:8443/mailflow?access_token=***&x=1'
+    >>> redact_dsn("http://ch:8123/db?user=a@b.example&password=pw")
+    'http://ch:8123/db?user=a@b.example&password=***'
+    >>> redact_dsn("chdb:///var/lib/mailflow/clickhouse")
+    'chdb:///var/lib/mailflow/clickhouse'
+    """
+    scheme, sep, rest = dsn.partition("://")
+    if sep:
+        end = len(rest)
+        for stop in "/?#":
+            if stop in rest:
+                end = min(end, rest.index(stop))
+        netloc, tail = rest[:end], rest[end:]
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":***"
+            netloc = f"{userinfo}@{host}"
+        dsn = f"{scheme}://{netloc}{tail}"
+    return re.sub(r"(?i)([?&](?:password|access_token|token|secret)[^=&]*=)[^&#]*", r"\1***",
+                  dsn)
 
 
 class ClickHouseStore:
@@ -130,6 +153,68 @@ class ClickHouseStore:
     def close(self) -> None:
         with self._lock:
             self.client.close()
+
+
+class QueryRefused(ValueError):
+    """An ad-hoc query that the admin port does not run (not read-only, or reaches out)."""
+
+
+#: Limits of every ad-hoc query (`mailflow sql` through the job's admin port): a query
+#: cannot run for ever, hold the job's memory, or return more than a screenful of
+#: screenfuls. Past `max_result_rows` ClickHouse stops reading ('break') and the answer
+#: says it was truncated.
+QUERY_LIMITS: dict[str, int | str] = {
+    "max_execution_time": 60,
+    "max_result_rows": 100_000,
+    "max_result_bytes": 256 * 1024 * 1024,
+    "result_overflow_mode": "break",
+    "max_memory_usage": 2 * 1024 * 1024 * 1024,
+}
+
+
+class ReadOnlyQueries:
+    """Ad-hoc SQL for analysts, on a client of its own (never the sink's).
+
+    Its session runs with `readonly=1` (set last, after the limits, since read-only
+    mode forbids changing settings) and the `QUERY_LIMITS`; `refusal()` in
+    `sinks/read_only_sql.py` turns away writes and table functions that reach files,
+    URLs or other servers before they get there. A slow query holds up only other
+    ad-hoc queries: inserts go through the sink's own client. chDB allows several
+    clients on one path in a process (they share the engine, each with its own
+    session settings).
+    """
+
+    def __init__(self, dsn: str, limits: dict[str, int | str] | None = None):
+        self.dsn = dsn
+        self.max_rows = int((limits or QUERY_LIMITS)["max_result_rows"])
+        settings = {**(limits or QUERY_LIMITS), "readonly": 1}
+        try:
+            self.client = clickhouse_connect.get_client(dsn=dsn, settings=settings)
+        except Exception as exc:  # driver errors have many types; all mean "cannot open"
+            raise StoreError(f"cannot open ClickHouse at {redact_dsn(dsn)} for queries: "
+                             f"{_first_line(exc)}") from None
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple], bool]:
+        """Columns, rows and whether the rows were cut at `max_result_rows`."""
+        reason = refusal(sql)
+        if reason is not None:
+            raise QueryRefused(reason)
+        try:
+            result = self.client.query(sql)
+        except Exception as exc:  # the server's message is the useful part
+            raise StoreError(_first_line(exc)) from None
+        rows = result.result_rows
+        truncated = len(rows) > self.max_rows
+        return (list(result.column_names), [tuple(r) for r in rows[:self.max_rows]],
+                truncated)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return redact_dsn(text.splitlines()[0]) if text else repr(exc)
 
 
 def encode_rows(rows: list[tuple]) -> bytes:
