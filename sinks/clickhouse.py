@@ -58,31 +58,22 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(rest.split("?", 1)[0])
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password or token, for logs, messages and `/healthz`.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@")
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:password|access_token|token|secret)[^=&\s]*=)[^&#\s]*")
+
+
+def redact_dsn(text: str) -> str:
+    """A DSN, or any text quoting one (an error message), without passwords or tokens:
+    for logs, messages and `/healthz`.
 
     >>> redact_dsn("https://analyst:s3cr:et@ch.example:8443/mailflow?access_token=abc&x=1")
     'https://analyst:***@ch.example:8443/mailflow?access_token=***&x=1'
-    >>> redact_dsn("http://ch:8123/db?user=a@b.example&password=pw")
-    'http://ch:8123/db?user=a@b.example&password=***'
+    >>> redact_dsn("cannot reach http://default:pw@ch:8123?user=a@b.example&password=pw")
+    'cannot reach http://default:***@ch:8123?user=a@b.example&password=***'
     >>> redact_dsn("chdb:///var/lib/mailflow/clickhouse")
     'chdb:///var/lib/mailflow/clickhouse'
     """
-    scheme, sep, rest = dsn.partition("://")
-    if sep:
-        end = len(rest)
-        for stop in "/?#":
-            if stop in rest:
-                end = min(end, rest.index(stop))
-        netloc, tail = rest[:end], rest[end:]
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":***"
-            netloc = f"{userinfo}@{host}"
-        dsn = f"{scheme}://{netloc}{tail}"
-    return re.sub(r"(?i)([?&](?:password|access_token|token|secret)[^=&]*=)[^&#]*", r"\1***",
-                  dsn)
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
 class ClickHouseStore:
@@ -100,7 +91,8 @@ class ClickHouseStore:
             if path is not None and "lock" in str(exc).lower():
                 hint = (" (another process owns this chDB store; while the job runs, "
                         "`mailflow sql` goes through its admin port)")
-            raise StoreError(f"cannot open ClickHouse at {redact_dsn(dsn)}: {exc}{hint}") from exc
+            raise StoreError(f"cannot open ClickHouse at {redact_dsn(dsn)}: "
+                             f"{redact_dsn(str(exc))}{hint}") from None
         self._lock = threading.Lock()
         self._insert_settings = ({RAW_DATETIME_NUMBERS: 1}
                                  if RAW_DATETIME_NUMBERS in self.client.server_settings else {})

@@ -211,3 +211,16 @@ def test_mailflow_sql_goes_through_the_running_job_read_only(broker, tmp_path):
             job.kill()
             job.wait()
     assert query_store(tmp_path, "EXISTS TABLE mailflow.events") == [(1,)]
+
+
+def test_store_errors_never_show_the_password():
+    port = free_port()  # nothing listens there
+    dsn = f"http://analyst:{SECRET_DSN_PASSWORD}@127.0.0.1:{port}/?password={SECRET_DSN_PASSWORD}"
+    with pytest.raises(StoreError) as refused:
+        ClickHouseStore(dsn)
+    assert SECRET_DSN_PASSWORD not in str(refused.value)
+    assert "analyst:***@127.0.0.1" in str(refused.value)
+    proc = mailflow_cmd("sql", "SELECT 1", env={"MAILFLOW_CLICKHOUSE_URL": dsn}, check=False,
+                        timeout=120)
+    assert proc.returncode == 1 and proc.stderr
+    assert SECRET_DSN_PASSWORD not in proc.stderr + proc.stdout
