@@ -277,6 +277,7 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         self._retries = retries
         self._blocks: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queued_blocks)
         self._failure: Exception | None = None
+        self._raised = False  # the failure was raised: the dataflow is already failing
         self._writer = threading.Thread(target=self._write_blocks, daemon=True,
                                         name=f"clickhouse-writer {table}")
         self._writer.start()
@@ -295,10 +296,14 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
     def close(self) -> None:
         self._blocks.put(None)
         self._writer.join()
-        self._raise_failure()
+        # Raising again while Bytewax unwinds from the first failure would abort the
+        # process (a panic in a destructor) and hide the first error's message.
+        if not self._raised:
+            self._raise_failure()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
+            self._raised = True
             raise self._failure
 
     def _write_blocks(self) -> None:
