@@ -7,10 +7,14 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
 from confluent_kafka import Producer
 
 from flows.sources import IDLE_POLL, KafkaPartitionSource, RawMessage
+from mailflow.broker import EmbeddedBroker, ensure_topics
 from mailflow.stats import STATS
+from schemas.topics import INPUT_TOPICS
+from tests.conftest import mailflow_cmd, query_store
 
 
 def test_a_quiet_partition_returns_at_once_and_asks_to_be_polled_again_soon():
@@ -115,3 +119,43 @@ def test_a_message_from_an_earlier_offset_than_expected_is_counted_as_a_reset(br
     finally:
         part.close()
     assert resets() == before + 1
+
+
+def produce_traffic(bootstrap: str, seed: int, rate: float, start: float) -> None:
+    from mailflow.generator import TrafficGenerator
+
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for ev in TrafficGenerator(seed=seed, start=start).events(rate, 60):
+        producer.produce(ev.topic, ev.value, ev.key)
+    assert producer.flush(30) == 0
+
+
+@pytest.mark.integration
+def test_a_job_resumed_against_recreated_topics_reads_them_from_the_beginning(broker, tmp_path):
+    # The snapshot's offsets point past the end of the new topics. Before: the job
+    # waited there for ever (Tansu) or skipped to the end (Kafka, auto.offset.reset=latest).
+    resumed_dir, fresh_dir = tmp_path / "resumed", tmp_path / "fresh"
+    env = {"MAILFLOW_ADMIN_PORT": "0", "MAILFLOW_LOG_FORMAT": "json"}
+    produce_traffic(broker.bootstrap, seed=4, rate=20, start=1_795_000_000)
+    # every old partition ends beyond where its recreated one will: 40 dead letters each
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for topic in INPUT_TOPICS:
+        for partition in range(3):
+            for _ in range(40):
+                producer.produce(topic, b"not json", partition=partition)
+    assert producer.flush(30) == 0
+    mailflow_cmd("run", "--dev", "--no-tail", "--brokers", broker.bootstrap,
+                 "--data-dir", str(resumed_dir), env=env)
+    with EmbeddedBroker() as recreated:
+        ensure_topics(recreated.bootstrap, partitions=3)
+        produce_traffic(recreated.bootstrap, seed=5, rate=1, start=1_795_100_000)
+        resumed = mailflow_cmd("run", "--dev", "--no-tail", "--brokers", recreated.bootstrap,
+                               "--data-dir", str(resumed_dir), env=env, timeout=240)
+        # what a job with no snapshot reads from the recreated topics
+        mailflow_cmd("run", "--dev", "--no-tail", "--brokers", recreated.bootstrap,
+                     "--data-dir", str(fresh_dir), env=env, timeout=240)
+    assert "past the end of the partition" in resumed.stderr
+    new_events = ("SELECT count() FROM mailflow.events FINAL "
+                  "WHERE ts >= toDateTime64(1795100000, 3)")
+    read = query_store(resumed_dir, new_events)[0][0]
+    assert read > 0 and read == query_store(fresh_dir, new_events)[0][0]
