@@ -153,12 +153,12 @@ class QueryRefused(ValueError):
 
 #: Limits of every ad-hoc query (`mailflow sql` through the job's admin port): a query
 #: cannot run for ever, hold the job's memory, or return more than a screenful of
-#: screenfuls. Past `max_result_rows` ClickHouse stops reading ('break') and the answer
-#: says it was truncated.
+#: screenfuls. Past `max_result_rows` ClickHouse stops reading ('break', within a block
+#: of rows) and the answer is cut there and says so. (No `max_result_bytes`: its 'break'
+#: would cut an answer without a sign of it.)
 QUERY_LIMITS: dict[str, int | str] = {
     "max_execution_time": 60,
-    "max_result_rows": 100_000,
-    "max_result_bytes": 256 * 1024 * 1024,
+    "max_result_rows": 50_000,
     "result_overflow_mode": "break",
     "max_memory_usage": 2 * 1024 * 1024 * 1024,
 }
