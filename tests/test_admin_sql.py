@@ -224,3 +224,12 @@ def test_store_errors_never_show_the_password():
                         timeout=120)
     assert proc.returncode == 1 and proc.stderr
     assert SECRET_DSN_PASSWORD not in proc.stderr + proc.stdout
+
+
+def test_without_a_read_only_client_the_job_runs_on_and_sql_says_why():
+    port = free_port()  # nothing listens there
+    queries = ReadOnlyQueries(f"http://analyst:{SECRET_DSN_PASSWORD}@127.0.0.1:{port}/")
+    with pytest.raises(StoreError, match="read-only") as unavailable:
+        queries.query("SELECT 1")
+    assert SECRET_DSN_PASSWORD not in str(unavailable.value)
+    queries.close()
