@@ -151,7 +151,7 @@ class _KafkaPartition(StatefulSourcePartition):
         if offset < low:
             self._reset(f"resume offset {offset} is below the first offset held, {low} "
                         "(removed by retention)")
-            return OFFSET_BEGINNING
+            return low
         return offset
 
     def _moved(self, offset: int) -> None:
