@@ -127,10 +127,15 @@ def _make_handler(stats: JobStats, query: Callable[[str], QueryAnswer],
             if self._refused():
                 return
             if self.path.split("?", 1)[0] != "/sql":
+                self.close_connection = True  # its body stays unread
                 self._json(404, {"error": f"no such endpoint: {self.path}"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if length <= 0 or length > MAX_SQL_BYTES:
+                self.close_connection = True  # a body of unknown length stays unread
                 self._json(400, {"error": "send one SQL query as the request body"})
                 return
             sql = self.rfile.read(length).decode("utf-8", errors="replace")

@@ -233,3 +233,17 @@ def test_without_a_read_only_client_the_job_runs_on_and_sql_says_why():
         queries.query("SELECT 1")
     assert SECRET_DSN_PASSWORD not in str(unavailable.value)
     queries.close()
+
+
+def test_a_malformed_content_length_is_a_400_and_the_port_serves_on(admin):
+    import http.client
+
+    base, _ = admin
+    port = int(base.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", "/sql", skip_accept_encoding=True)
+    conn.putheader("Content-Length", "twelve")
+    conn.endheaders(b"SELECT 1")
+    assert conn.getresponse().status == 400
+    conn.close()
+    assert post_sql(base, "SELECT 1")[0] == 200
