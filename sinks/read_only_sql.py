@@ -4,8 +4,9 @@ the store.
 The admin client also runs with `readonly=1`, so ClickHouse itself refuses writes,
 DDL, `SET` and table functions; this check is the first of the two fences and the
 one that gives a clear answer. It reads the statement as tokens (comments, string
-literals and quoted identifiers are skipped as units, so a keyword hidden in a
-string does not count and one hidden behind a comment is still seen) and refuses:
+literals, `$$heredoc$$` ones too, and quoted identifiers are skipped as units, so a
+keyword hidden in a string does not count and one behind a comment is still seen)
+and refuses:
 
 - anything but `SELECT`, `WITH`, `SHOW`, `DESCRIBE`/`DESC`, `EXPLAIN`, `EXISTS`;
 - more than one statement;
@@ -40,6 +41,8 @@ OUTSIDE_FUNCTIONS = frozenset(name.lower() for name in (
     "mysql", "postgresql", "jdbc", "odbc", "mongodb", "sqlite", "redis", "input",
     "executable", "azureBlobStorage", "azureBlobStorageCluster", "hive", "arrowFlight",
     "arrowflight", "ytsaurus", "dictionary",
+    # chDB: reads Python objects (data frames, dicts) of this process by variable name
+    "python",
 ))
 #: Families with many members (icebergS3, deltaLakeAzure, hudiCluster, paimonLocal, ...).
 OUTSIDE_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "s3", "azure", "hdfs",
@@ -50,7 +53,7 @@ HARMLESS = frozenset({"urlhierarchy", "urlpathhierarchy"})
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<comment>--[^\n]*|\#[^\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<string>'(?:[^'\\]|\\.|'')*(?:'|\Z))
+  | (?P<string>'(?:[^'\\]|\\.|'')*(?:'|\Z)|\$(?P<tag>[A-Za-z0-9_]*)\$.*?(?:\$(?P=tag)\$|\Z))
   | (?P<quoted>"(?:[^"\\]|\\.|"")*(?:"|\Z)|`(?:[^`\\]|\\.|``)*(?:`|\Z))
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<other>.)
@@ -63,6 +66,8 @@ def tokens(sql: str) -> list[tuple[str, str]]:
 
     >>> tokens("SELECT `file`(1) -- x")
     [('word', 'SELECT'), ('word', 'file'), ('other', '('), ('other', '1'), ('other', ')')]
+    >>> tokens("SELECT $q$it's$q$, 1")
+    [('word', 'SELECT'), ('string', "$q$it's$q$"), ('other', ','), ('other', '1')]
     """
     out = []
     for match in _TOKEN.finditer(sql):

@@ -90,6 +90,8 @@ def test_a_select_answers_with_columns_rows_and_truncation_flag(admin):
     "SELECT * FROM file('{dir}/secret.txt', 'LineAsString')",
     "select * from FiLe ('{dir}/secret.txt', 'LineAsString')",
     "SELECT * FROM /* hidden */ `file`('{dir}/secret.txt', 'LineAsString')",
+    "SELECT $$'$$ AS a, * FROM file('{dir}/secret.txt', 'LineAsString') -- '",
+    "SELECT * FROM Python(SECRET_DSN_PASSWORD)",  # chDB: this process's Python objects
     "SELECT * FROM url('http://127.0.0.1:9/x', 'LineAsString')",
     "SELECT * FROM s3('http://127.0.0.1:9/b/k', 'CSV')",
     "SELECT * FROM remote('127.0.0.1:9', system.one)",
@@ -118,6 +120,7 @@ def test_clickhouse_itself_refuses_writes_on_the_admin_client(admin, store, tmp_
                 "INSERT INTO mailflow.events (event_id) VALUES ('x')",
                 f"SELECT * FROM file('{tmp_path}/secret.txt', 'LineAsString')",
                 "SELECT * FROM url('http://127.0.0.1:9/x', 'LineAsString')",
+                "SELECT * FROM Python(SECRET_DSN_PASSWORD)",
                 "SELECT 1 SETTINGS readonly = 0"):
         with pytest.raises(Exception, match="(?i)readonly"):
             queries.client.query(sql)
