@@ -10,6 +10,16 @@ is too low). The marker travels through the dataflow like data, so the
 event-time gate learns it on whichever worker or process it runs: it must not
 wait for a caught-up partition, nor skip one that is merely slow.
 
+Resuming where the input is gone: a snapshot's offset can fall out of retention
+(below the partition's first offset) or lie past its end (the topic was
+recreated). The consumer then starts from the earliest offset still held
+(`auto.offset.reset=earliest`: never skip a backlog), and the reset is logged and
+counted (`mailflow_offset_resets_total`) wherever it is noticed: on resume
+(offset below the low watermark), when the broker reports a high watermark below
+the offset (Tansu answers such a fetch with nothing, forever, instead of
+OFFSET_OUT_OF_RANGE: the partition seeks to the beginning itself), or when a
+message arrives at an offset that went back, or jumped past records that expired.
+
 Stopping: raising out of a Bytewax callback (what Ctrl-C does by default)
 panics the Rust runtime mid-batch. Instead a stop request (`STOP`) makes every
 partition report end of input at its next poll; the dataflow then flushes
@@ -67,9 +77,12 @@ class _KafkaPartition(StatefulSourcePartition):
     def __init__(self, config: dict[str, Any], topic: str, index: int, offset: int,
                  batch_size: int, tail: bool, stop: threading.Event):
         self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(topic, index, offset)])
-        self._topic, self._index, self._offset = topic, index, offset
+        self._topic, self._index = topic, index
         self._name = partition_id(topic, index)
+        if offset >= 0:
+            offset = self._resume_offset(offset)
+        self._consumer.assign([TopicPartition(topic, index, offset)])
+        self._offset = offset  # the next offset expected (negative: not known yet)
         self._batch_size, self._tail, self._stop = batch_size, tail, stop
         self._eof = False
         self._lag_checked = 0.0
@@ -87,6 +100,8 @@ class _KafkaPartition(StatefulSourcePartition):
         for msg in self._consumer.consume(self._batch_size, 0):
             err = msg.error()
             if err is None:
+                if msg.offset() != self._offset and self._offset >= 0:
+                    self._moved(msg.offset())
                 batch.append(RawMessage(msg.value(), self._topic, self._index, msg.offset(), ""))
                 self._offset = msg.offset() + 1
                 reached_end = False
@@ -105,10 +120,12 @@ class _KafkaPartition(StatefulSourcePartition):
         if now - self._lag_checked >= 1.0:  # the consumer's cached view: no broker call
             self._lag_checked = now
             try:
-                _low, high = self._consumer.get_watermark_offsets(
+                low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(self._topic, self._index), cached=True)
                 if high >= 0:
                     STATS.consumer_lag[self._name] = max(0, high - self._offset)
+                if not batch and 0 <= high < self._offset:
+                    self._past_the_end(max(low, 0), high)
             except KafkaException:
                 pass
         if reached_end and not self._announced:
@@ -120,6 +137,49 @@ class _KafkaPartition(StatefulSourcePartition):
             if not self._tail:
                 self._eof = True  # deliver this batch; stop at the next call
         return batch
+
+    def _resume_offset(self, offset: int) -> int:
+        """The snapshot's offset, or the beginning if retention has removed it. (Only
+        the low watermark is asked: Tansu's ListOffsets can report a high watermark
+        below the real end, see `_past_the_end` for that side.)"""
+        try:
+            low, _high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._topic, self._index), timeout=10, cached=False)
+        except KafkaException as exc:  # the consumer's own reset (earliest) still applies
+            log.warning("%s: cannot check the resume offset %d (%s)", self._name, offset, exc)
+            return offset
+        if offset < low:
+            self._reset(f"resume offset {offset} is below the first offset held, {low} "
+                        "(removed by retention)")
+            return low
+        return offset
+
+    def _moved(self, offset: int) -> None:
+        """A message not at the expected offset: a reset, unless only a gap (transaction
+        markers, compaction) lies between."""
+        if offset < self._offset:
+            self._reset(f"offset went back from {self._offset} to {offset} (the expected "
+                        "offset was past the end of the partition: topic recreated?)")
+            return
+        try:
+            low, _high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._topic, self._index), cached=True)
+        except KafkaException:
+            return
+        if low > self._offset:
+            self._reset(f"offsets {self._offset}..{low - 1} were removed by retention before "
+                        f"they were read; reading from {offset}")
+
+    def _past_the_end(self, low: int, high: int) -> None:
+        self._reset(f"offset {self._offset} is past the end of the partition ({high}): "
+                    "topic recreated?")
+        self._consumer.assign([TopicPartition(self._topic, self._index, OFFSET_BEGINNING)])
+        self._offset = low
+        self._announced = False
+
+    def _reset(self, why: str) -> None:
+        STATS.record_offset_reset(self._name)
+        log.warning("input %s: %s; reading from the earliest offset held", self._name, why)
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + IDLE_POLL if self._quiet else None
@@ -157,16 +217,21 @@ class KafkaPartitionSource(FixedPartitionedSource):
             parts += [f"{index}-{topic}" for index in sorted(meta.partitions)]
         return parts
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None
-                   ) -> _KafkaPartition:
-        index, topic = for_part.split("-", 1)
-        config = {
+    def consumer_config(self) -> dict[str, str]:
+        return {
             "bootstrap.servers": ",".join(self.brokers),
             "group.id": "mailflow-unused",  # assign() only; offsets live in snapshots
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",  # the caught-up signal, in tail mode too
+            # an offset no longer held: read what is there, never skip to the end
+            "auto.offset.reset": "earliest",
             **self.add_config,
         }
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None
+                   ) -> _KafkaPartition:
+        index, topic = for_part.split("-", 1)
+        config = self.consumer_config()
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         return _KafkaPartition(config, topic, int(index), offset, self.batch_size, self.tail,
                                self.stop)

@@ -7,7 +7,15 @@ sends its query here instead of opening the store itself.
     GET  /readyz    200 once the dataflow is running, else 503
     GET  /metrics   Prometheus text
     GET  /stats     JSON counters (the demo's live summary reads this)
-    POST /sql       body: one query; answer: {"columns": [...], "rows": [[...]]}
+    POST /sql       body: one read-only query; answer:
+                    {"columns": [...], "rows": [[...]], "truncated": false}
+
+The port is bound to loopback, and a request must say so: its Host header must name
+127.0.0.1, localhost or [::1] with this port, and an Origin header (a browser's) must
+be the same. A web page the operator visits can therefore neither post SQL here
+(cross-site request) nor reach it through a DNS name that resolves to 127.0.0.1
+(DNS rebinding). SQL runs on a read-only client of its own (`ReadOnlyQueries`), and
+`/healthz` shows the store's DSN without its password.
 """
 
 from __future__ import annotations
@@ -21,15 +29,55 @@ from typing import Any
 
 from mailflow.http import HardenedServer, JsonHandler
 from mailflow.stats import JobStats
+from sinks.clickhouse import QueryRefused, redact_dsn
 
 log = logging.getLogger(__name__)
 
 MAX_SQL_BYTES = 1024 * 1024
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+#: columns, rows, and whether the rows were cut at the row limit
+QueryAnswer = tuple[list[str], list[tuple], bool]
+
+
+def local_hosts(port: int) -> frozenset[str]:
+    """The Host header values a request to this loopback port may carry.
+
+    >>> sorted(local_hosts(8765))
+    ['127.0.0.1:8765', '[::1]:8765', 'localhost:8765']
+    """
+    names = [f"{name}:{port}" for name in LOOPBACK_NAMES]
+    if port == 80:  # a client leaves the default port out
+        names += LOOPBACK_NAMES
+    return frozenset(names)
+
+
+def foreign_request(headers: Any, port: int) -> str | None:
+    """Why a request did not come from a local client (None if it did).
+
+    >>> foreign_request({"Host": "localhost:8765"}, 8765) is None
+    True
+    >>> foreign_request({"Host": "rebound.example:8765"}, 8765)
+    'unexpected Host header: only a local client may use this port'
+    >>> foreign_request({"Host": "127.0.0.1:8765", "Origin": "https://evil.example"}, 8765)
+    'cross-origin request refused'
+    """
+    hosts = local_hosts(port)
+    if (headers.get("Host") or "").strip().lower() not in hosts:
+        return "unexpected Host header: only a local client may use this port"
+    origin = headers.get("Origin")
+    if origin is not None and origin.strip().lower() not in {f"http://{h}" for h in hosts}:
+        return "cross-origin request refused"
+    if (headers.get("Sec-Fetch-Site") or "").lower() in ("cross-site", "same-site"):
+        return "cross-origin request refused"
+    return None
 
 
 class AdminServer:
-    def __init__(self, stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
+    def __init__(self, stats: JobStats, query: Callable[[str], QueryAnswer],
                  info: dict[str, Any], host: str = "127.0.0.1", port: int = 8765):
+        # whoever built `info`, a DSN in it never shows its password
+        info = {k: redact_dsn(v) if isinstance(v, str) else v for k, v in info.items()}
         handler = _make_handler(stats, query, info)
         self.httpd = HardenedServer((host, port), handler, max_body=MAX_SQL_BYTES)
         self.port = self.httpd.server_address[1]
@@ -45,12 +93,22 @@ class AdminServer:
         self.httpd.server_close()
 
 
-def _make_handler(stats: JobStats, query: Callable[[str], tuple[list[str], list[tuple]]],
+def _make_handler(stats: JobStats, query: Callable[[str], QueryAnswer],
                   info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
         server_version = "mailflow-admin"
 
+        def _refused(self) -> bool:
+            reason = foreign_request(self.headers, self.server.server_address[1])
+            if reason is None:
+                return False
+            self.close_connection = True  # the body, if any, stays unread
+            self._json(HTTPStatus.FORBIDDEN, {"error": reason})
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            if self._refused():
+                return
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
                 self._json(200, {"status": "ok", **info})
@@ -65,19 +123,29 @@ def _make_handler(stats: JobStats, query: Callable[[str], tuple[list[str], list[
                 self._json(404, {"error": f"no such endpoint: {path}"})
 
         def do_POST(self) -> None:  # noqa: N802
+            if self._refused():
+                return
             if self.path.split("?", 1)[0] != "/sql":
+                self.close_connection = True  # its body stays unread
                 self._json(404, {"error": f"no such endpoint: {self.path}"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
             if length <= 0 or length > MAX_SQL_BYTES:
+                self.close_connection = True  # a body of unknown length stays unread
                 self._json(400, {"error": "send one SQL query as the request body"})
                 return
             sql = self.rfile.read(length).decode("utf-8", errors="replace")
             try:
-                columns, rows = query(sql)
-            except Exception as exc:  # the query's own error goes back to the caller
-                self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+                columns, rows, truncated = query(sql)
+            except QueryRefused as exc:
+                self._json(HTTPStatus.FORBIDDEN, {"error": str(exc)})
                 return
-            self._json(200, {"columns": columns, "rows": rows})
+            except Exception as exc:  # the query's own error goes back to the caller
+                self._json(HTTPStatus.BAD_REQUEST, {"error": redact_dsn(str(exc))})
+                return
+            self._json(200, {"columns": columns, "rows": rows, "truncated": truncated})
 
     return Handler

@@ -18,6 +18,7 @@ from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
 from mailflow.config import Settings
 from mailflow.malformed import malformed_samples
 from mailflow.traffic import EventProducer, paced, plan
+from sinks.clickhouse import redact_dsn
 
 EXAMPLE_QUERIES = (
     "SELECT type, count() FROM mailflow.events GROUP BY type ORDER BY 2 DESC",
@@ -125,7 +126,7 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
     if admin_port == 0 or not _port_free(admin_port):
         admin_port = free_port()
     tty = sys.stdout.isatty()
-    print(f"mailflow demo: data in {data}, ClickHouse {settings.clickhouse_dsn}")
+    print(f"mailflow demo: data in {data}, ClickHouse {redact_dsn(settings.clickhouse_dsn)}")
     with EmbeddedBroker(log_path=data / "demo-broker.log") as broker:
         ensure_topics(broker.bootstrap, partitions=settings.partitions)
         print(f"embedded broker on {broker.bootstrap}; starting the job "
@@ -135,11 +136,12 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
         # earlier demo would point past the end of its topics.
         cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-recovery",
                "--brokers", broker.bootstrap,
-               "--data-dir", str(data), "--admin-port", str(admin_port),
-               "--clickhouse-url", settings.clickhouse_dsn]
+               "--data-dir", str(data), "--admin-port", str(admin_port)]
         # The demo squeezes an hour of mail into a minute: labels mature after 10 minutes
-        # of event time, so the models learn (and report) within the demo.
-        env = {"MAILFLOW_LABEL_WINDOW_S": "600", **os.environ}
+        # of event time, so the models learn (and report) within the demo. The DSN goes
+        # by environment, not argv: a password in argv shows in every `ps`.
+        env = {"MAILFLOW_LABEL_WINDOW_S": "600", **os.environ,
+               "MAILFLOW_CLICKHOUSE_URL": settings.clickhouse_dsn}
         job = subprocess.Popen(cmd, stdout=job_log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=env)
         try:

@@ -17,7 +17,7 @@ from mailflow.broker import ensure_topics, free_port
 from mailflow.config import ConfigError, Settings
 from mailflow.stats import STATS
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
-from sinks.clickhouse import chdb_path, close_stores, redact_dsn, store_for
+from sinks.clickhouse import ReadOnlyQueries, chdb_path, close_stores, redact_dsn, store_for
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,10 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     created = ensure_topics(brokers, partitions=settings.partitions)
     if created:
         log.info("created topics: %s", ", ".join(created))
-    admin = AdminServer(STATS, store.query, info={
-        "pid": os.getpid(), "clickhouse_url": settings.clickhouse_dsn,
+    # Ad-hoc SQL gets a read-only client of its own: never the sink's, nor its lock.
+    queries = ReadOnlyQueries(settings.clickhouse_dsn)
+    admin = AdminServer(STATS, queries.query, info={
+        "pid": os.getpid(), "clickhouse_url": redact_dsn(settings.clickhouse_dsn),
         "kafka_brokers": brokers}, host=settings.admin_host, port=settings.admin_port).start()
     log.info("job starting: brokers=%s store=%s admin=http://%s:%d migrations=%s tail=%s",
              brokers, redact_dsn(settings.clickhouse_dsn), settings.admin_host, admin.port,
@@ -142,4 +144,5 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
         log.info("job done in %.1fs: %d events, %d dead letters, rows written %s",
                  elapsed, snap["events_total"], snap["dead_letters"], snap["rows_written"])
         admin.stop()
+        queries.close()
         close_stores()

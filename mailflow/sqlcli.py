@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from mailflow.config import Settings
-from sinks.clickhouse import StoreError, chdb_path, store_for
+from sinks.clickhouse import StoreError, chdb_path, redact_dsn, store_for
 
 
 def query_via_admin(port: int, sql: str, timeout: float = 300.0
@@ -33,6 +33,9 @@ def query_via_admin(port: int, sql: str, timeout: float = 300.0
             answer = orjson.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise StoreError(orjson.loads(exc.read()).get("error", str(exc))) from None
+    if answer.get("truncated"):
+        print(f"mailflow sql: the answer was cut at {len(answer['rows'])} rows (the job's "
+              "limit for ad-hoc queries); add a LIMIT or aggregate", file=sys.stderr)
     return answer["columns"], answer["rows"]
 
 
@@ -50,8 +53,8 @@ def run_query(settings: Settings, sql: str) -> tuple[list[str], list[Any]]:
     except StoreError:
         raise
     except Exception as exc:  # the server's message is the useful part
-        raise StoreError(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                         ) from None
+        text = redact_dsn(str(exc).strip())
+        raise StoreError(text.splitlines()[0] if text else repr(exc)) from None
 
 
 def _cell(value: Any) -> str:

@@ -34,6 +34,8 @@ class JobStats:
         self.input_batches = 0
         self.input_messages = 0
         self.consumer_lag: dict[str, int] = {}  # "topic/partition" -> messages behind
+        self.output_failures: Counter[tuple[str, str]] = Counter()  # (topic, error) -> lost
+        self.offset_resets: Counter[str] = Counter()  # "topic/partition" -> resets
         self.analytics_seconds = 0.0
         self.analytics_events = 0
         self.analytics_queued = 0
@@ -75,6 +77,14 @@ class JobStats:
         self.inserts_by_table[table] += 1
         self.insert_seconds[table] += seconds
 
+    def record_output_failure(self, topic: str, error: str) -> None:
+        """A Kafka output message the broker refused or never acknowledged."""
+        self.output_failures[(topic, error)] += 1
+
+    def record_offset_reset(self, partition: str) -> None:
+        """An input partition whose resume offset was gone (out of retention)."""
+        self.offset_resets[partition] += 1
+
     def snapshot(self) -> dict[str, Any]:
         events = dict(self.events_by_type)
         return {
@@ -98,6 +108,8 @@ class JobStats:
             "gc_full_collections": self.gc_full_collections,
             "gc_pause_max_ms": round(self.gc_pause_max_s * 1000, 1),
             "consumer_lag": sum(self.consumer_lag.values()),
+            "kafka_output_failures": sum(self.output_failures.values()),
+            "offset_resets": sum(self.offset_resets.values()),
             "input_batches": self.input_batches,
             "model_update_us": round(1e6 * self.model_update_seconds / self.model_updates, 2)
             if self.model_updates else None,
@@ -142,6 +154,15 @@ class JobStats:
                        "Messages behind the end of each input partition (broker's view).",
                        {f'partition="{_label(p)}"': n
                         for p, n in sorted(self.consumer_lag.items())})
+        out += _series("mailflow_kafka_output_failures_total", "counter",
+                       "Kafka output messages refused or never acknowledged (the epoch fails).",
+                       {f'topic="{_label(t)}",error="{_label(e)}"': n
+                        for (t, e), n in sorted(self.output_failures.items())})
+        out += _series("mailflow_offset_resets_total", "counter",
+                       "Input partitions resumed from the earliest offset because the "
+                       "snapshot's offset was no longer in the topic.",
+                       {f'partition="{_label(p)}"': n
+                        for p, n in sorted(self.offset_resets.items())})
         out += _series("mailflow_gate_held", "gauge", "Items waiting in the event-time gate.",
                        {'path="signals"': self.signals_held, 'path="events"': self.events_held})
         out += _series("mailflow_analytics_seconds_total", "counter",

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from hashlib import blake2b
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 import orjson
@@ -29,6 +30,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from mailflow.stats import STATS
 from schemas.rows import TABLE_COLUMNS
+from sinks.read_only_sql import refusal
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +59,22 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(rest.split("?", 1)[0])
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for logs and messages."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", dsn)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@")
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:password|access_token|token|secret)[^=&\s]*=)[^&#\s]*")
+
+
+def redact_dsn(text: str) -> str:
+    """A DSN, or any text quoting one (an error message), without passwords or tokens:
+    for logs, messages and `/healthz`.
+
+    >>> redact_dsn("https://analyst:s3cr:et@ch.example:8443/mailflow?access_token=abc&x=1")
+    'https://analyst:***@ch.example:8443/mailflow?access_token=***&x=1'
+    >>> redact_dsn("cannot reach http://default:pw@ch:8123?user=a@b.example&password=pw")
+    'cannot reach http://default:***@ch:8123?user=a@b.example&password=***'
+    >>> redact_dsn("chdb:///var/lib/mailflow/clickhouse")
+    'chdb:///var/lib/mailflow/clickhouse'
+    """
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
 class ClickHouseStore:
@@ -77,7 +92,8 @@ class ClickHouseStore:
             if path is not None and "lock" in str(exc).lower():
                 hint = (" (another process owns this chDB store; while the job runs, "
                         "`mailflow sql` goes through its admin port)")
-            raise StoreError(f"cannot open ClickHouse at {redact_dsn(dsn)}: {exc}{hint}") from exc
+            raise StoreError(f"cannot open ClickHouse at {redact_dsn(dsn)}: "
+                             f"{redact_dsn(str(exc))}{hint}") from None
         self._lock = threading.Lock()
         self._insert_settings = ({RAW_DATETIME_NUMBERS: 1}
                                  if RAW_DATETIME_NUMBERS in self.client.server_settings else {})
@@ -130,6 +146,75 @@ class ClickHouseStore:
     def close(self) -> None:
         with self._lock:
             self.client.close()
+
+
+class QueryRefused(ValueError):
+    """An ad-hoc query that the admin port does not run (not read-only, or reaches out)."""
+
+
+#: Limits of every ad-hoc query (`mailflow sql` through the job's admin port): a query
+#: cannot run for ever, hold the job's memory, or return more than a screenful of
+#: screenfuls. Past `max_result_rows` ClickHouse stops reading ('break', within a block
+#: of rows) and the answer is cut there and says so. (No `max_result_bytes`: its 'break'
+#: would cut an answer without a sign of it.)
+QUERY_LIMITS: dict[str, int | str] = {
+    "max_execution_time": 60,
+    "max_result_rows": 50_000,
+    "result_overflow_mode": "break",
+    "max_memory_usage": 2 * 1024 * 1024 * 1024,
+}
+
+
+class ReadOnlyQueries:
+    """Ad-hoc SQL for analysts, on a client of its own (never the sink's).
+
+    Its session runs with `readonly=1` (set last, after the limits, since read-only
+    mode forbids changing settings) and the `QUERY_LIMITS`; `refusal()` in
+    `sinks/read_only_sql.py` turns away writes and table functions that reach files,
+    URLs or other servers before they get there. A slow query holds up only other
+    ad-hoc queries: inserts go through the sink's own client. chDB allows several
+    clients on one path in a process (they share the engine, each with its own
+    session settings).
+    """
+
+    def __init__(self, dsn: str, limits: dict[str, int | str] | None = None):
+        self.dsn = dsn
+        self.max_rows = int((limits or QUERY_LIMITS)["max_result_rows"])
+        settings = {**(limits or QUERY_LIMITS), "readonly": 1}
+        self.client: Any = None
+        self.unavailable = ""
+        try:
+            self.client = clickhouse_connect.get_client(dsn=dsn, settings=settings)
+        except Exception as exc:  # e.g. a server whose profile forbids these settings
+            # The job runs on without ad-hoc SQL rather than not at all; queries say why.
+            self.unavailable = (f"cannot open ClickHouse at {redact_dsn(dsn)} read-only: "
+                                f"{_first_line(exc)}")
+            log.warning("ad-hoc SQL on the admin port is off: %s", self.unavailable)
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple], bool]:
+        """Columns, rows and whether the rows were cut at `max_result_rows`."""
+        reason = refusal(sql)
+        if reason is not None:
+            raise QueryRefused(reason)
+        if self.client is None:
+            raise StoreError(self.unavailable)
+        try:
+            result = self.client.query(sql)
+        except Exception as exc:  # the server's message is the useful part
+            raise StoreError(_first_line(exc)) from None
+        rows = result.result_rows
+        truncated = len(rows) > self.max_rows
+        return (list(result.column_names), [tuple(r) for r in rows[:self.max_rows]],
+                truncated)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return redact_dsn(text.splitlines()[0]) if text else repr(exc)
 
 
 def encode_rows(rows: list[tuple]) -> bytes:
@@ -200,6 +285,7 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         self._retries = retries
         self._blocks: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queued_blocks)
         self._failure: Exception | None = None
+        self._raised = False  # the failure was raised: the dataflow is already failing
         self._writer = threading.Thread(target=self._write_blocks, daemon=True,
                                         name=f"clickhouse-writer {table}")
         self._writer.start()
@@ -218,10 +304,14 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
     def close(self) -> None:
         self._blocks.put(None)
         self._writer.join()
-        self._raise_failure()
+        # Raising again while Bytewax unwinds from the first failure would abort the
+        # process (a panic in a destructor) and hide the first error's message.
+        if not self._raised:
+            self._raise_failure()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
+            self._raised = True
             raise self._failure
 
     def _write_blocks(self) -> None:

@@ -77,10 +77,16 @@ class ThrottleClient:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def consumer_config(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.brokers, "group.id": "mailflow-client",
+                "enable.auto.commit": False, "enable.partition.eof": True,
+                "fetch.wait.max.ms": 50,
+                # a position that compaction or retention removed: read on from the
+                # first record held, never jump to the end (and miss decisions)
+                "auto.offset.reset": "earliest"}
+
     def _run(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self.brokers, "group.id": "mailflow-client",
-                             "enable.auto.commit": False, "enable.partition.eof": True,
-                             "fetch.wait.max.ms": 50})
+        consumer = Consumer(self.consumer_config())
         try:
             parts = []
             for topic in (THROTTLE, SUPPRESSIONS):

@@ -81,7 +81,7 @@ def test_admin_endpoint_serves_health_metrics_stats_and_sql():
         queries.append(sql)
         if "boom" in sql:
             raise ValueError("Syntax error near boom")
-        return ["x"], [(1,)]
+        return ["x"], [(1,)], False
 
     admin = AdminServer(stats, query, info={"clickhouse_url": "chdb:///x"}, port=0).start()
     base = f"http://127.0.0.1:{admin.port}"
@@ -97,7 +97,7 @@ def test_admin_endpoint_serves_health_metrics_stats_and_sql():
         assert snapshot["dead_letters"] == 2 and snapshot["events_total"] == 2
         answer = urllib.request.urlopen(urllib.request.Request(
             f"{base}/sql", data=b"SELECT 1", method="POST")).read()
-        assert orjson.loads(answer) == {"columns": ["x"], "rows": [[1]]}
+        assert orjson.loads(answer) == {"columns": ["x"], "rows": [[1]], "truncated": False}
         with pytest.raises(urllib.error.HTTPError) as bad:
             urllib.request.urlopen(urllib.request.Request(f"{base}/sql", data=b"boom",
                                                           method="POST"))

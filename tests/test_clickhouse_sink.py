@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import random
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -35,6 +37,7 @@ from schemas import rows as out
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from schemas.rows import TABLE_COLUMNS
 from sinks.clickhouse import ClickHouseSink, ClickHouseStore, StoreError, close_stores, store_for
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -245,6 +248,30 @@ def test_a_block_the_store_refuses_fails_the_job_instead_of_losing_rows(dsn):
         part.snapshot()
     with pytest.raises(StoreError):
         part.write_batch([block("refused", 1)])
-    with pytest.raises(StoreError):
-        part.close()
+    part.close()  # already raised: Bytewax closes while unwinding, a second raise aborts
     assert details(store, "refused") == []
+
+
+FAILING_FLOW = """
+import sys
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+from sinks.clickhouse import ClickHouseSink
+
+flow = Dataflow("refused_insert")
+rows = op.input("rows", flow, TestingSource([("mailflow.events", [("x",)])]))
+op.output("clickhouse_out", rows, ClickHouseSink(sys.argv[1], retries=0))  # no database
+run_main(flow)
+"""
+
+
+def test_a_failed_insert_stops_the_dataflow_with_its_error_instead_of_aborting(tmp_path):
+    # Bytewax closes every sink while it unwinds from the first error: a second raise
+    # from close() was a panic in a destructor, SIGABRT, and the error never printed.
+    script = tmp_path / "flow.py"
+    script.write_text(FAILING_FLOW)
+    proc = subprocess.run([sys.executable, str(script), f"chdb://{tmp_path / 'ch'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "insert into mailflow.events failed 1 times" in proc.stderr
