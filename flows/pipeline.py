@@ -259,6 +259,7 @@ class AnalyticsLogic(op.StatefulBatchLogic):
         self.queued = [item for item in self.queued if not erased(item)]
         report = self.analytics.forget(h, command.up_to_ms)
         report["queued"] = before - len(self.queued)
+        STATS.erasures += 1
         log.info("erased recipient %s… (requested %s, %s:%d:%d): %s", h[:8],
                  command.requested_at or "?", command.topic, command.partition, command.offset,
                  report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from mailflow.admin import AdminServer
@@ -50,6 +52,17 @@ def recovery_config(settings: Settings) -> Any:
         init_db_dir(path, settings.recovery_partitions)
         log.info("created %d recovery partitions in %s", settings.recovery_partitions, path)
     return RecoveryConfig(path)
+
+
+def vacuum_recovery(path: Path) -> None:
+    """Rewrite the recovery partitions after an erasure: SQLite leaves the bytes of deleted
+    snapshots (which held the erased recipient) in free pages until they are reused."""
+    import sqlite3
+
+    for db in sorted(path.glob("*.sqlite3")):
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.execute("VACUUM")
+    log.info("erasure: recovery partitions in %s vacuumed", path)
 
 
 def run_processes(settings: Settings, argv: list[str]) -> int:
@@ -130,6 +143,8 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
                  epoch_interval=timedelta(seconds=settings.epoch_interval_s),
                  recovery_config=recovery_config(settings) if recovery else None)
         STATS.finished.set()
+        if recovery and STATS.erasures:
+            vacuum_recovery(settings.data_path / "recovery")
         return 0
     except KeyboardInterrupt:
         log.warning("stopped by a second signal without draining")

@@ -22,6 +22,7 @@ class JobStats:
         self.inserts_by_table: Counter[str] = Counter()
         self.insert_seconds: Counter[str] = Counter()
         self.last_event_ts_ms = 0
+        self.erasures = 0  # erasure commands applied (`mailflow erase`)
         self.decisions_by_action: Counter[str] = Counter()
         self.late_signals = 0
         self.signals_held = 0
@@ -95,6 +96,7 @@ class JobStats:
             "analytics_queued": self.analytics_queued,
             "late_events": self.late_events,
             "pending_labels": self.pending_labels,
+            "erasures": self.erasures,
             "gc_full_collections": self.gc_full_collections,
             "gc_pause_max_ms": round(self.gc_pause_max_s * 1000, 1),
             "consumer_lag": sum(self.consumer_lag.values()),
