@@ -104,6 +104,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     brokers = settings.brokers()
     store = store_for(settings.clickhouse_dsn)
     applied = store.migrate()
+    store.apply_retention(settings.retention_days())
     created = ensure_topics(brokers, partitions=settings.partitions)
     if created:
         log.info("created topics: %s", ", ".join(created))

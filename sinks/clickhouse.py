@@ -69,6 +69,33 @@ WHERE (flow_id != '' OR notEmpty(attributed_flows))
 GROUP BY hour, flow_id, sender"""
 
 
+#: Retention: which setting bounds each table, by which time column (event time). The
+#: suppressions are never expired: an opt-out must outlive everything else.
+RETENTION: dict[str, tuple[str, str]] = {
+    "events": ("events_ttl_days", "ts"),
+    "attribution": ("events_ttl_days", "ts"),
+    "scores": ("events_ttl_days", "ts"),
+    "metrics_1m": ("metrics_ttl_days", "minute"),
+    "convergence": ("metrics_ttl_days", "as_of"),
+    "flow_recipients_1h": ("metrics_ttl_days", "hour"),
+    "model_metrics": ("metrics_ttl_days", "minute"),
+    "model_events": ("metrics_ttl_days", "ts"),
+    "variant_allocations": ("metrics_ttl_days", "as_of"),
+    "throttle_decisions": ("decisions_ttl_days", "event_ts"),
+    "send_times": ("profiles_ttl_days", "as_of"),
+    "recipient_profiles": ("profiles_ttl_days", "as_of"),
+}
+
+
+def ttl_clause(column: str, days: int) -> str:
+    """The TTL expression as ClickHouse prints it back in SHOW CREATE TABLE.
+
+    >>> ttl_clause("ts", 400)
+    'toDateTime(ts) + toIntervalDay(400)'
+    """
+    return f"toDateTime({column}) + toIntervalDay({days})"
+
+
 class StoreError(RuntimeError):
     """The ClickHouse store could not be opened or used."""
 
@@ -131,6 +158,33 @@ class ClickHouseStore:
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
             return applied
+
+    def apply_retention(self, days: dict[str, int]) -> list[str]:
+        """Set each table's TTL from the retention settings (`days`: setting -> days, 0 =
+        keep forever); returns the tables changed. Run at every start, after `migrate`:
+        a TTL follows its setting, and an unchanged one is left alone (changing one
+        rewrites the table's parts in the background)."""
+        changed = []
+        with self._lock:
+            current = dict(self.client.query(
+                "SELECT name, create_table_query FROM system.tables "
+                "WHERE database = {db:String}", parameters={"db": DATABASE}).result_rows)
+            for table, (setting, column) in RETENTION.items():
+                if table not in current:
+                    continue
+                n = int(days.get(setting, 0))
+                has_ttl = " TTL " in current[table]
+                if n > 0 and f" TTL {ttl_clause(column, n)}" not in current[table]:
+                    self.client.command(f"ALTER TABLE {DATABASE}.{table} "
+                                        f"MODIFY TTL {ttl_clause(column, n)}")
+                elif n == 0 and has_ttl:
+                    self.client.command(f"ALTER TABLE {DATABASE}.{table} REMOVE TTL")
+                else:
+                    continue
+                changed.append(table)
+        if changed:
+            log.info("retention changed on %s", ", ".join(changed))
+        return changed
 
     def insert(self, table: str, rows: list[tuple], columns: Sequence[str],
                dedup_token: str | None = None) -> None:
