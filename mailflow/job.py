@@ -60,9 +60,14 @@ def vacuum_recovery(path: Path) -> None:
     import sqlite3
 
     for db in sorted(path.glob("*.sqlite3")):
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            conn.execute("VACUUM")
-    log.info("erasure: recovery partitions in %s vacuumed", path)
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+                conn.execute("VACUUM")
+        except sqlite3.Error as exc:  # e.g. another process of the cluster holds it
+            log.warning("erasure: could not vacuum %s (%s); its free pages may still hold "
+                        "deleted snapshots until they are reused", db, exc)
+            continue
+        log.info("erasure: vacuumed recovery partition %s", db)
 
 
 def run_processes(settings: Settings, argv: list[str]) -> int:

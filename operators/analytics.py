@@ -40,7 +40,16 @@ _INTERACTIONS = frozenset({"open", "click"})
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
     """Per-recipient identity of a message (ids may be shared by one send's recipients)."""
-    return f"{message_id}|{recipient_hash[:12]}" if message_id else ""
+    return message_id + recipient_suffix(recipient_hash) if message_id else ""
+
+
+def recipient_suffix(recipient_hash: str) -> str:
+    """How every per-recipient message key of one recipient ends (what erasure looks for).
+
+    >>> message_key_for("<m1>", "0123456789abcdef").endswith(recipient_suffix("0123456789abcdef"))
+    True
+    """
+    return "|" + recipient_hash[:12]
 
 
 class Enriched(NamedTuple):
@@ -136,7 +145,7 @@ class EngagementAnalytics:
         >>> len(a.apply([ev("open", 800_000)]).events)   # after the erasure: new data
         1
         """
-        messages = self.tracker.forget("|" + recipient_hash[:12])
+        messages = self.tracker.forget(recipient_suffix(recipient_hash))
         report = {
             "tracker": len(messages),
             "attribution": self.attribution.forget(recipient_hash),
