@@ -109,33 +109,13 @@ def test_erase_forgets_a_recipient_everywhere_but_the_suppression(broker, tmp_pa
     produce(broker.bootstrap, late)
     mailflow_cmd("run", "--dev", "--no-tail", env=env)
 
-    # ClickHouse: no row anywhere but the suppression.
-    for table in clickhouse_tables(data_dir):
-        rows = query_store(data_dir, f"SELECT * FROM mailflow.{table}")
-        leaked = [row for row in rows if mentions(str(row), h)]
-        if table == "suppressions":
-            assert [(r[0], r[1]) for r in leaked] == [(h, "unsubscribe")]
-        else:
-            assert not leaked, f"mailflow.{table} still mentions the hash: {leaked[:2]}"
+    assert_only_the_suppression_names_them(data_dir, broker.bootstrap, h)
     assert query_store(data_dir, "SELECT count() FROM mailflow.events "
                                  "WHERE message_id = 'other-m1'") == [(1,)]
     # The distinct-count rollup no longer counts them: it equals a recount from `events`.
     entered_after = flow_entered(data_dir)
     assert entered_after == recount_entered(data_dir)
     assert entered_after != entered_before
-
-    # Topics: the latest value per key; send_times has a tombstone for the hash.
-    for topic in OUTPUT_TOPICS:
-        latest = latest_per_key(broker.bootstrap, topic)
-        for key, value in latest.items():
-            if value is None:
-                continue  # a tombstone: compaction drops it and what it covers
-            if topic == SUPPRESSIONS and key == h.encode():
-                continue  # the opt-out stays honoured
-            if topic == CONTROL:
-                continue  # the erasure itself: a replay from the beginning erases again
-            assert not mentions((key or b"") + (value or b""), h), (topic, key, value)
-    assert latest_per_key(broker.bootstrap, SEND_TIMES)[h.encode()] is None
 
     # The job's recovery state: only the erasure's guard against in-flight events names
     # them (until event time passes the erasure); nothing else does.
@@ -151,6 +131,15 @@ def test_erase_forgets_a_recipient_everywhere_but_the_suppression(broker, tmp_pa
         assert not mentions(pickle.dumps((analytics, queued)), h)
         guarded += 1
     assert guarded == 1
+
+    # A replay from the beginning (no recovery, a new store) reads the erasure again:
+    # whichever comes first, the person's events or the command, the end is the same.
+    replay = tmp_path / "replay"
+    mailflow_cmd("run", "--dev", "--no-tail", "--no-recovery",
+                 env={**env, "MAILFLOW_DATA_DIR": str(replay)})
+    assert_only_the_suppression_names_them(replay, broker.bootstrap, h)
+    assert query_store(replay, "SELECT count() FROM mailflow.events") == query_store(
+        data_dir, "SELECT count() FROM mailflow.events")
     # On disk too: the job vacuums its recovery partitions after an erasure, so no freed
     # SQLite page keeps an old snapshot's bytes (only the live guard above names them).
     for db in sorted((data_dir / "recovery").glob("*.sqlite3")):
@@ -158,6 +147,31 @@ def test_erase_forgets_a_recipient_everywhere_but_the_suppression(broker, tmp_pa
             live = [state for (state,) in conn.execute("SELECT ser_change FROM snaps")
                     if state is not None and mentions(state, h)]
         assert mentions(db.read_bytes(), h) == bool(live), db.name
+
+
+def assert_only_the_suppression_names_them(data_dir, bootstrap: str, h: str) -> None:
+    """No ClickHouse row and no latest value of a topic mentions the hash, but the
+    suppression (and the erasure command itself)."""
+    # ClickHouse: no row anywhere but the suppression.
+    for table in clickhouse_tables(data_dir):
+        rows = query_store(data_dir, f"SELECT * FROM mailflow.{table}")
+        leaked = [row for row in rows if mentions(str(row), h)]
+        if table == "suppressions":
+            assert [(r[0], r[1]) for r in leaked] == [(h, "unsubscribe")]
+        else:
+            assert not leaked, f"mailflow.{table} still mentions the hash: {leaked[:2]}"
+    # Topics: the latest value per key; send_times has a tombstone for the hash.
+    for topic in OUTPUT_TOPICS:
+        latest = latest_per_key(bootstrap, topic)
+        for key, value in latest.items():
+            if value is None:
+                continue  # a tombstone: compaction drops it and what it covers
+            if topic == SUPPRESSIONS and key == h.encode():
+                continue  # the opt-out stays honoured
+            if topic == CONTROL:
+                continue  # the erasure itself: a replay from the beginning erases again
+            assert not mentions((key or b"") + (value or b""), h), (topic, key, value)
+    assert latest_per_key(bootstrap, SEND_TIMES)[h.encode()] is None
 
 
 def flow_entered(data_dir) -> list[tuple]:
