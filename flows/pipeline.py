@@ -299,6 +299,7 @@ class AnalyticsLogic(op.StatefulBatchLogic):
     def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list]]:
         """(table, rows) for ClickHouse and ("kafka", messages) for the output topics."""
         STATS.late_events = self.analytics.late
+        STATS.erased_events = self.analytics.erased_dropped
         STATS.pending_labels = len(self.analytics.learner.pending)
         tables = [
             (EVENTS, [out.event_row(e.event, e.bounce, e.interaction, e.attributed_flows)
