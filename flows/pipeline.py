@@ -1,5 +1,6 @@
 """The main dataflow.
 
+    control_in ─ parse_control ─ (erasures to the gate and analytics, bad commands to the dlq)
     kafka_in ─ parse ─┬─ event_rows, suppression_rows ──────────────┐
                       ├─ throttle_keys ─ throttle ─ decision_outputs ┼─ batch_rows ─ clickhouse_out
                       │                                  │           │  (events, decisions,
@@ -17,11 +18,13 @@ roll-up), so it spreads over workers. The logic lives in `schemas/` and
 from __future__ import annotations
 
 import copy
+import logging
 import pickle
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -38,15 +41,19 @@ from operators.bounces import BounceClassifier, BounceVerdict
 from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
 from schemas import rows as out
+from schemas.control import EraseCommand, Erasure, erasable_tables, parse_control
 from schemas.events import DeadLetter, Event, EventParser
 from schemas.hashing import RecipientHasher
-from schemas.topics import DLQ, SCORES, SEND_TIMES, SUPPRESSIONS, THROTTLE, VARIANTS
+from schemas.topics import CONTROL, DLQ, SCORES, SEND_TIMES, SUPPRESSIONS, THROTTLE, VARIANTS
 
+log = logging.getLogger(__name__)
 _BOUNCING = frozenset({"bounce", "deferred"})
 EVENTS, DECISIONS, SUPPRESSED = ("mailflow.events", "mailflow.throttle_decisions",
                                  "mailflow.suppressions")
 ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.attribution", "mailflow.metrics_1m",
                                      "mailflow.convergence")
+#: Tables whose rows an erasure deletes, and the column holding the recipient hash.
+ERASABLE = erasable_tables(out.TABLE_COLUMNS)
 
 
 class ParsedBatch(NamedTuple):
@@ -102,6 +109,41 @@ class BatchParser:
         return [ParsedBatch(items, signals, suppressions, dead, progress, caught_up)]
 
 
+class ControlBatch(NamedTuple):
+    """What one batch of `mailflow.control` held: commands, and messages that are none."""
+
+    erasures: list[EraseCommand]
+    dead: list[DeadLetter]
+
+
+def parse_controls(messages: list[RawMessage | CaughtUp]) -> list[ControlBatch]:
+    """The `parse_control` step: commands never go through the event parser."""
+    erasures: list[EraseCommand] = []
+    dead: list[DeadLetter] = []
+    for m in messages:
+        if type(m) is CaughtUp:
+            continue  # the gate waits for event partitions only
+        if m.error:
+            dead.append(DeadLetter(f"kafka error: {m.error}", m.topic, m.partition, m.offset,
+                                   m.value or b""))
+            continue
+        command = parse_control(m.value, m.topic, m.partition, m.offset)
+        (dead if type(command) is DeadLetter else erasures).append(command)
+    if dead:
+        STATS.record_dead([d.error for d in dead])
+    return [ControlBatch(erasures, dead)] if erasures or dead else []
+
+
+def erased_by(command: EraseCommand) -> Callable[[tuple[Event, Any]], bool]:
+    """Is an `(event, …)` item one the erasure covers (its recipient, at or before `ts`)?"""
+    h, up_to = command.recipient_hash, command.up_to_ms
+    return lambda item: item[0].recipient_hash == h and item[0].ts_ms <= up_to
+
+
+def _carries(erasure: Erasure, row: tuple) -> bool:
+    return row[erasure.column] == erasure.recipient_hash
+
+
 def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:
     """Events with equal event time leave in source order, however input was batched."""
     ev = item[0]
@@ -124,18 +166,27 @@ class OrderingLogic(op.StatefulBatchLogic):
         self.signals, self.events, self.idle = resume if resume is not None else (
             EventTimeGate(slack_ms), EventTimeGate(0, tiebreak=source_position), set())
 
-    def on_batch(self, values: list[ParsedBatch]) -> tuple[list[tuple[str, list]], bool]:
+    def on_batch(self, values: list[ParsedBatch | EraseCommand]
+                 ) -> tuple[list[tuple[str, list]], bool]:
         signals: list[tuple[int, Any]] = []
         events: list[tuple[int, Any]] = []
+        erasures: list[EraseCommand] = []
         idle, partitions = self.idle, self.partitions
         for batch in values:
+            if type(batch) is EraseCommand:
+                # Held events of the erased recipient never reach analytics (signals
+                # carry no recipient). Released ones are analytics' to drop.
+                self.events.discard(erased_by(batch))
+                erasures.append(batch)
+                continue
             idle.difference_update(batch.progress)  # moving again
             idle.update(batch.caught_up)
             signals += self.signals.add(((s.ts_ms, s) for s in batch.signals), batch.progress,
                                         idle, partitions)
             events += self.events.add(((item[0].ts_ms, item) for item in batch.events),
                                       batch.progress, idle, partitions)
-        return self._out(signals, events)
+        out, retain = self._out(signals, events)
+        return out + [("erase", [e]) for e in erasures], retain
 
     def on_notify(self) -> tuple[list[tuple[str, list]], bool]:
         return self._out(self.signals.release(self.idle, self.partitions),
@@ -189,11 +240,31 @@ class AnalyticsLogic(op.StatefulBatchLogic):
                 allowed_lateness_s=settings.allowed_lateness_s,
                 label_window_s=settings.label_window_s, reset_on_drift=settings.reset_on_drift)
 
-    def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]]]
+    def on_batch(self, values: list[list[tuple[Event, BounceVerdict | None]] | EraseCommand]
                  ) -> tuple[list[tuple[str, list[tuple]]], bool]:
+        erased: list[tuple[str, Any]] = []
         for batch in values:
-            self.queued += batch
-        return self._work(self.SLICE_S), self.RETAIN
+            if type(batch) is EraseCommand:
+                erased += self._erase(batch)
+            else:
+                self.queued += batch
+        # The erasure goes out first: rows after it are other people's, or newer events.
+        return erased + self._work(self.SLICE_S), self.RETAIN
+
+    def _erase(self, command: EraseCommand) -> list[tuple[str, Any]]:
+        """Forget the recipient here, then tell every table and compacted topic to."""
+        h = command.recipient_hash
+        before = len(self.queued)
+        erased = erased_by(command)
+        self.queued = [item for item in self.queued if not erased(item)]
+        report = self.analytics.forget(h, command.up_to_ms)
+        report["queued"] = before - len(self.queued)
+        STATS.erasures += 1
+        log.info("erased recipient %s… (requested %s, %s:%d:%d): %s", h[:8],
+                 command.requested_at or "?", command.topic, command.partition, command.offset,
+                 report)
+        return ([(table, Erasure(h, column)) for table, column in ERASABLE.items()]
+                + [("kafka", [KafkaSinkMessage(h.encode(), None, topic=SEND_TIMES)])])
 
     def on_notify(self) -> tuple[list[tuple[str, list[tuple]]], bool]:
         return self._work(self.SLICE_S), self.RETAIN
@@ -228,6 +299,7 @@ class AnalyticsLogic(op.StatefulBatchLogic):
     def _rows(self, batch: AnalyticsBatch) -> list[tuple[str, list]]:
         """(table, rows) for ClickHouse and ("kafka", messages) for the output topics."""
         STATS.late_events = self.analytics.late
+        STATS.erased_events = self.analytics.erased_dropped
         STATS.pending_labels = len(self.analytics.learner.pending)
         tables = [
             (EVENTS, [out.event_row(e.event, e.bounce, e.interaction, e.attributed_flows)
@@ -306,11 +378,18 @@ class BatchRowsLogic(op.StatefulBatchLogic):
         rows, since = resume if resume is not None else ([], None)
         self.batcher: RowBatcher = RowBatcher(max_rows, max_age_s, rows, since)
 
-    def on_batch(self, values: list[list[tuple]]) -> tuple[list[list[tuple]], bool]:
+    def on_batch(self, values: list[list[tuple] | Erasure]
+                 ) -> tuple[list[list[tuple] | Erasure], bool]:
         now = time.time()
-        ready: list[list[tuple]] = []
+        ready: list[list[tuple] | Erasure] = []
         for rows in values:
-            ready.extend(self.batcher.add(rows, now))
+            if type(rows) is Erasure:
+                # Buffered rows of the recipient are never written; the sink deletes the
+                # ones already written, after every block released before it.
+                self.batcher.discard(partial(_carries, rows))
+                ready.append(rows)
+            else:
+                ready.extend(self.batcher.add(rows, now))
         return ready, self.RETAIN
 
     def on_notify(self) -> tuple[list[list[tuple]], bool]:
@@ -344,7 +423,7 @@ def suppression_messages(batch: ParsedBatch) -> list[KafkaSinkMessage] | None:
             for ev, reason in batch.suppressions] or None
 
 
-def dead_letter_messages(batch: ParsedBatch) -> list[KafkaSinkMessage] | None:
+def dead_letter_messages(batch: ParsedBatch | ControlBatch) -> list[KafkaSinkMessage] | None:
     return [KafkaSinkMessage(key=f"{d.topic}:{d.partition}:{d.offset}".encode(),
                              value=d.to_json(), topic=DLQ) for d in batch.dead] or None
 
@@ -365,16 +444,25 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
                                   batch_size=settings.kafka_batch,
                                   add_config={"fetch.wait.max.ms": str(settings.fetch_wait_ms)})
     parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, source), BatchParser(hasher))
+    # Commands (erasures) have their own input: never parsed as events, never dead-lettered
+    # as bad events; a malformed command is a dead letter of its own.
+    control = KafkaPartitionSource(brokers, [CONTROL], tail=tail, batch_size=settings.kafka_batch)
+    commands = op.flat_map_batch("parse_control", op.input("control_in", flow, control),
+                                 parse_controls)
+    erasures = op.flat_map("erasures", commands, lambda c: c.erasures)
 
     # Event-time order: signals for throttling (with slack), events for analytics (strict).
     partitions = source.partition_ids()
     ordered = op.key_rm("ordered", op.stateful_batch(
-        "order_events", op.map("to_gate", parsed, lambda b: ("gate", b)),
+        "order_events", op.map("to_gate", op.merge("gate_input", parsed, erasures),
+                               lambda b: ("gate", b)),
         lambda resume: OrderingLogic(settings.order_slack_ms, partitions, resume)))
     signal_batches = op.filter_map("signal_batches", ordered,
                                    lambda kv: kv[1] if kv[0] == "signals" else None)
     event_batches = op.filter_map("event_batches", ordered,
                                   lambda kv: kv[1] if kv[0] == "events" else None)
+    erase_commands = op.flat_map("erase_commands", ordered,
+                                 lambda kv: kv[1] if kv[0] == "erase" else [])
 
     # Throttling: keyed by sender and by provider.
     keyed_signals = op.flat_map("throttle_keys", signal_batches, throttle_keys)
@@ -383,7 +471,9 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
 
     # Analytics: machine/bot, latency, attribution, metrics_1m, convergence.
     analytics_rows = op.key_rm("analytics_rows", op.stateful_batch(
-        "analytics", op.map("to_analytics", event_batches, lambda b: ("analytics", b)),
+        "analytics", op.map("to_analytics", op.merge("analytics_input", event_batches,
+                                                     erase_commands),
+                            lambda b: ("analytics", b)),
         lambda resume: AnalyticsLogic(resume, settings, snapshots)))
     decision_batches = op.flat_map_batch("decision_outputs", decisions, decision_outputs)
     decision_rows = op.filter_map("decision_rows", decision_batches,
@@ -415,6 +505,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
         analytics_kafka,
         op.filter_map("suppressions", parsed, suppression_messages),
         op.filter_map("dead_letters", parsed, dead_letter_messages),
+        op.filter_map("control_dead_letters", commands, dead_letter_messages),
     )
     op.output("kafka_out", op.map("kafka_key", records, lambda msgs: ("kafka", msgs)),
               KafkaOutput(brokers))

@@ -211,6 +211,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(settings, args.file, args.provider, args.rate, args.sender, dev=args.dev)
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from mailflow.erase import erase
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
+    return erase(settings, args.recipient, args.hash, dev=args.dev)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailflow", description=DESCRIPTION, epilog=EPILOG,
@@ -354,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dev", action="store_true",
                         help="hash recipients with the public development key (otherwise "
                              "MAILFLOW_HASH_KEY is required)")
+
+    from mailflow.erase import HELP as ERASE_HELP
+
+    erase = verb("erase", "forget a recipient everywhere (GDPR Art. 17)", ERASE_HELP, cmd_erase)
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--recipient", metavar="ADDRESS", help="the address (hashed here)")
+    who.add_argument("--hash", metavar="H", help="the recipient hash, as in the tables")
+    erase.add_argument("--dev", action="store_true",
+                       help="hash with the public development key (like `run --dev`)")
 
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "

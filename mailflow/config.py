@@ -52,6 +52,11 @@ class Settings:
     addresses: str = ""  # host:port of every process, comma-separated, same order everywhere
     epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
     recovery_partitions: int = 2
+    # retention in ClickHouse, days of event time (0: keep forever); see sinks/clickhouse.py
+    events_ttl_days: int = 0  # events, attribution, scores
+    metrics_ttl_days: int = 0  # metrics_1m, convergence, flow_recipients_1h, model_*, variants
+    decisions_ttl_days: int = 0  # throttle_decisions
+    profiles_ttl_days: int = 0  # send_times, recipient_profiles not updated for this long
     log_level: str = "info"
     log_format: str = "auto"  # json, text, or auto (JSON unless stderr is a terminal)
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
@@ -87,6 +92,11 @@ class Settings:
             return ThrottlePolicy.from_mapping(self.throttle)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[throttle]: {exc}") from None
+
+    def retention_days(self) -> dict[str, int]:
+        """Retention setting name -> days (what `ClickHouseStore.apply_retention` takes)."""
+        return {name: getattr(self, name) for name in (
+            "events_ttl_days", "metrics_ttl_days", "decisions_ttl_days", "profiles_ttl_days")}
 
     @property
     def data_path(self) -> Path:
@@ -124,6 +134,10 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a TCP port, got {port}")
+        for name in ("events_ttl_days", "metrics_ttl_days", "decisions_ttl_days",
+                     "profiles_ttl_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0: keep forever)")
         if not self.input_topics:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from mailflow.admin import AdminServer
@@ -52,6 +54,22 @@ def recovery_config(settings: Settings) -> Any:
     return RecoveryConfig(path)
 
 
+def vacuum_recovery(path: Path) -> None:
+    """Rewrite the recovery partitions after an erasure: SQLite leaves the bytes of deleted
+    snapshots (which held the erased recipient) in free pages until they are reused."""
+    import sqlite3
+
+    for db in sorted(path.glob("*.sqlite3")):
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+                conn.execute("VACUUM")
+        except sqlite3.Error as exc:  # e.g. another process of the cluster holds it
+            log.warning("erasure: could not vacuum %s (%s); its free pages may still hold "
+                        "deleted snapshots until they are reused", db, exc)
+            continue
+        log.info("erasure: vacuumed recovery partition %s", db)
+
+
 def run_processes(settings: Settings, argv: list[str]) -> int:
     """`--processes P` on this machine: P cooperating Bytewax processes (real parallelism;
     worker threads share the GIL). Each gets its own admin port (admin_port + i)."""
@@ -91,6 +109,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     brokers = settings.brokers()
     store = store_for(settings.clickhouse_dsn)
     applied = store.migrate()
+    store.apply_retention(settings.retention_days())
     created = ensure_topics(brokers, partitions=settings.partitions)
     if created:
         log.info("created topics: %s", ", ".join(created))
@@ -133,6 +152,8 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
                  epoch_interval=timedelta(seconds=settings.epoch_interval_s),
                  recovery_config=recovery_config(settings) if recovery else None)
         STATS.finished.set()
+        if recovery and STATS.erasures:
+            vacuum_recovery(settings.data_path / "recovery")
         return 0
     except KeyboardInterrupt:
         log.warning("stopped by a second signal without draining")

@@ -22,6 +22,8 @@ class JobStats:
         self.inserts_by_table: Counter[str] = Counter()
         self.insert_seconds: Counter[str] = Counter()
         self.last_event_ts_ms = 0
+        self.erasures = 0  # erasure commands applied (`mailflow erase`)
+        self.erased_events = 0  # events refused because their recipient had been erased
         self.decisions_by_action: Counter[str] = Counter()
         self.late_signals = 0
         self.signals_held = 0
@@ -105,6 +107,8 @@ class JobStats:
             "analytics_queued": self.analytics_queued,
             "late_events": self.late_events,
             "pending_labels": self.pending_labels,
+            "erasures": self.erasures,
+            "erased_events": self.erased_events,
             "gc_full_collections": self.gc_full_collections,
             "gc_pause_max_ms": round(self.gc_pause_max_s * 1000, 1),
             "consumer_lag": sum(self.consumer_lag.values()),
@@ -136,6 +140,11 @@ class JobStats:
         out += _series("mailflow_late_events_total", "counter",
                        "Events later than the allowed lateness (kept in events, left out of "
                        "metrics_1m).", {"": self.late_events})
+        out += _series("mailflow_erasures_total", "counter",
+                       "Erasure commands applied (mailflow erase).", {"": self.erasures})
+        out += _series("mailflow_erased_events_total", "counter",
+                       "Events of an erased recipient, stamped before the erasure, that "
+                       "arrived after it and were dropped.", {"": self.erased_events})
         out += _series("mailflow_pending_labels", "gauge",
                        "Delivered messages waiting for their label.", {"": self.pending_labels})
         out += _series("mailflow_gc_full_collections_total", "counter",

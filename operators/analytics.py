@@ -40,7 +40,16 @@ _INTERACTIONS = frozenset({"open", "click"})
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
     """Per-recipient identity of a message (ids may be shared by one send's recipients)."""
-    return f"{message_id}|{recipient_hash[:12]}" if message_id else ""
+    return message_id + recipient_suffix(recipient_hash) if message_id else ""
+
+
+def recipient_suffix(recipient_hash: str) -> str:
+    """How every per-recipient message key of one recipient ends (what erasure looks for).
+
+    >>> message_key_for("<m1>", "0123456789abcdef").endswith(recipient_suffix("0123456789abcdef"))
+    True
+    """
+    return "|" + recipient_hash[:12]
 
 
 class Enriched(NamedTuple):
@@ -68,6 +77,20 @@ def empty_batch() -> AnalyticsBatch:
 
 
 class EngagementAnalytics:
+    """Every recipient-, message- and flow-scoped book of the analytics, in one place.
+
+    `forget(recipient_hash, up_to_ms)` erases one person (GDPR Art. 17) from every
+    book, and drops their events stamped at or before `up_to_ms` that arrive later
+    (still in flight when the erasure was asked for) until the stream's event time
+    is `allowed_lateness_s` past `up_to_ms`. Anonymous sums (per-minute counters,
+    priors, model weights, campaign rates) keep what they counted.
+    """
+
+    # class defaults: snapshots taken before erasure existed still load
+    _erased: dict[str, int] | None = None  # recipient hash -> erased up to (event ms)
+    _guard_ms = 3_600_000
+    erased_dropped = 0  # events refused because their recipient was erased
+
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
@@ -84,6 +107,7 @@ class EngagementAnalytics:
         self.personas = PersonaBook()
         self._expired_minute = -1
         self._last_ts = 0
+        self._guard_ms = allowed_lateness_s * 1000
 
     @property
     def late(self) -> int:
@@ -94,9 +118,52 @@ class EngagementAnalytics:
               out: AnalyticsBatch | None = None) -> AnalyticsBatch:
         """Events in event-time order; what they produced (added to `out` if given)."""
         out = empty_batch() if out is None else out
+        erased = self._erased
         for ev, bounce in items:
+            if erased and ev.ts_ms <= erased.get(ev.recipient_hash, -1):
+                self.erased_dropped += 1  # in flight when its recipient was erased
+                continue
             self._one(ev, bounce, out)
         return out
+
+    def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
+        """Erase one recipient from every book; what went, per book.
+
+        >>> from schemas.events import Event
+        >>> def ev(kind, ts_ms, recipient="r1", message_id="m1"):
+        ...     return (Event("", ts_ms, kind, "s", recipient, "gmail.com", "gmail.com",
+        ...                   message_id, "c", "welcome", "", "Mozilla/5.0 Safari/604.1",
+        ...                   "84.1.2.3", "", 0, "", "", "", "", 0.0, "", {}, "", 0, 0), None)
+        >>> a = EngagementAnalytics()
+        >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
+        ...                ev("click", 600_000)])
+        >>> report = a.forget("r1", up_to_ms=700_000)
+        >>> report["tracker"], report["learner"], report["send_times"], sum(report.values())
+        (1, 2, 1, 7)
+        >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped
+        (0, 1)
+        >>> len(a.apply([ev("open", 800_000)]).events)   # after the erasure: new data
+        1
+        """
+        messages = self.tracker.forget(recipient_suffix(recipient_hash))
+        report = {
+            "tracker": len(messages),
+            "attribution": self.attribution.forget(recipient_hash),
+            "convergence": self.convergence.forget(recipient_hash),
+            "learner": self.learner.forget(recipient_hash, messages),
+            "send_times": self.send_times.forget(recipient_hash),
+            "personas": self.personas.forget(recipient_hash),
+        }
+        erased = dict(self._erased or {})
+        erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
+        self._erased = erased
+        return report
+
+    def _expire_erasures(self, ts_ms: int) -> None:
+        """Stop guarding erasures the stream's event time is well past (lateness)."""
+        if self._erased:
+            horizon = ts_ms - self._guard_ms
+            self._erased = {h: up_to for h, up_to in self._erased.items() if up_to >= horizon}
 
     def flush(self) -> AnalyticsBatch:
         out = empty_batch()
@@ -208,3 +275,4 @@ class EngagementAnalytics:
             self._expired_minute = minute
             self.tracker.expire(ev.ts_ms)
             self.attribution.expire(ev.ts_ms)
+            self._expire_erasures(ev.ts_ms)

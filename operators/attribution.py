@@ -219,6 +219,28 @@ class AttributionBook:
             self._labels_kept = len(self._labels)
         return dropped
 
+    def forget(self, recipient_hash: str) -> int:
+        """Drop one recipient's touches under every sender (erasure); how many went.
+
+        Costs one dict lookup per sender, not a walk over the touches.
+
+        >>> book = AttributionBook()
+        >>> book.touch("a.example", "r1", Touch(0, "<m1>", "c", "f"))
+        >>> book.touch("b.example", "r1", Touch(5, "<m2>", "c", ""))
+        >>> book.touch("b.example", "r2", Touch(6, "<m3>", "c", ""))
+        >>> book.forget("r1"), len(book), book.credits("a.example", "r1", 10)
+        (2, 1, [])
+        """
+        dropped = 0
+        for sender in list(self._senders):
+            recipients = self._senders[sender]
+            history = recipients.pop(recipient_hash, None)
+            if history is not None:
+                dropped += len(history)
+                if not recipients:
+                    del self._senders[sender]
+        return dropped
+
     def __len__(self) -> int:
         """Recipients remembered (over all senders)."""
         return sum(len(recipients) for recipients in self._senders.values())

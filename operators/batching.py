@@ -20,7 +20,7 @@ waited `max_age_s`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -71,6 +71,21 @@ class RowBatcher(Generic[T]):
         """Release everything buffered (end of input, shutdown)."""
         rows, self._rows, self._since = self._rows, [], None
         return [rows] if rows else []
+
+    def discard(self, unwanted: Callable[[T], bool]) -> int:
+        """Drop buffered rows for which `unwanted(row)` is true (erasure); how many went.
+
+        >>> batcher = RowBatcher(max_rows=10)
+        >>> _ = batcher.add([("a", 1), ("b", 2), ("a", 3)], now=0.0)
+        >>> batcher.discard(lambda row: row[0] == "a"), batcher.flush()
+        (2, [[('b', 2)]])
+        """
+        kept = [row for row in self._rows if not unwanted(row)]
+        dropped = len(self._rows) - len(kept)
+        self._rows = kept
+        if not kept:
+            self._since = None
+        return dropped
 
     def snapshot(self) -> tuple[list[T], float | None]:
         """Recovery state: a copy of the buffered rows and their age."""

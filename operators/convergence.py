@@ -42,6 +42,9 @@ from typing import NamedTuple
 import numpy as np
 
 MINUTE_MS = 60_000
+#: Key prefix of an erased recipient's slot: the slot stays (the arrays are positional)
+#: but its key no longer names anybody and its times are reset to "never".
+_ERASED = "\x00erased:"
 _NEVER = -(2 ** 62)  # "no delivery / conversion yet": before any window
 WINDOWS = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 
@@ -135,6 +138,30 @@ class ConvergenceBook:
         if fact.flow_id:
             self._count(fact, minute)
         return rows
+
+    def forget(self, recipient_hash: str) -> int:
+        """Drop one recipient from every flow (erasure); how many flows held them.
+
+        Later rows no longer count them as entered or converged; minute counters and
+        latencies are anonymous sums and stay. One dict lookup per flow.
+
+        >>> book = ConvergenceBook(windows={"1h": 3600})
+        >>> _ = book.observe(FlowFact(0, "welcome", "r1", DELIVERY))
+        >>> _ = book.observe(FlowFact(1_000, "welcome", "r2", DELIVERY))
+        >>> book.forget("r1"), "r1" in book.flows["welcome"].index
+        (1, False)
+        >>> [(r.entered, r.deliveries) for r in book.flush()]
+        [(1, 2)]
+        """
+        dropped = 0
+        for flow in self.flows.values():
+            i = flow.index.pop(recipient_hash, None)
+            if i is not None:
+                flow.index[f"{_ERASED}{i}"] = i
+                flow.last_delivery[i] = _NEVER
+                flow.last_conversion[i] = _NEVER
+                dropped += 1
+        return dropped
 
     def flush(self) -> list[ConvergenceRow]:
         """End of input: the rows as of the end of the newest minute."""

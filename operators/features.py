@@ -78,6 +78,16 @@ class HistoryBook:
         h = self._get(recipient, ts_ms)
         h[_HUMAN_OPENS if human else _MACHINE_OPENS] += 1
 
+    def forget(self, recipient: str) -> int:
+        """Drop one recipient's history (erasure); campaign rates are aggregates and stay.
+
+        >>> book = HistoryBook()
+        >>> book.delivered("r", 1_000)
+        >>> book.forget("r"), book.forget("r"), "r" in book.recipients
+        (1, 0, False)
+        """
+        return 1 if self.recipients.pop(recipient, None) is not None else 0
+
     def outcome(self, campaign: str, engaged: bool, unsubscribed: bool) -> None:
         c = self.campaigns.get(campaign)
         if c is None:

@@ -342,6 +342,30 @@ class Learner:
         """An unsubscribe or complaint about the message."""
         return self._label(message_id, ("unsubscribe",), ts_ms)
 
+    # -- erasure ---------------------------------------------------------------
+    def forget(self, recipient: str, message_ids: list[str]) -> int:
+        """Drop one recipient's history and the pending labels of `message_ids` (their
+        messages, as the tracker knows them); how many entries went.
+
+        The models and the campaign rates are sums over everybody and stay: a label
+        already learned cannot be taken back out of a logistic regression. Pending
+        records are keyed by message, so the caller names the messages.
+
+        >>> learner = Learner()
+        >>> _ = learner.on_delivered("m1|r", "s", "gmail.com", "r", "c", "", 60_000)
+        >>> len(learner.pending), learner.forget("r", ["m1|r"]), len(learner.pending)
+        (1, 2, 0)
+        >>> "r" in learner.history.recipients
+        False
+        """
+        dropped = self.history.forget(recipient)
+        for message_id in message_ids:
+            key = message_key(message_id)
+            # The expiry lists keep the key; expiring a key that is gone is a no-op.
+            dropped += (self.pending.pop(key, None) is not None)
+            dropped += (self.pending_sent.pop(key, None) is not None)
+        return dropped
+
     # -- labels ----------------------------------------------------------------
     def _label(self, message_id: str, tasks: tuple[str, ...], ts_ms: int
                ) -> tuple[list[Resolved], list[ModelEvent]]:

@@ -113,6 +113,28 @@ class EventTimeGate:
         self._runs = _balanced(kept)
         return self._in_order(due)
 
+    def discard(self, unwanted: Callable[[Any], bool]) -> int:
+        """Drop held items for which `unwanted(item)` is true (erasure); how many went.
+
+        Walks what is held (a gate holds seconds of input, not history).
+
+        >>> gate = EventTimeGate()
+        >>> gate.add([(1, "keep"), (2, "drop"), (3, "keep too")], {"p/0": 0}, set())
+        []
+        >>> gate.discard(lambda item: item == "drop"), gate.flush()
+        (1, [(1, 'keep'), (3, 'keep too')])
+        """
+        dropped = 0
+        runs = []
+        for run in self._runs:
+            kept = [pair for pair in run if not unwanted(pair[1])]
+            dropped += len(run) - len(kept)
+            if kept:
+                runs.append(kept)
+        if dropped:
+            self._runs = _balanced(runs)
+        return dropped
+
     def flush(self) -> list[tuple[int, Any]]:
         """End of input: everything, in event-time order."""
         due, self._runs = self._runs, []

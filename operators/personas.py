@@ -14,6 +14,8 @@ conversion scores each delivery got (alpha 0.2: about the last five messages):
 'loyal'
 >>> book.observe("r", 0.0, 0.0, 2000) is None   # one cold message does not flip it
 True
+>>> book.forget("r"), book.forget("r"), "r" in book.recipients   # erasure (GDPR Art. 17)
+(1, 0, False)
 """
 
 from __future__ import annotations
@@ -53,3 +55,7 @@ class PersonaBook:
         if persona == previous:
             return None
         return Profile(recipient, PERSONAS[persona], round(eng, 6), round(conv, 6), ts_ms)
+
+    def forget(self, recipient: str) -> int:
+        """Drop everything held about one recipient (erasure); how many entries went."""
+        return 1 if self.recipients.pop(recipient, None) is not None else 0

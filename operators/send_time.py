@@ -458,6 +458,18 @@ class SendTimeBook:
         return {"n": n, "personal": personal / n, "global_baseline": global_ / n,
                 "provider_baseline": provider / n}
 
+    def forget(self, recipient_hash: str) -> int:
+        """Drop one recipient's own history (erasure); how many entries went (0 or 1).
+
+        The provider and global priors are sums over everybody and keep their counts.
+
+        >>> book = SendTimeBook()
+        >>> _ = book.engage("r", "gmail.com", 1_795_514_400_000)
+        >>> book.forget("r"), book.forget("r"), len(book)
+        (1, 0, 0)
+        """
+        return 1 if self._recipients.pop(recipient_hash, None) is not None else 0
+
     def __len__(self) -> int:
         """Recipients with at least one engagement."""
         return len(self._recipients)

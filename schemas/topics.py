@@ -36,8 +36,12 @@ SCORES = "mailflow.scores"
 SEND_TIMES = "mailflow.send_times"
 VARIANTS = "mailflow.variants"
 DLQ = "mailflow.dlq"
+#: Commands to the job (`schemas/control.py`), e.g. an erasure: read by the job, never an
+#: event input. Not compacted: a replay from the beginning replays the erasures too.
+CONTROL = "mailflow.control"
 
-#: Output topics; the compacted ones are keyed by what they describe.
+#: Topics the job creates besides its inputs: outputs (the compacted ones are keyed by
+#: what they describe) and the control topic.
 OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     THROTTLE: {"cleanup.policy": "compact"},
     SUPPRESSIONS: {"cleanup.policy": "compact"},
@@ -45,4 +49,5 @@ OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     SEND_TIMES: {"cleanup.policy": "compact"},
     VARIANTS: {"cleanup.policy": "compact"},
     DLQ: {},
+    CONTROL: {},
 }

@@ -29,6 +29,7 @@ import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from mailflow.stats import STATS
+from schemas.control import Erasure
 from schemas.rows import TABLE_COLUMNS
 from sinks.read_only_sql import refusal
 
@@ -43,6 +44,58 @@ INSERT_FORMAT = "JSONCompactEachRow"
 #: means; from 26.8 it means seconds unless this setting is on. Older servers do not
 #: know the setting (and would refuse it), so it is sent only where it exists.
 RAW_DATETIME_NUMBERS = "input_format_read_datetime_number_as_raw_value"
+
+
+#: Erasure: a mutation that rewrites the parts holding the recipient (the rows are gone
+#: from disk when it returns, not only hidden), waiting for it on every replica.
+ERASE_SQL = "ALTER TABLE {table} DELETE WHERE recipient_hash = {{h:String}}"
+MUTATION_SETTINGS = {"mutations_sync": 2}
+#: `flow_recipients_1h` holds distinct-count states of recipient hashes, which no DELETE
+#: can reach: the hours an erased recipient appears in are recomputed from `events` (the
+#: same query as its materialized view in 004_analytics.sql, for those hours only).
+ERASED_HOURS_SQL = ("SELECT DISTINCT toUInt32(toStartOfHour(ts)) FROM mailflow.events "
+                    "WHERE recipient_hash = {h:String}")
+ROLLUP_DELETE_SQL = ("ALTER TABLE mailflow.flow_recipients_1h DELETE "
+                     "WHERE has({hours:Array(UInt32)}, toUInt32(hour))")
+ROLLUP_REBUILD_SQL = """INSERT INTO mailflow.flow_recipients_1h
+SELECT
+    toStartOfHour(ts) AS hour,
+    arrayJoin(if(type = 'conversion', attributed_flows, [flow_id])) AS flow_id,
+    sender,
+    uniqExactStateIf(recipient_hash, type = 'delivered') AS entered,
+    uniqExactStateIf(recipient_hash, is_human AND type IN ('open', 'click', 'reply')) AS engaged,
+    uniqExactStateIf(recipient_hash, type = 'conversion') AS converted
+FROM mailflow.events
+WHERE (flow_id != '' OR notEmpty(attributed_flows))
+  AND has({hours:Array(UInt32)}, toUInt32(toStartOfHour(ts)))
+GROUP BY hour, flow_id, sender"""
+
+
+#: Retention: which setting bounds each table, by which time column (event time). The
+#: suppressions are never expired: an opt-out must outlive everything else.
+RETENTION: dict[str, tuple[str, str]] = {
+    "events": ("events_ttl_days", "ts"),
+    "attribution": ("events_ttl_days", "ts"),
+    "scores": ("events_ttl_days", "ts"),
+    "metrics_1m": ("metrics_ttl_days", "minute"),
+    "convergence": ("metrics_ttl_days", "as_of"),
+    "flow_recipients_1h": ("metrics_ttl_days", "hour"),
+    "model_metrics": ("metrics_ttl_days", "minute"),
+    "model_events": ("metrics_ttl_days", "ts"),
+    "variant_allocations": ("metrics_ttl_days", "as_of"),
+    "throttle_decisions": ("decisions_ttl_days", "event_ts"),
+    "send_times": ("profiles_ttl_days", "as_of"),
+    "recipient_profiles": ("profiles_ttl_days", "as_of"),
+}
+
+
+def ttl_clause(column: str, days: int) -> str:
+    """The TTL expression as ClickHouse prints it back in SHOW CREATE TABLE.
+
+    >>> ttl_clause("ts", 400)
+    'toDateTime(ts) + toIntervalDay(400)'
+    """
+    return f"toDateTime({column}) + toIntervalDay({days})"
 
 
 class StoreError(RuntimeError):
@@ -122,6 +175,33 @@ class ClickHouseStore:
                 log.info("applied migrations: %s", ", ".join(applied))
             return applied
 
+    def apply_retention(self, days: dict[str, int]) -> list[str]:
+        """Set each table's TTL from the retention settings (`days`: setting -> days, 0 =
+        keep forever); returns the tables changed. Run at every start, after `migrate`:
+        a TTL follows its setting, and an unchanged one is left alone (changing one
+        rewrites the table's parts in the background)."""
+        changed = []
+        with self._lock:
+            current = dict(self.client.query(
+                "SELECT name, create_table_query FROM system.tables "
+                "WHERE database = {db:String}", parameters={"db": DATABASE}).result_rows)
+            for table, (setting, column) in RETENTION.items():
+                if table not in current:
+                    continue
+                n = int(days.get(setting, 0))
+                has_ttl = " TTL " in current[table]
+                if n > 0 and f" TTL {ttl_clause(column, n)}" not in current[table]:
+                    self.client.command(f"ALTER TABLE {DATABASE}.{table} "
+                                        f"MODIFY TTL {ttl_clause(column, n)}")
+                elif n == 0 and has_ttl:
+                    self.client.command(f"ALTER TABLE {DATABASE}.{table} REMOVE TTL")
+                else:
+                    continue
+                changed.append(table)
+        if changed:
+            log.info("retention changed on %s", ", ".join(changed))
+        return changed
+
     def insert(self, table: str, rows: list[tuple], columns: Sequence[str],
                dedup_token: str | None = None) -> None:
         """Insert rows: tuples of `columns`, timestamps as epoch ms (DateTime64(3))
@@ -137,6 +217,24 @@ class ClickHouseStore:
         with self._lock:
             self.client.raw_insert(table, list(columns), block, settings=settings,
                                    fmt=INSERT_FORMAT)
+
+    def erase_recipient(self, table: str, recipient_hash: str) -> None:
+        """Delete every row of `table` that carries the recipient hash (erasure).
+
+        Erasing from `events` also recomputes the `flow_recipients_1h` hours the
+        recipient was counted in, so no distinct-count state holds them either."""
+        params = {"h": recipient_hash}
+        with self._lock:
+            hours: list[int] = []
+            if table == f"{DATABASE}.events":
+                hours = [r[0] for r in self.client.query(ERASED_HOURS_SQL,
+                                                         parameters=params).result_rows]
+            self.client.command(ERASE_SQL.format(table=table), parameters=params,
+                                settings=MUTATION_SETTINGS)
+            if hours:
+                self.client.command(ROLLUP_DELETE_SQL, parameters={"hours": hours},
+                                    settings=MUTATION_SETTINGS)
+                self.client.command(ROLLUP_REBUILD_SQL, parameters={"hours": hours})
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         with self._lock:
@@ -283,17 +381,20 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         self._table = table
         self._columns = TABLE_COLUMNS[table]
         self._retries = retries
-        self._blocks: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queued_blocks)
+        self._blocks: queue.Queue[tuple[bytes, int] | Erasure | None] = queue.Queue(
+            queued_blocks)
         self._failure: Exception | None = None
         self._raised = False  # the failure was raised: the dataflow is already failing
         self._writer = threading.Thread(target=self._write_blocks, daemon=True,
                                         name=f"clickhouse-writer {table}")
         self._writer.start()
 
-    def write_batch(self, values: list[list[tuple]]) -> None:
+    def write_batch(self, values: list[list[tuple] | Erasure]) -> None:
         for rows in values:
             self._raise_failure()
-            if rows:
+            if type(rows) is Erasure:  # in line with the inserts: after every earlier block
+                self._blocks.put(rows)
+            elif rows:
                 self._blocks.put((encode_rows(rows), len(rows)))
 
     def snapshot(self) -> None:
@@ -318,12 +419,30 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         while (block := self._blocks.get()) is not None:
             try:
                 if self._failure is None:
-                    self._insert(*block)
+                    if type(block) is Erasure:
+                        self._erase(block.recipient_hash)
+                    else:
+                        self._insert(*block)
             except Exception as exc:  # kept for the dataflow's thread to raise
                 self._failure = exc
             finally:
                 self._blocks.task_done()
         self._blocks.task_done()
+
+    def _erase(self, recipient_hash: str) -> None:
+        for attempt in range(self._retries + 1):
+            try:
+                self._store.erase_recipient(self._table, recipient_hash)
+                log.info("erased recipient %s… from %s", recipient_hash[:8], self._table)
+                return
+            except Exception as exc:
+                if attempt == self._retries:
+                    raise StoreError(f"erasure in {self._table} failed "
+                                     f"{attempt + 1} times: {exc}") from exc
+                delay = min(5.0, 0.2 * 2 ** attempt)
+                log.warning("erasure in %s failed (%s); retrying in %.1fs",
+                            self._table, exc, delay)
+                time.sleep(delay)
 
     def _insert(self, block: bytes, rows: int) -> None:
         # The token makes a retried block a no-op instead of a duplicate (hashing
