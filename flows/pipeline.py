@@ -38,7 +38,7 @@ from operators.bounces import BounceClassifier, BounceVerdict
 from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
 from schemas import rows as out
-from schemas.events import DeadLetter, Event, EventParser
+from schemas.events import DeadLetter, Event, EventParser, internal_error
 from schemas.hashing import RecipientHasher
 from schemas.topics import DLQ, SCORES, SEND_TIMES, SUPPRESSIONS, THROTTLE, VARIANTS
 
@@ -85,21 +85,33 @@ class BatchParser:
         for ev in events:
             if ev.ts_ms > newest.get((ev.topic, ev.partition), -1):
                 newest[(ev.topic, ev.partition)] = ev.ts_ms
-            bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
-                      if ev.type in _BOUNCING else None)
+            try:  # one message's surprise is that message's dead letter, never the job's end
+                bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
+                          if ev.type in _BOUNCING else None)
+                kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
+                reason = out.suppression_reason(ev, bounce) if kind is not None else None
+            except Exception as exc:
+                dead.append(unclassified(ev, exc, raw))
+                continue
             items.append((ev, bounce))
-            kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
             if kind is not None:
                 signals.append(Signal(ev.ts_ms, ev.sender, ev.domain, kind))
-                reason = out.suppression_reason(ev, bounce)
                 if reason is not None:
                     suppressions.append((ev, reason))
-        if events:
-            STATS.record_events(Counter(ev.type for ev in events), max(ev.ts_ms for ev in events))
+        if items:
+            STATS.record_events(Counter(ev.type for ev, _b in items),
+                                max(ev.ts_ms for ev, _b in items))
         if dead:
             STATS.record_dead([d.error for d in dead])
         progress = {partition_id(t, p): ts for (t, p), ts in newest.items()}
         return [ParsedBatch(items, signals, suppressions, dead, progress, caught_up)]
+
+
+def unclassified(ev: Event, exc: Exception, raw: list[tuple]) -> DeadLetter:
+    """The dead letter for an event whose classification failed, with its original bytes."""
+    position = (ev.topic, ev.partition, ev.offset)
+    value = next((m[0] for m in raw if (m[1], m[2], m[3]) == position), None) or b""
+    return DeadLetter(internal_error(exc, "classify"), ev.topic, ev.partition, ev.offset, value)
 
 
 def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:
