@@ -44,6 +44,7 @@ MAX_FUTURE_S = 86_400.0
 #: Epoch numbers above this are milliseconds (1e11 s would be the year 5138).
 _MS_THRESHOLD = 100_000_000_000
 
+_MARKER_BYTES = b"@%&\\\xef"
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 #: Conversions are about a recipient, not a message.
 _MESSAGELESS_TYPES = frozenset({"conversion"})
@@ -302,14 +303,19 @@ class EventParser:
         # Free text may quote an address in any field. Most messages hold no "@" in any
         # spelling but the recipient's own (JSON escapes can hide one: "\u0040"), which
         # one look at the bytes shows; only the others are scrubbed value by value.
-        if (raw.count(b"@") > (recipient is not None) or b"%40" in raw or b"&" in raw
-                or b"\\u" in raw or b"\xef\xbc\xa0" in raw):
+        # A Message-ID is address-shaped by design ("<id@mail.acme.example>"): there only
+        # the recipient's own address is replaced, the id stays as the sender knows it.
+        own_at = message_id.count("@")
+        if message_id:
+            message_id = self.hasher.scrub_own(message_id, recipient_hash, recipient_domain)
+        # One pass over the bytes counts "@" and what starts its other spellings: "%" (%40),
+        # "&" (&#64;), "\\" (\u0040), 0xEF (＠); five `in` tests took three times as long.
+        if len(raw) - len(raw.translate(None, _MARKER_BYTES)) > (recipient is not None) + own_at:
             scrub = self.hasher.scrub
             opt = [scrub(v) if v else v for v in opt]
-            message_id = self.hasher.scrub_own(message_id, recipient_hash)
             if attrs:
                 attrs = _clean(attrs, scrub, 1)
-        elif attrs and raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        elif attrs and len(raw) - len(raw.translate(None, b"{[")) > MAX_DEPTH:
             _clean(attrs, None, 1)  # deep nesting is refused even when nothing is scrubbed
         return Event(
             opt[0] or self.hasher.payload(raw), int(round(ts * 1000)), event_type, sender,

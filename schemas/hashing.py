@@ -51,6 +51,8 @@ _DOMAIN = re.compile(_LABEL + _DOT + r"(?:" + _LABEL + _DOT + r")*"
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _MAX_LOCAL = 3 * 64  # characters, URL-encoded at worst
 _MAX_DOMAIN = 3 * 255
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _IDN_DOTS = str.maketrans("\u3002\uff0e\uff61", "...")
 
 
@@ -99,24 +101,30 @@ class RecipientHasher:
             return text
         return self._replace(text, None)
 
-    def scrub_own(self, text: str, recipient_hash: str) -> str:
+    def scrub_own(self, text: str, recipient_hash: str, recipient_domain: str) -> str:
         """Replace only the recipient's own address (same hash) in `text`.
 
         For identifiers that are address-shaped by design, such as a Message-ID
         ("<20251121.1@mg.acme.example>"): they stay as the sending system knows
-        them, unless they quote the recipient.
+        them, unless they quote the recipient. The same input always gives the
+        same output, so events of one message still join.
 
         >>> h = RecipientHasher(b"k")
-        >>> h.scrub_own("20251121.1@mg.acme.example", h.recipient("ann@example.com"))
-        '20251121.1@mg.acme.example'
-        >>> h.scrub_own("m-ann@example.com", h.recipient("ann@example.com"))[:7]
-        'm-hash:'
+        >>> own = h.recipient("ann@example.com"), "example.com"
+        >>> h.scrub_own("<20251121.1@mg.acme.example>", *own)
+        '<20251121.1@mg.acme.example>'
+        >>> h.scrub_own("m-ann@example.com.x7", *own)
+        'm-hash:206347a99c68.x7'
         """
         if "@" not in text and "%40" not in text and "&" not in text and "\uff20" not in text:
             return text
-        return self._replace(text, recipient_hash)
+        # The recipient's address spelt plainly contains its domain: most ids do not.
+        if (text.isascii() and "%" not in text and "&" not in text
+                and recipient_domain not in text.lower()):
+            return text
+        return self._replace(text, (recipient_hash, recipient_domain))
 
-    def _replace(self, text: str, only: str | None) -> str:
+    def _replace(self, text: str, own: tuple[str, str] | None) -> str:
         out: list[str] = []
         done = 0  # text[:done] is copied or replaced already
         for at in _AT.finditer(text):
@@ -138,14 +146,14 @@ class RecipientHasher:
                 begin, stop = _without_symbols(text, begin, start, end, stop)
             if begin >= start or "." not in text[end:stop].translate(_IDN_DOTS):
                 continue
-            if only is None:
-                digest = self.recipient(_address(text[begin:start], domain.group()))
+            if own is None:
+                digest = self.recipient(_address(text[begin:start], text[end:stop]))
             else:
-                found = self._find_own(text, begin, start, domain.start(), stop, only)
+                found = self._find_own(text, begin, start, end, stop, own)
                 if found is None:
                     continue
                 begin, stop = found
-                digest = only
+                digest = own[0]
             out.append(text[done:begin])
             out.append(f"hash:{digest[:12]}")
             done = stop
@@ -154,19 +162,20 @@ class RecipientHasher:
         out.append(text[done:])
         return "".join(out)
 
-
-    def _find_own(self, text: str, begin: int, at: int, after: int, stop: int, only: str
-                  ) -> tuple[int, int] | None:
+    def _find_own(self, text: str, begin: int, at: int, after: int, stop: int,
+                  own: tuple[str, str]) -> tuple[int, int] | None:
         """The span of the recipient's own address around the "@" at `at`, if it is there.
 
-        An identifier may glue text to either side ("m-ann@example.com.x7"): the local
-        part is also tried from each separator on, the domain up to each dot.
+        An identifier may glue text to either side ("m-ann@example.com.x7"): the domain
+        is also tried up to each dot, the local part from each separator on. Only a
+        domain equal to the recipient's costs a hash.
         """
-        starts = [begin] + [i + 1 for i in range(begin, at) if text[i] in "-._+="][:8]
-        stops = [stop] + [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]
-        for left in starts:
-            for right in stops:
-                if self.recipient(_address(text[left:at], text[after:right])) == only:
+        recipient_hash, recipient_domain = own
+        for right in [stop] + [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]:
+            if _address("", text[after:right]).lower() != "@" + recipient_domain:
+                continue
+            for left in [begin] + [i + 1 for i in range(begin, at) if text[i] in "-._+="][:8]:
+                if self.recipient(_address(text[left:at], text[after:right])) == recipient_hash:
                     return left, right
         return None
 
@@ -215,10 +224,8 @@ def truncate_ip(ip: str) -> str:
     """
     if not ip:
         return ""
-    parts = ip.split(".")
-    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts) \
-            and all(int(p) <= 255 for p in parts):
-        return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0"
+    if _IPV4.fullmatch(ip):
+        return ip[:ip.rindex(".")] + ".0"
     return _truncate_other(ip)
 
 
