@@ -41,7 +41,7 @@ _WIDE = r"[^\x00-\x7f\s\uff20\u3002\uff0e\uff61]"
 #: The local part, reversed ("%C3" reads "3C%"): URL-encoded UTF-8 bytes and + - . _ only,
 #: so that "e%3Dann%40…" keeps its "e%3D" (not part of the address).
 _LOCAL_REVERSED = re.compile(r"(?:[0-9A-Fa-f][89A-Fa-f]%|[BbDdEe]2%|[Ff]5%|[\w.+\-]|"
-                             + _WIDE + r")+")
+                             r"[\u3002\uff0e\uff61]|" + _WIDE + r")+")
 _LABEL = r"(?:%[89A-Fa-f][0-9A-Fa-f]|[\w\-]|" + _WIDE + r")+"
 _DOT = r"(?:\.|%2[Ee]|[\u3002\uff0e\uff61])"
 #: A domain with at least one dot and a top-level label that starts with a letter
@@ -53,6 +53,7 @@ _MAX_LOCAL = 3 * 64  # characters, URL-encoded at worst
 _MAX_DOMAIN = 3 * 255
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_WIDE_DOTS = "\u3002\uff0e\uff61"
 _IDN_DOTS = str.maketrans("\u3002\uff0e\uff61", "...")
 
 
@@ -166,15 +167,17 @@ class RecipientHasher:
                   own: tuple[str, str]) -> tuple[int, int] | None:
         """The span of the recipient's own address around the "@" at `at`, if it is there.
 
-        An identifier may glue text to either side ("m-ann@example.com.x7"): the domain
-        is also tried up to each dot, the local part from each separator on. Only a
-        domain equal to the recipient's costs a hash.
+        An identifier may glue text to either side ("m-ann@example.com.x7", "0ann@…"):
+        the domain is tried at its own length and up to each dot, the local part from
+        each position on. Only a domain equal to the recipient's costs hashes.
         """
         recipient_hash, recipient_domain = own
-        for right in [stop] + [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]:
-            if _address("", text[after:right]).lower() != "@" + recipient_domain:
+        rights = [after + len(recipient_domain), stop]
+        rights += [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]
+        for right in rights:
+            if right > stop or _address("", text[after:right]).lower() != "@" + recipient_domain:
                 continue
-            for left in [begin] + [i + 1 for i in range(begin, at) if text[i] in "-._+="][:8]:
+            for left in range(begin, at):
                 if self.recipient(_address(text[left:at], text[after:right])) == recipient_hash:
                     return left, right
         return None
@@ -208,7 +211,7 @@ def _without_symbols(text: str, begin: int, at: int, after: int, stop: int
 
 
 def _is_symbol(char: str) -> bool:
-    return not char.isascii() and unicodedata.category(char)[0] in "PSZC"
+    return not char.isascii() and char not in _WIDE_DOTS and unicodedata.category(char)[0] in "PSZC"
 
 
 def truncate_ip(ip: str) -> str:
