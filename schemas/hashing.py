@@ -35,9 +35,11 @@ DEV_HASH_KEY = b"mailflow-dev-only-key-do-not-use-in-production"
 # the domain forwards, each with an anchored match over a bounded slice: no regex ever
 # scans the whole text from every start position (that is quadratic on hostile input).
 _AT = re.compile(r"@|%40|&#0*64;|&#[xX]0*40;|&commat;|\uff20")
-# Non-ASCII letters, digits and marks (jörg, 山田, combining accents) all belong to an
-# address; any non-ASCII character that is not a space counts, leading symbols are trimmed.
-_WIDE = r"[^\x00-\x7f\s\uff20\u3002\uff0e\uff61]"
+# Non-ASCII letters and digits (jörg, 山田) are word characters (\w); marks (combining
+# accents, Indic vowel signs) are not, so any other non-ASCII character that is not a space
+# counts too (symbols at either end are trimmed later). The two classes must not overlap:
+# overlapping alternatives inside "+" backtrack exponentially ("a@üüü…ü!").
+_WIDE = r"[^\w\x00-\x7f\s\uff20\u3002\uff0e\uff61]"
 #: The local part, reversed ("%C3" reads "3C%"): URL-encoded UTF-8 bytes and + - . _ only,
 #: so that "e%3Dann%40…" keeps its "e%3D" (not part of the address).
 _LOCAL_REVERSED = re.compile(r"(?:[0-9A-Fa-f][89A-Fa-f]%|[BbDdEe]2%|[Ff]5%|[\w.+\-]|"

@@ -275,3 +275,15 @@ def test_the_recipient_address_never_survives_in_any_text_field(prefix, suffix, 
     assert type(ev) is Event, ev
     text = "\n".join(str(v) for v in ev[:-3]) + orjson.dumps(ev.attrs).decode()
     assert spelling.lower() not in text.lower(), (field, getattr(ev, field, None), ev.attrs)
+
+
+@pytest.mark.parametrize("text", [
+    "a@" + "ü" * 300 + "!",  # overlapping character classes made this 2**300 steps
+    "a@" + "o\u0308" * 300 + "!", "ü" * 300 + "@" + "ü" * 300, "a@" + "ü." * 300 + "1",
+    "@" * 50_000, "a@" * 50_000, "a" * 100_000 + "@", "x@" + "a." * 50_000, "%40" * 30_000,
+])
+def test_scrubbing_hostile_text_finishes(text):
+    # No timing assertion: exponential backtracking would simply never return.
+    assert isinstance(HASHER.scrub(text), str)
+    ev = parser().parse(msg(diagnostic=text[:200_000]), "email.bounces", 0, 1)
+    check(ev)
