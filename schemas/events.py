@@ -310,7 +310,8 @@ class EventParser:
             # A Message-ID is address-shaped by design ("<id@mail.acme.example>"): only the
             # recipient's own address is replaced there; the id stays as the sender knows it.
             expected += message_id.count("@")
-            message_id = self.hasher.scrub_own(message_id, recipient_hash, recipient_domain)
+            message_id = self.hasher.scrub_own(message_id, recipient_hash, recipient_domain,
+                                               recipient)
         if markers > expected:
             scrub = self.hasher.scrub
             opt = [scrub(v) if v else v for v in opt]

@@ -104,8 +104,10 @@ class RecipientHasher:
             return text
         return self._replace(text, None)
 
-    def scrub_own(self, text: str, recipient_hash: str, recipient_domain: str) -> str:
-        """Replace only the recipient's own address (same hash) in `text`.
+    def scrub_own(self, text: str, recipient_hash: str, recipient_domain: str,
+                  address: str | None = None) -> str:
+        """Replace only the recipient's own address in `text` (`address` when the event
+        carried it, else found by its hash).
 
         For identifiers that are address-shaped by design, such as a Message-ID
         ("<20251121.1@mg.acme.example>"): they stay as the sending system knows
@@ -118,6 +120,8 @@ class RecipientHasher:
         '<20251121.1@mg.acme.example>'
         >>> h.scrub_own("m-ann@example.com.x7", *own)
         'm-hash:206347a99c68.x7'
+        >>> h.scrub_own("<0ann%40example.com>", *own, "ann@example.com")
+        '<hash:206347a99c68>'
         """
         if "@" not in text and "%40" not in text and "&" not in text and "\uff20" not in text:
             return text
@@ -125,9 +129,10 @@ class RecipientHasher:
         if (text.isascii() and "%" not in text and "&" not in text
                 and recipient_domain not in text.lower()):
             return text
-        return self._replace(text, (recipient_hash, recipient_domain))
+        own = (recipient_hash, recipient_domain, address.strip().lower() if address else None)
+        return self._replace(text, own)
 
-    def _replace(self, text: str, own: tuple[str, str] | None) -> str:
+    def _replace(self, text: str, own: tuple[str, str, str | None] | None) -> str:
         out: list[str] = []
         done = 0  # text[:done] is copied or replaced already
         for at in _AT.finditer(text):
@@ -166,20 +171,24 @@ class RecipientHasher:
         return "".join(out)
 
     def _find_own(self, text: str, begin: int, at: int, after: int, stop: int,
-                  own: tuple[str, str]) -> tuple[int, int] | None:
+                  own: tuple[str, str, str | None]) -> tuple[int, int] | None:
         """The span of the recipient's own address around the "@" at `at`, if it is there.
 
-        An identifier may glue text to either side ("m-ann@example.com.x7", "0ann@…"):
-        the domain is tried at its own length and up to each dot, the local part from
-        each position on. Only a domain equal to the recipient's costs hashes.
+        An identifier may glue text to either side ("m-ann@example.com.x7"). Knowing
+        the address, the whole address-like token goes if it contains it; knowing only
+        the hash, the domain is tried up to each dot and the local part from each
+        separator on (a domain other than the recipient's costs no hash).
         """
-        recipient_hash, recipient_domain = own
-        rights = [after + len(recipient_domain), stop]
-        rights += [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]
+        recipient_hash, recipient_domain, address = own
+        if address is not None:
+            return (begin, stop) if address in _address(text[begin:at],
+                                                         text[after:stop]).lower() else None
+        rights = [stop] + [i for i in range(stop - 1, after, -1) if text[i] == "."][:8]
+        lefts = [begin] + [i + 1 for i in range(begin, at) if text[i] in "-._+="][:8]
         for right in rights:
-            if right > stop or _address("", text[after:right]).lower() != "@" + recipient_domain:
+            if _address("", text[after:right]).lower() != "@" + recipient_domain:
                 continue
-            for left in range(begin, at):
+            for left in lefts:
                 if self.recipient(_address(text[left:at], text[after:right])) == recipient_hash:
                     return left, right
         return None

@@ -91,6 +91,14 @@ def test_message_id_loses_the_recipients_address_and_still_joins():
         assert parse(message_id=message_id, type="open").message_id == ev.message_id
 
 
+def test_message_id_of_an_event_with_only_a_recipient_hash_loses_the_address_too():
+    fields = {"recipient": None, "recipient_hash": HASHER.recipient("ann@example.com"),
+              "recipient_domain": "example.com"}
+    for message_id in ["<m-ann@example.com>", "<Ann@Example.com.x7>", "ann%40example.com"]:
+        ev = parse(message_id=message_id, **fields)
+        assert tag("ann@example.com") in ev.message_id, message_id
+
+
 def test_message_ids_that_are_address_shaped_by_design_stay_as_the_sender_knows_them():
     mailgun = "20251121100000.1a2b3c4d5e6f7a8b@mg.acme.example"
     assert parse(message_id=mailgun).message_id == mailgun
