@@ -42,7 +42,7 @@ from operators.ordering import EventTimeGate
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy, signal_kind
 from schemas import rows as out
 from schemas.control import EraseCommand, Erasure, erasable_tables, parse_control
-from schemas.events import DeadLetter, Event, EventParser
+from schemas.events import DeadLetter, Event, EventParser, internal_error
 from schemas.hashing import RecipientHasher
 from schemas.topics import CONTROL, DLQ, SCORES, SEND_TIMES, SUPPRESSIONS, THROTTLE, VARIANTS
 
@@ -92,17 +92,22 @@ class BatchParser:
         for ev in events:
             if ev.ts_ms > newest.get((ev.topic, ev.partition), -1):
                 newest[(ev.topic, ev.partition)] = ev.ts_ms
-            bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
-                      if ev.type in _BOUNCING else None)
+            try:  # one message's surprise is that message's dead letter, never the job's end
+                bounce = (classify(ev.smtp_code, ev.smtp_status, ev.diagnostic, ev.bounce_kind)
+                          if ev.type in _BOUNCING else None)
+                kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
+                reason = out.suppression_reason(ev, bounce) if kind is not None else None
+            except Exception as exc:
+                dead.append(unclassified(ev, exc, raw))
+                continue
             items.append((ev, bounce))
-            kind = signal_kind(ev.type, bounce.bounce_class if bounce is not None else "")
             if kind is not None:
                 signals.append(Signal(ev.ts_ms, ev.sender, ev.domain, kind))
-                reason = out.suppression_reason(ev, bounce)
                 if reason is not None:
                     suppressions.append((ev, reason))
-        if events:
-            STATS.record_events(Counter(ev.type for ev in events), max(ev.ts_ms for ev in events))
+        if items:
+            STATS.record_events(Counter(ev.type for ev, _b in items),
+                                max(ev.ts_ms for ev, _b in items))
         if dead:
             STATS.record_dead([d.error for d in dead])
         progress = {partition_id(t, p): ts for (t, p), ts in newest.items()}
@@ -127,7 +132,11 @@ def parse_controls(messages: list[RawMessage | CaughtUp]) -> list[ControlBatch]:
             dead.append(DeadLetter(f"kafka error: {m.error}", m.topic, m.partition, m.offset,
                                    m.value or b""))
             continue
-        command = parse_control(m.value, m.topic, m.partition, m.offset)
+        try:  # one bad command is that command's dead letter, never the job's end
+            command = parse_control(m.value, m.topic, m.partition, m.offset)
+        except Exception as exc:
+            command = DeadLetter(internal_error(exc, "control"), m.topic, m.partition,
+                                 m.offset, m.value or b"")
         (dead if type(command) is DeadLetter else erasures).append(command)
     if dead:
         STATS.record_dead([d.error for d in dead])
@@ -142,6 +151,13 @@ def erased_by(command: EraseCommand) -> Callable[[tuple[Event, Any]], bool]:
 
 def _carries(erasure: Erasure, row: tuple) -> bool:
     return row[erasure.column] == erasure.recipient_hash
+
+
+def unclassified(ev: Event, exc: Exception, raw: list[tuple]) -> DeadLetter:
+    """The dead letter for an event whose classification failed, with its original bytes."""
+    position = (ev.topic, ev.partition, ev.offset)
+    value = next((m[0] for m in raw if (m[1], m[2], m[3]) == position), None) or b""
+    return DeadLetter(internal_error(exc, "classify"), ev.topic, ev.partition, ev.offset, value)
 
 
 def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:

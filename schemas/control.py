@@ -77,7 +77,7 @@ def parse_control(raw: bytes | None, topic: str, partition: int, offset: int
         return refuse("control message must be a JSON object")
     command = obj.get("command")
     if command not in COMMANDS:
-        return refuse(f"unknown command: {command}")
+        return refuse(f"unknown command: {str(command)[:40]}")
     recipient_hash = obj.get("recipient_hash")
     if not isinstance(recipient_hash, str) or not recipient_hash.strip():
         return refuse("erase needs recipient_hash (a string)")

@@ -3,7 +3,12 @@
 A Kafka message becomes either an `Event` (a small typed record the core
 works with; the raw address is already replaced by its keyed hash) or a
 `DeadLetter` (the reason it was refused, and where it came from). Nothing in
-here raises on bad input.
+here raises on bad input: even an unexpected error for one message becomes
+that message's dead letter ("internal error: …"), so one poison message can
+never stop the job (it would be read again after every restart).
+
+Free text is scrubbed after parsing, value by value (attrs keys included):
+an address quoted anywhere becomes `hash:…` (see `RecipientHasher.scrub`).
 
 >>> parser = EventParser(RecipientHasher(b"k"), now=lambda: 1_800_000_000.0)
 >>> ev = parser.parse(b'{"type": "delivered", "ts": "2026-11-21T10:00:03.120Z", '
@@ -24,11 +29,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from schemas.hashing import RecipientHasher
+from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
 from schemas.topics import DEFAULT_TYPE_BY_TOPIC, EVENT_TYPES
 
 MAX_MESSAGE_BYTES = 256 * 1024
+#: Unknown fields nested deeper than this (the event object is level 1) are refused: no
+#: event needs them, and each level costs recursion in every later step.
+MAX_DEPTH = 32
 #: 2000-01-01T00:00:00Z: anything earlier is a broken clock or a unit mix-up.
 MIN_TS_S = 946_684_800.0
 #: Events may be at most this far ahead of the wall clock at the edge.
@@ -36,6 +44,7 @@ MAX_FUTURE_S = 86_400.0
 #: Epoch numbers above this are milliseconds (1e11 s would be the year 5138).
 _MS_THRESHOLD = 100_000_000_000
 
+_MARKER_BYTES = b"@%&\\\xef"
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 #: Conversions are about a recipient, not a message.
 _MESSAGELESS_TYPES = frozenset({"conversion"})
@@ -99,6 +108,17 @@ class DeadLetter(NamedTuple):
 
 class _Invalid(Exception):
     """Internal: carries the reason a message is refused."""
+
+
+def internal_error(exc: BaseException, step: str = "parse") -> str:
+    """The dead-letter reason for an unexpected error: a fixed kind ("internal error", the
+    metrics label) and the details, safe to serialise whatever the exception holds.
+
+    >>> internal_error(ValueError("bad \\ud800"), "classify")
+    'internal error: classify: ValueError: bad \\\\ud800'
+    """
+    detail = str(exc)[:300].encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"internal error: {step}: {type(exc).__name__}: {detail}"
 
 
 def parse_ts(value: Any) -> float:
@@ -180,6 +200,15 @@ class EventParser:
 
     def parse(self, raw: bytes | None, topic: str, partition: int, offset: int,
               now: float | None = None) -> Event | DeadLetter:
+        """An `Event`, or a `DeadLetter` that says why not; never an exception."""
+        try:
+            return self._parse(raw, topic, partition, offset, now)
+        except Exception as exc:  # a bug or a corner nobody foresaw: one dead letter, go on
+            return DeadLetter(internal_error(exc), topic, partition, offset,
+                              raw if isinstance(raw, bytes) else b"")
+
+    def _parse(self, raw: bytes | None, topic: str, partition: int, offset: int,
+               now: float | None) -> Event | DeadLetter:
         if raw is None:
             return DeadLetter("empty message (null value)", topic, partition, offset, b"")
         if len(raw) > self.max_bytes:
@@ -241,6 +270,8 @@ class EventParser:
             recipient_hash = self.hasher.recipient(recipient)
         elif "recipient_hash" in obj or "recipient_domain" in obj:
             recipient_hash = _req_str(obj, "recipient_hash")
+            if "@" in recipient_hash:  # fail closed: a raw address must never be stored
+                raise _Invalid("recipient_hash holds an address: send it as recipient")
             recipient_domain = _req_str(obj, "recipient_domain").strip().lower().rstrip(".")
         else:
             raise _Invalid("missing required field: recipient (or recipient_hash and "
@@ -268,20 +299,60 @@ class EventParser:
         for i, field_value in enumerate(opt):
             if type(field_value) is not str:  # one pass; None is absent, the rest refused
                 opt[i] = _opt_str(obj, _OPTIONAL_STR[i])
-        event_id = opt[0] or self.hasher.payload(raw)
         attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
-        if attrs:
-            attrs = self._scrub_attrs(attrs)
-        scrub = self.hasher.scrub  # free text may quote the address: never keep it raw
+        # Free text may quote an address in any field, in any spelling. One pass over the
+        # bytes counts "@" and what starts its other spellings: "%" (%40), "&" (&#64;),
+        # "\\" (\u0040) and 0xEF (＠). Most messages hold none but the recipient's own "@"
+        # (and the Message-ID's): then no value needs a look of its own.
+        expected = recipient is not None
+        markers = len(raw) - len(raw.translate(None, _MARKER_BYTES))
+        if markers > expected and message_id:
+            # A Message-ID is address-shaped by design ("<id@mail.acme.example>"): only the
+            # recipient's own address is replaced there; the id stays as the sender knows it.
+            expected += message_id.count("@")
+            message_id = self.hasher.scrub_own(message_id, recipient_hash, recipient_domain,
+                                               recipient)
+        if markers > expected:
+            scrub = self.hasher.scrub
+            opt = [scrub(v) if v else v for v in opt]
+            if attrs:
+                attrs = _clean(attrs, scrub, 1)
+        elif attrs and len(raw) - len(raw.translate(None, b"{[")) > MAX_DEPTH:
+            _clean(attrs, None, 1)  # deep nesting is refused even when nothing is scrubbed
         return Event(
-            event_id, int(round(ts * 1000)), event_type, sender, recipient_hash,
-            recipient_domain, provider_key(recipient_domain), message_id,
-            opt[1], opt[2], opt[3], opt[4], opt[5], scrub(opt[6]), smtp_code, opt[7],
-            scrub(opt[8]), opt[9],
-            opt[10], float(value), opt[11], attrs, topic, partition, offset,
+            opt[0] or self.hasher.payload(raw), int(round(ts * 1000)), event_type, sender,
+            recipient_hash, recipient_domain, provider_key(recipient_domain), message_id,
+            opt[1], opt[2], opt[3], opt[4], opt[5], opt[6], smtp_code, opt[7],
+            opt[8], opt[9], opt[10], float(value), opt[11], attrs, topic, partition, offset,
         )
 
-    def _scrub_attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        text = orjson.dumps(attrs).decode()
-        clean = self.hasher.scrub(text)
-        return attrs if clean is text else orjson.loads(clean)
+
+def _clean(value: Any, scrub: Scrub | None, depth: int) -> Any:
+    """A copy of parsed JSON with every string (and key) scrubbed; refuses deep nesting.
+
+    Scrubbing the parsed values, not the serialised text: replacing inside JSON text
+    can cut an escape sequence ("x\\nann@…") and make it unreadable.
+
+    >>> _clean({"a": ["to ann@example.com", 1]}, RecipientHasher(b"k").scrub, 1)
+    {'a': ['to hash:206347a99c68', 1]}
+    """
+    kind = type(value)
+    if kind is str:
+        return scrub(value) if scrub is not None else value
+    if kind is dict:
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"attrs nested too deep: more than {MAX_DEPTH} levels")
+        if scrub is None:
+            for item in value.values():
+                _clean(item, None, depth + 1)
+            return value
+        return {scrub(k): _clean(v, scrub, depth + 1) for k, v in value.items()}
+    if kind is list:
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"attrs nested too deep: more than {MAX_DEPTH} levels")
+        if scrub is None:
+            for item in value:
+                _clean(item, None, depth + 1)
+            return value
+        return [_clean(v, scrub, depth + 1) for v in value]
+    return value

@@ -16,6 +16,7 @@ from operators.send_time import SendTime
 from operators.throttle import Decision
 from operators.variants import Allocation
 from schemas.events import Event
+from schemas.hashing import truncate_ip
 
 #: Column order of `mailflow.events` rows as written by the job.
 EVENT_COLUMNS: tuple[str, ...] = (
@@ -38,7 +39,8 @@ def event_row(ev: Event, bounce: BounceVerdict | None, interaction: Interaction,
         ev.event_id, ev.ts_ms, ev.type, ev.sender, ev.domain, ev.recipient_domain,
         ev.recipient_hash, ev.message_id, ev.campaign_id, ev.flow_id, ev.variant, cls, source,
         confidence, ev.smtp_code, ev.smtp_status, ev.diagnostic, interaction.is_human,
-        interaction.reason, interaction.latency_s, list(attributed_flows), ev.user_agent, ev.ip,
+        interaction.reason, interaction.latency_s, list(attributed_flows), ev.user_agent,
+        truncate_ip(ev.ip),  # at rest only the network: the full IP was for classification
         ev.url, ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
         ev.topic, ev.partition, ev.offset,
     )
