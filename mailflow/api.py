@@ -202,11 +202,9 @@ class DecisionApi:
 
     @property
     def live(self) -> bool:
-        """The materialisation is current: caught up once, consumer thread running, no
-        error. Decisions served from a dead consumer would silently go stale."""
-        thread = getattr(self.client, "_thread", None)
-        alive = thread is None or thread.is_alive()
-        return self.client.ready and alive and self.client.error is None
+        """The materialisation is current: caught up once, consumer thread running, the
+        broker answering. Decisions served from a dead consumer would silently go stale."""
+        return self.client.live
 
     def lookup(self, item: dict[str, Any]) -> dict[str, Any]:
         """One throttle lookup (raises ValueError with a client-facing message)."""
@@ -269,7 +267,8 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._json(200, {"status": "ok"})
             elif path == "/readyz":
                 live = api.live
-                self._json(200 if live else 503, {"ready": live, "error": api.client.error})
+                self._json(200 if live else 503, {"ready": live,
+                                                   "error": api.client.error or api.client.failing})
             elif path == "/metrics":
                 self._send(200, api.metrics().encode(), "text/plain; version=0.0.4")
             elif path == "/openapi.json":

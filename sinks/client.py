@@ -58,7 +58,10 @@ class ThrottleClient:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="throttle-client", daemon=True)
         self.records = 0
-        self.error: str | None = None
+        self.error: str | None = None  # the consumer thread stopped on this
+        # the broker is failing (unreachable, refusing) while the thread runs on: decisions
+        # may be going stale; cleared by the next record or end of partition
+        self.failing: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> ThrottleClient:
@@ -73,12 +76,20 @@ class ThrottleClient:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def live(self) -> bool:
+        """Caught up once, the consumer thread running, and the broker answering: what is
+        served is current. False while any of that is not so."""
+        return (self._ready.is_set() and self._thread.is_alive() and self.error is None
+                and self.failing is None)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
     def consumer_config(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.brokers, "group.id": "mailflow-client",
+                "error_cb": self._on_error,
                 "enable.auto.commit": False, "enable.partition.eof": True,
                 "fetch.wait.max.ms": 50,
                 # a position that compaction or retention removed: read on from the
@@ -99,16 +110,26 @@ class ThrottleClient:
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
+                            self.failing = None
                             pending.discard((msg.topic(), msg.partition()))
                             if not pending:
                                 self._ready.set()
+                        else:
+                            self._on_error(err)
                         continue
+                    self.failing = None
                     self._apply(msg.topic(), msg.value())
         except Exception as exc:  # reported through /readyz and the error attribute
             self.error = str(exc)
             log.exception("throttle client stopped")
         finally:
             consumer.close()
+
+    def _on_error(self, err: KafkaError) -> None:
+        """librdkafka's word that the broker is failing (all brokers down, transport...)."""
+        if self.failing is None:
+            log.warning("throttle client: Kafka is failing: %s", err)
+        self.failing = str(err)
 
     def _apply(self, topic: str, value: bytes | None) -> None:
         if not value:

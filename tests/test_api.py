@@ -291,6 +291,27 @@ def test_readyz_is_503_after_a_consumer_error():
     assert not api.live
 
 
+def test_readyz_is_503_while_the_broker_is_gone_and_the_thread_runs_on():
+    """A consumer thread that is alive but cannot reach Kafka serves stale decisions."""
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, partitions=1)
+        client = ThrottleClient(broker.bootstrap).start()
+        assert client.wait_ready(30)
+        server = ApiServer(DecisionApi(client, tokens=[]), port=0).start()
+        try:
+            assert get(server.port, "/readyz")[0] == 200
+            broker.stop()
+            deadline = time.monotonic() + 60  # librdkafka reports within seconds
+            while client.failing is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            status, body = get(server.port, "/readyz")
+            assert client._thread.is_alive()
+            assert status == 503 and body["ready"] is False and body["error"]
+        finally:
+            server.stop()
+            client.close()
+
+
 def test_suppression_lookups_need_tokens_on_a_non_loopback_bind(stack):
     client = stack[1]
     exposed = DecisionApi(client, tokens=[], exposed=True)
