@@ -45,17 +45,22 @@ def parse_time(text: str | None) -> float | None:
 
 
 def _is_decision(record: Any) -> bool:
-    """A record the view can resolve: an object with a known action, a numeric
-    rate_factor and seq, and an `until` that parses (when there is one)."""
+    """A record the view can resolve: an object with a known action, a rate_factor
+    between 0 and 1, a numeric seq, and an `until` that parses (when there is one).
+
+    >>> _is_decision({"action": "slow", "rate_factor": "1e999"}), _is_decision({"seq": 1e308})
+    (False, True)
+    """
     if not isinstance(record, dict) or record.get("action", "allow") not in _ORDER:
         return False
     try:
-        float(record.get("rate_factor", 1.0))
+        if not 0.0 <= float(record.get("rate_factor", 1.0)) <= 1.0:  # NaN fails too
+            return False
         int(record.get("seq", 0))
         until = record.get("until")
         if until is not None:
             parse_time(str(until))
-    except (TypeError, ValueError):
+    except Exception:  # whatever a hostile record holds, it is only not a decision
         return False
     return True
 

@@ -141,8 +141,14 @@ class ThrottleClient:
             return
         with self._lock:
             self.records += 1
-            changed = (self.view.apply_decision(record) if topic == THROTTLE
-                       else self.view.apply_suppression(record))
+            try:
+                changed = (self.view.apply_decision(record) if topic == THROTTLE
+                           else self.view.apply_suppression(record))
+            except Exception:  # one hostile record must not end the materialisation
+                log.warning("ignoring a record on %s the view could not take", topic,
+                            exc_info=True)
+                self.view.rejected += 1
+                return
         if changed and self.on_change is not None:
             self.on_change("decision" if topic == THROTTLE else "suppression", record)
 
