@@ -114,7 +114,7 @@ _PATTERN_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # Microsoft 365 directory-based edge blocking: "Access denied" for an address that is
     # not in the tenant's directory (documented as "recipient doesn't exist").
     ("microsoft_directory_edge_blocking", "hard", (
-        r"as\(201806281\)", r"5\.4\.1 recipient address rejected: access denied")),
+        r"as\(201806281\)", r"5\.4\.1 (?:\S+ )?recipient address rejected: access denied")),
     # Authentication, encryption and reverse-DNS failures: fixing the setup, not slowing
     # down, is what helps, so these win over "rate limited" in the same reply (Gmail
     # 421-4.7.26/27/30/32). A bare "SPF domain"/"DKIM domain" names the domain a rate
@@ -188,6 +188,7 @@ _PATTERN_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         r"unacceptable content", r"namespace mining", r"complaints",
         r"not (?:rfc ?\d+ )?compliant")),
     ("policy", "block", (
+        r"client host rejected", r"may not be mail exchanger",
         r"prohibit", r"polic(?:y|ies)", r"administrative prohibition",
         r"not (?:authorized|allowed|permitted)", r"notauthorized", r"access denied",
         r"will not accept", r"(?:message|messages|traffic|mail|email|connections) "
@@ -474,6 +475,8 @@ def _guard(cls: str, esc: str, smtp_code: int, text: str) -> tuple[str, str]:
         if esc.startswith("5.7."):
             return "block", "policy_code"  # "mailbox unavailable" given as a policy reason
         cls = "hard"
+    if cls == "block" and esc == "5.4.1" and "recipient address rejected: access denied" in text:
+        return "hard", "directory_edge_blocking"  # Microsoft 365: not in the tenant directory
     if cls == "block" and _MS_THROTTLE.match(esc):
         return "rate_limit", "throttle_code"
     if cls == "rate_limit" and (_LISTED if transient else _BLOCKED).search(text):

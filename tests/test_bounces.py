@@ -621,6 +621,13 @@ def test_no_block_or_rate_limit_in_the_corpus_ever_suppresses_an_address():
     (0, "", "Deferred: Connection reset by mx.example.org.", "block"),
     (0, "", "host mx.example.org[192.0.2.25] refused to talk to me: 421 4.7.0 Too many "
      "connections from your IP", "rate_limit"),
+    # Postfix client restrictions (lost in the rework once: Sisimai's set-of-emails found it)
+    (450, "4.7.1", "450 4.7.1 <c135.example.jp[192.0.2.56]>: Client host rejected: may not be "
+     "mail exchanger", "block"),
+    # Microsoft 365 directory-based edge blocking quotes the address between code and words
+    (550, "5.4.1", "550 5.4.1 [jane@example.org]: Recipient address rejected: Access denied "
+     "[BL2NAM02FT061.eop-nam02.prod.protection.outlook.com]", "hard"),
+    (550, "", "550 5.4.1 <jane@example.org>: Recipient address rejected: Access denied", "hard"),
     # a queue that expired is soft unless the reply says the connection was refused
     (554, "4.4.7", "554 4.4.7 Message expired: unable to deliver in 2880 minutes. <421 4.4.0 "
      "Unable to connect to remote host>", "soft"),
