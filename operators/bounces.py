@@ -29,7 +29,17 @@ The generic RFC 5321 phrase "mailbox unavailable" is hard only when the status
 code does not say policy (5.7.x). Hard wording in a temporary (4xx) reply is
 soft: the server may accept the address tomorrow. Authentication failures are
 blocks even when the reply says "rate limited" (Gmail's 421-4.7.27): slowing
-down does not fix SPF.
+down does not fix SPF. Sender-side rejections (the sender's address, domain or
+HELO name, x.1.7/x.1.8) are blocks even when they say "does not exist"; a full
+mailbox (x.2.2, quota, storage) is soft even beside "mailbox unavailable";
+connection-level refusals (421 service not available, "refused to talk to me",
+connection refused/reset/timed out) are blocks, "too many connections" a rate limit.
+
+Whatever step decides, `_guard` applies the guarantees last: a "hard" verdict of
+the status code, the provider's kind or the model beside sender, policy,
+reputation, authentication or content wording is a block. The verdict's `source`
+names the evidence: "pattern:<rule>" (plus "+<guard>" when a guarantee changed
+the rule's class), "status", "kind", "model" or "none".
 
 >>> classify_bounce(550, "5.1.1", "550-5.1.1 The email account that you tried to reach does "
 ...                 "not exist.")
@@ -84,7 +94,7 @@ class BounceVerdict(NamedTuple):
 
     bounce_class: str
     confidence: float  # 1.0 for patterns; the table value for status codes; p for the model
-    source: str  # "pattern" | "status" | "kind" | "model" | "none"
+    source: str  # "pattern:<rule>[+<guard>]" | "status" | "kind" | "model" | "none"
 
 
 # --- 1. patterns ---------------------------------------------------------------------------
