@@ -230,7 +230,9 @@ _PATTERN_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # The recipient's mailbox is full: soft, before any "invalid mailbox" wording around it
     # (mail.ru "invalid mailbox ... unavailable: account is full").
     ("mailbox_full", "soft", (
-        r"(?:mailbox|account|inbox|mailfolder|folder|box) (?:is )?(?:full|over ?quota)",
+        r"(?:mailbox|account|inbox|mailfolder|folder|box) (?:is )?(?:currently )?"
+        r"(?:full|over ?quota)", r"full (?:mailbox|inbox)", r"(?:mailbox|disk) quota",
+        r"quota usage",
         r"mailbox size limit", r"over ?quota", r"overquota", r"quota ?exceed",
         r"quota (?:full|reached)", r"exceeded (?:\S+ )?(?:storage|quota)",
         r"out of storage", r"storage (?:space|full|quota|allocation)",

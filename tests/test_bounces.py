@@ -178,6 +178,9 @@ REAL_REPLIES = [
      f"https://postmaster.web.de/en/case?c=r0602&i=ip&v={IP}", "block"),
     (550, "", "550 Requested action not taken: mailbox unavailable", "hard"),
     (552, "", "552 Requested mail action aborted: exceeded storage allocation", "soft"),
+    (550, "", "550 Mailbox quota usage exceeded", "soft"),
+    (550, "", "550 Sorry, the recipient mailbox is currently full", "soft"),
+    (550, "", "550 Recipient has a full mailbox", "soft"),
     # --- T-Online ------------------------------------------------------------------------
     (554, "", f"554 IP={IP} - A problem occurred. (Ask your postmaster for help or to "
      "contact tosa@rx.t-online.de to clarify.) (BL)", "block"),
@@ -612,6 +615,9 @@ def test_no_block_or_rate_limit_in_the_corpus_ever_suppresses_an_address():
     (550, "", "550 Message was not accepted -- invalid mailbox. Local mailbox jane@mail.ru "
      "is unavailable: account is full", "soft"),
     (552, "", "552 Requested mail action aborted: exceeded storage allocation", "soft"),
+    (550, "", "550 Mailbox quota usage exceeded", "soft"),
+    (550, "", "550 Sorry, the recipient mailbox is currently full", "soft"),
+    (550, "", "550 Recipient has a full mailbox", "soft"),
     (550, "5.2.2", "550 5.2.2 Delivery failed", "soft"),
     # connection-level refusals are blocks; too many connections is a rate limit
     (421, "", "421 mx.example.org Service not available, closing transmission channel",
