@@ -29,7 +29,17 @@ The generic RFC 5321 phrase "mailbox unavailable" is hard only when the status
 code does not say policy (5.7.x). Hard wording in a temporary (4xx) reply is
 soft: the server may accept the address tomorrow. Authentication failures are
 blocks even when the reply says "rate limited" (Gmail's 421-4.7.27): slowing
-down does not fix SPF.
+down does not fix SPF. Sender-side rejections (the sender's address, domain or
+HELO name, x.1.7/x.1.8) are blocks even when they say "does not exist"; a full
+mailbox (x.2.2, quota, storage) is soft even beside "mailbox unavailable";
+connection-level refusals (421 service not available, "refused to talk to me",
+connection refused/reset/timed out) are blocks, "too many connections" a rate limit.
+
+Whatever step decides, `_guard` applies the guarantees last: a "hard" verdict of
+the status code, the provider's kind or the model beside sender, policy,
+reputation, authentication or content wording is a block. The verdict's `source`
+names the evidence: "pattern:<rule>" (plus "+<guard>" when a guarantee changed
+the rule's class), "status", "kind", "model" or "none".
 
 >>> classify_bounce(550, "5.1.1", "550-5.1.1 The email account that you tried to reach does "
 ...                 "not exist.")
@@ -51,7 +61,7 @@ The classifier says where each answer came from:
 
 >>> clf = BounceClassifier(min_training=3)
 >>> clf.classify(554, "5.7.1", "Client host [192.0.2.1] blocked using zen.spamhaus.org")
-BounceVerdict(bounce_class='block', confidence=1.0, source='pattern')
+BounceVerdict(bounce_class='block', confidence=1.0, source='pattern:blocklist')
 >>> clf.classify(550, "5.2.1", "Recipient cannot receive mail at this time")
 BounceVerdict(bounce_class='hard', confidence=0.8, source='status')
 >>> clf.classify(550, "", "Rejected: our sentinel dislikes the sending host")
@@ -84,109 +94,192 @@ class BounceVerdict(NamedTuple):
 
     bounce_class: str
     confidence: float  # 1.0 for patterns; the table value for status codes; p for the model
-    source: str  # "pattern" | "status" | "kind" | "model" | "none"
+    source: str  # "pattern:<rule>[+<guard>]" | "status" | "kind" | "model" | "none"
 
 
 # --- 1. patterns ---------------------------------------------------------------------------
-# (class, alternatives) in priority order: the first group with a match decides. Text is
+# Named rules (name, class, alternatives) in priority order: the first rule with a match
+# decides, and its name is the verdict's evidence (`source` "pattern:<name>"). Text is
 # lower-cased once. "hard?" marks the generic wording of RFC 5321 ("mailbox unavailable",
 # "recipient rejected") that servers also use for policy rejections: it is hard only when
-# the status code does not name a policy reason (see `_resolve`).
-_PATTERN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+# the status code does not name a policy reason (see `_guard`).
+#
+# The order encodes who is at fault. The recipient's temporary state (greylisting, a
+# recipient receiving too fast, a full mailbox) and the sender's own problems
+# (authentication, sender address, HELO, reputation, policy, content, connection refusals)
+# are read before any "address does not exist" wording, because those replies quote the
+# *sender's* address or domain as often as the recipient's ("Domain of sender address ...
+# does not exist", "Sender address rejected: ... User unknown"): only an explicit statement
+# about the recipient's address makes a bounce hard.
+_PATTERN_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # Greylisting is a deliberate first-time deferral: it passes on retry (not a block,
-    # even though servers send it with 4.7.1). A recipient who receives too much mail
-    # (Gmail 4.2.1/5.2.1 "receiving mail too quickly") is that recipient's condition: no
-    # reason to slow the sender down for the whole provider, nor to drop the address.
-    ("soft", (r"gr[ae]y-? ?list", r"postgrey", r"receiving mail (?:too quickly|at a rate)")),
+    # even though servers send it with 4.7.1).
+    ("greylisting", "soft", (r"gr[ae]y-? ?list", r"postgrey")),
+    # A recipient who receives too much mail (Gmail 4.2.1/5.2.1, iCloud "Messages to <rcpt>
+    # deferred due to excessive volume", Exchange 5.2.121/122) is that recipient's
+    # condition: no reason to slow the sender down for the whole provider, nor to drop it.
+    ("recipient_receiving_rate", "soft", (
+        r"receiving mail (?:too quickly|at a rate)", r"messages to \S+ deferred",
+        r"receive limit", r"(?:can|could) receive per (?:hour|day|minute)")),
+    # Microsoft 365 directory-based edge blocking: "Access denied" for an address that is
+    # not in the tenant's directory (documented as "recipient doesn't exist").
+    ("microsoft_directory_edge_blocking", "hard", (
+        r"as\(201806281\)", r"5\.4\.1 (?:\S+ )?recipient address rejected: access denied")),
+    # Authentication, encryption and reverse-DNS failures: fixing the setup, not slowing
+    # down, is what helps, so these win over "rate limited" in the same reply (Gmail
+    # 421-4.7.26/27/30/32). A bare "SPF domain"/"DKIM domain" names the domain a rate
+    # applies to (Gmail 4.7.28), so SPF and DKIM count only with a verdict word.
+    ("authentication", "block", (
+        r"\b(?:spf|dkim)\b[ :=-]*(?:check|fail|authentication|verification|validation|"
+        r"record|violation|policy|signature|hard ?fail|soft ?fail|none|perm ?error|"
+        r"temp ?error|does not pass|do not pass|didn't pass|did not pass|not pass|"
+        r"is not|are not|missing|invalid)",
+        r"(?:pass|passes|passing|failed|fails|fail|with|by|missing|no|invalid|valid) "
+        r"(?:the )?(?:spf|dkim)\b", r"sender policy framework", r"domainkeys",
+        r"\bdmarc\b", r"unauthenticated", r"not (?:be )?authenticated",
+        r"authentication (?:check|fail|required|level|result)",
+        r"(?:pass|passing) authentication", r"authenticate with", r"\bptr\b",
+        r"reverse (?:dns|lookup|hostname)", r"\brdns\b", r"ip name lookup failed",
+        r"cannot find your (?:reverse )?hostname", r"(?:\bnot|n't) (?:be )?aligned\b",
+        r"authenticated (?:spf|dkim)\b", r"\btls\b",
+        r"starttls", r"must issue a starttls")),
+    # The sender's own address, domain, HELO name or account: never the recipient's
+    # fault, whatever "does not exist" or "user unknown" the reply quotes about it.
+    ("sender_side", "block", (
+        r"sender (?:address|domain|verify|verification|mx|ip|host|rejected|denied|"
+        r"blocked|refused|unknown|invalid|not (?:allowed|permitted|authorized)|"
+        r"does not exist|doesn't exist|not found)",
+        r"(?:domain|address) of (?:the )?sender", r"sender'?s (?:e-?mail )?(?:address|domain)",
+        r"sending domain", r"envelope[- ]sender", r"envelope from", r"return[- ]path",
+        r"mail from (?:address|domain|ip\b)", r"after mail from", r"reply to mail from",
+        r"(?:invalid|bad|unknown|rejected) sender", r"sender is not",
+        r"domain (?:isn't|is not) (?:registered|allowed)", r"envelope sender domain",
+        r"\b(?:helo|ehlo)\b (?:command|name|hostname|required|rejected)",
+        r"(?:invalid|bad) (?:helo|ehlo)\b", r"fully-qualified hostname",
+        r"tenantattribution", r"not owned by user", r"allowed-senders",
+        r"mail from your domain",
+        # Exim's sender callout: "Verification failed for <sender> ... Sender verify failed"
+        r"verification failed for")),
     # The receiving host is not responsible for the domain: neither the address's fault
     # nor the sender's reputation.
-    ("other", (r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))",
-               r"unable to relay", r"we do not relay", r"allowed rcpthosts")),
-    # Microsoft 365 directory-based edge blocking: "Access denied" for an address that is
-    # not in the tenant's directory.
-    ("hard", (r"as\(201806281\)", r"5\.4\.1 recipient address rejected: access denied")),
-    # Authentication, encryption and sender-identity failures: fixing the setup, not
-    # slowing down, is what helps, so these win over "rate limited" in the same reply
-    # (Gmail 421-4.7.26/27/30/32).
-    ("block", (r"\bspf\b", r"sender policy framework", r"\bdkim\b", r"domainkeys",
-               r"\bdmarc\b", r"unauthenticated", r"not authenticated",
-               r"authentication (?:check|fail|required|level|result)",
-               r"(?:pass|passing) authentication", r"\bptr\b", r"reverse dns", r"\brdns\b",
-               r"cannot find your (?:reverse )?hostname",
-               r"\bnot (?:be )?aligned\b", r"\btls\b", r"starttls",
-               r"sender (?:address|domain|verify|verification|mx|ip|host)",
-               r"domain of sender", r"sender is not", r"mail from (?:address|domain)")),
-    ("rate_limit", (r"rate[- ]?limit", r"rate[- ]controll?ed", r"unusual rate", r"throttl",
-                    r"too ?many ?(?:(?:concurrent|simultaneous|parallel|smtp|open|incoming) )*"
-                    r"(?:connections|sessions|messages|mails|emails|recipients|rcpt|requests)",
-                    r"connection (?:rate|limit|count)", r"connections? per",
-                    r"maximum (?:number of )?(?:(?:concurrent|simultaneous) )*"
-                    r"(?:server )?connections",
-                    r"(?:sending|send|message|messages) (?:rate|limit|quota)",
-                    r"daily (?:user )?(?:sending )?(?:quota|limit)", r"thread limit",
-                    r"too (?:quickly|fast)",
-                    r"slow down", r"unexpected volume", r"too much mail", r"server busy",
-                    r"mail flood",
-                    r"\[tss0[1-8]\]", r"\[ts0[12]\]", r"\(dyn:t1\)", r"\brp-00\d\b",
-                    r"limits for how many messages",
-                    r"deferred due to user complaints")),
-    ("block", (r"\bs3\d{3}\b", r"\b(?:sc|ou|dy)-00\d\b", r"client host rejected",
-               r"\[(?:cs|hm)0\d\]", r"\[ts03\]", r"\[tss09\]", r"\[tss11\]",
-               r"\[bl\d\d\]", r"\[ph0\d\]", r"\((?:rtr|rly|dyn):", r"\(bl\)",
-               r"tosa@rx\.t-online\.de", r"\bip=\S+ - ", r"block ?-?list", r"black ?-?list",
-               r"deny ?-?list", r"\bblocked\b", r"\bbanned\b", r"\blisted (?:at|in|on|by)\b",
-               r"\bis listed\b", r"\brbl\b", r"dnsbl", r"spamhaus", r"spamcop", r"sorbs",
-               r"barracuda ?(?:reputation|central)", r"cloudmark", r"\bcbl\b", r"abuseat",
-               r"uceprotect", r"ipcheck\.proofpoint", r"reputation", r"spam", r"unsolicited",
-               r"suspicious", r"phish", r"malware", r"virus", r"infected",
-               r"prohibit", r"content (?:rejected|filter|policy)", r"polic(?:y|ies)",
-               r"not (?:authorized|allowed|permitted)", r"notauthorized", r"access denied",
-               r"will not accept", r"(?:message|messages|traffic|mail|email|connections) "
-               r"(?:will )?not (?:be )?accepted", r"are not accepted",
-               r"not accept(?:ing|ed)? (?:mail|messages|email|connections) from",
-               r"message refused", r"delivery not authorized",
-               r"too many (?:invalid|unknown|bad) recipients", r"excessive unknown recipients",
-               r"dynamic(?:ally)?[- ](?:assigned|ip)", r"dial-? ?up", r"residential",
-               r"nemesis esmtp service not available", r"no smtp service", r"spoof",
-               r"envelope (?:blocked|rejected)", r"security (?:policy|policies|issue|reason)",
-               r"unregistered domain")),
-    ("other", (r"message (?:size|length) exceed", r"message (?:is )?too (?:large|big)",
-               r"(?:message|mail|email) (?:size )?exceeds", r"exceeds (?:the )?(?:fixed )?"
-               r"maximum (?:message )?size", r"size exceeds", r"too large",
-               r"mail loop", r"loop detected", r"routing loop", r"loops back",
-               r"too many hops", r"hop count exceeded", r"rfc ?5322", r"rfc ?822",
-               r"auto-?reply", r"out of (?:the )?office")),
-    # A lookup that may succeed later is temporary, whatever follows.
-    ("soft", (r"host not found, try again", r"servfail", r"temporary (?:dns|lookup) failure",
-              r"dns (?:timeout|timed out|temporary)")),
-    ("hard", (r"user ?unknown", r"unknown (?:user|recipient|mailbox|address|local part|alias)",
-              r"unknown or illegal alias", r"addressee unknown",
-              r"no such (?:user|mailbox|recipient|address|account|person|domain)",
-              r"(?:does not|doesn't|did not|not) exist", r"recip(?:ient)?notfound",
-              r"(?:user|recipient|mailbox|address|account) not found",
-              r"not found by smtp address lookup",
-              r"invalid (?:recipient|mailbox|address|user|e-?mail)",
-              r"not a valid (?:recipient|mailbox|user|address|e-?mail)", r"no mailbox",
-              r"(?:mailbox|account|address|user) (?:has been |is |was )?"
-              r"(?:disabled|deactivated|inactive|closed|suspended|deleted|terminated|removed)",
-              r"inactive (?:account|mailbox|user|e-?mail)", r"\bis (?:disabled|deactivated)\b",
-              r"(?:doesn't|does not) have an? (?:\S+ )?account", r"user not local",
-              r"mailbox (?:has )?moved", r"no longer (?:active|available|in use|exists)",
-              r"bad destination mailbox", r"domain (?:not found|unknown|name not found)",
-              r"host (?:unknown|not found)", r"host or domain name not found",
-              r"unroutable", r"unrouteable", r"nxdomain", r"non-?existent ?domain",
-              r"find the recipient domain", r"null mx", r"does not accept mail")),
-    ("hard?", (r"mailbox (?:unavailable|not available)", r"recipient (?:address )?rejected",
-               r"address rejected", r"undeliverable address")),
-    ("soft", (r"mailbox (?:is )?full", r"mailbox size limit", r"over ?quota",
-              r"quota ?exceed", r"quota (?:full|reached)", r"exceeded (?:\S+ )?(?:storage|quota)",
-              r"storage (?:space|full|quota|allocation)", r"out of (?:storage|space)",
-              r"insufficient (?:system )?(?:storage|resources)", r"disk (?:full|quota)",
-              r"temporar", r"try (?:again|later)", r"retry later", r"please retry",
-              r"timed? ?out", r"connection (?:refused|reset|lost|closed|dropped)",
-              r"lost connection", r"(?:unable|could not|failed) to connect", r"unreachable",
-              r"no route to host", r"expired", r"unable to deliver in", r"deferred",
-              r"service (?:temporarily )?(?:unavailable|not available)", r"system problem")),
+    ("relay_denied", "other", (
+        r"relay(?:ing)? (?:access )?(?:denied|not (?:permitted|allowed))",
+        r"unable to relay", r"we do not relay", r"allowed rcpthosts")),
+    ("rate_limit", "rate_limit", (
+        r"rate[- ]?limit", r"rate[- ]controll?ed", r"unusual rate", r"throttl",
+        r"too ?many ?(?:(?:concurrent|simultaneous|parallel|smtp|open|incoming) )*"
+        r"(?:connections|sessions|messages|mails|emails|recipients|rcpt|requests)",
+        r"connection (?:rate|limit|count)", r"connections? per",
+        r"maximum (?:number of )?(?:(?:concurrent|simultaneous) )*"
+        r"(?:server )?connections",
+        r"(?:sending|send|message|messages) (?:rate|limit|quota)",
+        r"(?:relay|sending) limit", r"limit exceeded for (?:user|customer|sender)",
+        r"email quota exceeded", r"daily (?:user )?(?:sending )?(?:quota|limit)",
+        r"thread limit", r"too (?:quickly|fast)",
+        r"slow down", r"unexpected volume", r"too much mail", r"server busy",
+        r"mail flood", r"\[tss0[1-8]\]", r"\[ts0[12]\]", r"\bdyn:t1\b", r"\brp-00\d\b",
+        r"limits for how many messages", r"deferred due to user complaints")),
+    # Reputation, block lists, policy and content filters: the sender's problem.
+    ("provider_block_code", "block", (
+        r"\bs3\d{3}\b", r"\bas3\d{3}\b", r"\b(?:sc|ou|dy)-00\d\b", r"\[(?:cs|hm)0\d\]",
+        r"\[ts03\]",
+        r"\[tss09\]", r"\[tss1\d\]", r"\[bl\d\d\]", r"\[ph0\d\]", r"\[rl0\d\]",
+        r"\b(?:rtr|rly):", r"\(bl\)", r"tosa@rx\.t-online\.de", r"\bip=\S+ - ",
+        r"\bofr_?(?:506|999|107|535)\b", r"\bipbl\d", r"\bbl0000\d\d")),
+    ("blocklist", "block", (
+        r"block ?-?list", r"black ?-?list", r"deny ?-?list", r"\bblocked\b", r"\bbanned\b",
+        r"\blisted (?:at|in|on|by)\b", r"\bis listed\b", r"\b(?:address|ip) listed\b",
+        r"\bin an? rbl\b", r"\brbl\b", r"dnsbl", r"spamhaus", r"spamcop", r"sorbs",
+        r"barracuda ?(?:reputation|central)", r"cloudmark", r"\bcbl\b", r"abuseat",
+        r"uceprotect", r"ipcheck\.proofpoint", r"blackhole")),
+    ("reputation_or_content", "block", (
+        r"reputation", r"spam", r"unsolicited", r"suspicious", r"phish", r"malware",
+        r"virus", r"infected", r"illegal attachment", r"content (?:rejected|filter|policy)",
+        r"unacceptable content", r"namespace mining", r"complaints",
+        r"not (?:rfc ?\d+ )?compliant")),
+    ("policy", "block", (
+        r"client host rejected", r"may not be mail exchanger",
+        r"prohibit", r"polic(?:y|ies)", r"administrative prohibition",
+        r"not (?:authorized|allowed|permitted)", r"notauthorized", r"access denied",
+        r"will not accept", r"(?:message|messages|traffic|mail|email|connections) "
+        r"(?:will )?not (?:be )?accepted", r"are not accepted",
+        r"not accept(?:ing|ed)? (?:mail|messages|email|connections) from",
+        r"message refused", r"delivery not authorized", r"mail rejected",
+        r"too many (?:invalid|unknown|bad) recipients", r"excessive unknown recipients",
+        r"dynamic(?:ally)?[- ](?:assigned|ip)", r"dial-? ?up", r"residential",
+        r"nemesis esmtp service not available", r"no smtp service", r"spoof",
+        r"envelope (?:blocked|rejected)", r"security (?:policy|policies|issue|reason)",
+        r"unregistered domain", r"tenant has exceeded", r"external forwarding",
+        r"invalid credentials for relay", r"not accepting (?:connections|messages|mail)")),
+    # Connection-level refusals: the receiving side will not talk to this sender now.
+    # Not the address's fault; a block the throttle must see, not a soft deferral.
+    ("connection_refused", "block", (
+        r"connection (?:refused|reset|timed? ?out|died|dropped|lost|closed|rejected)",
+        r"lost connection", r"closed (?:the )?connection", r"connection was closed",
+        r"refused to talk", r"(?:conversation|session) with \S+ timed out",
+        r"read error", r"socket ?error",
+        r"service (?:is )?(?:currently )?(?:temporarily )?(?:unavailable|not available)",
+        r"service refused", r"timeout - closing", r"total timeout",
+        r"timeout exceeded(?<!retry timeout exceeded)")),
+    # A host that could not be reached, or a message that expired in the queue, is a
+    # temporary failure: nobody refused this sender (an explicit refusal, above, is a block).
+    ("unreachable_or_expired", "soft", (
+        r"(?:unable|could not|couldn't|failed|wasn't able|was not able|not able) to "
+        r"(?:connect|establish|open)", r"message expired", r"unable to deliver in",
+        r"could not send message for", r"cannot send message for")),
+    # The recipient's mailbox is full: soft, before any "invalid mailbox" wording around it
+    # (mail.ru "invalid mailbox ... unavailable: account is full").
+    ("mailbox_full", "soft", (
+        r"(?:mailbox|account|inbox|mailfolder|folder|box) (?:is )?(?:currently )?"
+        r"(?:full|over ?quota)", r"full (?:mailbox|inbox)", r"(?:mailbox|disk) quota",
+        r"quota usage",
+        r"mailbox size limit", r"over ?quota", r"overquota", r"quota ?exceed",
+        r"quota (?:full|reached)", r"exceeded (?:\S+ )?(?:storage|quota)",
+        r"out of storage", r"storage (?:space|full|quota|allocation)",
+        r"insufficient (?:system )?(?:storage|disk)", r"disk (?:full|quota|space)",
+        r"error writing message: (?:file too large|disk quota)", r"boite du destinataire pleine")),
+    ("size_loop_format", "other", (
+        r"message (?:size|length) exceed", r"message (?:is )?too (?:large|big)",
+        r"(?:message|mail|email) (?:size )?exceeds", r"exceeds (?:the )?(?:fixed )?"
+        r"maximum (?:message )?size", r"size exceeds", r"size limit", r"too large",
+        r"too big", r"mail loop", r"loop detected", r"routing loop", r"loops back",
+        r"too many hops", r"hop count exceeded", r"rfc ?5322", r"rfc ?822", r"malformed",
+        r"syntax error", r"auto-?reply", r"out of (?:the )?office")),
+    # A lookup or a queue that may succeed later is temporary, whatever follows.
+    ("temporary_lookup_or_retry", "soft", (
+        r"host not found, try again", r"servfail", r"temporary (?:dns|lookup) failure",
+        r"dns (?:timeout|timed out|temporary|query failed)", r"have been failing",
+        r"retry time(?:out)? (?:not reached|exceeded)")),
+    ("address_unknown", "hard", (
+        r"user ?unknown", r"unknown (?:user|recipient|mailbox|address|local part|alias)",
+        r"unknown or illegal alias", r"addressee unknown",
+        r"no such (?:user|mailbox|recipient|address|account|person|domain)",
+        r"(?:does not|doesn't|did not|not) exist", r"recip(?:ient)?notfound",
+        r"(?:user|recipient|mailbox|address|account) not found",
+        r"not found by smtp address lookup",
+        r"invalid (?:recipient|mailbox|address|user|e-?mail)",
+        r"not a valid (?:recipient|mailbox|user|address|e-?mail)", r"no mailbox",
+        r"destinataire invalide", r"inactive e-?mail address",
+        r"(?:doesn't|does not) have an? (?:\S+ )?account", r"user not local",
+        r"bad destination mailbox")),
+    ("mailbox_disabled", "hard", (
+        r"(?:mailbox|account|address|user) (?:has been |is |was )?"
+        r"(?:disabled|deactivated|inactive|closed|suspended|deleted|terminated|removed)",
+        r"inactive (?:account|mailbox|user)", r"\bis (?:disabled|deactivated|inactive)\b",
+        r"mailbox (?:has )?moved", r"no longer (?:active|available|in use|exists)")),
+    ("domain_unknown", "hard", (
+        r"domain (?:not found|unknown|name not found)", r"host (?:unknown|not found)",
+        r"host or domain name not found", r"unroutable", r"unrouteable", r"nxdomain",
+        r"non-?existent ?domain", r"find the recipient domain", r"null ?mx",
+        r"does not accept mail", r"couldn't find any host")),
+    ("mailbox_unavailable", "hard?", (
+        r"mailbox (?:unavailable|not available)", r"recipient (?:address )?rejected",
+        r"address rejected", r"undeliverable address")),
+    ("temporary", "soft", (
+        r"temporar", r"try (?:again|later)", r"retry later", r"please retry",
+        r"unreachable", r"no route to host", r"expired", r"unable to deliver in",
+        r"deferred", r"could not send message for", r"cannot send message for",
+        r"system problem", r"local problem", r"queue file write error")),
 )
 
 
@@ -207,10 +300,18 @@ def _expand(alternative: str) -> list[str]:
 
 
 def _literal_prefix(alternative: str) -> tuple[list[str], str]:
-    """Split an alternative into its leading literal tokens (escaped) and the rest."""
+    r"""Split an alternative into its leading literal tokens (escaped) and the rest.
+
+    A leading word boundary is checked *after* the literal, by a look-behind: "\bspf" and
+    "spf(?<!\wspf)" match the same text, but only the second lets the engine scan for its
+    first letter instead of trying every position (3x faster on those groups).
+
+    >>> _literal_prefix(r"\bspf\b fail")
+    (['s', 'p', 'f', '(?<!\\wspf)'], '\\b fail')
+    """
     tokens, i = [], 0
-    if alternative.startswith(r"\b"):
-        tokens.append(r"\b")
+    boundary = alternative.startswith(r"\b")
+    if boundary:
         i = 2
     while i < len(alternative):
         char = alternative[i]
@@ -222,8 +323,19 @@ def _literal_prefix(alternative: str) -> tuple[list[str], str]:
             break
         if i + step < len(alternative) and alternative[i + step] in "?*+{":
             break  # the literal is quantified: it belongs to the rest
+        if boundary:
+            if not token.isalnum():
+                break  # the look-behind holds for word characters only
+            tokens.append(token)
+            i += step
+            if i >= len(alternative) or not alternative[i].isalnum():
+                tokens.append(r"(?<!\w" + "".join(tokens) + ")")
+                boundary = False
+            continue
         tokens.append(token)
         i += step
+    if boundary:  # no word characters to check after: keep the plain boundary
+        return [r"\b", *tokens], alternative[i:]
     return tokens, alternative[i:]
 
 
@@ -246,7 +358,7 @@ def _compile_group(alternatives: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(emit(trie))
 
 
-_PATTERNS = tuple((cls, _compile_group(alts)) for cls, alts in _PATTERN_GROUPS)
+_PATTERNS = tuple((name, cls, _compile_group(alts)) for name, cls, alts in _PATTERN_GROUPS)
 
 # --- 2. the enhanced status code (RFC 3463, RFC 7372 and the providers' own) ---------------
 # Subject digit is one of 0-7; the look-arounds keep "4.16.55.1" and IP addresses out.
@@ -341,19 +453,69 @@ class _Reading(NamedTuple):
     text: str  # the lower-cased diagnostic
 
 
-_PATTERN_HIT = {cls: BounceVerdict(cls, 1.0, "pattern") for cls in BOUNCE_CLASSES}
+# What the codes and the wording say against a class, applied after every step (pattern,
+# status code, provider kind, model): the guarantees of this module live here.
+#: Sender-address status codes (RFC 3463 x.1.7 bad sender mailbox, x.1.8 bad sender system).
+_SENDER_CODES = frozenset({"5.1.7", "5.1.8", "4.1.7", "4.1.8"})
+#: Mailbox full (x.2.2): the recipient's temporary condition, never a bad address.
+_FULL_CODES = frozenset({"5.2.2", "4.2.2"})
+#: Microsoft 365 4.7.500-699: the sending IP is throttled (also when it says "access denied").
+_MS_THROTTLE = re.compile(r"4\.7\.[56]\d\d$")
+#: Wording that puts the fault with the sender, its reputation, policy, authentication or
+#: content: a "hard" verdict beside it is a block, whatever the code (suppressing on it
+#: would lose a good contact). Deliberately broad: a wrong block costs a retry, a wrong
+#: hard costs the contact.
+_NOT_THE_ADDRESS = _compile_group((
+    r"\bsender\b", r"mail from", r"\b(?:helo|ehlo)\b", r"\bspf\b", r"\bdkim\b",
+    r"\bdmarc\b", r"authenticat", r"reputation", r"spam", r"\bblock", r"black ?list",
+    r"listed", r"polic(?:y|ies)", r"abuse", r"complain", r"\bcontent\b", r"virus",
+    r"phish", r"malware", r"prohibit", r"banned", r"unsolicited", r"not authori[sz]ed"))
+_BLOCKED = re.compile(r"\bblocked\b|block ?-?list|black ?-?list|\bbanned\b")
+_LISTED = re.compile(r"block ?-?list|black ?-?list|\bbanned\b|\blisted (?:at|in|on|by)\b")
 
 
-def _resolve(cls: str, esc: str, smtp_code: int) -> str:
-    """Adjust a pattern's class by what the codes say about permanence and policy."""
+def _guard(cls: str, esc: str, smtp_code: int, text: str) -> tuple[str, str]:
+    """The class after the module's guarantees, and the guarantee that changed it ("" if none).
+
+    >>> _guard("hard", "5.1.8", 553, "domain of sender address does not exist")
+    ('block', 'sender_code')
+    >>> _guard("hard", "4.1.1", 450, "user unknown")
+    ('soft', 'temporary_reply')
+    """
     transient = esc.startswith("4.") if esc else 400 <= smtp_code < 500
     if cls == "hard?":
         if esc.startswith("5.7."):
-            return "block"  # "mailbox unavailable" given as a policy reason
+            return "block", "policy_code"  # "mailbox unavailable" given as a policy reason
         cls = "hard"
-    if cls == "hard" and transient:
-        return "soft"  # the server may still accept it: never suppress on a 4xx
-    return cls
+    if cls == "block" and esc == "5.4.1" and "recipient address rejected: access denied" in text:
+        return "hard", "directory_edge_blocking"  # Microsoft 365: not in the tenant directory
+    if cls == "block" and _MS_THROTTLE.match(esc):
+        return "rate_limit", "throttle_code"
+    if cls == "rate_limit" and (_LISTED if transient else _BLOCKED).search(text):
+        # Gmail 550-5.7.28 "... has been blocked"; a deferral that names a block list
+        return "block", "listed" if transient else "permanent_block"
+    if cls != "hard":
+        return cls, ""
+    if esc in _FULL_CODES:
+        return "soft", "full_mailbox_code"
+    if esc in _SENDER_CODES:
+        return "block", "sender_code"
+    if text and _NOT_THE_ADDRESS.search(text):
+        return "block", "not_the_address"
+    if transient:
+        return "soft", "temporary_reply"  # the server may still accept it: never suppress
+    return "hard", ""
+
+
+@lru_cache(maxsize=1024)
+def _pattern_verdict(rule: str, cls: str, guard: str) -> BounceVerdict:
+    return BounceVerdict(cls, 1.0, f"pattern:{rule}+{guard}" if guard else f"pattern:{rule}")
+
+
+def _guarded(verdict: BounceVerdict, esc: str, smtp_code: int, text: str) -> BounceVerdict:
+    """A status, kind or model verdict under the same guarantees (its source unchanged)."""
+    cls, _ = _guard(verdict.bounce_class, esc, smtp_code, text)
+    return verdict if cls == verdict.bounce_class else verdict._replace(bounce_class=cls)
 
 
 @lru_cache(maxsize=16384)
@@ -364,10 +526,14 @@ def _read(smtp_code: int, smtp_status: str, diagnostic: str) -> _Reading:
         found = _ESC.search(text)
     esc = found.group(0) if found else ""
     if text:
-        for cls, pattern in _PATTERNS:
+        for rule, cls, pattern in _PATTERNS:
             if pattern.search(text):
-                return _Reading(_PATTERN_HIT[_resolve(cls, esc, smtp_code)], esc, text)
-    return _Reading(_status_verdict(esc) if esc else None, esc, text)
+                return _Reading(_pattern_verdict(rule, *_guard(cls, esc, smtp_code, text)),
+                                esc, text)
+    verdict = _status_verdict(esc) if esc else None
+    if verdict is not None:
+        verdict = _guarded(verdict, esc, smtp_code, text)
+    return _Reading(verdict, esc, text)
 
 
 def classify_bounce(smtp_code: int, smtp_status: str, diagnostic: str,
@@ -377,7 +543,9 @@ def classify_bounce(smtp_code: int, smtp_status: str, diagnostic: str,
     if reading.verdict is not None:
         return reading.verdict.bounce_class
     verdict = _fallback(smtp_code or 0, reading.esc, bounce_kind or "")
-    return verdict.bounce_class if verdict is not None else "other"
+    if verdict is None:
+        return "other"
+    return _guarded(verdict, reading.esc, smtp_code or 0, reading.text).bounce_class
 
 
 # --- 3. the online text model --------------------------------------------------------------
@@ -443,7 +611,7 @@ class BounceClassifier:
         reading = _read(smtp_code, smtp_status or "", diagnostic or "")
         verdict = reading.verdict
         if verdict is not None:
-            if verdict.source == "pattern" and len(self.learnt) < _MAX_WORDINGS:
+            if verdict.source.startswith("pattern") and len(self.learnt) < _MAX_WORDINGS:
                 wording = _wording(smtp_code, reading.esc, reading.text)
                 if wording not in self.learnt:
                     self.learnt.add(wording)
@@ -454,12 +622,13 @@ class BounceClassifier:
             consulted = True
             predicted, probability = self._predict(_wording(smtp_code, reading.esc, reading.text))
             if probability >= self.min_confidence:
-                # the rules' guard holds for the model too: never hard on a temporary reply
-                return BounceVerdict(_resolve(predicted, reading.esc, smtp_code), probability,
-                                     "model")
+                # the rules' guarantees hold for the model too: never hard on a temporary
+                # reply, nor beside sender, policy or reputation wording
+                cls, _ = _guard(predicted, reading.esc, smtp_code, reading.text)
+                return BounceVerdict(cls, probability, "model")
         verdict = _fallback(smtp_code, reading.esc, bounce_kind or "")
         if verdict is not None:
-            return verdict
+            return _guarded(verdict, reading.esc, smtp_code, reading.text)
         return BounceVerdict("other", probability, "model" if consulted else "none")
 
     def _predict(self, wording: str) -> tuple[str, float]:
