@@ -116,6 +116,36 @@ class ThrottlePolicy:
     trend_horizon_s: int = 3600
     trend_min_complaints: int = 4
 
+    # Many comparisons: every pair is re-judged on every complaint, so a 95%
+    # bound on a handful of events fires somewhere by chance. Restrictions on
+    # complaint, hard-bounce and unsubscribe rates need this many events and
+    # the stricter `rate_z` bound (99.5% one-sided); see bench/throttle_false_alarms.py.
+    rate_z: float = 2.576
+    complaint_min_events: int = 6
+    hard_bounce_min_events: int = 10
+    unsubscribe_min_events: int = 10
+
+    # Longer horizons, in hourly buckets: they catch the slow burn of a pair
+    # too small for the hour to say anything. They only ever slow (never
+    # pause), and only while the recent hours are not clean, so an incident
+    # that is over does not keep a pair slowed for a day.
+    long_bucket_s: int = 3600
+    day_s: int = 86_400
+    week_s: int = 604_800
+    day_complaint_min_delivered: int = 2000
+    day_hard_bounce_min_attempts: int = 2000
+    day_unsubscribe_min_delivered: int = 2000
+    week_complaint_min_delivered: int = 10_000
+    recent_min_delivered: int = 500  # "the recent hours": newest hours holding this many
+    day_trend_recent_s: int = 21_600  # the last 6 h against the 18 h before
+    day_trend_min_delivered: int = 1000
+    # Complaints and unsubscribes arrive minutes to hours after the delivery
+    # (~25 min typical): after a pause they are about the mail sent before it,
+    # and a clean period is judged on deliveries at least this old.
+    complaint_lag_s: int = 1800
+    recovery_min_delivered: int = 300  # ... at least this many of them, or
+    recovery_max_wait_s: int = 3600  # ... this long clean (a small pair)
+
     slow_factor: float = 0.5  # first slow-down, and the multiplicative decrease
     min_factor: float = 0.05
     decrease_interval_s: int = 300  # at most one further halving per 5 min of trouble
@@ -148,13 +178,14 @@ class Finding(NamedTuple):
 
 def _rate_finding(reason: str, hits: int, base: int, base_name: str, window_s: int,
                   slow: float, pause: float | None, min_base: int, min_hits: int,
-                  policy: ThrottlePolicy, scale: float,
-                  pause_min_hits: int = 0) -> Finding | None:
+                  z: float, scale: float, pause_min_hits: int = 0,
+                  horizon: str = "1h") -> Finding | None:
     if base < min_base or hits < min_hits or hits == 0:
         return None
-    lower = wilson_lower_bound(hits, base, policy.z)
-    evidence = {"window_s": window_s, base_name: base, KIND_ALIASES[reason]: hits,
-                "rate": round(hits / base, 6), "lower_bound": round(lower, 6)}
+    lower = wilson_lower_bound(hits, base, z)
+    evidence = {"window_s": window_s, "horizon": horizon, base_name: base,
+                KIND_ALIASES[reason]: hits, "rate": round(hits / base, 6),
+                "lower_bound": round(lower, 6)}
     if pause is not None and hits >= pause_min_hits and lower > pause * scale:
         return Finding(PAUSE, reason, {**evidence, "threshold": pause})
     if lower > slow * scale:
@@ -166,31 +197,111 @@ KIND_ALIASES = {"complaint_rate": "complaints", "hard_bounce_rate": "hard_bounce
                 "block_rate": "blocks", "rate_limit": "rate_limited",
                 "unsubscribe_rate": "unsubscribes", "complaint_trend": "complaints"}
 
+# The long (hourly) counters keep only what the long horizons judge.
+L_DELIVERED, L_HARD, L_OTHER_ATTEMPT, L_COMPLAINT, L_UNSUBSCRIBE = range(5)
+L_KINDS = 5
+_LONG_KIND = (L_DELIVERED, L_HARD, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT,
+              L_OTHER_ATTEMPT, L_COMPLAINT, L_UNSUBSCRIBE)  # indexed by signal kind
+_RATE_KINDS = frozenset({HARD, COMPLAINT, UNSUBSCRIBE})  # what the long horizons judge
 
-def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0) -> list[Finding]:
-    """Everything wrong with a window, judged at `scale` × the thresholds."""
-    totals = window.totals()
+
+def _horizon_name(seconds: int) -> str:
+    """The name an evidence record gives a window.
+
+    >>> [_horizon_name(s) for s in (120, 600, 3600, 21600, 86400, 604800)]
+    ['2m', '10m', '1h', '6h', '24h', '7d']
+    """
+    if seconds % 86_400 == 0:
+        return f"{seconds // 86_400}d" if seconds != 86_400 else "24h"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m"
+
+
+class HourView(NamedTuple):
+    """The last hour as judged, complaints set against the mail they are about.
+
+    `counts`: every kind over the last hour (since the last pause, if later),
+    complaints and unsubscribes from `complaint_lag_s` after that pause.
+    `delivered`: deliveries whose complaints have had time to arrive, the hour
+    ending `complaint_lag_s` ago (the complaint and unsubscribe base). The
+    same for the trend's recent part: `recent_complaints`, `recent_delivered`.
+    """
+
+    counts: list[int]
+    delivered: int
+    recent_complaints: int
+    recent_delivered: int
+
+
+def hour_view(window: RollingCounts, now: int, fresh_ms: int, policy: ThrottlePolicy
+              ) -> HourView:
+    """>>> w = RollingCounts(KINDS, 60, 90)
+    >>> p = ThrottlePolicy()
+    >>> _ = [w.add(m * 60_000, DELIVERED, 100) for m in range(90)]   # 100 a minute
+    >>> _ = [w.add(89 * 60_000, COMPLAINT) for _ in range(3)]
+    >>> v = hour_view(w, 89 * 60_000, -1, p)
+    >>> v.counts[DELIVERED], v.delivered, v.counts[COMPLAINT], v.recent_delivered
+    (6000, 6000, 3, 1500)
+    >>> v = hour_view(w, 89 * 60_000, 60 * 60_000, p)   # paused at minute 60
+    >>> v.counts[DELIVERED], v.delivered, v.counts[COMPLAINT]
+    (3000, 0, 0)
+    """
+    b, lag = window.bucket_ms, policy.complaint_lag_s * 1000
+    end = (now // b + 1) * b  # the end of the newest bucket
+    w, r = policy.window_s * 1000, policy.trend_recent_s * 1000
+    fresh_c = fresh_ms + lag
+    if fresh_ms < end - w:
+        counts = window.recent(w // b)
+    else:
+        counts = window.between(fresh_ms, end)
+    if fresh_c >= end - w:
+        counts[COMPLAINT] = window.between_kind(fresh_c, end, COMPLAINT)
+        counts[UNSUBSCRIBE] = window.between_kind(fresh_c, end, UNSUBSCRIBE)
+    return HourView(
+        counts, window.between_kind(max(end - w - lag, fresh_ms), end - lag, DELIVERED),
+        window.between_kind(max(end - r, fresh_c), end, COMPLAINT),
+        window.between_kind(max(end - r - lag, fresh_ms), end - lag, DELIVERED))
+
+
+def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
+           view: HourView | None = None, recovering: bool = False) -> list[Finding]:
+    """Everything wrong with the last hour, judged at `scale` × the thresholds.
+
+    `view` is the hour as judged (by default: no pause, now = the newest
+    bucket); `recovering` judges rates from fewer events
+    (`recovery_min_delivered`, one event): a clean period must show it is
+    clean, it is not clean for lack of evidence.
+    """
+    if view is None:
+        view = hour_view(window, window.head_ms, _NEVER, policy)
+    totals = view.counts
     short = window.recent(max(1, policy.short_window_s // policy.bucket_s))
-    delivered = totals[DELIVERED]
+    delivered = view.delivered
     attempts = sum(totals[k] for k in _ATTEMPTS)
     short_attempts = sum(short[k] for k in _ATTEMPTS)
-    w, sw = window.window_s, policy.short_window_s
+    w, sw, rz = policy.window_s, policy.short_window_s, policy.rate_z
+    min_c, min_cd = policy.complaint_min_events, policy.complaint_min_delivered
+    min_u, min_ud = policy.unsubscribe_min_events, policy.unsubscribe_min_delivered
+    min_h = policy.hard_bounce_min_events
+    if recovering:
+        rz, min_c, min_u, min_h = policy.z, 1, 1, 1
+        min_cd = min_ud = min(policy.recovery_min_delivered, min_cd)
     found = [
         _rate_finding("complaint_rate", totals[COMPLAINT], delivered, "delivered", w,
-                      policy.complaint_slow, policy.complaint_pause,
-                      policy.complaint_min_delivered, 1, policy, scale),
+                      policy.complaint_slow, policy.complaint_pause, min_cd, min_c, rz, scale),
         _rate_finding("hard_bounce_rate", totals[HARD], attempts, "attempts", w,
                       policy.hard_bounce_slow, policy.hard_bounce_pause,
-                      policy.hard_bounce_min_attempts, 1, policy, scale),
+                      policy.hard_bounce_min_attempts, min_h, rz, scale),
         _rate_finding("block_rate", short[BLOCK], short_attempts, "attempts", sw,
-                      policy.block_slow, policy.block_pause, 1, policy.block_min, policy,
-                      scale, policy.block_pause_min),
+                      policy.block_slow, policy.block_pause, 1, policy.block_min, policy.z,
+                      scale, policy.block_pause_min, horizon=_horizon_name(sw)),
         _rate_finding("rate_limit", short[RATE_LIMIT], short_attempts, "attempts", sw,
-                      policy.rate_limit_slow, None, 1, policy.rate_limit_min, policy, scale),
+                      policy.rate_limit_slow, None, 1, policy.rate_limit_min, policy.z, scale,
+                      horizon=_horizon_name(sw)),
         _rate_finding("unsubscribe_rate", totals[UNSUBSCRIBE], delivered, "delivered", w,
-                      policy.unsubscribe_slow, None, policy.unsubscribe_min_delivered, 1,
-                      policy, scale),
-        _complaint_trend(window, totals, policy, scale),
+                      policy.unsubscribe_slow, None, min_ud, min_u, rz, scale),
+        _complaint_trend(view, policy, scale),
     ]
     burst = window.recent(max(1, policy.burst_s // policy.bucket_s))
     burst_attempts = sum(burst[k] for k in _ATTEMPTS)
@@ -199,6 +310,78 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0) ->
               _burst_finding("rate_limit", burst[RATE_LIMIT], burst_attempts,
                              policy.rate_limit_burst, policy)]
     return [f for f in found if f is not None]
+
+
+def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
+                scale: float = 1.0) -> list[Finding]:
+    """The day and week horizons (hourly buckets): slow only, and only with recent support.
+
+    `recent` is [delivered, complaints, hard bounces, attempts, unsubscribes]
+    over the recent hours (see `PairThrottle.recent`). A long horizon acts
+    only while the recent rate of the same signal is at least `clear_ratio` ×
+    its threshold: once the recent hours are clean, an incident earlier in
+    the day no longer holds the pair back.
+    """
+    hours = policy.day_s // policy.long_bucket_s
+    day = long.recent(hours)
+    week = long.totals()
+    rz, cr = policy.rate_z, policy.clear_ratio
+    r_del, r_comp, r_hard, r_att, r_unsub = recent
+
+    def supported(hits: int, base: int, threshold: float) -> bool:
+        return base == 0 or hits >= base * threshold * cr
+
+    found: list[Finding | None] = []
+    day_att = day[L_DELIVERED] + day[L_HARD] + day[L_OTHER_ATTEMPT]
+    if supported(r_comp, r_del, policy.complaint_slow):
+        found.append(_rate_finding(
+            "complaint_rate", day[L_COMPLAINT], day[L_DELIVERED], "delivered", policy.day_s,
+            policy.complaint_slow, None, policy.day_complaint_min_delivered,
+            policy.complaint_min_events, rz, scale, horizon="24h"))
+        found.append(_rate_finding(
+            "complaint_rate", week[L_COMPLAINT], week[L_DELIVERED], "delivered",
+            long.window_s, policy.complaint_slow, None, policy.week_complaint_min_delivered,
+            policy.complaint_min_events, rz, scale, horizon=_horizon_name(long.window_s)))
+        found.append(_day_trend(long, day, policy, scale))
+    if supported(r_hard, r_att, policy.hard_bounce_slow):
+        found.append(_rate_finding(
+            "hard_bounce_rate", day[L_HARD], day_att, "attempts", policy.day_s,
+            policy.hard_bounce_slow, None, policy.day_hard_bounce_min_attempts,
+            policy.hard_bounce_min_events, rz, scale, horizon="24h"))
+    if supported(r_unsub, r_del, policy.unsubscribe_slow):
+        found.append(_rate_finding(
+            "unsubscribe_rate", day[L_UNSUBSCRIBE], day[L_DELIVERED], "delivered",
+            policy.day_s, policy.unsubscribe_slow, None, policy.day_unsubscribe_min_delivered,
+            policy.unsubscribe_min_events, rz, scale, horizon="24h"))
+    return [f for f in found if f is not None]
+
+
+def _day_trend(long: RollingCounts, day: list[int], policy: ThrottlePolicy, scale: float
+               ) -> Finding | None:
+    """Early warning across hours: the last 6 h above the 0.1% guidance, rising, and on
+    course to cross the 0.3% limit, before the daily rate shows it."""
+    n = max(1, policy.day_trend_recent_s // policy.long_bucket_s)
+    recent = long.recent(n)
+    r_del, r_comp = recent[L_DELIVERED], recent[L_COMPLAINT]
+    p_del, p_comp = day[L_DELIVERED] - r_del, day[L_COMPLAINT] - r_comp
+    if (r_del < policy.day_trend_min_delivered or p_del < policy.day_trend_min_delivered
+            or r_comp < policy.complaint_min_events):
+        return None
+    recent_rate, prior_rate = r_comp / r_del, p_comp / p_del
+    lower = wilson_lower_bound(r_comp, r_del, policy.rate_z)
+    if recent_rate <= prior_rate or lower <= policy.complaint_slow * scale:
+        return None
+    # the two halves' centres are (day + recent) / 2 apart: extrapolate one recent span
+    span_s = (policy.day_s) / 2
+    forecast = recent_rate + (recent_rate - prior_rate) / span_s * policy.day_trend_recent_s
+    if forecast < policy.complaint_pause * scale:
+        return None
+    return Finding(SLOW, "complaint_trend", {
+        "window_s": policy.day_trend_recent_s, "horizon": _horizon_name(
+            policy.day_trend_recent_s), "delivered": r_del, "complaints": r_comp,
+        "rate": round(recent_rate, 6), "lower_bound": round(lower, 6),
+        "prior_rate": round(prior_rate, 6), "threshold": policy.complaint_pause,
+        "forecast_rate": round(forecast, 6), "forecast_horizon_s": policy.day_trend_recent_s})
 
 
 def _burst_finding(reason: str, hits: int, attempts: int, burst: int, policy: ThrottlePolicy
@@ -212,31 +395,31 @@ def _burst_finding(reason: str, hits: int, attempts: int, burst: int, policy: Th
     lower = wilson_lower_bound(hits, attempts, policy.z)
     if lower <= policy.burst_min_rate:
         return None
-    return Finding(SLOW, reason, {"window_s": policy.burst_s, "attempts": attempts,
+    return Finding(SLOW, reason, {"window_s": policy.burst_s,
+                                  "horizon": _horizon_name(policy.burst_s), "attempts": attempts,
                                   KIND_ALIASES[reason]: hits, "lower_bound": round(lower, 6),
                                   "threshold": burst, "burst": True})
 
 
-def _complaint_trend(window: RollingCounts, totals: list[int], policy: ThrottlePolicy,
-                     scale: float) -> Finding | None:
+def _complaint_trend(view: HourView, policy: ThrottlePolicy, scale: float) -> Finding | None:
     """Early warning: above the 0.1% guidance and on course to cross the 0.3% limit."""
-    recent = window.recent(max(1, policy.trend_recent_s // policy.bucket_s))
-    r_del, r_comp = recent[DELIVERED], recent[COMPLAINT]
-    p_del, p_comp = totals[DELIVERED] - r_del, totals[COMPLAINT] - r_comp
+    r_del, r_comp = view.recent_delivered, view.recent_complaints
+    p_del, p_comp = view.delivered - r_del, view.counts[COMPLAINT] - r_comp
     if (r_del < policy.complaint_min_delivered or p_del < policy.complaint_min_delivered
-            or r_comp < policy.trend_min_complaints):
+            or r_comp < max(policy.trend_min_complaints, policy.complaint_min_events)):
         return None
     recent_rate, prior_rate = r_comp / r_del, p_comp / p_del
-    lower = wilson_lower_bound(r_comp, r_del, policy.z)
+    lower = wilson_lower_bound(r_comp, r_del, policy.rate_z)
     if recent_rate <= prior_rate or lower <= policy.complaint_slow * scale:
         return None
     # Linear trend: the rate rose by (recent - prior) over half a window; extrapolate.
-    per_s = (recent_rate - prior_rate) / (window.window_s / 2)
+    per_s = (recent_rate - prior_rate) / (policy.window_s / 2)
     forecast = recent_rate + per_s * policy.trend_horizon_s
     if forecast < policy.complaint_pause * scale:
         return None
     return Finding(SLOW, "complaint_trend", {
-        "window_s": policy.trend_recent_s, "delivered": r_del, "complaints": r_comp,
+        "window_s": policy.trend_recent_s, "horizon": _horizon_name(policy.trend_recent_s),
+        "delivered": r_del, "complaints": r_comp,
         "rate": round(recent_rate, 6), "lower_bound": round(lower, 6),
         "prior_rate": round(prior_rate, 6), "threshold": policy.complaint_pause,
         "forecast_rate": round(forecast, 6), "forecast_horizon_s": policy.trend_horizon_s})
@@ -246,31 +429,79 @@ def worst(findings: list[Finding]) -> Finding | None:
     return max(findings, key=lambda f: _SEVERITY[f.action]) if findings else None
 
 
+_NEVER = -(10 ** 15)
+
+
 class PairThrottle:
-    """State machine of one decision key: (sender, domain), (sender, *) or (*, domain)."""
+    """State machine of one decision key: (sender, domain), (sender, *) or (*, domain).
+
+    Two counters: `window`, one-minute buckets over the last hour (acute
+    trouble), and `long`, hourly buckets over a week (slow burns); about 5 KB
+    pickled. `fresh_ms` marks the last pause: the hour is judged from there
+    on, with complaints counted only from `complaint_lag_s` later (the earlier
+    ones are about mail sent before the pause).
+    """
 
     __slots__ = ("sender", "domain", "window", "action", "factor", "until_ms", "incidents",
                  "last_incident_ms", "last_trouble_ms", "last_decrease_ms", "ramp_next_ms",
-                 "seq")
+                 "seq", "long", "fresh_ms")
 
     def __init__(self, sender: str, domain: str, policy: ThrottlePolicy):
         self.sender, self.domain = sender, domain
-        self.window = RollingCounts(KINDS, policy.bucket_s, policy.window_s // policy.bucket_s)
+        # the hour, and the complaint lag before it (the mail the hour's complaints are about)
+        self.window = RollingCounts(KINDS, policy.bucket_s,
+                                    (policy.window_s + policy.complaint_lag_s) // policy.bucket_s)
+        self.long: RollingCounts | None = _long_counts(policy)
         self.action, self.factor, self.until_ms = ALLOW, 1.0, 0
-        self.incidents, self.last_incident_ms = 0, -(10 ** 15)
+        self.incidents, self.last_incident_ms = 0, _NEVER
         self.last_trouble_ms = self.last_decrease_ms = self.ramp_next_ms = 0
         self.seq = 0
+        self.fresh_ms = _NEVER
+
+    def __setstate__(self, state: Any) -> None:
+        """Resume from a snapshot; one taken before a field existed gets its default."""
+        slots = state[1] if isinstance(state, tuple) else state
+        self.long, self.fresh_ms = None, _NEVER  # made on the next signal, from the policy
+        for name, value in (slots or {}).items():
+            setattr(self, name, value)
 
     def observe(self, sig: Signal, policy: ThrottlePolicy, judge: bool = True
                 ) -> Decision | None:
         """Count the signal; return a decision if the state changed."""
         self.window.add(sig.ts_ms, sig.kind)
+        long = self.long
+        if long is None:
+            long = self.long = _long_counts(policy)
+        long.add(sig.ts_ms, _LONG_KIND[sig.kind])
         now = sig.ts_ms
         if judge and sig.kind in _NEGATIVE:
-            found = worst(assess(self.window, policy))
+            findings = assess(self.window, policy, view=self.hour(now, policy))
+            if sig.kind in _RATE_KINDS:
+                findings += assess_long(long, self.recent(now, policy), policy)
+            found = worst(findings)
             if found is not None:
                 return self._trouble(found, now, policy)
         return self._recover(now, policy) if self.action != ALLOW else None
+
+    def hour(self, now: int, policy: ThrottlePolicy) -> HourView:
+        return hour_view(self.window, now, self.fresh_ms, policy)
+
+    def recent(self, now: int, policy: ThrottlePolicy) -> list[int]:
+        """[delivered, complaints, hard bounces, attempts, unsubscribes] over the recent
+        hours: the matured hour if it holds `recent_min_delivered` deliveries, otherwise
+        the newest hourly buckets that do (a small pair needs several hours to say)."""
+        view = self.hour(now, policy)
+        hour = view.counts
+        if view.delivered >= policy.recent_min_delivered:
+            return [view.delivered, hour[COMPLAINT], hour[HARD],
+                    sum(hour[k] for k in _ATTEMPTS), hour[UNSUBSCRIBE]]
+        long = self.long
+        assert long is not None
+        n = long.hours_back(L_DELIVERED, policy.recent_min_delivered,
+                            policy.day_s // policy.long_bucket_s)
+        r = long.recent(n)
+        return [r[L_DELIVERED], r[L_COMPLAINT], r[L_HARD],
+                r[L_DELIVERED] + r[L_HARD] + r[L_OTHER_ATTEMPT], r[L_UNSUBSCRIBE]]
 
     def _trouble(self, found: Finding, now: int, policy: ThrottlePolicy) -> Decision | None:
         self.last_trouble_ms = now
@@ -283,17 +514,20 @@ class PairThrottle:
             pause_s = min(policy.pause_base_s * 2 ** (self.incidents - 1), policy.pause_max_s)
             self.action, self.factor, self.until_ms = PAUSE, 0.0, now + pause_s * 1000
             evidence = {**found.evidence, "incidents": self.incidents, "pause_s": pause_s}
-            self.window.clear()  # after the pause, judge the new traffic only
+            # Judge the hour afresh from here (not emptied: what arrives later still counts).
+            self.fresh_ms = now
             return self._decide(found.reason, evidence, now)
         if self.action == ALLOW:
-            self.factor = policy.slow_factor
+            factor = policy.slow_factor
         elif now - self.last_decrease_ms >= policy.decrease_interval_s * 1000:
-            self.factor = max(policy.min_factor, round(self.factor * policy.slow_factor, 4))
+            factor = max(policy.min_factor, round(self.factor * policy.slow_factor, 4))
         else:
             return None
-        self.action, self.until_ms = SLOW, 0
         self.last_decrease_ms = now
         self.ramp_next_ms = now + policy.ramp_interval_s * 1000
+        if self.action == SLOW and factor == self.factor:
+            return None  # at the floor already: nothing new to publish
+        self.action, self.factor, self.until_ms = SLOW, factor, 0
         return self._decide(found.reason, found.evidence, now)
 
     def _recover(self, now: int, policy: ThrottlePolicy) -> Decision | None:
@@ -305,17 +539,25 @@ class PairThrottle:
             return self._decide("recovering", {"after": "pause expired"}, now)
         if now < self.ramp_next_ms or now - self.last_trouble_ms < policy.ramp_interval_s * 1000:
             return None
-        if assess(self.window, policy, scale=policy.clear_ratio):
-            self.ramp_next_ms = now + policy.ramp_interval_s * 1000
+        self.ramp_next_ms = now + policy.ramp_interval_s * 1000
+        view = self.hour(now, policy)
+        clean_for_ms = now - self.last_trouble_ms
+        if (view.delivered < policy.recovery_min_delivered
+                and clean_for_ms < policy.recovery_max_wait_s * 1000):
+            return None  # the complaints about the mail sent since have not arrived yet
+        scale = policy.clear_ratio
+        long = self.long
+        assert long is not None
+        if (assess(self.window, policy, scale, view=view, recovering=True)
+                or assess_long(long, self.recent(now, policy), policy, scale)):
             return None  # not clean enough yet (hysteresis): hold the current rate
         self.factor = min(1.0, round(self.factor + policy.ramp_step, 4))
         self.action = ALLOW if self.factor >= 1.0 else SLOW
-        self.ramp_next_ms = now + policy.ramp_interval_s * 1000
-        totals = self.window.totals()
         return self._decide("recovered" if self.action == ALLOW else "recovering",
-                            {"window_s": self.window.window_s,
-                             "delivered": totals[DELIVERED],
-                             "clean_for_s": (now - self.last_trouble_ms) // 1000}, now)
+                            {"window_s": policy.window_s,
+                             "delivered": view.delivered,
+                             "complaints": view.counts[COMPLAINT],
+                             "clean_for_s": clean_for_ms // 1000}, now)
 
     def _decide(self, reason: str, evidence: dict[str, Any], now: int) -> Decision:
         self.seq += 1
@@ -325,6 +567,10 @@ class PairThrottle:
     @property
     def troubled(self) -> bool:
         return self.action != ALLOW
+
+
+def _long_counts(policy: ThrottlePolicy) -> RollingCounts:
+    return RollingCounts(L_KINDS, policy.long_bucket_s, policy.week_s // policy.long_bucket_s)
 
 
 class ThrottleBook:
@@ -370,9 +616,10 @@ class ThrottleBook:
 
     def state(self) -> dict[str, Any]:
         """What an operator inspects: each key's action, factor and counts."""
+        hour = self.policy.window_s // self.policy.bucket_s
         return {f"{p.sender}|{p.domain}": {"action": p.action, "rate_factor": p.factor,
                                            "until_ms": p.until_ms, "seq": p.seq,
-                                           "counts": dict(zip(KIND_NAMES, p.window.totals(),
+                                           "counts": dict(zip(KIND_NAMES, p.window.recent(hour),
                                                               strict=True))}
                 for p in [*self.pairs.values(), self.rollup]}
 
