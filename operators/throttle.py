@@ -26,7 +26,7 @@ the last hour, judged with a Wilson lower bound and a minimum volume (see
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 from operators.windows import RollingCounts, wilson_lower_bound
@@ -114,13 +114,18 @@ class ThrottlePolicy:
     # Early warning: the last `trend_recent_s` against the rest of the window.
     trend_recent_s: int = 900
     trend_horizon_s: int = 3600
-    trend_min_complaints: int = 4
+    trend_min_complaints: int = 10
 
     # Many comparisons: every pair is re-judged on every complaint, so a 95%
-    # bound on a handful of events fires somewhere by chance. Restrictions on
-    # complaint, hard-bounce and unsubscribe rates need this many events and
-    # the stricter `rate_z` bound (99.5% one-sided); see bench/throttle_false_alarms.py.
-    rate_z: float = 2.576
+    # bound on a handful of events fires somewhere by chance (72 pairs × 24
+    # hourly windows a day, each looked at on every complaint). A slow-down on
+    # complaint, hard-bounce or unsubscribe rates needs this many events and
+    # the bound at `rate_z` = 4 (about 3 in 100,000 one-sided): a healthy pair
+    # at 0.08% is close to the 0.1% line, and only strong evidence separates
+    # it. A pause (0.3%, far from healthy) needs the 99.5% bound (`pause_z`).
+    # See bench/throttle_false_alarms.py for the false-alarm rate.
+    rate_z: float = 4.0
+    pause_z: float = 2.576
     complaint_min_events: int = 6
     hard_bounce_min_events: int = 10
     unsubscribe_min_events: int = 10
@@ -136,7 +141,10 @@ class ThrottlePolicy:
     day_hard_bounce_min_attempts: int = 2000
     day_unsubscribe_min_delivered: int = 2000
     week_complaint_min_delivered: int = 10_000
-    recent_min_delivered: int = 500  # "the recent hours": newest hours holding this many
+    recent_min_delivered: int = 500  # "the recent hours": newest hours holding this many,
+    recent_max_s: int = 10_800  # ... from at most the last 3 h
+    recovery_recent_min_delivered: int = 1000  # ... and this many to call them clean,
+    recovery_recent_max_s: int = 7200  # ... from at most the last 2 h (a slowed pair is small)
     day_trend_recent_s: int = 21_600  # the last 6 h against the 18 h before
     day_trend_min_delivered: int = 1000
     # Complaints and unsubscribes arrive minutes to hours after the delivery
@@ -145,6 +153,8 @@ class ThrottlePolicy:
     complaint_lag_s: int = 1800
     recovery_min_delivered: int = 300  # ... at least this many of them, or
     recovery_max_wait_s: int = 3600  # ... this long clean (a small pair)
+    recovery_step_delivered: int = 150  # after a day/week slow: new deliveries per step up,
+    recovery_step_wait_s: int = 7200  # ... or this long since the last step (a small pair)
 
     slow_factor: float = 0.5  # first slow-down, and the multiplicative decrease
     min_factor: float = 0.05
@@ -157,6 +167,11 @@ class ThrottlePolicy:
     ramp_interval_s: int = 600  # additive increase after each 10 clean minutes
     clear_ratio: float = 0.7  # hysteresis: recover only below 70% of a trigger threshold
     min_spread: int = 3  # a `*` roll-up needs trouble at this many pairs at once
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A policy pickled before a setting existed resumes with its default."""
+        for f in fields(self):
+            object.__setattr__(self, f.name, state.get(f.name, f.default))
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ThrottlePolicy:
@@ -179,15 +194,20 @@ class Finding(NamedTuple):
 def _rate_finding(reason: str, hits: int, base: int, base_name: str, window_s: int,
                   slow: float, pause: float | None, min_base: int, min_hits: int,
                   z: float, scale: float, pause_min_hits: int = 0,
-                  horizon: str = "1h") -> Finding | None:
+                  horizon: str = "1h", pause_z: float | None = None) -> Finding | None:
     if base < min_base or hits < min_hits or hits == 0:
         return None
+    if pause is not None and hits >= pause_min_hits:
+        lower = wilson_lower_bound(hits, base, z if pause_z is None else pause_z)
+        if lower > pause * scale:
+            return Finding(PAUSE, reason, {
+                "window_s": window_s, "horizon": horizon, base_name: base,
+                KIND_ALIASES[reason]: hits, "rate": round(hits / base, 6),
+                "lower_bound": round(lower, 6), "threshold": pause})
     lower = wilson_lower_bound(hits, base, z)
     evidence = {"window_s": window_s, "horizon": horizon, base_name: base,
                 KIND_ALIASES[reason]: hits, "rate": round(hits / base, 6),
                 "lower_bound": round(lower, 6)}
-    if pause is not None and hits >= pause_min_hits and lower > pause * scale:
-        return Finding(PAUSE, reason, {**evidence, "threshold": pause})
     if lower > slow * scale:
         return Finding(SLOW, reason, {**evidence, "threshold": slow})
     return None
@@ -203,6 +223,7 @@ L_KINDS = 5
 _LONG_KIND = (L_DELIVERED, L_HARD, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT,
               L_OTHER_ATTEMPT, L_COMPLAINT, L_UNSUBSCRIBE)  # indexed by signal kind
 _RATE_KINDS = frozenset({HARD, COMPLAINT, UNSUBSCRIBE})  # what the long horizons judge
+_LAGGED_REASONS = frozenset({"complaint_rate", "complaint_trend", "unsubscribe_rate"})
 
 
 def _horizon_name(seconds: int) -> str:
@@ -234,16 +255,19 @@ class HourView(NamedTuple):
     recent_delivered: int
 
 
-def hour_view(window: RollingCounts, now: int, fresh_ms: int, policy: ThrottlePolicy
-              ) -> HourView:
-    """>>> w = RollingCounts(KINDS, 60, 90)
+def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_ms: int,
+              policy: ThrottlePolicy) -> HourView:
+    """The hour as judged, from the minute counters: `window` (every kind, the last
+    hour) and `deliveries` (deliveries only, the hour and the complaint lag before it).
+
     >>> p = ThrottlePolicy()
-    >>> _ = [w.add(m * 60_000, DELIVERED, 100) for m in range(90)]   # 100 a minute
+    >>> w, d = RollingCounts(KINDS, 60, 60), RollingCounts(1, 60, 90)
+    >>> _ = [(w.add(m * 60_000, DELIVERED, 100), d.add(m * 60_000, 0, 100)) for m in range(90)]
     >>> _ = [w.add(89 * 60_000, COMPLAINT) for _ in range(3)]
-    >>> v = hour_view(w, 89 * 60_000, -1, p)
+    >>> v = hour_view(w, d, 89 * 60_000, -1, p)
     >>> v.counts[DELIVERED], v.delivered, v.counts[COMPLAINT], v.recent_delivered
     (6000, 6000, 3, 1500)
-    >>> v = hour_view(w, 89 * 60_000, 60 * 60_000, p)   # paused at minute 60
+    >>> v = hour_view(w, d, 89 * 60_000, 60 * 60_000, p)   # paused at minute 60
     >>> v.counts[DELIVERED], v.delivered, v.counts[COMPLAINT]
     (3000, 0, 0)
     """
@@ -251,17 +275,14 @@ def hour_view(window: RollingCounts, now: int, fresh_ms: int, policy: ThrottlePo
     end = (now // b + 1) * b  # the end of the newest bucket
     w, r = policy.window_s * 1000, policy.trend_recent_s * 1000
     fresh_c = fresh_ms + lag
-    if fresh_ms < end - w:
-        counts = window.recent(w // b)
-    else:
-        counts = window.between(fresh_ms, end)
+    counts = window.totals() if fresh_ms < end - w else window.between(fresh_ms, end)
     if fresh_c >= end - w:
         counts[COMPLAINT] = window.between_kind(fresh_c, end, COMPLAINT)
         counts[UNSUBSCRIBE] = window.between_kind(fresh_c, end, UNSUBSCRIBE)
     return HourView(
-        counts, window.between_kind(max(end - w - lag, fresh_ms), end - lag, DELIVERED),
+        counts, deliveries.between_kind(max(end - w - lag, fresh_ms), end - lag, 0),
         window.between_kind(max(end - r, fresh_c), end, COMPLAINT),
-        window.between_kind(max(end - r - lag, fresh_ms), end - lag, DELIVERED))
+        deliveries.between_kind(max(end - r - lag, fresh_ms), end - lag, 0))
 
 
 def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
@@ -273,26 +294,31 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
     (`recovery_min_delivered`, one event): a clean period must show it is
     clean, it is not clean for lack of evidence.
     """
-    if view is None:
-        view = hour_view(window, window.head_ms, _NEVER, policy)
+    if view is None:  # no pause, and every delivery as old as the complaints
+        totals = window.totals()
+        recent = window.recent(max(1, policy.trend_recent_s // policy.bucket_s))
+        view = HourView(totals, totals[DELIVERED], recent[COMPLAINT], recent[DELIVERED])
     totals = view.counts
     short = window.recent(max(1, policy.short_window_s // policy.bucket_s))
     delivered = view.delivered
     attempts = sum(totals[k] for k in _ATTEMPTS)
     short_attempts = sum(short[k] for k in _ATTEMPTS)
-    w, sw, rz = policy.window_s, policy.short_window_s, policy.rate_z
+    w, sw, rz, pz = policy.window_s, policy.short_window_s, policy.rate_z, policy.pause_z
     min_c, min_cd = policy.complaint_min_events, policy.complaint_min_delivered
     min_u, min_ud = policy.unsubscribe_min_events, policy.unsubscribe_min_delivered
     min_h = policy.hard_bounce_min_events
     if recovering:
-        rz, min_c, min_u, min_h = policy.z, 1, 1, 1
+        # clean is judged on the rate itself (no benefit of the doubt from a bound)
+        rz = pz = 0.0
+        min_c, min_u, min_h = 1, 1, 1
         min_cd = min_ud = min(policy.recovery_min_delivered, min_cd)
     found = [
         _rate_finding("complaint_rate", totals[COMPLAINT], delivered, "delivered", w,
-                      policy.complaint_slow, policy.complaint_pause, min_cd, min_c, rz, scale),
+                      policy.complaint_slow, policy.complaint_pause, min_cd, min_c, rz, scale,
+                      pause_z=pz),
         _rate_finding("hard_bounce_rate", totals[HARD], attempts, "attempts", w,
                       policy.hard_bounce_slow, policy.hard_bounce_pause,
-                      policy.hard_bounce_min_attempts, min_h, rz, scale),
+                      policy.hard_bounce_min_attempts, min_h, rz, scale, pause_z=pz),
         _rate_finding("block_rate", short[BLOCK], short_attempts, "attempts", sw,
                       policy.block_slow, policy.block_pause, 1, policy.block_min, policy.z,
                       scale, policy.block_pause_min, horizon=_horizon_name(sw)),
@@ -313,14 +339,15 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
 
 
 def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
-                scale: float = 1.0) -> list[Finding]:
+                scale: float = 1.0, recovering: bool = False) -> list[Finding]:
     """The day and week horizons (hourly buckets): slow only, and only with recent support.
 
     `recent` is [delivered, complaints, hard bounces, attempts, unsubscribes]
     over the recent hours (see `PairThrottle.recent`). A long horizon acts
-    only while the recent rate of the same signal is at least `clear_ratio` ×
-    its threshold: once the recent hours are clean, an incident earlier in
-    the day no longer holds the pair back.
+    only while the recent rate of the same signal is, with 95% confidence,
+    above its threshold; when recovering, it holds while the recent rate is
+    above `clear_ratio` × the threshold. Once the recent hours are clean, an
+    incident earlier in the day no longer holds the pair back.
     """
     hours = policy.day_s // policy.long_bucket_s
     day = long.recent(hours)
@@ -329,7 +356,13 @@ def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
     r_del, r_comp, r_hard, r_att, r_unsub = recent
 
     def supported(hits: int, base: int, threshold: float) -> bool:
-        return base == 0 or hits >= base * threshold * cr
+        # the recent hours still show trouble: two events at least, and their 95% bound
+        # above the threshold
+        # (recovering: their rate itself must be below 70% of it to call them clean)
+        if recovering:
+            return base == 0 or hits > base * threshold * cr
+        return base == 0 or (hits >= 2
+                             and wilson_lower_bound(hits, base, policy.z) > threshold)
 
     found: list[Finding | None] = []
     day_att = day[L_DELIVERED] + day[L_HARD] + day[L_OTHER_ATTEMPT]
@@ -365,7 +398,7 @@ def _day_trend(long: RollingCounts, day: list[int], policy: ThrottlePolicy, scal
     r_del, r_comp = recent[L_DELIVERED], recent[L_COMPLAINT]
     p_del, p_comp = day[L_DELIVERED] - r_del, day[L_COMPLAINT] - r_comp
     if (r_del < policy.day_trend_min_delivered or p_del < policy.day_trend_min_delivered
-            or r_comp < policy.complaint_min_events):
+            or r_comp < policy.trend_min_complaints):
         return None
     recent_rate, prior_rate = r_comp / r_del, p_comp / p_del
     lower = wilson_lower_bound(r_comp, r_del, policy.rate_z)
@@ -444,24 +477,30 @@ class PairThrottle:
 
     __slots__ = ("sender", "domain", "window", "action", "factor", "until_ms", "incidents",
                  "last_incident_ms", "last_trouble_ms", "last_decrease_ms", "ramp_next_ms",
-                 "seq", "long", "fresh_ms")
+                 "seq", "long", "fresh_ms", "long_hold", "since_step",
+                 "last_step_ms", "deliveries")
 
     def __init__(self, sender: str, domain: str, policy: ThrottlePolicy):
         self.sender, self.domain = sender, domain
-        # the hour, and the complaint lag before it (the mail the hour's complaints are about)
-        self.window = RollingCounts(KINDS, policy.bucket_s,
-                                    (policy.window_s + policy.complaint_lag_s) // policy.bucket_s)
+        self.window = RollingCounts(KINDS, policy.bucket_s, policy.window_s // policy.bucket_s)
+        # deliveries over the hour and the complaint lag before it: what the complaints are about
+        self.deliveries: RollingCounts | None = _delivery_counts(policy)
         self.long: RollingCounts | None = _long_counts(policy)
         self.action, self.factor, self.until_ms = ALLOW, 1.0, 0
         self.incidents, self.last_incident_ms = 0, _NEVER
         self.last_trouble_ms = self.last_decrease_ms = self.ramp_next_ms = 0
         self.seq = 0
         self.fresh_ms = _NEVER
+        self.long_hold = False  # the last trouble was a day or week horizon
+        self.since_step = 0  # deliveries since the last change of rate (while not allowed)
+        self.last_step_ms = 0
 
     def __setstate__(self, state: Any) -> None:
         """Resume from a snapshot; one taken before a field existed gets its default."""
         slots = state[1] if isinstance(state, tuple) else state
-        self.long, self.fresh_ms = None, _NEVER  # made on the next signal, from the policy
+        # made on the next signal, from the policy
+        self.long, self.deliveries, self.fresh_ms = None, None, _NEVER
+        self.long_hold, self.since_step, self.last_step_ms = False, 0, 0
         for name, value in (slots or {}).items():
             setattr(self, name, value)
 
@@ -474,37 +513,52 @@ class PairThrottle:
             long = self.long = _long_counts(policy)
         long.add(sig.ts_ms, _LONG_KIND[sig.kind])
         now = sig.ts_ms
+        if sig.kind == DELIVERED:
+            deliveries = self.deliveries
+            if deliveries is None:
+                deliveries = self.deliveries = _delivery_counts(policy)
+            deliveries.add(now, 0)
+            if self.action != ALLOW:
+                self.since_step += 1
         if judge and sig.kind in _NEGATIVE:
-            findings = assess(self.window, policy, view=self.hour(now, policy))
+            view = self.hour(now, policy)
+            findings = assess(self.window, policy, view=view)
             if sig.kind in _RATE_KINDS:
-                findings += assess_long(long, self.recent(now, policy), policy)
+                findings += assess_long(long, self.recent(policy, view), policy)
             found = worst(findings)
             if found is not None:
                 return self._trouble(found, now, policy)
         return self._recover(now, policy) if self.action != ALLOW else None
 
     def hour(self, now: int, policy: ThrottlePolicy) -> HourView:
-        return hour_view(self.window, now, self.fresh_ms, policy)
+        if self.deliveries is None:
+            self.deliveries = _delivery_counts(policy)
+        return hour_view(self.window, self.deliveries, now, self.fresh_ms, policy)
 
-    def recent(self, now: int, policy: ThrottlePolicy) -> list[int]:
+    def recent(self, policy: ThrottlePolicy, view: HourView, at_least: int = 0,
+               max_s: int = 0) -> list[int]:
         """[delivered, complaints, hard bounces, attempts, unsubscribes] over the recent
-        hours: the matured hour if it holds `recent_min_delivered` deliveries, otherwise
-        the newest hourly buckets that do (a small pair needs several hours to say)."""
-        view = self.hour(now, policy)
+        hours: the matured hour if it holds `at_least` (`recent_min_delivered`)
+        deliveries, otherwise the newest hourly buckets that do (a small pair needs
+        several hours to say)."""
+        at_least = at_least or policy.recent_min_delivered
+        max_s = max_s or policy.recent_max_s
         hour = view.counts
-        if view.delivered >= policy.recent_min_delivered:
+        if view.delivered >= at_least:
             return [view.delivered, hour[COMPLAINT], hour[HARD],
                     sum(hour[k] for k in _ATTEMPTS), hour[UNSUBSCRIBE]]
         long = self.long
         assert long is not None
-        n = long.hours_back(L_DELIVERED, policy.recent_min_delivered,
-                            policy.day_s // policy.long_bucket_s)
+        n = long.hours_back(L_DELIVERED, at_least,
+                            max_s // policy.long_bucket_s)
         r = long.recent(n)
         return [r[L_DELIVERED], r[L_COMPLAINT], r[L_HARD],
                 r[L_DELIVERED] + r[L_HARD] + r[L_OTHER_ATTEMPT], r[L_UNSUBSCRIBE]]
 
     def _trouble(self, found: Finding, now: int, policy: ThrottlePolicy) -> Decision | None:
         self.last_trouble_ms = now
+        self.long_hold = found.evidence.get("window_s", 0) > policy.window_s
+        self.since_step = 0
         if self.action == PAUSE and now < self.until_ms:
             return None
         if found.action == PAUSE:
@@ -519,7 +573,9 @@ class PairThrottle:
             return self._decide(found.reason, evidence, now)
         if self.action == ALLOW:
             factor = policy.slow_factor
-        elif now - self.last_decrease_ms >= policy.decrease_interval_s * 1000:
+        elif self.action == PAUSE:  # the pause is over, the trouble is not: no ramp yet
+            factor = policy.ramp_start
+        elif now - self.last_decrease_ms >= self._decrease_interval_s(found, policy) * 1000:
             factor = max(policy.min_factor, round(self.factor * policy.slow_factor, 4))
         else:
             return None
@@ -529,6 +585,14 @@ class PairThrottle:
             return None  # at the floor already: nothing new to publish
         self.action, self.factor, self.until_ms = SLOW, factor, 0
         return self._decide(found.reason, found.evidence, now)
+
+    @staticmethod
+    def _decrease_interval_s(found: Finding, policy: ThrottlePolicy) -> int:
+        """Complaints and unsubscribes arriving now are about mail sent up to the lag
+        ago: halve again only once they are about mail sent at the reduced rate."""
+        if found.reason in _LAGGED_REASONS:
+            return max(policy.decrease_interval_s, policy.complaint_lag_s)
+        return policy.decrease_interval_s
 
     def _recover(self, now: int, policy: ThrottlePolicy) -> Decision | None:
         if self.action == PAUSE:
@@ -542,17 +606,29 @@ class PairThrottle:
         self.ramp_next_ms = now + policy.ramp_interval_s * 1000
         view = self.hour(now, policy)
         clean_for_ms = now - self.last_trouble_ms
-        if (view.delivered < policy.recovery_min_delivered
+        if self.long_hold:
+            # Slowed on a day or week of evidence (a small or slow-burning pair): each
+            # step up waits for enough new mail, whose complaints have had time to come.
+            waited = min(clean_for_ms, now - self.last_step_ms)
+            if ((self.since_step < policy.recovery_step_delivered
+                    and waited < policy.recovery_step_wait_s * 1000)
+                    or clean_for_ms < policy.complaint_lag_s * 1000):
+                return None
+        elif (view.delivered < policy.recovery_min_delivered
                 and clean_for_ms < policy.recovery_max_wait_s * 1000):
             return None  # the complaints about the mail sent since have not arrived yet
         scale = policy.clear_ratio
         long = self.long
         assert long is not None
         if (assess(self.window, policy, scale, view=view, recovering=True)
-                or assess_long(long, self.recent(now, policy), policy, scale)):
+                or assess_long(long, self.recent(policy, view,
+                                                 policy.recovery_recent_min_delivered,
+                                                 policy.recovery_recent_max_s),
+                               policy, scale, recovering=True)):
             return None  # not clean enough yet (hysteresis): hold the current rate
         self.factor = min(1.0, round(self.factor + policy.ramp_step, 4))
         self.action = ALLOW if self.factor >= 1.0 else SLOW
+        self.since_step, self.last_step_ms = 0, now
         return self._decide("recovered" if self.action == ALLOW else "recovering",
                             {"window_s": policy.window_s,
                              "delivered": view.delivered,
@@ -567,6 +643,11 @@ class PairThrottle:
     @property
     def troubled(self) -> bool:
         return self.action != ALLOW
+
+
+def _delivery_counts(policy: ThrottlePolicy) -> RollingCounts:
+    return RollingCounts(1, policy.bucket_s,
+                         (policy.window_s + policy.complaint_lag_s) // policy.bucket_s)
 
 
 def _long_counts(policy: ThrottlePolicy) -> RollingCounts:
@@ -616,10 +697,9 @@ class ThrottleBook:
 
     def state(self) -> dict[str, Any]:
         """What an operator inspects: each key's action, factor and counts."""
-        hour = self.policy.window_s // self.policy.bucket_s
         return {f"{p.sender}|{p.domain}": {"action": p.action, "rate_factor": p.factor,
                                            "until_ms": p.until_ms, "seq": p.seq,
-                                           "counts": dict(zip(KIND_NAMES, p.window.recent(hour),
+                                           "counts": dict(zip(KIND_NAMES, p.window.totals(),
                                                               strict=True))}
                 for p in [*self.pairs.values(), self.rollup]}
 

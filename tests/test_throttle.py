@@ -172,8 +172,8 @@ def test_provider_wide_rollup_from_many_senders():
 
 def test_early_warning_slows_before_the_hard_limit_with_a_forecast():
     # complaints are set against the mail sent complaint_lag_s earlier: calm first
-    calm = spread({DELIVERED: 24000, COMPLAINT: 3}, 0, 90 * MIN)
-    rising = spread({DELIVERED: 4000, COMPLAINT: 10}, 90 * MIN, 15 * MIN)
+    calm = spread({DELIVERED: 48000, COMPLAINT: 6}, 0, 90 * MIN)
+    rising = spread({DELIVERED: 8000, COMPLAINT: 22}, 90 * MIN, 15 * MIN)
     decisions = run(calm + rising)
     assert decisions and decisions[0].reason == "complaint_trend"
     ev = decisions[0].evidence
