@@ -126,7 +126,7 @@ class ThrottlePolicy:
     # See bench/throttle_false_alarms.py for the false-alarm rate.
     rate_z: float = 4.0
     pause_z: float = 2.576
-    complaint_min_events: int = 6
+    complaint_min_events: int = 8
     hard_bounce_min_events: int = 10
     unsubscribe_min_events: int = 10
 
@@ -142,15 +142,16 @@ class ThrottlePolicy:
     day_unsubscribe_min_delivered: int = 2000
     week_complaint_min_delivered: int = 10_000
     recent_min_delivered: int = 500  # "the recent hours": newest hours holding this many,
-    recent_max_s: int = 10_800  # ... from at most the last 3 h
-    recovery_recent_min_delivered: int = 1000  # ... and this many to call them clean,
-    recovery_recent_max_s: int = 7200  # ... from at most the last 2 h (a slowed pair is small)
+    recent_max_s: int = 86_400  # ... from at most the last day
+    recovery_recent_min_delivered: int = 500  # ... and this many to call them clean,
+    recovery_recent_max_s: int = 21_600  # ... from at most the last 6 h (a slowed pair is small)
     day_trend_recent_s: int = 21_600  # the last 6 h against the 18 h before
     day_trend_min_delivered: int = 1000
     # Complaints and unsubscribes arrive minutes to hours after the delivery
     # (~25 min typical): after a pause they are about the mail sent before it,
     # and a clean period is judged on deliveries at least this old.
     complaint_lag_s: int = 1800
+    pause_tail_s: int = 3600  # after a pause, complaints this long are about the mail before it
     recovery_min_delivered: int = 300  # ... at least this many of them, or
     recovery_max_wait_s: int = 3600  # ... this long clean (a small pair)
     recovery_step_delivered: int = 150  # after a day/week slow: new deliveries per step up,
@@ -222,6 +223,9 @@ L_DELIVERED, L_HARD, L_OTHER_ATTEMPT, L_COMPLAINT, L_UNSUBSCRIBE = range(5)
 L_KINDS = 5
 _LONG_KIND = (L_DELIVERED, L_HARD, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT, L_OTHER_ATTEMPT,
               L_OTHER_ATTEMPT, L_COMPLAINT, L_UNSUBSCRIBE)  # indexed by signal kind
+# The week keeps deliveries and complaints per day.
+W_DELIVERED, W_COMPLAINT = range(2)
+_WEEK_KIND = {DELIVERED: W_DELIVERED, COMPLAINT: W_COMPLAINT}
 _RATE_KINDS = frozenset({HARD, COMPLAINT, UNSUBSCRIBE})  # what the long horizons judge
 _LAGGED_REASONS = frozenset({"complaint_rate", "complaint_trend", "unsubscribe_rate"})
 
@@ -243,7 +247,7 @@ class HourView(NamedTuple):
     """The last hour as judged, complaints set against the mail they are about.
 
     `counts`: every kind over the last hour (since the last pause, if later),
-    complaints and unsubscribes from `complaint_lag_s` after that pause.
+    complaints and unsubscribes from `pause_tail_s` after that pause.
     `delivered`: deliveries whose complaints have had time to arrive, the hour
     ending `complaint_lag_s` ago (the complaint and unsubscribe base). The
     same for the trend's recent part: `recent_complaints`, `recent_delivered`.
@@ -274,7 +278,7 @@ def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_
     b, lag = window.bucket_ms, policy.complaint_lag_s * 1000
     end = (now // b + 1) * b  # the end of the newest bucket
     w, r = policy.window_s * 1000, policy.trend_recent_s * 1000
-    fresh_c = fresh_ms + lag
+    fresh_c = fresh_ms + policy.pause_tail_s * 1000
     counts = window.totals() if fresh_ms < end - w else window.between(fresh_ms, end)
     if fresh_c >= end - w:
         counts[COMPLAINT] = window.between_kind(fresh_c, end, COMPLAINT)
@@ -308,9 +312,10 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
     min_u, min_ud = policy.unsubscribe_min_events, policy.unsubscribe_min_delivered
     min_h = policy.hard_bounce_min_events
     if recovering:
-        # clean is judged on the rate itself (no benefit of the doubt from a bound)
+        # clean is judged on the rate itself (no benefit of the doubt from a bound);
+        # one straggler (a late complaint about earlier mail) does not hold it back
         rz = pz = 0.0
-        min_c, min_u, min_h = 1, 1, 1
+        min_c, min_u, min_h = 2, 2, 2
         min_cd = min_ud = min(policy.recovery_min_delivered, min_cd)
     found = [
         _rate_finding("complaint_rate", totals[COMPLAINT], delivered, "delivered", w,
@@ -338,9 +343,11 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
     return [f for f in found if f is not None]
 
 
-def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
-                scale: float = 1.0, recovering: bool = False) -> list[Finding]:
-    """The day and week horizons (hourly buckets): slow only, and only with recent support.
+def assess_long(long: RollingCounts, week_counts: RollingCounts, recent: list[int],
+                policy: ThrottlePolicy, scale: float = 1.0, recovering: bool = False
+                ) -> list[Finding]:
+    """The day (hourly buckets) and week (daily buckets) horizons: slow only, and only
+    with recent support.
 
     `recent` is [delivered, complaints, hard bounces, attempts, unsubscribes]
     over the recent hours (see `PairThrottle.recent`). A long horizon acts
@@ -351,18 +358,25 @@ def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
     """
     hours = policy.day_s // policy.long_bucket_s
     day = long.recent(hours)
-    week = long.totals()
+    week = week_counts.totals()
     rz, cr = policy.rate_z, policy.clear_ratio
-    r_del, r_comp, r_hard, r_att, r_unsub = recent
+    r_del, r_comp, r_hard, r_att, r_unsub = recent[:5]
+    # soon after a pause, one late complaint about the mail before it is expected
+    stragglers = recent[5] if len(recent) > 5 else 0
 
     def supported(hits: int, base: int, threshold: float) -> bool:
         # the recent hours still show trouble: two events at least, and their 95% bound
         # above the threshold
         # (recovering: their rate itself must be below 70% of it to call them clean)
         if recovering:
-            return base == 0 or hits > base * threshold * cr
-        return base == 0 or (hits >= 2
-                             and wilson_lower_bound(hits, base, policy.z) > threshold)
+            # too little recent mail to show it clean: only the long horizon itself
+            # clearing (below 70% of its threshold) releases the pair
+            if base < policy.recovery_recent_min_delivered:
+                return True
+            return hits > stragglers and hits > base * threshold * cr
+        if base == 0:
+            return False  # nothing sent lately (or since the pause): nothing to hold back
+        return hits >= 2 and wilson_lower_bound(hits, base, policy.z) > threshold
 
     found: list[Finding | None] = []
     day_att = day[L_DELIVERED] + day[L_HARD] + day[L_OTHER_ATTEMPT]
@@ -372,9 +386,9 @@ def assess_long(long: RollingCounts, recent: list[int], policy: ThrottlePolicy,
             policy.complaint_slow, None, policy.day_complaint_min_delivered,
             policy.complaint_min_events, rz, scale, horizon="24h"))
         found.append(_rate_finding(
-            "complaint_rate", week[L_COMPLAINT], week[L_DELIVERED], "delivered",
-            long.window_s, policy.complaint_slow, None, policy.week_complaint_min_delivered,
-            policy.complaint_min_events, rz, scale, horizon=_horizon_name(long.window_s)))
+            "complaint_rate", week[W_COMPLAINT], week[W_DELIVERED], "delivered",
+            policy.week_s, policy.complaint_slow, None, policy.week_complaint_min_delivered,
+            policy.complaint_min_events, rz, scale, horizon=_horizon_name(policy.week_s)))
         found.append(_day_trend(long, day, policy, scale))
     if supported(r_hard, r_att, policy.hard_bounce_slow):
         found.append(_rate_finding(
@@ -469,15 +483,17 @@ class PairThrottle:
     """State machine of one decision key: (sender, domain), (sender, *) or (*, domain).
 
     Two counters: `window`, one-minute buckets over the last hour (acute
-    trouble), and `long`, hourly buckets over a week (slow burns); about 5 KB
+    trouble), `deliveries` (the hour and the complaint lag before it), `long`
+    (hourly buckets over a day) and `week` (daily buckets over a week) for slow
+    burns; about 3 KB
     pickled. `fresh_ms` marks the last pause: the hour is judged from there
-    on, with complaints counted only from `complaint_lag_s` later (the earlier
+    on, with complaints counted only from `pause_tail_s` later (the earlier
     ones are about mail sent before the pause).
     """
 
     __slots__ = ("sender", "domain", "window", "action", "factor", "until_ms", "incidents",
                  "last_incident_ms", "last_trouble_ms", "last_decrease_ms", "ramp_next_ms",
-                 "seq", "long", "fresh_ms", "long_hold", "since_step",
+                 "seq", "long", "week", "fresh_ms", "long_hold", "since_step",
                  "last_step_ms", "deliveries")
 
     def __init__(self, sender: str, domain: str, policy: ThrottlePolicy):
@@ -486,6 +502,7 @@ class PairThrottle:
         # deliveries over the hour and the complaint lag before it: what the complaints are about
         self.deliveries: RollingCounts | None = _delivery_counts(policy)
         self.long: RollingCounts | None = _long_counts(policy)
+        self.week: RollingCounts | None = _week_counts(policy)
         self.action, self.factor, self.until_ms = ALLOW, 1.0, 0
         self.incidents, self.last_incident_ms = 0, _NEVER
         self.last_trouble_ms = self.last_decrease_ms = self.ramp_next_ms = 0
@@ -499,7 +516,7 @@ class PairThrottle:
         """Resume from a snapshot; one taken before a field existed gets its default."""
         slots = state[1] if isinstance(state, tuple) else state
         # made on the next signal, from the policy
-        self.long, self.deliveries, self.fresh_ms = None, None, _NEVER
+        self.long, self.week, self.deliveries, self.fresh_ms = None, None, None, _NEVER
         self.long_hold, self.since_step, self.last_step_ms = False, 0, 0
         for name, value in (slots or {}).items():
             setattr(self, name, value)
@@ -512,6 +529,11 @@ class PairThrottle:
         if long is None:
             long = self.long = _long_counts(policy)
         long.add(sig.ts_ms, _LONG_KIND[sig.kind])
+        week = self.week
+        if week is None:
+            week = self.week = _week_counts(policy)
+        if sig.kind in _WEEK_KIND:
+            week.add(sig.ts_ms, _WEEK_KIND[sig.kind])
         now = sig.ts_ms
         if sig.kind == DELIVERED:
             deliveries = self.deliveries
@@ -524,10 +546,12 @@ class PairThrottle:
             view = self.hour(now, policy)
             findings = assess(self.window, policy, view=view)
             if sig.kind in _RATE_KINDS:
-                findings += assess_long(long, self.recent(policy, view), policy)
+                findings += assess_long(long, week, self.recent(now, policy, view), policy)
             found = worst(findings)
             if found is not None:
-                return self._trouble(found, now, policy)
+                decision = self._trouble(found, now, policy)
+                if decision is not None:
+                    return decision
         return self._recover(now, policy) if self.action != ALLOW else None
 
     def hour(self, now: int, policy: ThrottlePolicy) -> HourView:
@@ -535,18 +559,21 @@ class PairThrottle:
             self.deliveries = _delivery_counts(policy)
         return hour_view(self.window, self.deliveries, now, self.fresh_ms, policy)
 
-    def recent(self, policy: ThrottlePolicy, view: HourView, at_least: int = 0,
+    def recent(self, now: int, policy: ThrottlePolicy, view: HourView, at_least: int = 0,
                max_s: int = 0) -> list[int]:
-        """[delivered, complaints, hard bounces, attempts, unsubscribes] over the recent
+        """[delivered, complaints, hard bounces, attempts, unsubscribes(, 1 after a pause)]
+        over the recent
         hours: the matured hour if it holds `at_least` (`recent_min_delivered`)
         deliveries, otherwise the newest hourly buckets that do (a small pair needs
-        several hours to say)."""
+        several hours to say). Within the hour after a pause, only the mail sent since
+        counts (the pause has acted on what came before)."""
         at_least = at_least or policy.recent_min_delivered
         max_s = max_s or policy.recent_max_s
         hour = view.counts
-        if view.delivered >= at_least:
+        after_pause = now - self.fresh_ms < (policy.window_s + policy.pause_tail_s) * 1000
+        if view.delivered >= at_least or after_pause:
             return [view.delivered, hour[COMPLAINT], hour[HARD],
-                    sum(hour[k] for k in _ATTEMPTS), hour[UNSUBSCRIBE]]
+                    sum(hour[k] for k in _ATTEMPTS), hour[UNSUBSCRIBE], int(after_pause)]
         long = self.long
         assert long is not None
         n = long.hours_back(L_DELIVERED, at_least,
@@ -560,6 +587,11 @@ class PairThrottle:
         self.long_hold = found.evidence.get("window_s", 0) > policy.window_s
         self.since_step = 0
         if self.action == PAUSE and now < self.until_ms:
+            return None
+        if self.long_hold and self.action != ALLOW:
+            # A day or week horizon only starts a slow-down and holds it; it never
+            # halves further: its complaints are mostly about mail sent before the
+            # current rate (and a pause's expiry ramps from 0.25 as usual).
             return None
         if found.action == PAUSE:
             repeat = now - self.last_incident_ms < policy.incident_memory_s * 1000
@@ -618,10 +650,10 @@ class PairThrottle:
                 and clean_for_ms < policy.recovery_max_wait_s * 1000):
             return None  # the complaints about the mail sent since have not arrived yet
         scale = policy.clear_ratio
-        long = self.long
-        assert long is not None
+        long, week = self.long, self.week
+        assert long is not None and week is not None
         if (assess(self.window, policy, scale, view=view, recovering=True)
-                or assess_long(long, self.recent(policy, view,
+                or assess_long(long, week, self.recent(now, policy, view,
                                                  policy.recovery_recent_min_delivered,
                                                  policy.recovery_recent_max_s),
                                policy, scale, recovering=True)):
@@ -651,7 +683,11 @@ def _delivery_counts(policy: ThrottlePolicy) -> RollingCounts:
 
 
 def _long_counts(policy: ThrottlePolicy) -> RollingCounts:
-    return RollingCounts(L_KINDS, policy.long_bucket_s, policy.week_s // policy.long_bucket_s)
+    return RollingCounts(L_KINDS, policy.long_bucket_s, policy.day_s // policy.long_bucket_s)
+
+
+def _week_counts(policy: ThrottlePolicy) -> RollingCounts:
+    return RollingCounts(2, 86_400, policy.week_s // 86_400)
 
 
 class ThrottleBook:

@@ -111,6 +111,7 @@ class SimResult:
     decisions: list[Decision]
     delivered: dict[str, int]
     start_ms: int
+    books: dict[str, ThrottleBook] = field(default_factory=dict)
 
     def for_key(self, key: str) -> list[Decision]:
         return [d for d in self.decisions if f"{d.sender}|{d.domain}" == key]
@@ -197,16 +198,17 @@ def simulate(scenario: Scenario, policy: ThrottlePolicy | None = None) -> SimRes
                 decisions.append(d)
                 _honour(d, scenario.pairs, factor, until)
     decisions.sort(key=lambda d: d.event_ts_ms)
-    return SimResult(decisions, delivered, start)
+    return SimResult(decisions, delivered, start, books)
 
 
 def _honour(d: Decision, pairs: list[PairSpec], factor: dict[str, float],
             until: dict[str, int]) -> None:
-    """The sender applies a decision; a `*` roll-up caps every pair it covers."""
+    """The sender applies a decision; a `*` roll-up caps every pair it covers. After a
+    pause it resumes at 0.25 (what the job publishes on the next signal)."""
     for p in pairs:
         if (d.sender in (ALL, p.sender)) and (d.domain in (ALL, p.domain)):
             if d.sender == p.sender and d.domain == p.domain:
-                factor[p.key], until[p.key] = d.rate_factor, d.until_ms
+                factor[p.key], until[p.key] = d.rate_factor or 0.25, d.until_ms
             elif d.action != "allow":
                 factor[p.key] = min(factor[p.key], d.rate_factor)
                 until[p.key] = max(until[p.key], d.until_ms)
