@@ -126,7 +126,7 @@ class ThrottlePolicy:
     # See bench/throttle_false_alarms.py for the false-alarm rate.
     rate_z: float = 4.0
     pause_z: float = 2.576
-    complaint_min_events: int = 8
+    complaint_min_events: int = 10
     hard_bounce_min_events: int = 10
     unsubscribe_min_events: int = 10
 
@@ -249,7 +249,8 @@ class HourView(NamedTuple):
     `counts`: every kind over the last hour (since the last pause, if later),
     complaints and unsubscribes from `pause_tail_s` after that pause.
     `delivered`: deliveries whose complaints have had time to arrive, the hour
-    ending `complaint_lag_s` ago (the complaint and unsubscribe base). The
+    ending `complaint_lag_s` ago, or the one ending twice that ago if it held
+    more (the complaint and unsubscribe base). The
     same for the trend's recent part: `recent_complaints`, `recent_delivered`.
     """
 
@@ -265,7 +266,7 @@ def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_
     hour) and `deliveries` (deliveries only, the hour and the complaint lag before it).
 
     >>> p = ThrottlePolicy()
-    >>> w, d = RollingCounts(KINDS, 60, 60), RollingCounts(1, 60, 90)
+    >>> w, d = RollingCounts(KINDS, 60, 60), RollingCounts(1, 60, 120)
     >>> _ = [(w.add(m * 60_000, DELIVERED, 100), d.add(m * 60_000, 0, 100)) for m in range(90)]
     >>> _ = [w.add(89 * 60_000, COMPLAINT) for _ in range(3)]
     >>> v = hour_view(w, d, 89 * 60_000, -1, p)
@@ -283,8 +284,12 @@ def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_
     if fresh_c >= end - w:
         counts[COMPLAINT] = window.between_kind(fresh_c, end, COMPLAINT)
         counts[UNSUBSCRIBE] = window.between_kind(fresh_c, end, UNSUBSCRIBE)
+    # The larger of the hours of mail 30 and 60 minutes back: after a surge ends, its
+    # late complaints are not set against the quieter hour after it.
+    delivered = max(deliveries.between_kind(max(end - w - lag, fresh_ms), end - lag, 0),
+                    deliveries.between_kind(max(end - w - 2 * lag, fresh_ms), end - 2 * lag, 0))
     return HourView(
-        counts, deliveries.between_kind(max(end - w - lag, fresh_ms), end - lag, 0),
+        counts, delivered,
         window.between_kind(max(end - r, fresh_c), end, COMPLAINT),
         deliveries.between_kind(max(end - r - lag, fresh_ms), end - lag, 0))
 
@@ -494,13 +499,16 @@ class PairThrottle:
     __slots__ = ("sender", "domain", "window", "action", "factor", "until_ms", "incidents",
                  "last_incident_ms", "last_trouble_ms", "last_decrease_ms", "ramp_next_ms",
                  "seq", "long", "week", "fresh_ms", "long_hold", "since_step",
-                 "last_step_ms", "deliveries")
+                 "last_step_ms", "deliveries", "acc", "acc_hour", "acc_minute",
+                 "acc_delivered")
 
     def __init__(self, sender: str, domain: str, policy: ThrottlePolicy):
         self.sender, self.domain = sender, domain
         self.window = RollingCounts(KINDS, policy.bucket_s, policy.window_s // policy.bucket_s)
         # deliveries over the hour and the complaint lag before it: what the complaints are about
         self.deliveries: RollingCounts | None = _delivery_counts(policy)
+        self.acc, self.acc_hour = [0] * L_KINDS, -1  # this hour's counts, not yet in `long`
+        self.acc_minute, self.acc_delivered = -1, 0  # this minute's, not yet in `deliveries`
         self.long: RollingCounts | None = _long_counts(policy)
         self.week: RollingCounts | None = _week_counts(policy)
         self.action, self.factor, self.until_ms = ALLOW, 1.0, 0
@@ -517,6 +525,7 @@ class PairThrottle:
         slots = state[1] if isinstance(state, tuple) else state
         # made on the next signal, from the policy
         self.long, self.week, self.deliveries, self.fresh_ms = None, None, None, _NEVER
+        self.acc, self.acc_hour, self.acc_minute, self.acc_delivered = [0] * L_KINDS, -1, -1, 0
         self.long_hold, self.since_step, self.last_step_ms = False, 0, 0
         for name, value in (slots or {}).items():
             setattr(self, name, value)
@@ -524,29 +533,40 @@ class PairThrottle:
     def observe(self, sig: Signal, policy: ThrottlePolicy, judge: bool = True
                 ) -> Decision | None:
         """Count the signal; return a decision if the state changed."""
-        self.window.add(sig.ts_ms, sig.kind)
-        long = self.long
-        if long is None:
-            long = self.long = _long_counts(policy)
-        long.add(sig.ts_ms, _LONG_KIND[sig.kind])
-        week = self.week
-        if week is None:
-            week = self.week = _week_counts(policy)
-        if sig.kind in _WEEK_KIND:
-            week.add(sig.ts_ms, _WEEK_KIND[sig.kind])
-        now = sig.ts_ms
-        if sig.kind == DELIVERED:
-            deliveries = self.deliveries
-            if deliveries is None:
-                deliveries = self.deliveries = _delivery_counts(policy)
-            deliveries.add(now, 0)
+        now, kind = sig.ts_ms, sig.kind
+        self.window.add(now, kind)
+        # The day/week and delivery counters are fed in batches (this hour's counts,
+        # this minute's deliveries), flushed when the hour or minute rolls or before
+        # they are judged: most signals cost an increment.
+        hour = now // (policy.long_bucket_s * 1000)
+        if hour == self.acc_hour:
+            self.acc[_LONG_KIND[kind]] += 1
+        elif hour > self.acc_hour:
+            self._flush_long(policy)
+            self.acc_hour = hour
+            self.acc[_LONG_KIND[kind]] += 1
+        else:  # older than this hour: straight in
+            self._flush_long(policy)
+            self._add_long(now, _LONG_KIND[kind], 1)
+        if kind == DELIVERED:
+            minute = now // (policy.bucket_s * 1000)
+            if minute == self.acc_minute:
+                self.acc_delivered += 1
+            else:
+                self._flush_deliveries(policy)
+                if minute > self.acc_minute:
+                    self.acc_minute, self.acc_delivered = minute, 1
+                else:
+                    self._delivery_counts(policy).add(now, 0)
             if self.action != ALLOW:
                 self.since_step += 1
-        if judge and sig.kind in _NEGATIVE:
+        if judge and kind in _NEGATIVE:
             view = self.hour(now, policy)
             findings = assess(self.window, policy, view=view)
-            if sig.kind in _RATE_KINDS:
-                findings += assess_long(long, week, self.recent(now, policy, view), policy)
+            if kind in _RATE_KINDS:
+                self._flush_long(policy)
+                findings += assess_long(self.long, self.week, self.recent(now, policy, view),
+                                        policy)
             found = worst(findings)
             if found is not None:
                 decision = self._trouble(found, now, policy)
@@ -554,10 +574,42 @@ class PairThrottle:
                     return decision
         return self._recover(now, policy) if self.action != ALLOW else None
 
-    def hour(self, now: int, policy: ThrottlePolicy) -> HourView:
+    def _add_long(self, ts_ms: int, long_kind: int, n: int) -> None:
+        if self.long is None or self.week is None:
+            raise AssertionError("flush first")
+        self.long.add(ts_ms, long_kind, n)
+        if long_kind == L_DELIVERED:
+            self.week.add(ts_ms, W_DELIVERED, n)
+        elif long_kind == L_COMPLAINT:
+            self.week.add(ts_ms, W_COMPLAINT, n)
+
+    def _flush_long(self, policy: ThrottlePolicy) -> None:
+        if self.long is None:  # a snapshot from before the horizons, or a new pair
+            self.long, self.week = _long_counts(policy), _week_counts(policy)
+            self.acc, self.acc_hour = [0] * L_KINDS, -1
+        acc = self.acc
+        if self.acc_hour >= 0 and any(acc):
+            at = self.acc_hour * policy.long_bucket_s * 1000
+            for k in range(L_KINDS):
+                if acc[k]:
+                    self._add_long(at, k, acc[k])
+                    acc[k] = 0
+
+    def _delivery_counts(self, policy: ThrottlePolicy) -> RollingCounts:
         if self.deliveries is None:
             self.deliveries = _delivery_counts(policy)
-        return hour_view(self.window, self.deliveries, now, self.fresh_ms, policy)
+        return self.deliveries
+
+    def _flush_deliveries(self, policy: ThrottlePolicy) -> None:
+        if self.acc_delivered:
+            self._delivery_counts(policy).add(self.acc_minute * policy.bucket_s * 1000, 0,
+                                              self.acc_delivered)
+            self.acc_delivered = 0
+
+    def hour(self, now: int, policy: ThrottlePolicy) -> HourView:
+        self._flush_deliveries(policy)
+        return hour_view(self.window, self._delivery_counts(policy), now, self.fresh_ms,
+                         policy)
 
     def recent(self, now: int, policy: ThrottlePolicy, view: HourView, at_least: int = 0,
                max_s: int = 0) -> list[int]:
@@ -650,6 +702,7 @@ class PairThrottle:
                 and clean_for_ms < policy.recovery_max_wait_s * 1000):
             return None  # the complaints about the mail sent since have not arrived yet
         scale = policy.clear_ratio
+        self._flush_long(policy)
         long, week = self.long, self.week
         assert long is not None and week is not None
         if (assess(self.window, policy, scale, view=view, recovering=True)
@@ -679,7 +732,7 @@ class PairThrottle:
 
 def _delivery_counts(policy: ThrottlePolicy) -> RollingCounts:
     return RollingCounts(1, policy.bucket_s,
-                         (policy.window_s + policy.complaint_lag_s) // policy.bucket_s)
+                         (policy.window_s + 2 * policy.complaint_lag_s) // policy.bucket_s)
 
 
 def _long_counts(policy: ThrottlePolicy) -> RollingCounts:
