@@ -8,7 +8,9 @@ that crosses a threshold, from event time only, so a replay gives the same
 decisions.
 
 Each (sender, domain) has one `PairThrottle`: rolling one-minute buckets over
-the last hour, judged with a Wilson lower bound and a minimum volume (see
+the last hour (acute trouble), hourly buckets over a day and daily buckets
+over a week (slow burns of pairs too small for the hour), each horizon judged
+with a Wilson lower bound, a minimum volume and a minimum event count (see
 `ThrottlePolicy` for every default and its source), and a small state machine:
 
     allow ──trouble──► slow (rate_factor 0.5, halved again on new trouble)
@@ -16,6 +18,10 @@ the last hour, judged with a Wilson lower bound and a minimum volume (see
       │                  ▼
       └─ramp +0.25 per ◄─ pause until T (15 min × 2^(incidents-1), ≤ 24 h)
          clean 10 min     then ramp from 0.25
+
+The day and week horizons only slow (never pause) and only while the recent
+hours support them; "clean" is judged on mail whose complaints have had time
+to arrive (complaints lag deliveries by ~25 minutes, with a long tail).
 
 >>> book = ThrottleBook("sender", "news.acme.example")
 >>> sigs = [Signal(i * 100, "news.acme.example", "gmail.com", DELIVERED) for i in range(50)]
@@ -69,8 +75,10 @@ class Decision(NamedTuple):
 class ThrottlePolicy:
     """Thresholds a deliverability engineer would sign; all configurable.
 
-    Rates are judged on the one-sided 95% Wilson lower bound, so a handful of
-    events cannot trip them, plus a minimum volume.
+    Rates are judged on a one-sided Wilson lower bound plus a minimum volume
+    and event count, so a handful of events cannot trip them: 95% for blocks
+    and rate limits, z = 4 for slowing on complaint, hard-bounce and
+    unsubscribe rates (many pairs are judged many times), 99.5% for pausing.
 
     - Complaints / deliveries: Gmail and Yahoo ask bulk senders to stay below
       0.1% and enforce 0.3% (Gmail sender guidelines, Feb 2024; Yahoo sender
