@@ -103,6 +103,59 @@ class RollingCounts:
                 out[i] += self._slots[base + i]
         return out
 
+    def between(self, start_ms: int, end_ms: int) -> list[int]:
+        """Totals over the buckets that start in [start_ms, end_ms), within the window.
+
+        A view of part of the window: e.g. the deliveries whose complaints have
+        had time to arrive (those older than the complaint lag).
+
+        >>> w = RollingCounts(kinds=1, bucket_s=60, buckets=10)
+        >>> [w.add(m * 60_000, 0) for m in range(5)] and w.between(60_000, 180_000)
+        [2]
+        """
+        out = [0] * self.kinds
+        if self._head < 0:
+            return out
+        first = max(-(-start_ms // self.bucket_ms), self._head - self.buckets + 1, 0)
+        last = min(-(-end_ms // self.bucket_ms) - 1, self._head)
+        k = self.kinds
+        for b in range(first, last + 1):
+            base = (b % self.buckets) * k
+            for i in range(k):
+                out[i] += self._slots[base + i]
+        return out
+
+    def between_kind(self, start_ms: int, end_ms: int, kind: int) -> int:
+        """`between(start_ms, end_ms)[kind]`, summing one kind only (cheaper).
+
+        >>> w = RollingCounts(kinds=2, bucket_s=60, buckets=10)
+        >>> [w.add(m * 60_000, m % 2) for m in range(5)] and w.between_kind(0, 300_000, 1)
+        2
+        """
+        if self._head < 0:
+            return 0
+        first = max(-(-start_ms // self.bucket_ms), self._head - self.buckets + 1, 0)
+        last = min(-(-end_ms // self.bucket_ms) - 1, self._head)
+        k, n, slots = self.kinds, self.buckets, self._slots
+        return sum(slots[(b % n) * k + kind] for b in range(first, last + 1))
+
+    def hours_back(self, kind: int, at_least: int, max_buckets: int) -> int:
+        """How many of the newest buckets hold `at_least` of `kind` (all of them if fewer).
+
+        >>> w = RollingCounts(kinds=1, bucket_s=3600, buckets=24)
+        >>> [w.add(h * 3_600_000, 0, 100) for h in range(6)] and w.hours_back(0, 250, 24)
+        3
+        """
+        if self._head < 0:
+            return 1
+        seen, k = 0, self.kinds
+        limit = min(max_buckets, self.buckets, self._head + 1)
+        for n in range(1, limit + 1):
+            seen += self._slots[((self._head - n + 1) % self.buckets) * k + kind]
+            if seen >= at_least:
+                return n
+        return max(limit, 1)
+
     def clear(self) -> None:
         """Forget every count (a pause starts judging the sender afresh afterwards)."""
         self._slots = array("I", bytes(4 * self.kinds * self.buckets))

@@ -97,13 +97,19 @@ def test_pause_expires_then_ramps_up_additively_on_clean_traffic():
     book = ThrottleBook("sender", S, policy)  # the sender stops sending at the pause:
     book.apply([s for s in trouble if s.ts_ms <= paused.event_ts_ms])
     resume_at = paused.until_ms
-    clean = spread({DELIVERED: 4000}, resume_at, 60 * MIN)
+    # Two hours: the clean period is judged on deliveries old enough for their
+    # complaints to have arrived (complaint_lag_s), so the ramp starts later than
+    # it did when the pause emptied the window (issue 14).
+    clean = spread({DELIVERED: 8000}, resume_at, 120 * MIN)
     after = book.apply(clean)
     assert [(d.action, d.rate_factor, d.reason) for d in after] == [
         ("slow", 0.25, "recovering"), ("slow", 0.5, "recovering"),
         ("slow", 0.75, "recovering"), ("allow", 1.0, "recovered")]
     gaps = [b.event_ts_ms - a.event_ts_ms for a, b in zip(after, after[1:], strict=False)]
     assert all(g >= policy.ramp_interval_s * 1000 for g in gaps)
+    # the first step up waits for complaints about the resumed mail to arrive
+    assert after[1].event_ts_ms - resume_at >= policy.complaint_lag_s * 1000
+    assert after[-1].event_ts_ms - resume_at <= 2 * 60 * MIN
     assert [d.seq for d in after] == list(range(paused.seq + 1, paused.seq + 5))
 
 
@@ -112,7 +118,8 @@ def test_repeated_incidents_back_off_exponentially():
     durations, t = [], 0
     for _ in range(3):
         # the sender honours each pause: it stops sending at the decision
-        for signal in spread({DELIVERED: 3000, COMPLAINT: 40}, t, 20 * MIN):
+        # an hour: complaints are set against mail at least complaint_lag_s old
+        for signal in spread({DELIVERED: 9000, COMPLAINT: 120}, t, 60 * MIN):
             pauses = [d for d in book.apply([signal]) if d.action == "pause"]
             if pauses:
                 durations.append(pauses[0].until_ms - pauses[0].event_ts_ms)
@@ -164,8 +171,9 @@ def test_provider_wide_rollup_from_many_senders():
 
 
 def test_early_warning_slows_before_the_hard_limit_with_a_forecast():
-    calm = spread({DELIVERED: 6000, COMPLAINT: 2}, 0, 45 * MIN)
-    rising = spread({DELIVERED: 3000, COMPLAINT: 7}, 45 * MIN, 15 * MIN)
+    # complaints are set against the mail sent complaint_lag_s earlier: calm first
+    calm = spread({DELIVERED: 48000, COMPLAINT: 6}, 0, 90 * MIN)
+    rising = spread({DELIVERED: 8000, COMPLAINT: 22}, 90 * MIN, 15 * MIN)
     decisions = run(calm + rising)
     assert decisions and decisions[0].reason == "complaint_trend"
     ev = decisions[0].evidence
