@@ -19,7 +19,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any
@@ -430,37 +430,33 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         self._blocks.task_done()
 
     def _erase(self, recipient_hash: str) -> None:
-        for attempt in range(self._retries + 1):
-            try:
-                self._store.erase_recipient(self._table, recipient_hash)
-                log.info("erased recipient %s… from %s", recipient_hash[:8], self._table)
-                return
-            except Exception as exc:
-                if attempt == self._retries:
-                    raise StoreError(f"erasure in {self._table} failed "
-                                     f"{attempt + 1} times: {exc}") from exc
-                delay = min(5.0, 0.2 * 2 ** attempt)
-                log.warning("erasure in %s failed (%s); retrying in %.1fs",
-                            self._table, exc, delay)
-                time.sleep(delay)
+        self._retrying(f"erasure in {self._table}",
+                       lambda: self._store.erase_recipient(self._table, recipient_hash))
+        log.info("erased recipient %s… from %s", recipient_hash[:8], self._table)
 
     def _insert(self, block: bytes, rows: int) -> None:
         # The token makes a retried block a no-op instead of a duplicate (hashing
         # releases the GIL on a block this size).
         token = blake2b(block, digest_size=16).hexdigest()
-        for attempt in range(self._retries + 1):
+
+        def insert() -> None:
             started = time.perf_counter()
+            self._store.insert_encoded(self._table, block, self._columns, dedup_token=token)
+            STATS.record_insert(self._table, rows, time.perf_counter() - started)
+
+        self._retrying(f"insert into {self._table}", insert)
+
+    def _retrying(self, what: str, attempt: Callable[[], None]) -> None:
+        """`attempt` until it succeeds, backing off; StoreError after the last retry."""
+        for tries in range(1, self._retries + 2):
             try:
-                self._store.insert_encoded(self._table, block, self._columns, dedup_token=token)
-                STATS.record_insert(self._table, rows, time.perf_counter() - started)
+                attempt()
                 return
             except Exception as exc:
-                if attempt == self._retries:
-                    raise StoreError(f"insert into {self._table} failed "
-                                     f"{attempt + 1} times: {exc}") from exc
-                delay = min(5.0, 0.2 * 2 ** attempt)
-                log.warning("insert into %s failed (%s); retrying in %.1fs",
-                            self._table, exc, delay)
+                if tries > self._retries:
+                    raise StoreError(f"{what} failed {tries} times: {exc}") from exc
+                delay = min(5.0, 0.2 * 2 ** (tries - 1))
+                log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
 
 
