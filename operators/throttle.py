@@ -159,7 +159,10 @@ class ThrottlePolicy:
     # (~25 min typical): after a pause they are about the mail sent before it,
     # and a clean period is judged on deliveries at least this old.
     complaint_lag_s: int = 1800
-    pause_tail_s: int = 3600  # after a pause, complaints this long are about the mail before it
+    # after a pause, complaints this long are about the mail before it: with a lag of mean
+    # ~25 min, 9% of the complaints about the last mail before it come after an hour, 3%
+    # after 90 min (the incident's complaints trail in for 1-1.5 h)
+    pause_tail_s: int = 5400
     recovery_min_delivered: int = 300  # ... at least this many of them, or
     recovery_max_wait_s: int = 3600  # ... this long clean (a small pair)
     recovery_step_delivered: int = 150  # after a day/week slow: new deliveries per step up,
@@ -173,6 +176,7 @@ class ThrottlePolicy:
     incident_memory_s: int = 86_400  # pauses within a day of the last count as repeats
     ramp_start: float = 0.25
     ramp_step: float = 0.25
+    ramp_after_pause: float = 2.0  # clean since a pause: double per step (1.0: additive)
     ramp_interval_s: int = 600  # additive increase after each 10 clean minutes
     clear_ratio: float = 0.7  # hysteresis: recover only below 70% of a trigger threshold
     min_spread: int = 3  # a `*` roll-up needs trouble at this many pairs at once
@@ -221,6 +225,8 @@ def _rate_finding(reason: str, hits: int, base: int, base_name: str, window_s: i
         return Finding(SLOW, reason, {**evidence, "threshold": slow})
     return None
 
+
+_END = 2 ** 62  # "until now" for RollingCounts.between
 
 KIND_ALIASES = {"complaint_rate": "complaints", "hard_bounce_rate": "hard_bounces",
                 "block_rate": "blocks", "rate_limit": "rate_limited",
@@ -277,7 +283,7 @@ def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_
     >>> w, d = RollingCounts(KINDS, 60, 60), RollingCounts(1, 60, 120)
     >>> _ = [(w.add(m * 60_000, DELIVERED, 100), d.add(m * 60_000, 0, 100)) for m in range(90)]
     >>> _ = [w.add(89 * 60_000, COMPLAINT) for _ in range(3)]
-    >>> v = hour_view(w, d, 89 * 60_000, -1, p)
+    >>> v = hour_view(w, d, 89 * 60_000, _NEVER, p)   # never paused
     >>> v.counts[DELIVERED], v.delivered, v.counts[COMPLAINT], v.recent_delivered
     (6000, 6000, 3, 1500)
     >>> v = hour_view(w, d, 89 * 60_000, 60 * 60_000, p)   # paused at minute 60
@@ -292,14 +298,18 @@ def hour_view(window: RollingCounts, deliveries: RollingCounts, now: int, fresh_
     if fresh_c >= end - w:
         counts[COMPLAINT] = window.between_kind(fresh_c, end, COMPLAINT)
         counts[UNSUBSCRIBE] = window.between_kind(fresh_c, end, UNSUBSCRIBE)
+    # After a pause, complaints count from `fresh_c` on: set them against the mail sent
+    # from a complaint lag before that, not against all the mail since the pause (whose
+    # complaints mostly arrived before `fresh_c`, uncounted): a matched base.
+    fresh_d = max(fresh_ms, fresh_c - lag)
     # The larger of the hours of mail 30 and 60 minutes back: after a surge ends, its
     # late complaints are not set against the quieter hour after it.
-    delivered = max(deliveries.between_kind(max(end - w - lag, fresh_ms), end - lag, 0),
-                    deliveries.between_kind(max(end - w - 2 * lag, fresh_ms), end - 2 * lag, 0))
+    delivered = max(deliveries.between_kind(max(end - w - lag, fresh_d), end - lag, 0),
+                    deliveries.between_kind(max(end - w - 2 * lag, fresh_d), end - 2 * lag, 0))
     return HourView(
         counts, delivered,
         window.between_kind(max(end - r, fresh_c), end, COMPLAINT),
-        deliveries.between_kind(max(end - r - lag, fresh_ms), end - lag, 0))
+        deliveries.between_kind(max(end - r - lag, fresh_d), end - lag, 0))
 
 
 def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
@@ -357,8 +367,8 @@ def assess(window: RollingCounts, policy: ThrottlePolicy, scale: float = 1.0,
 
 
 def assess_long(long: RollingCounts, week_counts: RollingCounts, recent: list[int],
-                policy: ThrottlePolicy, scale: float = 1.0, recovering: bool = False
-                ) -> list[Finding]:
+                policy: ThrottlePolicy, scale: float = 1.0, recovering: bool = False,
+                since_ms: int | None = None) -> list[Finding]:
     """The day (hourly buckets) and week (daily buckets) horizons: slow only, and only
     with recent support.
 
@@ -368,10 +378,14 @@ def assess_long(long: RollingCounts, week_counts: RollingCounts, recent: list[in
     above its threshold; when recovering, it holds while the recent rate is
     above `clear_ratio` × the threshold. Once the recent hours are clean, an
     incident earlier in the day no longer holds the pair back.
+
+    `since_ms`: after a pause, only the buckets from the end of its complaint
+    tail (`pause_tail_s`) on count: the pause acted on the mail before it, and
+    that incident's complaints must not hold back (or slow again) the mail after.
     """
     hours = policy.day_s // policy.long_bucket_s
-    day = long.recent(hours)
-    week = week_counts.totals()
+    day = long.recent(hours) if since_ms is None else long.between(since_ms, _END)
+    week = week_counts.totals() if since_ms is None else week_counts.between(since_ms, _END)
     rz, cr = policy.rate_z, policy.clear_ratio
     r_del, r_comp, r_hard, r_att, r_unsub = recent[:5]
     # soon after a pause, one late complaint about the mail before it is expected
@@ -402,7 +416,7 @@ def assess_long(long: RollingCounts, week_counts: RollingCounts, recent: list[in
             "complaint_rate", week[W_COMPLAINT], week[W_DELIVERED], "delivered",
             policy.week_s, policy.complaint_slow, None, policy.week_complaint_min_delivered,
             policy.complaint_min_events, rz, scale, horizon=_horizon_name(policy.week_s)))
-        found.append(_day_trend(long, day, policy, scale))
+        found.append(_day_trend(long, day, policy, scale, since_ms))
     if supported(r_hard, r_att, policy.hard_bounce_slow):
         found.append(_rate_finding(
             "hard_bounce_rate", day[L_HARD], day_att, "attempts", policy.day_s,
@@ -416,12 +430,14 @@ def assess_long(long: RollingCounts, week_counts: RollingCounts, recent: list[in
     return [f for f in found if f is not None]
 
 
-def _day_trend(long: RollingCounts, day: list[int], policy: ThrottlePolicy, scale: float
-               ) -> Finding | None:
+def _day_trend(long: RollingCounts, day: list[int], policy: ThrottlePolicy, scale: float,
+               since_ms: int | None = None) -> Finding | None:
     """Early warning across hours: the last 6 h above the 0.1% guidance, rising, and on
     course to cross the 0.3% limit, before the daily rate shows it."""
     n = max(1, policy.day_trend_recent_s // policy.long_bucket_s)
     recent = long.recent(n)
+    if since_ms is not None:
+        recent = long.between(max(since_ms, long.head_ms - (n - 1) * long.bucket_ms), _END)
     r_del, r_comp = recent[L_DELIVERED], recent[L_COMPLAINT]
     p_del, p_comp = day[L_DELIVERED] - r_del, day[L_COMPLAINT] - r_comp
     if (r_del < policy.day_trend_min_delivered or p_del < policy.day_trend_min_delivered
@@ -574,13 +590,17 @@ class PairThrottle:
             if kind in _RATE_KINDS:
                 self._flush_long(policy)
                 findings += assess_long(self.long, self.week, self.recent(now, policy, view),
-                                        policy)
+                                        policy, since_ms=self._long_since(policy))
             found = worst(findings)
             if found is not None:
                 decision = self._trouble(found, now, policy)
                 if decision is not None:
                     return decision
         return self._recover(now, policy) if self.action != ALLOW else None
+
+    def _long_since(self, policy: ThrottlePolicy) -> int | None:
+        """Where the day and week horizons start: after the last pause's complaint tail."""
+        return None if self.fresh_ms == _NEVER else self.fresh_ms + policy.pause_tail_s * 1000
 
     def _add_long(self, ts_ms: int, long_kind: int, n: int) -> None:
         if self.long is None or self.week is None:
@@ -707,8 +727,11 @@ class PairThrottle:
                     or clean_for_ms < policy.complaint_lag_s * 1000):
                 return None
         elif (view.delivered < policy.recovery_min_delivered
-                and clean_for_ms < policy.recovery_max_wait_s * 1000):
-            return None  # the complaints about the mail sent since have not arrived yet
+                and now - max(self.last_trouble_ms, self.fresh_ms + policy.pause_tail_s * 1000)
+                < policy.recovery_max_wait_s * 1000):
+            # the complaints about the mail sent since have not arrived yet (and the
+            # pause's tail, when complaints are not counted, is no evidence of clean)
+            return None
         scale = policy.clear_ratio
         self._flush_long(policy)
         long, week = self.long, self.week
@@ -717,9 +740,20 @@ class PairThrottle:
                 or assess_long(long, week, self.recent(now, policy, view,
                                                  policy.recovery_recent_min_delivered,
                                                  policy.recovery_recent_max_s),
-                               policy, scale, recovering=True)):
+                               policy, scale, recovering=True,
+                               since_ms=self._long_since(policy))):
             return None  # not clean enough yet (hysteresis): hold the current rate
-        self.factor = min(1.0, round(self.factor + policy.ramp_step, 4))
+        pause_s = min(policy.pause_base_s * 2 ** max(self.incidents - 1, 0), policy.pause_max_s)
+        if (policy.ramp_after_pause > 1.0 and self.fresh_ms != _NEVER
+                and self.last_trouble_ms <= self.fresh_ms + pause_s * 1000
+                and view.counts[COMPLAINT] == 0
+                and view.delivered >= policy.recovery_min_delivered):
+            # strong evidence: no trouble since the pause ended and not one complaint on
+            # enough mail sent after it: the incident is over, so each clean step doubles
+            # the rate (0.25, 0.5, 1.0) instead of adding to it
+            self.factor = min(1.0, round(self.factor * policy.ramp_after_pause, 4))
+        else:
+            self.factor = min(1.0, round(self.factor + policy.ramp_step, 4))
         self.action = ALLOW if self.factor >= 1.0 else SLOW
         self.since_step, self.last_step_ms = 0, now
         return self._decide("recovered" if self.action == ALLOW else "recovering",

@@ -10,6 +10,7 @@ from operators.throttle import (
     HARD,
     RATE_LIMIT,
     UNSUBSCRIBE,
+    Decision,
     Signal,
     ThrottleBook,
     ThrottlePolicy,
@@ -89,19 +90,23 @@ def test_unsubscribe_spike_slows():
     assert decisions and decisions[0].reason == "unsubscribe_rate"
 
 
-def test_pause_expires_then_ramps_up_additively_on_clean_traffic():
-    policy = ThrottlePolicy()
+def _clean_after_pause(policy: ThrottlePolicy) -> tuple[Decision, list[Decision]]:
     trouble = spread({DELIVERED: 5000, COMPLAINT: 40}, 0, 40 * MIN)
     book = ThrottleBook("sender", S, policy)
     paused = [d for d in book.apply(trouble) if d.action == "pause"][0]
     book = ThrottleBook("sender", S, policy)  # the sender stops sending at the pause:
     book.apply([s for s in trouble if s.ts_ms <= paused.event_ts_ms])
-    resume_at = paused.until_ms
     # Two hours: the clean period is judged on deliveries old enough for their
     # complaints to have arrived (complaint_lag_s), so the ramp starts later than
     # it did when the pause emptied the window (issue 14).
-    clean = spread({DELIVERED: 8000}, resume_at, 120 * MIN)
-    after = book.apply(clean)
+    clean = spread({DELIVERED: 8000}, paused.until_ms, 120 * MIN)
+    return paused, book.apply(clean)
+
+
+def test_pause_expires_then_ramps_up_additively_on_clean_traffic():
+    policy = ThrottlePolicy(ramp_after_pause=1.0)  # additive increase only
+    paused, after = _clean_after_pause(policy)
+    resume_at = paused.until_ms
     assert [(d.action, d.rate_factor, d.reason) for d in after] == [
         ("slow", 0.25, "recovering"), ("slow", 0.5, "recovering"),
         ("slow", 0.75, "recovering"), ("allow", 1.0, "recovered")]
@@ -113,13 +118,28 @@ def test_pause_expires_then_ramps_up_additively_on_clean_traffic():
     assert [d.seq for d in after] == list(range(paused.seq + 1, paused.seq + 5))
 
 
+def test_pause_expires_then_doubles_on_clean_mail_sent_after_it():
+    """Clean since the pause (no complaint on the resumed mail): 0.25, 0.5, 1.0."""
+    policy = ThrottlePolicy()
+    paused, after = _clean_after_pause(policy)
+    assert [(d.action, d.rate_factor, d.reason) for d in after] == [
+        ("slow", 0.25, "recovering"), ("slow", 0.5, "recovering"),
+        ("allow", 1.0, "recovered")]
+    gaps = [b.event_ts_ms - a.event_ts_ms for a, b in zip(after, after[1:], strict=False)]
+    assert all(g >= policy.ramp_interval_s * 1000 for g in gaps)
+    # the first step up waits until complaints count again and the mail they are about
+    # (sent from a complaint lag before) is old enough
+    assert after[1].event_ts_ms - paused.event_ts_ms >= policy.pause_tail_s * 1000
+
+
 def test_repeated_incidents_back_off_exponentially():
     book = ThrottleBook("sender", S)
     durations, t = [], 0
     for _ in range(3):
         # the sender honours each pause: it stops sending at the decision
-        # an hour: complaints are set against mail at least complaint_lag_s old
-        for signal in spread({DELIVERED: 9000, COMPLAINT: 120}, t, 60 * MIN):
+        # two hours: complaints are set against mail at least complaint_lag_s old, and
+        # those within pause_tail_s (90 min) of a pause are about the mail before it
+        for signal in spread({DELIVERED: 18000, COMPLAINT: 240}, t, 120 * MIN):
             pauses = [d for d in book.apply([signal]) if d.action == "pause"]
             if pauses:
                 durations.append(pauses[0].until_ms - pauses[0].event_ts_ms)
