@@ -57,18 +57,12 @@ ERASED_HOURS_SQL = ("SELECT DISTINCT toUInt32(toStartOfHour(ts)) FROM mailflow.e
                     "WHERE recipient_hash = {h:String}")
 ROLLUP_DELETE_SQL = ("ALTER TABLE mailflow.flow_recipients_1h DELETE "
                      "WHERE has({hours:Array(UInt32)}, toUInt32(hour))")
-ROLLUP_REBUILD_SQL = """INSERT INTO mailflow.flow_recipients_1h
-SELECT
-    toStartOfHour(ts) AS hour,
-    arrayJoin(if(type = 'conversion', attributed_flows, [flow_id])) AS flow_id,
-    sender,
-    uniqExactStateIf(recipient_hash, type = 'delivered') AS entered,
-    uniqExactStateIf(recipient_hash, is_human AND type IN ('open', 'click', 'reply')) AS engaged,
-    uniqExactStateIf(recipient_hash, type = 'conversion') AS converted
-FROM mailflow.events
-WHERE (flow_id != '' OR notEmpty(attributed_flows))
-  AND has({hours:Array(UInt32)}, toUInt32(toStartOfHour(ts)))
-GROUP BY hour, flow_id, sender"""
+#: The rollup's own definition, read from ClickHouse, so a rebuild can never drift from
+#: the materialized view that 004_analytics.sql (or a later migration) created.
+ROLLUP_VIEW_SQL = ("SELECT as_select FROM system.tables "
+                   "WHERE database = 'mailflow' AND name = 'flow_recipients_1h_mv'")
+ROLLUP_REBUILD_SQL = ("INSERT INTO mailflow.flow_recipients_1h SELECT * FROM ({view}) "
+                      "WHERE has({{hours:Array(UInt32)}}, toUInt32(hour))")
 
 
 #: Retention: which setting bounds each table, by which time column (event time). The
@@ -234,7 +228,9 @@ class ClickHouseStore:
             if hours:
                 self.client.command(ROLLUP_DELETE_SQL, parameters={"hours": hours},
                                     settings=MUTATION_SETTINGS)
-                self.client.command(ROLLUP_REBUILD_SQL, parameters={"hours": hours})
+                view = self.client.query(ROLLUP_VIEW_SQL).result_rows[0][0]
+                self.client.command(ROLLUP_REBUILD_SQL.format(view=view),
+                                    parameters={"hours": hours})
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
         with self._lock:
