@@ -29,10 +29,16 @@ def wilson_lower_bound(successes: int, trials: int, z: float = 1.645) -> float:
 
     >>> round(wilson_lower_bound(30, 5000), 4), round(wilson_lower_bound(1, 30), 4)
     (0.0045, 0.0075)
+
+    More successes than trials happen between counters of different windows (this
+    hour's unsubscribes about last hour's deliveries): the rate is then taken as 1.
+
+    >>> round(wilson_lower_bound(5, 2), 4) == round(wilson_lower_bound(2, 2), 4)
+    True
     """
     if trials <= 0:
         return 0.0
-    p = successes / trials
+    p = min(max(successes / trials, 0.0), 1.0)
     z2 = z * z
     centre = p + z2 / (2 * trials)
     margin = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))

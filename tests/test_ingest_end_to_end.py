@@ -61,8 +61,9 @@ def test_a_mixed_batch_from_every_provider_lands_in_clickhouse(broker, tmp_path)
     admin = free_port()
     env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
            "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": str(admin)}
+    job_log = tmp_path / "job.log"  # a job that dies says why in the failure
     job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev"], cwd=ROOT,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           env=env, stdout=subprocess.DEVNULL, stderr=job_log.open("wb"))
     server = IngestServer(IngestCore(broker.bootstrap, {}, RecipientHasher(DEV_HASH_KEY)),
                           port=0).start()
     try:
@@ -92,9 +93,10 @@ def test_a_mixed_batch_from_every_provider_lands_in_clickhouse(broker, tmp_path)
         assert any(d["topic"] == "webhook/sendgrid" and d["raw"] == "{not json" for d in dlq)
 
         expected = sum(accepted.values())
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # generous: a loaded machine starts jobs slowly
         rows: list = []
         while time.monotonic() < deadline:
+            assert job.poll() is None, f"the job exited: {job_log.read_text()[-3000:]}"
             try:
                 rows = admin_sql(admin, "SELECT JSONExtractString(attrs, 'provider') AS p, "
                                         "count() FROM mailflow.events GROUP BY p")

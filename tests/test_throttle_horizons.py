@@ -6,10 +6,15 @@ from __future__ import annotations
 import math
 import pickle
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from operators.throttle import (
     COMPLAINT,
     DELIVERED,
     HARD,
+    KINDS,
     L_COMPLAINT,
     L_DELIVERED,
     UNSUBSCRIBE,
@@ -297,3 +302,31 @@ def test_pair_state_stays_small():
     pair = PairThrottle(S, GMAIL, ThrottlePolicy())
     # an hour of minutes (8 kinds), 90 minutes of deliveries, 24 hours (5 kinds), 7 days (2)
     assert len(pickle.dumps(pair)) < 4_000
+
+
+# --- no signal sequence can stop the job (found by the ingest end-to-end test) ------------
+@pytest.mark.parametrize("kind", [COMPLAINT, UNSUBSCRIBE, HARD])
+def test_more_negatives_than_recent_deliveries_is_judged_not_a_crash(kind):
+    """One delivery, then three complaints (about mail sent before the window): the
+    recent rate is above 1, and the Wilson bound took the root of a negative number."""
+    book = ThrottleBook("sender", S)
+    signals = [Signal(0, S, GMAIL, DELIVERED)] + [Signal(i * 1000, S, GMAIL, kind)
+                                                  for i in range(1, 4)]
+    assert book.apply(signals) == []  # raised ValueError: math domain error
+
+
+KINDS_ST = st.sampled_from(range(KINDS))
+
+
+@settings(derandomize=True, max_examples=150, deadline=None, database=None)
+@given(st.lists(st.tuples(st.integers(0, 9 * 24 * 3600), KINDS_ST,
+                          st.sampled_from(["gmail.com", "yahoo.com", "outlook.com"]),
+                          st.integers(1, 300)), max_size=40))
+def test_any_signal_sequence_is_judged_never_raises(runs):
+    """Bursts of any kind at any event time, in any order, on either kind of book."""
+    signals = [Signal(ts * 1000 + i, S, domain, kind)
+               for ts, kind, domain, n in runs for i in range(n)]
+    for book in (ThrottleBook("sender", S), ThrottleBook("provider", "gmail.com")):
+        for decision in book.apply(signals):
+            assert decision.action in ("allow", "slow", "pause")
+            assert 0.0 <= decision.rate_factor <= 1.0
