@@ -52,6 +52,9 @@ class Settings:
     addresses: str = ""  # host:port of every process, comma-separated, same order everywhere
     epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
     recovery_partitions: int = 2
+    # Logical shards of recipient-scoped state (a stable hash of the recipient): fixed when
+    # the recovery store is created; workers and processes only decide who owns which.
+    shards: int = 64
     # retention in ClickHouse, days of event time (0: keep forever); see sinks/clickhouse.py
     events_ttl_days: int = 0  # events, attribution, scores
     metrics_ttl_days: int = 0  # metrics_1m, convergence, flow_recipients_1h, model_*, variants
@@ -130,6 +133,8 @@ class Settings:
             raise ConfigError("batch_rows, batch_ms and kafka_batch must be >= 1")
         if self.workers < 1:
             raise ConfigError("workers must be >= 1")
+        if not 1 <= self.shards <= 4096:
+            raise ConfigError(f"shards must be 1..4096, got {self.shards}")
         for name in ("admin_port", "api_port", "ingest_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
