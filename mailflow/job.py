@@ -102,7 +102,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     """Set up store, topics and admin endpoint, then run the dataflow until done or stopped."""
     from bytewax.run import cli_main
 
-    from flows.pipeline import build_flow
+    from flows.pipeline import build_flow, kafka_io
     from flows.sources import STOP
 
     hasher = hasher_for(settings, dev)
@@ -133,7 +133,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    flow = build_flow(settings, hasher, tail=tail, snapshots=recovery)
+    flow = build_flow(settings, hasher, kafka_io(settings, tail), snapshots=recovery)
     # The job allocates a tuple or two per event and keeps millions of long-lived ones
     # (windows, pending labels): collect young objects every 50k allocations instead of
     # every 700, and leave what start-up built (modules, chDB bindings) out of every scan.
