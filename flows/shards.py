@@ -146,21 +146,28 @@ class ShardOutput(NamedTuple):
 
 
 class WorkBudget(threading.local):
-    """Analytics work per worker thread: `share` of wall time, spread over its shards.
+    """Analytics work per worker thread and round: at most `slice_s`, over all its shards.
 
-    Every shard of a worker runs on its thread; a backlog must not hold up the
-    throttle decisions that share it. Past `MAX_QUEUED` waiting events a shard
-    works regardless (memory stays bounded, the input waits)."""
+    Every shard of a worker runs on its thread, and Bytewax calls all of a step's
+    keys in one go: a backlog in 64 shards must not hold up the throttle decisions
+    that share the thread. A round is the run of calls without a pause longer than
+    `gap_s` between them (other steps ran in the pause); the shards that find the
+    round's budget spent wait for the next (asking to be called at once). Past
+    `MAX_QUEUED` waiting events a shard works regardless (memory stays bounded)."""
 
-    def __init__(self, slice_s: float = 0.02, period_s: float = 0.04):
-        self.slice_s, self.period_s = slice_s, period_s
-        self.window_start = 0.0
+    def __init__(self, slice_s: float = 0.02, gap_s: float = 0.001):
+        self.slice_s, self.gap_s = slice_s, gap_s
+        self.round_start = self.last_end = 0.0
         self.used = 0.0
 
     def left(self, now: float) -> float:
-        if now - self.window_start >= self.period_s:
-            self.window_start, self.used = now, 0.0
+        if now - self.last_end > self.gap_s or now - self.round_start > 4 * self.slice_s:
+            self.round_start, self.used = now, 0.0
         return self.slice_s - self.used
+
+    def spend(self, started: float, ended: float) -> None:
+        self.used += ended - started
+        self.last_end = ended
 
 
 BUDGET = WorkBudget()
@@ -249,7 +256,9 @@ class ShardLogic(op.StatefulBatchLogic):
 
     def notify_at(self) -> datetime | None:
         st = self.state
-        if st.queued or st.signals.held or st.events.held:
+        if st.queued:  # more work: as soon as the thread has had its turn elsewhere
+            return datetime.now(UTC)
+        if st.signals.held or st.events.held:
             return datetime.now(UTC) + timedelta(seconds=self.POLL_S)
         return None
 
@@ -286,9 +295,10 @@ class ShardLogic(op.StatefulBatchLogic):
         st = self.state
         batch = empty_batch()
         queued = st.queued
-        if not queued:
-            return batch
         started = time.perf_counter()
+        if not queued:
+            BUDGET.last_end = started
+            return batch
         budget = BUDGET.left(started)
         deadline = started + max(budget, 0.0)
         done, stamped = 0, []
@@ -309,9 +319,9 @@ class ShardLogic(op.StatefulBatchLogic):
             done += chunk
         applied = min(done, len(queued))
         del queued[:applied]
-        spent = time.perf_counter() - started
-        BUDGET.used += spent
-        STATS.analytics_seconds += spent
+        ended = time.perf_counter()
+        BUDGET.spend(started, ended)
+        STATS.analytics_seconds += ended - started
         STATS.analytics_events += applied
         batch.facts.extend(stamped)  # now (stamp, seq, fact) triples
         return batch
