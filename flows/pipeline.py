@@ -32,9 +32,9 @@ import orjson
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 
+from flows.settings import Settings
 from flows.sources import CaughtUp, KafkaPartitionSource, RawMessage, partition_id
-from mailflow.config import Settings
-from mailflow.stats import STATS
+from flows.stats import STATS
 from operators.analytics import AnalyticsBatch, EngagementAnalytics, empty_batch
 from operators.batching import RowBatcher
 from operators.bounces import BounceClassifier, BounceVerdict

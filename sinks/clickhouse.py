@@ -28,7 +28,7 @@ import clickhouse_connect
 import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from mailflow.stats import STATS
+from flows.stats import STATS
 from schemas.control import Erasure
 from schemas.rows import TABLE_COLUMNS
 from sinks.read_only_sql import refusal

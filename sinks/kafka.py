@@ -10,7 +10,7 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from mailflow.stats import STATS
+from flows.stats import STATS
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from flows.pipeline import (
     decision_outputs,
     throttle_keys,
 )
+from flows.settings import load_settings
 from flows.sources import RawMessage
-from mailflow.config import load_settings
+from flows.stats import STATS
 from mailflow.generator import Incident, TrafficGenerator
-from mailflow.stats import STATS
 from operators.throttle import ThrottleBook
 from schemas import rows as out
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher

@@ -18,8 +18,8 @@ import sys
 import pytest
 from bytewax.connectors.kafka import KafkaSinkMessage
 
+from flows.stats import STATS
 from mailflow.broker import EmbeddedBroker
-from mailflow.stats import STATS
 from schemas.topics import THROTTLE
 from sinks.kafka import KafkaOutput, OutputLost
 from tests.conftest import ROOT, consume_all
