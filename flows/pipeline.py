@@ -511,7 +511,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
     by_table = op.filter("has_rows", tables, lambda kv: bool(kv[1]))
     batches = op.stateful_batch("batch_rows", by_table,
                                 lambda resume: BatchRowsLogic(max_rows, max_age_s, resume))
-    op.output("clickhouse_out", batches, ClickHouseSink(settings.clickhouse_dsn))
+    op.output("clickhouse_out", batches, ClickHouseSink(settings.clickhouse_dsn, stats=STATS))
 
     # Kafka outputs: decisions, scores, suppressions, dead letters. Lists of messages that
     # name their topic travel as one item each (no per-message dataflow overhead).
@@ -524,6 +524,6 @@ def build_flow(settings: Settings, hasher: RecipientHasher, tail: bool = True,
         op.filter_map("control_dead_letters", commands, dead_letter_messages),
     )
     op.output("kafka_out", op.map("kafka_key", records, lambda msgs: ("kafka", msgs)),
-              KafkaOutput(brokers))
+              KafkaOutput(brokers, stats=STATS))
     return flow
 

@@ -28,7 +28,8 @@ INVALID_TOPIC = "not a valid topic!"
 
 
 def output_part(bootstrap: str, **config: str):
-    return KafkaOutput([bootstrap], config=config).build_part("kafka_out", "kafka", None)
+    return KafkaOutput([bootstrap], config=config, stats=STATS).build_part(
+        "kafka_out", "kafka", None)
 
 
 def failures(topic: str, error: str) -> int:
