@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from flows.sources import CaughtUp, RawMessage, partition_id
-from mailflow.stats import STATS
+from flows.stats import STATS
 from operators.bounces import BounceClassifier, BounceVerdict
 from operators.throttle import Signal, signal_kind
 from schemas import rows as out

@@ -30,9 +30,10 @@ from bytewax.outputs import Sink
 
 from flows.outputs import BatchRowsLogic, dead_letter_messages, suppression_messages
 from flows.parse import BatchParser, parse_controls
+from flows.settings import Settings
 from flows.shards import MergeLogic, ShardLogic, route_to_shards
+from flows.stats import STATS
 from flows.throttle import ThrottleLogic, decision_outputs
-from mailflow.config import Settings
 from schemas import rows as out
 from schemas.hashing import RecipientHasher
 
@@ -62,7 +63,8 @@ def kafka_io(settings: Settings, tail: bool = True) -> FlowIO:
                                   add_config={"fetch.wait.max.ms": str(settings.fetch_wait_ms)})
     control = KafkaPartitionSource(brokers, [CONTROL], tail=tail, batch_size=settings.kafka_batch)
     return FlowIO(events, control, events.partition_ids(),
-                  ClickHouseSink(settings.clickhouse_dsn), KafkaOutput(brokers))
+                  ClickHouseSink(settings.clickhouse_dsn, stats=STATS),
+                  KafkaOutput(brokers, stats=STATS))
 
 
 def build_flow(settings: Settings, hasher: RecipientHasher, io: FlowIO,

@@ -40,8 +40,8 @@ import orjson
 from bytewax.connectors.kafka import KafkaSinkMessage
 
 from flows.parse import ParsedBatch, erased_by
-from mailflow.config import Settings
-from mailflow.stats import STATS
+from flows.settings import Settings
+from flows.stats import STATS
 from operators.analytics import (
     AnalyticsBatch,
     Fact,

@@ -13,7 +13,7 @@ import bytewax.operators as op
 import orjson
 from bytewax.connectors.kafka import KafkaSinkMessage
 
-from mailflow.stats import STATS
+from flows.stats import STATS
 from operators.throttle import Decision, Signal, ThrottleBook, ThrottlePolicy
 from schemas import rows as out
 from schemas.topics import THROTTLE

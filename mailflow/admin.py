@@ -27,8 +27,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from flows.stats import JobStats
 from mailflow.http import HardenedServer, JsonHandler
-from mailflow.stats import JobStats
 from sinks.clickhouse import QueryRefused, redact_dsn
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mailflow.config import ConfigError, Settings, load_settings
+from flows.settings import ConfigError, Settings, load_settings
 
 DESCRIPTION = """\
 mailflow: a real-time streaming engine for email engagement.

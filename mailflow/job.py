@@ -14,10 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flows.settings import ConfigError, Settings
+from flows.stats import STATS
 from mailflow.admin import AdminServer
 from mailflow.broker import ensure_topics, free_port
-from mailflow.config import ConfigError, Settings
-from mailflow.stats import STATS
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from sinks.clickhouse import ReadOnlyQueries, chdb_path, close_stores, redact_dsn, store_for
 

@@ -37,12 +37,12 @@ from operators.convergence import (
     FlowFact,
 )
 from operators.engagement import Interaction, MessageTracker
+from operators.event import Event
 from operators.learning import Learner, ModelEvent, ModelMetricRow, Resolved, Score
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.personas import PersonaBook, Profile
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
-from schemas.events import Event
 
 _INTERACTIONS = frozenset({"open", "click"})
 
@@ -230,7 +230,7 @@ class RecipientAnalytics:
     def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
         """Erase one recipient from every book; what went, per book.
 
-        >>> from schemas.events import Event
+        >>> from operators.event import Event
         >>> def ev(kind, ts_ms, recipient="r1", message_id="m1"):
         ...     return (Event("", ts_ms, kind, "s", recipient, "gmail.com", "gmail.com",
         ...                   message_id, "c", "welcome", "", "Mozilla/5.0 Safari/604.1",

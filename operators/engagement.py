@@ -34,7 +34,7 @@ stream ``TrafficGenerator(seed=1, start=1_795_000_000.0).events(200, 1800)``
   stream (best of several runs); timed per type on their own, with colder
   caches: deliveries ~0.8 µs, opens ~1.2 µs, clicks ~1.6 µs.
 
->>> from schemas.events import Event
+>>> from operators.event import Event
 >>> T0 = 1_795_000_000_000  # epoch ms
 >>> def event(kind, after_s, ua="", ip=""):
 ...     return Event("", T0 + int(after_s * 1000), kind, "news.acme.example", "h", "icloud.com",
@@ -72,7 +72,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from schemas.events import Event
+    from operators.event import Event
 
 __all__ = ["Interaction", "MessageTracker", "agent_kind", "is_human_interaction"]
 
@@ -378,7 +378,7 @@ class MessageTracker:
         person: this walks the ids once (erasures are rare; measured ~0.09 s per
         million tracked messages), and costs each match its expiry slot.
 
-        >>> from schemas.events import Event
+        >>> from operators.event import Event
         >>> def delivered(message_id):
         ...     return Event("", 1_000, "delivered", "s", "h", "d", "d", message_id, "", "", "",
         ...                  "", "", "", 0, "", "", "", "", 0.0, "", {}, "", 0, 0)

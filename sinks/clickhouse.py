@@ -28,9 +28,9 @@ import clickhouse_connect
 import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from mailflow.stats import STATS
 from schemas.control import Erasure
 from schemas.rows import TABLE_COLUMNS
+from sinks.counters import NO_COUNTS, InsertCounter
 from sinks.read_only_sql import refusal
 
 log = logging.getLogger(__name__)
@@ -372,9 +372,11 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
     as the job is failing and will resume from the last snapshot.
     """
 
-    def __init__(self, store: ClickHouseStore, table: str, retries: int, queued_blocks: int):
+    def __init__(self, store: ClickHouseStore, table: str, retries: int, queued_blocks: int,
+                 stats: InsertCounter = NO_COUNTS):
         self._store = store
         self._table = table
+        self._stats = stats
         self._columns = TABLE_COLUMNS[table]
         self._retries = retries
         self._blocks: queue.Queue[tuple[bytes, int] | Erasure | None] = queue.Queue(
@@ -438,7 +440,7 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         def insert() -> None:
             started = time.perf_counter()
             self._store.insert_encoded(self._table, block, self._columns, dedup_token=token)
-            STATS.record_insert(self._table, rows, time.perf_counter() - started)
+            self._stats.record_insert(self._table, rows, time.perf_counter() - started)
 
         self._retrying(f"insert into {self._table}", insert)
 
@@ -461,11 +463,14 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
 
     One partition per table, as Bytewax hands a partition the values without their
     keys. Each has its own writer thread: inserts into a table keep their order, and
-    one table's retries do not hold up the others.
+    one table's retries do not hold up the others. Each stored block is counted by
+    `stats` (the job passes its `STATS`; by default nothing is counted).
     """
 
-    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4):
+    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4,
+                 stats: InsertCounter = NO_COUNTS):
         self.dsn = dsn
+        self.stats = stats
         self.retries = retries
         self.queued_blocks = queued_blocks
         self.tables = sorted(TABLE_COLUMNS)  # Bytewax orders partitions this way
@@ -477,4 +482,5 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
         return self.tables.index(item_key)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _TablePartition:
-        return _TablePartition(store_for(self.dsn), for_part, self.retries, self.queued_blocks)
+        return _TablePartition(store_for(self.dsn), for_part, self.retries, self.queued_blocks,
+                               self.stats)

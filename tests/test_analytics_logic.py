@@ -4,8 +4,8 @@ recovery is off."""
 from __future__ import annotations
 
 from flows.pipeline import AnalyticsLogic, BatchParser
+from flows.settings import load_settings
 from flows.sources import RawMessage
-from mailflow.config import load_settings
 from mailflow.generator import TrafficGenerator
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 

@@ -8,10 +8,10 @@ import urllib.request
 import orjson
 import pytest
 
+from flows.stats import JobStats
 from mailflow.admin import AdminServer
 from mailflow.cli import build_parser, main
 from mailflow.sqlcli import format_csv, format_json, format_table
-from mailflow.stats import JobStats
 from tests.conftest import mailflow_cmd
 
 VERBS = ["demo", "run", "broker", "generate", "sql", "ingest", "replay", "serve"]

@@ -28,10 +28,10 @@ from flows.pipeline import (
     decision_outputs,
     throttle_keys,
 )
+from flows.settings import load_settings
 from flows.sources import RawMessage
-from mailflow.config import load_settings
+from flows.stats import JobStats
 from mailflow.generator import Incident, TrafficGenerator
-from mailflow.stats import STATS
 from operators.throttle import ThrottleBook
 from schemas import rows as out
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
@@ -195,14 +195,16 @@ def test_the_sink_writes_every_table_it_is_given_and_drains_when_the_input_ends(
     store = store_for(dsn)
     items = [(MODEL_EVENTS, block("dataflow", b, rows=3)) for b in range(5)]
     items.append(("mailflow.model_metrics", [("dataflow", int(START), 10, 10, 0.5, 0.7, 0.1)]))
-    written = STATS.rows_by_table[MODEL_EVENTS]
+    counts = JobStats()  # the sink counts into whatever it is given (the job: its STATS)
     flow = Dataflow("clickhouse_sink")
-    op.output("clickhouse_out", op.input("rows", flow, TestingSource(items)), ClickHouseSink(dsn))
+    op.output("clickhouse_out", op.input("rows", flow, TestingSource(items)),
+              ClickHouseSink(dsn, stats=counts))
     run_main(flow)
     assert details(store, "dataflow") == [f"block {b}" for b in range(5) for _ in range(3)]
     assert store.query("SELECT count() FROM mailflow.model_metrics "
                        "WHERE model = 'dataflow'")[1] == [(1,)]
-    assert STATS.rows_by_table[MODEL_EVENTS] - written == 15
+    assert counts.rows_by_table[MODEL_EVENTS] == 15
+    assert counts.inserts_by_table[MODEL_EVENTS] == 5
 
 
 def test_snapshot_returns_once_every_queued_block_is_stored_in_order(dsn):

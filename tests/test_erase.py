@@ -14,9 +14,9 @@ from flows.pipeline import (
     ParsedBatch,
     parse_controls,
 )
+from flows.settings import load_settings
 from flows.sources import CaughtUp, RawMessage
 from mailflow.cli import main
-from mailflow.config import load_settings
 from schemas.control import EraseCommand, Erasure, erase_record, parse_control
 from schemas.events import DeadLetter, Event
 from schemas.rows import TABLE_COLUMNS
