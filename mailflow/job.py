@@ -128,7 +128,31 @@ def run_processes(settings: Settings, argv: list[str], recovery: bool = True) ->
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    return supervise(children)
+
+
+def supervise(children: list[subprocess.Popen], grace_s: float = 5.0) -> int:
+    """Wait for every process; 0 if all exited 0, else the first failure's code. A process
+    that fails takes the others down: SIGTERM, then SIGKILL after `grace_s` (the rest
+    of a cluster cannot go on without it, and would wait for it for ever while
+    connecting at start-up)."""
+    deadline = None
+    while True:
+        codes = [child.poll() for child in children]
+        if all(code is not None for code in codes):
+            return next((code for code in codes if code and code > 0), 1 if any(codes) else 0)
+        failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
+        if failed and deadline is None:
+            log.error("process %d exited with %d: stopping the others", *failed[0])
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.monotonic() + grace_s
+        elif deadline is not None and time.monotonic() > deadline:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+        time.sleep(0.1)
 
 
 #: Set by `run_processes` for its children: where process 0 answers ad-hoc SQL.

@@ -207,3 +207,16 @@ def test_a_changed_shard_count_is_refused_once_the_recovery_store_exists(runs, c
         assert "fresh recovery directory" in refused.stderr
     layout = orjson.loads((data_dir / "recovery" / "mailflow-recovery.json").read_bytes())
     assert layout == {"shards": 64, "recovery_partitions": 2}
+
+
+def test_a_process_that_fails_takes_the_others_down(cluster_input, tmp_path):
+    base = _free_port_pair()
+    with socket.socket() as taken:  # process 1's admin port: it cannot start
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        failed = mailflow_cmd("run", "--dev", "--no-tail", "--processes", "2", check=False,
+                              env={**cluster_input, "MAILFLOW_DATA_DIR": str(tmp_path),
+                                   "MAILFLOW_ADMIN_PORT": str(base)})
+    # process 0 would otherwise wait for process 1 to connect, for ever
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "process 1 exited with 1: stopping the others" in failed.stderr
