@@ -25,6 +25,7 @@ import orjson
 import pytest
 
 from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
+from mailflow.recovery import RecoveryStore
 from tests.conftest import ROOT, mailflow_cmd
 from tests.store_tables import Table, differences, dump_tables
 
@@ -220,3 +221,43 @@ def test_a_process_that_fails_takes_the_others_down(cluster_input, tmp_path):
     # process 0 would otherwise wait for process 1 to connect, for ever
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "process 1 exited with 1: stopping the others" in failed.stderr
+
+
+def _run_cluster(env: dict[str, str], data_dirs: list[Path], logs: Path) -> list[int]:
+    """`mailflow run --no-tail --addresses … --process-id i`, one data directory per
+    process, as on separate machines; their exit codes."""
+    addresses = ",".join(f"127.0.0.1:{free_port()}" for _ in data_dirs)
+    procs = []
+    for i, data_dir in enumerate(data_dirs):
+        with open(logs / f"process{i}.log", "a") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "mailflow", "run", "--dev", "--no-tail",
+                 "--addresses", addresses, "--process-id", str(i)], cwd=ROOT,
+                env={**os.environ, **env, "MAILFLOW_DATA_DIR": str(data_dir)},
+                stdout=log, stderr=subprocess.STDOUT))
+    try:
+        return [proc.wait(timeout=600) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_two_machines_each_with_its_own_data_directory(runs, cluster_input, tmp_path):
+    machines = [tmp_path / "machine0", tmp_path / "machine1"]
+    assert _run_cluster(cluster_input, machines, tmp_path) == [0, 0], (
+        tmp_path / "process1.log").read_text()[-3000:]
+    _, one = runs("one_worker")
+    tables = dump_tables(machines[0])
+    assert not differences(one, tables), "\n".join(differences(one, tables))
+    # process 1 never made a store; each machine holds its share of the recovery store
+    assert not (machines[1] / "clickhouse").exists()
+    assert [RecoveryStore(m / "recovery").partitions() for m in machines] == [[0], [1]]
+    # a restart resumes from the shares: the input is all read, nothing is read again
+    assert _run_cluster(cluster_input, machines, tmp_path) == [0, 0]
+    for i in range(2):
+        done = re.findall(r"job done in [\d.]+s: (\d+) events",
+                          (tmp_path / f"process{i}.log").read_text())
+        assert len(done) == 2 and int(done[0]) > 0 and done[1] == "0", done
+    assert dump_tables(machines[0]) == tables
