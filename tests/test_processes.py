@@ -156,9 +156,10 @@ def test_kill_9_of_two_processes_then_resume_equals_an_uninterrupted_run(
            "MAILFLOW_ADMIN_PORT": str(base), "MAILFLOW_BATCH_MS": "100",
            "MAILFLOW_EPOCH_INTERVAL_S": "0.2", "MAILFLOW_KAFKA_BATCH": "100"}
     # Tailing: the job never ends by itself, so the kill cannot come too late by chance.
-    job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev", "--processes",
-                            "2"], cwd=ROOT, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=open(tmp_path / "killed.log", "w"))
+    with open(tmp_path / "killed.log", "w") as log:
+        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
+                                "--processes", "2"], cwd=ROOT, env=env, start_new_session=True,
+                               stdout=log, stderr=subprocess.STDOUT)
     try:
         def written() -> int:
             try:
