@@ -304,7 +304,8 @@ class ShardLogic(op.StatefulBatchLogic):
         done, stamped = 0, []
         facts = batch.facts
         apply, chunk = st.analytics.apply, self.CHUNK
-        while done < len(queued) and (final or time.perf_counter() < deadline
+        while done < len(queued) and (final or (done == 0 and budget > 0)
+                                      or time.perf_counter() < deadline
                                       or len(queued) - done > self.MAX_QUEUED):
             for item in queued[done:done + chunk]:
                 ts = item[0].ts_ms
