@@ -28,8 +28,9 @@ from operators.convergence import (
     FlowFact,
 )
 from operators.engagement import Interaction, MessageTracker
-from operators.learning import Learner, ModelEvent, ModelMetricRow, Resolved, Score
+from operators.learning import Graded, Learner, ModelEvent, ModelMetricRow, Resolved, Score
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
+from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
@@ -102,6 +103,7 @@ class EngagementAnalytics:
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
         self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
+        self.quality = ModelQuality()
         self.send_times = SendTimeBook()
         self.bandit = VariantBandit()
         self.personas = PersonaBook()
@@ -169,7 +171,7 @@ class EngagementAnalytics:
         out = empty_batch()
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
-        out.model_metrics.extend(self.learner.flush(self._last_ts))
+        out.model_metrics.extend(self.quality.flush(self._last_ts))
         return out
 
     def _learn(self, ev: Event, mkey: str, interaction: Interaction,
@@ -179,12 +181,13 @@ class EngagementAnalytics:
         learner, etype, r = self.learner, ev.type, ev.recipient_hash
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
+        graded: list[Graded] = []
         genuine = False
         if etype == "sent":
             learner.on_sent(mkey, ev.domain, r, ev.sender, ev.ts_ms)
         elif etype == "delivered":
-            score = learner.on_delivered(mkey, ev.sender, ev.domain, r,
-                                         ev.campaign_id, ev.variant, ev.ts_ms)
+            score, graded = learner.on_delivered(mkey, ev.sender, ev.domain, r,
+                                                 ev.campaign_id, ev.variant, ev.ts_ms)
             score = score._replace(message_id=ev.message_id)
             out.scores.append(score)
             self.bandit.seen(ev.campaign_id, ev.variant)
@@ -192,8 +195,8 @@ class EngagementAnalytics:
             if profile is not None:
                 out.profiles.append(profile)
         elif etype == "bounce":
-            events += learner.on_bounce(mkey, bounce is not None
-                                        and bounce.bounce_class == "hard", ev.ts_ms)
+            events, graded = learner.on_bounce(mkey, bounce is not None
+                                               and bounce.bounce_class == "hard", ev.ts_ms)
         elif etype == "open":
             learner.on_open(r, interaction.is_human, ev.ts_ms)
             genuine = interaction.is_human
@@ -215,10 +218,12 @@ class EngagementAnalytics:
             update = self.send_times.engage(r, ev.domain, ev.ts_ms)
             if update is not None:
                 out.send_times.append(update)
-        expired, more_events, rows = learner.tick(ev.ts_ms)
+        expired, more_events, more_graded = learner.tick(ev.ts_ms)
         resolved += expired
         events += more_events
-        out.model_metrics.extend(rows)
+        graded += more_graded
+        if graded:  # model quality rows follow the labels (one per model per minute)
+            out.model_metrics.extend(self.quality.add(graded))
         out.model_events.extend(events)
         for res in resolved:
             allocation = self.bandit.reward(res.campaign, res.variant, res.engaged, res.ts_ms)
