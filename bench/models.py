@@ -103,9 +103,9 @@ def main() -> None:
     learner.trace = []
     analytics.learner = learner
     started = time.perf_counter()
-    analytics.apply(items)
+    out = analytics.apply(items)
     analytics_s = time.perf_counter() - started
-    rows = {r.model: r for r in learner.flush(items[-1][0].ts_ms)}
+    rows = {r.model: r for r in out.model_metrics + analytics.flush().model_metrics}
 
     results = {}
     for name, make in candidates().items():

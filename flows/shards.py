@@ -271,9 +271,6 @@ class ShardLogic(op.StatefulBatchLogic):
                 by_book.setdefault(book, []).append(sig)
             result.signals.extend((book, (book, sigs)) for book, sigs in by_book.items())
         batch = self._work(final)
-        if final:
-            flushed = st.analytics.flush()
-            batch.model_metrics.extend(flushed.model_metrics)
         self._report(batch, result, final)
         recipient_rows(batch, result)
         _GAUGES[self.shard] = (st.signals.held, st.events.held, len(st.queued),
@@ -387,7 +384,6 @@ def recipient_rows(batch: AnalyticsBatch, result: ShardOutput) -> None:
                   for e in a.events]),
         (ATTRIBUTION, [out.attribution_row(ev, c) for ev, c in a.credits]),
         ("mailflow.scores", [out.score_row(sc) for sc in a.scores]),
-        ("mailflow.model_metrics", [out.model_metric_row(r) for r in a.model_metrics]),
         ("mailflow.model_events", [tuple(e) for e in a.model_events]),
         ("mailflow.send_times", [out.send_time_row(st) for st in a.send_times]),
         ("mailflow.recipient_profiles", [tuple(p) for p in a.profiles]),
@@ -432,7 +428,7 @@ class MergeLogic(op.StatefulBatchLogic):
             released += self.gate.add(
                 ((stamp, (value.shard, seq, fact)) for stamp, seq, fact in value.facts),
                 {value.shard: value.progress_ms}, set(), self.shards)
-        return self._apply(released), self.RETAIN
+        return self._apply(released, self.gate.open_below), self.RETAIN
 
     def on_eof(self) -> tuple[list[MergeOutput], bool]:
         result = self._apply(self.gate.flush())
@@ -440,14 +436,16 @@ class MergeLogic(op.StatefulBatchLogic):
         self.aggregates.flush(batch)
         return result + self._outputs(batch), self.RETAIN
 
-    def _apply(self, released: list) -> list[MergeOutput]:
-        if not released:
-            return []
+    def _apply(self, released: list, reached: int = -1) -> list[MergeOutput]:
+        """Apply released facts in order; then every shard is past `reached`: the minutes
+        before it are complete (their rows are the same whenever they are written)."""
         batch = empty_batch()
         aggregates = self.aggregates
         for stamp, (_shard, _seq, fact) in released:
             aggregates.advance(stamp, batch)
             aggregates.apply([fact], batch)
+        if 0 <= reached < END_MS:
+            aggregates.advance(reached, batch)
         STATS.late_events = aggregates.late
         return self._outputs(batch)
 
@@ -456,6 +454,7 @@ class MergeLogic(op.StatefulBatchLogic):
         tables = [
             (METRICS, [out.metrics_row(r) for r in batch.minutes]),
             (CONVERGENCE, [out.convergence_row(r) for r in batch.convergence]),
+            ("mailflow.model_metrics", [out.model_metric_row(r) for r in batch.model_metrics]),
             ("mailflow.variant_allocations", [row for a in batch.allocations
                                               for row in out.allocation_rows(a)]),
         ]

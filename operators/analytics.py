@@ -38,8 +38,9 @@ from operators.convergence import (
 )
 from operators.engagement import Interaction, MessageTracker
 from operators.event import Event
-from operators.learning import Learner, ModelEvent, ModelMetricRow, Resolved, Score
+from operators.learning import Graded, Learner, ModelEvent, ModelMetricRow, Resolved, Score
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
+from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
@@ -84,7 +85,7 @@ class ForgetRecipient(NamedTuple):
 
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
-Fact = MinuteEvent | FlowFact | VariantSeen | Resolved | ForgetRecipient
+Fact = MinuteEvent | FlowFact | VariantSeen | Resolved | Graded | ForgetRecipient
 
 
 def fact_key(fact: Fact) -> str:
@@ -96,6 +97,8 @@ def fact_key(fact: Fact) -> str:
         return "f:" + fact.flow_id
     if kind is VariantSeen or kind is Resolved:
         return "c:" + fact.campaign
+    if kind is Graded:
+        return "q:" + fact.model
     return ""
 
 
@@ -118,7 +121,7 @@ def empty_batch() -> AnalyticsBatch:
 
 
 class FlowAggregates:
-    """Sums over recipients: `metrics_1m`, convergence, variant splits, from facts.
+    """Sums over recipients: `metrics_1m`, convergence, model quality, variant splits.
 
     Facts must come in event-time order (ties in a fixed order) for the rows to
     be the same however the recipients were sharded.
@@ -134,7 +137,9 @@ class FlowAggregates:
     def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None):
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
+        self.quality = ModelQuality()
         self.bandit = VariantBandit()
+        self._last_ts = 0
 
     @property
     def late(self) -> int:
@@ -151,6 +156,8 @@ class FlowAggregates:
                 out.minutes.extend(self.minutes.observe(fact))
             elif kind is FlowFact:
                 out.convergence.extend(self.convergence.observe(fact))
+            elif kind is Graded:
+                out.model_metrics.extend(self.quality.add([fact]))
             elif kind is VariantSeen:
                 self.bandit.seen(fact.campaign, fact.variant)
             elif kind is Resolved:
@@ -164,12 +171,14 @@ class FlowAggregates:
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (every fact before it has been applied): report the
         minutes it closes."""
+        self._last_ts = max(self._last_ts, ts_ms)
         out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
 
     def flush(self, out: AnalyticsBatch) -> None:
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
+        out.model_metrics.extend(self.quality.flush(self._last_ts))
 
 
 class RecipientAnalytics:
@@ -266,9 +275,7 @@ class RecipientAnalytics:
             self._erased = {h: up_to for h, up_to in self._erased.items() if up_to >= horizon}
 
     def flush(self) -> AnalyticsBatch:
-        out = empty_batch()
-        out.model_metrics.extend(self.learner.flush(self._last_ts))
-        return out
+        return empty_batch()
 
     def _learn(self, ev: Event, mkey: str, interaction: Interaction,
                bounce: BounceVerdict | None, credits: list[Credit], out: AnalyticsBatch
@@ -281,8 +288,9 @@ class RecipientAnalytics:
         if etype == "sent":
             learner.on_sent(mkey, ev.domain, r, ev.sender, ev.ts_ms)
         elif etype == "delivered":
-            score = learner.on_delivered(mkey, ev.sender, ev.domain, r,
-                                         ev.campaign_id, ev.variant, ev.ts_ms)
+            score, graded = learner.on_delivered(mkey, ev.sender, ev.domain, r,
+                                                 ev.campaign_id, ev.variant, ev.ts_ms)
+            out.facts.extend(graded)
             score = score._replace(message_id=ev.message_id)
             out.scores.append(score)
             out.facts.append(VariantSeen(ev.ts_ms, ev.campaign_id, ev.variant))
@@ -290,8 +298,9 @@ class RecipientAnalytics:
             if profile is not None:
                 out.profiles.append(profile)
         elif etype == "bounce":
-            events += learner.on_bounce(mkey, bounce is not None
-                                        and bounce.bounce_class == "hard", ev.ts_ms)
+            events, graded = learner.on_bounce(mkey, bounce is not None
+                                               and bounce.bounce_class == "hard", ev.ts_ms)
+            out.facts.extend(graded)
         elif etype == "open":
             learner.on_open(r, interaction.is_human, ev.ts_ms)
             genuine = interaction.is_human
@@ -313,10 +322,10 @@ class RecipientAnalytics:
             update = self.send_times.engage(r, ev.domain, ev.ts_ms)
             if update is not None:
                 out.send_times.append(update)
-        expired, more_events, rows = learner.tick(ev.ts_ms)
+        expired, more_events, graded = learner.tick(ev.ts_ms)
         resolved += expired
         events += more_events
-        out.model_metrics.extend(rows)
+        out.facts.extend(graded)
         out.model_events.extend(events)
         out.facts.extend(resolved)
 

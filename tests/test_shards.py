@@ -238,7 +238,7 @@ def in_memory(raw: list[RawMessage], cfg, batch: int) -> dict[str, list]:
     for m in raw:
         parts[f"{m.topic}/{m.partition}"].append(m)
     items: list = []
-    for part, msgs in sorted(parts.items()):
+    for _part, msgs in sorted(parts.items()):
         items += msgs
     topic_parts = PARTITIONS
     items += [CaughtUp(p.rsplit("/", 1)[0], int(p.rsplit("/", 1)[1])) for p in PARTITIONS]
