@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.pipeline import BatchParser, ParsedBatch
+from flows.parse import BatchParser, ParsedBatch
 from flows.sources import CaughtUp, RawMessage
 from flows.stats import STATS
 from operators.bounces import BounceClassifier
