@@ -1,5 +1,7 @@
 """Scale-out: 1 worker, 4 workers and 2 processes write the same tables; kill -9 of a
-2-process job resumes to the same tables; the shard count cannot change under state.
+2-process job resumes to the same tables, and Ctrl-C drains it; a cluster as on two
+machines (a data directory each) does too; a failing process takes the others down; the
+shard count cannot change under state.
 
 Each run is a real `mailflow run` (real broker, real chDB) on one seeded input; with
 `--processes 2` on the embedded store, process 0 owns chDB and process 1 routes its rows
