@@ -40,7 +40,7 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from mailflow.config import ConfigError
+from flows.settings import ConfigError
 
 log = logging.getLogger(__name__)
 

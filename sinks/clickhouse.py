@@ -520,7 +520,7 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
         self.retries = retries
         self.queued_blocks = queued_blocks
         self.tables = sorted(TABLE_COLUMNS)  # Bytewax orders partitions this way
-        # None: as `opens_here` says when the dataflow is built, in each process
+        # None: as `opens_here` says in the process that runs the dataflow
         self.writes_here = writes_here
 
     def list_parts(self) -> list[str]:

@@ -1,5 +1,7 @@
 """Scale-out: 1 worker, 4 workers and 2 processes write the same tables; kill -9 of a
-2-process job resumes to the same tables; the shard count cannot change under state.
+2-process job resumes to the same tables, and Ctrl-C drains it; a cluster as on two
+machines (a data directory each) does too; a failing process takes the others down; the
+shard count cannot change under state.
 
 Each run is a real `mailflow run` (real broker, real chDB) on one seeded input; with
 `--processes 2` on the embedded store, process 0 owns chDB and process 1 routes its rows
@@ -148,35 +150,44 @@ def _wait(condition: Callable[[], bool], job: subprocess.Popen, what: str,
         time.sleep(0.05)
 
 
-def test_kill_9_of_two_processes_then_resume_equals_an_uninterrupted_run(
+def _start_tailing(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`mailflow run --processes 2` (tailing: it never ends by itself) in a session of
+    its own, so that a signal can reach the whole process group."""
+    with open(log_path, "a") as log:
+        return subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
+                                 "--processes", "2"], cwd=ROOT, env={**os.environ, **env},
+                                start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _events_stored(port: int) -> int:
+    """Events in the store, asked of process 0's admin port (0 until it answers)."""
+    try:
+        status, answer = _post_sql(port, "SELECT count() FROM mailflow.events FINAL")
+    except OSError:
+        return 0
+    return answer["rows"][0][0] if status == 200 else 0
+
+
+def test_kill_9_of_two_processes_then_resume_and_ctrl_c_equals_an_uninterrupted_run(
         runs, cluster_input, tmp_path):
-    data_dir = tmp_path / "killed"
+    _, uninterrupted = runs("two_processes")
+    total = len(uninterrupted["events"].rows)
+    data_dir, log = tmp_path / "killed", tmp_path / "job.log"
     base = _free_port_pair()
-    env = {**os.environ, **cluster_input, "MAILFLOW_DATA_DIR": str(data_dir),
+    env = {**cluster_input, "MAILFLOW_DATA_DIR": str(data_dir),
            "MAILFLOW_ADMIN_PORT": str(base), "MAILFLOW_BATCH_MS": "100",
            "MAILFLOW_EPOCH_INTERVAL_S": "0.2", "MAILFLOW_KAFKA_BATCH": "100"}
-    # Tailing: the job never ends by itself, so the kill cannot come too late by chance.
-    with open(tmp_path / "killed.log", "w") as log:
-        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
-                                "--processes", "2"], cwd=ROOT, env=env, start_new_session=True,
-                               stdout=log, stderr=subprocess.STDOUT)
+    # Tailing, the job never ends by itself: the kill cannot come too late by chance.
+    job = _start_tailing(env, log)
     try:
-        def written() -> int:
-            try:
-                return _get(base, "/stats")["rows_written"].get("mailflow.events", 0)
-            except OSError:
-                return 0  # not listening yet
-
-        _wait(lambda: written() >= 1000, job, "1,000 events in the store")
-        # Every row written so far was read in an epoch up to the current one: once that
+        _wait(lambda: _events_stored(base) >= 1000, job, "1,000 events in the store")
+        # Every row stored so far was read in an epoch up to the current one: once that
         # epoch is snapshotted, a restart resumes after those reads, not from the start.
         frontier = _resume_frontier(data_dir / "recovery")
         _wait(lambda: _resume_frontier(data_dir / "recovery") > frontier, job, "a snapshot")
 
-        # Process 0 owns the embedded store: it answers SQL; process 1 says where to ask
+        # Process 0 owns the embedded store and answers SQL; process 1 says where to ask
         # and has not opened the store directory (no file descriptor into it).
-        status, answer = _post_sql(base, "SELECT count() FROM mailflow.events")
-        assert status == 200 and answer["rows"][0][0] > 0
         status, answer = _post_sql(base + 1, "SELECT 1")
         assert status == 503 and "process 0" in answer["error"], answer
         assert f":{base}/sql" in answer["error"]
@@ -187,15 +198,28 @@ def test_kill_9_of_two_processes_then_resume_equals_an_uninterrupted_run(
         os.killpg(job.pid, signal.SIGKILL)  # the parent and both processes, mid-run
         job.wait()
 
-    resumed = mailflow_cmd("run", "--dev", "--no-tail", "--processes", "2",
-                           env={**cluster_input, "MAILFLOW_DATA_DIR": str(data_dir)})
-    _, uninterrupted = runs("two_processes")
+    logged_before = len(log.read_text())
+    job = _start_tailing(env, log)  # resumes from the last snapshot
+    try:
+        _wait(lambda: _events_stored(base) >= total, job, "every event in the store")
+        # Ctrl-C in a terminal: SIGINT to every process of the group. The parent's own
+        # request to drain must not count as each child's second signal.
+        os.killpg(job.pid, signal.SIGINT)
+        assert job.wait(timeout=300) == 0
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    resumed = log.read_text()[logged_before:]
+    assert resumed.count("draining input, flushing sinks") == 2, resumed[-3000:]
+    assert "without draining" not in resumed
+
     after_kill = dump_tables(data_dir)
     assert not differences(uninterrupted, after_kill), "\n".join(
         differences(uninterrupted, after_kill))
     # it resumed from the snapshot: the two processes parsed less than the whole input
-    parsed = [int(n) for n in re.findall(r"job done in [\d.]+s: (\d+) events", resumed.stderr)]
-    assert len(parsed) == 2 and sum(parsed) < len(uninterrupted["events"].rows), parsed
+    parsed = [int(n) for n in re.findall(r"job done in [\d.]+s: (\d+) events", resumed)]
+    assert len(parsed) == 2 and sum(parsed) < total, parsed
 
 
 def test_a_changed_shard_count_is_refused_once_the_recovery_store_exists(runs, cluster_input):
@@ -262,3 +286,4 @@ def test_two_machines_each_with_its_own_data_directory(runs, cluster_input, tmp_
                           (tmp_path / f"process{i}.log").read_text())
         assert len(done) == 2 and int(done[0]) > 0 and done[1] == "0", done
     assert dump_tables(machines[0]) == tables
+
