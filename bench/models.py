@@ -144,7 +144,7 @@ def main() -> None:
         results[name] = {"roc_auc": round(roc_auc(np.array(ys, dtype=np.int8),
                                                   np.array(ps)), 4),
                          "us_per_predict_and_learn": round(per_event, 1)}
-    by_shards = {n: sharded_quality(items, n, args.label_window_s)
+    by_shards = {str(n): sharded_quality(items, n, args.label_window_s)
                  for n in (int(v) for v in args.shards.split(",") if v.strip())}
     hit = send_time_comparison(args.sto_days)
     print(orjson.dumps({
