@@ -60,7 +60,8 @@ def read_to_end(consumer: Consumer) -> Iterator[list]:
     remaining = {(tp.topic, tp.partition) for tp in consumer.assignment()}
     while remaining:
         batch = []
-        for msg in consumer.consume(1000, 1.0):
+        # a short wait: consume() waits out its timeout whenever fewer than 1000 are left
+        for msg in consumer.consume(1000, 0.01):
             if msg.error() is None:
                 batch.append(msg)
             else:  # _PARTITION_EOF (or a real error: then stop rather than hang)
