@@ -52,6 +52,7 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
     traffic, so a broker is never reused) and a fresh store. The references run on
     the first broker, before the first job. One entry: one run's figures; several:
     a scaling table (`runs`, speed-up against the first)."""
+    load = os.getloadavg()[0]  # a shared machine's figures need their context
     generated = _generate(events)
     refs: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
@@ -74,7 +75,8 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
                     raise
                 run = {"processes": count, "error": str(exc)}
         runs.append(_with_ratios(run, refs))
-    common = {"events": n, "workers": workers, "cores": os.cpu_count(), **refs}
+    common = {"events": n, "workers": workers, "cores": os.cpu_count(),
+              "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)], **refs}
     if len(processes) == 1:
         return {"bench": "end_to_end", **common, **runs[0]}
     base = runs[0].get("processing_events_per_s")
