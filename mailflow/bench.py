@@ -49,14 +49,13 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
     """Time the job on `events` generated events, once per entry of `processes`.
 
     Every run gets a fresh broker holding the same events (the latency phase adds
-    traffic, so a broker is never reused) and a fresh store. The references run on
-    the first broker, before the first job. One entry: one run's figures; several:
-    a scaling table (`runs`, speed-up against the first)."""
+    traffic, so a broker is never reused) and a fresh store; the references run on
+    that broker just before its job. One entry: one run's figures; several: a
+    scaling table (`runs`, speed-up against the first)."""
     load = os.getloadavg()[0]  # a shared machine's figures need their context
     generated = _generate(events)
-    refs: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
-    for i, count in enumerate(processes):
+    for count in processes:
         with EmbeddedBroker() as broker:
             ensure_topics(broker.bootstrap, partitions=3)
             producer = EventProducer(broker.bootstrap)
@@ -65,8 +64,7 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
             producer.flush(120)
             n = producer.produced
             del producer  # not left reconnecting to a stopped broker
-            if i == 0:
-                refs = references(broker.bootstrap, n)
+            refs = references(broker.bootstrap, n)  # just before each job: the same noise
             try:
                 run = _run_job(broker, n, workers, count, latency_rate, latency_seconds,
                                progress)
@@ -74,9 +72,9 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
                 if len(processes) == 1:
                     raise
                 run = {"processes": count, "error": str(exc)}
-        runs.append(_with_ratios(run, refs))
+        runs.append(_with_ratios({**run, **refs}))
     common = {"events": n, "workers": workers, "cores": os.cpu_count(),
-              "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)], **refs}
+              "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)]}
     if len(processes) == 1:
         return {"bench": "end_to_end", **common, **runs[0]}
     base = runs[0].get("processing_events_per_s")
@@ -163,11 +161,11 @@ def references(bootstrap: str, n: int) -> dict[str, Any]:
     return out
 
 
-def _with_ratios(run: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
+def _with_ratios(run: dict[str, Any]) -> dict[str, Any]:
     """mailflow's processing events/s over each reference's (None if either is missing)."""
     eps = run.get("processing_events_per_s")
     for key in ("consume_parse", "loop"):
-        ref = refs.get(f"reference_{key}_eps")
+        ref = run.get(f"reference_{key}_eps")
         run[f"ratio_to_{key}"] = round(eps / ref, 3) if eps and ref else None
     return run
 
@@ -418,28 +416,30 @@ def human(result: dict[str, Any]) -> str:
     >>> print(human({"bench": "scaling", "events": 10, "runs": [{"processes": 1,
     ...     "processing_events_per_s": 100, "speedup": 1.0, "decision_latency_p99_ms": 9.5,
     ...     "cpu_us_per_event": 80.0, "cpu_cores_busy": 0.9, "peak_rss_mb_per_process": [700],
-    ...     "ratio_to_loop": 0.3}, {"processes": 2, "error": "refused"}]}))
+    ...     "ratio_to_loop": 0.3, "ratio_to_consume_parse": 0.05},
+    ...     {"processes": 2, "error": "refused"}]}))
                                          bench: scaling
                                         events: 10
-    processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ loop  peak RSS MiB
-            1       100      1.00     9.5          80.0   0.90    0.30  700
+    processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  ÷ loop  peak RSS MiB
+            1       100      1.00     9.5          80.0   0.90    0.050   0.300  700
             2  refused
     """
     lines = [f"{key:>42}: {value}" for key, value in result.items() if key != "runs"]
     if "runs" in result:
-        lines.append("processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ loop  "
-                     "peak RSS MiB")
+        lines.append("processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  "
+                     "÷ loop  peak RSS MiB")
         # events/s here is processing_events_per_s (after start-up), as are the ratios
         for run in result["runs"]:
             if "error" in run:
                 lines.append(f"{run['processes']:>9}  {run['error'][:200]}")
                 continue
-            ratio = run.get("ratio_to_loop")
+            parse, loop = (run.get(f"ratio_to_{k}") for k in ("consume_parse", "loop"))
             lines.append(
                 f"{run['processes']:>9}  {run['processing_events_per_s']:>8,}  "
                 f"{run.get('speedup', 1.0):>8.2f}  {run['decision_latency_p99_ms'] or '-':>6}  "
                 f"{run['cpu_us_per_event']:>12.1f}  {run['cpu_cores_busy']:>5.2f}  "
-                f"{'-' if ratio is None else f'{ratio:.2f}':>6}  "
+                f"{'-' if parse is None else f'{parse:.3f}':>7}  "
+                f"{'-' if loop is None else f'{loop:.3f}':>6}  "
                 f"{', '.join(str(r) for r in run['peak_rss_mb_per_process'])}")
     return "\n".join(lines)
 
