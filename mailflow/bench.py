@@ -162,11 +162,14 @@ def references(bootstrap: str, n: int) -> dict[str, Any]:
 
 
 def _with_ratios(run: dict[str, Any]) -> dict[str, Any]:
-    """mailflow's processing events/s over each reference's (None if either is missing)."""
+    """mailflow's processing events/s over each reference's, and its CPU per event over
+    the minimal loop's (None where a figure is missing)."""
     eps = run.get("processing_events_per_s")
     for key in ("consume_parse", "loop"):
         ref = run.get(f"reference_{key}_eps")
         run[f"ratio_to_{key}"] = round(eps / ref, 3) if eps and ref else None
+    cpu, ref_cpu = run.get("cpu_us_per_event"), run.get("reference_loop_cpu_us_per_event")
+    run["cpu_ratio_to_loop"] = round(cpu / ref_cpu, 1) if cpu and ref_cpu else None
     return run
 
 
