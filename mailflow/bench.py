@@ -37,6 +37,7 @@ from mailflow.traffic import EventProducer, paced
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_795_000_000.0
 BURST = 5
+IDLE_S = 3.0  # seconds of an idle job measured after the last event
 
 
 def _generate(n: int) -> list:
@@ -105,6 +106,7 @@ def _run_job(broker: EmbeddedBroker, n: int, workers: int, processes: int,
         try:
             window = _wait_processed(ports, n, job, broker.pid, progress, log_path)
             seconds = time.perf_counter() - started
+            idle = _idle_cores(job.pid, broker.pid)
             latency = _decision_latency(broker.bootstrap, latency_rate, latency_seconds)
             stats = _merged_stats(ports)
             pids = _descendants(job.pid) if processes > 1 else [job.pid]
@@ -126,6 +128,7 @@ def _run_job(broker: EmbeddedBroker, n: int, workers: int, processes: int,
         "cpu_cores_busy": round(window["cpu_s"] / window["seconds"], 2),
         "cpu_s_before_start": round(window["cpu_s_before"], 2),
         "broker_cpu_us_per_event": round(1e6 * window["broker_cpu_s"] / max(processed, 1), 1),
+        "idle_cpu_cores": idle[0], "broker_idle_cpu_cores": idle[1],
         "model_update_us": round(1e6 * stats["model_update_seconds"] / updates, 2)
         if updates else None,
         "model_update_us_per_event": round(
@@ -138,6 +141,16 @@ def _run_job(broker: EmbeddedBroker, n: int, workers: int, processes: int,
                 "processing_* and cpu_us_per_event start when every admin endpoint answers "
                 "(after imports and migration); cpu sums every process of the job",
     }
+
+
+def _idle_cores(job_pid: int, broker_pid: int, seconds: float = IDLE_S) -> tuple[float, float]:
+    """CPU cores the job and the broker use with nothing to do (polling, timers), measured
+    after the last event: what `cpu_us_per_event` holds beside per-event work."""
+    job, broker, t = cpu_seconds(job_pid), cpu_seconds(broker_pid, tree=False), time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t
+    return (round((cpu_seconds(job_pid) - job) / wall, 2),
+            round((cpu_seconds(broker_pid, tree=False) - broker) / wall, 2))
 
 
 def references(bootstrap: str, n: int) -> dict[str, Any]:

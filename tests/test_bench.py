@@ -15,7 +15,8 @@ from tests.conftest import mailflow_cmd
 
 TINY = ["--events", "3000", "--latency-rate", "200", "--latency-seconds", "2"]
 RUN_KEYS = ("seconds", "events_per_s", "processing_seconds", "processing_events_per_s",
-            "cpu_us_per_event", "cpu_cores_busy", "broker_cpu_us_per_event", "peak_rss_mb",
+            "cpu_us_per_event", "cpu_cores_busy", "broker_cpu_us_per_event", "idle_cpu_cores",
+            "broker_idle_cpu_cores", "peak_rss_mb",
             "ratio_to_consume_parse", "ratio_to_loop", "cpu_ratio_to_loop", "clickhouse_rows")
 REFERENCE_KEYS = ("reference_consume_parse_eps", "reference_loop_eps",
                   "reference_consume_parse_cpu_us_per_event", "reference_loop_cpu_us_per_event")
