@@ -94,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.processes > 1 and not settings.addresses:
         from mailflow.job import run_processes
 
-        return run_processes(settings, [a for a in sys.argv[1:]])
+        return run_processes(settings, [a for a in sys.argv[1:]],
+                             recovery=not args.no_recovery)
     return run_job(settings, dev=args.dev, tail=not args.no_tail, recovery=not args.no_recovery)
 
 
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Bytewax worker threads per process (default 1; they share the GIL)")
     run.add_argument("--processes", type=int,
                      help="cooperating processes on this machine, for real parallelism "
-                          "(default 1; more need a ClickHouse server, not chDB)")
+                          "(default 1; with the embedded store, process 0 owns it)")
     run.add_argument("--process-id", dest="process_id", type=int,
                      help="this process's index in --addresses (a cluster across machines)")
     run.add_argument("--addresses", metavar="HOST:PORT,...",

@@ -47,11 +47,11 @@ class Settings:
     label_window_s: int = 86_400  # no genuine engagement within this: a negative label
     reset_on_drift: int = 0  # 1: a drifting model is replaced by a fresh one (old kept)
     workers: int = 1  # Bytewax worker threads per process
-    processes: int = 1  # cooperating processes on this machine (needs a ClickHouse server)
+    processes: int = 1  # cooperating processes on this machine (chDB: process 0 owns it)
     process_id: int = 0  # this process's index in `addresses` (a cluster over machines)
     addresses: str = ""  # host:port of every process, comma-separated, same order everywhere
     epoch_interval_s: float = 10.0  # also the snapshot interval for recovery
-    recovery_partitions: int = 2
+    recovery_partitions: int = 2  # fixed when the recovery store is created, like `shards`
     # Logical shards of recipient-scoped state (a stable hash of the recipient): fixed when
     # the recovery store is created; workers and processes only decide who owns which.
     shards: int = 64

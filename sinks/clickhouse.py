@@ -96,6 +96,41 @@ class StoreError(RuntimeError):
     """The ClickHouse store could not be opened or used."""
 
 
+class StoreElsewhere(StoreError):
+    """This process of a cluster does not open the embedded store: another one owns it."""
+
+
+#: Who owns the embedded (chDB) store when it is not this process, e.g. "process 0 of the
+#: cluster". chDB lets one process open a store directory; in a cluster with an embedded
+#: store only process 0 does (its sink partitions and ad-hoc SQL), and the others route
+#: their rows to it. None (the default): this process may open it. A ClickHouse server
+#: is opened by every process whatever this says.
+_embedded_owner: str | None = None
+
+
+def embedded_store_owner(owner: str | None) -> None:
+    """Declare who owns the embedded store (None: this process). Set by the job before
+    its dataflow is built; it decides `opens_here` for the whole process."""
+    global _embedded_owner
+    _embedded_owner = owner
+
+
+def opens_here(dsn: str) -> bool:
+    """Whether this process opens the store behind `dsn`: any server, and an embedded
+    store unless another process of the cluster owns it.
+
+    >>> opens_here("http://clickhouse:8123")
+    True
+    """
+    return chdb_path(dsn) is None or _embedded_owner is None
+
+
+def _refuse_elsewhere(dsn: str) -> None:
+    if not opens_here(dsn):
+        raise StoreElsewhere(f"the embedded store {chdb_path(dsn)} belongs to "
+                             f"{_embedded_owner}; this process does not open it")
+
+
 def chdb_path(dsn: str) -> Path | None:
     """The directory of a `chdb:///abs/path` DSN, or None for servers / memory."""
     if not dsn.startswith("chdb://"):
@@ -128,6 +163,7 @@ class ClickHouseStore:
     """The process-wide ClickHouse connection (thread-safe: one lock)."""
 
     def __init__(self, dsn: str):
+        _refuse_elsewhere(dsn)
         self.dsn = dsn
         path = chdb_path(dsn)
         if path is not None:
@@ -277,6 +313,9 @@ class ReadOnlyQueries:
         settings = {**(limits or QUERY_LIMITS), "readonly": 1}
         self.client: Any = None
         self.unavailable = ""
+        self.elsewhere = "" if opens_here(dsn) else f"SQL is served by {_embedded_owner}"
+        if self.elsewhere:
+            return  # another process of the cluster owns the embedded store
         try:
             self.client = clickhouse_connect.get_client(dsn=dsn, settings=settings)
         except Exception as exc:  # e.g. a server whose profile forbids these settings
@@ -290,6 +329,8 @@ class ReadOnlyQueries:
         reason = refusal(sql)
         if reason is not None:
             raise QueryRefused(reason)
+        if self.elsewhere:
+            raise StoreElsewhere(self.elsewhere)
         if self.client is None:
             raise StoreError(self.unavailable)
         try:
@@ -462,6 +503,11 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
     One partition per table, as Bytewax hands a partition the values without their
     keys. Each has its own writer thread: inserts into a table keep their order, and
     one table's retries do not hold up the others.
+
+    Bytewax builds a partition on one of the workers that list it (spreading them over
+    those workers) and routes every item to it. A process that does not open the store
+    (`opens_here`: an embedded store owned by process 0) lists none, so its rows go to
+    the owner's workers; with a ClickHouse server every worker lists every table.
     """
 
     def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4):
@@ -471,7 +517,7 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
         self.tables = sorted(TABLE_COLUMNS)  # Bytewax orders partitions this way
 
     def list_parts(self) -> list[str]:
-        return self.tables
+        return self.tables if opens_here(self.dsn) else []
 
     def part_fn(self, item_key: str) -> int:
         return self.tables.index(item_key)
