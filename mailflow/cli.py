@@ -185,6 +185,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(server, reminder)
 
 
+def _process_counts(text: str) -> tuple[int, ...]:
+    """`--compare-processes 1,2` -> (1, 2)."""
+    try:
+        counts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected process counts like 1,2, got {text!r}")
+    return counts
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from mailflow.bench import end_to_end, human, long_replay, stages
 
@@ -194,8 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.stage:
         result = stages(args.events)
     else:
-        processes = (tuple(int(p) for p in args.compare_processes.split(","))
-                     if args.compare_processes else (args.processes,))
+        processes = args.compare_processes or (args.processes,)
         try:
             result = end_to_end(args.events, args.workers, args.latency_rate,
                                 args.latency_seconds, processes=processes,
@@ -330,13 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
                  "Generate --events events into a fresh embedded broker, then time the full "
                  "job (its own process, every feature on) until everything is processed and "
                  "written; then measure throttle-decision latency under live background "
-                 "traffic. --stage times each stage alone instead.", cmd_bench)
+                 "traffic. Just before, two reference loops (bench/reference.py: consume + "
+                 "parse, and a minimal consume-parse-insert) run on the same events; the "
+                 "ratios to them travel between machines. --stage times each stage alone "
+                 "instead.", cmd_bench)
     bench.add_argument("--events", type=int, default=200_000,
                        help="events to process (default 200,000)")
     bench.add_argument("--workers", type=int, default=1, help="Bytewax workers (default 1)")
     bench.add_argument("--processes", type=int, default=1,
                        help="run the job as `mailflow run --processes P` (default 1)")
     bench.add_argument("--compare-processes", dest="compare_processes", metavar="P,P,...",
+                       type=_process_counts,
                        help="run the job once per count, back to back on the same events, and "
                             "print a scaling table (e.g. 1,2)")
     bench.add_argument("--long-replay", dest="long_replay", action="store_true",

@@ -64,3 +64,15 @@ def test_cpu_of_a_process_tree_includes_its_children():
         assert cpu_seconds(os.getpid()) >= alone  # read later, and includes the child
     finally:
         child.communicate(b"\n", timeout=30)
+
+
+def test_compare_processes_takes_a_list_of_counts(capsys):
+    from mailflow.cli import build_parser, main
+
+    args = build_parser().parse_args(["bench", "--compare-processes", "1,2"])
+    assert args.compare_processes == (1, 2)
+    for bad in ("1,x", "0,2", ""):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", "--compare-processes", bad])
+        assert exit_info.value.code == 2
+        assert "expected process counts" in capsys.readouterr().err
