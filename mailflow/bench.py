@@ -52,7 +52,7 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
     Every run gets a fresh broker holding the same events (the latency phase adds
     traffic, so a broker is never reused) and a fresh store; the references run on
     that broker just before its job. One entry: one run's figures; several: a
-    scaling table (`runs`, speed-up against the first)."""
+    scaling table (`runs`, speed-up against the first run with the fewest processes)."""
     load = os.getloadavg()[0]  # a shared machine's figures need their context
     generated = _generate(events)
     runs: list[dict[str, Any]] = []
@@ -78,7 +78,9 @@ def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: 
               "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)]}
     if len(processes) == 1:
         return {"bench": "end_to_end", **common, **runs[0]}
-    base = runs[0].get("processing_events_per_s")
+    # against the first run with the fewest processes (`1,2,1` brackets 2 with two 1s)
+    base = next(r for r in runs if r["processes"] == min(processes)).get(
+        "processing_events_per_s")
     for run in runs:
         if base and "processing_events_per_s" in run:
             run["speedup"] = round(run["processing_events_per_s"] / base, 2)
