@@ -121,14 +121,28 @@ def run_processes(settings: Settings, argv: list[str], recovery: bool = True) ->
             env=env))
     log.info("started %d processes (%s)", len(children), addresses)
 
+    stops = 0
+
     def forward(signum: int, _frame: object) -> None:
+        # Ctrl-C in a terminal (and systemd's default stop) signal every process of the
+        # group: the children already have it. A drain request of our own (DRAIN_SIGNAL)
+        # never counts as their second signal; our second signal kills them.
+        nonlocal stops
+        stops += 1
         for child in children:
             if child.poll() is None:
-                child.send_signal(signum)
+                if stops == 1:
+                    child.send_signal(DRAIN_SIGNAL)
+                else:
+                    child.kill()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     return supervise(children)
+
+
+#: What `run_processes` sends its children to make them drain and stop (see `run_job`).
+DRAIN_SIGNAL = signal.SIGUSR1
 
 
 def supervise(children: list[subprocess.Popen], grace_s: float = 5.0) -> int:
@@ -222,15 +236,23 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
 
     STOP.clear()
 
-    def request_stop(signum: int, _frame: object) -> None:
-        if STOP.is_set():  # a second signal: give up on draining
-            raise KeyboardInterrupt
-        log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
-        STOP.set()
+    own_signals = 0
 
-    # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0.
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal own_signals
+        if signum != DRAIN_SIGNAL:  # the supervisor's request never escalates
+            own_signals += 1
+            if own_signals > 1:  # a second signal: give up on draining
+                raise KeyboardInterrupt
+        if not STOP.is_set():  # set first: another signal may interrupt the logging
+            STOP.set()
+            log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
+
+    # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0;
+    # so does DRAIN_SIGNAL, from `run_processes` to the processes it started.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(DRAIN_SIGNAL, request_stop)
     flow = build_flow(settings, hasher, tail=tail, snapshots=recovery)
     # The job allocates a tuple or two per event and keeps millions of long-lived ones
     # (windows, pending labels): collect young objects every 50k allocations instead of

@@ -510,14 +510,18 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
     the owner's workers; with a ClickHouse server every worker lists every table.
     """
 
-    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4):
+    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4,
+                 writes_here: bool | None = None):
         self.dsn = dsn
         self.retries = retries
         self.queued_blocks = queued_blocks
         self.tables = sorted(TABLE_COLUMNS)  # Bytewax orders partitions this way
+        # None: as `opens_here` says when the dataflow is built, in each process
+        self.writes_here = writes_here
 
     def list_parts(self) -> list[str]:
-        return self.tables if opens_here(self.dsn) else []
+        here = opens_here(self.dsn) if self.writes_here is None else self.writes_here
+        return self.tables if here else []
 
     def part_fn(self, item_key: str) -> int:
         return self.tables.index(item_key)

@@ -156,9 +156,10 @@ def test_kill_9_of_two_processes_then_resume_equals_an_uninterrupted_run(
            "MAILFLOW_ADMIN_PORT": str(base), "MAILFLOW_BATCH_MS": "100",
            "MAILFLOW_EPOCH_INTERVAL_S": "0.2", "MAILFLOW_KAFKA_BATCH": "100"}
     # Tailing: the job never ends by itself, so the kill cannot come too late by chance.
-    job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev", "--processes",
-                            "2"], cwd=ROOT, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=open(tmp_path / "killed.log", "w"))
+    with open(tmp_path / "killed.log", "w") as log:
+        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
+                                "--processes", "2"], cwd=ROOT, env=env, start_new_session=True,
+                               stdout=log, stderr=subprocess.STDOUT)
     try:
         def written() -> int:
             try:
@@ -261,3 +262,34 @@ def test_two_machines_each_with_its_own_data_directory(runs, cluster_input, tmp_
                           (tmp_path / f"process{i}.log").read_text())
         assert len(done) == 2 and int(done[0]) > 0 and done[1] == "0", done
     assert dump_tables(machines[0]) == tables
+
+
+def test_ctrl_c_drains_every_process_and_exits_0(runs, cluster_input, tmp_path):
+    _, uninterrupted = runs("two_processes")
+    total = len(uninterrupted["events"].rows)
+    base = _free_port_pair()
+    env = {**os.environ, **cluster_input, "MAILFLOW_DATA_DIR": str(tmp_path / "stopped"),
+           "MAILFLOW_ADMIN_PORT": str(base)}
+    with open(tmp_path / "job.log", "w") as log:
+        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
+                                "--processes", "2"], cwd=ROOT, env=env, start_new_session=True,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def written() -> int:
+            try:
+                return _get(base, "/stats")["rows_written"].get("mailflow.events", 0)
+            except OSError:
+                return 0
+
+        _wait(lambda: written() >= total, job, "every event in the store")
+        # What Ctrl-C in a terminal does: SIGINT to every process of the group. The
+        # parent's own request to drain must not count as each child's second signal.
+        os.killpg(job.pid, signal.SIGINT)
+        assert job.wait(timeout=300) == 0
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    logged = (tmp_path / "job.log").read_text()
+    assert logged.count("draining input, flushing sinks") == 2, logged[-3000:]
+    assert "without draining" not in logged
