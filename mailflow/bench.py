@@ -462,12 +462,12 @@ def human(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def long_replay(json: bool) -> int:
+def long_replay() -> int:
     """`mailflow bench --long-replay`: bench/long_replay.py (many days of sparse event
-    time), run as its own process, if this checkout has it."""
+    time) with its defaults, as its own process, if this checkout has it (its own
+    options: `python bench/long_replay.py --help`)."""
     script = ROOT / "bench" / "long_replay.py"
     if not script.exists():
         print("bench/long_replay.py is not in this checkout", file=sys.stderr)
         return 2
-    return subprocess.run([sys.executable, str(script), *(["--json"] if json else [])],
-                          cwd=ROOT).returncode
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode

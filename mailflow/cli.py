@@ -201,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     _setup_logging("warning")
     if args.long_replay:
-        return long_replay(args.json)
+        return long_replay()
     if args.stage:
         result = stages(args.events)
     else:
@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the job once per count, back to back on the same events, and "
                             "print a scaling table (e.g. 1,2)")
     bench.add_argument("--long-replay", dest="long_replay", action="store_true",
-                       help="run bench/long_replay.py instead (many days of sparse event time)")
+                       help="run bench/long_replay.py with its defaults instead (many days "
+                            "of sparse event time; its options: python bench/long_replay.py -h)")
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--stage", action="store_true",
                        help="time each stage alone, in-process (parse, throttle, analytics, "
