@@ -6,7 +6,7 @@ given as a ratio to them (a figure that travels between machines):
 
 - `consume-parse`: a plain confluent-kafka consumer, `assign()`ed to every
   partition of the input topics from the beginning, reads to the end and
-  decodes each value with orjson. The floor of any Python Kafka job.
+  decodes each value with orjson: the least any Python Kafka job costs.
 - `loop`: a minimal hand-written job: consume, orjson, one row per event,
   inserted in blocks of 5,000 into a chDB table through clickhouse-connect
   (its ordinary `insert`). No validation, hashing, state or outputs.
