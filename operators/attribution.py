@@ -261,6 +261,8 @@ class AttributionBook:
         >>> book.touch("b.example", "r2", Touch(6, "<m3>", "c", ""))
         >>> book.forget("r1"), len(book), book.credits("a.example", "r1", 10)
         (2, 1, [])
+        >>> any("r1" in queued for queued in book._queue.values())
+        False
         """
         dropped = 0
         for sender in list(self._senders):
@@ -270,6 +272,14 @@ class AttributionBook:
                 dropped += len(history)
                 if not recipients:
                     del self._senders[sender]
+        if dropped:
+            # The expiry queue names them too: an erasure (rare) walks it, so that no state,
+            # nor any snapshot of it, still holds the person's hash.
+            for minute, queued in self._queue.items():
+                if recipient_hash in queued:
+                    self._queue[minute] = [v for i in range(0, len(queued), 2)
+                                           if queued[i + 1] != recipient_hash
+                                           for v in queued[i:i + 2]]
         return dropped
 
     def __len__(self) -> int:
