@@ -253,7 +253,8 @@ class AttributionBook:
     def forget(self, recipient_hash: str) -> int:
         """Drop one recipient's touches under every sender (erasure); how many went.
 
-        Costs one dict lookup per sender, not a walk over the touches.
+        Costs one dict lookup per sender, and a C-level scan of the expiry queue (which must
+        not name an erased person either; erasures are rare).
 
         >>> book = AttributionBook()
         >>> book.touch("a.example", "r1", Touch(0, "<m1>", "c", "f"))
@@ -270,6 +271,13 @@ class AttributionBook:
                 dropped += len(history)
                 if not recipients:
                     del self._senders[sender]
+        # Every minute: capped touches left entries beyond the history's own minutes.
+        queue = self._queue
+        for minute, queued in queue.items():
+            if recipient_hash in queued:
+                queue[minute] = [x for i in range(0, len(queued), 2)
+                                 if queued[i + 1] != recipient_hash
+                                 for x in (queued[i], queued[i + 1])]
         return dropped
 
     def __len__(self) -> int:

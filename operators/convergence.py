@@ -291,7 +291,8 @@ class ConvergenceBook:
         """Drop one recipient from every flow (erasure); how many flows held them.
 
         Later rows no longer count them as entered or converged; minute counters and
-        latencies are anonymous sums and stay. One dict lookup per flow.
+        latencies are anonymous sums and stay. Two dict lookups per flow, and a scan of the
+        flow's minutes for the recipient's expiry entries.
 
         >>> book = ConvergenceBook(windows={"1h": 3600})
         >>> _ = book.observe(FlowFact(0, "welcome", "r1", DELIVERY))
@@ -309,6 +310,11 @@ class ConvergenceBook:
                 continue
             flow.move(True, delivered, None)
             flow.move(False, _converged_at(delivered, converted), None)
+            # The minutes' expiry lists must not name an erased person either (a C-level
+            # scan per minute held; erasures are rare).
+            for held in flow.minutes.values():
+                if recipient_hash in held.recipients:
+                    held.recipients = [r for r in held.recipients if r != recipient_hash]
             dropped += 1
         return dropped
 
