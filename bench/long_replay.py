@@ -4,7 +4,9 @@ Generates two seeded streams with `mailflow.generator.TrafficGenerator`:
 
 - **long**: many days of modest traffic (default 10 days, ~600k events, 50k recipients),
   the shape of a backfill of history;
-- **dense**: the same number of recipients, ~200k events within one hour,
+- **dense**: the same number of recipients, ~200k events within one hour (the event
+  rate of `mailflow bench`, and its 30-minute label window, so labels mature and
+  the models learn in both cases),
 
 parses them (`schemas.events.EventParser`, bounces classified as the job does), and
 drives each through `operators.analytics.EngagementAnalytics.apply` in event-time
@@ -58,8 +60,8 @@ def generate(seed: int, rate: float, seconds: float, recipients: int) -> list[tu
     return items
 
 
-def replay(items: list[tuple], profile: bool = False) -> dict:
-    analytics = EngagementAnalytics()
+def replay(items: list[tuple], label_window_s: int, profile: bool = False) -> dict:
+    analytics = EngagementAnalytics(label_window_s=label_window_s)
     rows = {field: 0 for field in empty_batch()._fields}
     profiler = cProfile.Profile() if profile else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -82,6 +84,7 @@ def replay(items: list[tuple], profile: bool = False) -> dict:
         "deliveries": sum(1 for ev, _ in items if ev.type == "delivered"),
         "recipients": len({ev.recipient_hash for ev, _ in items}),
         "event_time_days": round(span_s / 86_400, 2),
+        "label_window_s": label_window_s,
         "seconds": round(wall, 2),
         "events_per_s": round(n / wall) if wall else 0,
         "cpu_us_per_event": round(cpu / max(n, 1) * 1e6, 1),
@@ -103,15 +106,20 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=50_000)
     parser.add_argument("--dense-events", type=int, default=200_000,
                         help="about this many within one hour, dense case")
+    parser.add_argument("--label-window-s", type=int, default=86_400,
+                        help="long case (the job's default)")
+    parser.add_argument("--dense-label-window-s", type=int, default=1800,
+                        help="dense case (as `mailflow bench` runs the job)")
     parser.add_argument("--only", choices=("long", "dense"), default=None)
     parser.add_argument("--profile", action="store_true",
                         help="cProfile each replay; top 20 by cumulative and tottime on stderr")
     args = parser.parse_args()
 
-    cases = {"long": (11, args.events / (args.days * 86_400), args.days * 86_400),
-             "dense": (12, args.dense_events / 3600, 3600.0)}
+    cases = {"long": (11, args.events / (args.days * 86_400), args.days * 86_400,
+                      args.label_window_s),
+             "dense": (12, args.dense_events / 3600, 3600.0, args.dense_label_window_s)}
     report: dict = {"bench": "long_replay", "cores": os.cpu_count()}
-    for name, (seed, rate, seconds) in cases.items():
+    for name, (seed, rate, seconds, label_window_s) in cases.items():
         if args.only and name != args.only:
             continue
         t0 = time.perf_counter()
@@ -120,7 +128,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
         if args.profile:
             print(f"=== {name} ===", file=sys.stderr)
-        report[name] = result = replay(items, args.profile)
+        report[name] = result = replay(items, label_window_s, args.profile)
         print(f"{name}: {result['events']:,} events over {result['event_time_days']} days: "
               f"{result['events_per_s']:,} events/s, {result['cpu_us_per_event']} µs CPU "
               f"per event", file=sys.stderr)

@@ -98,7 +98,7 @@ def code_of(p: float) -> int:
 class _Window:
     """The latest `size` graded labels of one model, as two histograms over float16 codes."""
 
-    __slots__ = ("size", "labels", "pos", "neg", "n", "positives", "top", "loss")
+    __slots__ = ("size", "labels", "pos", "neg", "n", "positives", "bottom", "top", "loss")
 
     def __init__(self, size: int):
         self.size = size
@@ -109,13 +109,17 @@ class _Window:
         self.neg = array("d", bytes(8 * CODES))
         self.n = 0  # labels scored so far
         self.positives = 0  # in the window
-        self.top = 1  # codes below this were seen (the rest of the histogram is all zero)
+        # Codes in [bottom, top) were seen; the rest of the histogram is all zero and left
+        # out of the sums (a model's predictions span a fraction of the codes).
+        self.bottom, self.top = CODES, 0
         self.loss = 0  # log loss summed over the window, fixed point (_FIXED)
 
     def add(self, y: bool, p: float) -> None:
         code = code_of(p)
         if code >= self.top:
             self.top = code + 1
+        if code < self.bottom:
+            self.bottom = code
         labels = self.labels
         if len(labels) == self.size:
             old = labels.popleft()
@@ -141,8 +145,9 @@ class _Window:
         n_window = len(self.labels)
         # Element-wise products and sums, not `@`: numpy hands dot products to BLAS, whose
         # threads spin on a busy machine (measured: 30x the CPU time of the sums below).
-        pos = np.frombuffer(self.pos, dtype=np.float64, count=self.top)
-        neg = np.frombuffer(self.neg, dtype=np.float64, count=self.top)
+        lo, hi = self.bottom, max(self.top, self.bottom)
+        pos = np.frombuffer(self.pos, dtype=np.float64)[lo:hi]
+        neg = np.frombuffer(self.neg, dtype=np.float64)[lo:hi]
         p, n = self.positives, n_window - self.positives
         if p and n:
             # Mann-Whitney: 2U = sum over positives of 2 * (negatives below) + (negatives

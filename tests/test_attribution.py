@@ -295,3 +295,13 @@ def test_expiry_queue_drops_exactly_what_is_older_than_the_horizon():
             assert held == kept
             assert min(book._queue_minutes) >= horizon // 60_000  # nothing due is left
     assert len(book._queue) <= 3600 // 60 + 12  # the window's minutes, not the stream's
+
+
+def test_forget_leaves_no_mention_in_the_expiry_queue():
+    book = AttributionBook(max_touches=2)
+    for i in range(5):  # three of ANN's touches are capped: queued, but not in the history
+        book.touch(SHOP, ANN, Touch(i * 60_000, f"m{i}", "c", ""))
+        book.touch(SHOP, BOB, Touch(i * 60_000, f"b{i}", "c", ""))
+    assert book.forget(ANN) == 2
+    assert ANN.encode() not in pickle.dumps(book)
+    assert book.expire(30 * DAY) == 2  # BOB's two, found through the queue

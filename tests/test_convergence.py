@@ -215,3 +215,14 @@ def test_incremental_rows_equal_a_brute_force_recount(seed):
         assert min(flow.minutes, default=flow.floor) >= flow.floor
         assert all(max(flow.delivered.get(r, 0), flow.converted.get(r, 0)) // MIN >= flow.floor
                    for r in flow.delivered.keys() | flow.converted.keys())
+
+
+def test_forget_leaves_no_mention_of_the_recipient():
+    import pickle
+
+    book = ConvergenceBook(windows={"1h": 3600})
+    for m in range(5):
+        book.observe(FlowFact(m * MIN, "f", "erase-me", DELIVERY))
+        book.observe(FlowFact(m * MIN + 1, "f", "keep", CONVERSION))
+    assert book.forget("erase-me") == 1
+    assert b"erase-me" not in pickle.dumps(book)
