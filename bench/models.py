@@ -78,11 +78,36 @@ def send_time_comparison(days: float, rate: float = 2.0) -> dict:
     return {"days": days, **book.hit_rates()}
 
 
+def sharded_quality(items: list, shards: int, label_window_s: int) -> dict:
+    """The engine's prequential quality when recipients are split into `shards` (one model
+    replica per shard, as the job runs), graded labels merged in event-time order."""
+    from flows.shards import shard_of
+    from operators.analytics import RecipientAnalytics, empty_batch
+    from operators.learning import Graded
+    from operators.model_quality import ModelQuality
+
+    books = [RecipientAnalytics(label_window_s=label_window_s) for _ in range(shards)]
+    quality, rows = ModelQuality(), []
+    out = empty_batch()
+    for item in items:
+        books[shard_of(item[0].recipient_hash, shards)].apply([item], out)
+        graded = [f for f in out.facts if type(f) is Graded]
+        out.facts.clear()
+        if graded:
+            rows += quality.add(graded)
+    rows += quality.flush(items[-1][0].ts_ms)
+    latest = {r.model: r for r in rows}
+    return {name: {"roc_auc": r.roc_auc, "log_loss": r.log_loss} for name, r in latest.items()
+            if name in ("engagement", "conversion", "unsubscribe")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=15.0)
     parser.add_argument("--label-window-s", type=int, default=1800)
+    parser.add_argument("--shards", default="1,64",
+                        help="shard counts to compare the engine's quality at (comma-separated)")
     parser.add_argument("--sto-days", type=float, default=7.0,
                         help="days of low-rate traffic for the send-time comparison")
     args = parser.parse_args()
@@ -101,11 +126,11 @@ def main() -> None:
     analytics = EngagementAnalytics(label_window_s=args.label_window_s)
     learner = RecordingLearner(label_window_s=args.label_window_s)
     learner.trace = []
-    analytics.learner = learner
+    analytics.recipients.learner = learner
     started = time.perf_counter()
-    analytics.apply(items)
+    out = analytics.apply(items)
     analytics_s = time.perf_counter() - started
-    rows = {r.model: r for r in learner.flush(items[-1][0].ts_ms)}
+    rows = {r.model: r for r in out.model_metrics + analytics.flush().model_metrics}
 
     results = {}
     for name, make in candidates().items():
@@ -119,6 +144,8 @@ def main() -> None:
         results[name] = {"roc_auc": round(roc_auc(np.array(ys, dtype=np.int8),
                                                   np.array(ps)), 4),
                          "us_per_predict_and_learn": round(per_event, 1)}
+    by_shards = {str(n): sharded_quality(items, n, args.label_window_s)
+                 for n in (int(v) for v in args.shards.split(",") if v.strip())}
     hit = send_time_comparison(args.sto_days)
     print(orjson.dumps({
         "bench": "models", "events": len(items), "labels": len(learner.trace),
@@ -126,6 +153,7 @@ def main() -> None:
         "engine": {name: {"roc_auc": r.roc_auc, "log_loss": r.log_loss}
                    for name, r in rows.items()},
         "candidates_engagement": results,
+        "engine_by_shards": by_shards,
         "send_time_hit_rate": hit,
         "analytics_and_learning_us_per_event": round(analytics_s / len(items) * 1e6, 1),
         "pending_bytes_per_message": round(learner.pending_bytes(), 1),

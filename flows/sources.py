@@ -44,7 +44,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from mailflow.stats import STATS
+from flows.stats import STATS
 
 log = logging.getLogger(__name__)
 

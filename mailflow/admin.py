@@ -9,6 +9,8 @@ sends its query here instead of opening the store itself.
     GET  /stats     JSON counters (the demo's live summary reads this)
     POST /sql       body: one read-only query; answer:
                     {"columns": [...], "rows": [[...]], "truncated": false}
+                    (503 on a process of a cluster that does not own the embedded
+                    store: the answer names the one that does)
 
 The port is bound to loopback, and a request must say so: its Host header must name
 127.0.0.1, localhost or [::1] with this port, and an Origin header (a browser's) must
@@ -27,9 +29,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from flows.stats import JobStats
 from mailflow.http import HardenedServer, JsonHandler
-from mailflow.stats import JobStats
-from sinks.clickhouse import QueryRefused, redact_dsn
+from sinks.clickhouse import QueryRefused, StoreElsewhere, redact_dsn
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,9 @@ def _make_handler(stats: JobStats, query: Callable[[str], QueryAnswer],
                 columns, rows, truncated = query(sql)
             except QueryRefused as exc:
                 self._json(HTTPStatus.FORBIDDEN, {"error": str(exc)})
+                return
+            except StoreElsewhere as exc:  # a process of a cluster that does not own chDB
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
                 return
             except Exception as exc:  # the query's own error goes back to the caller
                 self._json(HTTPStatus.BAD_REQUEST, {"error": redact_dsn(str(exc))})

@@ -37,11 +37,7 @@ from mailflow.traffic import EventProducer, paced
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_795_000_000.0
 BURST = 5
-
-
-def _stats(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as resp:
-        return orjson.loads(resp.read())
+IDLE_S = 3.0  # seconds of an idle job measured after the last event
 
 
 def _generate(n: int) -> list:
@@ -50,73 +46,264 @@ def _generate(n: int) -> list:
 
 
 def end_to_end(events: int, workers: int, latency_rate: float, latency_seconds: float,
-               progress: bool) -> dict[str, Any]:
+               progress: bool, processes: tuple[int, ...] = (1,)) -> dict[str, Any]:
+    """Time the job on `events` generated events, once per entry of `processes`.
+
+    Every run gets a fresh broker holding the same events (the latency phase adds
+    traffic, so a broker is never reused) and a fresh store; the references run on
+    that broker just before its job. One entry: one run's figures; several: a
+    scaling table (`runs`, speed-up against the first run with the fewest processes)."""
+    load = os.getloadavg()[0]  # a shared machine's figures need their context
     generated = _generate(events)
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
-        ensure_topics(broker.bootstrap, partitions=3)
-        producer = EventProducer(broker.bootstrap)
-        for ev in generated:
-            producer.send(ev.topic, ev.key, ev.value)
-        producer.flush(120)
-        n = producer.produced
-        port = free_port()
+    runs: list[dict[str, Any]] = []
+    for count in processes:
+        with EmbeddedBroker() as broker:
+            ensure_topics(broker.bootstrap, partitions=3)
+            producer = EventProducer(broker.bootstrap)
+            for ev in generated:
+                producer.send(ev.topic, ev.key, ev.value)
+            producer.flush(120)
+            n = producer.produced
+            del producer  # not left reconnecting to a stopped broker
+            refs = references(broker.bootstrap, n)  # just before each job: the same noise
+            try:
+                run = _run_job(broker, n, workers, count, latency_rate, latency_seconds,
+                               progress)
+            except RuntimeError as exc:
+                if len(processes) == 1:
+                    raise
+                run = {"processes": count, "error": str(exc)}
+        runs.append(_with_ratios({**run, **refs}))
+    common = {"events": n, "workers": workers, "cores": os.cpu_count(),
+              "load_average_1m": [round(load, 1), round(os.getloadavg()[0], 1)]}
+    if len(processes) == 1:
+        return {"bench": "end_to_end", **common, **runs[0]}
+    # against the first run with the fewest processes (`1,2,1` brackets 2 with two 1s)
+    base = next(r for r in runs if r["processes"] == min(processes)).get(
+        "processing_events_per_s")
+    for run in runs:
+        if base and "processing_events_per_s" in run:
+            run["speedup"] = round(run["processing_events_per_s"] / base, 2)
+    return {"bench": "scaling", **common, "runs": runs}
+
+
+def _run_job(broker: EmbeddedBroker, n: int, workers: int, processes: int,
+             latency_rate: float, latency_seconds: float, progress: bool) -> dict[str, Any]:
+    """One job (`processes` processes) from start until every event is processed and
+    written, then the live decision-latency phase; its figures."""
+    ports = _free_ports(processes)  # `mailflow run --processes P` uses admin port + i
+    with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
-               "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": str(port),
+               "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": str(ports[0]),
                "MAILFLOW_LOG_LEVEL": "warning", "MAILFLOW_LABEL_WINDOW_S": "1800"}
+        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-recovery",
+               "--workers", str(workers)]
+        if processes > 1:
+            cmd += ["--processes", str(processes)]
+        log_path = Path(data) / "job.log"
         started = time.perf_counter()
-        job = subprocess.Popen([sys.executable, "-m", "mailflow", "run", "--dev",
-                                "--no-recovery", "--workers", str(workers)], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(log_path, "wb") as log:
+            job = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=log)
         try:
-            stats = _wait_processed(port, n, job, progress)
+            window = _wait_processed(ports, n, job, broker.pid, progress, log_path)
             seconds = time.perf_counter() - started
-            latency = _decision_latency(broker.bootstrap, port, latency_rate, latency_seconds)
-            stats = _stats(port)
-            rss = peak_rss_mb(job.pid) or 0.0
+            idle = _idle_cores(job.pid, broker.pid)
+            latency = _decision_latency(broker.bootstrap, latency_rate, latency_seconds)
+            stats = _merged_stats(ports)
+            pids = _descendants(job.pid) if processes > 1 else [job.pid]
+            rss = [round(peak_rss_mb(pid) or 0.0) for pid in pids]
         finally:
             job.send_signal(signal.SIGTERM)
             job.wait(60)
-    model_us = stats.get("model_update_us") or 0.0
+    processed = window["events"]
+    updates = stats.get("model_updates") or 0
     return {
-        "bench": "end_to_end", "events": n, "seconds": round(seconds, 2),
-        "events_per_s": round(n / seconds), "workers": workers,
+        "processes": processes, "seconds": round(seconds, 2),
+        "events_per_s": round(n / seconds),
+        "processing_seconds": round(window["seconds"], 2),
+        "processing_events_per_s": round(processed / window["seconds"]),
         "decision_latency_p50_ms": latency["p50_ms"],
         "decision_latency_p99_ms": latency["p99_ms"],
         "decision_latency_background_events_per_s": latency["background_per_s"],
-        "model_update_us": model_us,
+        "cpu_us_per_event": round(1e6 * window["cpu_s"] / max(processed, 1), 1),
+        "cpu_cores_busy": round(window["cpu_s"] / window["seconds"], 2),
+        "cpu_s_before_start": round(window["cpu_s_before"], 2),
+        "broker_cpu_us_per_event": round(1e6 * window["broker_cpu_s"] / max(processed, 1), 1),
+        "idle_cpu_cores": idle[0], "broker_idle_cpu_cores": idle[1],
+        "model_update_us": round(1e6 * stats["model_update_seconds"] / updates, 2)
+        if updates else None,
         "model_update_us_per_event": round(
             1e6 * stats.get("model_update_seconds", 0.0) / max(n, 1), 2),
-        "peak_rss_mb": round(rss), "clickhouse_rows": sum(stats["rows_written"].values()),
+        "peak_rss_mb": max(rss), "peak_rss_mb_per_process": rss,
+        "clickhouse_rows": sum(stats["rows_written"].values()),
         "gc_full_collections": stats["gc_full_collections"],
         "gc_pause_max_ms": stats["gc_pause_max_ms"],
-        "cores": os.cpu_count(),
-        "note": "seconds include process start and migration",
+        "note": "seconds and events_per_s include process start and migration; "
+                "processing_* and cpu_us_per_event start when every admin endpoint answers "
+                "(after imports and migration); cpu sums every process of the job",
     }
 
 
-def _wait_processed(port: int, n: int, job: subprocess.Popen, progress: bool
-                    ) -> dict[str, Any]:
-    stats: dict[str, Any] = {}
+def _idle_cores(job_pid: int, broker_pid: int, seconds: float = IDLE_S) -> tuple[float, float]:
+    """CPU cores the job and the broker use with nothing to do (polling, timers), measured
+    after the last event: what `cpu_us_per_event` holds beside per-event work."""
+    job, broker, t = cpu_seconds(job_pid), cpu_seconds(broker_pid, tree=False), time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t
+    return (round((cpu_seconds(job_pid) - job) / wall, 2),
+            round((cpu_seconds(broker_pid, tree=False) - broker) / wall, 2))
+
+
+def references(bootstrap: str, n: int) -> dict[str, Any]:
+    """bench/reference.py's two loops on the broker's events, each as its own process."""
+    script = ROOT / "bench" / "reference.py"
+    if not script.exists():  # an installed wheel has no bench/ directory
+        return {"reference_consume_parse_eps": None, "reference_loop_eps": None}
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as data:
+        for which, key in (("consume-parse", "consume_parse"), ("loop", "loop")):
+            proc = subprocess.run(
+                [sys.executable, str(script), which, "--brokers", bootstrap, "--events", str(n),
+                 "--dsn", f"chdb://{data}/{key}"], cwd=ROOT, capture_output=True, text=True,
+                timeout=600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench/reference.py {which} exited {proc.returncode}: "
+                                   f"{proc.stderr[-2000:]}")
+            result = orjson.loads(proc.stdout.strip().splitlines()[-1])
+            out[f"reference_{key}_eps"] = result["events_per_s"]
+            out[f"reference_{key}_cpu_us_per_event"] = result["cpu_us_per_event"]
+    return out
+
+
+def _with_ratios(run: dict[str, Any]) -> dict[str, Any]:
+    """mailflow's processing events/s over each reference's, and its CPU per event over
+    the minimal loop's (None where a figure is missing)."""
+    eps = run.get("processing_events_per_s")
+    for key in ("consume_parse", "loop"):
+        ref = run.get(f"reference_{key}_eps")
+        run[f"ratio_to_{key}"] = round(eps / ref, 3) if eps and ref else None
+    cpu, ref_cpu = run.get("cpu_us_per_event"), run.get("reference_loop_cpu_us_per_event")
+    run["cpu_ratio_to_loop"] = round(cpu / ref_cpu, 1) if cpu and ref_cpu else None
+    return run
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` consecutive free loopback ports."""
+    while True:
+        base = free_port()
+        ports = list(range(base, base + count))
+        if all(_port_free(p) for p in ports[1:]):
+            return ports
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc: PPid of each process)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int(_stat_fields(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return sorted(out)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces): state, ppid, ..."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2:].split()
+
+
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """User + system CPU seconds of a process (and, with `tree`, its live descendants).
+
+    >>> cpu_seconds(os.getpid(), tree=False) >= 0
+    True
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *(_descendants(pid) if tree else [])]:
+        try:
+            fields = _stat_fields(p)
+        except OSError:
+            continue  # exited in between
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def _stats(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as resp:
+        return orjson.loads(resp.read())
+
+
+def _merged_stats(ports: list[int]) -> dict[str, Any]:
+    """Every process's /stats, counters summed (gc pause: the longest)."""
+    merged: dict[str, Any] = {"events_total": 0, "dead_letters": 0, "rows_written": {},
+                              "model_update_seconds": 0.0, "model_updates": 0,
+                              "gc_full_collections": 0, "gc_pause_max_ms": 0.0}
+    for port in ports:
+        stats = _stats(port)
+        for key in ("events_total", "dead_letters", "model_update_seconds",
+                    "gc_full_collections"):
+            merged[key] += stats.get(key) or 0
+        if stats.get("model_update_us"):  # updates are not exported: seconds / µs each
+            merged["model_updates"] += 1e6 * stats["model_update_seconds"] / stats[
+                "model_update_us"]
+        merged["gc_pause_max_ms"] = max(merged["gc_pause_max_ms"], stats["gc_pause_max_ms"])
+        for table, rows in stats["rows_written"].items():
+            merged["rows_written"][table] = merged["rows_written"].get(table, 0) + rows
+    return merged
+
+
+def _wait_processed(ports: list[int], n: int, job: subprocess.Popen, broker_pid: int,
+                    progress: bool, log_path: Path) -> dict[str, Any]:
+    """Wait until all `n` events are processed and written; the processing window: from
+    the moment every admin endpoint answered (imports and migration done) to the end."""
+    start: tuple[float, float, float, int] | None = None
     last = time.monotonic()
     while True:
         if job.poll() is not None:
-            raise RuntimeError(f"the job exited with {job.returncode}")
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the job exited with {job.returncode}: {tail}")
         try:
-            stats = _stats(port)
+            stats = _merged_stats(ports)
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.05)
             continue
+        now = time.perf_counter()
         done = stats["events_total"] + stats["dead_letters"]
+        if start is None:
+            start = (now, cpu_seconds(job.pid), cpu_seconds(broker_pid, tree=False), done)
         written = stats["rows_written"].get("mailflow.events", 0)
         if done >= n and written >= stats["events_total"]:
-            return stats
+            return {"seconds": max(now - start[0], 1e-3), "events": done - start[3],
+                    "cpu_s": cpu_seconds(job.pid) - start[1], "cpu_s_before": start[1],
+                    "broker_cpu_s": cpu_seconds(broker_pid, tree=False) - start[2]}
         if progress and time.monotonic() - last > 1:
             last = time.monotonic()
             print(f"\r{done:,}/{n:,} events", end="", file=sys.stderr, flush=True)
         time.sleep(0.05)
 
 
-def _decision_latency(bootstrap: str, port: int, rate: float, seconds: float) -> dict:
+def _decision_latency(bootstrap: str, rate: float, seconds: float) -> dict:
     """Live phase: background traffic plus a fresh burst every second."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench",
                          "enable.auto.commit": False})
@@ -177,7 +364,7 @@ def stages(events: int) -> dict[str, Any]:
     """Each stage alone, in-process, µs per event."""
     from collections import Counter
 
-    from flows.pipeline import BatchParser, throttle_keys
+    from flows.parse import BatchParser
     from flows.sources import RawMessage
     from operators.analytics import EngagementAnalytics
     from operators.throttle import ThrottleBook
@@ -199,14 +386,18 @@ def stages(events: int) -> dict[str, Any]:
 
     books: dict[str, ThrottleBook] = {}
     t = time.perf_counter()
-    for key, (_k, sigs) in throttle_keys(signals):
+    by_book: dict[str, list] = {}
+    for sig in signals:
+        by_book.setdefault("s:" + sig.sender, []).append(sig)
+        by_book.setdefault("p:" + sig.domain, []).append(sig)
+    for key, sigs in by_book.items():
         book = books.get(key) or books.setdefault(key, ThrottleBook(
             "sender" if key.startswith("s:") else "provider", key[2:]))
         book.apply(sigs)
     result["throttle_us"] = round((time.perf_counter() - t) / len(raw) * 1e6, 2)
 
     analytics = EngagementAnalytics(label_window_s=1800)
-    analytics._learn = lambda *a, **k: None  # type: ignore[method-assign]
+    analytics.recipients._learn = lambda *a, **k: None  # type: ignore[method-assign]
     t = time.perf_counter()
     batch = analytics.apply(items)
     without = time.perf_counter() - t
@@ -239,3 +430,48 @@ def stages(events: int) -> dict[str, Any]:
         store.close()
     result["types"] = dict(Counter(it[0].type for it in items).most_common(4))
     return result
+
+
+def human(result: dict[str, Any]) -> str:
+    """The result for a terminal: `key: value` lines, and a table for a scaling run.
+
+    >>> print(human({"bench": "scaling", "events": 10, "runs": [{"processes": 1,
+    ...     "processing_events_per_s": 100, "speedup": 1.0, "decision_latency_p99_ms": 9.5,
+    ...     "cpu_us_per_event": 80.0, "cpu_cores_busy": 0.9, "peak_rss_mb_per_process": [700],
+    ...     "ratio_to_loop": 0.3, "ratio_to_consume_parse": 0.05},
+    ...     {"processes": 2, "error": "refused"}]}))
+                                         bench: scaling
+                                        events: 10
+    processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  ÷ loop  peak RSS MiB
+            1       100      1.00     9.5          80.0   0.90    0.050   0.300  700
+            2  refused
+    """
+    lines = [f"{key:>42}: {value}" for key, value in result.items() if key != "runs"]
+    if "runs" in result:
+        lines.append("processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  "
+                     "÷ loop  peak RSS MiB")
+        # events/s here is processing_events_per_s (after start-up), as are the ratios
+        for run in result["runs"]:
+            if "error" in run:
+                lines.append(f"{run['processes']:>9}  {run['error'][:200]}")
+                continue
+            parse, loop = (run.get(f"ratio_to_{k}") for k in ("consume_parse", "loop"))
+            lines.append(
+                f"{run['processes']:>9}  {run['processing_events_per_s']:>8,}  "
+                f"{run.get('speedup', 1.0):>8.2f}  {run['decision_latency_p99_ms'] or '-':>6}  "
+                f"{run['cpu_us_per_event']:>12.1f}  {run['cpu_cores_busy']:>5.2f}  "
+                f"{'-' if parse is None else f'{parse:.3f}':>7}  "
+                f"{'-' if loop is None else f'{loop:.3f}':>6}  "
+                f"{', '.join(str(r) for r in run['peak_rss_mb_per_process'])}")
+    return "\n".join(lines)
+
+
+def long_replay() -> int:
+    """`mailflow bench --long-replay`: bench/long_replay.py (many days of sparse event
+    time) with its defaults, as its own process, if this checkout has it (its own
+    options: `python bench/long_replay.py --help`)."""
+    script = ROOT / "bench" / "long_replay.py"
+    if not script.exists():
+        print("bench/long_replay.py is not in this checkout", file=sys.stderr)
+        return 2
+    return subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode

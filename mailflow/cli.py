@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mailflow.config import ConfigError, Settings, load_settings
+from flows.settings import ConfigError, Settings, load_settings
 
 DESCRIPTION = """\
 mailflow: a real-time streaming engine for email engagement.
@@ -94,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.processes > 1 and not settings.addresses:
         from mailflow.job import run_processes
 
-        return run_processes(settings, [a for a in sys.argv[1:]])
+        return run_processes(settings, [a for a in sys.argv[1:]],
+                             recovery=not args.no_recovery)
     return run_job(settings, dev=args.dev, tail=not args.no_tail, recovery=not args.no_recovery)
 
 
@@ -184,22 +185,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(server, reminder)
 
 
+def _process_counts(text: str) -> tuple[int, ...]:
+    """`--compare-processes 1,2` -> (1, 2)."""
+    try:
+        counts = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected process counts like 1,2, got {text!r}")
+    return counts
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mailflow.bench import end_to_end, stages
+    from mailflow.bench import end_to_end, human, long_replay, stages
 
     _setup_logging("warning")
+    if args.long_replay:
+        return long_replay()
     if args.stage:
         result = stages(args.events)
     else:
-        result = end_to_end(args.events, args.workers, args.latency_rate, args.latency_seconds,
-                            progress=not args.json and sys.stderr.isatty())
+        processes = args.compare_processes or (args.processes,)
+        try:
+            result = end_to_end(args.events, args.workers, args.latency_rate,
+                                args.latency_seconds, processes=processes,
+                                progress=not args.json and sys.stderr.isatty())
+        except RuntimeError as exc:  # the job (or a reference loop) failed: say why
+            print(f"mailflow bench: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         import orjson
 
         print(orjson.dumps(result).decode())
     else:
-        for key, value in result.items():
-            print(f"{key:>42}: {value}")
+        print(human(result))
     return 0
 
 
@@ -260,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Bytewax worker threads per process (default 1; they share the GIL)")
     run.add_argument("--processes", type=int,
                      help="cooperating processes on this machine, for real parallelism "
-                          "(default 1; more need a ClickHouse server, not chDB)")
+                          "(default 1; with the embedded store, process 0 owns it)")
     run.add_argument("--process-id", dest="process_id", type=int,
                      help="this process's index in --addresses (a cluster across machines)")
     run.add_argument("--addresses", metavar="HOST:PORT,...",
@@ -321,10 +340,22 @@ def build_parser() -> argparse.ArgumentParser:
                  "Generate --events events into a fresh embedded broker, then time the full "
                  "job (its own process, every feature on) until everything is processed and "
                  "written; then measure throttle-decision latency under live background "
-                 "traffic. --stage times each stage alone instead.", cmd_bench)
+                 "traffic. Just before, two reference loops (bench/reference.py: consume + "
+                 "parse, and a minimal consume-parse-insert) run on the same events; the "
+                 "ratios to them travel between machines. --stage times each stage alone "
+                 "instead.", cmd_bench)
     bench.add_argument("--events", type=int, default=200_000,
                        help="events to process (default 200,000)")
     bench.add_argument("--workers", type=int, default=1, help="Bytewax workers (default 1)")
+    bench.add_argument("--processes", type=int, default=1,
+                       help="run the job as `mailflow run --processes P` (default 1)")
+    bench.add_argument("--compare-processes", dest="compare_processes", metavar="P,P,...",
+                       type=_process_counts,
+                       help="run the job once per count, back to back on the same events, and "
+                            "print a scaling table (e.g. 1,2)")
+    bench.add_argument("--long-replay", dest="long_replay", action="store_true",
+                       help="run bench/long_replay.py with its defaults instead (many days "
+                            "of sparse event time; its options: python bench/long_replay.py -h)")
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--stage", action="store_true",
                        help="time each stage alone, in-process (parse, throttle, analytics, "

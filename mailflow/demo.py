@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from flows.settings import Settings
 from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
-from mailflow.config import Settings
 from mailflow.malformed import malformed_samples
 from mailflow.traffic import EventProducer, paced, plan
 from sinks.clickhouse import redact_dsn

@@ -8,7 +8,7 @@ command when it next starts.
 
 from __future__ import annotations
 
-from mailflow.config import ConfigError, Settings
+from flows.settings import ConfigError, Settings
 
 HELP = """\
 Publish an erasure command on mailflow.control; the job (running now, or when it

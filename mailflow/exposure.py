@@ -6,7 +6,7 @@ provider endpoint must be able to authenticate its caller and the API must have
 tokens; otherwise the verb exits with code 2 and names every missing variable at
 once. `--insecure` starts anyway and logs a warning at start and every hour.
 
->>> from mailflow.config import Settings
+>>> from flows.settings import Settings
 >>> missing("api", Settings())
 ['MAILFLOW_API_TOKENS']
 >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0"), is_loopback("")
@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 
-from mailflow.config import ConfigError, Settings
+from flows.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flows.settings import ConfigError, Settings
+from flows.stats import STATS
 from mailflow.admin import AdminServer
 from mailflow.broker import ensure_topics, free_port
-from mailflow.config import ConfigError, Settings
-from mailflow.stats import STATS
+from mailflow.recovery import RecoveryLayout, RecoveryStore
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
-from sinks.clickhouse import ReadOnlyQueries, chdb_path, close_stores, redact_dsn, store_for
+from sinks.clickhouse import (
+    ReadOnlyQueries,
+    chdb_path,
+    close_stores,
+    embedded_store_owner,
+    redact_dsn,
+    store_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +44,41 @@ def hasher_for(settings: Settings, dev: bool) -> RecipientHasher:
     return RecipientHasher(DEV_HASH_KEY)
 
 
+def cluster(settings: Settings) -> list[str]:
+    """The `--addresses` of a cluster (empty: this process runs alone).
+
+    >>> cluster(Settings(addresses="10.0.0.1:2101, 10.0.0.2:2101", process_id=1))
+    ['10.0.0.1:2101', '10.0.0.2:2101']
+    """
+    addresses = [a.strip() for a in settings.addresses.split(",") if a.strip()]
+    if addresses and not 0 <= settings.process_id < len(addresses):
+        raise ConfigError(f"--process-id {settings.process_id} is not an index into the "
+                          f"{len(addresses)} --addresses (0..{len(addresses) - 1})")
+    return addresses
+
+
+def prepare_recovery(settings: Settings) -> Path:
+    """Create `<data dir>/recovery` on first use (this process's share of the partitions,
+    and the recorded layout), or check that `shards` and `recovery_partitions` are still
+    those it was created with (ConfigError otherwise). See `mailflow/recovery.py`."""
+    path = settings.data_path / "recovery"
+    processes = len(cluster(settings)) or 1
+    RecoveryStore(path).prepare(
+        RecoveryLayout(shards=settings.shards, recovery_partitions=settings.recovery_partitions),
+        process=settings.process_id if processes > 1 else 0, processes=processes)
+    return path
+
+
 def recovery_config(settings: Settings) -> Any:
-    """Bytewax recovery in `<data dir>/recovery`, created on first use.
+    """Bytewax recovery in `<data dir>/recovery` (made by `prepare_recovery`).
 
     Snapshots (input offsets and every operator's state) are taken at the end
     of each epoch (`epoch_interval_s`); after a crash the job resumes from the
-    last complete one and replays the input after it. The number of recovery
-    partitions is fixed when the directory is created.
+    last complete one and replays the input after it.
     """
-    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.recovery import RecoveryConfig
 
-    path = settings.data_path / "recovery"
-    if not path.exists() or not any(path.iterdir()):
-        path.mkdir(parents=True, exist_ok=True)
-        init_db_dir(path, settings.recovery_partitions)
-        log.info("created %d recovery partitions in %s", settings.recovery_partitions, path)
-    return RecoveryConfig(path)
+    return RecoveryConfig(settings.data_path / "recovery")
 
 
 def vacuum_recovery(path: Path) -> None:
@@ -70,31 +97,99 @@ def vacuum_recovery(path: Path) -> None:
         log.info("erasure: vacuumed recovery partition %s", db)
 
 
-def run_processes(settings: Settings, argv: list[str]) -> int:
+def run_processes(settings: Settings, argv: list[str], recovery: bool = True) -> int:
     """`--processes P` on this machine: P cooperating Bytewax processes (real parallelism;
-    worker threads share the GIL). Each gets its own admin port (admin_port + i)."""
-    if chdb_path(settings.clickhouse_dsn) is not None:
-        raise ConfigError(
-            "--processes > 1 needs a ClickHouse server (MAILFLOW_CLICKHOUSE_URL=http://…): "
-            "an embedded chDB store belongs to one process")
+    worker threads share the GIL). Each gets its own admin port (admin_port + i).
+
+    They share the data directory: the recovery partitions are made here, all of them,
+    before any process starts. With the embedded store, process 0 owns it (migrations,
+    sink partitions, ad-hoc SQL on its admin port); the others route their rows to it.
+    """
+    if recovery:
+        prepare_recovery(settings)  # also refuses a changed shard count, once, up front
     ports = [free_port() for _ in range(settings.processes)]
     addresses = ",".join(f"127.0.0.1:{p}" for p in ports)
+    env = dict(os.environ)
+    if settings.admin_port:
+        env[OWNER_SQL_ENV] = f"http://127.0.0.1:{settings.admin_port}/sql"
     children = []
     for i in range(settings.processes):
         admin = settings.admin_port + i if settings.admin_port else 0
         children.append(subprocess.Popen(
             [sys.executable, "-m", "mailflow", *argv, "--processes", "1",
-             "--process-id", str(i), "--addresses", addresses, "--admin-port", str(admin)]))
+             "--process-id", str(i), "--addresses", addresses, "--admin-port", str(admin)],
+            env=env))
     log.info("started %d processes (%s)", len(children), addresses)
 
+    stops = 0
+
     def forward(signum: int, _frame: object) -> None:
+        # Ctrl-C in a terminal (and systemd's default stop) signal every process of the
+        # group: the children already have it. A drain request of our own (DRAIN_SIGNAL)
+        # never counts as their second signal; our second signal kills them.
+        nonlocal stops
+        stops += 1
         for child in children:
             if child.poll() is None:
-                child.send_signal(signum)
+                if stops == 1:
+                    child.send_signal(DRAIN_SIGNAL)
+                else:
+                    child.kill()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return max(child.wait() for child in children)
+    return supervise(children)
+
+
+#: What `run_processes` sends its children to make them drain and stop (see `run_job`).
+DRAIN_SIGNAL = signal.SIGUSR1
+
+
+def supervise(children: list[subprocess.Popen], grace_s: float = 5.0) -> int:
+    """Wait for every process; 0 if all exited 0, else the first failure's code. A process
+    that fails takes the others down: SIGTERM, then SIGKILL after `grace_s` (the rest
+    of a cluster cannot go on without it, and would wait for it for ever while
+    connecting at start-up)."""
+    deadline = None
+    while True:
+        codes = [child.poll() for child in children]
+        if all(code is not None for code in codes):
+            return next((code for code in codes if code and code > 0), 1 if any(codes) else 0)
+        failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
+        if failed and deadline is None:
+            log.error("process %d exited with %d: stopping the others", *failed[0])
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.monotonic() + grace_s
+        elif deadline is not None and time.monotonic() > deadline:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+        time.sleep(0.1)
+
+
+#: Set by `run_processes` for its children: where process 0 answers ad-hoc SQL.
+OWNER_SQL_ENV = "MAILFLOW_CLUSTER_SQL_URL"
+
+
+def store_owner(settings: Settings) -> str | None:
+    """Who owns the embedded store if not this process (None: this one, or a server).
+
+    >>> store_owner(Settings(addresses="10.0.0.1:2101,10.0.0.2:2101", process_id=1))
+    'process 0 of the cluster (10.0.0.1)'
+    >>> store_owner(Settings(addresses="10.0.0.1:2101,10.0.0.2:2101", process_id=0)) is None
+    True
+    >>> store_owner(Settings(clickhouse_url="http://ch:8123", process_id=1,
+    ...                      addresses="10.0.0.1:2101,10.0.0.2:2101")) is None
+    True
+    """
+    addresses = cluster(settings)
+    if chdb_path(settings.clickhouse_dsn) is None or not addresses or settings.process_id == 0:
+        return None
+    url = os.environ.get(OWNER_SQL_ENV)
+    host = addresses[0].rsplit(":", 1)[0]
+    return f"process 0 at {url}" if url else f"process 0 of the cluster ({host})"
 
 
 def run_job(settings: Settings, dev: bool = False, tail: bool = True,
@@ -102,14 +197,28 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     """Set up store, topics and admin endpoint, then run the dataflow until done or stopped."""
     from bytewax.run import cli_main
 
-    from flows.pipeline import build_flow
+    from flows.pipeline import build_flow, kafka_io
     from flows.sources import STOP
 
     hasher = hasher_for(settings, dev)
     brokers = settings.brokers()
-    store = store_for(settings.clickhouse_dsn)
-    applied = store.migrate()
-    store.apply_retention(settings.retention_days())
+    if recovery:
+        prepare_recovery(settings)  # a changed shard count is refused before anything runs
+    addresses = cluster(settings)
+    first = not addresses or settings.process_id == 0
+    # chDB: one process opens a store directory. In a cluster that is process 0; the
+    # others never open it (the sink lists no partition there, so Bytewax routes their
+    # rows to process 0's workers, and their admin port answers SQL with a 503).
+    owner = store_owner(settings)
+    embedded_store_owner(owner)
+    applied: list[str] = []
+    if first:
+        # Process 0 migrates before it joins the cluster, and no process runs the
+        # dataflow (nor writes) before every process has joined: the schema is current
+        # for every writer, with a ClickHouse server too.
+        store = store_for(settings.clickhouse_dsn)
+        applied = store.migrate()
+        store.apply_retention(settings.retention_days())
     created = ensure_topics(brokers, partitions=settings.partitions)
     if created:
         log.info("created topics: %s", ", ".join(created))
@@ -117,23 +226,34 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     queries = ReadOnlyQueries(settings.clickhouse_dsn)
     admin = AdminServer(STATS, queries.query, info={
         "pid": os.getpid(), "clickhouse_url": redact_dsn(settings.clickhouse_dsn),
-        "kafka_brokers": brokers}, host=settings.admin_host, port=settings.admin_port).start()
-    log.info("job starting: brokers=%s store=%s admin=http://%s:%d migrations=%s tail=%s",
-             brokers, redact_dsn(settings.clickhouse_dsn), settings.admin_host, admin.port,
+        "kafka_brokers": brokers, "process_id": settings.process_id if addresses else 0,
+        "store_owner": owner or "this process"},
+        host=settings.admin_host, port=settings.admin_port).start()
+    log.info("job starting: brokers=%s store=%s%s admin=http://%s:%d migrations=%s tail=%s",
+             brokers, redact_dsn(settings.clickhouse_dsn),
+             f" (owned by {owner})" if owner else "", settings.admin_host, admin.port,
              applied or "none", tail)
 
     STOP.clear()
 
-    def request_stop(signum: int, _frame: object) -> None:
-        if STOP.is_set():  # a second signal: give up on draining
-            raise KeyboardInterrupt
-        log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
-        STOP.set()
+    own_signals = 0
 
-    # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0.
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal own_signals
+        if signum != DRAIN_SIGNAL:  # the supervisor's request never escalates
+            own_signals += 1
+            if own_signals > 1:  # a second signal: give up on draining
+                raise KeyboardInterrupt
+        if not STOP.is_set():  # set first: another signal may interrupt the logging
+            STOP.set()
+            log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
+
+    # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0;
+    # so does DRAIN_SIGNAL, from `run_processes` to the processes it started.
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    flow = build_flow(settings, hasher, tail=tail, snapshots=recovery)
+    signal.signal(DRAIN_SIGNAL, request_stop)
+    flow = build_flow(settings, hasher, kafka_io(settings, tail), snapshots=recovery)
     # The job allocates a tuple or two per event and keeps millions of long-lived ones
     # (windows, pending labels): collect young objects every 50k allocations instead of
     # every 700, and leave what start-up built (modules, chDB bindings) out of every scan.
@@ -145,7 +265,6 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
     started = time.time()
     STATS.ready.set()
     try:
-        addresses = [a.strip() for a in settings.addresses.split(",") if a.strip()]
         cli_main(flow, workers_per_process=settings.workers,
                  process_id=settings.process_id if addresses else None,
                  addresses=addresses or None,
@@ -167,3 +286,4 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
         admin.stop()
         queries.close()
         close_stores()
+        embedded_store_owner(None)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from mailflow.config import Settings
+from flows.settings import Settings
 from mailflow.ingest import PROVIDERS, IngestCore
 from mailflow.job import hasher_for
 

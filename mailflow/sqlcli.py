@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from mailflow.config import Settings
+from flows.settings import Settings
 from sinks.clickhouse import StoreError, chdb_path, redact_dsn, store_for
 
 

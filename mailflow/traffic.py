@@ -10,7 +10,7 @@ from datetime import datetime
 
 from confluent_kafka import KafkaException, Producer
 
-from mailflow.config import Settings
+from flows.settings import Settings
 from mailflow.generator import GeneratedEvent, Incident, TrafficGenerator, write_jsonl
 from sinks.kafka import producer_config
 

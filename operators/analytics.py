@@ -1,11 +1,20 @@
-"""Engagement analytics and learning over the ordered event stream: `apply(batch)`.
+"""Engagement analytics and learning over the ordered event stream, in two halves.
 
-Composes the per-message tracker (machine opens, bot clicks, response
-latency), multi-touch attribution, the per-minute counters, the rolling
-convergence book, the online models with delayed labels, send-time
-optimisation, the variant bandit and personas. Events must arrive in
-event-time order (the flow's event-time gate provides it); everything here is
-driven by event time only.
+`RecipientAnalytics` holds everything scoped to a recipient: the per-message
+tracker (machine opens, bot clicks, response latency), multi-touch
+attribution, the online models with their pending labels, send times and
+personas. Its state splits by recipient into shards (a stable hash of the
+recipient), each fed its recipients' events in event-time order.
+
+`FlowAggregates` holds what sums over recipients: the per-minute counters
+(`metrics_1m`), the rolling convergence book, and the variant bandit. A shard
+hands it *facts* (`MinuteEvent`, `FlowFact`, `VariantSeen`, `Resolved`,
+`ForgetRecipient`); fed the facts of every shard in one event-time order, it
+writes exactly what one unsharded book would.
+
+`EngagementAnalytics` is both halves in one process, one after the other: what
+tests, benchmarks and the single-key path use. Everything here is driven by
+event time only.
 """
 
 from __future__ import annotations
@@ -28,12 +37,13 @@ from operators.convergence import (
     FlowFact,
 )
 from operators.engagement import Interaction, MessageTracker
-from operators.learning import Learner, ModelEvent, ModelMetricRow, Resolved, Score
+from operators.event import Event
+from operators.learning import Graded, Learner, ModelEvent, ModelMetricRow, Resolved, Score
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
+from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
-from schemas.events import Event
 
 _INTERACTIONS = frozenset({"open", "click"})
 
@@ -59,6 +69,39 @@ class Enriched(NamedTuple):
     attributed_flows: tuple[str, ...]
 
 
+class VariantSeen(NamedTuple):
+    """A message of a campaign's variant was delivered: the bandit's arm exists."""
+
+    ts_ms: int
+    campaign: str
+    variant: str
+
+
+class ForgetRecipient(NamedTuple):
+    """An erasure, for the books that remember recipients (convergence membership)."""
+
+    ts_ms: int
+    recipient_hash: str
+
+
+#: What a shard hands the aggregates, and the key each is aggregated under.
+Fact = MinuteEvent | FlowFact | VariantSeen | Resolved | Graded | ForgetRecipient
+
+
+def fact_key(fact: Fact) -> str:
+    """The aggregate a fact belongs to: sender (metrics), flow, campaign; "" for all."""
+    kind = type(fact)
+    if kind is MinuteEvent:
+        return "m:" + fact.sender
+    if kind is FlowFact:
+        return "f:" + fact.flow_id
+    if kind is VariantSeen or kind is Resolved:
+        return "c:" + fact.campaign
+    if kind is Graded:
+        return "q:" + fact.model
+    return ""
+
+
 class AnalyticsBatch(NamedTuple):
     events: list[Enriched]
     credits: list[tuple[Event, Credit]]
@@ -70,14 +113,76 @@ class AnalyticsBatch(NamedTuple):
     model_metrics: list[ModelMetricRow]
     model_events: list[ModelEvent]
     profiles: list[Profile]
+    facts: list[Fact]  # for the aggregates (a shard's output; emptied by EngagementAnalytics)
 
 
 def empty_batch() -> AnalyticsBatch:
-    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [])
+    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [])
 
 
-class EngagementAnalytics:
-    """Every recipient-, message- and flow-scoped book of the analytics, in one place.
+class FlowAggregates:
+    """Sums over recipients: `metrics_1m`, convergence, model quality, variant splits.
+
+    Facts must come in event-time order (ties in a fixed order) for the rows to
+    be the same however the recipients were sharded.
+
+    >>> agg = FlowAggregates()
+    >>> out = empty_batch()
+    >>> agg.apply([FlowFact(0, "welcome", "r1", DELIVERY),
+    ...            FlowFact(61_000, "welcome", "r2", DELIVERY)], out)
+    >>> [(r.window, r.as_of_ms, r.entered) for r in out.convergence if r.window == "1h"]
+    [('1h', 60000, 1)]
+    """
+
+    def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None):
+        self.minutes = MinuteMetrics(allowed_lateness_s)
+        self.convergence = ConvergenceBook(windows or WINDOWS)
+        self.quality = ModelQuality()
+        self.bandit = VariantBandit()
+        self._last_ts = 0
+
+    @property
+    def late(self) -> int:
+        return self.minutes.late
+
+    def configure(self, allowed_lateness_s: int) -> None:
+        """Settings after a restart apply to the state learned before it."""
+        self.minutes.allowed_lateness_ms = allowed_lateness_s * 1000
+
+    def apply(self, facts: list[Fact], out: AnalyticsBatch) -> None:
+        for fact in facts:
+            kind = type(fact)
+            if kind is MinuteEvent:
+                out.minutes.extend(self.minutes.observe(fact))
+            elif kind is FlowFact:
+                out.convergence.extend(self.convergence.observe(fact))
+            elif kind is Graded:
+                out.model_metrics.extend(self.quality.add([fact]))
+            elif kind is VariantSeen:
+                self.bandit.seen(fact.campaign, fact.variant)
+            elif kind is Resolved:
+                allocation = self.bandit.reward(fact.campaign, fact.variant, fact.engaged,
+                                                fact.ts_ms)
+                if allocation is not None:
+                    out.allocations.append(allocation)
+            elif kind is ForgetRecipient:
+                self.convergence.forget(fact.recipient_hash)
+
+    def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
+        """Event time reached `ts_ms` (every fact before it has been applied): report the
+        minutes it closes."""
+        self._last_ts = max(self._last_ts, ts_ms)
+        out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
+        out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
+
+    def flush(self, out: AnalyticsBatch) -> None:
+        out.minutes.extend(self.minutes.flush())
+        out.convergence.extend(self.convergence.flush())
+        out.model_metrics.extend(self.quality.flush(self._last_ts))
+
+
+class RecipientAnalytics:
+    """Every recipient- and message-scoped book of the analytics (one shard's worth).
 
     `forget(recipient_hash, up_to_ms)` erases one person (GDPR Art. 17) from every
     book, and drops their events stamped at or before `up_to_ms` that arrive later
@@ -99,20 +204,25 @@ class EngagementAnalytics:
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
-        self.minutes = MinuteMetrics(allowed_lateness_s)
-        self.convergence = ConvergenceBook(windows or WINDOWS)
         self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
         self.send_times = SendTimeBook()
-        self.bandit = VariantBandit()
         self.personas = PersonaBook()
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
 
-    @property
-    def late(self) -> int:
-        """Events later than the allowed lateness (left out of `metrics_1m`)."""
-        return self.minutes.late
+    def configure(self, attribution_window_s: int, allowed_lateness_s: int,
+                  label_window_s: int, reset_on_drift: bool) -> None:
+        """Settings after a restart apply to the state learned before it (a snapshot
+        holds what was learned; the settings come from the configuration every start)."""
+        self.attribution.window_s = attribution_window_s
+        self.attribution._window_ms = attribution_window_s * 1000
+        self.tracker.ttl_s = max(attribution_window_s, label_window_s)
+        self.tracker._ttl_ms = self.tracker.ttl_s * 1000
+        self.learner.label_window_ms = label_window_s * 1000
+        for task in (*self.learner.tasks.values(), self.learner.bounce):
+            task.reset_on_drift = reset_on_drift
+        self._guard_ms = allowed_lateness_s * 1000
 
     def apply(self, items: list[tuple[Event, BounceVerdict | None]],
               out: AnalyticsBatch | None = None) -> AnalyticsBatch:
@@ -129,17 +239,17 @@ class EngagementAnalytics:
     def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
         """Erase one recipient from every book; what went, per book.
 
-        >>> from schemas.events import Event
+        >>> from operators.event import Event
         >>> def ev(kind, ts_ms, recipient="r1", message_id="m1"):
         ...     return (Event("", ts_ms, kind, "s", recipient, "gmail.com", "gmail.com",
         ...                   message_id, "c", "welcome", "", "Mozilla/5.0 Safari/604.1",
         ...                   "84.1.2.3", "", 0, "", "", "", "", 0.0, "", {}, "", 0, 0), None)
-        >>> a = EngagementAnalytics()
+        >>> a = RecipientAnalytics()
         >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
         ...                ev("click", 600_000)])
         >>> report = a.forget("r1", up_to_ms=700_000)
         >>> report["tracker"], report["learner"], report["send_times"], sum(report.values())
-        (1, 2, 1, 7)
+        (1, 2, 1, 6)
         >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped
         (0, 1)
         >>> len(a.apply([ev("open", 800_000)]).events)   # after the erasure: new data
@@ -149,7 +259,6 @@ class EngagementAnalytics:
         report = {
             "tracker": len(messages),
             "attribution": self.attribution.forget(recipient_hash),
-            "convergence": self.convergence.forget(recipient_hash),
             "learner": self.learner.forget(recipient_hash, messages),
             "send_times": self.send_times.forget(recipient_hash),
             "personas": self.personas.forget(recipient_hash),
@@ -166,11 +275,7 @@ class EngagementAnalytics:
             self._erased = {h: up_to for h, up_to in self._erased.items() if up_to >= horizon}
 
     def flush(self) -> AnalyticsBatch:
-        out = empty_batch()
-        out.minutes.extend(self.minutes.flush())
-        out.convergence.extend(self.convergence.flush())
-        out.model_metrics.extend(self.learner.flush(self._last_ts))
-        return out
+        return empty_batch()
 
     def _learn(self, ev: Event, mkey: str, interaction: Interaction,
                bounce: BounceVerdict | None, credits: list[Credit], out: AnalyticsBatch
@@ -183,17 +288,19 @@ class EngagementAnalytics:
         if etype == "sent":
             learner.on_sent(mkey, ev.domain, r, ev.sender, ev.ts_ms)
         elif etype == "delivered":
-            score = learner.on_delivered(mkey, ev.sender, ev.domain, r,
-                                         ev.campaign_id, ev.variant, ev.ts_ms)
+            score, graded = learner.on_delivered(mkey, ev.sender, ev.domain, r,
+                                                 ev.campaign_id, ev.variant, ev.ts_ms)
+            out.facts.extend(graded)
             score = score._replace(message_id=ev.message_id)
             out.scores.append(score)
-            self.bandit.seen(ev.campaign_id, ev.variant)
+            out.facts.append(VariantSeen(ev.ts_ms, ev.campaign_id, ev.variant))
             profile = self.personas.observe(r, score.score, score.conversion, ev.ts_ms)
             if profile is not None:
                 out.profiles.append(profile)
         elif etype == "bounce":
-            events += learner.on_bounce(mkey, bounce is not None
-                                        and bounce.bounce_class == "hard", ev.ts_ms)
+            events, graded = learner.on_bounce(mkey, bounce is not None
+                                               and bounce.bounce_class == "hard", ev.ts_ms)
+            out.facts.extend(graded)
         elif etype == "open":
             learner.on_open(r, interaction.is_human, ev.ts_ms)
             genuine = interaction.is_human
@@ -215,15 +322,12 @@ class EngagementAnalytics:
             update = self.send_times.engage(r, ev.domain, ev.ts_ms)
             if update is not None:
                 out.send_times.append(update)
-        expired, more_events, rows = learner.tick(ev.ts_ms)
+        expired, more_events, graded = learner.tick(ev.ts_ms)
         resolved += expired
         events += more_events
-        out.model_metrics.extend(rows)
+        out.facts.extend(graded)
         out.model_events.extend(events)
-        for res in resolved:
-            allocation = self.bandit.reward(res.campaign, res.variant, res.engaged, res.ts_ms)
-            if allocation is not None:
-                out.allocations.append(allocation)
+        out.facts.extend(resolved)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
@@ -259,14 +363,10 @@ class EngagementAnalytics:
             elif etype in ("complaint", "unsubscribe") or (
                     etype == "bounce" and bounce is not None and bounce.bounce_class == "hard"):
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, NEGATIVE))
-        # The book reports minute boundaries on any event, so every event ticks it.
-        out.convergence.extend(self.convergence.observe(
-            facts[0] if facts else FlowFact(ev.ts_ms, "", "", DELIVERY)))
-        for fact in facts[1:]:
-            out.convergence.extend(self.convergence.observe(fact))
-        out.minutes.extend(self.minutes.observe(MinuteEvent(
+        out.facts.extend(facts)
+        out.facts.append(MinuteEvent(
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,
-            bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s)))
+            bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
         self._learn(ev, mkey, interaction, bounce, credits, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
@@ -276,3 +376,54 @@ class EngagementAnalytics:
             self.tracker.expire(ev.ts_ms)
             self.attribution.expire(ev.ts_ms)
             self._expire_erasures(ev.ts_ms)
+
+
+class EngagementAnalytics:
+    """Both halves in one process: a `RecipientAnalytics` whose facts go straight into
+    one `FlowAggregates` (events in event-time order; what one shard of one would do).
+
+    Erasure (`forget`) reaches both.
+    """
+
+    def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
+                 allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
+                 label_window_s: int = 86_400, reset_on_drift: bool = False):
+        self.recipients = RecipientAnalytics(attribution_window_s, half_life_s,
+                                             allowed_lateness_s, label_window_s=label_window_s,
+                                             reset_on_drift=reset_on_drift)
+        self.aggregates = FlowAggregates(allowed_lateness_s, windows)
+
+    @property
+    def learner(self) -> Learner:
+        return self.recipients.learner
+
+    @property
+    def late(self) -> int:
+        """Events later than the allowed lateness (left out of `metrics_1m`)."""
+        return self.aggregates.late
+
+    @property
+    def erased_dropped(self) -> int:
+        return self.recipients.erased_dropped
+
+    def apply(self, items: list[tuple[Event, BounceVerdict | None]],
+              out: AnalyticsBatch | None = None) -> AnalyticsBatch:
+        out = empty_batch() if out is None else out
+        recipients, aggregates, facts = self.recipients, self.aggregates, out.facts
+        for item in items:
+            recipients.apply([item], out)
+            # Every event moves the books' minute, as in the unsharded job.
+            aggregates.advance(item[0].ts_ms, out)
+            aggregates.apply(facts, out)
+            facts.clear()
+        return out
+
+    def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
+        report = self.recipients.forget(recipient_hash, up_to_ms)
+        report["convergence"] = self.aggregates.convergence.forget(recipient_hash)
+        return report
+
+    def flush(self) -> AnalyticsBatch:
+        out = self.recipients.flush()
+        self.aggregates.flush(out)
+        return out

@@ -73,10 +73,17 @@ watermark - window can credit no conversion at or after the watermark, so they
 are dropped, and a touch that arrives older than that afterwards is counted in
 `late` instead of stored. A conversion older than the watermark may therefore
 see fewer touches than it would have; the flow should treat it as late.
+
+Expiry costs what expires, not what is held: each stored touch also files its
+(sender, recipient) under its delivery minute (two list slots, 16 bytes), and
+`expire` visits only the minutes before the horizon (a heap of minutes), cutting
+each named history exactly at the horizon. Entries of recipients already cut,
+capped or erased (`forget`) are skipped when their minute comes up.
 """
 
 from __future__ import annotations
 
+import heapq
 import sys
 from bisect import bisect_left, bisect_right
 from operator import itemgetter
@@ -93,6 +100,7 @@ _MILLION = 1_000_000  # credits are whole millionths: 6 decimals
 _delivered_ms = itemgetter(0)
 _new = tuple.__new__  # builds the NamedTuples without their Python-level __new__ (hot path)
 _TUPLE3_BYTES = sys.getsizeof((0, "", ()))
+_MINUTE_MS = 60_000
 
 
 class Touch(NamedTuple):
@@ -121,7 +129,7 @@ class AttributionBook:
 
     __slots__ = ("window_s", "half_life_s", "max_touches", "capped", "duplicates", "late",
                  "_window_ms", "_half_life_ms", "_senders", "_labels", "_labels_kept",
-                 "_horizon_ms")
+                 "_horizon_ms", "_queue", "_queue_minutes")
 
     def __init__(self, window_s: int = 7 * 86400, half_life_s: int = 86400,
                  max_touches: int = 50):
@@ -141,6 +149,10 @@ class AttributionBook:
         self._labels: dict[tuple[str, str], tuple[str, str]] = {}
         self._labels_kept = 0  # table size after the last pruning
         self._horizon_ms: int | None = None
+        # Expiry queue: delivery minute -> [sender, recipient, sender, recipient, ...] of the
+        # touches stored in it, and a heap of those minutes.
+        self._queue: dict[int, list[str]] = {}
+        self._queue_minutes: list[int] = []
 
     def touch(self, sender: str, recipient_hash: str, touch: Touch) -> None:
         """Remember a delivered message."""
@@ -168,6 +180,13 @@ class AttributionBook:
                     self.duplicates += 1
                     return
             history.insert(hi, item)  # after every touch of the same ms: arrival order
+        minute = ts_ms // _MINUTE_MS
+        queued = self._queue.get(minute)
+        if queued is None:
+            self._queue[minute] = [sender, recipient_hash]
+            heapq.heappush(self._queue_minutes, minute)
+        else:
+            queued += (sender, recipient_hash)
         if len(history) > self.max_touches:
             del history[0]
             self.capped += 1
@@ -198,20 +217,32 @@ class AttributionBook:
             return 0  # the watermark did not move forward
         self._horizon_ms = horizon
         dropped = 0
-        for sender in list(self._senders):
-            recipients = self._senders[sender]
-            for recipient_hash in list(recipients):
-                history = recipients[recipient_hash]
-                if history[0][0] >= horizon:
+        senders, queue, minutes = self._senders, self._queue, self._queue_minutes
+        last = horizon // _MINUTE_MS  # the minute the horizon falls in
+        while minutes and minutes[0] <= last:
+            minute = minutes[0]
+            if minute < last:  # wholly before the horizon: done with once cut
+                heapq.heappop(minutes)
+                queued = queue.pop(minute)
+            else:  # the horizon's own minute: cut what is older, visit again next time
+                queued = queue[minute]
+            for i in range(0, len(queued), 2):
+                recipients = senders.get(queued[i])
+                if recipients is None:
                     continue
+                history = recipients.get(queued[i + 1])
+                if history is None or history[0][0] >= horizon:
+                    continue  # cut already (another of its touches), or erased
                 cut = bisect_left(history, horizon, key=_delivered_ms)
                 dropped += cut
                 if cut == len(history):
-                    del recipients[recipient_hash]
+                    del recipients[queued[i + 1]]
+                    if not recipients:
+                        del senders[queued[i]]
                 else:
                     del history[:cut]
-            if not recipients:
-                del self._senders[sender]
+            if minute == last:
+                break
         # Campaigns come and go: rebuild the intern table once it holds mostly dead pairs.
         if dropped and len(self._labels) > 2 * self._labels_kept + 256:
             self._labels = {item[2]: item[2] for recipients in self._senders.values()
@@ -222,7 +253,8 @@ class AttributionBook:
     def forget(self, recipient_hash: str) -> int:
         """Drop one recipient's touches under every sender (erasure); how many went.
 
-        Costs one dict lookup per sender, not a walk over the touches.
+        Costs one dict lookup per sender, and a C-level scan of the expiry queue (which must
+        not name an erased person either; erasures are rare).
 
         >>> book = AttributionBook()
         >>> book.touch("a.example", "r1", Touch(0, "<m1>", "c", "f"))
@@ -239,6 +271,13 @@ class AttributionBook:
                 dropped += len(history)
                 if not recipients:
                     del self._senders[sender]
+        # Every minute: capped touches left entries beyond the history's own minutes.
+        queue = self._queue
+        for minute, queued in queue.items():
+            if recipient_hash in queued:
+                queue[minute] = [x for i in range(0, len(queued), 2)
+                                 if queued[i + 1] != recipient_hash
+                                 for x in (queued[i], queued[i + 1])]
         return dropped
 
     def __len__(self) -> int:
@@ -247,7 +286,9 @@ class AttributionBook:
 
     def approx_bytes(self) -> int:
         """Memory held, measured with sys.getsizeof (shared labels counted once)."""
-        size = sys.getsizeof(self._senders) + sys.getsizeof(self._labels)
+        size = (sys.getsizeof(self._senders) + sys.getsizeof(self._labels)
+                + sys.getsizeof(self._queue) + sys.getsizeof(self._queue_minutes)
+                + sum(sys.getsizeof(queued) for queued in self._queue.values()))
         for label in self._labels.values():
             size += sys.getsizeof(label) + sys.getsizeof(label[0]) + sys.getsizeof(label[1])
         for sender, recipients in self._senders.items():
@@ -273,11 +314,16 @@ class AttributionBook:
         book._horizon_ms = state["horizon_ms"]
         book.capped, book.duplicates, book.late = state["counters"]
         labels = book._labels
+        queue = book._queue
         for sender, recipients in state["senders"].items():
             book._senders[sender] = {
                 recipient_hash: [(ts, message_id, labels.setdefault(tuple(label), tuple(label)))
                                  for ts, message_id, label in history]
                 for recipient_hash, history in recipients.items()}
+            for recipient_hash, history in recipients.items():  # the expiry queue, rebuilt
+                for ts, _, _ in history:
+                    queue.setdefault(ts // _MINUTE_MS, []).extend((sender, recipient_hash))
+        book._queue_minutes = sorted(queue)  # a sorted list is a heap
         book._labels_kept = len(labels)
         return book
 

@@ -19,38 +19,59 @@ Definitions (windows `[as_of - W, as_of)`, W in 1h, 24h, 7d; `as_of` a whole min
 - **negative_rate**: (hard bounces + complaints + unsubscribes) / deliveries,
   all of the flow's messages, in the window.
 
-Feed events in event-time order through `observe`; the book emits the rows of
-every minute boundary the stream crosses *before* counting the event that
-crosses it, so a row for `as_of` covers exactly the events before `as_of`.
+Feed facts in event-time order through `observe`. Rows follow each flow's own
+activity: when the stream first passes a minute boundary after flow f had facts
+(in that minute, or since its last row), `observe` returns f's rows with
+``as_of = (the minute of f's latest fact + 1) * 60,000``, computed from exactly
+f's facts before that time, before counting the fact that crossed it. A flow
+without facts writes no rows (its last rows still hold), and its rows never
+depend on other flows' events. `flush()` (end of input) returns every flow's
+rows still due. A fact of a minute already reported is counted (later rows
+include it) but does not change the rows already written.
+
+Cost is proportional to what changes, never to what is held: per flow, each
+recipient's latest delivery (ld) and latest conversion (lc) are kept in dicts,
+and per minute the number of recipients whose ld falls in it and whose
+min(ld, lc) falls in it, plus the five counters and the latencies of the
+minute. A fact moves one recipient between minutes (a delta on two minute
+counts and on each window's running sums). Each window keeps running sums and
+its own start minute; a row moves the start past the minutes that left the
+window (subtracting them: every minute is subtracted once per window in the
+whole stream) and reads the sums. Because as_of and the windows are whole
+minutes and every counted fact is before as_of, a recipient has entered a
+window ``[as_of - W, as_of)`` iff ld >= as_of - W, and has converged in it iff
+min(ld, lc) >= as_of - W. Latencies sit in a sorted container per window
+(insert and remove cost about the square root of its size; no re-sort per
+row). Recipients, minutes and latencies older than the longest window are
+dropped as the windows move past them.
 
 >>> book = ConvergenceBook(windows={"1h": 3600})
 >>> book.observe(FlowFact(0, "welcome", "r1", DELIVERY))
 []
 >>> book.observe(FlowFact(30_000, "welcome", "r1", CONVERSION))
 []
->>> rows = book.observe(FlowFact(61_000, "welcome", "r2", DELIVERY))
+>>> rows = book.observe(FlowFact(61_000, "other", "r2", DELIVERY))
 >>> [(r.flow_id, r.window, r.as_of_ms, r.entered, r.converged, r.convergence_score)
 ...  for r in rows]
 [('welcome', '1h', 60000, 1, 1, 1.0)]
+>>> [(r.flow_id, r.as_of_ms, r.entered)  # welcome was quiet: no row of it
+...  for r in book.observe(FlowFact(5 * 60_000, "", "", DELIVERY))]
+[('other', 120000, 1)]
 """
 
 from __future__ import annotations
 
-from array import array
+from bisect import bisect_left, insort
 from typing import NamedTuple
 
-import numpy as np
-
 MINUTE_MS = 60_000
-#: Key prefix of an erased recipient's slot: the slot stays (the arrays are positional)
-#: but its key no longer names anybody and its times are reset to "never".
-_ERASED = "\x00erased:"
-_NEVER = -(2 ** 62)  # "no delivery / conversion yet": before any window
 WINDOWS = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 
 # Fact kinds; the first five are counted per minute, LATENCY only records a latency.
 DELIVERY, HUMAN_INTERACTION, MACHINE_INTERACTION, CONVERSION, NEGATIVE, LATENCY = range(6)
 _COUNTERS = 5
+#: A latency container's blocks hold up to 2 * _BLOCK values.
+_BLOCK = 256
 
 
 class FlowFact(NamedTuple):
@@ -80,7 +101,7 @@ class ConvergenceRow(NamedTuple):
     latency_n: int
 
 
-def quantile_exact(sorted_values: np.ndarray, level: float) -> float:
+def quantile_exact(sorted_values: list[float], level: float) -> float:
     """ClickHouse `quantileExact`: the element at index floor(level * n)."""
     n = len(sorted_values)
     if n == 0:
@@ -88,50 +109,177 @@ def quantile_exact(sorted_values: np.ndarray, level: float) -> float:
     return float(sorted_values[min(n - 1, int(level * n))])
 
 
+class SortedFloats:
+    """Floats in ascending order, in blocks: add and remove cost O(block + blocks), the k-th
+    value O(blocks); never a sort of everything held.
+
+    >>> values = SortedFloats()
+    >>> for v in (3.0, 1.0, 2.0, 2.0):
+    ...     values.add(v)
+    >>> values.remove(2.0)
+    >>> len(values), [values[i] for i in range(len(values))]
+    (3, [1.0, 2.0, 3.0])
+    """
+
+    __slots__ = ("blocks", "maxes", "n")
+
+    def __init__(self) -> None:
+        self.blocks: list[list[float]] = []
+        self.maxes: list[float] = []  # the last (largest) value of each block
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, value: float) -> None:
+        blocks, maxes = self.blocks, self.maxes
+        self.n += 1
+        if not blocks:
+            blocks.append([value])
+            maxes.append(value)
+            return
+        i = bisect_left(maxes, value)
+        if i == len(maxes):  # beyond every block: the last one grows
+            i -= 1
+            block = blocks[i]
+            block.append(value)
+            maxes[i] = value
+        else:
+            block = blocks[i]
+            insort(block, value)
+        if len(block) > 2 * _BLOCK:
+            blocks[i:i + 1] = [block[:_BLOCK], block[_BLOCK:]]
+            maxes[i:i + 1] = [block[_BLOCK - 1], block[-1]]
+
+    def remove(self, value: float) -> None:
+        """Remove one occurrence of `value` (which must be held)."""
+        i = bisect_left(self.maxes, value)
+        block = self.blocks[i]
+        del block[bisect_left(block, value)]
+        self.n -= 1
+        if block:
+            self.maxes[i] = block[-1]
+        else:
+            del self.blocks[i]
+            del self.maxes[i]
+
+    def __getitem__(self, k: int) -> float:
+        for block in self.blocks:
+            if k < len(block):
+                return block[k]
+            k -= len(block)
+        raise IndexError(k)
+
+
+def _quantile(values: SortedFloats, level: float) -> float:
+    """`quantile_exact` of the values held."""
+    n = len(values)
+    return float(values[min(n - 1, int(level * n))]) if n else 0.0
+
+
+class _Minute:
+    """What one flow holds about one minute (only minutes with facts have one)."""
+
+    __slots__ = ("entered", "converged", "counts", "latencies", "recipients")
+
+    def __init__(self) -> None:
+        self.entered = 0  # recipients whose latest delivery fell in this minute
+        self.converged = 0  # recipients whose min(latest delivery, latest conversion) did
+        self.counts = [0] * _COUNTERS
+        self.latencies: list[float] = []
+        self.recipients: list[str] = []  # whose ld or lc was set in it (for dropping them)
+
+
 class _Flow:
-    """One flow's state: per-recipient last delivery / conversion, minute counters, latencies."""
+    """One flow: per-recipient latest times, minutes with facts, per-window running sums."""
 
-    __slots__ = ("index", "last_delivery", "last_conversion", "minutes", "minute_head",
-                 "lat_ts", "lat_s")
+    __slots__ = ("delivered", "converted", "minutes", "start", "entered", "converged",
+                 "counts", "latencies", "floor", "head", "reported", "as_of")
 
-    def __init__(self, span_minutes: int):
-        self.index: dict[str, int] = {}
-        self.last_delivery = np.full(64, _NEVER, dtype=np.int64)
-        self.last_conversion = np.full(64, _NEVER, dtype=np.int64)
-        self.minutes = np.zeros((span_minutes, _COUNTERS), dtype=np.int64)
-        self.minute_head = -1
-        self.lat_ts = array("q")
-        self.lat_s = array("d")
+    def __init__(self, first_minute: int, windows: list[int]):
+        span = max(windows)
+        self.delivered: dict[str, int] = {}  # recipient -> latest delivery ms
+        self.converted: dict[str, int] = {}  # recipient -> latest conversion ms
+        self.minutes: dict[int, _Minute] = {}
+        # Per window (in the book's order): first minute counted, and the running sums of
+        # everything counted from it on.
+        self.start = [first_minute - span] * len(windows)
+        self.entered = [0] * len(windows)
+        self.converged = [0] * len(windows)
+        self.counts = [[0] * _COUNTERS for _ in windows]
+        self.latencies = [SortedFloats() for _ in windows]
+        self.floor = first_minute - span  # min(start): minutes before it are dropped
+        self.head = -1  # minute of the latest fact
+        self.reported = -1  # head when the last row was written
+        self.as_of = -1  # minute of the last row's as_of
 
-    def slot(self, recipient: str) -> int:
-        i = self.index.get(recipient)
-        if i is None:
-            i = self.index[recipient] = len(self.index)
-            if i >= len(self.last_delivery):
-                grow = len(self.last_delivery)
-                self.last_delivery = np.concatenate(
-                    [self.last_delivery, np.full(grow, _NEVER, dtype=np.int64)])
-                self.last_conversion = np.concatenate(
-                    [self.last_conversion, np.full(grow, _NEVER, dtype=np.int64)])
-        return i
+    def minute(self, m: int) -> _Minute:
+        held = self.minutes.get(m)
+        if held is None:
+            held = self.minutes[m] = _Minute()
+        return held
+
+    def move(self, entered: bool, old: int | None, new: int | None) -> None:
+        """One recipient's ld (`entered`) or min(ld, lc) moved from `old` to `new` (ms)."""
+        start = self.start
+        totals = self.entered if entered else self.converged
+        if old is not None:
+            m = old // MINUTE_MS
+            if m >= self.floor:
+                held = self.minutes[m]
+                if entered:
+                    held.entered -= 1
+                else:
+                    held.converged -= 1
+                for w, first in enumerate(start):
+                    if m >= first:
+                        totals[w] -= 1
+        if new is not None:
+            m = new // MINUTE_MS
+            if m >= self.floor:
+                held = self.minute(m)
+                if entered:
+                    held.entered += 1
+                else:
+                    held.converged += 1
+                for w, first in enumerate(start):
+                    if m >= first:
+                        totals[w] += 1
+
+    def leaving(self, first: int, end: int) -> list[int]:
+        """Minutes with facts in [first, end), ascending: a walk over the range or over the
+        minutes held, whichever is shorter."""
+        if end - first <= 2 * len(self.minutes):
+            return [m for m in range(first, end) if m in self.minutes]
+        return sorted(m for m in self.minutes if first <= m < end)
+
+
+def _converged_at(delivered: int | None, converted: int | None) -> int | None:
+    return min(delivered, converted) if delivered is not None and converted is not None else None
 
 
 class ConvergenceBook:
-    """Convergence state of every flow; `observe(fact)` returns rows of crossed minutes."""
+    """Convergence state of every flow; `observe(fact)` returns the rows that fell due."""
 
     def __init__(self, windows: dict[str, int] | None = None):
         self.windows = dict(windows or WINDOWS)
-        self.span_minutes = max(self.windows.values()) // 60
+        for name, seconds in self.windows.items():
+            if seconds <= 0 or seconds % 60:
+                raise ValueError(f"window {name!r} must be a positive whole number of minutes,"
+                                 f" got {seconds} s")
+        self._window_minutes = [seconds // 60 for seconds in self.windows.values()]
+        self.span_minutes = max(self._window_minutes)
         self.flows: dict[str, _Flow] = {}
         self.minute = -1  # the minute of the newest fact (as_of boundaries follow it)
         self.late = 0
+        self._due: set[str] = set()  # flows with facts of minutes not reported yet
 
     def observe(self, fact: FlowFact) -> list[ConvergenceRow]:
         minute = fact.ts_ms // MINUTE_MS
         rows: list[ConvergenceRow] = []
         if minute > self.minute:
-            if self.minute >= 0:
-                rows = self.rows_at(minute * MINUTE_MS)
+            if self._due:
+                rows = self.flush()
             self.minute = minute
         elif minute < self.minute:
             self.late += 1  # already reported minutes do not change; later rows include it
@@ -143,108 +291,139 @@ class ConvergenceBook:
         """Drop one recipient from every flow (erasure); how many flows held them.
 
         Later rows no longer count them as entered or converged; minute counters and
-        latencies are anonymous sums and stay. One dict lookup per flow.
+        latencies are anonymous sums and stay. Two dict lookups per flow, and a scan of the
+        flow's minutes for the recipient's expiry entries.
 
         >>> book = ConvergenceBook(windows={"1h": 3600})
         >>> _ = book.observe(FlowFact(0, "welcome", "r1", DELIVERY))
         >>> _ = book.observe(FlowFact(1_000, "welcome", "r2", DELIVERY))
-        >>> book.forget("r1"), "r1" in book.flows["welcome"].index
+        >>> book.forget("r1"), "r1" in book.flows["welcome"].delivered
         (1, False)
         >>> [(r.entered, r.deliveries) for r in book.flush()]
         [(1, 2)]
         """
         dropped = 0
         for flow in self.flows.values():
-            i = flow.index.pop(recipient_hash, None)
-            if i is not None:
-                flow.index[f"{_ERASED}{i}"] = i
-                flow.last_delivery[i] = _NEVER
-                flow.last_conversion[i] = _NEVER
-                dropped += 1
+            delivered = flow.delivered.pop(recipient_hash, None)
+            converted = flow.converted.pop(recipient_hash, None)
+            if delivered is None and converted is None:
+                continue
+            flow.move(True, delivered, None)
+            flow.move(False, _converged_at(delivered, converted), None)
+            # The minutes' expiry lists must not name an erased person either (a C-level
+            # scan per minute held; erasures are rare).
+            for held in flow.minutes.values():
+                if recipient_hash in held.recipients:
+                    held.recipients = [r for r in held.recipients if r != recipient_hash]
+            dropped += 1
         return dropped
 
     def flush(self) -> list[ConvergenceRow]:
-        """End of input: the rows as of the end of the newest minute."""
-        return self.rows_at((self.minute + 1) * MINUTE_MS) if self.minute >= 0 else []
+        """The rows due: each flow with facts since its last row, as of the end of the
+        minute of its latest fact (also the end of input)."""
+        rows: list[ConvergenceRow] = []
+        for flow_id in sorted(self._due):
+            flow = self.flows[flow_id]
+            rows += self._rows(flow_id, flow, flow.head + 1)
+            flow.reported = flow.head
+        self._due = set()
+        return rows
+
+    def rows_at(self, as_of_ms: int) -> list[ConvergenceRow]:
+        """Every flow's rows as of `as_of_ms` (a whole minute, after every fact counted and
+        not before any earlier row: the windows only move forward)."""
+        as_of = as_of_ms // MINUTE_MS
+        return [row for flow_id in sorted(self.flows)
+                for row in self._rows(flow_id, self.flows[flow_id], as_of)]
 
     def _count(self, fact: FlowFact, minute: int) -> None:
         flow = self.flows.get(fact.flow_id)
         if flow is None:
-            flow = self.flows[fact.flow_id] = _Flow(self.span_minutes)
-        if minute > flow.minute_head:
-            self._advance(flow, minute)
-        elif minute <= flow.minute_head - self.span_minutes:
-            return  # older than the longest window: nothing to count it in
+            flow = self.flows[fact.flow_id] = _Flow(minute, self._window_minutes)
+        if minute < flow.floor:
+            return  # older than the longest window of any row to come: nothing to count
+        if minute > flow.head:
+            flow.head = minute
+        if minute > flow.reported:
+            self._due.add(fact.flow_id)
         kind = fact.kind
+        held = flow.minute(minute)
         if kind < _COUNTERS:
-            flow.minutes[minute % self.span_minutes, kind] += 1
+            held.counts[kind] += 1
+            for w, first in enumerate(flow.start):
+                if minute >= first:
+                    flow.counts[w][kind] += 1
         if fact.latency_s > 0:
-            flow.lat_ts.append(fact.ts_ms)
-            flow.lat_s.append(fact.latency_s)
-        if kind == DELIVERY:
-            i = flow.slot(fact.recipient_hash)
-            if fact.ts_ms > flow.last_delivery[i]:
-                flow.last_delivery[i] = fact.ts_ms
-        elif kind == CONVERSION:
-            i = flow.slot(fact.recipient_hash)
-            if fact.ts_ms > flow.last_conversion[i]:
-                flow.last_conversion[i] = fact.ts_ms
+            held.latencies.append(fact.latency_s)
+            for w, first in enumerate(flow.start):
+                if minute >= first:
+                    flow.latencies[w].add(fact.latency_s)
+        if kind == DELIVERY or kind == CONVERSION:
+            r, ts = fact.recipient_hash, fact.ts_ms
+            delivered, converted = flow.delivered.get(r), flow.converted.get(r)
+            before = _converged_at(delivered, converted)
+            if kind == DELIVERY:
+                if delivered is not None and ts <= delivered:
+                    return
+                flow.delivered[r] = ts
+                flow.move(True, delivered, ts)
+                delivered = ts
+            else:
+                if converted is not None and ts <= converted:
+                    return
+                flow.converted[r] = converted = ts
+            after = _converged_at(delivered, converted)
+            if after != before:
+                flow.move(False, before, after)
+            held.recipients.append(r)
 
-    def _advance(self, flow: _Flow, minute: int) -> None:
-        span = self.span_minutes
-        if flow.minute_head < 0 or minute - flow.minute_head >= span:
-            flow.minutes[:] = 0
-        else:
-            for m in range(flow.minute_head + 1, minute + 1):
-                flow.minutes[m % span] = 0
-        flow.minute_head = minute
-        # forget latencies older than the longest window
-        horizon = (minute - span + 1) * MINUTE_MS
-        if flow.lat_ts and flow.lat_ts[0] < horizon:
-            keep = next((i for i, t in enumerate(flow.lat_ts) if t >= horizon), len(flow.lat_ts))
-            del flow.lat_ts[:keep]
-            del flow.lat_s[:keep]
+    def _advance(self, flow: _Flow, as_of: int) -> None:
+        """Move every window's start to as_of - W, subtracting the minutes that left; drop
+        what no window reaches any more."""
+        for w, width in enumerate(self._window_minutes):
+            first, new = flow.start[w], as_of - width
+            if new <= first:
+                continue
+            counts, latencies = flow.counts[w], flow.latencies[w]
+            for m in flow.leaving(first, new):
+                held = flow.minutes[m]
+                flow.entered[w] -= held.entered
+                flow.converged[w] -= held.converged
+                for k in range(_COUNTERS):
+                    counts[k] -= held.counts[k]
+                for latency in held.latencies:
+                    latencies.remove(latency)
+            flow.start[w] = new
+        floor = min(flow.start)
+        if floor > flow.floor:
+            for m in flow.leaving(flow.floor, floor):
+                for r in flow.minutes.pop(m).recipients:
+                    delivered = flow.delivered.get(r)
+                    converted = flow.converted.get(r)
+                    if max(delivered or -1, converted or -1) // MINUTE_MS < floor:
+                        flow.delivered.pop(r, None)  # outside every window from now on
+                        flow.converted.pop(r, None)
+            flow.floor = floor
 
-    def rows_at(self, as_of_ms: int) -> list[ConvergenceRow]:
+    def _rows(self, flow_id: str, flow: _Flow, as_of: int) -> list[ConvergenceRow]:
+        if as_of < flow.as_of:
+            raise ValueError(f"rows of flow {flow_id!r} as of minute {as_of} after rows as of "
+                             f"minute {flow.as_of}: the windows only move forward")
+        self._advance(flow, as_of)
+        flow.as_of = as_of
+        as_of_ms = as_of * MINUTE_MS
         rows = []
-        end_minute = as_of_ms // MINUTE_MS  # exclusive
-        for flow_id in sorted(self.flows):
-            flow = self.flows[flow_id]
-            n = len(flow.index)
-            delivered_at = flow.last_delivery[:n]
-            converted_at = flow.last_conversion[:n]
-            lat_ts = np.frombuffer(flow.lat_ts, dtype=np.int64) if flow.lat_ts else None
-            lat_s = np.frombuffer(flow.lat_s, dtype=np.float64) if flow.lat_s else None
-            for name, seconds in self.windows.items():
-                lo = as_of_ms - seconds * 1000
-                in_window = (delivered_at >= lo) & (delivered_at < as_of_ms)
-                entered = int(in_window.sum())
-                converged = int((in_window & (converted_at >= lo) & (converted_at < as_of_ms))
-                                .sum())
-                counts = self._minute_sums(flow, end_minute - seconds // 60, end_minute)
-                deliveries, human, machine, conversions, negatives = (int(c) for c in counts)
-                if lat_ts is not None:
-                    chosen = lat_s[(lat_ts >= lo) & (lat_ts < as_of_ms)]
-                    chosen.sort()
-                else:
-                    chosen = np.empty(0)
-                interactions = human + conversions
-                rows.append(ConvergenceRow(
-                    flow_id, name, as_of_ms, entered, converged,
-                    round(converged / entered, 6) if entered else 0.0,
-                    round(interactions / entered, 6) if entered else 0.0,
-                    round((interactions + machine) / entered, 6) if entered else 0.0,
-                    quantile_exact(chosen, 0.5), quantile_exact(chosen, 0.9),
-                    round(negatives / deliveries, 6) if deliveries else 0.0,
-                    deliveries, interactions, conversions, negatives, len(chosen)))
+        for w, name in enumerate(self.windows):
+            entered, converged = flow.entered[w], flow.converged[w]
+            deliveries, human, machine, conversions, negatives = flow.counts[w]
+            latencies = flow.latencies[w]
+            interactions = human + conversions
+            rows.append(ConvergenceRow(
+                flow_id, name, as_of_ms, entered, converged,
+                round(converged / entered, 6) if entered else 0.0,
+                round(interactions / entered, 6) if entered else 0.0,
+                round((interactions + machine) / entered, 6) if entered else 0.0,
+                _quantile(latencies, 0.5), _quantile(latencies, 0.9),
+                round(negatives / deliveries, 6) if deliveries else 0.0,
+                deliveries, interactions, conversions, negatives, len(latencies)))
         return rows
-
-    def _minute_sums(self, flow: _Flow, start: int, end: int) -> np.ndarray:
-        """Counter sums over minutes [start, end) that the ring still holds."""
-        start = max(start, flow.minute_head - self.span_minutes + 1)
-        end = min(end, flow.minute_head + 1)
-        if end <= start:
-            return np.zeros(_COUNTERS, dtype=np.int64)
-        span = self.span_minutes
-        idx = np.arange(start, end) % span
-        return flow.minutes[idx].sum(axis=0)

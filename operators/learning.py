@@ -32,10 +32,10 @@ keeping the old one for rollback.
 
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 import time
-from collections import deque
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
@@ -55,6 +55,7 @@ _NUMERIC_ZEROS = dict.fromkeys(_NUMERIC, 0.0)  # the bounce-risk model's (unused
 _HEAD = struct.Struct("<IBHIHHB")
 _PRED = struct.Struct("<5e")  # engagement, conversion, unsubscribe, global and provider baseline
 _NUMS = struct.Struct(f"<{len(_NUMERIC)}e")
+_F16 = struct.Struct("<e")
 _BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}
 #: Negatives each task learns from: one in N (chosen by message key, so deterministic),
 #: weighted by N. Positives are rare (engagement ~4%, conversion and unsubscribe well
@@ -91,6 +92,8 @@ class Score(NamedTuple):
 
 
 class ModelMetricRow(NamedTuple):
+    """Prequential quality of one model as of `minute_ms` (`operators/model_quality.py`)."""
+
     model: str
     minute_ms: int
     n: int  # labels scored so far
@@ -98,6 +101,16 @@ class ModelMetricRow(NamedTuple):
     roc_auc: float
     log_loss: float
     positive_rate: float
+
+
+class Graded(NamedTuple):
+    """One label scored against the prediction made before it was known: what
+    `ModelQuality` (operators/model_quality.py) turns into `ModelMetricRow`s."""
+
+    model: str  # engagement, conversion, unsubscribe, the two baselines, bounce_risk
+    ts_ms: int  # event time at which the label was graded
+    y: bool
+    p: float  # the prediction made at delivery (at send, for bounce_risk)
 
 
 class ModelEvent(NamedTuple):
@@ -130,27 +143,6 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     sums = np.bincount(inverse, weights=ranks)
     ranks = (sums / counts)[inverse]
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-class Evaluator:
-    """Prequential quality of one model: rolling window of (label, prediction)."""
-
-    def __init__(self, window: int = 20_000):
-        self.y: deque[int] = deque(maxlen=window)
-        self.p: deque[float] = deque(maxlen=window)
-        self.n = 0
-
-    def add(self, y: bool, p: float) -> None:
-        self.y.append(1 if y else 0)
-        self.p.append(p)
-        self.n += 1
-
-    def row(self, model: str, minute_ms: int) -> ModelMetricRow:
-        y = np.fromiter(self.y, dtype=np.int8, count=len(self.y))
-        p = np.clip(np.fromiter(self.p, dtype=np.float64, count=len(self.p)), 1e-6, 1 - 1e-6)
-        loss = float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(y) else 0.0
-        return ModelMetricRow(model, minute_ms, self.n, len(y), round(roc_auc(y, p), 6),
-                              round(loss, 6), round(float(y.mean()) if len(y) else 0.0, 6))
 
 
 def _new_model() -> linear_model.LogisticRegression:
@@ -203,8 +195,10 @@ class Learner:
     """All online models of the engine; feed ordered events through the `on_*` methods.
 
     Each method returns what became known: scores, resolved labels (for the
-    bandit), model events; `tick(ts)` expires labels and emits per-minute
-    `model_metrics` rows.
+    bandit), model events and graded labels (`Graded`: each label against the
+    prediction made before it, for `ModelQuality`); `tick(ts)` expires labels.
+    Expiry costs what expires: pending messages are filed by delivery minute,
+    and the minutes are a heap.
     """
 
     # class defaults: snapshots taken before these existed still load
@@ -212,7 +206,7 @@ class Learner:
     _horizon_ms = -1
 
     def __init__(self, label_window_s: int = 86_400, per_sender_min_labels: int = 2000,
-                 reset_on_drift: bool = False, eval_window: int = 20_000):
+                 reset_on_drift: bool = False):
         self.label_window_ms = label_window_s * 1000
         self.history = HistoryBook()
         self.tasks = {t: _Task(t, per_sender_min_labels, reset_on_drift) for t in TASKS}
@@ -220,15 +214,14 @@ class Learner:
         self.pending: dict[int, bytes] = {}
         self.pending_sent: dict[int, tuple[int, int, float, bytes, int]] = {}
         self._expiry: dict[int, list[int]] = {}  # delivery minute -> message keys
+        self._expiry_minutes: list[int] = []  # heap of the minutes in _expiry
         self._sent_expiry: dict[int, list[int]] = {}
+        self._sent_minutes: list[int] = []  # heap of the minutes in _sent_expiry
         self.cats: dict[str, int] = {}
         self.cat_names: list[str] = []
         self.names: dict[str, dict[str, int]] = {"sender": {}, "campaign": {}, "variant": {},
                                                  "provider": {}}
         self.values: dict[str, list[str]] = {k: [] for k in self.names}
-        self.evaluators = {name: Evaluator(eval_window) for name in (
-            *TASKS, "engagement_baseline_global", "engagement_baseline_provider",
-            "bounce_risk")}
         self.base = [0, 0]  # labels, positives (engagement), for the global baseline
         self.base_by_provider: dict[int, list[int]] = {}
         self.minute = -1
@@ -289,14 +282,17 @@ class Learner:
         packed, n_cats, x = self._pack(x | _NUMERIC_ZEROS)
         pid = self._id("provider", domain)
         p, _ = self.bounce.predict(pid, x)
+        # float16, like the other models' stored predictions (exact AUC in ModelQuality)
+        p = _F16.unpack(_F16.pack(p))[0]
         key = message_key(message_id)
         self.pending_sent[key] = (ts_ms, pid, p, packed, n_cats)
-        self._sent_expiry.setdefault(ts_ms // _MINUTE_MS, []).append(key)
+        _file(self._sent_expiry, self._sent_minutes, ts_ms // _MINUTE_MS, key)
         return p
 
     def on_delivered(self, message_id: str, sender: str, domain: str, recipient: str,
-                     campaign: str, variant: str, ts_ms: int) -> Score:
-        self._bounce_label(message_id, False, ts_ms)
+                     campaign: str, variant: str, ts_ms: int) -> tuple[Score, list[Graded]]:
+        """The message's score, and its bounce-risk label (not bounced) if it was sampled."""
+        _, graded = self._bounce_label(message_id, False, ts_ms)
         packed, n_cats, x = self._pack(self.history.features(
             recipient, domain, sender, campaign, variant, ts_ms))
         sid = self._id("sender", sender)
@@ -312,13 +308,14 @@ class Learner:
                           self._id("variant", variant), pid, n_cats)
         key = message_key(message_id)
         self.pending[key] = head + _PRED.pack(p_eng, p_conv, p_unsub, g, p_prov) + packed
-        self._expiry.setdefault(ts_ms // _MINUTE_MS, []).append(key)
+        _file(self._expiry, self._expiry_minutes, ts_ms // _MINUTE_MS, key)
         self.history.delivered(recipient, ts_ms)
         return Score(message_id, sender, domain, model_name, round(p_eng, 6), round(p_conv, 6),
-                     round(p_unsub, 6), ts_ms)
+                     round(p_unsub, 6), ts_ms), graded
 
-    def on_bounce(self, message_id: str, hard: bool, ts_ms: int) -> list[ModelEvent]:
-        return self._bounce_label(message_id, hard, ts_ms) if hard else []
+    def on_bounce(self, message_id: str, hard: bool, ts_ms: int
+                  ) -> tuple[list[ModelEvent], list[Graded]]:
+        return self._bounce_label(message_id, hard, ts_ms) if hard else ([], [])
 
     def on_open(self, recipient: str, human: bool, ts_ms: int) -> None:
         self.history.opened(recipient, ts_ms, human)
@@ -387,12 +384,13 @@ class Learner:
             self.pending[key] = record[:4] + bytes([new_bits]) + record[5:]
         return [], []
 
-    def _score(self, task: str, pid: int, y: bool, preds: tuple[float, ...]) -> None:
+    def _score(self, task: str, pid: int, y: bool, preds: tuple[float, ...], ts_ms: int,
+               graded: list[Graded]) -> None:
         """Prequential quality: every label against the prediction made at delivery."""
-        self.evaluators[task].add(y, preds[TASKS.index(task)])
+        graded.append(Graded(task, ts_ms, y, preds[TASKS.index(task)]))
         if task == "engagement":
-            self.evaluators["engagement_baseline_global"].add(y, preds[3])
-            self.evaluators["engagement_baseline_provider"].add(y, preds[4])
+            graded.append(Graded("engagement_baseline_global", ts_ms, y, preds[3]))
+            graded.append(Graded("engagement_baseline_provider", ts_ms, y, preds[4]))
             self.base[0] += 1
             self.base[1] += y
             pn = self.base_by_provider.setdefault(pid, [0, 0])
@@ -407,58 +405,58 @@ class Learner:
         self.updates += 1
         return [event] if event is not None else []
 
-    def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int) -> list[ModelEvent]:
+    def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int
+                      ) -> tuple[list[ModelEvent], list[Graded]]:
         key = message_key(message_id)
         entry = self.pending_sent.pop(key, None)
         if entry is None:
-            return []
+            return [], []
         # Deliveries outnumber bounces a hundred to one: only the sampled ones count.
         weight = learning_weight("bounce_risk", key, bounced)
         if not weight:
-            return []
+            return [], []
         _sent, pid, p, packed, n_cats = entry
-        self.evaluators["bounce_risk"].add(bounced, p)
+        graded = [Graded("bounce_risk", ts_ms, bounced, p)]
         event = self.bounce.learn(pid, self._unpack(packed, n_cats), bounced, p, ts_ms, weight)
-        return [event] if event is not None else []
+        return ([event] if event is not None else []), graded
 
     # -- time --------------------------------------------------------------------
-    def tick(self, ts_ms: int) -> tuple[list[Resolved], list[ModelEvent], list[ModelMetricRow]]:
-        """Advance event time: expire labels older than the window, report finished minutes.
+    def tick(self, ts_ms: int) -> tuple[list[Resolved], list[ModelEvent], list[Graded]]:
+        """Advance event time: expire labels older than the window; what they resolved,
+        the model events of learning them, and the labels graded (`Graded`).
 
         At most `EXPIRE_PER_TICK` labels expire per call; the rest wait for the next
         events (a jump in event time, e.g. a backlog meeting live traffic, would
-        otherwise learn a day of labels inside one event)."""
+        otherwise learn a day of labels inside one event). The cost is that of what
+        expires: the due minutes come off a heap."""
         minute = ts_ms // _MINUTE_MS
-        rows: list[ModelMetricRow] = []
         if minute > self.minute:
-            if self.minute >= 0:
-                rows = [ev.row(name, minute * _MINUTE_MS)
-                        for name, ev in self.evaluators.items() if ev.n]
             self.minute = minute
             self._horizon_ms = ts_ms - self.label_window_ms
         elif not self._expiring:
             return [], [], []
-        resolved, events = self._expire(self._horizon_ms, EXPIRE_PER_TICK)
-        return resolved, events, rows
+        return self._expire(self._horizon_ms, EXPIRE_PER_TICK, ts_ms)
 
-    def flush(self, ts_ms: int) -> list[ModelMetricRow]:
-        minute = ts_ms // _MINUTE_MS + 1
-        return [ev.row(name, minute * _MINUTE_MS) for name, ev in self.evaluators.items()
-                if ev.n]
-
-    def _expire(self, horizon_ms: int, limit: int) -> tuple[list[Resolved], list[ModelEvent]]:
+    def _expire(self, horizon_ms: int, limit: int, ts_ms: int
+                ) -> tuple[list[Resolved], list[ModelEvent], list[Graded]]:
         """Labels not resolved within the window are negative (event time, not wall clock).
         At most `limit` of them; `_expiring` tells whether more are due."""
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
+        graded: list[Graded] = []
         last = horizon_ms // _MINUTE_MS
         self._expiring = False
-        for minute in sorted(m for m in self._expiry if m < last):
-            keys = self._expiry.pop(minute)
+        minutes, expiry = self._expiry_minutes, self._expiry
+        while minutes and minutes[0] < last:
+            minute = minutes[0]
+            keys = expiry[minute]
             if len(keys) > limit:
-                self._expiry[minute] = keys[limit:]
+                expiry[minute] = keys[limit:]
                 keys = keys[:limit]
                 self._expiring = True
+            else:
+                heapq.heappop(minutes)
+                del expiry[minute]
             limit -= len(keys)
             for key in keys:
                 record = self.pending.pop(key, None)
@@ -469,7 +467,7 @@ class Learner:
                 x = None
                 for task in TASKS:
                     y = bool(bits & _BITS[task])
-                    self._score(task, pid, y, preds)
+                    self._score(task, pid, y, preds, ts_ms, graded)
                     weight = learning_weight(task, key, y)
                     if weight:
                         if x is None:
@@ -483,7 +481,18 @@ class Learner:
             if self._expiring:
                 break
         # sends never answered within the window: no bounce label
-        for minute in [m for m in self._sent_expiry if m < last]:
-            for key in self._sent_expiry.pop(minute):
+        minutes, expiry = self._sent_minutes, self._sent_expiry
+        while minutes and minutes[0] < last:
+            for key in expiry.pop(heapq.heappop(minutes)):
                 self.pending_sent.pop(key, None)
-        return resolved, events
+        return resolved, events, graded
+
+
+def _file(expiry: dict[int, list[int]], minutes: list[int], minute: int, key: int) -> None:
+    """File a pending key under its minute; a new minute goes on the heap."""
+    keys = expiry.get(minute)
+    if keys is None:
+        expiry[minute] = [key]
+        heapq.heappush(minutes, minute)
+    else:
+        keys.append(key)

@@ -134,6 +134,17 @@ class MinuteMetrics:
             rows.append(self._row(key, group))
         return rows
 
+    def close_before(self, minute: int) -> list[MinuteRow]:
+        """The stream has passed into `minute`: emit the minutes before it not yet emitted.
+
+        Lateness is still judged against the newest event counted, not against this."""
+        if minute - 1 <= self.emitted_through:
+            return []
+        rows = [self._row(key, g) for m in sorted(self.groups)
+                if self.emitted_through < m < minute for key, g in sorted(self.groups[m].items())]
+        self.emitted_through = minute - 1
+        return rows
+
     def flush(self) -> list[MinuteRow]:
         """End of input: every minute not yet emitted."""
         return self._close_through(self.minute)

@@ -51,9 +51,11 @@ class EventTimeGate:
     (2, [(2, 'A'), (2, 'b')])
     """
 
-    __slots__ = ("_runs", "_progress", "_known", "watermark", "slack_ms", "tiebreak")
+    __slots__ = ("_runs", "_progress", "_known", "watermark", "slack_ms", "tiebreak", "strict",
+                 "open_below")
 
-    def __init__(self, slack_ms: int = 0, tiebreak: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, slack_ms: int = 0, tiebreak: Callable[[Any], Any] | None = None,
+                 strict: bool = False) -> None:
         #: Orders items with equal event time (e.g. by source position) so the release
         #: order does not depend on how the input was batched; default: arrival order.
         #: Must be a module-level function (snapshots are pickled).
@@ -68,6 +70,12 @@ class EventTimeGate:
         self._progress: dict[str, int] = {}
         self._known: set[str] = set()  # partitions named so far, seen or not
         self.watermark = -1
+        #: Strict: release only items *before* the watermark (plus slack). An item at the
+        #: watermark may still have company at the same time from another partition, and
+        #: equal times must leave together for the order not to depend on arrival.
+        self.strict = strict
+        #: Every item before this has been released (as far as the partitions tell).
+        self.open_below = -1
 
     @property
     def held(self) -> int:
@@ -96,9 +104,12 @@ class EventTimeGate:
         busy += [-1 for p in known if p not in progress and p not in idle]
         if busy:
             self.watermark = max(self.watermark, min(busy))
-        elif self._runs:
-            self.watermark = max(self.watermark, max(run[-1][0] for run in self._runs))
-        limit = self.watermark + self.slack_ms
+            limit = self.watermark + self.slack_ms - (1 if self.strict else 0)
+        else:  # every partition idle: nothing is coming that could go first
+            if self._runs:
+                self.watermark = max(self.watermark, max(run[-1][0] for run in self._runs))
+            limit = max(self.watermark, max(progress.values(), default=-1)) + self.slack_ms
+        self.open_below = max(self.open_below, limit + 1)
         due, kept = [], []
         for run in self._runs:
             cut = bisect_right(run, limit, key=_time)
@@ -137,6 +148,8 @@ class EventTimeGate:
 
     def flush(self) -> list[tuple[int, Any]]:
         """End of input: everything, in event-time order."""
+        if self._runs:
+            self.open_below = max(self.open_below, max(run[-1][0] for run in self._runs) + 1)
         due, self._runs = self._runs, []
         return self._in_order(due)
 
@@ -144,7 +157,8 @@ class EventTimeGate:
         """A gate that later adds and releases do not touch: what a snapshot needs.
 
         The held pairs themselves are immutable and shared; only containers are copied."""
-        twin = EventTimeGate(self.slack_ms, self.tiebreak)
+        twin = EventTimeGate(self.slack_ms, self.tiebreak, self.strict)
+        twin.open_below = self.open_below
         twin._runs = [run.copy() for run in self._runs]
         twin._progress = self._progress.copy()
         twin._known = self._known.copy()
@@ -154,6 +168,7 @@ class EventTimeGate:
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         _dict, slots = state
         # Snapshots from before the runs held a heap of (ts, tiebreak, seq, item).
+        self.strict, self.open_below = False, -1  # snapshots from before they existed
         heap = slots.pop("_heap", None)
         slots.pop("_seq", None)
         for name, value in slots.items():

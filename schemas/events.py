@@ -29,6 +29,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
+# The core's record, defined below schemas/; re-exported: callers and recovery snapshots
+# written before the move name `schemas.events.Event`.
+from operators.event import Event
 from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
 from schemas.topics import DEFAULT_TYPE_BY_TOPIC, EVENT_TYPES
@@ -54,36 +57,6 @@ _OPTIONAL_STR = ("event_id", "campaign_id", "flow_id", "variant", "user_agent", 
 _KNOWN_FIELDS = frozenset(("type", "ts", "sender", "recipient", "recipient_hash",
                            "recipient_domain", "message_id", "smtp_code", "value")
                           + _OPTIONAL_STR)
-
-
-class Event(NamedTuple):
-    """One validated, pseudonymised event. Times are epoch milliseconds (UTC)."""
-
-    event_id: str
-    ts_ms: int
-    type: str
-    sender: str
-    recipient_hash: str
-    recipient_domain: str
-    domain: str  # mailbox-provider key (DESIGN.md)
-    message_id: str
-    campaign_id: str
-    flow_id: str
-    variant: str
-    user_agent: str
-    ip: str
-    url: str
-    smtp_code: int  # 0 when absent
-    smtp_status: str
-    diagnostic: str
-    bounce_kind: str
-    goal: str
-    value: float
-    currency: str
-    attrs: dict[str, Any]
-    topic: str
-    partition: int
-    offset: int
 
 
 class DeadLetter(NamedTuple):

@@ -28,9 +28,9 @@ import clickhouse_connect
 import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from mailflow.stats import STATS
 from schemas.control import Erasure
 from schemas.rows import TABLE_COLUMNS
+from sinks.counters import NO_COUNTS, InsertCounter
 from sinks.read_only_sql import refusal
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,41 @@ class StoreError(RuntimeError):
     """The ClickHouse store could not be opened or used."""
 
 
+class StoreElsewhere(StoreError):
+    """This process of a cluster does not open the embedded store: another one owns it."""
+
+
+#: Who owns the embedded (chDB) store when it is not this process, e.g. "process 0 of the
+#: cluster". chDB lets one process open a store directory; in a cluster with an embedded
+#: store only process 0 does (its sink partitions and ad-hoc SQL), and the others route
+#: their rows to it. None (the default): this process may open it. A ClickHouse server
+#: is opened by every process whatever this says.
+_embedded_owner: str | None = None
+
+
+def embedded_store_owner(owner: str | None) -> None:
+    """Declare who owns the embedded store (None: this process). Set by the job before
+    its dataflow is built; it decides `opens_here` for the whole process."""
+    global _embedded_owner
+    _embedded_owner = owner
+
+
+def opens_here(dsn: str) -> bool:
+    """Whether this process opens the store behind `dsn`: any server, and an embedded
+    store unless another process of the cluster owns it.
+
+    >>> opens_here("http://clickhouse:8123")
+    True
+    """
+    return chdb_path(dsn) is None or _embedded_owner is None
+
+
+def _refuse_elsewhere(dsn: str) -> None:
+    if not opens_here(dsn):
+        raise StoreElsewhere(f"the embedded store {chdb_path(dsn)} belongs to "
+                             f"{_embedded_owner}; this process does not open it")
+
+
 def chdb_path(dsn: str) -> Path | None:
     """The directory of a `chdb:///abs/path` DSN, or None for servers / memory."""
     if not dsn.startswith("chdb://"):
@@ -128,6 +163,7 @@ class ClickHouseStore:
     """The process-wide ClickHouse connection (thread-safe: one lock)."""
 
     def __init__(self, dsn: str):
+        _refuse_elsewhere(dsn)
         self.dsn = dsn
         path = chdb_path(dsn)
         if path is not None:
@@ -277,6 +313,9 @@ class ReadOnlyQueries:
         settings = {**(limits or QUERY_LIMITS), "readonly": 1}
         self.client: Any = None
         self.unavailable = ""
+        self.elsewhere = "" if opens_here(dsn) else f"SQL is served by {_embedded_owner}"
+        if self.elsewhere:
+            return  # another process of the cluster owns the embedded store
         try:
             self.client = clickhouse_connect.get_client(dsn=dsn, settings=settings)
         except Exception as exc:  # e.g. a server whose profile forbids these settings
@@ -290,6 +329,8 @@ class ReadOnlyQueries:
         reason = refusal(sql)
         if reason is not None:
             raise QueryRefused(reason)
+        if self.elsewhere:
+            raise StoreElsewhere(self.elsewhere)
         if self.client is None:
             raise StoreError(self.unavailable)
         try:
@@ -372,9 +413,11 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
     as the job is failing and will resume from the last snapshot.
     """
 
-    def __init__(self, store: ClickHouseStore, table: str, retries: int, queued_blocks: int):
+    def __init__(self, store: ClickHouseStore, table: str, retries: int, queued_blocks: int,
+                 stats: InsertCounter = NO_COUNTS):
         self._store = store
         self._table = table
+        self._stats = stats
         self._columns = TABLE_COLUMNS[table]
         self._retries = retries
         self._blocks: queue.Queue[tuple[bytes, int] | Erasure | None] = queue.Queue(
@@ -438,7 +481,7 @@ class _TablePartition(StatefulSinkPartition[list[tuple], None]):
         def insert() -> None:
             started = time.perf_counter()
             self._store.insert_encoded(self._table, block, self._columns, dedup_token=token)
-            STATS.record_insert(self._table, rows, time.perf_counter() - started)
+            self._stats.record_insert(self._table, rows, time.perf_counter() - started)
 
         self._retrying(f"insert into {self._table}", insert)
 
@@ -461,20 +504,32 @@ class ClickHouseSink(FixedPartitionedSink[list[tuple], None]):
 
     One partition per table, as Bytewax hands a partition the values without their
     keys. Each has its own writer thread: inserts into a table keep their order, and
-    one table's retries do not hold up the others.
+    one table's retries do not hold up the others. Each stored block is counted by
+    `stats` (the job passes its `STATS`; by default nothing is counted).
+
+    Bytewax builds a partition on one of the workers that list it (spreading them over
+    those workers) and routes every item to it. A process that does not open the store
+    (`opens_here`: an embedded store owned by process 0) lists none, so its rows go to
+    the owner's workers; with a ClickHouse server every worker lists every table.
     """
 
-    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4):
+    def __init__(self, dsn: str, retries: int = 5, queued_blocks: int = 4,
+                 stats: InsertCounter = NO_COUNTS, writes_here: bool | None = None):
         self.dsn = dsn
+        self.stats = stats
         self.retries = retries
         self.queued_blocks = queued_blocks
         self.tables = sorted(TABLE_COLUMNS)  # Bytewax orders partitions this way
+        # None: as `opens_here` says in the process that runs the dataflow
+        self.writes_here = writes_here
 
     def list_parts(self) -> list[str]:
-        return self.tables
+        here = opens_here(self.dsn) if self.writes_here is None else self.writes_here
+        return self.tables if here else []
 
     def part_fn(self, item_key: str) -> int:
         return self.tables.index(item_key)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _TablePartition:
-        return _TablePartition(store_for(self.dsn), for_part, self.retries, self.queued_blocks)
+        return _TablePartition(store_for(self.dsn), for_part, self.retries, self.queued_blocks,
+                               self.stats)

@@ -10,7 +10,7 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from mailflow.stats import STATS
+from sinks.counters import NO_COUNTS, OutputFailureCounter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def producer_config(**extra: str) -> dict[str, str]:
 
 
 class DeliveryFailures:
-    """The producer's failure reports: each one counted (`STATS`, by topic and error) and
+    """The producer's failure reports: each one counted (`stats`, by topic and error) and
     logged with its topic and error (once per topic and error, as a broker outage fails
     thousands at a time); `check()` raises while any is unsettled.
 
@@ -43,7 +43,8 @@ class DeliveryFailures:
     the epoch that produced it is replayed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stats: OutputFailureCounter = NO_COUNTS) -> None:
+        self.stats = stats
         self.count = 0
         self.first = ""
         self.raised = False  # check() has raised: the dataflow is already failing
@@ -63,7 +64,7 @@ class DeliveryFailures:
 
     def record(self, topic: str, err: KafkaError) -> None:
         self.count += 1
-        STATS.record_output_failure(topic, err.name())
+        self.stats.record_output_failure(topic, err.name())
         if not self.first:
             self.first = f"{topic}: {err.str()}"
         if (topic, err.name()) not in self._logged:
@@ -82,8 +83,8 @@ class _KafkaOutputPartition(StatefulSinkPartition):
     """Produces without waiting; the epoch's snapshot waits for every acknowledgement and
     fails if any message was refused (a snapshot must never count lost output)."""
 
-    def __init__(self, config: dict[str, Any]):
-        self.failures = DeliveryFailures()
+    def __init__(self, config: dict[str, Any], stats: OutputFailureCounter = NO_COUNTS):
+        self.failures = DeliveryFailures(stats)
         # only failures call back into Python: nothing on the hot path when all is well
         self._producer = Producer({**config, "on_delivery": self.failures.on_delivery,
                                    "delivery.report.only.error": True,
@@ -128,10 +129,13 @@ class KafkaOutput(FixedPartitionedSink):
 
     Bytewax's `KafkaSink` flushes after every batch, which blocks the worker on a
     broker round trip many times a second; this sink flushes once per epoch (in the
-    snapshot) and at close, keeping at-least-once delivery.
+    snapshot) and at close, keeping at-least-once delivery. Lost messages are counted
+    by `stats` (the job passes its `STATS`; by default nothing is counted).
     """
 
-    def __init__(self, brokers: list[str], config: dict[str, str] | None = None):
+    def __init__(self, brokers: list[str], config: dict[str, str] | None = None,
+                 stats: OutputFailureCounter = NO_COUNTS):
+        self.stats = stats
         self.config = {**producer_config(), **(config or {}),
                        "bootstrap.servers": ",".join(brokers)}
 
@@ -143,4 +147,4 @@ class KafkaOutput(FixedPartitionedSink):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None
                    ) -> _KafkaOutputPartition:
-        return _KafkaOutputPartition(self.config)
+        return _KafkaOutputPartition(self.config, self.stats)

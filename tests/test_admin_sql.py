@@ -20,9 +20,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from flows.stats import JobStats
 from mailflow.admin import AdminServer
 from mailflow.broker import free_port
-from mailflow.stats import JobStats
 from sinks.clickhouse import ClickHouseStore, ReadOnlyQueries, StoreError
 from tests.conftest import ROOT, mailflow_cmd, query_store
 

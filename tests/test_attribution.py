@@ -263,3 +263,45 @@ def test_settings_are_checked():
         AttributionBook(half_life_s=-1)
     with pytest.raises(ValueError):
         AttributionBook(max_touches=0)
+
+
+def test_expiry_queue_drops_exactly_what_is_older_than_the_horizon():
+    """Out-of-order touches, erasures, many expiries: after each, the book holds exactly
+    the touches at or after the horizon, and the queue only minutes not yet due."""
+    rnd = random.Random(11)
+    book = AttributionBook(window_s=3600, max_touches=1000)
+    kept: dict[tuple[str, str], set[tuple[int, str]]] = {}
+    horizon = None
+    for i in range(3000):
+        ts = i * 20_000 + rnd.randrange(-600_000, 600_000)
+        sender, recipient = rnd.choice((SHOP, OTHER)), f"r{rnd.randrange(60)}"
+        if rnd.random() < 0.01:
+            book.forget(recipient)
+            for key in [k for k in kept if k[1] == recipient]:
+                del kept[key]
+        book.touch(sender, recipient, Touch(ts, f"m{i}", "c", ""))
+        if horizon is None or ts >= horizon:
+            kept.setdefault((sender, recipient), set()).add((ts, f"m{i}"))
+        if i % 50 == 49:
+            dropped = book.expire(i * 20_000)
+            horizon = i * 20_000 - 3_600_000
+            before = sum(len(v) for v in kept.values())
+            kept = {k: {t for t in v if t[0] >= horizon} for k, v in kept.items()}
+            kept = {k: v for k, v in kept.items() if v}
+            assert dropped == before - sum(len(v) for v in kept.values())
+            held = {(s, r): {(ts, m) for ts, m, _ in history}
+                    for s, recipients in book._senders.items()
+                    for r, history in recipients.items()}
+            assert held == kept
+            assert min(book._queue_minutes) >= horizon // 60_000  # nothing due is left
+    assert len(book._queue) <= 3600 // 60 + 12  # the window's minutes, not the stream's
+
+
+def test_forget_leaves_no_mention_in_the_expiry_queue():
+    book = AttributionBook(max_touches=2)
+    for i in range(5):  # three of ANN's touches are capped: queued, but not in the history
+        book.touch(SHOP, ANN, Touch(i * 60_000, f"m{i}", "c", ""))
+        book.touch(SHOP, BOB, Touch(i * 60_000, f"b{i}", "c", ""))
+    assert book.forget(ANN) == 2
+    assert ANN.encode() not in pickle.dumps(book)
+    assert book.expire(30 * DAY) == 2  # BOB's two, found through the queue

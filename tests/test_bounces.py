@@ -564,7 +564,7 @@ def test_no_block_or_rate_limit_in_the_corpus_ever_suppresses_an_address():
     that turns a hard bounce into a `mailflow.suppressions` record)."""
     import orjson
 
-    from flows.pipeline import BatchParser
+    from flows.parse import BatchParser
     from flows.sources import RawMessage
     from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 

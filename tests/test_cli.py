@@ -8,10 +8,10 @@ import urllib.request
 import orjson
 import pytest
 
+from flows.stats import JobStats
 from mailflow.admin import AdminServer
 from mailflow.cli import build_parser, main
 from mailflow.sqlcli import format_csv, format_json, format_table
-from mailflow.stats import JobStats
 from tests.conftest import mailflow_cmd
 
 VERBS = ["demo", "run", "broker", "generate", "sql", "ingest", "replay", "serve"]
@@ -104,10 +104,3 @@ def test_admin_endpoint_serves_health_metrics_stats_and_sql():
         assert bad.value.code == 400 and b"Syntax error" in bad.value.read()
     finally:
         admin.stop()
-
-
-def test_several_processes_need_a_clickhouse_server(tmp_path):
-    proc = mailflow_cmd("run", "--dev", "--processes", "2", "--brokers", "127.0.0.1:1",
-                        env={"MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_CLICKHOUSE_URL": ""},
-                        check=False, timeout=60)
-    assert proc.returncode == 2 and "ClickHouse server" in proc.stderr

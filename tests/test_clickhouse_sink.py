@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,24 +19,14 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
-from flows.pipeline import (
-    DECISIONS,
-    SUPPRESSED,
-    AnalyticsLogic,
-    BatchParser,
-    decision_outputs,
-    throttle_keys,
-)
+from flows.settings import load_settings
 from flows.sources import RawMessage
-from mailflow.config import load_settings
+from flows.stats import JobStats
 from mailflow.generator import Incident, TrafficGenerator
-from mailflow.stats import STATS
-from operators.throttle import ThrottleBook
-from schemas import rows as out
-from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from schemas.rows import TABLE_COLUMNS
 from sinks.clickhouse import ClickHouseSink, ClickHouseStore, StoreError, close_stores, store_for
 from tests.conftest import ROOT
+from tests.test_shards import in_memory
 
 pytestmark = pytest.mark.integration
 
@@ -112,27 +101,9 @@ def pipeline_rows() -> dict[str, list[tuple]]:
                                  incident=Incident("news.acme.example", "gmail.com"))
     raw = [RawMessage(ev.value, ev.topic, 0, i, "")
            for i, ev in enumerate(generator.events(50.0, 400))]
-    parser = BatchParser(RecipientHasher(DEV_HASH_KEY))
-    parser.parser.now = lambda: START + 3600  # the parser's clock: after the traffic
-    parsed = [parser(raw[i:i + 1000])[0] for i in range(0, len(raw), 1000)]
-    tables: dict[str, list[tuple]] = defaultdict(list)
-    tables[SUPPRESSED] = [out.suppression_row(ev, why)
-                          for b in parsed for ev, why in b.suppressions]
-    items = sorted((item for b in parsed for item in b.events), key=lambda it: it[0].ts_ms)
-    analytics = AnalyticsLogic(None, load_settings(environ={
-        "MAILFLOW_KAFKA_BROKERS": "127.0.0.1:9", "MAILFLOW_LABEL_WINDOW_S": "120"}))
-    for batch in [items[i:i + 2000] for i in range(0, len(items), 2000)] + [None]:
-        outputs = analytics.on_batch([batch])[0] if batch else analytics.on_eof()[0]
-        for table, rows in outputs:
-            if table in TABLE_COLUMNS:  # not the Kafka messages
-                tables[table].extend(rows)
-    signals = sorted((s for b in parsed for s in b.signals), key=lambda s: s.ts_ms)
-    books: dict[str, ThrottleBook] = {}
-    for key, (_key, batch) in throttle_keys(signals):
-        book = books.setdefault(key, ThrottleBook("sender" if key[0] == "s" else "provider",
-                                                  key[2:]))
-        tables[DECISIONS].extend(decision_outputs(book.apply(batch))[0][1])
-    return tables
+    settings = load_settings(environ={"MAILFLOW_KAFKA_BROKERS": "127.0.0.1:9",
+                                      "MAILFLOW_LABEL_WINDOW_S": "120", "MAILFLOW_SHARDS": "4"})
+    return in_memory(raw, settings, batch=1000)  # the whole dataflow, in memory
 
 
 def exact(row: tuple) -> tuple:
@@ -195,14 +166,16 @@ def test_the_sink_writes_every_table_it_is_given_and_drains_when_the_input_ends(
     store = store_for(dsn)
     items = [(MODEL_EVENTS, block("dataflow", b, rows=3)) for b in range(5)]
     items.append(("mailflow.model_metrics", [("dataflow", int(START), 10, 10, 0.5, 0.7, 0.1)]))
-    written = STATS.rows_by_table[MODEL_EVENTS]
+    counts = JobStats()  # the sink counts into whatever it is given (the job: its STATS)
     flow = Dataflow("clickhouse_sink")
-    op.output("clickhouse_out", op.input("rows", flow, TestingSource(items)), ClickHouseSink(dsn))
+    op.output("clickhouse_out", op.input("rows", flow, TestingSource(items)),
+              ClickHouseSink(dsn, stats=counts))
     run_main(flow)
     assert details(store, "dataflow") == [f"block {b}" for b in range(5) for _ in range(3)]
     assert store.query("SELECT count() FROM mailflow.model_metrics "
                        "WHERE model = 'dataflow'")[1] == [(1,)]
-    assert STATS.rows_by_table[MODEL_EVENTS] - written == 15
+    assert counts.rows_by_table[MODEL_EVENTS] == 15
+    assert counts.inserts_by_table[MODEL_EVENTS] == 5
 
 
 def test_snapshot_returns_once_every_queued_block_is_stored_in_order(dsn):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailflow.config import ConfigError, load_settings
+from flows.settings import ConfigError, load_settings
 
 
 def test_defaults_follow_the_design(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from mailflow.config import Settings, load_settings
+from flows.settings import Settings, load_settings
 from mailflow.exposure import is_loopback, missing
 from sinks.clickhouse import ClickHouseStore
 

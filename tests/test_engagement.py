@@ -423,3 +423,19 @@ def test_generated_stream_machine_and_human_opens(generated: list[Event]) -> Non
     # and the run is reproducible
     again = MessageTracker()
     assert [again.apply(e) for e in generated] == verdicts
+
+
+def test_expiry_visits_only_due_buckets_and_survives_erasure() -> None:
+    tracker = MessageTracker(ttl_s=3600)
+    for i in range(600):  # one delivery every 30 s for 5 hours
+        tracker.apply(ev("delivered", i * 30, message_id=f"m{i}|{'ab'[i % 2]}"))
+    tracker.forget("|a")  # every other message; some buckets keep only the other half
+    assert len(tracker) == 300
+    cutoff_s = 2 * 3600
+    dropped = tracker.expire(T0 + (cutoff_s + 3600) * 1000)
+    assert dropped == sum(1 for i in range(1, 600, 2) if i * 30 < cutoff_s)
+    assert len(tracker) == sum(1 for i in range(1, 600, 2) if i * 30 >= cutoff_s)
+    assert min(tracker._bucket_heap) >= (T0 + cutoff_s * 1000) // 600_000
+    for i in range(600):
+        tracker.forget(f"|{'ab'[i % 2]}")
+    assert tracker.expire(T0 + 10 * 86_400_000) == 0 and not tracker._bucket_heap

@@ -6,17 +6,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from flows.pipeline import (
-    ERASABLE,
-    AnalyticsLogic,
-    BatchRowsLogic,
-    OrderingLogic,
-    ParsedBatch,
-    parse_controls,
-)
+from flows.outputs import BatchRowsLogic
+from flows.parse import parse_controls
+from flows.settings import load_settings
+from flows.shards import ERASABLE, ShardInput, ShardLogic
 from flows.sources import CaughtUp, RawMessage
 from mailflow.cli import main
-from mailflow.config import load_settings
 from schemas.control import EraseCommand, Erasure, erase_record, parse_control
 from schemas.events import DeadLetter, Event
 from schemas.rows import TABLE_COLUMNS
@@ -80,32 +75,33 @@ def test_a_command_without_ts_covers_everything_up_to_now():
     assert cmd.recipient_hash == "abc" and cmd.up_to_ms > T0
 
 
-def test_the_gate_drops_held_events_of_the_erased_recipient():
-    logic = OrderingLogic(0, ["email.deliveries/0", "email.opens/0"], None)
+PARTS = ["email.deliveries/0", "email.opens/0"]
+
+
+def test_the_shard_drops_held_and_queued_events_and_tells_every_table_topic_and_merge():
+    logic = ShardLogic(load_settings(environ={}), PARTS, True, None)
     held = [(event("h1", T0 + 1), None), (event("h2", T0 + 2, offset=1), None),
             (event("h1", T0 + 9_000_000, offset=2), None)]  # after the erasure: kept
-    out, _ = logic.on_batch([ParsedBatch(held, [], [], [], {"email.deliveries/0": T0 + 3}, [])])
-    assert out == []  # email.opens/0 has shown nothing yet: everything waits
+    out, _ = logic.on_batch([ShardInput("0001", held, [], {"email.deliveries/0": T0 + 3}, [],
+                                        [])])
+    assert logic.state.events.held == 3  # email.opens/0 has shown nothing yet: all wait
     erase = EraseCommand("h1", T0 + 5_000_000, "")
-    out, _ = logic.on_batch([erase])
-    assert out == [("erase", [erase])]
-    out, _ = logic.on_eof()
-    assert [(e.recipient_hash, e.offset) for e, _b in dict(out)["events"]] == [("h2", 1),
-                                                                               ("h1", 2)]
-
-
-def test_analytics_forgets_queues_and_tells_every_table_and_the_send_time_topic():
-    logic = AnalyticsLogic(None, load_settings(environ={}), snapshots=True)
-    logic.queued = [(event("h1", T0), None), (event("h2", T0, offset=1), None)]
-    out = logic._erase(EraseCommand("h1", T0 + 1, ""))
-    assert [e.recipient_hash for e, _b in logic.queued] == ["h2"]
-    tables = {table: item for table, item in out if table != "kafka"}
+    out, _ = logic.on_batch([ShardInput("0001", [], [], {}, [], [erase])])
+    (result,) = out
+    tables = {table: item for table, item in result.tables}
     assert tables == {t: Erasure("h1", TABLE_COLUMNS[t].index("recipient_hash"))
                       for t in ERASABLE}
     assert set(ERASABLE) == {"mailflow.events", "mailflow.attribution", "mailflow.send_times",
                              "mailflow.recipient_profiles"}  # never mailflow.suppressions
-    (tombstone,) = dict(out)["kafka"]
+    (tombstone,) = result.kafka
     assert (tombstone.topic, tombstone.key, tombstone.value) == (SEND_TIMES, b"h1", None)
+    # every merge hears of it (convergence membership lives there)
+    assert len({key for key, _m in result.merges}) == 8
+    assert all(m.facts[0][2].recipient_hash == "h1" for _key, m in result.merges)
+    (final,) = logic.on_eof()[0]
+    applied = [row for table, rows in final.tables if table == "mailflow.events" for row in rows]
+    assert len(applied) == 2  # h2, and h1's event after the erasure
+    assert logic.state.analytics.erased_dropped == 0
 
 
 def test_buffered_rows_of_the_erased_recipient_are_never_written():

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from flows.settings import load_settings
 from mailflow.cli import main
-from mailflow.config import load_settings
 from mailflow.exposure import Reminder, check_exposure, is_loopback, missing
 
 INGEST_SECRETS = {

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.pipeline import BatchParser, ParsedBatch
+from flows.parse import BatchParser, ParsedBatch
 from flows.sources import CaughtUp, RawMessage
-from mailflow.stats import STATS
+from flows.stats import STATS
 from operators.bounces import BounceClassifier
 from operators.engagement import Interaction
 from schemas import rows as out

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from flows.stats import JobStats
 from mailflow.admin import AdminServer
 from mailflow.api import ApiServer, DecisionApi
 from mailflow.http import HardenedServer, JsonHandler
-from mailflow.stats import JobStats
 from sinks.client import ThrottleClient
 
 

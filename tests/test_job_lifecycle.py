@@ -110,6 +110,9 @@ def test_sigterm_drains_flushes_and_exits_zero(broker, tmp_path):
         lines = [orjson.loads(line) for line in job.stdout.read().splitlines()
                  if line.startswith(b"{")]
         assert any(entry["level"] == "info" and "draining" in entry["msg"] for entry in lines)
+        # the flow hands the job's counters to its sinks: every stored row is counted
+        assert any(f"'mailflow.events': {len(events)}" in entry["msg"]
+                   for entry in lines if entry["msg"].startswith("job done")), lines[-3:]
     finally:
         if job.poll() is None:
             job.kill()

@@ -18,8 +18,8 @@ import sys
 import pytest
 from bytewax.connectors.kafka import KafkaSinkMessage
 
+from flows.stats import STATS
 from mailflow.broker import EmbeddedBroker
-from mailflow.stats import STATS
 from schemas.topics import THROTTLE
 from sinks.kafka import KafkaOutput, OutputLost
 from tests.conftest import ROOT, consume_all
@@ -28,7 +28,8 @@ INVALID_TOPIC = "not a valid topic!"
 
 
 def output_part(bootstrap: str, **config: str):
-    return KafkaOutput([bootstrap], config=config).build_part("kafka_out", "kafka", None)
+    return KafkaOutput([bootstrap], config=config, stats=STATS).build_part(
+        "kafka_out", "kafka", None)
 
 
 def failures(topic: str, error: str) -> int:

@@ -11,10 +11,12 @@ from operators.learning import (
     EXPIRE_PER_TICK,
     NEGATIVE_SAMPLE,
     TASKS,
+    Graded,
     Learner,
     message_key,
     roc_auc,
 )
+from operators.model_quality import ModelQuality
 
 H = 3_600_000
 S, D = "news.example", "gmail.com"
@@ -22,7 +24,13 @@ S, D = "news.example", "gmail.com"
 
 def deliver(learner: Learner, i: int, ts: int, recipient: str = "", campaign: str = "c",
             variant: str = ""):
-    return learner.on_delivered(f"m{i}", S, D, recipient or f"r{i}", campaign, variant, ts)
+    score, _graded = learner.on_delivered(f"m{i}", S, D, recipient or f"r{i}", campaign,
+                                          variant, ts)
+    return score
+
+
+def labels(graded: list[Graded], model: str) -> list[int]:
+    return [int(g.y) for g in graded if g.model == model]
 
 
 def test_a_score_is_made_before_its_outcome_and_ignores_the_future():
@@ -67,13 +75,12 @@ def test_labels_are_known_early_and_learned_when_the_window_closes():
     deliver(learner, 2, 0)
     learner.on_engagement("m1", "r1", 10 * 60_000)
     learner.on_engagement("m1", "r1", 11 * 60_000)  # a second click changes nothing
-    assert learner.evaluators["engagement"].n == 0  # not learned yet: negatives come later
-    assert learner.tick(59 * 60_000)[0] == []  # window not closed
-    expired, _, _ = learner.tick(2 * H)
+    assert learner.tick(59 * 60_000) == ([], [], [])  # window not closed: nothing graded
+    expired, _, graded = learner.tick(2 * H)
     assert [r.engaged for r in expired] == [True, False]  # m1 positive, m2 by expiry
-    ev = learner.evaluators
-    assert (ev["engagement"].n, list(ev["engagement"].y)) == (2, [1, 0])
-    assert ev["conversion"].n == 2 and ev["unsubscribe"].n == 2
+    assert labels(graded, "engagement") == [1, 0]
+    assert len(labels(graded, "conversion")) == 2 and len(labels(graded, "unsubscribe")) == 2
+    assert {g.ts_ms for g in graded} == {2 * H}  # graded when the window closed
     assert not learner.pending
 
 
@@ -83,10 +90,9 @@ def test_conversion_and_unsubscribe_labels():
     deliver(learner, 2, 0)
     learner.on_conversion("m1", "r1", 60_000)
     learner.on_unsubscribe("m2", 60_000)
-    learner.tick(2 * H)
-    ev = learner.evaluators
-    assert list(ev["engagement"].y) == [1, 0]  # a credited conversion is an engagement
-    assert list(ev["conversion"].y) == [1, 0] and list(ev["unsubscribe"].y) == [0, 1]
+    graded = learner.tick(2 * H)[2]
+    assert labels(graded, "engagement") == [1, 0]  # a credited conversion is an engagement
+    assert labels(graded, "conversion") == [1, 0] and labels(graded, "unsubscribe") == [0, 1]
 
 
 def test_deterministic_for_the_same_stream():
@@ -106,6 +112,7 @@ def test_deterministic_for_the_same_stream():
 
 def test_models_learn_a_real_signal_and_beat_the_global_baseline():
     learner = Learner(label_window_s=1800)
+    quality = ModelQuality()
     rng = np.random.default_rng(1)
     # recipients 0-99 engage 40% of the time, 100-999 only 2%
     for i in range(20_000):
@@ -114,8 +121,8 @@ def test_models_learn_a_real_signal_and_beat_the_global_baseline():
         deliver(learner, i, ts, recipient=f"r{r}")
         if rng.random() < (0.4 if r < 100 else 0.02):
             learner.on_engagement(f"m{i}", f"r{r}", ts + 60_000)
-        learner.tick(ts)
-    rows = {r.model: r for r in learner.flush(20_000 * 2_000)}
+        quality.add(learner.tick(ts)[2])
+    rows = {r.model: r for r in quality.flush(20_000 * 2_000)}
     assert rows["engagement"].roc_auc > 0.7  # perfect knowledge of the groups: ~0.81
     assert rows["engagement"].roc_auc > rows["engagement_baseline_global"].roc_auc + 0.15
     assert rows["engagement"].log_loss < rows["engagement_baseline_global"].log_loss
@@ -157,9 +164,8 @@ def test_negatives_are_down_sampled_and_weighted_but_every_label_is_scored():
     for i in range(400):
         deliver(learner, i, 0)
     learner.on_engagement("m7", "r7", 1000)
-    learner.tick(10 * 60_000)
-    ev = learner.evaluators["engagement"]
-    assert ev.n == 400 and sum(ev.y) == 1  # every label scored
+    graded = labels(learner.tick(10 * 60_000)[2], "engagement")
+    assert len(graded) == 400 and sum(graded) == 1  # every label scored
     sampled = {task: {i for i in range(400) if message_key(f"m{i}") % n == 0}
                for task, n in NEGATIVE_SAMPLE.items() if task in TASKS}
     sampled["engagement"].add(7)  # the one positive is always learned

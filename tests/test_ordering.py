@@ -10,10 +10,7 @@ import random
 
 import pytest
 
-from flows.pipeline import OrderingLogic, ParsedBatch, source_position
 from operators.ordering import EventTimeGate
-from operators.throttle import Signal
-from schemas.events import Event
 
 SILENT = "silent/0"  # named as an input partition, never shows an event
 
@@ -159,81 +156,13 @@ def test_snapshot_taken_before_the_runs_resumes() -> None:
     assert gate.flush() == [(5, ("a/0", 2))]
 
 
-# --- the order_events step: real events and signals, batched two ways --------------------
-def event(ts: int, topic: str, partition: int, offset: int) -> Event:
-    return Event(f"{topic}-{partition}-{offset}", ts, "delivered", "news.acme.example", "h",
-                 "gmail.com", "gmail.com", f"m{offset}", "", "", "", "", "", "", 0, "", "", "",
-                 "", 0.0, "", {}, topic, partition, offset)
-
-
-def consumer_batches(rnd: random.Random) -> list[ParsedBatch]:
-    """A backlog read unevenly: every poll takes a random chunk of one partition."""
-    streams = {}
-    for topic, partition in (("email.deliveries", 0), ("email.deliveries", 1),
-                             ("email.complaints", 0)):
-        ts, stream = 1_000, []
-        for offset in range(300 if topic == "email.deliveries" else 40):
-            ts += rnd.randint(1, 3) * (1 if topic == "email.deliveries" else 7)
-            stream.append(event(ts, topic, partition, offset))
-        streams[(topic, partition)] = stream
-    batches = []
-    while streams:
-        key = rnd.choice(sorted(streams))
-        n = rnd.randint(1, 80)
-        chunk, streams[key] = streams[key][:n], streams[key][n:]
-        caught_up = []
-        if not streams[key]:
-            del streams[key]
-            caught_up = [f"{key[0]}/{key[1]}"]
-        batches.append(ParsedBatch(
-            [(ev, None) for ev in chunk], [Signal(ev.ts_ms, ev.sender, ev.domain, 0)
-                                           for ev in chunk], [], [],
-            {f"{key[0]}/{key[1]}": chunk[-1].ts_ms}, caught_up))
-    return batches
-
-
-def run_logic(logic: OrderingLogic, batches: list[ParsedBatch], rnd: random.Random
-              ) -> tuple[list, list]:
-    events, signals = [], []
-    i = 0
-    while i < len(batches):
-        n = rnd.randint(1, 3)  # Bytewax hands over one or several batches at a time
-        out, _retain = logic.on_batch(batches[i:i + n])
-        i += n
-        out += logic.on_notify()[0]
-        for name, values in out:
-            (events if name == "events" else signals).extend(values)
-    for name, values in logic.on_eof()[0]:
-        (events if name == "events" else signals).extend(values)
-    return events, signals
-
-
-PARTITIONS = ["email.deliveries/0", "email.deliveries/1", "email.complaints/0"]
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_ordering_step_emits_events_in_time_and_source_order(seed: int) -> None:
-    batches = consumer_batches(random.Random(seed))
-    events, signals = run_logic(OrderingLogic(0, PARTITIONS, None), batches, random.Random(seed))
-    every = [item for batch in batches for item in batch.events]
-    assert events == sorted(every, key=lambda item: (item[0].ts_ms, source_position(item)))
-    assert [s.ts_ms for s in signals] == sorted(item[0].ts_ms for item in every)
-
-
-def test_ordering_step_resumes_from_its_snapshot() -> None:
-    rnd = random.Random(3)
-    batches = consumer_batches(rnd)
-    logic = OrderingLogic(0, PARTITIONS, None)
-    head, tail = batches[:len(batches) // 3], batches[len(batches) // 3:]
-    run_head = [logic.on_batch([batch])[0] for batch in head]
-    assert logic.events.held  # something is held across the snapshot
-    snapshot = logic.snapshot()
-    frozen = pickle.dumps(snapshot)
-    expected = run_logic(logic, tail, random.Random(5))
-    assert pickle.dumps(snapshot) == frozen  # the running logic did not touch it
-    resumed = OrderingLogic(0, PARTITIONS, pickle.loads(frozen))
-    assert run_logic(resumed, tail, random.Random(5)) == expected
-    released = [v for out in run_head for name, values in out if name == "events" for v in values]
-    every = [item for batch in batches for item in batch.events]
-    assert released + expected[0] == sorted(
-        every, key=lambda item: (item[0].ts_ms, source_position(item)))
+def test_a_strict_gate_keeps_equal_times_together_however_progress_arrives() -> None:
+    """Strict: an item at the watermark waits, since another partition may still bring one at
+    the same time; only then does the order among equal times not depend on arrival."""
+    gate = EventTimeGate(tiebreak=position, strict=True)
+    assert gate.add([(5, ("b/0", 0))], {"b/0": 5}, set(), ["a/0", "b/0"]) == []
+    assert gate.add([(3, ("a/0", 0))], {"a/0": 5}, set()) == [(3, ("a/0", 0))]
+    assert gate.open_below == 5
+    assert gate.add([(5, ("a/0", 1))], {"a/0": 6}, set()) == []  # b/0 may still bring a 5
+    assert gate.add([], {"b/0": 7}, set()) == [(5, ("a/0", 1)), (5, ("b/0", 0))]
+    assert gate.add([(9, ("a/0", 2))], {"a/0": 9}, {"a/0", "b/0"}) == [(9, ("a/0", 2))]

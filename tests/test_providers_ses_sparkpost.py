@@ -493,7 +493,7 @@ def test_subscription_confirmations_carry_their_topic_for_the_receiver():
 
 
 def test_topic_list_comes_from_environment_and_config_file(tmp_path):
-    from mailflow.config import load_settings
+    from flows.settings import load_settings
 
     env = {"MAILFLOW_SES_TOPIC_ARNS": "arn:aws:sns:eu-west-1:1:a, arn:aws:sns:eu-west-1:1:b"}
     config = load_settings(environ=env).provider_config()

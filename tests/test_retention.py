@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailflow.config import ConfigError, load_settings
+from flows.settings import ConfigError, load_settings
 from sinks.clickhouse import RETENTION, ClickHouseStore
 
 DAY_MS = 86_400_000

@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka import Producer
 
 from flows.sources import IDLE_POLL, KafkaPartitionSource, RawMessage
+from flows.stats import STATS
 from mailflow.broker import EmbeddedBroker, ensure_topics
-from mailflow.stats import STATS
 from schemas.topics import INPUT_TOPICS
 from tests.conftest import mailflow_cmd, query_store
 

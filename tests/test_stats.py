@@ -1,10 +1,10 @@
-"""mailflow/stats.py: full garbage collections are counted and timed."""
+"""flows/stats.py: full garbage collections are counted and timed."""
 
 from __future__ import annotations
 
 import gc
 
-from mailflow.stats import JobStats
+from flows.stats import JobStats
 
 
 def test_full_collections_are_counted_and_timed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 import pytest
 
@@ -145,3 +147,50 @@ def test_slow_burn_over_days_is_slowed_by_the_day_horizon_healthy_pairs_are_not(
                                    "FROM mailflow.throttle_decisions FINAL ORDER BY seq")
     assert stored == [(d["sender"], d["domain"], d["seq"], d["action"], d["reason"])
                       for d in ordered]
+
+
+#: Thresholds nobody reaches: every slow-down and pause needs a billion events.
+UNREACHABLE = {name: 10 ** 9 for name in (
+    "complaint_min_delivered", "hard_bounce_min_attempts", "block_min", "block_pause_min",
+    "rate_limit_min", "block_burst", "rate_limit_burst", "unsubscribe_min_delivered",
+    "trend_min_complaints", "complaint_min_events", "hard_bounce_min_events",
+    "unsubscribe_min_events", "day_complaint_min_delivered", "day_hard_bounce_min_attempts",
+    "day_unsubscribe_min_delivered", "week_complaint_min_delivered",
+    "day_trend_min_delivered")}
+
+
+def test_a_changed_threshold_applies_after_a_restart_with_recovery(broker, tmp_path):
+    """The books come back from the snapshot with what they counted; the thresholds they
+    judge with are today's configuration, both ways."""
+    data_dir = tmp_path / "data"
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text("[throttle]\n" + "".join(f"{k} = {v}\n" for k, v in UNREACHABLE.items()))
+    env = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_DATA_DIR": str(data_dir),
+           "MAILFLOW_ADMIN_PORT": "0"}
+
+    def decisions() -> list[dict]:
+        return [orjson.loads(m.value()) for m in consume_all(broker.bootstrap,
+                                                             "mailflow.throttle")]
+
+    def incident(seed: int, start: float) -> None:
+        mailflow_cmd("generate", "--incident", INCIDENT.replace("|", ":"), "--seed", str(seed),
+                     "--start", str(start), "--rate", "30", "--seconds", "1200", "--fast",
+                     env=env)
+
+    # 1. healthy traffic, default thresholds: books built and snapshotted, no decision
+    mailflow_cmd("generate", "--seed", "3", "--start", str(START), "--rate", "30",
+                 "--seconds", "900", "--fast", env=env)
+    mailflow_cmd("run", "--dev", "--no-tail", env=env)
+    assert decisions() == []
+    # 2. an incident, restarted with thresholds nobody reaches: still no decision
+    incident(4, START + 900)
+    mailflow_cmd("run", "--dev", "--no-tail", "--config", str(lenient), env=env)
+    assert decisions() == []
+    assert (data_dir / "recovery").exists()
+    # 3. more of it, restarted with the defaults again: the same books now act
+    incident(5, START + 2100)
+    mailflow_cmd("run", "--dev", "--no-tail", env=env)
+    acted = decisions()
+    assert acted and {f"{d['sender']}|{d['domain']}" for d in acted} == {INCIDENT}
+    first = min(datetime.fromisoformat(d["event_ts"].replace("Z", "+00:00")) for d in acted)
+    assert first.timestamp() >= START + 2100  # on part 3's events, judged by the defaults

@@ -1,0 +1,478 @@
+"""Recipient shards and the keyed merges after them: the steps that share the work.
+
+    parse ─ route_to_shards ─► shard "0000".."<S-1>"  (event-time gates + recipient state)
+                                 │ signals ("s:<sender>", "p:<provider>") ─► throttle
+                                 │ rows of recipient tables ─────────────────► batch_rows
+                                 └ facts ─► merge "agg:0".."agg:<A-1>" (metrics_1m,
+                                            convergence, variant splits) ─► batch_rows
+
+**Shards.** Everything scoped to a recipient lives in one of `shards` logical
+shards (a stable hash of the recipient hash, fixed when the job's state is
+created). Each shard gates its own input on the progress of *every* input
+partition (progress rides along with each parsed batch, to every shard), so it
+sees its events in one event-time order, however many workers or processes
+read the partitions. Throttle signals go to the shard of their sender and of
+their provider: each throttle book then hears from one shard only, in order.
+
+**Merges.** Sums over recipients are kept by `MERGE_KEYS` keyed merges, each
+fed the facts of every shard. A merge releases facts once every shard has said
+it is past them (each shard reports how far it is, by event-time minute), in
+the order (event time, shard, sequence): the same order, and so the same rows,
+for 1 worker, 4 workers or 2 processes.
+
+The number of workers and processes decides only which worker owns which
+shard and merge, never a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import bytewax.operators as op
+import orjson
+from bytewax.connectors.kafka import KafkaSinkMessage
+
+from flows.parse import ParsedBatch, erased_by
+from flows.settings import Settings
+from flows.stats import STATS
+from operators.analytics import (
+    AnalyticsBatch,
+    Fact,
+    FlowAggregates,
+    ForgetRecipient,
+    RecipientAnalytics,
+    empty_batch,
+    fact_key,
+)
+from operators.bounces import BounceVerdict
+from operators.ordering import EventTimeGate
+from operators.throttle import Signal
+from schemas import rows as out
+from schemas.control import EraseCommand, Erasure, erasable_tables
+from schemas.events import Event
+from schemas.topics import SCORES, SEND_TIMES, VARIANTS
+
+log = logging.getLogger(__name__)
+#: Keyed merges of the facts of every shard (fixed, like the shard count).
+MERGE_KEYS = 8
+#: "Past the end": what a shard reports at the end of input.
+END_MS = 2 ** 62
+_MINUTE_MS = 60_000
+EVENTS, ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.events", "mailflow.attribution",
+                                             "mailflow.metrics_1m", "mailflow.convergence")
+#: Tables whose rows an erasure deletes, and the column holding the recipient hash.
+ERASABLE = erasable_tables(out.TABLE_COLUMNS)
+
+
+def shard_of(text: str, shards: int) -> int:
+    """A stable shard for a recipient hash, sender or provider (the same in every process).
+
+    >>> shard_of("gmail.com", 64) == shard_of("gmail.com", 64), 0 <= shard_of("x", 64) < 64
+    (True, True)
+    """
+    return zlib.crc32(text.encode()) % shards
+
+
+def shard_key(index: int) -> str:
+    return f"{index:04d}"
+
+
+def merge_key_of(fact: Fact) -> list[str]:
+    """The merges a fact goes to: one by its aggregate's key, or all (erasure)."""
+    key = fact_key(fact)
+    if not key:
+        return [f"agg:{i}" for i in range(MERGE_KEYS)]
+    return [f"agg:{zlib.crc32(key.encode()) % MERGE_KEYS}"]
+
+
+# -- the route to the shards --------------------------------------------------------------
+
+class ShardInput(NamedTuple):
+    """One parsed batch's share for one shard, and the progress every shard must hear."""
+
+    shard: str
+    events: list[tuple[Event, BounceVerdict | None]]
+    signals: list[tuple[str, Signal]]  # (throttle book key, signal)
+    progress: dict[str, int]  # newest event time per input partition in the batch
+    caught_up: list[str]
+    erasures: list[EraseCommand]
+
+
+def route_to_shards(shards: int, batch: ParsedBatch | EraseCommand
+                    ) -> list[tuple[str, ShardInput]]:
+    """Events to their recipient's shard, signals to their sender's and provider's;
+    partition progress to every shard (a shard with nothing held must still move on)."""
+    if type(batch) is EraseCommand:
+        key = shard_key(shard_of(batch.recipient_hash, shards))
+        return [(key, ShardInput(key, [], [], {}, [], [batch]))]
+    events: dict[int, list] = {}
+    signals: dict[int, list] = {}
+    for item in batch.events:
+        events.setdefault(shard_of(item[0].recipient_hash, shards), []).append(item)
+    for sig in batch.signals:
+        signals.setdefault(shard_of(sig.sender, shards), []).append(("s:" + sig.sender, sig))
+        signals.setdefault(shard_of(sig.domain, shards), []).append(("p:" + sig.domain, sig))
+    progress, caught_up = batch.progress, batch.caught_up
+    everyone = bool(progress or caught_up)
+    return [(key, ShardInput(key, events.get(i, []), signals.get(i, []), progress, caught_up,
+                             []))
+            for i in range(shards) if everyone or i in events or i in signals
+            for key in (shard_key(i),)]
+
+
+# -- shards ---------------------------------------------------------------------------------
+
+class MergeInput(NamedTuple):
+    """A shard's facts for one merge, and how far the shard is: every later fact it sends
+    is stamped at or after `progress_ms`."""
+
+    shard: str
+    progress_ms: int
+    facts: list[tuple[int, int, Fact]]  # (stamp: event time, shard sequence, fact)
+
+
+class ShardOutput(NamedTuple):
+    signals: list[tuple[str, tuple[str, list[Signal]]]]  # keyed for the throttle books
+    tables: list[tuple[str, Any]]  # (table, rows or an Erasure)
+    kafka: list[KafkaSinkMessage]
+    merges: list[tuple[str, MergeInput]]
+
+
+class WorkBudget(threading.local):
+    """Analytics work per worker thread and round: at most `slice_s`, over all its shards.
+
+    Every shard of a worker runs on its thread, and Bytewax calls all of a step's
+    keys in one go: a backlog in 64 shards must not hold up the throttle decisions
+    that share the thread. A round is the run of calls without a pause longer than
+    `gap_s` between them (other steps ran in the pause); the shards that find the
+    round's budget spent wait for the next (asking to be called at once). Past
+    `MAX_QUEUED` waiting events a shard works regardless (memory stays bounded)."""
+
+    def __init__(self, slice_s: float = 0.02, gap_s: float = 0.001):
+        self.slice_s, self.gap_s = slice_s, gap_s
+        self.round_start = self.last_end = 0.0
+        self.used = 0.0
+
+    def left(self, now: float) -> float:
+        if now - self.last_end > self.gap_s or now - self.round_start > 4 * self.slice_s:
+            self.round_start, self.used = now, 0.0
+        return self.slice_s - self.used
+
+    def spend(self, started: float, ended: float) -> None:
+        self.used += ended - started
+        self.last_end = ended
+
+
+BUDGET = WorkBudget()
+#: Per-shard gauges, summed for the admin endpoint.
+_GAUGES: dict[str, tuple[int, int, int, int]] = {}
+_ERASED: dict[str, int] = {}
+_UPDATES: dict[str, tuple[float, int]] = {}
+
+
+class ShardState:
+    """What a shard has learned and holds (settings are not part of it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.signals = EventTimeGate(settings.order_slack_ms, strict=True)
+        self.events = EventTimeGate(0, tiebreak=source_position, strict=True)
+        self.idle: set[str] = set()
+        self.analytics = RecipientAnalytics(
+            attribution_window_s=settings.attribution_window_s,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            label_window_s=settings.label_window_s, reset_on_drift=bool(settings.reset_on_drift))
+        self.queued: list[tuple[Event, BounceVerdict | None]] = []
+        self.clock = -1  # newest event time applied
+        self.seq = 0  # facts sent so far (their order among equal event times)
+        self.reported = -1  # the last progress (minute) the merges heard
+
+    def configure(self, settings: Settings) -> None:
+        self.signals.slack_ms = settings.order_slack_ms
+        self.analytics.configure(settings.attribution_window_s, settings.allowed_lateness_s,
+                                 settings.label_window_s, bool(settings.reset_on_drift))
+
+
+def source_position(item: tuple[Event, Any]) -> tuple[str, int, int]:
+    """Events with equal event time leave in source order, however input was batched."""
+    ev = item[0]
+    return ev.topic, ev.partition, ev.offset
+
+
+class ShardLogic(op.StatefulBatchLogic):
+    """One recipient shard: two event-time gates (signals with slack for the throttle,
+    events strictly in order for analytics) and the shard's `RecipientAnalytics`."""
+
+    POLL_S = 0.02
+    CHUNK = 64
+    MAX_QUEUED = 50_000
+
+    def __init__(self, settings: Settings, partitions: list[str], snapshots: bool,
+                 resume: bytes | None):
+        self.partitions, self.snapshots = partitions, snapshots
+        self.shard = ""
+        if resume is None:
+            self.state = ShardState(settings)
+        else:
+            self.shard, self.state = pickle.loads(resume)
+        self.state.configure(settings)  # a restart applies today's settings
+
+    def on_batch(self, values: list[ShardInput]) -> tuple[list[ShardOutput], bool]:
+        st = self.state
+        signals: list[tuple[int, tuple[str, Signal]]] = []
+        result = ShardOutput([], [], [], [])
+        for value in values:
+            self.shard = value.shard
+            for command in value.erasures:
+                self._erase(command, result)
+            if value.progress:
+                st.idle.difference_update(value.progress)  # moving again
+            st.idle.update(value.caught_up)
+            signals += st.signals.add(((s.ts_ms, pair) for pair in value.signals
+                                       for s in (pair[1],)), value.progress,
+                                      st.idle, self.partitions)
+            st.queued += [item for _ts, item in st.events.add(
+                ((item[0].ts_ms, item) for item in value.events), value.progress, st.idle,
+                self.partitions)]
+        return self._out(signals, result, final=False)
+
+    def on_notify(self) -> tuple[list[ShardOutput], bool]:
+        st = self.state
+        signals = st.signals.release(st.idle, self.partitions)
+        st.queued += [item for _ts, item in st.events.release(st.idle, self.partitions)]
+        return self._out(signals, ShardOutput([], [], [], []), final=False)
+
+    def on_eof(self) -> tuple[list[ShardOutput], bool]:
+        st = self.state
+        signals = st.signals.flush()
+        st.queued += [item for _ts, item in st.events.flush()]
+        return self._out(signals, ShardOutput([], [], [], []), final=True)
+
+    def notify_at(self) -> datetime | None:
+        st = self.state
+        if st.queued:  # more work: as soon as the thread has had its turn elsewhere
+            return datetime.now(UTC)
+        if st.signals.held or st.events.held:
+            return datetime.now(UTC) + timedelta(seconds=self.POLL_S)
+        return None
+
+    def _out(self, signals: list, result: ShardOutput, final: bool
+             ) -> tuple[list[ShardOutput], bool]:
+        st = self.state
+        if signals:
+            by_book: dict[str, list[Signal]] = {}
+            for _ts, (book, sig) in signals:
+                by_book.setdefault(book, []).append(sig)
+            result.signals.extend((book, (book, sigs)) for book, sigs in by_book.items())
+        batch = self._work(final)
+        self._report(batch, result, final)
+        recipient_rows(batch, result)
+        _GAUGES[self.shard] = (st.signals.held, st.events.held, len(st.queued),
+                               len(st.analytics.learner.pending))
+        (STATS.signals_held, STATS.events_held, STATS.analytics_queued,
+         STATS.pending_labels) = shard_gauges()
+        STATS.erased_events = sum(_ERASED.values())
+        _ERASED[self.shard] = st.analytics.erased_dropped
+        learner = st.analytics.learner
+        _UPDATES[self.shard] = (learner.update_seconds, learner.updates)
+        STATS.model_update_seconds = sum(v[0] for v in _UPDATES.values())
+        STATS.model_updates = sum(v[1] for v in _UPDATES.values())
+        if any(result):
+            return [result], self.RETAIN
+        return [], self.RETAIN
+
+    def _work(self, final: bool) -> AnalyticsBatch:
+        """Apply queued events while this worker's budget lasts (all of them at the end)."""
+        st = self.state
+        batch = empty_batch()
+        queued = st.queued
+        started = time.perf_counter()
+        if not queued:
+            BUDGET.last_end = started
+            return batch
+        budget = BUDGET.left(started)
+        deadline = started + max(budget, 0.0)
+        done, stamped = 0, []
+        facts = batch.facts
+        apply, chunk = st.analytics.apply, self.CHUNK
+        while done < len(queued) and (final or (done == 0 and budget > 0)
+                                      or time.perf_counter() < deadline
+                                      or len(queued) - done > self.MAX_QUEUED):
+            for item in queued[done:done + chunk]:
+                ts = item[0].ts_ms
+                if ts > st.clock:
+                    st.clock = ts
+                apply([item], batch)
+                if facts:
+                    for fact in facts:
+                        stamped.append((st.clock, st.seq, fact))
+                        st.seq += 1
+                    facts.clear()
+            done += chunk
+        applied = min(done, len(queued))
+        del queued[:applied]
+        ended = time.perf_counter()
+        BUDGET.spend(started, ended)
+        STATS.analytics_seconds += ended - started
+        STATS.analytics_events += applied
+        batch.facts.extend(stamped)  # now (stamp, seq, fact) triples
+        return batch
+
+    def _report(self, batch: AnalyticsBatch, result: ShardOutput, final: bool) -> None:
+        """Facts to their merges, with how far this shard is (by minute, or the end)."""
+        st = self.state
+        if final:
+            frontier = END_MS
+        else:
+            frontier = st.events.open_below
+            if st.queued:
+                frontier = min(frontier, st.queued[0][0].ts_ms)
+            frontier = max(frontier, st.clock)  # the clock never goes back
+            frontier = frontier // _MINUTE_MS * _MINUTE_MS
+        by_merge: dict[str, list] = {}
+        for triple in batch.facts:
+            for key in merge_key_of(triple[2]):
+                by_merge.setdefault(key, []).append(triple)
+        if frontier > st.reported:
+            st.reported = frontier
+            keys = [f"agg:{i}" for i in range(MERGE_KEYS)]
+        else:
+            keys = list(by_merge)
+        result.merges.extend((key, MergeInput(self.shard, st.reported, by_merge.get(key, [])))
+                             for key in keys)
+
+    def _erase(self, command: EraseCommand, result: ShardOutput) -> None:
+        """Forget the recipient here, then tell every table, topic and merge to."""
+        st = self.state
+        h = command.recipient_hash
+        before = len(st.queued)
+        erased = erased_by(command)
+        st.events.discard(erased)
+        st.queued = [item for item in st.queued if not erased(item)]
+        report = st.analytics.forget(h, command.up_to_ms)
+        report["queued"] = before - len(st.queued)
+        STATS.erasures += 1
+        result.tables.extend((table, Erasure(h, column)) for table, column in ERASABLE.items())
+        result.kafka.append(KafkaSinkMessage(h.encode(), None, topic=SEND_TIMES))
+        fact = (max(st.clock, 0), st.seq, ForgetRecipient(max(st.clock, 0), h))
+        st.seq += 1
+        result.merges.extend((key, MergeInput(self.shard, st.reported, [fact]))
+                             for key in merge_key_of(fact[2]))
+        log.info(
+            "erased recipient %s… (requested %s, %s:%d:%d): %s", h[:8],
+            command.requested_at or "?", command.topic, command.partition, command.offset,
+            report)
+
+    def snapshot(self) -> bytes | None:
+        # Bytewax asks at every epoch, recovery or not; without recovery nobody reads it.
+        if not self.snapshots:
+            return None
+        return pickle.dumps((self.shard, self.state), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def recipient_rows(batch: AnalyticsBatch, result: ShardOutput) -> None:
+    """Rows of the recipient-scoped tables, and the compacted topics' records."""
+    a = batch
+    tables = [
+        (EVENTS, [out.event_row(e.event, e.bounce, e.interaction, e.attributed_flows)
+                  for e in a.events]),
+        (ATTRIBUTION, [out.attribution_row(ev, c) for ev, c in a.credits]),
+        ("mailflow.scores", [out.score_row(sc) for sc in a.scores]),
+        ("mailflow.model_events", [tuple(e) for e in a.model_events]),
+        ("mailflow.send_times", [out.send_time_row(st) for st in a.send_times]),
+        ("mailflow.recipient_profiles", [tuple(p) for p in a.profiles]),
+    ]
+    result.tables.extend((table, rows) for table, rows in tables if rows)
+    result.kafka.extend(
+        [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
+                          topic=SCORES) for sc in a.scores]
+        + [KafkaSinkMessage(st.recipient_hash.encode(), orjson.dumps(out.send_time_record(st)),
+                            topic=SEND_TIMES) for st in a.send_times])
+
+
+# -- merges -------------------------------------------------------------------------------
+
+def merge_order(item: tuple[str, int, Fact]) -> tuple[str, int]:
+    """Facts with equal event time: by shard, then in the order the shard made them."""
+    return item[0], item[1]
+
+
+class MergeOutput(NamedTuple):
+    tables: list[tuple[str, list[tuple]]]
+    kafka: list[KafkaSinkMessage]
+
+
+class MergeLogic(op.StatefulBatchLogic):
+    """One keyed merge: the facts of every shard, released in (time, shard, seq) order
+    once every shard is past them, into one `FlowAggregates`."""
+
+    def __init__(self, settings: Settings, shards: int, snapshots: bool, resume: bytes | None):
+        self.shards = [shard_key(i) for i in range(shards)]
+        self.snapshots = snapshots
+        if resume is None:
+            self.gate = EventTimeGate(0, tiebreak=merge_order, strict=True)
+            self.aggregates = FlowAggregates(settings.allowed_lateness_s)
+        else:
+            self.gate, self.aggregates = pickle.loads(resume)
+        self.aggregates.configure(settings.allowed_lateness_s)
+
+    def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
+        released: list = []
+        for value in values:
+            released += self.gate.add(
+                ((stamp, (value.shard, seq, fact)) for stamp, seq, fact in value.facts),
+                {value.shard: value.progress_ms}, set(), self.shards)
+        return self._apply(released, self.gate.open_below), self.RETAIN
+
+    def on_eof(self) -> tuple[list[MergeOutput], bool]:
+        result = self._apply(self.gate.flush())
+        batch = empty_batch()
+        self.aggregates.flush(batch)
+        return result + self._outputs(batch), self.RETAIN
+
+    def _apply(self, released: list, reached: int = -1) -> list[MergeOutput]:
+        """Apply released facts in order; then every shard is past `reached`: the minutes
+        before it are complete (their rows are the same whenever they are written)."""
+        batch = empty_batch()
+        aggregates = self.aggregates
+        for stamp, (_shard, _seq, fact) in released:
+            aggregates.advance(stamp, batch)
+            aggregates.apply([fact], batch)
+        if 0 <= reached < END_MS:
+            aggregates.advance(reached, batch)
+        STATS.late_events = aggregates.late
+        return self._outputs(batch)
+
+    @staticmethod
+    def _outputs(batch: AnalyticsBatch) -> list[MergeOutput]:
+        tables = [
+            (METRICS, [out.metrics_row(r) for r in batch.minutes]),
+            (CONVERGENCE, [out.convergence_row(r) for r in batch.convergence]),
+            ("mailflow.model_metrics", [out.model_metric_row(r) for r in batch.model_metrics]),
+            ("mailflow.variant_allocations", [row for a in batch.allocations
+                                              for row in out.allocation_rows(a)]),
+        ]
+        kafka = [KafkaSinkMessage(a.campaign_id.encode(), orjson.dumps(out.allocation_record(a)),
+                                  topic=VARIANTS) for a in batch.allocations]
+        result = MergeOutput([(t, rows) for t, rows in tables if rows], kafka)
+        return [result] if result.tables or result.kafka else []
+
+    def snapshot(self) -> bytes | None:
+        if not self.snapshots:
+            return None
+        return pickle.dumps((self.gate, self.aggregates), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def shard_gauges() -> tuple[int, int, int, int]:
+    """(signals held, events held, events queued, pending labels) over this process's shards."""
+    values = list(_GAUGES.values())
+    return tuple(sum(v[i] for v in values) for i in range(4))  # type: ignore[return-value]
+
+
+Builder = Callable[[Any], op.StatefulBatchLogic]
