@@ -217,6 +217,11 @@ class ShardLogic(op.StatefulBatchLogic):
                  resume: bytes | None):
         self.partitions, self.snapshots = partitions, snapshots
         self.shard = ""
+        # The last snapshot, kept while nothing but partition progress reached the shard:
+        # an epoch then costs nothing here (progress goes to every shard with every
+        # batch). Resuming from it is safe: older progress only holds items longer.
+        self._snapshot: bytes | None = None
+        self._changed = True
         if resume is None:
             self.state = ShardState(settings)
         else:
@@ -229,6 +234,8 @@ class ShardLogic(op.StatefulBatchLogic):
         result = ShardOutput([], [], [], [])
         for value in values:
             self.shard = value.shard
+            if value.events or value.signals or value.erasures:
+                self._changed = True
             for command in value.erasures:
                 self._erase(command, result)
             if value.progress:
@@ -265,6 +272,8 @@ class ShardLogic(op.StatefulBatchLogic):
     def _out(self, signals: list, result: ShardOutput, final: bool
              ) -> tuple[list[ShardOutput], bool]:
         st = self.state
+        if signals or st.queued or final:
+            self._changed = True
         if signals:
             by_book: dict[str, list[Signal]] = {}
             for _ts, (book, sig) in signals:
@@ -373,7 +382,11 @@ class ShardLogic(op.StatefulBatchLogic):
         # Bytewax asks at every epoch, recovery or not; without recovery nobody reads it.
         if not self.snapshots:
             return None
-        return pickle.dumps((self.shard, self.state), protocol=pickle.HIGHEST_PROTOCOL)
+        if self._changed or self._snapshot is None:
+            self._snapshot = pickle.dumps((self.shard, self.state),
+                                          protocol=pickle.HIGHEST_PROTOCOL)
+            self._changed = False
+        return self._snapshot
 
 
 def recipient_rows(batch: AnalyticsBatch, result: ShardOutput) -> None:

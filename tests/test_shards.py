@@ -204,6 +204,24 @@ def test_no_snapshot_is_built_without_recovery():
     assert logic.snapshot() is None
 
 
+def test_a_shard_that_only_heard_progress_reuses_its_last_snapshot():
+    """Every batch tells every shard its progress: that alone must not cost a pickle of the
+    shard's state per epoch; an event does."""
+    logic = ShardLogic(settings(), PARTITIONS, True, None)
+    quiet = ShardInput(shard_key(2), [], [], {PARTITIONS[0]: 1_000}, [], [])
+    logic.on_batch([quiet])
+    first = logic.snapshot()
+    logic.on_batch([quiet._replace(progress={PARTITIONS[0]: 2_000})])
+    assert logic.snapshot() is first
+    raw = messages(seconds=60)
+    batch = parsed_batches(raw, random.Random(0))[0]
+    (key, value), *_ = [kv for kv in route_to_shards(1, batch)]
+    logic.on_batch([value._replace(shard=shard_key(2))])
+    assert logic.snapshot() is not first
+    resumed = ShardLogic(settings(), PARTITIONS, True, first)
+    assert resumed.state.events.held == 0 and resumed.shard == shard_key(2)
+
+
 def test_a_restart_applies_todays_settings_to_the_learned_state():
     before = settings(MAILFLOW_ATTRIBUTION_WINDOW_S="3600", MAILFLOW_ORDER_SLACK_MS="0")
     logic = ShardLogic(before, PARTITIONS, True, None)
