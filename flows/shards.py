@@ -31,7 +31,6 @@ import pickle
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -286,8 +285,8 @@ class ShardLogic(op.StatefulBatchLogic):
                                len(st.analytics.learner.pending))
         (STATS.signals_held, STATS.events_held, STATS.analytics_queued,
          STATS.pending_labels) = shard_gauges()
-        STATS.erased_events = sum(_ERASED.values())
         _ERASED[self.shard] = st.analytics.erased_dropped
+        STATS.erased_events = sum(_ERASED.values())
         learner = st.analytics.learner
         _UPDATES[self.shard] = (learner.update_seconds, learner.updates)
         STATS.model_update_seconds = sum(v[0] for v in _UPDATES.values())
@@ -487,5 +486,3 @@ def shard_gauges() -> tuple[int, int, int, int]:
     values = list(_GAUGES.values())
     return tuple(sum(v[i] for v in values) for i in range(4))  # type: ignore[return-value]
 
-
-Builder = Callable[[Any], op.StatefulBatchLogic]

@@ -215,10 +215,8 @@ class RecipientAnalytics:
                   label_window_s: int, reset_on_drift: bool) -> None:
         """Settings after a restart apply to the state learned before it (a snapshot
         holds what was learned; the settings come from the configuration every start)."""
-        self.attribution.window_s = attribution_window_s
-        self.attribution._window_ms = attribution_window_s * 1000
-        self.tracker.ttl_s = max(attribution_window_s, label_window_s)
-        self.tracker._ttl_ms = self.tracker.ttl_s * 1000
+        self.attribution.set_window(attribution_window_s)
+        self.tracker.set_ttl(max(attribution_window_s, label_window_s))
         self.learner.label_window_ms = label_window_s * 1000
         for task in (*self.learner.tasks.values(), self.learner.bounce):
             task.reset_on_drift = reset_on_drift

@@ -250,6 +250,12 @@ class AttributionBook:
             self._labels_kept = len(self._labels)
         return dropped
 
+    def set_window(self, window_s: int) -> None:
+        """A restart's setting for state learned before it (touches already expired stay so)."""
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        self.window_s, self._window_ms = window_s, int(window_s * 1000)
+
     def forget(self, recipient_hash: str) -> int:
         """Drop one recipient's touches under every sender (erasure); how many went.
 

@@ -375,6 +375,10 @@ class MessageTracker:
                 break
         return dropped
 
+    def set_ttl(self, ttl_s: float) -> None:
+        """A restart's setting for state learned before it."""
+        self.ttl_s, self._ttl_ms = ttl_s, int(round(ttl_s * 1000))
+
     def forget(self, suffix: str) -> list[str]:
         """Drop every message whose id ends with `suffix`; return their ids (erasure).
 
