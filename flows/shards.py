@@ -300,11 +300,14 @@ class ShardLogic(op.StatefulBatchLogic):
         st = self.state
         batch = empty_batch()
         queued = st.queued
-        started = time.perf_counter()
         if not queued:
-            BUDGET.last_end = started
             return batch
+        started = time.perf_counter()
         budget = BUDGET.left(started)
+        if budget <= 0 and not final and len(queued) <= self.MAX_QUEUED:
+            # This round's budget is spent: wait for the next, without counting as work
+            # (a call that does nothing must not keep the round open).
+            return batch
         deadline = started + max(budget, 0.0)
         done, stamped = 0, []
         facts = batch.facts
