@@ -36,6 +36,9 @@ REQUEST_TIMEOUT_S = 10.0  # to read one request (line, headers and body)
 WRITE_TIMEOUT_S = 10.0  # a single send that makes no progress for this long gives up
 MAX_CONNECTIONS = 128  # open connections per server; one thread each
 MAX_BODY = 1024 * 1024
+#: A refused body is read and dropped up to this much, for this long, before the connection
+#: closes, so that a client still sending it can read the refusal.
+LINGER_BYTES, LINGER_S = 16 * 1024 * 1024, 5.0
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
@@ -108,6 +111,21 @@ class JsonHandler(BaseHTTPRequestHandler):
         if self.content_length and not self._body_read:
             self.close_connection = True  # an unread body must not become the next request
 
+    def _linger(self, declared: int) -> None:
+        """Read and drop (a bounded part of) a refused body before closing: a client still
+        sending it would otherwise meet a broken pipe instead of reading the 413."""
+        remaining = min(declared, LINGER_BYTES)
+        deadline = time.monotonic() + LINGER_S  # in all, however slowly it trickles
+        try:
+            self.connection.settimeout(LINGER_S)
+            while remaining > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(65_536, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except (OSError, ValueError):
+            pass
+
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
@@ -125,6 +143,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         if not _DIGITS.fullmatch(value) or int(value) > self.max_body:
             self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"body over {self.max_body} bytes")
+            self._linger(int(value) if _DIGITS.fullmatch(value) else 0)
             return False
         self.content_length = int(value)
         return True

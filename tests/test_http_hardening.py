@@ -271,3 +271,20 @@ def test_ingest_answers_malformed_requests(ingest_server, extra, status):
                         b"Host: x\r\n" + extra + b"\r\n{}")
     assert status_of(response) == status
     assert b"t0ken" not in response
+
+
+def test_a_client_still_sending_a_refused_body_reads_the_413(echo):
+    """The refusal goes out at the headers; the server then reads and drops the body (up to
+    a bound) before it closes, so a client that sends its body after the headers (as every
+    HTTP library does) reads a 413 instead of meeting a broken pipe. (It failed by chance
+    under load before: the server closed on a body still arriving.)"""
+    body = b"x" * (4 * 1024 * 1024)  # more than the sockets buffer
+    with socket.create_connection(("127.0.0.1", echo.server_address[1]), timeout=20) as conn:
+        conn.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode())
+        time.sleep(0.2)  # the refusal is out; before, the socket was closing now
+        conn.sendall(body)
+        response = b""
+        while chunk := conn.recv(65_536):
+            response += chunk
+    assert status_of(response) == 413
