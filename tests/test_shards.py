@@ -233,7 +233,10 @@ def test_a_restart_applies_todays_settings_to_the_learned_state():
     assert resumed.shard == shard_key(1)
     assert st.signals.slack_ms == 1500
     assert st.analytics.attribution.window_s == 7200
-    assert st.analytics.learner.label_window_ms == 900_000
+    models = MergeLogic(before, 4, True, None)
+    assert models.aggregates.learner.label_window_ms == before.label_window_s * 1000 != 900_000
+    resumed_models = MergeLogic(after, 4, True, models.snapshot())
+    assert resumed_models.aggregates.learner.label_window_ms == 900_000
     assert b"7200" not in pickle.dumps(before)  # (sanity: the setting is not in the input)
 
 
