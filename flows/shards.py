@@ -34,7 +34,7 @@ label against the prediction made before it. So the models learn from every
 recipient, as an unsharded job's did: quality does not depend on the shard
 count (one replica per shard learnt from 1/64 of the traffic each and lost
 0.04 ROC AUC). The price is that one worker does all predicting and learning
-(~30 µs per delivery), and a score leaves about a second after its delivery
+(~64 µs of CPU per delivery), and a score leaves about a second after its delivery
 (once every shard is past it).
 
 The number of workers and processes decides only which worker owns which
