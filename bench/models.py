@@ -79,23 +79,25 @@ def send_time_comparison(days: float, rate: float = 2.0) -> dict:
 
 
 def sharded_quality(items: list, shards: int, label_window_s: int) -> dict:
-    """The engine's prequential quality when recipients are split into `shards` (one model
-    replica per shard, as the job runs), graded labels merged in event-time order."""
+    """The engine's prequential quality when recipients are split into `shards`, as the
+    job runs: recipient state per shard, every shard's facts to the one models' step in
+    event-time order."""
     from flows.shards import shard_of
-    from operators.analytics import RecipientAnalytics, empty_batch
-    from operators.learning import Graded
-    from operators.model_quality import ModelQuality
+    from operators.analytics import FlowAggregates, RecipientAnalytics, empty_batch
 
     books = [RecipientAnalytics(label_window_s=label_window_s) for _ in range(shards)]
-    quality, rows = ModelQuality(), []
+    models = FlowAggregates(label_window_s=label_window_s)
+    rows: list = []
     out = empty_batch()
     for item in items:
         books[shard_of(item[0].recipient_hash, shards)].apply([item], out)
-        graded = [f for f in out.facts if type(f) is Graded]
+        models.advance(item[0].ts_ms, out)
+        models.apply(out.facts, out)
         out.facts.clear()
-        if graded:
-            rows += quality.add(graded)
-    rows += quality.flush(items[-1][0].ts_ms)
+        rows += out.model_metrics
+        out.model_metrics.clear()
+    models.flush(out)
+    rows += out.model_metrics
     latest = {r.model: r for r in rows}
     return {name: {"roc_auc": r.roc_auc, "log_loss": r.log_loss} for name, r in latest.items()
             if name in ("engagement", "conversion", "unsubscribe")}
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--rate", type=float, default=15.0)
     parser.add_argument("--label-window-s", type=int, default=1800)
-    parser.add_argument("--shards", default="1,64",
+    parser.add_argument("--shards", default="1,8,64",
                         help="shard counts to compare the engine's quality at (comma-separated)")
     parser.add_argument("--sto-days", type=float, default=7.0,
                         help="days of low-rate traffic for the send-time comparison")
@@ -126,7 +128,7 @@ def main() -> None:
     analytics = EngagementAnalytics(label_window_s=args.label_window_s)
     learner = RecordingLearner(label_window_s=args.label_window_s)
     learner.trace = []
-    analytics.recipients.learner = learner
+    analytics.aggregates.learner = learner
     started = time.perf_counter()
     out = analytics.apply(items)
     analytics_s = time.perf_counter() - started

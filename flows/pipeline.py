@@ -3,17 +3,21 @@
     kafka_in ─ parse ─┬─ route_to_shards ─ shards ─┬─ throttle_signals ─ throttle ─ decisions
                       │   (progress to every shard) ├─ shard_tables ──────────────┐
                       │                             ├─ shard_facts ─ merges ──────┤ (metrics_1m,
-                      │                             └─ shard_kafka ──────┐        │  convergence,
-                      ├─ suppression_rows ──────────────────────────────┼────────┤  variants)
-                      ├─ suppressions, dead_letters ─────────────────────┤        ▼
+                      │                             │      │  └ scored ─ personas ┤  convergence,
+                      │                             │      └ merge_kafka ─┐      │  models,
+                      │                             └─ shard_kafka ──────┤      │  variants)
+                      ├─ suppression_rows ──────────────────────────────┼──────┤
+                      ├─ suppressions, dead_letters ─────────────────────┤      ▼
     control_in ─ parse_control ─ erasures (to their shard)               ▼   batch_rows
                                                          kafka_records ─ kafka_out   │
                                                                            clickhouse_out
 
 Keys: a recipient shard ("0000".."<shards-1>") for everything scoped to a
-recipient, "s:<sender>" / "p:<provider>" for throttle books, "agg:<i>" for the
-merges of sums over recipients, the table name for row batches. How the work is
-shared, and why the results do not depend on it, is in `flows/shards.py`.
+recipient (and its personas), "s:<sender>" / "p:<provider>" for throttle books,
+"agg:<i>" for the merges of sums over recipients, "models" for the online
+models (they learn from every shard's facts), the table name for row batches.
+How the work is shared, and why the results do not depend on it, is in
+`flows/shards.py`.
 Sources and sinks come in as arguments (`FlowIO`): the job passes Kafka and
 ClickHouse, tests Bytewax's testing source and sink.
 """
@@ -31,7 +35,7 @@ from bytewax.outputs import Sink
 from flows.outputs import BatchRowsLogic, dead_letter_messages, suppression_messages
 from flows.parse import BatchParser, parse_controls
 from flows.settings import Settings
-from flows.shards import MergeLogic, ShardLogic, route_to_shards
+from flows.shards import MergeLogic, PersonaLogic, ShardLogic, route_to_shards
 from flows.stats import STATS
 from flows.throttle import ThrottleLogic, decision_outputs
 from schemas import rows as out
@@ -87,6 +91,10 @@ def build_flow(settings: Settings, hasher: RecipientHasher, io: FlowIO,
     merges = op.key_rm("merge_outputs", op.stateful_batch(
         "merges", op.flat_map("shard_facts", shards, lambda o: o.merges),
         lambda resume: MergeLogic(settings, settings.shards, snapshots, resume)))
+    # Personas fold the models' scores per recipient, back in the recipient's shard.
+    personas = op.key_rm("persona_outputs", op.stateful_batch(
+        "personas", op.flat_map("scored", merges, lambda o: o.personas),
+        lambda resume: PersonaLogic(snapshots, resume)))
 
     # Throttling: one book per sender and per provider.
     policy = settings.throttle_policy()
@@ -99,6 +107,7 @@ def build_flow(settings: Settings, hasher: RecipientHasher, io: FlowIO,
         "table_rows",
         op.flat_map("shard_tables", shards, lambda o: o.tables),
         op.flat_map("merge_tables", merges, lambda o: o.tables),
+        personas,  # (recipient_profiles, rows)
         op.map("decision_rows", decisions, lambda d: (DECISIONS, d.rows)),
         op.map("suppression_rows", parsed, lambda b: (SUPPRESSED, [
             out.suppression_row(ev, reason) for ev, reason in b.suppressions])),

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 LAYOUT_FILE = "mailflow-recovery.json"
 #: The settings each one comes from, for the messages.
 ENV_NAMES = {"shards": "MAILFLOW_SHARDS", "recovery_partitions": "MAILFLOW_RECOVERY_PARTITIONS"}
+#: How the snapshots are laid out. 1: models in every recipient shard; 2: the models in
+#: one keyed step, recipient histories in the shards (a store of 1 cannot be resumed by 2).
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class RecoveryLayout:
 
     shards: int
     recovery_partitions: int
+    state_format: int = STATE_FORMAT
 
 
 class RecoveryStore:
@@ -82,6 +86,7 @@ class RecoveryStore:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read {self.layout_file}: {exc}") from None
         try:
+            data.setdefault("state_format", 1)  # recorded before formats were
             return RecoveryLayout(**{f.name: int(data[f.name]) for f in fields(RecoveryLayout)})
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"{self.layout_file} is not a recovery layout: {data!r}") from None
@@ -121,6 +126,14 @@ class RecoveryStore:
     def _check(self, recorded: RecoveryLayout, wanted: RecoveryLayout) -> None:
         for f in fields(RecoveryLayout):
             was, asked = getattr(recorded, f.name), getattr(wanted, f.name)
+            if was != asked and f.name == "state_format":
+                raise ConfigError(
+                    f"the recovery store {self.path} holds snapshots of state format {was}, "
+                    f"and this version of mailflow keeps its state as format {asked} (the "
+                    "online models moved out of the recipient shards into one keyed step): "
+                    f"start from a fresh recovery directory (move {self.path} away, or run "
+                    "once with --no-recovery); the job then rebuilds its state from the "
+                    "beginning of the topics")
             if was != asked:
                 raise ConfigError(
                     f"{f.name} = {asked}, but the recovery store {self.path} was created with "

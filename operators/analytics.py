@@ -2,19 +2,23 @@
 
 `RecipientAnalytics` holds everything scoped to a recipient: the per-message
 tracker (machine opens, bot clicks, response latency), multi-touch
-attribution, the online models with their pending labels, send times and
-personas. Its state splits by recipient into shards (a stable hash of the
-recipient), each fed its recipients' events in event-time order.
+attribution, the recipient histories behind the models' features, send times.
+Its state splits by recipient into shards (a stable hash of the recipient),
+each fed its recipients' events in event-time order.
 
 `FlowAggregates` holds what sums over recipients: the per-minute counters
-(`metrics_1m`), the rolling convergence book, and the variant bandit. A shard
-hands it *facts* (`MinuteEvent`, `FlowFact`, `VariantSeen`, `Resolved`,
-`ForgetRecipient`); fed the facts of every shard in one event-time order, it
-writes exactly what one unsharded book would.
+(`metrics_1m`), the rolling convergence book, the online models with their
+pending labels and quality, and the variant bandit. A shard hands it *facts*
+(`MinuteEvent`, `FlowFact`, the models' `Sent`/`Delivered`/`Labelled`/
+`Bounced`, and erasures); fed the facts of every shard in one event-time order,
+it writes exactly what one unsharded book would, and the models learn from
+every recipient however many shards there are.
 
-`EngagementAnalytics` is both halves in one process, one after the other: what
-tests, benchmarks and the single-key path use. Everything here is driven by
-event time only.
+Personas (`PersonaBook`) fold each delivery's scores per recipient; the scores
+come out of the aggregates as `Scored` items for the recipient's shard.
+
+`EngagementAnalytics` is all of it in one process, one after the other: what
+tests and benchmarks use. Everything here is driven by event time only.
 """
 
 from __future__ import annotations
@@ -38,10 +42,26 @@ from operators.convergence import (
 )
 from operators.engagement import Interaction, MessageTracker
 from operators.event import Event
-from operators.learning import Graded, Learner, ModelEvent, ModelMetricRow, Resolved, Score
+from operators.features import HistoryBook
+from operators.learning import (
+    CONVERTED,
+    ENGAGED,
+    UNSUBSCRIBED,
+    Bounced,
+    Delivered,
+    ForgetMessages,
+    Labelled,
+    Learner,
+    ModelEvent,
+    ModelMetricRow,
+    Resolved,
+    Score,
+    Sent,
+    message_key,
+)
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
-from operators.personas import PersonaBook, Profile
+from operators.personas import PersonaBook, Profile, Scored
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
 
@@ -69,14 +89,6 @@ class Enriched(NamedTuple):
     attributed_flows: tuple[str, ...]
 
 
-class VariantSeen(NamedTuple):
-    """A message of a campaign's variant was delivered: the bandit's arm exists."""
-
-    ts_ms: int
-    campaign: str
-    variant: str
-
-
 class ForgetRecipient(NamedTuple):
     """An erasure, for the books that remember recipients (convergence membership)."""
 
@@ -85,20 +97,22 @@ class ForgetRecipient(NamedTuple):
 
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
-Fact = MinuteEvent | FlowFact | VariantSeen | Resolved | Graded | ForgetRecipient
+Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
+        | ForgetRecipient)
+#: The aggregate of every model fact: the models see all recipients, in one order.
+MODELS = "models"
+_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages})
 
 
 def fact_key(fact: Fact) -> str:
-    """The aggregate a fact belongs to: sender (metrics), flow, campaign; "" for all."""
+    """The aggregate a fact belongs to: sender (metrics), flow, the models; "" for all."""
     kind = type(fact)
     if kind is MinuteEvent:
         return "m:" + fact.sender
     if kind is FlowFact:
         return "f:" + fact.flow_id
-    if kind is VariantSeen or kind is Resolved:
-        return "c:" + fact.campaign
-    if kind is Graded:
-        return "q:" + fact.model
+    if kind in _MODEL_FACTS:
+        return MODELS
     return ""
 
 
@@ -114,14 +128,16 @@ class AnalyticsBatch(NamedTuple):
     model_events: list[ModelEvent]
     profiles: list[Profile]
     facts: list[Fact]  # for the aggregates (a shard's output; emptied by EngagementAnalytics)
+    personas: list[Scored | ForgetRecipient]  # for the recipients' persona books
 
 
 def empty_batch() -> AnalyticsBatch:
-    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [])
+    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [], [])
 
 
 class FlowAggregates:
-    """Sums over recipients: `metrics_1m`, convergence, model quality, variant splits.
+    """Sums over recipients: `metrics_1m`, convergence, the models and their quality,
+    variant splits.
 
     Facts must come in event-time order (ties in a fixed order) for the rows to
     be the same however the recipients were sharded.
@@ -134,9 +150,11 @@ class FlowAggregates:
     [('1h', 60000, 1)]
     """
 
-    def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None):
+    def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
+                 label_window_s: int = 86_400, reset_on_drift: bool = False):
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
+        self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
@@ -145,35 +163,62 @@ class FlowAggregates:
     def late(self) -> int:
         return self.minutes.late
 
-    def configure(self, allowed_lateness_s: int) -> None:
+    def configure(self, allowed_lateness_s: int, label_window_s: int = 86_400,
+                  reset_on_drift: bool = False) -> None:
         """Settings after a restart apply to the state learned before it."""
         self.minutes.allowed_lateness_ms = allowed_lateness_s * 1000
+        self.learner.label_window_ms = label_window_s * 1000
+        for task in (*self.learner.tasks.values(), self.learner.bounce):
+            task.reset_on_drift = reset_on_drift
 
     def apply(self, facts: list[Fact], out: AnalyticsBatch) -> None:
+        learner = self.learner
         for fact in facts:
             kind = type(fact)
             if kind is MinuteEvent:
                 out.minutes.extend(self.minutes.observe(fact))
             elif kind is FlowFact:
                 out.convergence.extend(self.convergence.observe(fact))
-            elif kind is Graded:
-                out.model_metrics.extend(self.quality.add([fact]))
-            elif kind is VariantSeen:
+            elif kind is Delivered:
+                score, graded = learner.on_delivered(fact)
+                out.scores.append(score)
+                out.personas.append(Scored(fact.recipient_hash, score.score, score.conversion,
+                                           fact.ts_ms))
                 self.bandit.seen(fact.campaign, fact.variant)
-            elif kind is Resolved:
-                allocation = self.bandit.reward(fact.campaign, fact.variant, fact.engaged,
-                                                fact.ts_ms)
-                if allocation is not None:
-                    out.allocations.append(allocation)
+                if graded:
+                    out.model_metrics.extend(self.quality.add(graded))
+            elif kind is Sent:
+                learner.on_sent(fact)
+            elif kind is Labelled:
+                learner.on_label(fact)
+            elif kind is Bounced:
+                events, graded = learner.on_bounce(fact)
+                out.model_events.extend(events)
+                out.model_metrics.extend(self.quality.add(graded))
+            elif kind is ForgetMessages:
+                learner.forget(fact.keys)
+                out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
             elif kind is ForgetRecipient:
                 self.convergence.forget(fact.recipient_hash)
 
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (every fact before it has been applied): report the
-        minutes it closes."""
+        minutes it closes, and the labels whose window closed."""
         self._last_ts = max(self._last_ts, ts_ms)
         out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
+        if self.learner.pending or self.learner.pending_sent:
+            self._resolve(*self.learner.tick(ts_ms), out)
+
+    def _resolve(self, resolved: list[Resolved], events: list[ModelEvent],
+                 graded: list, out: AnalyticsBatch) -> None:
+        out.model_events.extend(events)
+        if graded:
+            out.model_metrics.extend(self.quality.add(graded))
+        for r in resolved:
+            allocation = self.bandit.reward(r.campaign, r.variant, r.engaged, r.ts_ms)
+            if allocation is not None:
+                out.allocations.append(allocation)
 
     def flush(self, out: AnalyticsBatch) -> None:
         out.minutes.extend(self.minutes.flush())
@@ -197,29 +242,24 @@ class RecipientAnalytics:
     erased_dropped = 0  # events refused because their recipient was erased
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
-                 allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
-                 label_window_s: int = 86_400, reset_on_drift: bool = False):
+                 allowed_lateness_s: int = 3600, label_window_s: int = 86_400):
         # A delivery is remembered as long as anything can still use it: attribution
         # credit or a label (state is bounded by these two settings).
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
-        self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
+        self.history = HistoryBook()
         self.send_times = SendTimeBook()
-        self.personas = PersonaBook()
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
 
     def configure(self, attribution_window_s: int, allowed_lateness_s: int,
-                  label_window_s: int, reset_on_drift: bool) -> None:
+                  label_window_s: int) -> None:
         """Settings after a restart apply to the state learned before it (a snapshot
         holds what was learned; the settings come from the configuration every start)."""
         self.attribution.set_window(attribution_window_s)
         self.tracker.set_ttl(max(attribution_window_s, label_window_s))
-        self.learner.label_window_ms = label_window_s * 1000
-        for task in (*self.learner.tasks.values(), self.learner.bounce):
-            task.reset_on_drift = reset_on_drift
         self._guard_ms = allowed_lateness_s * 1000
 
     def apply(self, items: list[tuple[Event, BounceVerdict | None]],
@@ -234,8 +274,9 @@ class RecipientAnalytics:
             self._one(ev, bounce, out)
         return out
 
-    def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
-        """Erase one recipient from every book; what went, per book.
+    def forget(self, recipient_hash: str, up_to_ms: int) -> tuple[dict[str, int], list[Fact]]:
+        """Erase one recipient from every book here; what went, per book, and the facts
+        that erase them from the aggregates (convergence, pending labels, personas).
 
         >>> from operators.event import Event
         >>> def ev(kind, ts_ms, recipient="r1", message_id="m1"):
@@ -245,9 +286,11 @@ class RecipientAnalytics:
         >>> a = RecipientAnalytics()
         >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
         ...                ev("click", 600_000)])
-        >>> report = a.forget("r1", up_to_ms=700_000)
-        >>> report["tracker"], report["learner"], report["send_times"], sum(report.values())
-        (1, 2, 1, 6)
+        >>> report, facts = a.forget("r1", up_to_ms=700_000)
+        >>> report["tracker"], report["history"], report["send_times"], sum(report.values())
+        (1, 1, 1, 4)
+        >>> [type(f).__name__ for f in facts], len(facts[1].keys)
+        (['ForgetRecipient', 'ForgetMessages'], 1)
         >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped
         (0, 1)
         >>> len(a.apply([ev("open", 800_000)]).events)   # after the erasure: new data
@@ -257,14 +300,17 @@ class RecipientAnalytics:
         report = {
             "tracker": len(messages),
             "attribution": self.attribution.forget(recipient_hash),
-            "learner": self.learner.forget(recipient_hash, messages),
+            "history": self.history.forget(recipient_hash),
             "send_times": self.send_times.forget(recipient_hash),
-            "personas": self.personas.forget(recipient_hash),
         }
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
-        return report
+        ts = self._last_ts
+        facts: list[Fact] = [
+            ForgetRecipient(ts, recipient_hash),
+            ForgetMessages(ts, recipient_hash, tuple(message_key(m) for m in messages))]
+        return report, facts
 
     def _expire_erasures(self, ts_ms: int) -> None:
         """Stop guarding erasures the stream's event time is well past (lateness)."""
@@ -278,54 +324,45 @@ class RecipientAnalytics:
     def _learn(self, ev: Event, mkey: str, interaction: Interaction,
                bounce: BounceVerdict | None, credits: list[Credit], out: AnalyticsBatch
                ) -> None:
-        """Online models, send times, bandit and personas for one event."""
-        learner, etype, r = self.learner, ev.type, ev.recipient_hash
-        resolved: list[Resolved] = []
-        events: list[ModelEvent] = []
+        """What the models hear about one event (facts), the recipient's history and
+        send times. The history is read before it is updated: a score never sees the
+        event it scores."""
+        history, etype, r, ts = self.history, ev.type, ev.recipient_hash, ev.ts_ms
+        facts = out.facts
         genuine = False
         if etype == "sent":
-            learner.on_sent(mkey, ev.domain, r, ev.sender, ev.ts_ms)
+            facts.append(Sent(ts, message_key(mkey), ev.sender, ev.domain,
+                              not history.ever_delivered(r)))
         elif etype == "delivered":
-            score, graded = learner.on_delivered(mkey, ev.sender, ev.domain, r,
-                                                 ev.campaign_id, ev.variant, ev.ts_ms)
-            out.facts.extend(graded)
-            score = score._replace(message_id=ev.message_id)
-            out.scores.append(score)
-            out.facts.append(VariantSeen(ev.ts_ms, ev.campaign_id, ev.variant))
-            profile = self.personas.observe(r, score.score, score.conversion, ev.ts_ms)
-            if profile is not None:
-                out.profiles.append(profile)
+            facts.append(Delivered(ts, message_key(mkey), ev.message_id, r, ev.sender,
+                                   ev.domain, ev.campaign_id, ev.variant,
+                                   history.numbers(r, ts)))
+            history.delivered(r, ts)
         elif etype == "bounce":
-            events, graded = learner.on_bounce(mkey, bounce is not None
-                                               and bounce.bounce_class == "hard", ev.ts_ms)
-            out.facts.extend(graded)
+            if bounce is not None and bounce.bounce_class == "hard":
+                facts.append(Bounced(ts, message_key(mkey)))
         elif etype == "open":
-            learner.on_open(r, interaction.is_human, ev.ts_ms)
+            history.opened(r, ts, interaction.is_human)
             genuine = interaction.is_human
         elif etype in ("click", "reply"):
             if interaction.is_human:
-                got, events = learner.on_engagement(mkey, r, ev.ts_ms)
-                resolved += got
+                history.engaged(r, ts)
+                facts.append(Labelled(ts, message_key(mkey), ENGAGED))
                 genuine = True
         elif etype == "conversion":
+            history.engaged(r, ts)
             last = next((c.touch.message_id for c in credits if c.model == "last_touch"), "")
-            got, events = learner.on_conversion(message_key_for(last, r) if last else "", r,
-                                                ev.ts_ms)
-            resolved += got
+            if last:
+                facts.append(Labelled(ts, message_key(message_key_for(last, r)),
+                                      ENGAGED | CONVERTED))
             genuine = True
         elif etype in ("unsubscribe", "complaint"):
-            got, events = learner.on_unsubscribe(mkey, ev.ts_ms)
+            facts.append(Labelled(ts, message_key(mkey), UNSUBSCRIBED))
         if genuine:  # machine opens never reach the send-time book
-            self.send_times.evaluate(r, ev.domain, ev.ts_ms)
-            update = self.send_times.engage(r, ev.domain, ev.ts_ms)
+            self.send_times.evaluate(r, ev.domain, ts)
+            update = self.send_times.engage(r, ev.domain, ts)
             if update is not None:
                 out.send_times.append(update)
-        expired, more_events, graded = learner.tick(ev.ts_ms)
-        resolved += expired
-        events += more_events
-        out.facts.extend(graded)
-        out.model_events.extend(events)
-        out.facts.extend(resolved)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
@@ -377,23 +414,26 @@ class RecipientAnalytics:
 
 
 class EngagementAnalytics:
-    """Both halves in one process: a `RecipientAnalytics` whose facts go straight into
-    one `FlowAggregates` (events in event-time order; what one shard of one would do).
+    """All of it in one process: a `RecipientAnalytics` whose facts go straight into
+    one `FlowAggregates`, and the scores into one `PersonaBook` (events in event-time
+    order; what one shard of one would do).
 
-    Erasure (`forget`) reaches both.
+    Erasure (`forget`) reaches every book.
     """
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
         self.recipients = RecipientAnalytics(attribution_window_s, half_life_s,
-                                             allowed_lateness_s, label_window_s=label_window_s,
-                                             reset_on_drift=reset_on_drift)
-        self.aggregates = FlowAggregates(allowed_lateness_s, windows)
+                                             allowed_lateness_s, label_window_s=label_window_s)
+        self.aggregates = FlowAggregates(allowed_lateness_s, windows,
+                                         label_window_s=label_window_s,
+                                         reset_on_drift=reset_on_drift)
+        self.personas = PersonaBook()
 
     @property
     def learner(self) -> Learner:
-        return self.recipients.learner
+        return self.aggregates.learner
 
     @property
     def late(self) -> int:
@@ -414,11 +454,16 @@ class EngagementAnalytics:
             aggregates.advance(item[0].ts_ms, out)
             aggregates.apply(facts, out)
             facts.clear()
+            if out.personas:
+                out.profiles.extend(self.personas.apply(out.personas))
+                out.personas.clear()
         return out
 
     def forget(self, recipient_hash: str, up_to_ms: int) -> dict[str, int]:
-        report = self.recipients.forget(recipient_hash, up_to_ms)
+        report, facts = self.recipients.forget(recipient_hash, up_to_ms)
         report["convergence"] = self.aggregates.convergence.forget(recipient_hash)
+        report["pending_labels"] = self.aggregates.learner.forget(facts[1].keys)
+        report["personas"] = self.personas.forget(recipient_hash)
         return report
 
     def flush(self) -> AnalyticsBatch:

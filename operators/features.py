@@ -3,16 +3,20 @@
 Everything here is computed from events *before* the delivery (the stream is
 in event-time order), so a score can never see its own outcome.
 
-Per recipient the history is eight numbers (time-decayed counts and two
-timestamps, ~200 bytes with the dict entry); per campaign three counters. High-
-cardinality categoricals (sender, campaign) are hashed into a fixed number of
-buckets, so the models' weight vectors stay bounded however many campaigns
-come and go.
+The features come from two places, because the job keeps them in two places:
+the recipient's own history (`HistoryBook`, eight numbers per recipient: time-
+decayed counts and two timestamps, ~200 bytes with the dict entry; it lives in
+the recipient's shard) and the campaign's running rates (`CampaignRates`, three
+counters per campaign; they live with the models, which see every label).
+`features` puts them together with the message's context. High-cardinality
+categoricals (sender, campaign) are hashed into a fixed number of buckets, so
+the models' weight vectors stay bounded however many campaigns come and go.
 
 >>> h = HistoryBook()
 >>> h.delivered("r", 0)
 >>> h.engaged("r", 3_600_000)
->>> x = h.features("r", "gmail.com", "news.example", "c1", "B", 86_400_000)
+>>> x = features(h.numbers("r", 86_400_000), "gmail.com", "news.example", "c1", "B",
+...              86_400_000, CampaignRates())
 >>> x["prov=gmail.com"], x["never_engaged"], round(x["recency"], 3), x["var=B"]
 (1.0, 0.0, 0.454, 1.0)
 """
@@ -41,11 +45,10 @@ def bucket(prefix: str, value: str, buckets: int = 1024) -> str:
 
 
 class HistoryBook:
-    """Per-recipient engagement history and per-campaign running rates."""
+    """Per-recipient engagement history (what a recipient shard keeps)."""
 
     def __init__(self) -> None:
         self.recipients: dict[str, list[float]] = {}
-        self.campaigns: dict[str, list[int]] = {}  # campaign -> [resolved, engaged, unsubscribed]
 
     def _get(self, recipient: str, ts_ms: int) -> list[float]:
         h = self.recipients.get(recipient)
@@ -78,8 +81,12 @@ class HistoryBook:
         h = self._get(recipient, ts_ms)
         h[_HUMAN_OPENS if human else _MACHINE_OPENS] += 1
 
+    def ever_delivered(self, recipient: str) -> bool:
+        h = self.recipients.get(recipient)
+        return h is not None and h[_LAST_DELIVERED] >= 0
+
     def forget(self, recipient: str) -> int:
-        """Drop one recipient's history (erasure); campaign rates are aggregates and stay.
+        """Drop one recipient's history (erasure).
 
         >>> book = HistoryBook()
         >>> book.delivered("r", 1_000)
@@ -87,6 +94,40 @@ class HistoryBook:
         (1, 0, False)
         """
         return 1 if self.recipients.pop(recipient, None) is not None else 0
+
+    def numbers(self, recipient: str, ts_ms: int) -> tuple[float, ...]:
+        """The recipient's features at `ts_ms`, in `RECIPIENT_FEATURES` order."""
+        h = self._get(recipient, ts_ms)
+        opens = h[_HUMAN_OPENS] + h[_MACHINE_OPENS]
+        return (
+            math.log1p(h[_DELIV_7D]) / 3.0,
+            math.log1p(h[_DELIV_1D]) / 2.0,
+            math.log1p(h[_ENGAGED]) / 2.0,
+            (h[_ENGAGED] + 0.1) / (h[_DELIV_7D] + 1.0),
+            h[_MACHINE_OPENS] / opens if opens else 0.0,
+            1.0 if h[_LAST_ENGAGED] < 0 else 0.0,
+            # log hours since the last genuine engagement, capped at ~6 weeks
+            (min(math.log1p((ts_ms - h[_LAST_ENGAGED]) / _HOUR_MS), 7.0) / 7.0
+             if h[_LAST_ENGAGED] >= 0 else 1.0),
+        )
+
+    def approx_bytes(self) -> int:
+        import sys
+
+        per = sys.getsizeof([0.0] * 8) + 8 * 24 + 90 + 30  # list, floats, key str, dict slot
+        return len(self.recipients) * per
+
+
+#: What `HistoryBook.numbers` returns, in order.
+RECIPIENT_FEATURES = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate",
+                      "machine_open_share", "never_engaged", "recency")
+
+
+class CampaignRates:
+    """Per-campaign running engagement and unsubscribe rates, from matured labels."""
+
+    def __init__(self) -> None:
+        self.campaigns: dict[str, list[int]] = {}  # campaign -> [resolved, engaged, unsub]
 
     def outcome(self, campaign: str, engaged: bool, unsubscribed: bool) -> None:
         c = self.campaigns.get(campaign)
@@ -96,37 +137,28 @@ class HistoryBook:
         c[1] += engaged
         c[2] += unsubscribed
 
-    def features(self, recipient: str, provider: str, sender: str, campaign: str,
-                 variant: str, ts_ms: int) -> dict[str, float]:
-        h = self._get(recipient, ts_ms)
-        how = hour_of_week(ts_ms)
-        opens = h[_HUMAN_OPENS] + h[_MACHINE_OPENS]
+    def rates(self, campaign: str) -> tuple[float, float]:
+        """(engagement rate, unsubscribe rate), shrunk towards zero while labels are few."""
         c = self.campaigns.get(campaign, (0, 0, 0))
-        x = {
-            "bias": 1.0,
-            "prov=" + provider: 1.0,
-            bucket("sender", sender): 1.0,
-            bucket("camp", campaign): 1.0,
-            f"hod={how % 24}": 1.0,
-            f"dow={how // 24}": 1.0,
-            "freq_7d": math.log1p(h[_DELIV_7D]) / 3.0,
-            "fatigue_1d": math.log1p(h[_DELIV_1D]) / 2.0,
-            "engaged_7d": math.log1p(h[_ENGAGED]) / 2.0,
-            "engagement_rate": (h[_ENGAGED] + 0.1) / (h[_DELIV_7D] + 1.0),
-            "machine_open_share": h[_MACHINE_OPENS] / opens if opens else 0.0,
-            "never_engaged": 1.0 if h[_LAST_ENGAGED] < 0 else 0.0,
-            # log hours since the last genuine engagement, capped at ~6 weeks
-            "recency": (min(math.log1p((ts_ms - h[_LAST_ENGAGED]) / _HOUR_MS), 7.0) / 7.0
-                        if h[_LAST_ENGAGED] >= 0 else 1.0),
-            "campaign_rate": (c[1] + 0.5) / (c[0] + 10.0),
-            "campaign_unsub_rate": (c[2] + 0.01) / (c[0] + 10.0),
-        }
-        if variant:
-            x["var=" + variant] = 1.0
-        return x
+        return (c[1] + 0.5) / (c[0] + 10.0), (c[2] + 0.01) / (c[0] + 10.0)
 
-    def approx_bytes(self) -> int:
-        import sys
 
-        per = sys.getsizeof([0.0] * 8) + 8 * 24 + 90 + 30  # list, floats, key str, dict slot
-        return len(self.recipients) * per
+def features(recipient: tuple[float, ...], provider: str, sender: str, campaign: str,
+             variant: str, ts_ms: int, campaigns: CampaignRates) -> dict[str, float]:
+    """A delivery's features: its context, the recipient's numbers, the campaign's rates."""
+    how = hour_of_week(ts_ms)
+    rate, unsub_rate = campaigns.rates(campaign)
+    x = {
+        "bias": 1.0,
+        "prov=" + provider: 1.0,
+        bucket("sender", sender): 1.0,
+        bucket("camp", campaign): 1.0,
+        f"hod={how % 24}": 1.0,
+        f"dow={how // 24}": 1.0,
+    }
+    x.update(zip(RECIPIENT_FEATURES, recipient, strict=True))
+    x["campaign_rate"] = rate
+    x["campaign_unsub_rate"] = unsub_rate
+    if variant:
+        x["var=" + variant] = 1.0
+    return x

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from river import drift, linear_model, optim
 
-from operators.features import HistoryBook, bucket
+from operators.features import CampaignRates, bucket, features
 
 TASKS = ("engagement", "conversion", "unsubscribe")
 _MINUTE_MS = 60_000
@@ -56,14 +56,12 @@ _HEAD = struct.Struct("<IBHIHHB")
 _PRED = struct.Struct("<5e")  # engagement, conversion, unsubscribe, global and provider baseline
 _NUMS = struct.Struct(f"<{len(_NUMERIC)}e")
 _F16 = struct.Struct("<e")
-_BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}
+_BITS = {"engagement": 1, "conversion": 2, "unsubscribe": 4}  # ENGAGED, CONVERTED, UNSUB…
 #: Negatives each task learns from: one in N (chosen by message key, so deterministic),
 #: weighted by N. Positives are rare (engagement ~4%, conversion and unsubscribe well
 #: under 1%, hard bounces ~1% of sends), so this cuts River updates about fourfold.
 NEGATIVE_SAMPLE = {"engagement": 4, "conversion": 8, "unsubscribe": 8, "bounce_risk": 8}
 _ALL_BITS = 7
-#: Labels expired per `tick` at most (a few ms of learning).
-EXPIRE_PER_TICK = 500
 
 
 def learning_weight(task: str, key: int, positive: bool) -> float:
@@ -121,12 +119,66 @@ class ModelEvent(NamedTuple):
 
 
 class Resolved(NamedTuple):
-    """A label known: what the bandit and the send-time book need."""
+    """A label known: what the bandit needs."""
 
     campaign: str
     variant: str
     engaged: bool
     ts_ms: int
+
+
+# -- what the recipient shards tell the models (facts, in event-time order) -----------------
+
+class Sent(NamedTuple):
+    """A message is about to be attempted: its bounce risk is scored."""
+
+    ts_ms: int
+    key: int  # `message_key` of the per-recipient message id
+    sender: str
+    provider: str
+    new_recipient: bool  # never delivered to before
+
+
+class Delivered(NamedTuple):
+    """A message was delivered: it is scored, and waits for its labels."""
+
+    ts_ms: int
+    key: int
+    message_id: str  # as the event named it (what the score is published under)
+    recipient_hash: str
+    sender: str
+    provider: str
+    campaign: str
+    variant: str
+    recipient: tuple[float, ...]  # `HistoryBook.numbers` at delivery
+
+
+class Labelled(NamedTuple):
+    """A message's outcome became known before its window closed (positive labels)."""
+
+    ts_ms: int
+    key: int
+    bits: int  # ENGAGED | CONVERTED | UNSUBSCRIBED
+
+
+class Bounced(NamedTuple):
+    """A sent message bounced hard: the bounce-risk label."""
+
+    ts_ms: int
+    key: int
+
+
+class ForgetMessages(NamedTuple):
+    """An erasure: the pending labels of one recipient's messages go."""
+
+    ts_ms: int
+    recipient_hash: str
+    keys: tuple[int, ...]
+
+
+ENGAGED, CONVERTED, UNSUBSCRIBED = 1, 2, 4
+#: Everything the models hear from the shards.
+ModelFact = Sent | Delivered | Labelled | Bounced | ForgetMessages
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -192,23 +244,24 @@ class _Task:
 
 
 class Learner:
-    """All online models of the engine; feed ordered events through the `on_*` methods.
+    """All online models of the engine, fed the shards' facts in one event-time order.
 
-    Each method returns what became known: scores, resolved labels (for the
-    bandit), model events and graded labels (`Graded`: each label against the
-    prediction made before it, for `ModelQuality`); `tick(ts)` expires labels.
-    Expiry costs what expires: pending messages are filed by delivery minute,
-    and the minutes are a heap.
+    It sees every recipient's messages (the recipient histories behind the
+    features stay in the shards and arrive inside the facts), so the models learn
+    from all the traffic however many shards there are. The `on_*` methods return
+    what became known: scores, model events and graded labels (`Graded`: each
+    label against the prediction made before it, for `ModelQuality`); `tick(ts)`
+    expires labels and returns what they resolved (for the bandit). Expiry costs
+    what expires: pending messages are filed by delivery minute, the minutes are
+    a heap. Every label is graded, learned and resolved at its *due* time (the end
+    of its delivery minute plus the label window), so the results do not depend
+    on how often `tick` is called.
     """
-
-    # class defaults: snapshots taken before these existed still load
-    _expiring = False  # labels are due beyond the last tick's limit
-    _horizon_ms = -1
 
     def __init__(self, label_window_s: int = 86_400, per_sender_min_labels: int = 2000,
                  reset_on_drift: bool = False):
         self.label_window_ms = label_window_s * 1000
-        self.history = HistoryBook()
+        self.campaigns = CampaignRates()
         self.tasks = {t: _Task(t, per_sender_min_labels, reset_on_drift) for t in TASKS}
         self.bounce = _Task("bounce_risk", per_sender_min_labels, reset_on_drift)
         self.pending: dict[int, bytes] = {}
@@ -224,7 +277,6 @@ class Learner:
         self.values: dict[str, list[str]] = {k: [] for k in self.names}
         self.base = [0, 0]  # labels, positives (engagement), for the global baseline
         self.base_by_provider: dict[int, list[int]] = {}
-        self.minute = -1
         self.update_seconds = 0.0  # time in learn_one, for the job's metrics
         self.updates = 0
 
@@ -271,32 +323,30 @@ class Learner:
         per = sum(sys.getsizeof(v) + sys.getsizeof(k) for k, v in sample) / len(sample)
         return per + 8 / 0.66 * 2 + 8  # dict slot (index + entry at 2/3 load) + expiry list
 
-    # -- events ----------------------------------------------------------------
-    def on_sent(self, message_id: str, domain: str, recipient: str, sender: str,
-                ts_ms: int) -> float:
+    # -- facts -----------------------------------------------------------------
+    def on_sent(self, fact: Sent) -> float:
         """Bounce risk of a message about to be attempted (per provider)."""
-        h = self.history.recipients.get(recipient)
-        x = {"bias": 1.0, bucket("sender", sender): 1.0}
-        if h is None or h[7] < 0:  # never delivered to before
+        x = {"bias": 1.0, bucket("sender", fact.sender): 1.0}
+        if fact.new_recipient:
             x["new_recipient"] = 1.0
         packed, n_cats, x = self._pack(x | _NUMERIC_ZEROS)
-        pid = self._id("provider", domain)
+        pid = self._id("provider", fact.provider)
         p, _ = self.bounce.predict(pid, x)
         # float16, like the other models' stored predictions (exact AUC in ModelQuality)
         p = _F16.unpack(_F16.pack(p))[0]
-        key = message_key(message_id)
-        self.pending_sent[key] = (ts_ms, pid, p, packed, n_cats)
-        _file(self._sent_expiry, self._sent_minutes, ts_ms // _MINUTE_MS, key)
+        self.pending_sent[fact.key] = (fact.ts_ms, pid, p, packed, n_cats)
+        _file(self._sent_expiry, self._sent_minutes, fact.ts_ms // _MINUTE_MS, fact.key)
         return p
 
-    def on_delivered(self, message_id: str, sender: str, domain: str, recipient: str,
-                     campaign: str, variant: str, ts_ms: int) -> tuple[Score, list[Graded]]:
+    def on_delivered(self, fact: Delivered) -> tuple[Score, list[Graded]]:
         """The message's score, and its bounce-risk label (not bounced) if it was sampled."""
-        _, graded = self._bounce_label(message_id, False, ts_ms)
-        packed, n_cats, x = self._pack(self.history.features(
-            recipient, domain, sender, campaign, variant, ts_ms))
-        sid = self._id("sender", sender)
-        pid = self._id("provider", domain)
+        ts_ms = fact.ts_ms
+        _, graded = self._bounce_label(fact.key, False, ts_ms)
+        packed, n_cats, x = self._pack(features(fact.recipient, fact.provider, fact.sender,
+                                                fact.campaign, fact.variant, ts_ms,
+                                                self.campaigns))
+        sid = self._id("sender", fact.sender)
+        pid = self._id("provider", fact.provider)
         p_eng, model_name = self.tasks["engagement"].predict(sid, x)
         p_conv, _ = self.tasks["conversion"].predict(sid, x)
         p_unsub, _ = self.tasks["unsubscribe"].predict(sid, x)
@@ -304,86 +354,53 @@ class Learner:
         g = (pos + 1) / (labels + 2)
         pn = self.base_by_provider.get(pid, (0, 0))
         p_prov = (pn[1] + 2 * g) / (pn[0] + 2)
-        head = _HEAD.pack(ts_ms // 1000, 0, sid, self._id("campaign", campaign),
-                          self._id("variant", variant), pid, n_cats)
-        key = message_key(message_id)
-        self.pending[key] = head + _PRED.pack(p_eng, p_conv, p_unsub, g, p_prov) + packed
-        _file(self._expiry, self._expiry_minutes, ts_ms // _MINUTE_MS, key)
-        self.history.delivered(recipient, ts_ms)
-        return Score(message_id, sender, domain, model_name, round(p_eng, 6), round(p_conv, 6),
-                     round(p_unsub, 6), ts_ms), graded
+        head = _HEAD.pack(ts_ms // 1000, 0, sid, self._id("campaign", fact.campaign),
+                          self._id("variant", fact.variant), pid, n_cats)
+        self.pending[fact.key] = head + _PRED.pack(p_eng, p_conv, p_unsub, g, p_prov) + packed
+        _file(self._expiry, self._expiry_minutes, ts_ms // _MINUTE_MS, fact.key)
+        return Score(fact.message_id, fact.sender, fact.provider, model_name, round(p_eng, 6),
+                     round(p_conv, 6), round(p_unsub, 6), ts_ms), graded
 
-    def on_bounce(self, message_id: str, hard: bool, ts_ms: int
-                  ) -> tuple[list[ModelEvent], list[Graded]]:
-        return self._bounce_label(message_id, hard, ts_ms) if hard else ([], [])
+    def on_bounce(self, fact: Bounced) -> tuple[list[ModelEvent], list[Graded]]:
+        return self._bounce_label(fact.key, True, fact.ts_ms)
 
-    def on_open(self, recipient: str, human: bool, ts_ms: int) -> None:
-        self.history.opened(recipient, ts_ms, human)
+    def on_label(self, fact: Labelled) -> None:
+        """Mark a pending message's positive labels (no-op if unknown or already known).
 
-    def on_engagement(self, message_id: str, recipient: str, ts_ms: int
-                      ) -> tuple[list[Resolved], list[ModelEvent]]:
-        """A genuine engagement: human click or reply on the message."""
-        self.history.engaged(recipient, ts_ms)
-        return self._label(message_id, ("engagement",), ts_ms)
-
-    def on_conversion(self, credited_message_id: str, recipient: str, ts_ms: int
-                      ) -> tuple[list[Resolved], list[ModelEvent]]:
-        """A conversion; `credited_message_id` has its last-touch credit ("" if none)."""
-        self.history.engaged(recipient, ts_ms)
-        if not credited_message_id:
-            return [], []
-        return self._label(credited_message_id, ("engagement", "conversion"), ts_ms)
-
-    def on_unsubscribe(self, message_id: str, ts_ms: int
-                       ) -> tuple[list[Resolved], list[ModelEvent]]:
-        """An unsubscribe or complaint about the message."""
-        return self._label(message_id, ("unsubscribe",), ts_ms)
+        Learning waits until the label window closes: positives are known early and
+        negatives only at the end, and a model that learned positives at once would
+        spend every window believing everyone engages.
+        """
+        record = self.pending.get(fact.key)
+        if record is None:
+            return
+        bits = record[4]
+        new_bits = bits | fact.bits
+        if new_bits != bits:
+            self.pending[fact.key] = record[:4] + bytes([new_bits]) + record[5:]
 
     # -- erasure ---------------------------------------------------------------
-    def forget(self, recipient: str, message_ids: list[str]) -> int:
-        """Drop one recipient's history and the pending labels of `message_ids` (their
-        messages, as the tracker knows them); how many entries went.
+    def forget(self, keys: tuple[int, ...] | list[int]) -> int:
+        """Drop the pending labels of one recipient's messages (their `message_key`s, as the
+        recipient's shard knows them); how many entries went.
 
         The models and the campaign rates are sums over everybody and stay: a label
-        already learned cannot be taken back out of a logistic regression. Pending
-        records are keyed by message, so the caller names the messages.
+        already learned cannot be taken back out of a logistic regression.
 
         >>> learner = Learner()
-        >>> _ = learner.on_delivered("m1|r", "s", "gmail.com", "r", "c", "", 60_000)
-        >>> len(learner.pending), learner.forget("r", ["m1|r"]), len(learner.pending)
-        (1, 2, 0)
-        >>> "r" in learner.history.recipients
-        False
+        >>> _ = learner.on_delivered(Delivered(60_000, 7, "m1", "r", "s", "gmail.com", "c", "",
+        ...                                    (0.0,) * 7))
+        >>> len(learner.pending), learner.forget([7]), len(learner.pending)
+        (1, 1, 0)
         """
-        dropped = self.history.forget(recipient)
-        for message_id in message_ids:
-            key = message_key(message_id)
+        dropped = 0
+        for key in keys:
             # The expiry lists keep the key; expiring a key that is gone is a no-op.
             dropped += (self.pending.pop(key, None) is not None)
             dropped += (self.pending_sent.pop(key, None) is not None)
         return dropped
 
     # -- labels ----------------------------------------------------------------
-    def _label(self, message_id: str, tasks: tuple[str, ...], ts_ms: int
-               ) -> tuple[list[Resolved], list[ModelEvent]]:
-        """Mark `tasks` positive for a pending message (no-op if unknown or already known).
-
-        Learning waits until the label window closes: positives are known early and
-        negatives only at the end, and a model that learned positives at once would
-        spend every window believing everyone engages.
-        """
-        key = message_key(message_id)
-        record = self.pending.get(key)
-        if record is None:
-            return [], []
-        bits = record[4]
-        new_bits = bits
-        for task in tasks:
-            new_bits |= _BITS[task]
-        if new_bits != bits:
-            self.pending[key] = record[:4] + bytes([new_bits]) + record[5:]
-        return [], []
-
     def _score(self, task: str, pid: int, y: bool, preds: tuple[float, ...], ts_ms: int,
                graded: list[Graded]) -> None:
         """Prequential quality: every label against the prediction made at delivery."""
@@ -405,9 +422,8 @@ class Learner:
         self.updates += 1
         return [event] if event is not None else []
 
-    def _bounce_label(self, message_id: str, bounced: bool, ts_ms: int
+    def _bounce_label(self, key: int, bounced: bool, ts_ms: int
                       ) -> tuple[list[ModelEvent], list[Graded]]:
-        key = message_key(message_id)
         entry = self.pending_sent.pop(key, None)
         if entry is None:
             return [], []
@@ -421,65 +437,44 @@ class Learner:
         return ([event] if event is not None else []), graded
 
     # -- time --------------------------------------------------------------------
+    def due_ms(self, minute: int) -> int:
+        """When the labels of messages delivered in `minute` close (event time)."""
+        return (minute + 1) * _MINUTE_MS + self.label_window_ms
+
     def tick(self, ts_ms: int) -> tuple[list[Resolved], list[ModelEvent], list[Graded]]:
-        """Advance event time: expire labels older than the window; what they resolved,
-        the model events of learning them, and the labels graded (`Graded`).
+        """Event time reached `ts_ms`: labels not resolved within the window are negative.
+        What they resolved, the model events of learning them, and the labels graded.
 
-        At most `EXPIRE_PER_TICK` labels expire per call; the rest wait for the next
-        events (a jump in event time, e.g. a backlog meeting live traffic, would
-        otherwise learn a day of labels inside one event). The cost is that of what
-        expires: the due minutes come off a heap."""
-        minute = ts_ms // _MINUTE_MS
-        if minute > self.minute:
-            self.minute = minute
-            self._horizon_ms = ts_ms - self.label_window_ms
-        elif not self._expiring:
-            return [], [], []
-        return self._expire(self._horizon_ms, EXPIRE_PER_TICK, ts_ms)
-
-    def _expire(self, horizon_ms: int, limit: int, ts_ms: int
-                ) -> tuple[list[Resolved], list[ModelEvent], list[Graded]]:
-        """Labels not resolved within the window are negative (event time, not wall clock).
-        At most `limit` of them; `_expiring` tells whether more are due."""
+        Each label is graded, learned and resolved at its due time, so calling `tick`
+        more or less often changes nothing but when the work is done.
+        """
+        last = (ts_ms - self.label_window_ms) // _MINUTE_MS  # minutes before it are due
         resolved: list[Resolved] = []
         events: list[ModelEvent] = []
         graded: list[Graded] = []
-        last = horizon_ms // _MINUTE_MS
-        self._expiring = False
         minutes, expiry = self._expiry_minutes, self._expiry
         while minutes and minutes[0] < last:
-            minute = minutes[0]
-            keys = expiry[minute]
-            if len(keys) > limit:
-                expiry[minute] = keys[limit:]
-                keys = keys[:limit]
-                self._expiring = True
-            else:
-                heapq.heappop(minutes)
-                del expiry[minute]
-            limit -= len(keys)
-            for key in keys:
+            minute = heapq.heappop(minutes)
+            due = self.due_ms(minute)
+            for key in expiry.pop(minute):
                 record = self.pending.pop(key, None)
                 if record is None:
                     continue
-                ts_s, bits, sid, cid, vid, pid, n_cats = _HEAD.unpack_from(record)
+                _ts_s, bits, sid, cid, vid, pid, n_cats = _HEAD.unpack_from(record)
                 preds = _PRED.unpack_from(record, _HEAD.size)
                 x = None
                 for task in TASKS:
                     y = bool(bits & _BITS[task])
-                    self._score(task, pid, y, preds, ts_ms, graded)
+                    self._score(task, pid, y, preds, due, graded)
                     weight = learning_weight(task, key, y)
                     if weight:
                         if x is None:
                             x = self._unpack(record[_HEAD.size + _PRED.size:], n_cats)
-                        events += self._learn(task, sid, x, y, preds, horizon_ms, weight)
-                    if task == "engagement":
-                        resolved.append(Resolved(self.values["campaign"][cid],
-                                                 self.values["variant"][vid], y, horizon_ms))
+                        events += self._learn(task, sid, x, y, preds, due, weight)
                 campaign = self.values["campaign"][cid]
-                self.history.outcome(campaign, bool(bits & 1), bool(bits & 4))
-            if self._expiring:
-                break
+                resolved.append(Resolved(campaign, self.values["variant"][vid],
+                                         bool(bits & ENGAGED), due))
+                self.campaigns.outcome(campaign, bool(bits & ENGAGED), bool(bits & UNSUBSCRIBED))
         # sends never answered within the window: no bounce label
         minutes, expiry = self._sent_minutes, self._sent_expiry
         while minutes and minutes[0] < last:

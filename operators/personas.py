@@ -33,6 +33,15 @@ class Profile(NamedTuple):
     as_of_ms: int
 
 
+class Scored(NamedTuple):
+    """A delivery's scores, for its recipient's persona."""
+
+    recipient_hash: str
+    engagement: float
+    conversion: float
+    ts_ms: int
+
+
 class PersonaBook:
     def __init__(self, alpha: float = 0.2, engaged_at: float = 0.25,
                  converts_at: float = 0.02):
@@ -55,6 +64,28 @@ class PersonaBook:
         if persona == previous:
             return None
         return Profile(recipient, PERSONAS[persona], round(eng, 6), round(conv, 6), ts_ms)
+
+    def apply(self, items: list) -> list[Profile]:
+        """`Scored` deliveries in order, and erasures (anything else with a
+        `recipient_hash`); the profiles that changed.
+
+        >>> from operators.analytics import ForgetRecipient
+        >>> book = PersonaBook()
+        >>> items = [Scored("r", 0.6, 0.05, 1000), ForgetRecipient(2000, "r"),
+        ...          Scored("r", 0.0, 0.0, 3000)]
+        >>> [p.persona for p in book.apply(items)]
+        ['loyal', 'dormant']
+        """
+        profiles = []
+        for item in items:
+            if type(item) is Scored:
+                profile = self.observe(item.recipient_hash, item.engagement, item.conversion,
+                                       item.ts_ms)
+                if profile is not None:
+                    profiles.append(profile)
+            else:
+                self.forget(item.recipient_hash)
+        return profiles
 
     def forget(self, recipient: str) -> int:
         """Drop everything held about one recipient (erasure); how many entries went."""
