@@ -1,6 +1,8 @@
 """The main dataflow, as a list of named steps.
 
-    kafka_in ─ parse ─┬─ route_to_shards ─ shards ─┬─ throttle_signals ─ throttle ─ decisions
+    kafka_in ─ parse ─ classify ─┐  (keyed by input partition: its bounce classifier)
+    ┌────────────────────────────┘
+    └ classified ─────┬─ route_to_shards ─ shards ─┬─ throttle_signals ─ throttle ─ decisions
                       │   (progress to every shard) ├─ shard_tables ──────────────┐
                       │                             ├─ shard_facts ─ merges ──────┤ (metrics_1m,
                       │                             │      │  └ scored ─ personas ┤  convergence,
@@ -12,12 +14,12 @@
                                                          kafka_records ─ kafka_out   │
                                                                            clickhouse_out
 
-Keys: a recipient shard ("0000".."<shards-1>") for everything scoped to a
-recipient (and its personas), "s:<sender>" / "p:<provider>" for throttle books,
-"agg:<i>" for the merges of sums over recipients, "models" for the online
-models (they learn from every shard's facts), the table name for row batches.
-How the work is shared, and why the results do not depend on it, is in
-`flows/shards.py`.
+Keys: the input partition ("topic/partition") for the bounce classifiers, a
+recipient shard ("0000".."<shards-1>") for everything scoped to a recipient
+(and its personas), "s:<sender>" / "p:<provider>" for throttle books, "agg:<i>"
+for the merges of sums over recipients, "models" for the online models (they
+learn from every shard's facts), the table name for row batches. How the work
+is shared, and why the results do not depend on it, is in `flows/shards.py`.
 Sources and sinks come in as arguments (`FlowIO`): the job passes Kafka and
 ClickHouse, tests Bytewax's testing source and sink.
 """
@@ -33,7 +35,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.outputs import BatchRowsLogic, dead_letter_messages, suppression_messages
-from flows.parse import BatchParser, parse_controls
+from flows.parse import BatchParser, ClassifyLogic, merge_classified, parse_controls
 from flows.settings import Settings
 from flows.shards import MergeLogic, PersonaLogic, ShardLogic, route_to_shards
 from flows.stats import STATS
@@ -75,8 +77,11 @@ def build_flow(settings: Settings, hasher: RecipientHasher, io: FlowIO,
                snapshots: bool = True) -> Dataflow:
     """Wire the job. `snapshots=False` (no recovery) skips building state snapshots."""
     flow = Dataflow("mailflow")
-    parsed = op.flat_map_batch("parse", op.input("kafka_in", flow, io.events),
-                               BatchParser(hasher))
+    # Bounce classifiers learn per input partition, in offset order (see flows/parse.py).
+    parsed = op.flat_map_batch("classified", op.stateful_batch(
+        "classify", op.flat_map_batch("parse", op.input("kafka_in", flow, io.events),
+                                      BatchParser(hasher)),
+        lambda resume: ClassifyLogic(snapshots, resume)), merge_classified)
     # Commands (erasures) have their own input: never parsed as events.
     commands = op.flat_map_batch("parse_control", op.input("control_in", flow, io.control),
                                  parse_controls)

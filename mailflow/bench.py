@@ -364,7 +364,7 @@ def stages(events: int) -> dict[str, Any]:
     """Each stage alone, in-process, µs per event."""
     from collections import Counter
 
-    from flows.parse import BatchParser
+    from flows.parse import ParseAndClassify
     from flows.sources import RawMessage
     from operators.analytics import EngagementAnalytics
     from operators.throttle import ThrottleBook
@@ -375,11 +375,11 @@ def stages(events: int) -> dict[str, Any]:
     generated = _generate(events)
     raw = [RawMessage(ev.value, ev.topic, 0, i, "") for i, ev in enumerate(generated)]
     result: dict[str, Any] = {"bench": "stages", "events": len(raw), "cores": os.cpu_count()}
-    parser = BatchParser(RecipientHasher(DEV_HASH_KEY))
+    parser = ParseAndClassify(RecipientHasher(DEV_HASH_KEY))
     parser.parser.now = lambda: START + 30 * 86_400
 
     t = time.perf_counter()
-    batches = [parser(raw[i:i + 1000])[0] for i in range(0, len(raw), 1000)]
+    batches = [b for i in range(0, len(raw), 1000) for b in parser(raw[i:i + 1000])]
     result["parse_and_classify_us"] = round((time.perf_counter() - t) / len(raw) * 1e6, 2)
     items = sorted((item for b in batches for item in b.events), key=lambda it: it[0].ts_ms)
     signals = sorted((s for b in batches for s in b.signals), key=lambda s: s.ts_ms)

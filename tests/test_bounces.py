@@ -564,11 +564,11 @@ def test_no_block_or_rate_limit_in_the_corpus_ever_suppresses_an_address():
     that turns a hard bounce into a `mailflow.suppressions` record)."""
     import orjson
 
-    from flows.parse import BatchParser
+    from flows.parse import ParseAndClassify
     from flows.sources import RawMessage
     from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 
-    parser = BatchParser(RecipientHasher(DEV_HASH_KEY))
+    parser = ParseAndClassify(RecipientHasher(DEV_HASH_KEY))
     now = int(time.time())
     raw = []
     for offset, row in enumerate(CORPUS * 2):  # twice: the second pass meets a trained model

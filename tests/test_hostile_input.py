@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.parse import BatchParser, ParsedBatch
+from flows.parse import ParseAndClassify, ParsedBatch
 from flows.sources import CaughtUp, RawMessage
 from flows.stats import STATS
 from operators.bounces import BounceClassifier
@@ -150,7 +150,7 @@ def test_an_unexpected_error_becomes_an_internal_error_dead_letter_with_its_posi
     assert orjson.loads(dead.to_json())["error"] == dead.error  # serialisable, surrogate or not
 
 
-# --- the BatchParser step ----------------------------------------------------------------
+# --- the parse and classify steps -------------------------------------------------------
 
 class ExplodingClassifier(BounceClassifier):
     """A classifier with a bug that one wording triggers."""
@@ -166,9 +166,8 @@ def raw_message(value: bytes | None, offset: int, topic: str = "email.bounces") 
 
 
 def test_batch_parser_turns_a_classification_error_into_that_messages_dead_letter():
-    step = BatchParser(HASHER)
+    step = ParseAndClassify(HASHER, ExplodingClassifier)
     step.parser.now = lambda: NOW
-    step.bounces = ExplodingClassifier()
     poison = msg(smtp_code=550, diagnostic="550 explode", message_id="m-2")
     before = Counter(STATS.dead_by_reason)
     [batch] = step([raw_message(msg(smtp_code=550, diagnostic="550 5.1.1 user unknown"), 10),
@@ -184,7 +183,7 @@ def test_batch_parser_turns_a_classification_error_into_that_messages_dead_lette
 
 
 def test_dead_letters_are_counted_by_a_bounded_kind_of_reason():
-    step = BatchParser(HASHER)
+    step = ParseAndClassify(HASHER)
     step.parser.now = lambda: NOW
     before = Counter(STATS.dead_by_reason)
     step([raw_message(with_field("deep", nested(300)), 1),
@@ -249,9 +248,11 @@ def test_any_nesting_gives_an_event_or_a_dead_letter(depth, leaf, where):
     st.builds(encode, json_values | event_like, st.booleans()),
     st.builds(lambda d: with_field("deep", nested(d)), st.integers(0, 600))), max_size=12))
 def test_batch_parser_only_ever_produces_events_and_dead_letters(messages):
-    step = BatchParser(HASHER)
+    step = ParseAndClassify(HASHER)
     step.parser.now = lambda: NOW
-    [batch] = step([raw_message(value, offset) for offset, value in enumerate(messages)])
+    batches = step([raw_message(value, offset) for offset, value in enumerate(messages)])
+    assert len(batches) == (1 if messages else 0)
+    batch = batches[0] if batches else ParsedBatch([], [], [], [], {}, [])
     assert isinstance(batch, ParsedBatch)
     offsets = sorted([ev.offset for ev, _b in batch.events] + [d.offset for d in batch.dead])
     assert offsets == list(range(len(messages)))  # each message exactly once

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.parse import BatchParser, ParsedBatch
+from flows.parse import ParseAndClassify, ParsedBatch
 from flows.pipeline import FlowIO, build_flow
 from flows.settings import load_settings
 from flows.shards import (
@@ -59,7 +59,7 @@ def messages(seed: int = 2, seconds: float = 900, rate: float = 40.0) -> list[Ra
 
 def parsed_batches(raw: list[RawMessage], rnd: random.Random) -> list[ParsedBatch]:
     """A backlog read unevenly: each poll takes a random chunk of one partition."""
-    parser = BatchParser(RecipientHasher(DEV_HASH_KEY))
+    parser = ParseAndClassify(RecipientHasher(DEV_HASH_KEY))
     parser.parser.now = lambda: START + 3600
     streams: dict[str, list] = defaultdict(list)
     for m in raw:
