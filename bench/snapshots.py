@@ -117,7 +117,6 @@ class KeyedState:
         the largest shard (which of them grows)."""
         sizes = {key: len(pickle.dumps((key, logic.state), protocol=pickle.HIGHEST_PROTOCOL))
                  for key, logic in self.shards.items()}
-        merges = sum(len(logic.snapshot() or b"") for logic in self.merges.values())
         biggest = max(sizes, key=sizes.__getitem__)
         state = self.shards[biggest].state
         books = {name: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
@@ -126,10 +125,19 @@ class KeyedState:
                        if not n.startswith("_")),
                      *((n, v) for n, v in vars(state).items() if n != "analytics"))}
         books = dict(sorted(books.items(), key=lambda kv: -kv[1])[:6])
+        merge_sizes = {key: len(logic.snapshot() or b"") for key, logic in self.merges.items()}
+        merge = self.merges[max(merge_sizes, key=merge_sizes.__getitem__)]
+        merge_books = {name: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+                       for name, value in (("gate", merge.gate),
+                                           *((f"aggregates.{n}", v)
+                                             for n, v in vars(merge.aggregates).items()
+                                             if not n.startswith("_")))}
         return {"shards_bytes": sum(sizes.values()),
                 "shard_bytes_mean": round(statistics.mean(sizes.values())),
-                "shard_bytes_max": sizes[biggest], "merges_bytes": merges,
-                "largest_shard_books_bytes": books}
+                "shard_bytes_max": sizes[biggest], "merges_bytes": sum(merge_sizes.values()),
+                "largest_shard_books_bytes": books,
+                "largest_merge_books_bytes": dict(sorted(merge_books.items(),
+                                                         key=lambda kv: -kv[1]))}
 
 
 def epoch(state: KeyedState, items: list[tuple]) -> dict[str, Any]:

@@ -435,7 +435,8 @@ def stages(events: int) -> dict[str, Any]:
 
 
 def human(result: dict[str, Any]) -> str:
-    """The result for a terminal: `key: value` lines, and a table for a scaling run.
+    """The result for a terminal: `key: value` lines, and a table for a scaling run or a
+    long replay.
 
     >>> print(human({"bench": "scaling", "events": 10, "runs": [{"processes": 1,
     ...     "processing_events_per_s": 100, "speedup": 1.0, "decision_latency_p99_ms": 9.5,
@@ -447,6 +448,18 @@ def human(result: dict[str, Any]) -> str:
     processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  ÷ loop  peak RSS MiB
             1       100      1.00     9.5          80.0   0.90    0.050   0.300  700
             2  refused
+    >>> print(human({"bench": "long_replay_end_to_end", "dense_over_long": 1.2,
+    ...     "long": {"events": 600, "event_time_days": 10.0, "events_per_s": 40,
+    ...              "cpu_us_per_event": 217.2, "cpu_cores_busy": 0.87, "peak_rss_mb": 1289,
+    ...              "rows_per_event": 2.4},
+    ...     "dense": {"events": 600, "event_time_days": 0.04, "events_per_s": 48,
+    ...               "cpu_us_per_event": 165.9, "cpu_cores_busy": 0.8, "peak_rss_mb": 1294,
+    ...               "rows_per_event": 1.5}}))
+                                         bench: long_replay_end_to_end
+                               dense_over_long: 1.2
+    case     events  days  events/s  CPU µs/event  cores  peak RSS MiB  rows/event
+    long         600  10.0        40         217.2   0.87          1289         2.4
+    dense        600  0.04        48         165.9   0.80          1294         1.5
     """
     cases = [key for key in ("long", "dense") if isinstance(result.get(key), dict)]
     lines = [f"{key:>42}: {value}" for key, value in result.items()
@@ -531,21 +544,23 @@ def replay_streams(days: float, events: int, recipients: int, dense_events: int
 
 
 def long_replay_end_to_end(days: float, events: int, recipients: int, label_window_s: int,
-                           workers: int, progress: bool,
+                           workers: int, progress: bool, recovery: bool = False,
                            order: tuple[str, ...] = ("long", "dense")) -> dict[str, Any]:
     """The whole job on the long sparse stream and on a dense one of the same size.
 
     For each case in `order`, back to back: a fresh embedded broker (3 partitions per
     topic) gets the generated stream (generated while produced: nothing is held), then
     `mailflow run --dev --no-recovery --no-tail` (its own process, every feature on, the
-    same settings for both) reads it to the end of input, flushes every sink and exits.
+    same settings for both; with `recovery`, snapshots every 10 s as deployed, instead of
+    `--no-recovery`) reads it to the end of input, flushes every sink and exits.
     Timed from the moment its admin endpoint answers (imports and migration done) to its
     exit; CPU and peak RSS from the kernel's accounting of the job's process."""
     load = os.getloadavg()[0]
     shapes = replay_streams(days, events, recipients, events)
     result: dict[str, Any] = {
         "bench": "long_replay_end_to_end", "days": days, "recipients": recipients,
-        "label_window_s": label_window_s, "workers": workers, "cores": os.cpu_count()}
+        "label_window_s": label_window_s, "workers": workers, "recovery": recovery,
+        "cores": os.cpu_count()}
     for name in order:
         seed, rate, seconds = shapes[name]
         with EmbeddedBroker() as broker:
@@ -553,7 +568,7 @@ def long_replay_end_to_end(days: float, events: int, recipients: int, label_wind
             produced = _produce_stream(broker.bootstrap, seed, rate, seconds, recipients,
                                        name, progress)
             run = _run_to_end(broker, produced["events"], workers, label_window_s, name,
-                              progress)
+                              progress, recovery)
         result[name] = {**produced, **run}
     result["load_average_1m"] = [round(load, 1), round(os.getloadavg()[0], 1)]
     if "long" in result and "dense" in result:
@@ -564,7 +579,9 @@ def long_replay_end_to_end(days: float, events: int, recipients: int, label_wind
             long["cpu_us_per_event"] / max(dense["cpu_us_per_event"], 1e-9), 2)
     result["note"] = ("events_per_s and cpu_us_per_event: from the admin endpoint's first "
                       "answer (after imports and migration) to the job's exit at the end "
-                      "of input (every sink flushed); recovery off, as `mailflow bench`")
+                      "of input (every sink flushed); "
+                      + ("recovery on (snapshots every 10 s)" if recovery
+                         else "recovery off, as `mailflow bench`"))
     return result
 
 
@@ -599,15 +616,15 @@ def _produce_stream(bootstrap: str, seed: int, rate: float, seconds: float, reci
 
 
 def _run_to_end(broker: EmbeddedBroker, n: int, workers: int, label_window_s: int, name: str,
-                progress: bool) -> dict[str, Any]:
+                progress: bool, recovery: bool = False) -> dict[str, Any]:
     """`mailflow run --no-tail` over what the broker holds, until it exits; its figures."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": str(port),
                "MAILFLOW_LOG_LEVEL": "info", "MAILFLOW_LABEL_WINDOW_S": str(label_window_s)}
-        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-recovery", "--no-tail",
-               "--workers", str(workers)]
+        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-tail",
+               "--workers", str(workers), *([] if recovery else ["--no-recovery"])]
         log_path = Path(data) / "job.log"
         started = time.perf_counter()
         with open(log_path, "wb") as log:

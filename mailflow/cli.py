@@ -227,15 +227,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.long_replay and not args.end_to_end:
         return long_replay(_long_replay_options(args))
     if args.snapshots:
-        return snapshots(["--recipients", str(args.recipients or 5000)]
-                         + (["--events-per-recipient", str(args.events)]
-                            if args.events else []))
+        return snapshots(["--recipients", str(args.recipients or 5000)])
     try:
         if args.long_replay:
             result = long_replay_end_to_end(
                 args.days, args.events or 600_000, args.recipients or 50_000,
-                args.label_window_s,
-                args.workers, progress=True)  # stderr: the JSON line stays alone on stdout
+                args.label_window_s, args.workers, recovery=args.recovery,
+                progress=True)  # on stderr: the JSON line stays alone on stdout
         elif args.stage:
             result = stages(args.events or 200_000)
         else:
@@ -409,12 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="--long-replay --end-to-end: the job's label window for both "
                             "runs (default 1800, as `mailflow bench` runs the job, so labels "
                             "mature within the dense hour too)")
+    bench.add_argument("--recovery", action="store_true",
+                       help="--long-replay --end-to-end: the job with crash recovery on "
+                            "(a snapshot every 10 s, as deployed; default off, as the other "
+                            "bench modes)")
     bench.add_argument("--snapshots", action="store_true",
                        help="snapshot cost per epoch against state size: run "
                             "bench/snapshots.py (the job's 64 recipient shards and 8 merges "
-                            "in memory, for N and 10×N recipients; --recipients N, --events "
-                            "as events per recipient; its other options: python "
-                            "bench/snapshots.py -h). Its last line is JSON")
+                            "in memory, for N and 10×N recipients; --recipients N; its other "
+                            "options: python bench/snapshots.py -h). Its last line is JSON")
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--stage", action="store_true",
                        help="time each stage alone, in-process (parse, throttle, analytics, "
