@@ -650,6 +650,7 @@ def _run_to_end(broker: EmbeddedBroker, n: int, workers: int, label_window_s: in
         "cpu_cores_busy": round(window["cpu_s"] / processing, 2),
         "broker_cpu_us_per_event": round(1e6 * window["broker_cpu_s"] / n, 1),
         "peak_rss_mb": round(window["peak_rss_mb"]),
+        "max_events_waiting": window["max_events_waiting"],
         "clickhouse_rows": sum(rows.values()) if rows else None,
         "rows_per_event": round(sum(rows.values()) / n, 3) if rows else None,
         "rows": rows,
@@ -662,6 +663,7 @@ def _wait_exit(job: subprocess.Popen, port: int, n: int, broker_pid: int | None,
     from its first answer to its exit, with the kernel's CPU and peak RSS of the job."""
     start: tuple[float, float, float] | None = None
     last_line, last_done = time.monotonic(), 0
+    held = 0  # the most parsed events seen waiting in the shards (gated or queued)
     while True:
         pid, status, usage = os.wait4(job.pid, os.WNOHANG)
         now = time.perf_counter()
@@ -673,11 +675,15 @@ def _wait_exit(job: subprocess.Popen, port: int, n: int, broker_pid: int | None,
                     "cpu_s": usage.ru_utime + usage.ru_stime - start[1],
                     "broker_cpu_s": cpu_seconds(broker_pid, tree=False) - start[2]
                     if broker_pid else 0.0,
-                    "peak_rss_mb": usage.ru_maxrss / 1024}  # Linux: KiB
+                    "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: KiB
+                    "max_events_waiting": held}
         try:
-            stats = _stats(port) if start is None or progress else None
+            stats = _stats(port)
         except OSError:
             stats = None
+        if stats is not None:
+            held = max(held, (stats.get("events_held") or 0)
+                       + (stats.get("analytics_queued") or 0))
         if stats is not None and start is None:
             start = (now, cpu_seconds(job.pid),
                      cpu_seconds(broker_pid, tree=False) if broker_pid else 0.0)
@@ -686,8 +692,9 @@ def _wait_exit(job: subprocess.Popen, port: int, n: int, broker_pid: int | None,
             done = stats["events_total"] + stats["dead_letters"]
             rate = (done - last_done) / (time.monotonic() - last_line)
             last_line, last_done = time.monotonic(), done
-            print(f"{name}: {done:,}/{n:,} events, {rate:,.0f} events/s in the last "
-                  f"{PROGRESS_S:.0f} s, {now - start[0]:.0f} s since start",
+            print(f"{name}: {done:,}/{n:,} events parsed, {rate:,.0f} events/s in the "
+                  f"last {PROGRESS_S:.0f} s, {stats.get('analytics_queued') or 0:,} waiting "
+                  f"for analytics, {now - start[0]:.0f} s since start",
                   file=sys.stderr, flush=True)
         time.sleep(0.05 if start is None else 0.5)
 
