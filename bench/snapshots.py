@@ -118,26 +118,37 @@ class KeyedState:
         sizes = {key: len(pickle.dumps((key, logic.state), protocol=pickle.HIGHEST_PROTOCOL))
                  for key, logic in self.shards.items()}
         biggest = max(sizes, key=sizes.__getitem__)
-        state = self.shards[biggest].state
-        books = {name: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-                 for name, value in (
-                     *((f"analytics.{n}", v) for n, v in vars(state.analytics).items()
-                       if not n.startswith("_")),
-                     *((n, v) for n, v in vars(state).items() if n != "analytics"))}
-        books = dict(sorted(books.items(), key=lambda kv: -kv[1])[:6])
         merge_sizes = {key: len(logic.snapshot() or b"") for key, logic in self.merges.items()}
         merge = self.merges[max(merge_sizes, key=merge_sizes.__getitem__)]
-        merge_books = {name: len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-                       for name, value in (("gate", merge.gate),
-                                           *((f"aggregates.{n}", v)
-                                             for n, v in vars(merge.aggregates).items()
-                                             if not n.startswith("_")))}
+        merge_parts = {n: v for n, v in vars(merge).items() if n in ("gate", "aggregates")}
         return {"shards_bytes": sum(sizes.values()),
                 "shard_bytes_mean": round(statistics.mean(sizes.values())),
                 "shard_bytes_max": sizes[biggest], "merges_bytes": sum(merge_sizes.values()),
-                "largest_shard_books_bytes": books,
-                "largest_merge_books_bytes": dict(sorted(merge_books.items(),
-                                                         key=lambda kv: -kv[1]))}
+                "largest_shard_books_bytes": books_bytes(vars(self.shards[biggest].state)),
+                "largest_merge_books_bytes": books_bytes(merge_parts)}
+
+
+def books_bytes(parts: dict[str, Any], top: int = 8) -> dict[str, int]:
+    """Pickled bytes of each part of a key's state, one level into the parts that are
+    objects (e.g. `analytics.attribution`); the `top` largest, largest first.
+
+    >>> class Book:
+    ...     def __init__(self):
+    ...         self.big, self.small = list(range(1000)), 1
+    >>> list(books_bytes({"book": Book(), "name": "a longer name"}))
+    ['book.big', 'name', 'book.small']
+    """
+    sizes: dict[str, int] = {}
+    for name, value in parts.items():
+        inner = getattr(value, "__dict__", None)
+        items = ([(f"{name}.{n}", v) for n, v in inner.items() if not n.startswith("_")]
+                 if inner else [(name, value)])
+        for label, part in items:
+            try:
+                sizes[label] = len(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:  # noqa: BLE001  (a part that cannot be pickled alone)
+                continue
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:top])
 
 
 def epoch(state: KeyedState, items: list[tuple]) -> dict[str, Any]:
