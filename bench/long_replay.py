@@ -16,6 +16,9 @@ and as the last line one JSON object; the goal is `dense_over_long` <= 2.
 
     python bench/long_replay.py [--days 10] [--events 600000] [--recipients 50000]
                                 [--dense-events 200000] [--only long|dense] [--profile]
+
+The same streams through the whole job (broker, Bytewax, chDB):
+`mailflow bench --long-replay --end-to-end`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mailflow.bench import replay_streams  # noqa: E402  (the shapes `--end-to-end` uses too)
 from mailflow.generator import TrafficGenerator  # noqa: E402
 from operators.analytics import EngagementAnalytics, empty_batch  # noqa: E402
 from operators.bounces import BounceClassifier  # noqa: E402
@@ -115,9 +119,9 @@ def main() -> None:
                         help="cProfile each replay; top 20 by cumulative and tottime on stderr")
     args = parser.parse_args()
 
-    cases = {"long": (11, args.events / (args.days * 86_400), args.days * 86_400,
-                      args.label_window_s),
-             "dense": (12, args.dense_events / 3600, 3600.0, args.dense_label_window_s)}
+    shapes = replay_streams(args.days, args.events, args.recipients, args.dense_events)
+    cases = {"long": (*shapes["long"], args.label_window_s),
+             "dense": (*shapes["dense"], args.dense_label_window_s)}
     report: dict = {"bench": "long_replay", "cores": os.cpu_count()}
     for name, (seed, rate, seconds, label_window_s) in cases.items():
         if args.only and name != args.only:

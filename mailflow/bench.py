@@ -15,7 +15,9 @@ metrics, convergence), models, row building and the ClickHouse insert.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -433,7 +435,8 @@ def stages(events: int) -> dict[str, Any]:
 
 
 def human(result: dict[str, Any]) -> str:
-    """The result for a terminal: `key: value` lines, and a table for a scaling run.
+    """The result for a terminal: `key: value` lines, and a table for a scaling run or a
+    long replay.
 
     >>> print(human({"bench": "scaling", "events": 10, "runs": [{"processes": 1,
     ...     "processing_events_per_s": 100, "speedup": 1.0, "decision_latency_p99_ms": 9.5,
@@ -445,8 +448,31 @@ def human(result: dict[str, Any]) -> str:
     processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  ÷ loop  peak RSS MiB
             1       100      1.00     9.5          80.0   0.90    0.050   0.300  700
             2  refused
+    >>> print(human({"bench": "long_replay_end_to_end", "dense_over_long": 1.2,
+    ...     "long": {"events": 600, "event_time_days": 10.0, "events_per_s": 40,
+    ...              "cpu_us_per_event": 217.2, "cpu_cores_busy": 0.87, "peak_rss_mb": 1289,
+    ...              "rows_per_event": 2.4},
+    ...     "dense": {"events": 600, "event_time_days": 0.04, "events_per_s": 48,
+    ...               "cpu_us_per_event": 165.9, "cpu_cores_busy": 0.8, "peak_rss_mb": 1294,
+    ...               "rows_per_event": 1.5}}))
+                                         bench: long_replay_end_to_end
+                               dense_over_long: 1.2
+    case     events  days  events/s  CPU µs/event  cores  peak RSS MiB  rows/event
+    long         600  10.0        40         217.2   0.87          1289         2.4
+    dense        600  0.04        48         165.9   0.80          1294         1.5
     """
-    lines = [f"{key:>42}: {value}" for key, value in result.items() if key != "runs"]
+    cases = [key for key in ("long", "dense") if isinstance(result.get(key), dict)]
+    lines = [f"{key:>42}: {value}" for key, value in result.items()
+             if key != "runs" and key not in cases]
+    if cases:
+        lines.append("case     events  days  events/s  CPU µs/event  cores  peak RSS MiB  "
+                     "rows/event")
+        for case in cases:
+            run = result[case]
+            lines.append(f"{case:<5}  {run['events']:>9,}  {run['event_time_days']:>4}  "
+                         f"{run['events_per_s']:>8,}  {run['cpu_us_per_event']:>12.1f}  "
+                         f"{run['cpu_cores_busy']:>5.2f}  {run['peak_rss_mb']:>12}  "
+                         f"{run.get('rows_per_event') or '-':>10}")
     if "runs" in result:
         lines.append("processes  events/s  speed-up  p99 ms  CPU µs/event  cores  ÷ parse  "
                      "÷ loop  peak RSS MiB")
@@ -466,12 +492,225 @@ def human(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def long_replay() -> int:
+def long_replay(options: list[str] | None = None) -> int:
     """`mailflow bench --long-replay`: bench/long_replay.py (many days of sparse event
-    time) with its defaults, as its own process, if this checkout has it (its own
-    options: `python bench/long_replay.py --help`)."""
+    time, analytics in-process) as its own process, if this checkout has it, with
+    `options` (e.g. `--days 2`; all of them: `python bench/long_replay.py --help`)."""
     script = ROOT / "bench" / "long_replay.py"
     if not script.exists():
         print("bench/long_replay.py is not in this checkout", file=sys.stderr)
         return 2
-    return subprocess.run([sys.executable, str(script)], cwd=ROOT).returncode
+    return subprocess.run([sys.executable, str(script), *(options or [])],
+                          cwd=ROOT).returncode
+
+
+def snapshots(options: list[str] | None = None) -> int:
+    """`mailflow bench --snapshots`: bench/snapshots.py (snapshot cost per epoch for a
+    state and a 10× larger one) as its own process, with `options`."""
+    script = ROOT / "bench" / "snapshots.py"
+    if not script.exists():
+        print("bench/snapshots.py is not in this checkout", file=sys.stderr)
+        return 2
+    return subprocess.run([sys.executable, str(script), *(options or [])],
+                          cwd=ROOT).returncode
+
+
+# -- long replay, end to end ---------------------------------------------------------------
+
+DAY_S = 86_400
+#: Event-time span of the dense case: one hour, as `mailflow bench`'s stream.
+DENSE_S = 3600.0
+#: Seconds between progress lines on long work.
+PROGRESS_S = 5.0
+
+
+def replay_streams(days: float, events: int, recipients: int, dense_events: int
+                   ) -> dict[str, tuple[int, float, float]]:
+    """The long-replay cases as (generator seed, events per second, seconds of event time):
+    *long*, `events` spread over `days` (a backfill of sparse history), and *dense*,
+    `dense_events` within one hour. `bench/long_replay.py` and the end-to-end mode use
+    the same shapes (`TrafficGenerator(seed, START, recipients).events(rate, seconds)`).
+
+    >>> replay_streams(10, 864_000, 50_000, 200_000)["long"]
+    (11, 1.0, 864000.0)
+    >>> replay_streams(10, 864_000, 50_000, 360_000)["dense"]
+    (12, 100.0, 3600.0)
+    """
+    if days <= 0 or events < 1 or recipients < 1 or dense_events < 1:
+        raise ValueError("days, events, recipients and dense events must be positive")
+    span = float(days) * DAY_S
+    return {"long": (11, events / span, span),
+            "dense": (12, dense_events / DENSE_S, DENSE_S)}
+
+
+def long_replay_end_to_end(days: float, events: int, recipients: int, label_window_s: int,
+                           workers: int, progress: bool, recovery: bool = False,
+                           order: tuple[str, ...] = ("long", "dense")) -> dict[str, Any]:
+    """The whole job on the long sparse stream and on a dense one of the same size.
+
+    For each case in `order`, back to back: a fresh embedded broker (3 partitions per
+    topic) gets the generated stream (generated while produced: nothing is held), then
+    `mailflow run --dev --no-recovery --no-tail` (its own process, every feature on, the
+    same settings for both; with `recovery`, snapshots every 10 s as deployed, instead of
+    `--no-recovery`) reads it to the end of input, flushes every sink and exits.
+    Timed from the moment its admin endpoint answers (imports and migration done) to its
+    exit; CPU and peak RSS from the kernel's accounting of the job's process."""
+    load = os.getloadavg()[0]
+    shapes = replay_streams(days, events, recipients, events)
+    result: dict[str, Any] = {
+        "bench": "long_replay_end_to_end", "days": days, "recipients": recipients,
+        "label_window_s": label_window_s, "workers": workers, "recovery": recovery,
+        "cores": os.cpu_count()}
+    for name in order:
+        seed, rate, seconds = shapes[name]
+        with EmbeddedBroker() as broker:
+            ensure_topics(broker.bootstrap, partitions=3)
+            produced = _produce_stream(broker.bootstrap, seed, rate, seconds, recipients,
+                                       name, progress)
+            run = _run_to_end(broker, produced["events"], workers, label_window_s, name,
+                              progress, recovery)
+        result[name] = {**produced, **run}
+    result["load_average_1m"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+    if "long" in result and "dense" in result:
+        long, dense = result["long"], result["dense"]
+        result["dense_over_long"] = round(dense["events_per_s"] / max(long["events_per_s"], 1),
+                                          2)
+        result["cpu_long_over_dense"] = round(
+            long["cpu_us_per_event"] / max(dense["cpu_us_per_event"], 1e-9), 2)
+    result["note"] = ("events_per_s and cpu_us_per_event: from the admin endpoint's first "
+                      "answer (after imports and migration) to the job's exit at the end "
+                      "of input (every sink flushed); "
+                      + ("recovery on (snapshots every 10 s)" if recovery
+                         else "recovery off, as `mailflow bench`"))
+    return result
+
+
+def _produce_stream(bootstrap: str, seed: int, rate: float, seconds: float, recipients: int,
+                    name: str, progress: bool) -> dict[str, Any]:
+    """Generate one case's stream straight into the broker; what was produced."""
+    producer = EventProducer(bootstrap)
+    deliveries, first, last = 0, None, 0.0
+    t0 = last_line = time.monotonic()
+    for ev in TrafficGenerator(seed=seed, start=START, recipients=recipients).events(
+            rate, seconds):
+        producer.send(ev.topic, ev.key, ev.value)
+        if first is None:
+            first = ev.ts
+        last = ev.ts
+        if b'"type":"delivered"' in ev.value:
+            deliveries += 1
+        if progress and time.monotonic() - last_line >= PROGRESS_S:
+            last_line = time.monotonic()
+            print(f"{name}: produced {producer.produced:,} events "
+                  f"({(last - (first or last)) / DAY_S:.2f} days of event time)",
+                  file=sys.stderr, flush=True)
+    producer.flush(300)
+    if producer.failed or producer.delivered != producer.produced:
+        raise RuntimeError(f"{name}: {producer.failed} of {producer.produced} events not "
+                           f"produced ({producer.last_error})")
+    if progress:
+        print(f"{name}: produced {producer.produced:,} events in "
+              f"{time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+    return {"events": producer.produced, "deliveries": deliveries,
+            "event_time_days": round((last - (first or last)) / DAY_S, 2)}
+
+
+def _run_to_end(broker: EmbeddedBroker, n: int, workers: int, label_window_s: int, name: str,
+                progress: bool, recovery: bool = False) -> dict[str, Any]:
+    """`mailflow run --no-tail` over what the broker holds, until it exits; its figures."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data:
+        env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
+               "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": str(port),
+               "MAILFLOW_LOG_LEVEL": "info", "MAILFLOW_LABEL_WINDOW_S": str(label_window_s)}
+        cmd = [sys.executable, "-m", "mailflow", "run", "--dev", "--no-tail",
+               "--workers", str(workers), *([] if recovery else ["--no-recovery"])]
+        log_path = Path(data) / "job.log"
+        started = time.perf_counter()
+        with open(log_path, "wb") as log:
+            job = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=log)
+        try:
+            window = _wait_exit(job, port, n, broker.pid, name, progress)
+        finally:
+            if job.returncode is None:
+                job.kill()
+                job.wait(60)
+        if window["returncode"] != 0:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name}: the job exited with {window['returncode']}: {tail}")
+        seconds = time.perf_counter() - started
+        rows = _rows_written(log_path.read_text(errors="replace"))
+    processing = window["seconds"]
+    return {
+        "seconds": round(seconds, 2), "processing_seconds": round(processing, 2),
+        "events_per_s": round(n / processing),
+        "events_per_s_with_start": round(n / seconds),
+        "cpu_us_per_event": round(1e6 * window["cpu_s"] / n, 1),
+        "cpu_cores_busy": round(window["cpu_s"] / processing, 2),
+        "broker_cpu_us_per_event": round(1e6 * window["broker_cpu_s"] / n, 1),
+        "peak_rss_mb": round(window["peak_rss_mb"]),
+        "max_events_waiting": window["max_events_waiting"],
+        "clickhouse_rows": sum(rows.values()) if rows else None,
+        "rows_per_event": round(sum(rows.values()) / n, 3) if rows else None,
+        "rows": rows,
+    }
+
+
+def _wait_exit(job: subprocess.Popen, port: int, n: int, broker_pid: int | None, name: str,
+               progress: bool) -> dict[str, Any]:
+    """Poll the job's /stats (a progress line every few seconds) until it exits; the window
+    from its first answer to its exit, with the kernel's CPU and peak RSS of the job."""
+    start: tuple[float, float, float] | None = None
+    last_line, last_done = time.monotonic(), 0
+    held = 0  # the most parsed events seen waiting in the shards (gated or queued)
+    while True:
+        pid, status, usage = os.wait4(job.pid, os.WNOHANG)
+        now = time.perf_counter()
+        if pid:
+            job.returncode = os.waitstatus_to_exitcode(status)
+            if start is None:
+                return {"returncode": job.returncode or 1}
+            return {"returncode": job.returncode, "seconds": max(now - start[0], 1e-3),
+                    "cpu_s": usage.ru_utime + usage.ru_stime - start[1],
+                    "broker_cpu_s": cpu_seconds(broker_pid, tree=False) - start[2]
+                    if broker_pid else 0.0,
+                    "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux: KiB
+                    "max_events_waiting": held}
+        try:
+            stats = _stats(port)
+        except OSError:
+            stats = None
+        if stats is not None:
+            held = max(held, (stats.get("events_held") or 0)
+                       + (stats.get("analytics_queued") or 0))
+        if stats is not None and start is None:
+            start = (now, cpu_seconds(job.pid),
+                     cpu_seconds(broker_pid, tree=False) if broker_pid else 0.0)
+        if (progress and stats is not None
+                and time.monotonic() - last_line >= PROGRESS_S):
+            done = stats["events_total"] + stats["dead_letters"]
+            rate = (done - last_done) / (time.monotonic() - last_line)
+            last_line, last_done = time.monotonic(), done
+            print(f"{name}: {done:,}/{n:,} events parsed, {rate:,.0f} events/s in the "
+                  f"last {PROGRESS_S:.0f} s, {stats.get('analytics_queued') or 0:,} waiting "
+                  f"for analytics, {now - start[0]:.0f} s since start",
+                  file=sys.stderr, flush=True)
+        time.sleep(0.05 if start is None else 0.5)
+
+
+def _rows_written(log_text: str) -> dict[str, int] | None:
+    """Rows written per table, from the job's last log line ("job done in ...").
+
+    >>> _rows_written("x\\n... job done in 9.1s: 5 events, 0 dead letters, rows written "
+    ...               "{'mailflow.events': 5}\\n")
+    {'mailflow.events': 5}
+    """
+    found = re.findall(r"rows written (\{[^}]*\})", log_text)
+    if not found:
+        return None
+    try:
+        rows = ast.literal_eval(found[-1])
+    except (ValueError, SyntaxError):
+        return None
+    return {str(k): int(v) for k, v in rows.items()}

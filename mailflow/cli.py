@@ -196,23 +196,57 @@ def _process_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _long_replay_options(args: argparse.Namespace) -> list[str]:
+    """`mailflow bench --long-replay` sizes, as bench/long_replay.py's options.
+
+    >>> _long_replay_options(argparse.Namespace(days=2.0, events=None, recipients=None))
+    ['--days', '2.0', '--recipients', '50000']
+    >>> _long_replay_options(argparse.Namespace(days=10.0, events=9000, recipients=300))
+    ['--days', '10.0', '--events', '9000', '--recipients', '300']
+    """
+    options = ["--days", str(args.days)]
+    if args.events:
+        options += ["--events", str(args.events)]
+    return options + ["--recipients", str(args.recipients or 50_000)]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mailflow.bench import end_to_end, human, long_replay, stages
+    from mailflow.bench import (
+        end_to_end,
+        human,
+        long_replay,
+        long_replay_end_to_end,
+        snapshots,
+        stages,
+    )
 
     _setup_logging("warning")
-    if args.long_replay:
-        return long_replay()
-    if args.stage:
-        result = stages(args.events)
-    else:
-        processes = args.compare_processes or (args.processes,)
-        try:
-            result = end_to_end(args.events, args.workers, args.latency_rate,
+    if args.end_to_end and not args.long_replay:
+        print("mailflow bench: --end-to-end goes with --long-replay", file=sys.stderr)
+        return 2
+    if args.long_replay and not args.end_to_end:
+        return long_replay(_long_replay_options(args))
+    if args.snapshots:
+        return snapshots(["--recipients", str(args.recipients or 5000)])
+    try:
+        if args.long_replay:
+            result = long_replay_end_to_end(
+                args.days, args.events or 600_000, args.recipients or 50_000,
+                args.label_window_s, args.workers, recovery=args.recovery,
+                progress=True)  # on stderr: the JSON line stays alone on stdout
+        elif args.stage:
+            result = stages(args.events or 200_000)
+        else:
+            processes = args.compare_processes or (args.processes,)
+            result = end_to_end(args.events or 200_000, args.workers, args.latency_rate,
                                 args.latency_seconds, processes=processes,
                                 progress=not args.json and sys.stderr.isatty())
-        except RuntimeError as exc:  # the job (or a reference loop) failed: say why
-            print(f"mailflow bench: {exc}", file=sys.stderr)
-            return 1
+    except RuntimeError as exc:  # the job (or a reference loop) failed: say why
+        print(f"mailflow bench: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # sizes that make no stream
+        print(f"mailflow bench: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         import orjson
 
@@ -344,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "parse, and a minimal consume-parse-insert) run on the same events; the "
                  "ratios to them travel between machines. --stage times each stage alone "
                  "instead.", cmd_bench)
-    bench.add_argument("--events", type=int, default=200_000,
-                       help="events to process (default 200,000)")
+    bench.add_argument("--events", type=int, default=None,
+                       help="events to process (default 200,000; with --long-replay 600,000)")
     bench.add_argument("--workers", type=int, default=1, help="Bytewax workers (default 1)")
     bench.add_argument("--processes", type=int, default=1,
                        help="run the job as `mailflow run --processes P` (default 1)")
@@ -354,8 +388,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run the job once per count, back to back on the same events, and "
                             "print a scaling table (e.g. 1,2)")
     bench.add_argument("--long-replay", dest="long_replay", action="store_true",
-                       help="run bench/long_replay.py with its defaults instead (many days "
-                            "of sparse event time; its options: python bench/long_replay.py -h)")
+                       help="many days of sparse event time against one dense hour: run "
+                            "bench/long_replay.py (analytics in-process; its other options: "
+                            "python bench/long_replay.py -h) with --days/--events/--recipients")
+    bench.add_argument("--end-to-end", dest="end_to_end", action="store_true",
+                       help="with --long-replay: the whole job instead. Each stream (the "
+                            "long sparse one, then a dense hour of the same number of events) "
+                            "goes into a fresh embedded broker, and `mailflow run --no-tail` "
+                            "(every feature on, the same settings for both) reads it to the "
+                            "end of input and exits; reports events/s, CPU µs per event, peak "
+                            "RSS and rows per event of each, and dense_over_long")
+    bench.add_argument("--days", type=float, default=10.0,
+                       help="--long-replay: event-time span of the long stream (default 10)")
+    bench.add_argument("--recipients", type=int, default=None,
+                       help="--long-replay: recipients in both streams (default 50,000); "
+                            "--snapshots: the small state's (default 5,000)")
+    bench.add_argument("--label-window-s", dest="label_window_s", type=int, default=1800,
+                       help="--long-replay --end-to-end: the job's label window for both "
+                            "runs (default 1800, as `mailflow bench` runs the job, so labels "
+                            "mature within the dense hour too)")
+    bench.add_argument("--recovery", action="store_true",
+                       help="--long-replay --end-to-end: the job with crash recovery on "
+                            "(a snapshot every 10 s, as deployed; default off, as the other "
+                            "bench modes)")
+    bench.add_argument("--snapshots", action="store_true",
+                       help="snapshot cost per epoch against state size: run "
+                            "bench/snapshots.py (the job's 64 recipient shards and 8 merges "
+                            "in memory, for N and 10×N recipients; --recipients N; its other "
+                            "options: python bench/snapshots.py -h). Its last line is JSON")
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--stage", action="store_true",
                        help="time each stage alone, in-process (parse, throttle, analytics, "
