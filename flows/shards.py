@@ -74,7 +74,7 @@ from operators.throttle import Signal
 from schemas import rows as out
 from schemas.control import EraseCommand, Erasure, erasable_tables
 from schemas.events import Event
-from schemas.topics import SCORES, SEND_TIMES, VARIANTS
+from schemas.topics import FLOW_PROPENSITIES, SCORES, SEND_TIMES, VARIANTS
 
 log = logging.getLogger(__name__)
 #: Keyed merges of the facts of every shard (fixed, like the shard count).
@@ -214,7 +214,7 @@ class ShardState:
         self.analytics = RecipientAnalytics(
             attribution_window_s=settings.attribution_window_s,
             allowed_lateness_s=settings.allowed_lateness_s,
-            label_window_s=settings.label_window_s)
+            label_window_s=settings.label_window_s, flow_window_s=settings.flow_window_s)
         self.queued: list[tuple[Event, BounceVerdict | None]] = []
         self.clock = -1  # newest event time applied
         self.seq = 0  # facts sent so far (their order among equal event times)
@@ -224,7 +224,7 @@ class ShardState:
     def configure(self, settings: Settings) -> None:
         self.signals.slack_ms = settings.order_slack_ms
         self.analytics.configure(settings.attribution_window_s, settings.allowed_lateness_s,
-                                 settings.label_window_s)
+                                 settings.label_window_s, settings.flow_window_s)
 
     def progress_for(self, merge: str) -> int:
         return self.reported_models if merge == MODELS else self.reported
@@ -401,6 +401,9 @@ class ShardLogic(op.StatefulBatchLogic):
         STATS.erasures += 1
         result.tables.extend((table, Erasure(h, column)) for table, column in ERASABLE.items())
         result.kafka.append(KafkaSinkMessage(h.encode(), None, topic=SEND_TIMES))
+        result.kafka.extend(KafkaSinkMessage(f"{flow}|{h}".encode(), None,
+                                             topic=FLOW_PROPENSITIES)
+                            for flow in facts[1].flows)
         for fact in facts:
             triple = (max(st.clock, 0), st.seq, fact._replace(ts_ms=max(st.clock, 0)))
             st.seq += 1
@@ -439,6 +442,7 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         ("mailflow.model_metrics", [out.model_metric_row(r) for r in a.model_metrics]),
         ("mailflow.variant_allocations", [row for al in a.allocations
                                           for row in out.allocation_rows(al)]),
+        ("mailflow.flow_propensities", [out.flow_propensity_row(r) for r in a.propensities]),
     ]
     kafka = (
         [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
@@ -446,7 +450,10 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         + [KafkaSinkMessage(st.recipient_hash.encode(), orjson.dumps(out.send_time_record(st)),
                             topic=SEND_TIMES) for st in a.send_times]
         + [KafkaSinkMessage(al.campaign_id.encode(), orjson.dumps(out.allocation_record(al)),
-                            topic=VARIANTS) for al in a.allocations])
+                            topic=VARIANTS) for al in a.allocations]
+        + [KafkaSinkMessage(f"{r.flow_id}|{r.recipient_hash}".encode(),
+                            orjson.dumps(out.flow_propensity_record(r)), topic=FLOW_PROPENSITIES)
+           for r in a.propensities if r.publish])
     return [(table, rows) for table, rows in tables if rows], kafka
 
 
@@ -479,6 +486,7 @@ class MergeLogic(op.StatefulBatchLogic):
             self.gate, self.aggregates = pickle.loads(resume)
         self.aggregates.configure(settings.allowed_lateness_s, settings.label_window_s,
                                   bool(settings.reset_on_drift))
+        self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below)
 
     def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
         released: list = []

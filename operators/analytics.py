@@ -43,6 +43,7 @@ from operators.convergence import (
 from operators.engagement import Interaction, MessageTracker
 from operators.event import Event
 from operators.features import HistoryBook
+from operators.journeys import JourneyBook, JourneyFact
 from operators.learning import (
     CONVERTED,
     ENGAGED,
@@ -62,6 +63,7 @@ from operators.learning import (
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
+from operators.propensity import Move, PropensityBook, PropensityRow
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
 
@@ -98,10 +100,10 @@ class ForgetRecipient(NamedTuple):
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
 Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
-        | ForgetRecipient)
+        | ForgetRecipient | JourneyFact)
 #: The aggregate of every model fact: the models see all recipients, in one order.
 MODELS = "models"
-_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages})
+_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact})
 
 
 def fact_key(fact: Fact) -> str:
@@ -129,10 +131,12 @@ class AnalyticsBatch(NamedTuple):
     profiles: list[Profile]
     facts: list[Fact]  # for the aggregates (a shard's output; emptied by EngagementAnalytics)
     personas: list[Scored | ForgetRecipient]  # for the recipients' persona books
+    propensities: list[PropensityRow]  # flow_propensities (and the topic, when published)
+    moves: list[Move]  # propensity changes, for the cohort forecasts
 
 
 def empty_batch() -> AnalyticsBatch:
-    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [], [])
+    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [], [], [], [])
 
 
 class FlowAggregates:
@@ -155,6 +159,7 @@ class FlowAggregates:
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
         self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
+        self.propensity = PropensityBook()
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
@@ -170,6 +175,9 @@ class FlowAggregates:
         self.learner.label_window_ms = label_window_s * 1000
         for task in (*self.learner.tasks.values(), self.learner.bounce):
             task.reset_on_drift = reset_on_drift
+
+    def configure_flows(self, propensity_step: float, stop_mailing_below: float) -> None:
+        self.propensity.configure(propensity_step, stop_mailing_below)
 
     def apply(self, facts: list[Fact], out: AnalyticsBatch) -> None:
         learner = self.learner
@@ -195,9 +203,17 @@ class FlowAggregates:
                 events, graded = learner.on_bounce(fact)
                 out.model_events.extend(events)
                 out.model_metrics.extend(self.quality.add(graded))
+            elif kind is JourneyFact:
+                rows, graded, moves = self.propensity.observe(
+                    fact, learner.scores_of(fact.message_key) if fact.message_key else None)
+                out.propensities.extend(rows)
+                out.moves.extend(moves)
+                if graded:
+                    out.model_metrics.extend(self.quality.add(graded))
             elif kind is ForgetMessages:
                 learner.forget(fact.keys)
                 out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
+                out.moves.extend(self.propensity.forget(fact.recipient_hash, fact.ts_ms))
             elif kind is ForgetRecipient:
                 self.convergence.forget(fact.recipient_hash)
 
@@ -242,23 +258,26 @@ class RecipientAnalytics:
     erased_dropped = 0  # events refused because their recipient was erased
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
-                 allowed_lateness_s: int = 3600, label_window_s: int = 86_400):
+                 allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
+                 flow_window_s: int = 7 * 86_400):
         # A delivery is remembered as long as anything can still use it: attribution
         # credit or a label (state is bounded by these two settings).
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
         self.history = HistoryBook()
+        self.journeys = JourneyBook(flow_window_s)
         self.send_times = SendTimeBook()
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
 
     def configure(self, attribution_window_s: int, allowed_lateness_s: int,
-                  label_window_s: int) -> None:
+                  label_window_s: int, flow_window_s: int = 7 * 86_400) -> None:
         """Settings after a restart apply to the state learned before it (a snapshot
         holds what was learned; the settings come from the configuration every start)."""
         self.attribution.set_window(attribution_window_s)
+        self.journeys.set_window(flow_window_s)
         self.tracker.set_ttl(max(attribution_window_s, label_window_s))
         self._guard_ms = allowed_lateness_s * 1000
 
@@ -287,8 +306,8 @@ class RecipientAnalytics:
         >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
         ...                ev("click", 600_000)])
         >>> report, facts = a.forget("r1", up_to_ms=700_000)
-        >>> report["tracker"], report["history"], report["send_times"], sum(report.values())
-        (1, 1, 1, 4)
+        >>> report["tracker"], report["history"], report["journeys"], sum(report.values())
+        (1, 1, 1, 5)
         >>> [type(f).__name__ for f in facts], len(facts[1].keys)
         (['ForgetRecipient', 'ForgetMessages'], 1)
         >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped
@@ -303,13 +322,14 @@ class RecipientAnalytics:
             "history": self.history.forget(recipient_hash),
             "send_times": self.send_times.forget(recipient_hash),
         }
+        report["journeys"], flows = self.journeys.forget(recipient_hash)
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
         ts = self._last_ts
         facts: list[Fact] = [
             ForgetRecipient(ts, recipient_hash),
-            ForgetMessages(ts, recipient_hash, tuple(message_key(m) for m in messages))]
+            ForgetMessages(ts, recipient_hash, tuple(message_key(m) for m in messages), flows)]
         return report, facts
 
     def _expire_erasures(self, ts_ms: int) -> None:
@@ -364,6 +384,22 @@ class RecipientAnalytics:
             if update is not None:
                 out.send_times.append(update)
 
+    def _journeys(self, ev: Event, mkey: str, interaction: Interaction,
+                  bounce: BounceVerdict | None, attributed: tuple[str, ...],
+                  out: AnalyticsBatch) -> None:
+        """Flow journeys: the timers now due, then what this event changed (facts for the
+        convergence propensity in the models' step)."""
+        journeys, history, r, ts = self.journeys, self.history, ev.recipient_hash, ev.ts_ms
+        if journeys._timers and journeys._timers[0][0] <= ts:
+            out.facts.extend(journeys.tick(ts, lambda h: history.numbers(h, ts)))
+        if ev.type == "delivered" and not ev.flow_id:
+            return
+        out.facts.extend(journeys.observe(
+            ev.type, ts, r, ev.sender, ev.domain, ev.flow_id,
+            message_key(mkey) if ev.type == "delivered" and mkey else 0,
+            interaction.is_human, attributed, lambda: history.numbers(r, ts),
+            hard_bounce=bounce is not None and bounce.bounce_class == "hard"))
+
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
         # X-Message-Id across personalizations): per-message state is per recipient too.
@@ -404,6 +440,7 @@ class RecipientAnalytics:
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
         self._learn(ev, mkey, interaction, bounce, credits, out)
+        self._journeys(ev, mkey, interaction, bounce, attributed, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -12,6 +13,7 @@ from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
 from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
+from operators.propensity import PropensityRow
 from operators.send_time import SendTime
 from operators.throttle import Decision
 from operators.variants import Allocation
@@ -148,12 +150,39 @@ def score_record(sc: Score) -> dict:
 
 
 MODEL_METRIC_COLUMNS = ("model", "minute", "n", "n_window", "roc_auc", "log_loss",
-                        "positive_rate")
+                        "positive_rate", "ece")
 
 
 def model_metric_row(r: ModelMetricRow) -> tuple:
     return (r.model, r.minute_ms // 1000, r.n, r.n_window, r.roc_auc, r.log_loss,
-            r.positive_rate)
+            r.positive_rate, r.ece)
+
+
+FLOW_PROPENSITY_COLUMNS = ("flow_id", "recipient_hash", "score", "as_of", "kind", "cohort_day",
+                           "unsubscribe_risk", "advice")
+
+
+def flow_propensity_row(r: PropensityRow) -> tuple:
+    return (r.flow_id, r.recipient_hash, r.score, r.as_of_ms, r.kind, iso_day(r.cohort_day),
+            r.unsubscribe_risk, r.advice)
+
+
+def flow_propensity_record(r: PropensityRow) -> dict:
+    """`mailflow.flow_propensities` (DESIGN.md), plus what re-scored it, the cohort, the
+    unsubscribe risk of the flow's latest mail and the advice ("stop_mailing" or "")."""
+    return {"flow_id": r.flow_id, "recipient_hash": r.recipient_hash, "score": r.score,
+            "as_of": iso_ms(r.as_of_ms), "kind": r.kind,
+            "cohort_day": iso_day(r.cohort_day), "unsubscribe_risk": r.unsubscribe_risk,
+            "advice": r.advice}
+
+
+def iso_day(day: int) -> str:
+    """UTC day number (days since 1970-01-01) as YYYY-MM-DD.
+
+    >>> iso_day(20_424)
+    '2025-12-02'
+    """
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 MODEL_EVENT_COLUMNS = ("ts", "model", "event", "detail")
@@ -202,4 +231,5 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.send_times": SEND_TIME_COLUMNS,
     "mailflow.recipient_profiles": PROFILE_COLUMNS,
     "mailflow.variant_allocations": ALLOCATION_COLUMNS,
+    "mailflow.flow_propensities": FLOW_PROPENSITY_COLUMNS,
 }
