@@ -68,6 +68,7 @@ from operators.analytics import (
     fact_key,
 )
 from operators.bounces import BounceVerdict
+from operators.journeys import JourneyFact
 from operators.ordering import EventTimeGate
 from operators.personas import PersonaBook
 from operators.throttle import Signal
@@ -350,7 +351,10 @@ class ShardLogic(op.StatefulBatchLogic):
                 apply([item], batch)
                 if facts:
                     for fact in facts:
-                        stamped.append((st.clock, st.seq, fact))
+                        # journey timers carry their due time (never before what this
+                        # shard reported: `_report` fires them as event time passes)
+                        stamp = fact.ts_ms if type(fact) is JourneyFact else st.clock
+                        stamped.append((stamp, st.seq, fact))
                         st.seq += 1
                     facts.clear()
             done += chunk
@@ -374,6 +378,13 @@ class ShardLogic(op.StatefulBatchLogic):
             if st.queued:
                 frontier = min(frontier, st.queued[0][0].ts_ms)
             frontier = max(frontier, st.clock)  # the clock never goes back
+            # Journey timers due by now fire even if no event of this shard comes (they
+            # must never be stamped before what the models heard this shard is past).
+            timers = empty_batch()
+            st.analytics.advance(frontier, timers)
+            for fact in timers.facts:
+                batch.facts.append((fact.ts_ms, st.seq, fact))
+                st.seq += 1
         by_merge: dict[str, list] = {}
         for triple in batch.facts:
             for key in merge_key_of(triple[2]):

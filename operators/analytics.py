@@ -384,14 +384,21 @@ class RecipientAnalytics:
             if update is not None:
                 out.send_times.append(update)
 
+    def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
+        """Event time reached `ts_ms` (no event before it is still to come): the journey
+        timers due by then fire, as facts stamped with their due time (so the models see
+        them at that time, however the recipients were sharded)."""
+        journeys, history = self.journeys, self.history
+        if journeys._timers and journeys._timers[0][0] <= ts_ms:
+            out.facts.extend(journeys.tick(ts_ms, lambda h: history.numbers(h, ts_ms)))
+
     def _journeys(self, ev: Event, mkey: str, interaction: Interaction,
                   bounce: BounceVerdict | None, attributed: tuple[str, ...],
                   out: AnalyticsBatch) -> None:
         """Flow journeys: the timers now due, then what this event changed (facts for the
         convergence propensity in the models' step)."""
         journeys, history, r, ts = self.journeys, self.history, ev.recipient_hash, ev.ts_ms
-        if journeys._timers and journeys._timers[0][0] <= ts:
-            out.facts.extend(journeys.tick(ts, lambda h: history.numbers(h, ts)))
+        self.advance(ts, out)
         if ev.type == "delivered" and not ev.flow_id:
             return
         out.facts.extend(journeys.observe(
@@ -487,9 +494,15 @@ class EngagementAnalytics:
         recipients, aggregates, facts = self.recipients, self.aggregates, out.facts
         for item in items:
             recipients.apply([item], out)
-            # Every event moves the books' minute, as in the unsharded job.
+            # Every event moves the books' minute, as in the unsharded job; journey timers
+            # come stamped with their due time (before the event), as the merge orders them.
+            for fact in facts:
+                if type(fact) is JourneyFact and fact.ts_ms < item[0].ts_ms:
+                    aggregates.advance(fact.ts_ms, out)
+                    aggregates.apply([fact], out)
             aggregates.advance(item[0].ts_ms, out)
-            aggregates.apply(facts, out)
+            aggregates.apply([f for f in facts if type(f) is not JourneyFact
+                              or f.ts_ms >= item[0].ts_ms], out)
             facts.clear()
             if out.personas:
                 out.profiles.extend(self.personas.apply(out.personas))
@@ -500,6 +513,8 @@ class EngagementAnalytics:
         report, facts = self.recipients.forget(recipient_hash, up_to_ms)
         report["convergence"] = self.aggregates.convergence.forget(recipient_hash)
         report["pending_labels"] = self.aggregates.learner.forget(facts[1].keys)
+        report["propensities"] = len(self.aggregates.propensity.forget(recipient_hash,
+                                                                       facts[1].ts_ms))
         report["personas"] = self.personas.forget(recipient_hash)
         return report
 
