@@ -87,7 +87,7 @@ def test_approximation_within_one_count_of_exact_dp(family):
             "mixed": lambda: rng.random() if rng.random() < 0.05 else rng.random() * 0.01,
             "high": lambda: 1 - rng.random() * 0.01,
             "bimodal": lambda: 0.9 if rng.random() < 0.1 else 0.001}[family]
-    for n in (401, 2000, 2500):
+    for n in (201, 401, 2000, 2500):
         ps = [draw() for _ in range(n)]
         exact = exact_quantiles(poisson_binomial_pmf(ps))
         approx = approx_quantiles(*moments(ps), n)
@@ -95,11 +95,27 @@ def test_approximation_within_one_count_of_exact_dp(family):
                                                                                     approx)
 
 
+@pytest.mark.parametrize("n", [5, 20, 50, 100, 200])
+def test_approximation_within_one_count_of_exact_dp_on_small_cohorts_too(n):
+    rng = random.Random(n)
+    for _ in range(200):
+        kind = rng.random()
+        if kind < 0.3:
+            ps = [rng.random() for _ in range(n)]
+        elif kind < 0.6:
+            ps = [rng.random() ** 3 for _ in range(n)]
+        else:
+            ps = [rng.betavariate(1, 6) for _ in range(n)]
+        exact = exact_quantiles(poisson_binomial_pmf(ps))
+        approx = approx_quantiles(*moments(ps), n)
+        assert max(abs(a - b) for a, b in zip(exact, approx, strict=True)) <= 1
+
+
 def test_approximation_within_one_count_with_a_few_large_ps_among_many_zeros():
     rng = random.Random(3)
     for _ in range(300):
         ps = [rng.random() ** 3 for _ in range(rng.randint(1, 40))]
-        ps += [rng.random() * rng.choice([0.0, 1e-4, 1e-3]) for _ in range(401)]
+        ps += [rng.random() * rng.choice([0.0, 1e-4, 1e-3]) for _ in range(201)]
         exact = exact_quantiles(poisson_binomial_pmf(ps))
         approx = approx_quantiles(*moments(ps), len(ps))
         assert max(abs(a - b) for a, b in zip(exact, approx, strict=True)) <= 1
@@ -111,6 +127,7 @@ def test_truncated_dp_gives_the_same_quantiles():
     mean, var, _ = moments(ps)
     upper = int(mean + 14 * math.sqrt(var) + 40)
     assert upper < 400
+    assert len(poisson_binomial_pmf(ps, upper)) == upper + 1
     assert exact_quantiles(poisson_binomial_pmf(ps, upper)) == \
         exact_quantiles(poisson_binomial_pmf(ps))
 
