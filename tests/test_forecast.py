@@ -194,6 +194,16 @@ def test_a_row_per_open_cohort_at_each_hour_boundary():
     assert [r.as_of_ms for r in f.flush()] == [T0 + 6 * HOUR_MS] * 2
 
 
+def test_a_long_gap_without_open_cohorts_costs_nothing():
+    f = CohortForecast()
+    f.enter("a", DAY, 0.5, T0)
+    _, outcomes, _ = f.advance(T0 + 10_000 * DAY_MS)  # closes a, then skips the gap
+    assert len(outcomes) == 1 and f._hour == (T0 + 10_000 * DAY_MS) // HOUR_MS
+    f.enter("a", DAY + 10_000, 0.5, T0 + 10_000 * DAY_MS)
+    rows, _, _ = f.advance(T0 + 10_000 * DAY_MS + HOUR_MS)
+    assert [r.cohort_day for r in rows] == [DAY + 10_000]
+
+
 def test_intervals_recomputed_only_for_cohorts_that_changed():
     class Counting(CohortForecast):
         computed = 0
