@@ -74,9 +74,11 @@ Pickled: about 11 bytes per open p.
 Cost: `enter`/`rescore`/`reach`/`drop` O(1) (a dict lookup, three sums, a Counter
 update). `advance`: per hour boundary one row per open cohort (cached numbers),
 plus a recomputation for each cohort changed since the last boundary: O(1) when
-approximated, one numpy convolution per open p when exact (each of length ≤ open,
-cut where the remaining upper tail is below 1e-25): about 0.5 ms at 200 open
-recipients (here, 2 shared cores). Changes cost 1–2 µs each here.
+approximated; when exact, a DP over its open p's, cut where the remaining upper
+tail is below 1e-25 (open × L multiply-adds, L ≤ μ + 14σ + 40), run for all the
+hour's changed exact cohorts at once (one numpy step per p position, not per p):
+900 changed cohorts of 150 open recipients took 250 ms (0.3 ms each) on 2 cores
+shared with other jobs. Changes cost about 1.2 µs each.
 
 >>> f = CohortForecast(window_days=7, min_entered=2)
 >>> day = 20_000                               # 2024-10-04 UTC
@@ -221,6 +223,50 @@ def exact_quantiles(pmf: np.ndarray, tails: tuple[float, ...] = _TAILS) -> list[
     return [min(int(np.searchsorted(cdf, a - _CDF_EPS, side="left")), last) for a in tails]
 
 
+def batch_exact_quantiles(cohorts: list[Any], uppers: list[int],
+                          tails: tuple[float, ...] = _TAILS) -> list[list[int]]:
+    """`exact_quantiles(poisson_binomial_pmf(ps, upper))` of several p collections at once.
+
+    The DP runs one step per p *position* for all of them together (a row each, the
+    shorter ones padded with p = 0, which changes nothing): the Python loop runs
+    over the longest collection instead of over every p of every collection, which
+    is what costs. Collections are grouped by size (powers of two) so little is padded.
+
+    >>> batch_exact_quantiles([[0.5, 0.5], {0.1: 3}], [10, 10], (0.25, 0.75))
+    [[0, 1], [0, 1]]
+    """
+    out: list[list[int]] = [[] for _ in cohorts]
+    groups: dict[int, list[int]] = {}
+    rows: list[list[float]] = []
+    for i, ps in enumerate(cohorts):
+        items = ps.items() if hasattr(ps, "items") else ((p, 1) for p in ps)
+        row = [p for p, m in items if p > 0.0 for _ in range(m)]
+        rows.append(row)
+        groups.setdefault(len(row).bit_length(), []).append(i)
+    for members in groups.values():
+        width = max(len(rows[i]) for i in members)
+        size = min(width, max(uppers[i] for i in members)) + 1
+        ps_matrix = np.zeros((len(members), max(width, 1)))
+        for r, i in enumerate(members):
+            ps_matrix[r, :len(rows[i])] = rows[i]
+        pmf = np.zeros((len(members), size))
+        pmf[:, 0] = 1.0
+        top = 0
+        for j in range(width):
+            p = ps_matrix[:, j:j + 1]
+            q = 1.0 - p
+            nxt = min(top + 1, size - 1)
+            pmf[:, 1:nxt + 1] = pmf[:, 1:nxt + 1] * q + pmf[:, 0:nxt] * p
+            pmf[:, :1] *= q
+            top = nxt
+        cdf = np.cumsum(pmf, axis=1)
+        for a in tails:  # the first index where the cdf reaches a (the count below it)
+            found = np.minimum((cdf < a - _CDF_EPS).sum(axis=1), size - 1)
+            for r, i in enumerate(members):
+                out[i].append(int(found[r]))
+    return out
+
+
 def approx_quantiles(mean: float, var: float, third: float, n: int,
                      z: tuple[float, ...] = _Z) -> list[int]:
     """Cornish–Fisher quantiles of a Poisson binomial from its first three moments.
@@ -241,6 +287,11 @@ def approx_quantiles(mean: float, var: float, third: float, n: int,
         x = mean + sd * (zz + (zz * zz - 1.0) * skew / 6.0) - 0.5
         out.append(min(max(math.ceil(x - 1e-9), 0), n))
     return out
+
+
+def _upper(mean: float, var: float) -> int:
+    """Where the DP may stop: P(S > upper) < 1e-25 (Bernstein's inequality)."""
+    return int(max(mean, 0.0) + _TAIL_SIGMAS * math.sqrt(max(var, 0.0)) + _TAIL_COUNTS)
 
 
 class _Cohort:
@@ -442,7 +493,9 @@ class CohortForecast:
             cohort = self._cohorts.pop((flow_id, day), None)
             if cohort is not None:
                 outcomes.append(self._close(flow_id, day, cohort, as_of))
-        for key in sorted(self._cohorts):
+        keys = sorted(self._cohorts)
+        self._refresh_exact([self._cohorts[key] for key in keys])
+        for key in keys:
             cohort = self._cohorts[key]
             if cohort.created_ms >= as_of:  # entered after this boundary (no advance before)
                 continue
@@ -463,14 +516,26 @@ class CohortForecast:
         return ForecastRow(key[0], key[1], as_of, cohort.entered, cohort.converged,
                            *cohort.numbers)
 
-    def _numbers(self, cohort: _Cohort) -> tuple[float, ...]:
+    def _refresh_exact(self, cohorts: list[_Cohort]) -> None:
+        """The exact intervals of every changed cohort, in one batched DP."""
+        todo = [c for c in cohorts if c.dirty and c.ps is not None and c.open > 0]
+        if not todo:
+            return
+        uppers = [_upper(c.mean, c.var) for c in todo]
+        for cohort, qs in zip(todo, batch_exact_quantiles([c.ps for c in todo], uppers),
+                              strict=True):
+            cohort.numbers = self._numbers(cohort, qs)
+            cohort.dirty = False
+
+    def _numbers(self, cohort: _Cohort, qs: list[int] | None = None) -> tuple[float, ...]:
         mean = max(cohort.mean, 0.0)
         var = max(cohort.var, 0.0)
-        if cohort.open == 0:
+        if qs is not None:
+            pass
+        elif cohort.open == 0:
             qs = [0, 0, 0, 0]
         elif cohort.ps is not None:
-            upper = int(mean + _TAIL_SIGMAS * math.sqrt(var) + _TAIL_COUNTS)
-            qs = exact_quantiles(poisson_binomial_pmf(cohort.ps, upper))
+            qs = exact_quantiles(poisson_binomial_pmf(cohort.ps, _upper(mean, var)))
         else:
             qs = approx_quantiles(mean, var, cohort.third, cohort.open)
         lo80, hi80, lo95, hi95 = qs

@@ -15,6 +15,7 @@ from operators.forecast import (
     HOUR_MS,
     CohortForecast,
     approx_quantiles,
+    batch_exact_quantiles,
     exact_quantiles,
     poisson_binomial_pmf,
 )
@@ -121,6 +122,19 @@ def test_approximation_within_one_count_with_a_few_large_ps_among_many_zeros():
         assert max(abs(a - b) for a, b in zip(exact, approx, strict=True)) <= 1
 
 
+def test_batched_dp_gives_the_quantiles_of_each_collection():
+    rng = random.Random(8)
+    collections = [[rng.random() * rng.choice([0.02, 0.3, 1.0]) for _ in range(n)]
+                   for n in (0, 1, 2, 3, 7, 16, 17, 50, 120, 200, 64, 5)]
+    collections.append([0.0, 0.0])
+    collections.append({0.25: 16, 0.5: 3})
+    uppers = [int(sum(moments(list(c))[:1]) + 60) for c in collections]
+    uppers[-1] = 30
+    assert batch_exact_quantiles(collections, uppers) == \
+        [exact_quantiles(poisson_binomial_pmf(c, u)) for c, u in zip(collections, uppers,
+                                                                     strict=True)]
+
+
 def test_truncated_dp_gives_the_same_quantiles():
     rng = random.Random(5)
     ps = [rng.random() * 0.05 for _ in range(400)]
@@ -208,9 +222,9 @@ def test_intervals_recomputed_only_for_cohorts_that_changed():
     class Counting(CohortForecast):
         computed = 0
 
-        def _numbers(self, cohort):
+        def _numbers(self, cohort, qs=None):
             Counting.computed += 1
-            return super()._numbers(cohort)
+            return super()._numbers(cohort, qs)
 
     f = Counting()
     for flow in ("a", "b", "c"):
@@ -464,3 +478,53 @@ def test_forget_flow():
     rows, outcomes, _ = f.advance((DAY + 20) * DAY_MS)
     assert {r.flow_id for r in rows} == {"b"}
     assert [(o.flow_id, o.cohort_day) for o in outcomes] == [("b", DAY + 1)]
+
+
+def test_coverage_holds_at_every_horizon_when_propensities_are_rescored_as_time_passes():
+    """Recipients convert (with probability q) at a uniform time within their 7-day window;
+    the caller rescores each open one every 12 hours to the calibrated
+    P(converting in the rest of the window | not yet) = q (1 - s) / (1 - q s), s the
+    share of the window gone, and drops it when its window ends (seeded)."""
+    rng = random.Random(77)
+    window = 7 * DAY_MS
+    changes = []  # (ts, order, flow, kind, old_p, new_p)
+    for cohort in range(120):
+        flow = f"flow{cohort:03d}"
+        q_mean = rng.uniform(0.05, 0.3)
+        for _ in range(rng.randint(150, 400)):
+            entry = T0 + rng.randrange(DAY_MS)
+            q = min(rng.expovariate(1 / q_mean), 0.95)
+            converts_at = entry + rng.randrange(window) if rng.random() < q else None
+            changes.append((entry, 0, flow, "enter", q, q))
+            p, t = q, entry
+            while True:
+                t += DAY_MS // 2
+                if t >= entry + window or (converts_at is not None and converts_at < t):
+                    break
+                s = (t - entry) / window
+                new_p = q * (1 - s) / (1 - q * s)
+                changes.append((t, 1, flow, "rescore", p, new_p))
+                p = new_p
+            if converts_at is not None:
+                changes.append((converts_at, 2, flow, "reach", p, p))
+            else:
+                changes.append((entry + window, 2, flow, "drop", p, p))
+    changes.sort()
+    f = CohortForecast(min_entered=10**9)
+    for ts, _, flow, kind, old_p, new_p in changes:
+        f.advance(ts)
+        if kind == "enter":
+            f.enter(flow, DAY, new_p, ts)
+        elif kind == "rescore":
+            f.rescore(flow, DAY, old_p, new_p, ts)
+        else:
+            getattr(f, kind)(flow, DAY, old_p, ts)
+    f.advance(T0 + 9 * DAY_MS)
+    assert f.stats()["unresolved"] == 0 and f.stats()["mismatched"] == 0
+    summary = f.summary()["all"]
+    for horizon in (1, 2, 3):
+        assert summary[horizon]["cohorts"] == 120
+        assert 0.72 <= summary[horizon]["coverage80"] <= 0.92, (horizon, summary[horizon])
+        assert 0.90 <= summary[horizon]["coverage95"] <= 1.0, (horizon, summary[horizon])
+    # later forecasts know more: smaller errors
+    assert summary[3]["mean_abs_error"] < summary[1]["mean_abs_error"]
