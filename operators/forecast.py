@@ -59,6 +59,10 @@ the last numbers.
 The caller drops a recipient when its own window closes (entry + window_days), or
 rescores it as time passes: the forecast counts an open recipient's p until then.
 
+Rows do not depend on the order of the changes between two boundaries (shards'
+changes merged in any order): the running sums are exact integers (p in 2^-64
+steps) and the exact DP takes the p's sorted.
+
 Design: the caller passes the recipient's previous p (`old_p`) with every change;
 nothing here is keyed by recipient (nothing to erase, no recipient strings held).
 Per cohort a small object with counts and running sums; while exact, a `Counter`
@@ -118,6 +122,9 @@ _TAILS = (0.10, 0.90, 0.025, 0.975)  # lo80, hi80, lo95, hi95
 _Z = tuple(NormalDist().inv_cdf(a) for a in _TAILS)
 #: The exact DP drops the upper tail beyond μ + 14σ + 40 (Bernstein: mass < 1e-25).
 _TAIL_SIGMAS, _TAIL_COUNTS = 14.0, 40.0
+#: The moments' fixed-point unit: p in 2^-64 steps (exact for every float p ≥ 2^-12,
+#: 5e-20 off below), so the sums are exact integers, correctly rounded when read.
+_UNIT = 1 << 64
 #: CDF tolerance in the exact quantile search (float sums of probabilities).
 _CDF_EPS = 1e-12
 
@@ -195,7 +202,7 @@ def poisson_binomial_pmf(ps: Any, upper: int | None = None) -> np.ndarray:
     >>> [round(float(x), 4) for x in poisson_binomial_pmf([0.5, 0.5, 0.2])]
     [0.2, 0.45, 0.3, 0.05]
     """
-    items = list(ps.items()) if hasattr(ps, "items") else [(p, 1) for p in ps]
+    items = sorted(ps.items()) if hasattr(ps, "items") else [(p, 1) for p in ps]
     n = sum(m for _, m in items)
     size = n if upper is None else min(n, upper)
     pmf = np.ones(1)
@@ -239,8 +246,8 @@ def batch_exact_quantiles(cohorts: list[Any], uppers: list[int],
     groups: dict[int, list[int]] = {}
     rows: list[list[float]] = []
     for i, ps in enumerate(cohorts):
-        items = ps.items() if hasattr(ps, "items") else ((p, 1) for p in ps)
-        row = [p for p, m in items if p > 0.0 for _ in range(m)]
+        items = sorted(ps.items()) if hasattr(ps, "items") else ((p, 1) for p in ps)
+        row = [p for p, m in items if p > 0.0 for _ in range(m)]  # sorted: order-free
         rows.append(row)
         groups.setdefault(len(row).bit_length(), []).append(i)
     for members in groups.values():
@@ -297,16 +304,17 @@ def _upper(mean: float, var: float) -> int:
 class _Cohort:
     """One flow × entry day while open: counts, running moments, the open p's while exact."""
 
-    __slots__ = ("entered", "converged", "open", "mean", "var", "third", "ps", "dirty",
-                 "created_ms", "numbers", "horizons", "alerted")
+    __slots__ = ("entered", "converged", "open", "sums", "ps", "dirty", "created_ms",
+                 "numbers", "horizons", "alerted")
 
     def __init__(self, created_ms: int):
         self.entered = 0
         self.converged = 0
         self.open = 0
-        self.mean = 0.0   # Σ p over open recipients
-        self.var = 0.0    # Σ p (1 - p)
-        self.third = 0.0  # Σ p (1 - p)(1 - 2p)
+        #: Σ P, Σ P (1 - P), Σ P (1 - P)(1 - 2P) over the open recipients, P = p in units
+        #: of 2^-64, as exact integers: the same whatever the order of the changes
+        #: (float sums would differ in the last bits) and back to exactly 0 when empty.
+        self.sums = [0, 0, 0]
         self.ps: Counter[float] | None = Counter()  # None once approximated
         self.dirty = True
         self.created_ms = created_ms
@@ -318,15 +326,18 @@ class _Cohort:
 
     def add(self, p: float, sign: int) -> None:
         self.open += sign
-        if self.open <= 0:  # exactly zero, not what float sums of ± the same p's leave
-            self.open = 0
-            self.mean = self.var = self.third = 0.0
-        else:
-            v = p * (1.0 - p)
-            self.mean += sign * p
-            self.var += sign * v
-            self.third += sign * v * (1.0 - 2.0 * p)
+        units = round(p * _UNIT)
+        v = units * (_UNIT - units)
+        sums = self.sums
+        sums[0] += sign * units
+        sums[1] += sign * v
+        sums[2] += sign * v * (_UNIT - 2 * units)
         self.dirty = True
+
+    def moments(self) -> tuple[float, float, float]:
+        """Mean, variance and third central moment of the open recipients' count."""
+        s0, s1, s2 = self.sums
+        return s0 / _UNIT, s1 / _UNIT ** 2, s2 / _UNIT ** 3
 
 
 class CohortForecast:
@@ -521,15 +532,14 @@ class CohortForecast:
         todo = [c for c in cohorts if c.dirty and c.ps is not None and c.open > 0]
         if not todo:
             return
-        uppers = [_upper(c.mean, c.var) for c in todo]
+        uppers = [_upper(*c.moments()[:2]) for c in todo]
         for cohort, qs in zip(todo, batch_exact_quantiles([c.ps for c in todo], uppers),
                               strict=True):
             cohort.numbers = self._numbers(cohort, qs)
             cohort.dirty = False
 
     def _numbers(self, cohort: _Cohort, qs: list[int] | None = None) -> tuple[float, ...]:
-        mean = max(cohort.mean, 0.0)
-        var = max(cohort.var, 0.0)
+        mean, var, third = cohort.moments()
         if qs is not None:
             pass
         elif cohort.open == 0:
@@ -537,7 +547,7 @@ class CohortForecast:
         elif cohort.ps is not None:
             qs = exact_quantiles(poisson_binomial_pmf(cohort.ps, _upper(mean, var)))
         else:
-            qs = approx_quantiles(mean, var, cohort.third, cohort.open)
+            qs = approx_quantiles(mean, var, third, cohort.open)
         lo80, hi80, lo95, hi95 = qs
         lo95, hi95 = min(lo95, lo80), max(hi95, hi80)  # nested, whatever the approximation
         n, c = cohort.entered, cohort.converged

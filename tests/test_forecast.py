@@ -287,6 +287,35 @@ def test_same_input_same_output():
     assert [r for r in rows if r.flow_id == "f2"] == [r for r in alone[0] if r.flow_id == "f2"]
 
 
+def test_rows_do_not_depend_on_the_order_of_changes_between_two_boundaries():
+    """Exact integer sums and sorted p's: the same numbers to the last bit, whatever order
+    the shards' changes of one hour were merged in."""
+    rng = random.Random(4)
+    small = [rng.random() * 0.3 for _ in range(150)]  # exact
+    large = [rng.random() * 0.3 for _ in range(900)]  # approximated
+    enters = [("small", p) for p in small] + [("large", p) for p in large]
+    later = [("rescore", "small", p) for p in small[:40]] + [
+        ("drop", "large", p) for p in large[:300]]
+    outputs = []
+    for order in range(3):
+        shuffled = random.Random(order)
+        shuffled.shuffle(enters)
+        shuffled.shuffle(later)
+        f = CohortForecast()
+        for flow, p in enters:
+            f.enter(flow, DAY, p, T0)
+        for kind, flow, p in later:
+            if kind == "rescore":
+                f.rescore(flow, DAY, p, p / 3, T0 + 1)
+            else:
+                f.drop(flow, DAY, p, T0 + 1)
+        outputs.append(f.advance(T0 + HOUR_MS)[0])
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][1].expected_converged == pytest.approx(
+        math.fsum(small[40:] + [p / 3 for p in small[:40]]), abs=1e-12)
+    assert outputs[0][0].expected_converged == pytest.approx(math.fsum(large[300:]), abs=1e-12)
+
+
 def test_pickled_state_carries_on_identically():
     changes = simulate(2, flows=3, days=5)
     half = len(changes) // 2
