@@ -18,8 +18,8 @@ if the outcomes are independent given the p's. So:
   interval conservative: it holds the realised score with probability ≥ 80% (95%).
 
 The interval is exact (dynamic programming over the open p's) while the cohort
-has at most `exact_limit` open recipients (default 200); a cohort that once had
-more is approximated from three running moments (mean μ, variance σ², third
+has at most `exact_limit` open recipients (default 200) at each hour boundary; a
+cohort that once had more is approximated from three running moments (mean μ, variance σ², third
 central moment) by a Cornish–Fisher normal quantile with continuity correction:
 ``q(a) = ceil(μ + σ (z + (z² - 1) γ / 6) - 1/2)``, γ the skewness, clipped to
 [0, open]. Error bound, checked against the exact DP in `tests/test_forecast.py`
@@ -71,7 +71,8 @@ approximate: counted in `stats()["mismatched"]`, never an error).
 
 Memory (measured with tracemalloc): about 1 kB per open cohort plus, while exact,
 about 50 bytes per distinct open p (a Counter slot; 75 with the float if the caller
-does not hold it), so ≤ 15 kB per cohort at `exact_limit` = 200; 0 bytes per open
+does not hold it), so ≤ 15 kB per cohort at `exact_limit` = 200 (more only
+until the boundary that finds it above the limit); 0 bytes per open
 recipient in approximated cohorts. A closed cohort leaves one float (its score).
 Pickled: about 11 bytes per open p.
 
@@ -441,12 +442,8 @@ class CohortForecast:
 
     def _add(self, cohort: _Cohort, p: float) -> None:
         cohort.add(p, +1)
-        if cohort.ps is not None:
-            if cohort.open > self.exact_limit:
-                cohort.ps = None  # too many for the DP: moments from now on
-                self._stats["approximated"] += 1
-            else:
-                cohort.ps[p] += 1
+        if cohort.ps is not None:  # the size is judged at the boundary (order-free)
+            cohort.ps[p] += 1
 
     def _remove(self, cohort: _Cohort, p: float) -> bool:
         if cohort.open <= 0:
@@ -529,6 +526,8 @@ class CohortForecast:
 
     def _refresh_exact(self, cohorts: list[_Cohort]) -> None:
         """The exact intervals of every changed cohort, in one batched DP."""
+        for cohort in cohorts:
+            self._judge_size(cohort)
         todo = [c for c in cohorts if c.dirty and c.ps is not None and c.open > 0]
         if not todo:
             return
@@ -538,7 +537,16 @@ class CohortForecast:
             cohort.numbers = self._numbers(cohort, qs)
             cohort.dirty = False
 
+    def _judge_size(self, cohort: _Cohort) -> None:
+        """Too many open for the DP at a boundary: moments only, from now on. Judged here,
+        not at each entry, so the same changes in another order within the hour give the
+        same rows (the open p's of one hour may exceed the limit until its boundary)."""
+        if cohort.ps is not None and cohort.open > self.exact_limit:
+            cohort.ps = None
+            self._stats["approximated"] += 1
+
     def _numbers(self, cohort: _Cohort, qs: list[int] | None = None) -> tuple[float, ...]:
+        self._judge_size(cohort)
         mean, var, third = cohort.moments()
         if qs is not None:
             pass

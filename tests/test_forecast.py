@@ -152,9 +152,10 @@ def test_large_cohort_is_approximated_and_stays_within_bound():
     f = CohortForecast(exact_limit=400)
     for p in ps:
         f.enter("f", DAY, p, T0)
+    f.advance(T0 + HOUR_MS)  # 1000 open at the boundary: approximated
     for p in ps[:700]:  # back under the limit: stays approximated (the p's were not kept)
-        f.drop("f", DAY, p, T0 + 1)
-    (row,), _, _ = f.advance(T0 + HOUR_MS)
+        f.drop("f", DAY, p, T0 + HOUR_MS)
+    (row,), _, _ = f.advance(T0 + 2 * HOUR_MS)
     assert f.stats()["approximated"] == 1
     exact = exact_quantiles(poisson_binomial_pmf(ps[700:]))
     for bound, q in zip((row.lo80, row.hi80, row.lo95, row.hi95), exact, strict=True):
@@ -311,9 +312,35 @@ def test_rows_do_not_depend_on_the_order_of_changes_between_two_boundaries():
                 f.drop(flow, DAY, p, T0 + 1)
         outputs.append(f.advance(T0 + HOUR_MS)[0])
     assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][1].hi95 - outputs[0][1].lo95 > 0
     assert outputs[0][1].expected_converged == pytest.approx(
         math.fsum(small[40:] + [p / 3 for p in small[:40]]), abs=1e-12)
     assert outputs[0][0].expected_converged == pytest.approx(math.fsum(large[300:]), abs=1e-12)
+
+
+def test_exact_or_approximated_is_judged_at_the_boundary_not_mid_hour():
+    """190 open, then 20 entries and 20 drops in the same hour: whichever order the shards'
+    changes came in, the cohort has 190 open at the boundary and stays exact."""
+    rng = random.Random(6)
+    first = [rng.random() * 0.3 for _ in range(190)]
+    more = [rng.random() * 0.3 for _ in range(20)]
+    rows = []
+    for entries_first in (True, False):
+        f = CohortForecast(exact_limit=200)
+        for p in first:
+            f.enter("f", DAY, p, T0)
+        f.advance(T0 + HOUR_MS)
+        changes = [("enter", p) for p in more] + [("drop", p) for p in first[:20]]
+        for kind, p in changes if entries_first else changes[::-1]:
+            getattr(f, kind)("f", DAY, p, T0 + HOUR_MS)
+        rows.append(f.advance(T0 + 2 * HOUR_MS)[0])
+        assert f.stats()["approximated"] == 0
+    assert rows[0] == rows[1]
+    f.enter("f", DAY, 0.1, T0 + 2 * HOUR_MS)  # 191 + 10 = 201 open at the next boundary
+    for p in more[:10]:
+        f.enter("f", DAY, p, T0 + 2 * HOUR_MS)
+    f.advance(T0 + 3 * HOUR_MS)
+    assert f.stats()["approximated"] == 1
 
 
 def test_pickled_state_carries_on_identically():
