@@ -327,13 +327,17 @@ class _Cohort:
 
     def add(self, p: float, sign: int) -> None:
         self.open += sign
+        self.dirty = True
+        if self.open <= 0:  # (exactly 0 already, unless a caller's p did not match)
+            self.open = 0
+            self.sums = [0, 0, 0]
+            return
         units = round(p * _UNIT)
         v = units * (_UNIT - units)
         sums = self.sums
         sums[0] += sign * units
         sums[1] += sign * v
         sums[2] += sign * v * (_UNIT - 2 * units)
-        self.dirty = True
 
     def moments(self) -> tuple[float, float, float]:
         """Mean, variance and third central moment of the open recipients' count."""
@@ -548,6 +552,7 @@ class CohortForecast:
     def _numbers(self, cohort: _Cohort, qs: list[int] | None = None) -> tuple[float, ...]:
         self._judge_size(cohort)
         mean, var, third = cohort.moments()
+        mean, var = max(mean, 0.0), max(var, 0.0)  # after a caller's mismatched p only
         if qs is not None:
             pass
         elif cohort.open == 0:

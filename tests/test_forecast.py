@@ -520,6 +520,16 @@ def test_bad_changes_are_counted_never_raised():
     (row,), _, _ = f.advance(T0 + HOUR_MS)
     assert row.entered == 3 and row.expected_converged == pytest.approx(0.3 + 0.6 - 0.35 + 0.5)
     assert 0 <= row.lo95 <= row.lo80 <= row.hi80 <= row.hi95 <= 1
+    for _ in range(3):  # a p larger than everything open, out of a cohort of one
+        f.enter("g", DAY, 0.01, T0 + HOUR_MS)
+        f.drop("g", DAY, 0.9, T0 + HOUR_MS)
+    f.enter("g", DAY, 0.01, T0 + HOUR_MS)
+    f.rescore("g", DAY, 0.5, 0.02, T0 + HOUR_MS)
+    f.enter("g", DAY, 0.01, T0 + HOUR_MS)
+    f.drop("g", DAY, 0.7, T0 + HOUR_MS)
+    rows, _, _ = f.advance(T0 + 2 * HOUR_MS)
+    g = [r for r in rows if r.flow_id == "g"][0]
+    assert g.expected_converged >= 0 and 0 <= g.lo95 <= g.hi95 <= 1
 
 
 def test_forget_flow():
