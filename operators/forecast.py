@@ -70,8 +70,8 @@ of the open p's (a p passed back that is not there, a caller bug, makes the coho
 approximate: counted in `stats()["mismatched"]`, never an error).
 
 Memory (measured with tracemalloc): about 1 kB per open cohort plus, while exact,
-about 50 bytes per distinct open p (a Counter slot; 75 with the float if the caller
-does not hold it), so ≤ 15 kB per cohort at `exact_limit` = 200 (more only
+about 35 bytes per distinct open p (a Counter slot; 60 with the float if the caller
+does not hold it), so ≤ 12 kB per cohort at `exact_limit` = 200 (more only
 until the boundary that finds it above the limit); 0 bytes per open
 recipient in approximated cohorts. A closed cohort leaves one float (its score).
 Pickled: about 11 bytes per open p.
