@@ -677,3 +677,41 @@ def cohorts_of(journeys: Iterable[JourneyTruth], window_days: float = 7.0,
         out.append(CohortTruth(flow_id, cohort_day, n, sp, sp / n, conv, conv / n,
                                math.sqrt(var) / n, shift, window_days))
     return out
+
+
+def run_generate(settings: Any, to: str, seed: int, days: int, entrants_per_day: int,
+                 start: str | None = None, shifts: Iterable[str] = (),
+                 truth_path: str | None = None) -> int:
+    """`mailflow generate --journeys`: all events to Kafka (as fast as it takes, unpaced:
+    days of event time) or to a JSONL file, and the truth to `truth_path`; an exit code."""
+    import sys
+
+    from mailflow.traffic import EventProducer, parse_start
+
+    # The truth's recipient hashes use the job's key (MAILFLOW_HASH_KEY), else the dev key.
+    key = getattr(settings, "hash_key", "") or ""
+    try:
+        sim = JourneySimulator(seed=seed, start=parse_start(start) if start else None,
+                               days=days, entrants_per_day=entrants_per_day,
+                               shifts=[Shift.parse(s) for s in shifts],
+                               hash_key=key.encode() if key else DEV_HASH_KEY)
+    except ValueError as exc:
+        print(f"mailflow generate: {exc}", file=sys.stderr)
+        return 2
+    if to != "kafka":
+        from mailflow.generator import write_jsonl
+
+        count = write_jsonl(sim.events(), to)
+        print(f"wrote {count} events to {to}")
+    else:
+        producer = EventProducer(settings.brokers())
+        for ev in sim.events():
+            producer.send(ev.topic, ev.key, ev.value)
+        producer.flush()
+        print(f"produced {producer.produced:,} events, all delivered", file=sys.stderr)
+    if truth_path:
+        truth = sim.truth()
+        lines = truth.write_jsonl(truth_path)
+        print(f"wrote the truth of {len(truth.journeys)} journeys and {len(truth.cohorts)} "
+              f"cohorts ({lines} lines) to {truth_path}")
+    return 0
