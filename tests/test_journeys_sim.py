@@ -27,6 +27,7 @@ from mailflow.journeys import (
 from operators.engagement import is_human_interaction
 from schemas.events import Event, EventParser
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+from tests.conftest import mailflow_cmd, query_store
 
 START = 1_795_219_200.0  # 2026-11-21T00:00:00Z
 NOW = START + 40 * 86_400  # the parser's wall clock: after every event
@@ -324,3 +325,28 @@ def test_truth_summary_reports_the_noise_floor():
     oracle = summary["oracle_forecast_all"]
     assert 0 <= oracle["coverage80"] <= oracle["coverage95"] <= 1
     assert 0.6 < summary["oracle_propensity"]["roc_auc"] < 0.95
+
+
+@pytest.mark.integration
+def test_the_job_counts_the_truths_entrants_and_conversions(broker, tmp_path):
+    """Through the real broker and job: every generated event is stored, and per flow the
+    job's distinct entered recipients are the truth's journeys and its converted ones those
+    who reached the goal plus the late converters (the rolling metric attributes those too)."""
+    data_dir = tmp_path / "data"
+    env = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_DATA_DIR": str(data_dir),
+           "MAILFLOW_ADMIN_PORT": "0"}
+    mailflow_cmd("generate", "--journeys", "--days", "2", "--entrants-per-day", "40",
+                 "--seed", "3", "--start", str(int(START)), env=env)
+    mailflow_cmd("run", "--dev", "--no-tail", env=env)
+    sim = JourneySimulator(seed=3, start=START, days=2, entrants_per_day=40)
+    truth = sim.truth()
+    stored = query_store(data_dir, "SELECT count() FROM mailflow.events FINAL")[0][0]
+    assert stored == sum(1 for _ in sim.events())
+    rows = query_store(data_dir, "SELECT flow_id, uniqExactMerge(entered), "
+                                 "uniqExactMerge(converted) FROM mailflow.flow_recipients_1h "
+                                 "GROUP BY flow_id ORDER BY flow_id")
+    expected = defaultdict(lambda: [0, 0])
+    for j in truth.journeys:
+        expected[j.flow_id][0] += 1
+        expected[j.flow_id][1] += j.reached or j.outcome == "late"
+    assert [tuple(r) for r in rows] == [(f, *expected[f]) for f in sorted(expected)]
