@@ -117,7 +117,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         return run_generate(settings, to=args.to, seed=args.seed, days=args.days,
                             entrants_per_day=args.entrants_per_day, start=args.start,
-                            shifts=args.shift, truth_path=args.truth)
+                            shifts=args.shift, truth_path=args.truth,
+                            newsletters=args.newsletters)
     return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
                     incident=args.incident, live=not args.fast, time_scale=args.time_scale,
                     start=args.start)
@@ -343,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --journeys: write the truth as JSONL (one line per journey: "
                           "flow_id, recipient_hash, entered_ms, cohort_day, true_p, reached, "
                           "...; then one per flow x cohort_day)")
+    gen.add_argument("--newsletters", type=float, default=0.0, metavar="SHARE",
+                     help="with --journeys: each sender also mails this share of its list a "
+                          "newsletter (no flow) every day, opened more by likelier converters "
+                          "(default 0)")
 
     ingest = verb("ingest", "webhook receiver for SendGrid, SES, Mailgun, Postmark, SparkPost",
                   "Receive ESP webhooks on POST /v1/webhooks/{sendgrid,ses,mailgun,postmark,"

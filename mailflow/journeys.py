@@ -48,6 +48,12 @@ The world (all of it seeded; same seed and start, same bytes and the same truth)
   and never enter. Apple Mail users' every delivered message is opened by Apple's proxy
   (``Mozilla/5.0`` from 17/8) seconds later, whatever their intent, and company link
   scanners click every link 1-5 s after delivery: neither says anything about the goal.
+- **Newsletters** (optional, `newsletters` > 0): every simulated day each sender mails that
+  share of its list a campaign message without a `flow_id`; people with a higher ``z`` open
+  and click them more often, so a recipient's history says something about their journeys
+  (as in real lists). No conversions, unsubscribes or complaints come from them, and they
+  draw from their own random stream: the journeys and the truth are the same with or
+  without them.
 
 Definitions the truth uses (the same as the contracts in DESIGN.md): ``entered_ms`` is
 the delivery time of step 0; ``cohort_day = entered_ms // 86_400_000`` (the UTC day);
@@ -292,6 +298,7 @@ class JourneySimulator:
     logit delta, or is an iterable of `Shift`. `recipients` (default: sized so every flow
     finds fresh recipients) is the population size. `late_rate`: the share of recipients
     who do not reach the goal but convert within two days after their window closed.
+    `newsletters`: the share of each sender's list mailed a newsletter each day (0: none).
     """
 
     def __init__(self, seed: int = 1, start: float | None = None, days: int = 10,
@@ -299,7 +306,8 @@ class JourneySimulator:
                  window_days: float = 7.0,
                  shifts: Mapping[tuple[str, int], float] | Iterable[Shift] | None = None,
                  recipients: int | None = None, hash_key: bytes = DEV_HASH_KEY,
-                 tail_days: float | None = None, late_rate: float = 0.02) -> None:
+                 tail_days: float | None = None, late_rate: float = 0.02,
+                 newsletters: float = 0.0) -> None:
         self.flows = tuple(flows)
         if not self.flows:
             raise ValueError("at least one flow is needed")
@@ -318,6 +326,9 @@ class JourneySimulator:
         self.window_days = float(window_days)
         self.window_ms = int(round(window_days * DAY_MS))
         self.late_rate = late_rate
+        if not 0 <= newsletters <= 1:
+            raise ValueError("newsletters must be a share of the list, in [0, 1]")
+        self.newsletters = newsletters
         self.tail_days = float(window_days + 3 if tail_days is None else tail_days)
         if start is None:
             today = int(time.time()) // 86_400 * 86_400
@@ -611,6 +622,43 @@ class JourneySimulator:
             ip = self._home_ip[r]
         return {"user_agent": ua, "ip": ip}
 
+    def _newsletters(self, d: int) -> list:
+        """Day `d`'s newsletters: sends, deliveries, machine and human opens and clicks."""
+        rng = random.Random(f"{self.seed}/newsletters/{d}")  # apart from the journeys' stream
+        rnd = rng.random
+        hour_cum = np.cumsum(_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()).tolist()
+        day0 = self.start_ms + d * DAY_MS
+        plan: list = []
+        for sender in self.senders:
+            members = self._members[sender]
+            brand = sender.split(".")[-2]
+            cid = f"{brand}-newsletter-{d}"
+            links = tuple(f"https://www.{brand}.example/{_PATHS[j]}?utm_source=email"
+                          f"&utm_medium=email&utm_campaign={cid}&utm_content=link{j + 1}"
+                          for j in range(3))
+            for i, r in enumerate(rng.sample(members, round(self.newsletters * len(members)))):
+                if self._invalid[r]:
+                    continue  # the list was cleaned of them
+                t = (day0 + min(bisect_right(hour_cum, rnd()), 23) * _HOUR_MS
+                     + int(rnd() * (_HOUR_MS - 60_000)))
+                td = t + 300 + int(1200 * math.exp(0.8 * rng.gauss(0.0, 1.0)))
+                b = {"sender": sender, "recipient": self._address[r],
+                     "message_id": f"<{t:x}.n{d:x}.{i:x}.{self._tag}@{sender}>",
+                     "campaign_id": cid}
+                plan.append((t, "sent", b, None))
+                plan.append((td, "delivered", b, None))
+                self._machines(rng, r, b, td, links, plan)
+                engaged = 1.0 / (1.0 + math.exp(-self._z[r]))
+                if rnd() < 0.04 + 0.4 * engaged:
+                    to = td + self._open_delay(rng, r)
+                    plan.append((to, "open", b, self._open_extra(rng, r)))
+                    if rnd() < 0.05 + 0.3 * engaged:
+                        plan.append((to + 4000 + int(20_000 * math.exp(rng.gauss(0.0, 1.0))),
+                                     "click", b, {"user_agent": self._click_ua[r],
+                                                  "ip": self._home_ip[r],
+                                                  "url": links[int(rnd() * 3)]}))
+        return plan
+
     # --- outputs ------------------------------------------------------------------------
     def truth(self) -> Truth:
         """Every journey that entered (bounced addresses never enter) and every cohort."""
@@ -641,6 +689,10 @@ class JourneySimulator:
                         if ts < end:
                             seq += 1
                             push(heap, (ts, seq, etype, b, extra))
+                if self.newsletters:
+                    for ts, etype, b, extra in self._newsletters(nxt[0]):
+                        seq += 1
+                        push(heap, (ts, seq, etype, b, extra))
                 horizon = self.start_ms + (nxt[0] + 1) * DAY_MS  # later days send after it
             else:
                 horizon = end
@@ -681,7 +733,7 @@ def cohorts_of(journeys: Iterable[JourneyTruth], window_days: float = 7.0,
 
 def run_generate(settings: Any, to: str, seed: int, days: int, entrants_per_day: int,
                  start: str | None = None, shifts: Iterable[str] = (),
-                 truth_path: str | None = None) -> int:
+                 truth_path: str | None = None, newsletters: float = 0.0) -> int:
     """`mailflow generate --journeys`: all events to Kafka (as fast as it takes, unpaced:
     days of event time) or to a JSONL file, and the truth to `truth_path`; an exit code."""
     import sys
@@ -694,7 +746,8 @@ def run_generate(settings: Any, to: str, seed: int, days: int, entrants_per_day:
         sim = JourneySimulator(seed=seed, start=parse_start(start) if start else None,
                                days=days, entrants_per_day=entrants_per_day,
                                shifts=[Shift.parse(s) for s in shifts],
-                               hash_key=key.encode() if key else DEV_HASH_KEY)
+                               hash_key=key.encode() if key else DEV_HASH_KEY,
+                               newsletters=newsletters)
     except ValueError as exc:
         print(f"mailflow generate: {exc}", file=sys.stderr)
         return 2

@@ -189,6 +189,24 @@ def test_a_shift_lowers_that_cohort_and_only_that_one():
         small(shifts={("nope", 0): 1.0})
 
 
+def test_newsletters_add_history_without_changing_the_journeys(world):
+    sim, raw, _, truth = world
+    with_news = small(newsletters=0.05)
+    assert with_news.truth() == truth
+    parser = EventParser(RecipientHasher(DEV_HASH_KEY), now=lambda: NOW)
+    parsed = [parser.parse(e.value, e.topic, 0, i) for i, e in enumerate(with_news.events())]
+    assert all(isinstance(p, Event) for p in parsed)
+    news = [p for p in parsed if not p.flow_id and p.type != "conversion"]
+    assert {p.type for p in news} >= {"sent", "delivered", "open", "click"}
+    assert {p.type for p in news} <= {"sent", "delivered", "open", "click"}
+    flow_events = [e.value for e in with_news.events() if b'"flow_id"' in e.value
+                   or b'"conversion"' in e.value]
+    assert [orjson.loads(v) | {"event_id": ""} for v in flow_events] == [
+        orjson.loads(e.value) | {"event_id": ""} for e in raw]
+    with pytest.raises(ValueError, match="newsletters"):
+        small(newsletters=1.5)
+
+
 def test_true_p_follows_the_known_structure():
     sim = small()
     flow = sim.flows[0]
