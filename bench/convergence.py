@@ -16,7 +16,8 @@ cohort started, interval coverage, and the same for baselines. Feed it the rows 
 `flow_propensities`, `convergence_forecast` and `cohort_outcomes` (dicts or named tuples).
 
     python bench/convergence.py [--days 10] [--entrants 500] [--seed 1]
-                                [--shift FLOW:DAY:DELTA ...] [--truth FILE] [--json]
+                                [--shift FLOW:DAY:DELTA ...] [--newsletters SHARE]
+                                [--truth FILE] [--json]
 """
 
 from __future__ import annotations
@@ -361,13 +362,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--entrants", type=int, default=500, help="per flow per day")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shift", action="append", default=[], metavar="FLOW:DAY:DELTA")
+    ap.add_argument("--newsletters", type=float, default=0.0, metavar="SHARE",
+                    help="daily non-flow mail to this share of each list (recipient history)")
     ap.add_argument("--min-entrants", type=int, default=500)
     ap.add_argument("--truth", help="also write the truth as JSONL here")
     ap.add_argument("--json", action="store_true", help="one JSON line only")
     args = ap.parse_args(argv)
     sim = JourneySimulator(seed=args.seed, start=START, days=args.days,
                            entrants_per_day=args.entrants,
-                           shifts=[Shift.parse(s) for s in args.shift])
+                           shifts=[Shift.parse(s) for s in args.shift],
+                           newsletters=args.newsletters)
     t0 = time.perf_counter()
     n_events = sum(1 for _ in sim.events())
     gen_s = time.perf_counter() - t0
