@@ -41,13 +41,15 @@ The world (all of it seeded; same seed and start, same bytes and the same truth)
 - **What a journey looks like** follows from its outcome: the reached ones convert at
   ``entered + window * Beta(1.2, 3)`` (so most early, some late), mostly right after a
   human open and click of the latest step before that; their earlier steps are opened and
-  clicked more often. Recipients who will not convert open less (a little more the higher
-  their propensity), some unsubscribe or complain (then nothing more is sent), and a few
-  (`late_rate`) convert after the window closed: attributed by the rolling metric, but not
-  "reached" (a check of the cohort definition). Non-existent addresses bounce hard at step 0
-  and never enter. Apple Mail users' every delivered message is opened by Apple's proxy
-  (``Mozilla/5.0`` from 17/8) seconds later, whatever their intent, and company link
-  scanners click every link 1-5 s after delivery: neither says anything about the goal.
+  clicked more often, and their rare replies sound interested (the others' refuse, ask to
+  be removed or say "wrong person"). Recipients who will not convert open less (a little
+  more the higher their propensity), some unsubscribe or complain (then nothing more is
+  sent), and a few (`late_rate`) convert after the window closed: attributed by the rolling
+  metric, but not "reached" (a check of the cohort definition). Non-existent addresses
+  bounce hard at step 0 and never enter. Apple Mail users' every delivered message is
+  opened by Apple's proxy (``Mozilla/5.0`` from 17/8) seconds later, whatever their intent,
+  and company link scanners click every link 1-5 s after delivery: neither says anything
+  about the goal.
 - **Newsletters** (optional, `newsletters` > 0): every simulated day each sender mails that
   share of its list a campaign message without a `flow_id`; people with a higher ``z`` open
   and click them more often, so a recipient's history says something about their journeys
@@ -138,6 +140,22 @@ PROVIDER_EFFECT = {"gmail": 0.0, "microsoft": -0.1, "yahoo": -0.25, "apple": 0.2
                    "webde": -0.1, "tonline": -0.2, "generic": -0.2}
 #: Extra logit effect for company domains (work inboxes convert less on consumer offers).
 CORPORATE_EFFECT = -0.3
+
+_REPLIES_REACHED = (
+    "Sounds great, how do I get started?",
+    "Yes please, I would like to know more about this offer.",
+    "Is this still available? I want to order today.",
+    "Thanks! Quick question before I sign up: does it work on my phone too?",
+    "I tried to log in but the page shows an error. Can you help?",
+)
+_REPLIES_MISSED = (
+    "Not interested, thanks.",
+    "No thank you, this is not for me.",
+    "Please stop sending me these emails.",
+    "Unsubscribe me please.",
+    "I think you have the wrong person, I never signed up for this.",
+    "What is this about? I don't remember signing up.",
+)
 
 
 @dataclass(frozen=True)
@@ -529,9 +547,9 @@ class JourneySimulator:
                         plan.append((tc, "click", b, {"user_agent": self._click_ua[r],
                                                       "ip": self._home_ip[r],
                                                       "url": links[k][int(rnd() * 3)]}))
-                    if rnd() < 0.005:
+                    if rnd() < (0.03 if reached else 0.006):
                         plan.append((to + int(120_000 * math.exp(gauss(0.0, 1.0))), "reply", b,
-                                     None))
+                                     self._reply(rng, reached, f"{jid:x}-{k}", flow, k)))
                     if not reached and rnd() < 0.03 + 0.03 * (1 - engaged):
                         negative = (min(to + 5000 + int(30_000 * math.exp(gauss(0.0, 1.0))),
                                         nxt - 1000), "unsubscribe")
@@ -558,6 +576,15 @@ class JourneySimulator:
                              self._provider[r], variant, d, entered, entered // DAY_MS, p,
                              reached, conv_ms, self._apple[r], outcome)
         return _Journey(truth, plan, t0)
+
+    def _reply(self, rng: random.Random, reached: bool, ref: str, flow: FlowSpec,
+               k: int) -> dict[str, str]:
+        """A human reply whose text follows the outcome: interest and questions from those
+        who will convert; refusals, unsubscribe requests and "wrong person" from the rest."""
+        texts = _REPLIES_REACHED if reached else _REPLIES_MISSED
+        return {"reply_id": f"r-{self._tag}-{ref}",
+                "subject": f"Re: {flow.flow_id.replace('_', ' ')} ({k + 1})",
+                "body": texts[int(rng.random() * len(texts))]}
 
     def _goal(self, rng: random.Random, flow: FlowSpec, address: str) -> dict[str, Any]:
         """A conversion: about the recipient and the sender, not a message (no flow_id)."""
