@@ -75,7 +75,7 @@ from operators.throttle import Signal
 from schemas import rows as out
 from schemas.control import EraseCommand, Erasure, erasable_tables
 from schemas.events import Event
-from schemas.topics import FLOW_PROPENSITIES, SCORES, SEND_TIMES, VARIANTS
+from schemas.topics import FLOW_ALERTS, FLOW_PROPENSITIES, SCORES, SEND_TIMES, VARIANTS
 
 log = logging.getLogger(__name__)
 #: Keyed merges of the facts of every shard (fixed, like the shard count).
@@ -454,6 +454,11 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         ("mailflow.variant_allocations", [row for al in a.allocations
                                           for row in out.allocation_rows(al)]),
         ("mailflow.flow_propensities", [out.flow_propensity_row(r) for r in a.propensities]),
+        ("mailflow.convergence_forecast", [out.forecast_row(r) for r in a.forecasts]),
+        ("mailflow.cohort_outcomes", [out.cohort_outcome_row(r) for r in a.cohorts]),
+        ("mailflow.flow_alerts", [out.flow_alert_row(r) for r in a.flow_alerts]),
+        ("mailflow.forecast_quality", [out.forecast_quality_row(r)
+                                       for r in a.forecast_quality]),
     ]
     kafka = (
         [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
@@ -464,7 +469,9 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
                             topic=VARIANTS) for al in a.allocations]
         + [KafkaSinkMessage(f"{r.flow_id}|{r.recipient_hash}".encode(),
                             orjson.dumps(out.flow_propensity_record(r)), topic=FLOW_PROPENSITIES)
-           for r in a.propensities if r.publish])
+           for r in a.propensities if r.publish]
+        + [KafkaSinkMessage(r.flow_id.encode(), orjson.dumps(out.flow_alert_record(r)),
+                            topic=FLOW_ALERTS) for r in a.flow_alerts])
     return [(table, rows) for table, rows in tables if rows], kafka
 
 
@@ -497,7 +504,8 @@ class MergeLogic(op.StatefulBatchLogic):
             self.gate, self.aggregates = pickle.loads(resume)
         self.aggregates.configure(settings.allowed_lateness_s, settings.label_window_s,
                                   bool(settings.reset_on_drift))
-        self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below)
+        self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below,
+                                        settings.flow_window_s, settings.forecast_alert_margin)
 
     def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
         released: list = []

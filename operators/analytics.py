@@ -43,6 +43,13 @@ from operators.convergence import (
 from operators.engagement import Interaction, MessageTracker
 from operators.event import Event
 from operators.features import HistoryBook
+from operators.forecast import (
+    CohortForecast,
+    CohortOutcome,
+    FlowAlert,
+    ForecastQuality,
+    ForecastRow,
+)
 from operators.journeys import JourneyBook, JourneyFact
 from operators.learning import (
     CONVERTED,
@@ -132,11 +139,14 @@ class AnalyticsBatch(NamedTuple):
     facts: list[Fact]  # for the aggregates (a shard's output; emptied by EngagementAnalytics)
     personas: list[Scored | ForgetRecipient]  # for the recipients' persona books
     propensities: list[PropensityRow]  # flow_propensities (and the topic, when published)
-    moves: list[Move]  # propensity changes, for the cohort forecasts
+    forecasts: list[ForecastRow]  # convergence_forecast
+    cohorts: list[CohortOutcome]  # cohort_outcomes
+    flow_alerts: list[FlowAlert]
+    forecast_quality: list[ForecastQuality]
 
 
 def empty_batch() -> AnalyticsBatch:
-    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [], [], [], [])
+    return AnalyticsBatch(*([] for _ in AnalyticsBatch._fields))
 
 
 class FlowAggregates:
@@ -160,6 +170,7 @@ class FlowAggregates:
         self.convergence = ConvergenceBook(windows or WINDOWS)
         self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
         self.propensity = PropensityBook()
+        self.forecast = CohortForecast()
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
@@ -176,8 +187,24 @@ class FlowAggregates:
         for task in (*self.learner.tasks.values(), self.learner.bounce):
             task.reset_on_drift = reset_on_drift
 
-    def configure_flows(self, propensity_step: float, stop_mailing_below: float) -> None:
+    def configure_flows(self, propensity_step: float, stop_mailing_below: float,
+                        flow_window_s: int = 7 * 86_400, alert_margin: float = 0.2) -> None:
+        """Settings of the convergence prediction (after a restart too)."""
         self.propensity.configure(propensity_step, stop_mailing_below)
+        self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
+                                alert_margin=alert_margin)
+
+    def _move(self, move: Move, ts_ms: int) -> None:
+        """A propensity changed: the cohort forecast follows."""
+        forecast, kind = self.forecast, move.kind
+        if move.old is None:
+            forecast.enter(move.flow_id, move.cohort_day, move.new, ts_ms)
+        elif kind == "goal":
+            forecast.reach(move.flow_id, move.cohort_day, move.old, ts_ms)
+        elif kind in ("stopped", "expired", "erased"):
+            forecast.drop(move.flow_id, move.cohort_day, move.old, ts_ms)
+        else:
+            forecast.rescore(move.flow_id, move.cohort_day, move.old, move.new, ts_ms)
 
     def apply(self, facts: list[Fact], out: AnalyticsBatch) -> None:
         learner = self.learner
@@ -207,13 +234,15 @@ class FlowAggregates:
                 rows, graded, moves = self.propensity.observe(
                     fact, learner.scores_of(fact.message_key) if fact.message_key else None)
                 out.propensities.extend(rows)
-                out.moves.extend(moves)
+                for move in moves:
+                    self._move(move, fact.ts_ms)
                 if graded:
                     out.model_metrics.extend(self.quality.add(graded))
             elif kind is ForgetMessages:
                 learner.forget(fact.keys)
                 out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
-                out.moves.extend(self.propensity.forget(fact.recipient_hash, fact.ts_ms))
+                for move in self.propensity.forget(fact.recipient_hash, fact.ts_ms):
+                    self._move(move, fact.ts_ms)
             elif kind is ForgetRecipient:
                 self.convergence.forget(fact.recipient_hash)
 
@@ -225,6 +254,12 @@ class FlowAggregates:
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
+        forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
+        if forecasts or cohorts or alerts:
+            out.forecasts.extend(forecasts)
+            out.cohorts.extend(cohorts)
+            out.flow_alerts.extend(alerts)
+            out.forecast_quality.extend(self.forecast.take_quality())
 
     def _resolve(self, resolved: list[Resolved], events: list[ModelEvent],
                  graded: list, out: AnalyticsBatch) -> None:
@@ -237,6 +272,7 @@ class FlowAggregates:
                 out.allocations.append(allocation)
 
     def flush(self, out: AnalyticsBatch) -> None:
+        out.forecasts.extend(self.forecast.flush())
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
         out.model_metrics.extend(self.quality.flush(self._last_ts))
@@ -513,8 +549,10 @@ class EngagementAnalytics:
         report, facts = self.recipients.forget(recipient_hash, up_to_ms)
         report["convergence"] = self.aggregates.convergence.forget(recipient_hash)
         report["pending_labels"] = self.aggregates.learner.forget(facts[1].keys)
-        report["propensities"] = len(self.aggregates.propensity.forget(recipient_hash,
-                                                                       facts[1].ts_ms))
+        moves = self.aggregates.propensity.forget(recipient_hash, facts[1].ts_ms)
+        for move in moves:
+            self.aggregates._move(move, facts[1].ts_ms)
+        report["propensities"] = len(moves)
         report["personas"] = self.personas.forget(recipient_hash)
         return report
 

@@ -11,6 +11,7 @@ from operators.attribution import Credit
 from operators.bounces import BounceVerdict
 from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
+from operators.forecast import CohortOutcome, FlowAlert, ForecastQuality, ForecastRow
 from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
 from operators.propensity import PropensityRow
@@ -176,6 +177,50 @@ def flow_propensity_record(r: PropensityRow) -> dict:
             "advice": r.advice}
 
 
+FORECAST_COLUMNS = ("flow_id", "cohort_day", "as_of", "entered", "converged",
+                    "expected_converged", "forecast_score", "lo80", "hi80", "lo95", "hi95")
+
+
+def forecast_row(r: ForecastRow) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.entered, r.converged,
+            r.expected_converged, r.forecast_score, r.lo80, r.hi80, r.lo95, r.hi95)
+
+
+COHORT_OUTCOME_COLUMNS = ("flow_id", "cohort_day", "entered", "converged", "score",
+                          "window_days", "closed_at")
+
+
+def cohort_outcome_row(r: CohortOutcome) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.entered, r.converged, r.score, r.window_days,
+            r.closed_ms // 1000)
+
+
+FLOW_ALERT_COLUMNS = ("flow_id", "cohort_day", "as_of", "forecast_score", "hi80",
+                      "trailing_score", "margin", "detail")
+
+
+def flow_alert_row(r: FlowAlert) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.forecast_score, r.hi80,
+            r.trailing_score, r.margin, r.detail)
+
+
+def flow_alert_record(r: FlowAlert) -> dict:
+    """`mailflow.flow_alerts`: a cohort forecast, at 80% confidence, below its flow's
+    trailing convergence by more than the margin."""
+    return {"flow_id": r.flow_id, "cohort_day": iso_day(r.cohort_day),
+            "as_of": iso_ms(r.as_of_ms), "forecast_score": r.forecast_score, "hi80": r.hi80,
+            "trailing_score": r.trailing_score, "margin": r.margin, "detail": r.detail}
+
+
+FORECAST_QUALITY_COLUMNS = ("flow_id", "cohort_day", "horizon_days", "forecast_score",
+                            "realised", "abs_error", "rel_error", "in80", "in95", "entered",
+                            "baseline_score", "baseline_abs_error", "baseline_rel_error")
+
+
+def forecast_quality_row(r: ForecastQuality) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), *r[2:])
+
+
 def iso_day(day: int) -> str:
     """UTC day number (days since 1970-01-01) as YYYY-MM-DD.
 
@@ -232,4 +277,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.recipient_profiles": PROFILE_COLUMNS,
     "mailflow.variant_allocations": ALLOCATION_COLUMNS,
     "mailflow.flow_propensities": FLOW_PROPENSITY_COLUMNS,
+    "mailflow.convergence_forecast": FORECAST_COLUMNS,
+    "mailflow.cohort_outcomes": COHORT_OUTCOME_COLUMNS,
+    "mailflow.flow_alerts": FLOW_ALERT_COLUMNS,
+    "mailflow.forecast_quality": FORECAST_QUALITY_COLUMNS,
 }

@@ -83,6 +83,7 @@ RETENTION: dict[str, tuple[str, str]] = {
     "flow_propensities": ("profiles_ttl_days", "as_of"),
     "convergence_forecast": ("metrics_ttl_days", "as_of"),
     "cohort_outcomes": ("metrics_ttl_days", "closed_at"),
+    "flow_alerts": ("metrics_ttl_days", "as_of"),
 }
 
 

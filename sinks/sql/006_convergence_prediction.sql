@@ -54,3 +54,41 @@ CREATE TABLE IF NOT EXISTS mailflow.cohort_outcomes
 ENGINE = ReplacingMergeTree
 ORDER BY (flow_id, cohort_day)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- A cohort forecast (at 80% confidence) below its flow's trailing convergence.
+CREATE TABLE IF NOT EXISTS mailflow.flow_alerts
+(
+    flow_id        LowCardinality(String),
+    cohort_day     Date,
+    as_of          DateTime('UTC'),
+    forecast_score Float64,
+    hi80           Float64 COMMENT 'upper end of the 80% prediction interval',
+    trailing_score Float64 COMMENT 'mean realised score of the flow''s last closed cohorts',
+    margin         Float64,
+    detail         String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (flow_id, cohort_day, as_of)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Honesty of the forecasts: the forecast made 1, 2, 3 days after a cohort started against
+-- its realised score, with the flow's trailing score as the baseline forecast.
+CREATE TABLE IF NOT EXISTS mailflow.forecast_quality
+(
+    flow_id            LowCardinality(String),
+    cohort_day         Date,
+    horizon_days       UInt8,
+    forecast_score     Float64,
+    realised           Float64,
+    abs_error          Float64,
+    rel_error          Nullable(Float64) COMMENT '(forecast - realised) / realised',
+    in80               Bool,
+    in95               Bool,
+    entered            UInt32,
+    baseline_score     Nullable(Float64) COMMENT 'trailing score of the flow at that moment',
+    baseline_abs_error Nullable(Float64),
+    baseline_rel_error Nullable(Float64)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (flow_id, cohort_day, horizon_days)
+SETTINGS non_replicated_deduplication_window = 10000;
