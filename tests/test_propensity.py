@@ -31,7 +31,7 @@ def test_the_propensity_goes_to_one_on_the_goal_and_to_zero_on_an_unsubscribe():
                    ev("click", 60_000), ev("conversion", 120_000, value=30.0),
                    ev("unsubscribe", 180_000, "r2", message="m2")])
     by = {(r.recipient_hash, r.kind): r for r in rows}
-    assert by[("r1", "enter")].score == by[("r2", "enter")].score  # nothing known yet
+    assert by[("r1", "enter")].score <= 0.1  # an untrained model starts low
     assert by[("r1", "goal")].score == 1.0
     assert by[("r2", "stopped")].score == 0.0
     assert {r.kind for r in rows} >= {"enter", "click", "goal", "stopped"}
