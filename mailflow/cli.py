@@ -185,8 +185,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     client = ThrottleClient(settings.brokers(), hash_key=key).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
     exposed = not is_loopback(settings.api_host)
-    server = ApiServer(DecisionApi(client, tokens, exposed=exposed), settings.api_host,
-                       settings.api_port)
+    from mailflow.flow_api import FlowQueries, store_query
+
+    server = ApiServer(DecisionApi(client, tokens, exposed=exposed,
+                                   flows=FlowQueries(store_query(settings))),
+                       settings.api_host, settings.api_port)
     print(f"mailflow serve on http://{settings.api_host}:{server.port} "
           f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
     return _serve(server, reminder)
