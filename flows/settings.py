@@ -46,6 +46,10 @@ class Settings:
     allowed_lateness_s: int = 3600  # later events are counted as late, not in metrics_1m
     label_window_s: int = 86_400  # no genuine engagement within this: a negative label
     reset_on_drift: int = 0  # 1: a drifting model is replaced by a fresh one (old kept)
+    flow_window_s: int = 7 * 86_400  # a flow's goal counts this long after entering it
+    propensity_step: float = 0.05  # a propensity that moved this much is published (topic)
+    stop_mailing_below: float = 0.05  # propensity below this while unsubscribe risk rises
+    forecast_alert_margin: float = 0.2  # cohort's 80% upper bound this far below its trailing
     workers: int = 1  # Bytewax worker threads per process
     processes: int = 1  # cooperating processes on this machine (chDB: process 0 owns it)
     process_id: int = 0  # this process's index in `addresses` (a cluster over machines)

@@ -68,13 +68,14 @@ from operators.analytics import (
     fact_key,
 )
 from operators.bounces import BounceVerdict
+from operators.journeys import JourneyFact
 from operators.ordering import EventTimeGate
 from operators.personas import PersonaBook
 from operators.throttle import Signal
 from schemas import rows as out
 from schemas.control import EraseCommand, Erasure, erasable_tables
 from schemas.events import Event
-from schemas.topics import SCORES, SEND_TIMES, VARIANTS
+from schemas.topics import FLOW_ALERTS, FLOW_PROPENSITIES, SCORES, SEND_TIMES, VARIANTS
 
 log = logging.getLogger(__name__)
 #: Keyed merges of the facts of every shard (fixed, like the shard count).
@@ -214,7 +215,7 @@ class ShardState:
         self.analytics = RecipientAnalytics(
             attribution_window_s=settings.attribution_window_s,
             allowed_lateness_s=settings.allowed_lateness_s,
-            label_window_s=settings.label_window_s)
+            label_window_s=settings.label_window_s, flow_window_s=settings.flow_window_s)
         self.queued: list[tuple[Event, BounceVerdict | None]] = []
         self.clock = -1  # newest event time applied
         self.seq = 0  # facts sent so far (their order among equal event times)
@@ -224,7 +225,7 @@ class ShardState:
     def configure(self, settings: Settings) -> None:
         self.signals.slack_ms = settings.order_slack_ms
         self.analytics.configure(settings.attribution_window_s, settings.allowed_lateness_s,
-                                 settings.label_window_s)
+                                 settings.label_window_s, settings.flow_window_s)
 
     def progress_for(self, merge: str) -> int:
         return self.reported_models if merge == MODELS else self.reported
@@ -350,7 +351,10 @@ class ShardLogic(op.StatefulBatchLogic):
                 apply([item], batch)
                 if facts:
                     for fact in facts:
-                        stamped.append((st.clock, st.seq, fact))
+                        # journey timers carry their due time (never before what this
+                        # shard reported: `_report` fires them as event time passes)
+                        stamp = fact.ts_ms if type(fact) is JourneyFact else st.clock
+                        stamped.append((stamp, st.seq, fact))
                         st.seq += 1
                     facts.clear()
             done += chunk
@@ -374,6 +378,13 @@ class ShardLogic(op.StatefulBatchLogic):
             if st.queued:
                 frontier = min(frontier, st.queued[0][0].ts_ms)
             frontier = max(frontier, st.clock)  # the clock never goes back
+            # Journey timers due by now fire even if no event of this shard comes (they
+            # must never be stamped before what the models heard this shard is past).
+            timers = empty_batch()
+            st.analytics.advance(frontier, timers)
+            for fact in timers.facts:
+                batch.facts.append((fact.ts_ms, st.seq, fact))
+                st.seq += 1
         by_merge: dict[str, list] = {}
         for triple in batch.facts:
             for key in merge_key_of(triple[2]):
@@ -401,6 +412,9 @@ class ShardLogic(op.StatefulBatchLogic):
         STATS.erasures += 1
         result.tables.extend((table, Erasure(h, column)) for table, column in ERASABLE.items())
         result.kafka.append(KafkaSinkMessage(h.encode(), None, topic=SEND_TIMES))
+        result.kafka.extend(KafkaSinkMessage(f"{flow}|{h}".encode(), None,
+                                             topic=FLOW_PROPENSITIES)
+                            for flow in facts[1].flows)
         for fact in facts:
             triple = (max(st.clock, 0), st.seq, fact._replace(ts_ms=max(st.clock, 0)))
             st.seq += 1
@@ -439,6 +453,12 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         ("mailflow.model_metrics", [out.model_metric_row(r) for r in a.model_metrics]),
         ("mailflow.variant_allocations", [row for al in a.allocations
                                           for row in out.allocation_rows(al)]),
+        ("mailflow.flow_propensities", [out.flow_propensity_row(r) for r in a.propensities]),
+        ("mailflow.convergence_forecast", [out.forecast_row(r) for r in a.forecasts]),
+        ("mailflow.cohort_outcomes", [out.cohort_outcome_row(r) for r in a.cohorts]),
+        ("mailflow.flow_alerts", [out.flow_alert_row(r) for r in a.flow_alerts]),
+        ("mailflow.forecast_quality", [out.forecast_quality_row(r)
+                                       for r in a.forecast_quality]),
     ]
     kafka = (
         [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
@@ -446,7 +466,12 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         + [KafkaSinkMessage(st.recipient_hash.encode(), orjson.dumps(out.send_time_record(st)),
                             topic=SEND_TIMES) for st in a.send_times]
         + [KafkaSinkMessage(al.campaign_id.encode(), orjson.dumps(out.allocation_record(al)),
-                            topic=VARIANTS) for al in a.allocations])
+                            topic=VARIANTS) for al in a.allocations]
+        + [KafkaSinkMessage(f"{r.flow_id}|{r.recipient_hash}".encode(),
+                            orjson.dumps(out.flow_propensity_record(r)), topic=FLOW_PROPENSITIES)
+           for r in a.propensities if r.publish]
+        + [KafkaSinkMessage(r.flow_id.encode(), orjson.dumps(out.flow_alert_record(r)),
+                            topic=FLOW_ALERTS) for r in a.flow_alerts])
     return [(table, rows) for table, rows in tables if rows], kafka
 
 
@@ -479,6 +504,8 @@ class MergeLogic(op.StatefulBatchLogic):
             self.gate, self.aggregates = pickle.loads(resume)
         self.aggregates.configure(settings.allowed_lateness_s, settings.label_window_s,
                                   bool(settings.reset_on_drift))
+        self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below,
+                                        settings.flow_window_s, settings.forecast_alert_margin)
 
     def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
         released: list = []

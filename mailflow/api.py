@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from mailflow.flow_api import FlowQueries, StoreUnavailable
 from mailflow.http import (
     MAX_CONNECTIONS,
     HardenedServer,
@@ -122,6 +123,29 @@ OPENAPI: dict[str, Any] = {
                                    "ts": {"type": ["string", "null"]}}}}}},
                 **_errors(400, 401, 403)},
         }},
+        "/v1/flows/{flow_id}/forecast": {"get": {
+            "summary": "Each entry cohort's latest convergence forecast (80%/95% intervals), "
+                       "the realised score of closed cohorts, and the flow's alerts",
+            "parameters": [
+                {"name": "flow_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},
+                {"name": "cohorts", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 120, "default": 14}}],
+            "responses": {"200": {"description": "cohorts, newest first"},
+                          **_errors(400, 401, 503)},
+        }},
+        "/v1/flows/{flow_id}/recipients/{recipient}": {"get": {
+            "summary": "A recipient's latest convergence propensity in a flow (address or "
+                       "recipient hash)",
+            "parameters": [
+                {"name": "flow_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},
+                {"name": "recipient", "in": "path", "required": True,
+                 "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "flow_id, recipient_hash, score, as_of, "
+                                                 "kind, cohort_day, unsubscribe_risk, advice"},
+                          **_errors(400, 401, 403, 404, 503)},
+        }},
         "/v1/decisions/stream": {"get": {
             "summary": "Server-Sent Events: every new decision and suppression as it arrives",
             "responses": {"200": {"description": "text/event-stream"}, **_errors(401, 503)},
@@ -138,7 +162,7 @@ OPENAPI: dict[str, Any] = {
 ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
           "/openapi.json": "openapi", "/v1/throttle": "throttle",
           "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream"}
-ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions"}
+ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows"}
 
 
 class Subscriber:
@@ -152,8 +176,10 @@ class Subscriber:
 
 class DecisionApi:
     def __init__(self, client: ThrottleClient, tokens: list[str], exposed: bool = False,
-                 queue_size: int = 1000, max_subscribers: int = 32):
+                 queue_size: int = 1000, max_subscribers: int = 32,
+                 flows: FlowQueries | None = None):
         self.client = client
+        self.flows = flows  # convergence prediction from the store (None: not offered)
         self.tokens = tokens
         # bound to a non-loopback address: suppression look-ups (personal data) need tokens
         self.exposed = exposed
@@ -287,6 +313,9 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                                                   "MAILFLOW_API_TOKENS on a non-loopback bind"})
                         return
                     self._suppression(urllib.parse.unquote(path[len("/v1/suppressions/"):]))
+            elif path.startswith("/v1/flows/"):
+                if self._guard():
+                    self._flows(path[len("/v1/flows/"):], url.query)
             elif path == "/v1/decisions/stream":
                 if self._guard():
                     self._stream()
@@ -299,7 +328,8 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             path = urllib.parse.urlsplit(self.path).path
             api.counts[route_label(path, ROUTES, ROUTE_PREFIXES)] += 1
             if path != "/v1/throttle:batch":
-                if path in ROUTES or path.startswith("/v1/suppressions/"):
+                if (path in ROUTES or path.startswith("/v1/suppressions/")
+                        or path.startswith("/v1/flows/")):
                     self._not_allowed()
                 else:
                     self._json(404, {"error": "no such endpoint"})
@@ -349,6 +379,45 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             if name.startswith("do_"):
                 return self._not_allowed
             raise AttributeError(name)
+
+        def _flows(self, rest: str, query: str) -> None:
+            parts = [urllib.parse.unquote(p) for p in rest.split("/")]
+            if api.flows is None:
+                self._json(503, {"error": "flow predictions need the store: not configured"})
+                return
+            try:
+                if len(parts) == 2 and parts[1] == "forecast":
+                    params = dict(urllib.parse.parse_qsl(query))
+                    try:
+                        cohorts = int(params.get("cohorts", "14"))
+                    except ValueError:
+                        raise ValueError("cohorts must be a whole number") from None
+                    self._json(200, api.flows.forecast(parts[0], cohorts))
+                elif len(parts) == 3 and parts[1] == "recipients":
+                    if api.exposed and not api.tokens:
+                        self._json(403, {"error": "recipient look-ups need "
+                                                  "MAILFLOW_API_TOKENS on a non-loopback bind"})
+                        return
+                    who = parts[2].strip()
+                    if "@" in who and api.client.hasher is None:
+                        raise ValueError("raw addresses need MAILFLOW_HASH_KEY on the server; "
+                                         "send the recipient hash instead")
+                    record = api.flows.recipient(parts[0], api.client.recipient_hash(who))
+                    if record is None:
+                        self._json(404, {"error": "no propensity for this recipient in this "
+                                                  "flow (never entered it, or erased)"})
+                    else:
+                        self._json(200, record)
+                else:
+                    self._json(404, {"error": "no such endpoint: /v1/flows/<flow_id>/forecast "
+                                              "or /v1/flows/<flow_id>/recipients/<recipient>"})
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+            except StoreUnavailable as exc:
+                self._json(503, {"error": str(exc)})
+            except Exception as exc:  # the store's own error: never the server's end
+                log.warning("flow query failed: %s", exc)
+                self._json(503, {"error": f"the store did not answer: {exc}"[:300]})
 
         def _suppression(self, who: str) -> None:
             who = who.strip()

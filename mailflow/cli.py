@@ -112,6 +112,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level, settings.log_format)
+    if args.journeys:
+        from mailflow.journeys import run_generate
+
+        return run_generate(settings, to=args.to, seed=args.seed, days=args.days,
+                            entrants_per_day=args.entrants_per_day, start=args.start,
+                            shifts=args.shift, truth_path=args.truth,
+                            newsletters=args.newsletters)
     return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
                     incident=args.incident, live=not args.fast, time_scale=args.time_scale,
                     start=args.start)
@@ -178,8 +185,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     client = ThrottleClient(settings.brokers(), hash_key=key).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
     exposed = not is_loopback(settings.api_host)
-    server = ApiServer(DecisionApi(client, tokens, exposed=exposed), settings.api_host,
-                       settings.api_port)
+    from mailflow.flow_api import FlowQueries, store_query
+
+    server = ApiServer(DecisionApi(client, tokens, exposed=exposed,
+                                   flows=FlowQueries(store_query(settings))),
+                       settings.api_host, settings.api_port)
     print(f"mailflow serve on http://{settings.api_host}:{server.port} "
           f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
     return _serve(server, reminder)
@@ -351,6 +361,30 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start", metavar="TIME",
                      help="event time of the first event (epoch seconds or RFC 3339); with "
                           "--seed, the same traffic every time (default: ends now)")
+    gen.add_argument("--journeys", action="store_true",
+                     help="flow journeys with a known truth instead (mailflow/journeys.py): "
+                          "daily cohorts enter welcome, cart_abandon, winback and onboarding, "
+                          "each recipient with a true chance of reaching the flow's goal; "
+                          "produced unpaced; --rate, --seconds, --time-scale and --incident "
+                          "do not apply (default --start: ends before now)")
+    gen.add_argument("--days", type=int, default=10,
+                     help="with --journeys: days of entry cohorts; events run on until every "
+                          "window closed (default 10)")
+    gen.add_argument("--entrants-per-day", dest="entrants_per_day", type=int, default=500,
+                     help="with --journeys: recipients entering each flow per day, +-10%% "
+                          "(default 500)")
+    gen.add_argument("--shift", action="append", default=[], metavar="FLOW:DAY:DELTA",
+                     help="with --journeys: add DELTA to the logit of the true conversion "
+                          "chance of FLOW's cohort entering on day DAY (0 = the first), e.g. "
+                          "cart_abandon:8:-0.7; repeatable")
+    gen.add_argument("--truth", metavar="FILE",
+                     help="with --journeys: write the truth as JSONL (one line per journey: "
+                          "flow_id, recipient_hash, entered_ms, cohort_day, true_p, reached, "
+                          "...; then one per flow x cohort_day)")
+    gen.add_argument("--newsletters", type=float, default=0.0, metavar="SHARE",
+                     help="with --journeys: each sender also mails this share of its list a "
+                          "newsletter (no flow) every day, opened more by likelier converters "
+                          "(default 0)")
 
     ingest = verb("ingest", "webhook receiver for SendGrid, SES, Mailgun, Postmark, SparkPost",
                   "Receive ESP webhooks on POST /v1/webhooks/{sendgrid,ses,mailgun,postmark,"

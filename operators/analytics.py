@@ -43,6 +43,14 @@ from operators.convergence import (
 from operators.engagement import Interaction, MessageTracker
 from operators.event import Event
 from operators.features import HistoryBook
+from operators.forecast import (
+    CohortForecast,
+    CohortOutcome,
+    FlowAlert,
+    ForecastQuality,
+    ForecastRow,
+)
+from operators.journeys import JourneyBook, JourneyFact
 from operators.learning import (
     CONVERTED,
     ENGAGED,
@@ -62,6 +70,7 @@ from operators.learning import (
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
+from operators.propensity import Move, PropensityBook, PropensityRow
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
 
@@ -98,10 +107,10 @@ class ForgetRecipient(NamedTuple):
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
 Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
-        | ForgetRecipient)
+        | ForgetRecipient | JourneyFact)
 #: The aggregate of every model fact: the models see all recipients, in one order.
 MODELS = "models"
-_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages})
+_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact})
 
 
 def fact_key(fact: Fact) -> str:
@@ -129,10 +138,15 @@ class AnalyticsBatch(NamedTuple):
     profiles: list[Profile]
     facts: list[Fact]  # for the aggregates (a shard's output; emptied by EngagementAnalytics)
     personas: list[Scored | ForgetRecipient]  # for the recipients' persona books
+    propensities: list[PropensityRow]  # flow_propensities (and the topic, when published)
+    forecasts: list[ForecastRow]  # convergence_forecast
+    cohorts: list[CohortOutcome]  # cohort_outcomes
+    flow_alerts: list[FlowAlert]
+    forecast_quality: list[ForecastQuality]
 
 
 def empty_batch() -> AnalyticsBatch:
-    return AnalyticsBatch([], [], [], [], [], [], [], [], [], [], [], [])
+    return AnalyticsBatch(*([] for _ in AnalyticsBatch._fields))
 
 
 class FlowAggregates:
@@ -155,6 +169,8 @@ class FlowAggregates:
         self.minutes = MinuteMetrics(allowed_lateness_s)
         self.convergence = ConvergenceBook(windows or WINDOWS)
         self.learner = Learner(label_window_s=label_window_s, reset_on_drift=reset_on_drift)
+        self.propensity = PropensityBook()
+        self.forecast = CohortForecast()
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
@@ -170,6 +186,25 @@ class FlowAggregates:
         self.learner.label_window_ms = label_window_s * 1000
         for task in (*self.learner.tasks.values(), self.learner.bounce):
             task.reset_on_drift = reset_on_drift
+
+    def configure_flows(self, propensity_step: float, stop_mailing_below: float,
+                        flow_window_s: int = 7 * 86_400, alert_margin: float = 0.2) -> None:
+        """Settings of the convergence prediction (after a restart too)."""
+        self.propensity.configure(propensity_step, stop_mailing_below)
+        self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
+                                alert_margin=alert_margin)
+
+    def _move(self, move: Move, ts_ms: int) -> None:
+        """A propensity changed: the cohort forecast follows."""
+        forecast, kind = self.forecast, move.kind
+        if move.old is None:
+            forecast.enter(move.flow_id, move.cohort_day, move.new, ts_ms)
+        elif kind == "goal":
+            forecast.reach(move.flow_id, move.cohort_day, move.old, ts_ms)
+        elif kind in ("stopped", "expired", "erased"):
+            forecast.drop(move.flow_id, move.cohort_day, move.old, ts_ms)
+        else:
+            forecast.rescore(move.flow_id, move.cohort_day, move.old, move.new, ts_ms)
 
     def apply(self, facts: list[Fact], out: AnalyticsBatch) -> None:
         learner = self.learner
@@ -195,9 +230,19 @@ class FlowAggregates:
                 events, graded = learner.on_bounce(fact)
                 out.model_events.extend(events)
                 out.model_metrics.extend(self.quality.add(graded))
+            elif kind is JourneyFact:
+                rows, graded, moves = self.propensity.observe(
+                    fact, learner.scores_of(fact.message_key) if fact.message_key else None)
+                out.propensities.extend(rows)
+                for move in moves:
+                    self._move(move, fact.ts_ms)
+                if graded:
+                    out.model_metrics.extend(self.quality.add(graded))
             elif kind is ForgetMessages:
                 learner.forget(fact.keys)
                 out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
+                for move in self.propensity.forget(fact.recipient_hash, fact.ts_ms):
+                    self._move(move, fact.ts_ms)
             elif kind is ForgetRecipient:
                 self.convergence.forget(fact.recipient_hash)
 
@@ -209,6 +254,12 @@ class FlowAggregates:
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
+        forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
+        if forecasts or cohorts or alerts:
+            out.forecasts.extend(forecasts)
+            out.cohorts.extend(cohorts)
+            out.flow_alerts.extend(alerts)
+            out.forecast_quality.extend(self.forecast.take_quality())
 
     def _resolve(self, resolved: list[Resolved], events: list[ModelEvent],
                  graded: list, out: AnalyticsBatch) -> None:
@@ -221,6 +272,7 @@ class FlowAggregates:
                 out.allocations.append(allocation)
 
     def flush(self, out: AnalyticsBatch) -> None:
+        out.forecasts.extend(self.forecast.flush())
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
         out.model_metrics.extend(self.quality.flush(self._last_ts))
@@ -242,23 +294,26 @@ class RecipientAnalytics:
     erased_dropped = 0  # events refused because their recipient was erased
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
-                 allowed_lateness_s: int = 3600, label_window_s: int = 86_400):
+                 allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
+                 flow_window_s: int = 7 * 86_400):
         # A delivery is remembered as long as anything can still use it: attribution
         # credit or a label (state is bounded by these two settings).
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
         self.history = HistoryBook()
+        self.journeys = JourneyBook(flow_window_s)
         self.send_times = SendTimeBook()
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
 
     def configure(self, attribution_window_s: int, allowed_lateness_s: int,
-                  label_window_s: int) -> None:
+                  label_window_s: int, flow_window_s: int = 7 * 86_400) -> None:
         """Settings after a restart apply to the state learned before it (a snapshot
         holds what was learned; the settings come from the configuration every start)."""
         self.attribution.set_window(attribution_window_s)
+        self.journeys.set_window(flow_window_s)
         self.tracker.set_ttl(max(attribution_window_s, label_window_s))
         self._guard_ms = allowed_lateness_s * 1000
 
@@ -287,8 +342,8 @@ class RecipientAnalytics:
         >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
         ...                ev("click", 600_000)])
         >>> report, facts = a.forget("r1", up_to_ms=700_000)
-        >>> report["tracker"], report["history"], report["send_times"], sum(report.values())
-        (1, 1, 1, 4)
+        >>> report["tracker"], report["history"], report["journeys"], sum(report.values())
+        (1, 1, 1, 5)
         >>> [type(f).__name__ for f in facts], len(facts[1].keys)
         (['ForgetRecipient', 'ForgetMessages'], 1)
         >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped
@@ -303,13 +358,14 @@ class RecipientAnalytics:
             "history": self.history.forget(recipient_hash),
             "send_times": self.send_times.forget(recipient_hash),
         }
+        report["journeys"], flows = self.journeys.forget(recipient_hash)
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
         ts = self._last_ts
         facts: list[Fact] = [
             ForgetRecipient(ts, recipient_hash),
-            ForgetMessages(ts, recipient_hash, tuple(message_key(m) for m in messages))]
+            ForgetMessages(ts, recipient_hash, tuple(message_key(m) for m in messages), flows)]
         return report, facts
 
     def _expire_erasures(self, ts_ms: int) -> None:
@@ -364,6 +420,29 @@ class RecipientAnalytics:
             if update is not None:
                 out.send_times.append(update)
 
+    def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
+        """Event time reached `ts_ms` (no event before it is still to come): the journey
+        timers due by then fire, as facts stamped with their due time (so the models see
+        them at that time, however the recipients were sharded)."""
+        journeys, history = self.journeys, self.history
+        if journeys._timers and journeys._timers[0][0] <= ts_ms:
+            out.facts.extend(journeys.tick(ts_ms, lambda h: history.numbers(h, ts_ms)))
+
+    def _journeys(self, ev: Event, mkey: str, interaction: Interaction,
+                  bounce: BounceVerdict | None, attributed: tuple[str, ...],
+                  out: AnalyticsBatch) -> None:
+        """Flow journeys: the timers now due, then what this event changed (facts for the
+        convergence propensity in the models' step)."""
+        journeys, history, r, ts = self.journeys, self.history, ev.recipient_hash, ev.ts_ms
+        self.advance(ts, out)
+        if ev.type == "delivered" and not ev.flow_id:
+            return
+        out.facts.extend(journeys.observe(
+            ev.type, ts, r, ev.sender, ev.domain, ev.flow_id,
+            message_key(mkey) if ev.type == "delivered" and mkey else 0,
+            interaction.is_human, attributed, lambda: history.numbers(r, ts),
+            hard_bounce=bounce is not None and bounce.bounce_class == "hard"))
+
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
         # X-Message-Id across personalizations): per-message state is per recipient too.
@@ -404,6 +483,7 @@ class RecipientAnalytics:
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
         self._learn(ev, mkey, interaction, bounce, credits, out)
+        self._journeys(ev, mkey, interaction, bounce, attributed, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches
@@ -450,9 +530,15 @@ class EngagementAnalytics:
         recipients, aggregates, facts = self.recipients, self.aggregates, out.facts
         for item in items:
             recipients.apply([item], out)
-            # Every event moves the books' minute, as in the unsharded job.
+            # Every event moves the books' minute, as in the unsharded job; journey timers
+            # come stamped with their due time (before the event), as the merge orders them.
+            for fact in facts:
+                if type(fact) is JourneyFact and fact.ts_ms < item[0].ts_ms:
+                    aggregates.advance(fact.ts_ms, out)
+                    aggregates.apply([fact], out)
             aggregates.advance(item[0].ts_ms, out)
-            aggregates.apply(facts, out)
+            aggregates.apply([f for f in facts if type(f) is not JourneyFact
+                              or f.ts_ms >= item[0].ts_ms], out)
             facts.clear()
             if out.personas:
                 out.profiles.extend(self.personas.apply(out.personas))
@@ -463,6 +549,10 @@ class EngagementAnalytics:
         report, facts = self.recipients.forget(recipient_hash, up_to_ms)
         report["convergence"] = self.aggregates.convergence.forget(recipient_hash)
         report["pending_labels"] = self.aggregates.learner.forget(facts[1].keys)
+        moves = self.aggregates.propensity.forget(recipient_hash, facts[1].ts_ms)
+        for move in moves:
+            self.aggregates._move(move, facts[1].ts_ms)
+        report["propensities"] = len(moves)
         report["personas"] = self.personas.forget(recipient_hash)
         return report
 

@@ -99,6 +99,7 @@ class ModelMetricRow(NamedTuple):
     roc_auc: float
     log_loss: float
     positive_rate: float
+    ece: float = 0.0  # expected calibration error over tenths of predicted probability
 
 
 class Graded(NamedTuple):
@@ -169,11 +170,13 @@ class Bounced(NamedTuple):
 
 
 class ForgetMessages(NamedTuple):
-    """An erasure: the pending labels of one recipient's messages go."""
+    """An erasure: the pending labels of one recipient's messages go (and, in the models'
+    step, their flow journeys)."""
 
     ts_ms: int
     recipient_hash: str
     keys: tuple[int, ...]
+    flows: tuple[str, ...] = ()  # every flow they had a journey in (published keys)
 
 
 ENGAGED, CONVERTED, UNSUBSCRIBED = 1, 2, 4
@@ -312,6 +315,12 @@ class Learner:
         x = {self.cat_names[i]: 1.0 for i in struct.unpack_from(f"<{n_cats}I", packed)}
         x.update(zip(_NUMERIC, _NUMS.unpack_from(packed, 4 * n_cats), strict=True))
         return x
+
+    def scores_of(self, key: int) -> tuple[float, float, float] | None:
+        """(engagement, conversion, unsubscribe risk) predicted at a pending message's
+        delivery; None once its labels have matured (or it is unknown)."""
+        record = self.pending.get(key)
+        return None if record is None else _PRED.unpack_from(record, _HEAD.size)[:3]
 
     def pending_bytes(self) -> float:
         """Measured memory per pending message: record bytes + key + dict slot + index."""

@@ -30,12 +30,12 @@ summed in fixed point (exact in and out of the window, 2**-41 per label).
 []
 >>> q.add([Graded("m", 61_000, False, 0.5)])  # a later minute: minute 0 is complete
 [ModelMetricRow(model='m', minute_ms=60000, n=2, n_window=2, roc_auc=1.0, log_loss=0.287682, \
-positive_rate=0.5)]
+positive_rate=0.5, ece=0.25)]
 >>> q.add([Graded("m", 62_000, True, 0.5), Graded("m", 63_000, True, 0.25)])
 []
 >>> q.flush(63_000)  # window of 3: the 0.75 positive left; 0.5 ties, 0.25 loses
 [ModelMetricRow(model='m', minute_ms=120000, n=5, n_window=3, roc_auc=0.25, log_loss=0.924196, \
-positive_rate=0.666667)]
+positive_rate=0.666667, ece=0.25)]
 >>> q.flush(63_000)
 []
 """
@@ -65,6 +65,8 @@ _U16 = struct.Struct("<H")
 _VALUES = np.frombuffer(np.arange(CODES, dtype=np.uint16).tobytes(), dtype=np.float16
                         ).astype(np.float64)
 _CLIPPED = np.clip(_VALUES, 1e-6, 1 - 1e-6)
+#: Calibration bin (predicted probability in tenths) of each code.
+_DECILE = np.minimum((np.clip(_VALUES, 0.0, 1.0) * 10).astype(np.int64), 9)
 #: Log loss per label and prediction value in fixed point (units of 2**-40): the window's
 #: sum is kept exactly as an integer, in and out, so it costs nothing per row and never
 #: drifts (each term is off by at most 2**-41, far below the 6 decimals reported).
@@ -161,7 +163,20 @@ class _Window:
             auc = 0.5
         loss = self.loss / _FIXED / n_window if n_window else 0.0
         return ModelMetricRow(model, minute_ms, self.n, n_window, round(auc, 6), round(loss, 6),
-                              round(p / n_window, 6) if n_window else 0.0)
+                              round(p / n_window, 6) if n_window else 0.0,
+                              round(self._ece(pos, neg, lo, hi, n_window), 6))
+
+    @staticmethod
+    def _ece(pos: np.ndarray, neg: np.ndarray, lo: int, hi: int, n_window: int) -> float:
+        """Expected calibration error over tenths of predicted probability: the mean, over
+        labels, of |mean prediction - positive rate| of their bin."""
+        if not n_window:
+            return 0.0
+        both = pos + neg
+        bins = _DECILE[lo:hi]
+        predicted = np.bincount(bins, weights=both * _VALUES[lo:hi], minlength=10)
+        observed = np.bincount(bins, weights=pos, minlength=10)
+        return float(np.abs(predicted - observed).sum()) / n_window
 
 
 def auc_error_bound(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -10,8 +11,10 @@ from operators.attribution import Credit
 from operators.bounces import BounceVerdict
 from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
+from operators.forecast import CohortOutcome, FlowAlert, ForecastQuality, ForecastRow
 from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
+from operators.propensity import PropensityRow
 from operators.send_time import SendTime
 from operators.throttle import Decision
 from operators.variants import Allocation
@@ -148,12 +151,83 @@ def score_record(sc: Score) -> dict:
 
 
 MODEL_METRIC_COLUMNS = ("model", "minute", "n", "n_window", "roc_auc", "log_loss",
-                        "positive_rate")
+                        "positive_rate", "ece")
 
 
 def model_metric_row(r: ModelMetricRow) -> tuple:
     return (r.model, r.minute_ms // 1000, r.n, r.n_window, r.roc_auc, r.log_loss,
-            r.positive_rate)
+            r.positive_rate, r.ece)
+
+
+FLOW_PROPENSITY_COLUMNS = ("flow_id", "recipient_hash", "score", "as_of", "kind", "cohort_day",
+                           "unsubscribe_risk", "advice")
+
+
+def flow_propensity_row(r: PropensityRow) -> tuple:
+    return (r.flow_id, r.recipient_hash, r.score, r.as_of_ms, r.kind, iso_day(r.cohort_day),
+            r.unsubscribe_risk, r.advice)
+
+
+def flow_propensity_record(r: PropensityRow) -> dict:
+    """`mailflow.flow_propensities` (DESIGN.md), plus what re-scored it, the cohort, the
+    unsubscribe risk of the flow's latest mail and the advice ("stop_mailing" or "")."""
+    return {"flow_id": r.flow_id, "recipient_hash": r.recipient_hash, "score": r.score,
+            "as_of": iso_ms(r.as_of_ms), "kind": r.kind,
+            "cohort_day": iso_day(r.cohort_day), "unsubscribe_risk": r.unsubscribe_risk,
+            "advice": r.advice}
+
+
+FORECAST_COLUMNS = ("flow_id", "cohort_day", "as_of", "entered", "converged",
+                    "expected_converged", "forecast_score", "lo80", "hi80", "lo95", "hi95")
+
+
+def forecast_row(r: ForecastRow) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.entered, r.converged,
+            r.expected_converged, r.forecast_score, r.lo80, r.hi80, r.lo95, r.hi95)
+
+
+COHORT_OUTCOME_COLUMNS = ("flow_id", "cohort_day", "entered", "converged", "score",
+                          "window_days", "closed_at")
+
+
+def cohort_outcome_row(r: CohortOutcome) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.entered, r.converged, r.score, r.window_days,
+            r.closed_ms // 1000)
+
+
+FLOW_ALERT_COLUMNS = ("flow_id", "cohort_day", "as_of", "forecast_score", "hi80",
+                      "trailing_score", "margin", "detail")
+
+
+def flow_alert_row(r: FlowAlert) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.forecast_score, r.hi80,
+            r.trailing_score, r.margin, r.detail)
+
+
+def flow_alert_record(r: FlowAlert) -> dict:
+    """`mailflow.flow_alerts`: a cohort forecast, at 80% confidence, below its flow's
+    trailing convergence by more than the margin."""
+    return {"flow_id": r.flow_id, "cohort_day": iso_day(r.cohort_day),
+            "as_of": iso_ms(r.as_of_ms), "forecast_score": r.forecast_score, "hi80": r.hi80,
+            "trailing_score": r.trailing_score, "margin": r.margin, "detail": r.detail}
+
+
+FORECAST_QUALITY_COLUMNS = ("flow_id", "cohort_day", "horizon_days", "forecast_score",
+                            "realised", "abs_error", "rel_error", "in80", "in95", "entered",
+                            "baseline_score", "baseline_abs_error", "baseline_rel_error")
+
+
+def forecast_quality_row(r: ForecastQuality) -> tuple:
+    return (r.flow_id, iso_day(r.cohort_day), *r[2:])
+
+
+def iso_day(day: int) -> str:
+    """UTC day number (days since 1970-01-01) as YYYY-MM-DD.
+
+    >>> iso_day(20_424)
+    '2025-12-02'
+    """
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
 MODEL_EVENT_COLUMNS = ("ts", "model", "event", "detail")
@@ -202,4 +276,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.send_times": SEND_TIME_COLUMNS,
     "mailflow.recipient_profiles": PROFILE_COLUMNS,
     "mailflow.variant_allocations": ALLOCATION_COLUMNS,
+    "mailflow.flow_propensities": FLOW_PROPENSITY_COLUMNS,
+    "mailflow.convergence_forecast": FORECAST_COLUMNS,
+    "mailflow.cohort_outcomes": COHORT_OUTCOME_COLUMNS,
+    "mailflow.flow_alerts": FLOW_ALERT_COLUMNS,
+    "mailflow.forecast_quality": FORECAST_QUALITY_COLUMNS,
 }

@@ -36,6 +36,10 @@ SCORES = "mailflow.scores"
 SEND_TIMES = "mailflow.send_times"
 VARIANTS = "mailflow.variants"
 DLQ = "mailflow.dlq"
+#: Convergence propensities, key "{flow_id}|{recipient_hash}" (compacted: the latest).
+FLOW_PROPENSITIES = "mailflow.flow_propensities"
+#: A flow's cohort forecast fell below its trailing convergence (one record per alert).
+FLOW_ALERTS = "mailflow.flow_alerts"
 #: Commands to the job (`schemas/control.py`), e.g. an erasure: read by the job, never an
 #: event input. Not compacted: a replay from the beginning replays the erasures too.
 CONTROL = "mailflow.control"
@@ -48,6 +52,8 @@ OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     SCORES: {},
     SEND_TIMES: {"cleanup.policy": "compact"},
     VARIANTS: {"cleanup.policy": "compact"},
+    FLOW_PROPENSITIES: {"cleanup.policy": "compact"},
+    FLOW_ALERTS: {},
     DLQ: {},
     CONTROL: {},
 }

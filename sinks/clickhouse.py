@@ -80,6 +80,10 @@ RETENTION: dict[str, tuple[str, str]] = {
     "throttle_decisions": ("decisions_ttl_days", "event_ts"),
     "send_times": ("profiles_ttl_days", "as_of"),
     "recipient_profiles": ("profiles_ttl_days", "as_of"),
+    "flow_propensities": ("profiles_ttl_days", "as_of"),
+    "convergence_forecast": ("metrics_ttl_days", "as_of"),
+    "cohort_outcomes": ("metrics_ttl_days", "closed_at"),
+    "flow_alerts": ("metrics_ttl_days", "as_of"),
 }
 
 

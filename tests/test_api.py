@@ -358,3 +358,73 @@ def test_malformed_records_do_not_stop_the_materialisation(stack):
     assert wait_for(lambda: client.throttle("after.example", "gmail.com").seq == 1)
     assert get(server.port, "/readyz")[0] == 200
     assert client.view.rejected >= 5
+
+
+@pytest.fixture(scope="module")
+def flow_store(tmp_path_factory):
+    """A real embedded store with one flow's propensities, forecasts and outcomes."""
+    from schemas import rows as out
+    from sinks.clickhouse import store_for
+
+    store = store_for(f"chdb://{tmp_path_factory.mktemp('flows') / 'clickhouse'}")
+    store.migrate()
+    h = RecipientHasher(DEV_HASH_KEY).recipient("ann@example.org")
+    day = 20_400
+    store.insert("mailflow.flow_propensities",
+                 [("welcome", h, 0.25, 1_762_600_000_000, "click", out.iso_day(day), 0.01, "")],
+                 out.FLOW_PROPENSITY_COLUMNS)
+    store.insert("mailflow.convergence_forecast",
+                 [("welcome", out.iso_day(day), 1_762_600_000 + i * 3600, 100, 10 + i,
+                   20.0 + i, 0.2 + i / 100, 0.15, 0.25, 0.1, 0.3) for i in range(3)],
+                 out.FORECAST_COLUMNS)
+    store.insert("mailflow.cohort_outcomes",
+                 [("welcome", out.iso_day(day - 9), 80, 12, 0.15, 7, 1_762_000_000)],
+                 out.COHORT_OUTCOME_COLUMNS)
+    yield store, h
+    store.close()
+
+
+def test_flow_forecast_and_recipient_propensity_endpoints(stack, flow_store):
+    from mailflow.flow_api import FlowQueries
+
+    store, h = flow_store
+    client = stack[1]
+    server = ApiServer(DecisionApi(client, tokens=[], flows=FlowQueries(store.query)),
+                       port=0).start()
+    try:
+        status, body = get(server.port, "/v1/flows/welcome/forecast")
+        assert status == 200 and body["flow_id"] == "welcome"
+        newest, closed = body["cohorts"]
+        assert newest["forecast"]["converged"] == 12  # the latest hour of the cohort
+        assert newest["forecast"]["forecast_score"] == pytest.approx(0.22)
+        assert closed["outcome"]["score"] == pytest.approx(0.15) and closed["forecast"] is None
+        status, body = get(server.port, f"/v1/flows/welcome/recipients/{h}")
+        assert status == 200 and body["score"] == pytest.approx(0.25)
+        assert get(server.port, "/v1/flows/welcome/recipients/ann@example.org")[1][
+            "recipient_hash"] == h
+        assert get(server.port, f"/v1/flows/other/recipients/{h}")[0] == 404
+        assert get(server.port, "/v1/flows/welcome/recipients/not-a-hash")[0] == 400
+        assert get(server.port, "/v1/flows/we'lcome/forecast")[0] == 400
+        assert get(server.port, "/v1/flows/welcome/forecast?cohorts=0")[0] == 400
+        assert get(server.port, "/v1/flows/welcome/unknown")[0] == 404
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def test_flow_endpoints_say_when_the_store_cannot_answer_and_guard_personal_data(stack):
+    from mailflow.flow_api import FlowQueries, StoreUnavailable
+
+    def down(sql: str):
+        raise StoreUnavailable("no job answers on its admin port")
+
+    exposed = ApiServer(DecisionApi(stack[1], tokens=[], exposed=True,
+                                    flows=FlowQueries(down)), port=0).start()
+    try:
+        status, body = get(exposed.port, "/v1/flows/welcome/forecast")
+        assert status == 503 and "admin port" in body["error"]
+        status, body = get(exposed.port, "/v1/flows/welcome/recipients/" + "a" * 32)
+        assert status == 403 and "MAILFLOW_API_TOKENS" in body["error"]
+    finally:
+        exposed.httpd.shutdown()
+        exposed.httpd.server_close()

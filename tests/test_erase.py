@@ -92,9 +92,11 @@ def test_the_shard_drops_held_and_queued_events_and_tells_every_table_topic_and_
     assert tables == {t: Erasure("h1", TABLE_COLUMNS[t].index("recipient_hash"))
                       for t in ERASABLE}
     assert set(ERASABLE) == {"mailflow.events", "mailflow.attribution", "mailflow.send_times",
-                             "mailflow.recipient_profiles"}  # never mailflow.suppressions
-    (tombstone,) = result.kafka
+                             "mailflow.recipient_profiles", "mailflow.flow_propensities"
+                             }  # never mailflow.suppressions
+    tombstone, *journeys = result.kafka
     assert (tombstone.topic, tombstone.key, tombstone.value) == (SEND_TIMES, b"h1", None)
+    assert all(m.value is None and m.key.endswith(b"|h1") for m in journeys)
     # every merge hears of it (convergence membership in the sums; pending labels and,
     # through the models, personas)
     assert {key for key, _m in result.merges} == {*(f"agg:{i}" for i in range(8)), "models"}

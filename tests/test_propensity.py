@@ -1,0 +1,116 @@
+"""Convergence propensity: journeys on the shards, scores and learning in the models' step."""
+
+from __future__ import annotations
+
+import random
+
+from operators.analytics import EngagementAnalytics
+from operators.event import Event
+from operators.journeys import DAY_MS, JourneyBook
+from operators.propensity import PropensityBook
+
+HUMAN_UA, IP = "Mozilla/5.0 (Windows NT 10.0) Chrome/120", "84.1.2.3"
+S = "shop.example"
+
+
+def ev(kind: str, ts: int, r: str = "r1", flow: str = "welcome", message: str = "m1",
+       value: float = 0.0) -> tuple[Event, None]:
+    return (Event(f"{kind}-{r}-{ts}", ts, kind, S, r, "gmail.com", "gmail.com", message,
+                  f"{flow}-1" if flow else "c", flow, "", HUMAN_UA, IP, "", 0, "", "", "", "",
+                  value, "", {}, "t", 0, ts), None)
+
+
+def run(items: list) -> tuple[EngagementAnalytics, list]:
+    analytics = EngagementAnalytics(label_window_s=3600)
+    out = analytics.apply(items)
+    return analytics, out.propensities
+
+
+def test_the_propensity_goes_to_one_on_the_goal_and_to_zero_on_an_unsubscribe():
+    _, rows = run([ev("delivered", 0), ev("delivered", 1000, "r2", message="m2"),
+                   ev("click", 60_000), ev("conversion", 120_000, value=30.0),
+                   ev("unsubscribe", 180_000, "r2", message="m2")])
+    by = {(r.recipient_hash, r.kind): r for r in rows}
+    assert by[("r1", "enter")].score <= 0.1  # an untrained model starts low
+    assert by[("r1", "goal")].score == 1.0
+    assert by[("r2", "stopped")].score == 0.0
+    assert {r.kind for r in rows} >= {"enter", "click", "goal", "stopped"}
+
+
+def test_a_journey_expires_with_the_window_and_is_rescored_daily_meanwhile():
+    book = JourneyBook(window_s=3 * 86_400)
+    numbers = lambda: (0.0,)  # noqa: E731
+    book.observe("delivered", 0, "r", S, "gmail.com", "welcome", 5, True, (), numbers)
+    kinds = [f.kind for f in book.tick(10 * DAY_MS, lambda r: (0.0,))]
+    assert kinds == ["quiet", "quiet", "expired"]
+    assert book.open_journeys() == 0
+
+
+def test_machine_opens_and_bot_clicks_change_nothing():
+    book = JourneyBook()
+    numbers = lambda: (0.0,)  # noqa: E731
+    book.observe("delivered", 0, "r", S, "gmail.com", "welcome", 5, True, (), numbers)
+    assert book.observe("open", 1000, "r", S, "gmail.com", "welcome", 0, False, (),
+                        numbers) == []
+    assert book.observe("click", 2000, "r", S, "gmail.com", "welcome", 0, False, (),
+                        numbers) == []
+    assert [f.kind for f in book.observe("click", 3000, "r", S, "gmail.com", "welcome", 0,
+                                         True, (), numbers)] == ["click"]
+
+
+def traffic(seed: int, n: int = 400) -> list:
+    """Recipients enter a flow over two days; the engaged ones (r < 100) click and convert."""
+    rnd = random.Random(seed)
+    items = []
+    for i in range(n):
+        r, t0 = f"r{i}", i * 400_000
+        items.append(ev("delivered", t0, r, message=f"m{i}"))
+        if i % 4 == 0 or rnd.random() < 0.05:
+            items.append(ev("click", t0 + 3_600_000, r, message=f"m{i}"))
+            if rnd.random() < 0.7:
+                items.append(ev("conversion", t0 + 7_200_000, r, message=f"m{i}", value=20.0))
+    return sorted(items, key=lambda it: it[0].ts_ms)
+
+
+def test_a_score_ignores_the_future():
+    """Appending future events changes no score already made."""
+    base = traffic(1)
+    cut = len(base) // 2
+    _, short = run(base[:cut])
+    _, full = run(base[:cut] + [ev("delivered", base[cut - 1][0].ts_ms + 1, "late")]
+                  + base[cut:])
+    assert short == full[:len(short)]
+
+
+def test_the_model_learns_who_converges():
+    """Clickers converge: after learning from closed journeys, a click raises the score."""
+    analytics, rows = run(traffic(2, n=2000) + [ev("delivered", 10 ** 10, "probe", message="p"),
+                                                ev("click", 10 ** 10 + 60_000, "probe",
+                                                   message="p")])
+    probe = [r for r in rows if r.recipient_hash == "probe"]
+    assert [r.kind for r in probe] == ["enter", "click"]
+    assert probe[1].score > probe[0].score + 0.1
+    assert analytics.aggregates.propensity.learned > 1000
+
+
+def test_an_erased_recipient_leaves_the_open_journeys():
+    analytics = EngagementAnalytics()
+    analytics.apply([ev("delivered", 0), ev("delivered", 0, "r2", message="m2")])
+    assert analytics.aggregates.propensity.open_journeys() == 2
+    report = analytics.forget("r1", up_to_ms=10)
+    assert report["journeys"] == 1 and analytics.aggregates.propensity.open_journeys() == 1
+    assert analytics.recipients.journeys.open_journeys() == 1
+
+
+def test_stop_mailing_advice_needs_low_propensity_and_rising_unsubscribe_risk():
+    book = PropensityBook(stop_below=0.6)
+    from operators.journeys import JourneyFact
+
+    fact = JourneyFact(0, "f", "r", S, "gmail.com", 0, "enter", 1, (0.0,) * 8, (0.0,) * 7)
+    book.observe(fact, (0.1, 0.01, 0.01))
+    (row,), _, _ = book.observe(fact._replace(ts_ms=5, kind="delivery", message_key=2),
+                                (0.1, 0.01, 0.05))
+    assert row.advice == "stop_mailing"  # 0.5 < 0.6, risk 0.01 -> 0.05
+    (row,), _, _ = book.observe(fact._replace(ts_ms=6, kind="delivery", message_key=3),
+                                (0.1, 0.01, 0.01))
+    assert row.advice == ""
