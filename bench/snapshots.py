@@ -1,8 +1,8 @@
 """Snapshot cost per epoch against total state size: is it flat when the state grows 10×?
 
 Builds the job's keyed state in memory, as the job holds it: `shards` recipient shards
-(`flows.shards.ShardLogic`, job settings) and the `MERGE_KEYS` keyed merges
-(`MergeLogic`, fed every shard's facts), by driving them with a seeded generated
+(`flows.shards.ShardLogic`, job settings) and the keyed merges (`MERGES`: the sums and
+the models; `MergeLogic`, fed every shard's facts), by driving them with a seeded generated
 stream (`bench/long_replay.py`'s `generate`: parsed events, bounces classified) in
 event-time order, with partition progress to every shard as `route_to_shards` sends
 it. Twice: for `--recipients` N and for `--factor`× N recipients, the same event-time
@@ -45,7 +45,7 @@ from bench.long_replay import generate  # noqa: E402
 from flows.settings import load_settings  # noqa: E402
 from flows.shards import (  # noqa: E402
     BUDGET,
-    MERGE_KEYS,
+    MERGES,
     MergeLogic,
     ShardInput,
     ShardLogic,
@@ -66,8 +66,7 @@ class KeyedState:
                                                "MAILFLOW_SHARDS": str(shards)})
         self.shards = {shard_key(i): ShardLogic(self.settings, [PARTITION], True, None)
                        for i in range(shards)}
-        self.merges = {f"agg:{i}": MergeLogic(self.settings, shards, True, None)
-                       for i in range(MERGE_KEYS)}
+        self.merges = {key: MergeLogic(self.settings, shards, True, None) for key in MERGES}
         self.count = shards
         self.last: dict[str, bytes | None] = {}
 
@@ -281,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                  **{k: v for k, v in os.environ.items() if k == "MAILFLOW_SHARDS"}}).shards
     if min(args.recipients, args.factor, args.epoch_events, args.few, args.epochs) < 1:
         parser.error("sizes must be positive")
-    report: dict[str, Any] = {"bench": "snapshots", "shards": shards, "merges": MERGE_KEYS,
+    report: dict[str, Any] = {"bench": "snapshots", "shards": shards, "merges": len(MERGES),
                               "cores": os.cpu_count(), "load_average_1m": [
                                   round(os.getloadavg()[0], 1)]}
     BUDGET.slice_s = 3600.0
