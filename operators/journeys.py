@@ -174,9 +174,14 @@ class JourneyBook:
 
     # -- erasure ---------------------------------------------------------------
     def forget(self, recipient: str) -> tuple[int, tuple[str, ...]]:
-        """Drop one recipient's journeys (erasure): how many were open, and every flow they
-        ever had a journey in. Their timers go stale and are skipped."""
+        """Drop one recipient's journeys and timers (erasure): how many journeys were open,
+        and every flow they ever had a journey in. Walks the timers (erasures are rare)."""
         dropped = len(self.open.pop(recipient, {}))
+        # stale timers of closed journeys name them too
+        timers = [t for t in self._timers if t[1] != recipient]
+        if len(timers) < len(self._timers):
+            heapq.heapify(timers)
+            self._timers = timers
         return dropped, self.flows_of.pop(recipient, ())
 
     # -- facts -------------------------------------------------------------------

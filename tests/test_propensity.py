@@ -114,3 +114,12 @@ def test_stop_mailing_advice_needs_low_propensity_and_rising_unsubscribe_risk():
     (row,), _, _ = book.observe(fact._replace(ts_ms=6, kind="delivery", message_key=3),
                                 (0.1, 0.01, 0.01))
     assert row.advice == ""
+
+
+def test_an_erasure_leaves_no_timer_naming_the_recipient():
+    book = JourneyBook()
+    numbers = lambda: (0.0,)  # noqa: E731
+    for r in ("gone", "kept"):
+        book.observe("delivered", 0, r, S, "gmail.com", "welcome", 5, True, (), numbers)
+    assert book.forget("gone") == (1, ("welcome",))
+    assert [t[1] for t in book._timers] == ["kept"]
