@@ -8,7 +8,7 @@ import pytest
 from mailflow.flow_api import FlowQueries
 from mailflow.journeys import JourneySimulator
 from sinks.clickhouse import store_for
-from tests.conftest import mailflow_cmd, query_store
+from tests.conftest import ROOT, mailflow_cmd, query_store
 
 pytestmark = pytest.mark.integration
 START = 1_793_491_200  # 2026-11-01T00:00:00Z: whole UTC days, every event in the past
@@ -75,6 +75,17 @@ def test_propensities_and_cohort_forecasts_follow_the_truth(broker, tmp_path):
         WHERE model = 'convergence' GROUP BY model"""))
     closed = sum(1 for _s, kind in latest.values() if kind in ("goal", "stopped", "expired"))
     assert labels["convergence"] == closed  # every closed journey graded once (entry score)
+
+    # The README's ready queries for analysts run on it.
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- convergence-queries -->")[1].split("<!-- /convergence-queries -->")[0]
+    sql = "\n".join(line for line in block.split("```sql")[1].split("```")[0].splitlines()
+                    if not line.strip().startswith("--"))
+    queries = [q.strip() for q in sql.split(";") if q.strip()]
+    assert len(queries) == 3
+    found = [query_store(data_dir, q) for q in queries]
+    assert found[0]  # (every journey of this run has closed: none open to list)
+    assert all(len(row) == 8 for row in found[0])
 
     # The API's answers, from the same store.
     store = store_for(f"chdb://{data_dir / 'clickhouse'}")
