@@ -141,10 +141,15 @@ OPENAPI: dict[str, Any] = {
                 {"name": "flow_id", "in": "path", "required": True,
                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}},
                 {"name": "recipient", "in": "path", "required": True,
-                 "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "flow_id, recipient_hash, score, as_of, "
-                                                 "kind, cohort_day, unsubscribe_risk, advice"},
-                          **_errors(400, 401, 403, 404, 503)},
+                 "schema": {"type": "string",
+                            "pattern": "^([0-9a-fA-F]{32}|"
+                                       "[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+@"
+                                       "[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+)$"}}],
+            "responses": {"200": {"description": "found (false: never entered the flow, or "
+                                                 "erased), flow_id, recipient_hash, score "
+                                                 "(null if not found), as_of, kind, "
+                                                 "cohort_day, unsubscribe_risk, advice"},
+                          **_errors(400, 401, 403, 503)},
         }},
         "/v1/decisions/stream": {"get": {
             "summary": "Server-Sent Events: every new decision and suppression as it arrives",
@@ -382,9 +387,6 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
 
         def _flows(self, rest: str, query: str) -> None:
             parts = [urllib.parse.unquote(p) for p in rest.split("/")]
-            if api.flows is None:
-                self._json(503, {"error": "flow predictions need the store: not configured"})
-                return
             try:
                 if len(parts) == 2 and parts[1] == "forecast":
                     params = dict(urllib.parse.parse_qsl(query))
@@ -392,22 +394,32 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                         cohorts = int(params.get("cohorts", "14"))
                     except ValueError:
                         raise ValueError("cohorts must be a whole number") from None
+                    FlowQueries.check(parts[0], cohorts=cohorts)
+                    if self._no_store():
+                        return
                     self._json(200, api.flows.forecast(parts[0], cohorts))
                 elif len(parts) == 3 and parts[1] == "recipients":
+                    FlowQueries.check(parts[0])
                     if api.exposed and not api.tokens:
                         self._json(403, {"error": "recipient look-ups need "
                                                   "MAILFLOW_API_TOKENS on a non-loopback bind"})
                         return
                     who = parts[2].strip()
-                    if "@" in who and api.client.hasher is None:
-                        raise ValueError("raw addresses need MAILFLOW_HASH_KEY on the server; "
-                                         "send the recipient hash instead")
-                    record = api.flows.recipient(parts[0], api.client.recipient_hash(who))
-                    if record is None:
-                        self._json(404, {"error": "no propensity for this recipient in this "
-                                                  "flow (never entered it, or erased)"})
-                    else:
-                        self._json(200, record)
+                    if "@" in who:
+                        if who.count("@") != 1 or not all(who.split("@")):
+                            raise ValueError("not an email address")
+                        if api.client.hasher is None:
+                            raise ValueError("raw addresses need MAILFLOW_HASH_KEY on the "
+                                             "server; send the recipient hash instead")
+                    elif not _HASH.match(who.lower()):
+                        raise ValueError("give an email address or a 32-hex recipient hash")
+                    if self._no_store():
+                        return
+                    h = api.client.recipient_hash(who)
+                    record = api.flows.recipient(parts[0], h)
+                    self._json(200, {"found": True, **record} if record else {
+                        "found": False, "flow_id": parts[0], "recipient_hash": h,
+                        "score": None})
                 else:
                     self._json(404, {"error": "no such endpoint: /v1/flows/<flow_id>/forecast "
                                               "or /v1/flows/<flow_id>/recipients/<recipient>"})
@@ -418,6 +430,12 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # the store's own error: never the server's end
                 log.warning("flow query failed: %s", exc)
                 self._json(503, {"error": f"the store did not answer: {exc}"[:300]})
+
+        def _no_store(self) -> bool:
+            if api.flows is None:
+                self._json(503, {"error": "flow predictions need the store: not configured"})
+                return True
+            return False
 
         def _suppression(self, who: str) -> None:
             who = who.strip()

@@ -56,15 +56,16 @@ class FlowQueries:
         self.query = query
 
     @staticmethod
-    def _flow(flow_id: str) -> str:
+    def check(flow_id: str, cohorts: int = 1) -> str:
+        """The flow id, if it and the cohort count are valid (ValueError otherwise)."""
         if not FLOW_ID.match(flow_id):
             raise ValueError("a flow id is 1-128 letters, digits or ._:- characters")
+        if not 1 <= cohorts <= MAX_COHORTS:
+            raise ValueError(f"cohorts must be 1-{MAX_COHORTS}")
         return flow_id
 
     def forecast(self, flow_id: str, cohorts: int = 14) -> dict[str, Any]:
-        flow = self._flow(flow_id)
-        if not 1 <= cohorts <= MAX_COHORTS:
-            raise ValueError(f"cohorts must be 1-{MAX_COHORTS}")
+        flow = self.check(flow_id, cohorts)
         latest = _records(self.query(f"""
             SELECT cohort_day, max(f.as_of) AS as_of,
                    argMax(entered, f.as_of) AS entered, argMax(converged, f.as_of) AS converged,
@@ -89,7 +90,7 @@ class FlowQueries:
             for day in days], "alerts": alerts}
 
     def recipient(self, flow_id: str, recipient_hash: str) -> dict[str, Any] | None:
-        flow = self._flow(flow_id)
+        flow = self.check(flow_id)
         if not HASH.match(recipient_hash):
             raise ValueError("give an email address or a 32-hex recipient hash")
         rows = _records(self.query(f"""

@@ -399,10 +399,11 @@ def test_flow_forecast_and_recipient_propensity_endpoints(stack, flow_store):
         assert newest["forecast"]["forecast_score"] == pytest.approx(0.22)
         assert closed["outcome"]["score"] == pytest.approx(0.15) and closed["forecast"] is None
         status, body = get(server.port, f"/v1/flows/welcome/recipients/{h}")
-        assert status == 200 and body["score"] == pytest.approx(0.25)
+        assert status == 200 and body["found"] and body["score"] == pytest.approx(0.25)
         assert get(server.port, "/v1/flows/welcome/recipients/ann@example.org")[1][
             "recipient_hash"] == h
-        assert get(server.port, f"/v1/flows/other/recipients/{h}")[0] == 404
+        assert get(server.port, f"/v1/flows/other/recipients/{h}") == (200, {
+            "found": False, "flow_id": "other", "recipient_hash": h, "score": None})
         assert get(server.port, "/v1/flows/welcome/recipients/not-a-hash")[0] == 400
         assert get(server.port, "/v1/flows/we'lcome/forecast")[0] == 400
         assert get(server.port, "/v1/flows/welcome/forecast?cohorts=0")[0] == 400

@@ -42,14 +42,21 @@ schema = schemathesis.openapi.from_dict(OPENAPI, config=CONFIG).exclude(
 
 
 @pytest.fixture(scope="module")
-def base_url():
+def base_url(tmp_path_factory):
+    from mailflow.flow_api import FlowQueries
+    from sinks.clickhouse import store_for
+
+    store = store_for(f"chdb://{tmp_path_factory.mktemp('schema') / 'clickhouse'}")
+    store.migrate()  # a real, empty store behind the flow endpoints
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap, partitions=1)
         client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY).start()
         assert client.wait_ready(30)
-        server = ApiServer(DecisionApi(client, tokens=[]), port=0).start()
+        server = ApiServer(DecisionApi(client, tokens=[], flows=FlowQueries(store.query)),
+                           port=0).start()
         yield f"http://127.0.0.1:{server.port}"
         server.stop()
+    store.close()
 
 
 FUZZ = settings(max_examples=300 if EXPLORE else 60, deadline=None, derandomize=not EXPLORE,
