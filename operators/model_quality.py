@@ -65,14 +65,17 @@ _U16 = struct.Struct("<H")
 _VALUES = np.frombuffer(np.arange(CODES, dtype=np.uint16).tobytes(), dtype=np.float16
                         ).astype(np.float64)
 _CLIPPED = np.clip(_VALUES, 1e-6, 1 - 1e-6)
-#: Calibration bin (predicted probability in tenths) of each code.
-_DECILE = np.minimum((np.clip(_VALUES, 0.0, 1.0) * 10).astype(np.int64), 9)
 #: Log loss per label and prediction value in fixed point (units of 2**-40): the window's
 #: sum is kept exactly as an integer, in and out, so it costs nothing per row and never
 #: drifts (each term is off by at most 2**-41, far below the 6 decimals reported).
 _FIXED = 2.0 ** 40
 _LOSS_POS = [round(v) for v in (-np.log(_CLIPPED) * _FIXED).tolist()]
 _LOSS_NEG = [round(v) for v in (-np.log(1 - _CLIPPED) * _FIXED).tolist()]
+_FIXED_ONE = round(_FIXED)
+#: Calibration bin (predicted probability in tenths) of each code, and its value in fixed
+#: point: the bins' sums are exact integers, kept as labels enter and leave the window.
+_DECILE = np.minimum((np.clip(_VALUES, 0.0, 1.0) * 10).astype(np.int64), 9).tolist()
+_VALUE_FIXED = [round(v) for v in (np.clip(_VALUES, 0.0, 1.0) * _FIXED).tolist()]
 
 
 def code_of(p: float) -> int:
@@ -100,7 +103,8 @@ def code_of(p: float) -> int:
 class _Window:
     """The latest `size` graded labels of one model, as two histograms over float16 codes."""
 
-    __slots__ = ("size", "labels", "pos", "neg", "n", "positives", "bottom", "top", "loss")
+    __slots__ = ("size", "labels", "pos", "neg", "n", "positives", "bottom", "top", "loss",
+                 "calibration")
 
     def __init__(self, size: int):
         self.size = size
@@ -115,6 +119,8 @@ class _Window:
         # out of the sums (a model's predictions span a fraction of the codes).
         self.bottom, self.top = CODES, 0
         self.loss = 0  # log loss summed over the window, fixed point (_FIXED)
+        # per tenth of predicted probability: predictions summed (fixed point) - positives
+        self.calibration = [0] * 10
 
     def add(self, y: bool, p: float) -> None:
         code = code_of(p)
@@ -123,15 +129,19 @@ class _Window:
         if code < self.bottom:
             self.bottom = code
         labels = self.labels
+        calibration = self.calibration
         if len(labels) == self.size:
             old = labels.popleft()
+            gone = old >> 1
+            calibration[_DECILE[gone]] -= _VALUE_FIXED[gone] - (_FIXED_ONE if old & 1 else 0)
             if old & 1:
-                self.pos[old >> 1] -= 1
+                self.pos[gone] -= 1
                 self.positives -= 1
-                self.loss -= _LOSS_POS[old >> 1]
+                self.loss -= _LOSS_POS[gone]
             else:
-                self.neg[old >> 1] -= 1
-                self.loss -= _LOSS_NEG[old >> 1]
+                self.neg[gone] -= 1
+                self.loss -= _LOSS_NEG[gone]
+        calibration[_DECILE[code]] += _VALUE_FIXED[code] - (_FIXED_ONE if y else 0)
         if y:
             self.pos[code] += 1
             self.positives += 1
@@ -164,19 +174,16 @@ class _Window:
         loss = self.loss / _FIXED / n_window if n_window else 0.0
         return ModelMetricRow(model, minute_ms, self.n, n_window, round(auc, 6), round(loss, 6),
                               round(p / n_window, 6) if n_window else 0.0,
-                              round(self._ece(pos, neg, lo, hi, n_window), 6))
+                              round(self.ece(), 6))
 
-    @staticmethod
-    def _ece(pos: np.ndarray, neg: np.ndarray, lo: int, hi: int, n_window: int) -> float:
+    def ece(self) -> float:
         """Expected calibration error over tenths of predicted probability: the mean, over
-        labels, of |mean prediction - positive rate| of their bin."""
+        labels, of |mean prediction - positive rate| of their bin (kept as labels come and
+        go, so a row costs ten additions)."""
+        n_window = len(self.labels)
         if not n_window:
             return 0.0
-        both = pos + neg
-        bins = _DECILE[lo:hi]
-        predicted = np.bincount(bins, weights=both * _VALUES[lo:hi], minlength=10)
-        observed = np.bincount(bins, weights=pos, minlength=10)
-        return float(np.abs(predicted - observed).sum()) / n_window
+        return sum(abs(d) for d in self.calibration) / _FIXED / n_window
 
 
 def auc_error_bound(pos: np.ndarray, neg: np.ndarray) -> float:

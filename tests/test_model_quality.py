@@ -77,3 +77,25 @@ def test_one_row_per_model_per_minute_of_labels():
     assert [(r.model, r.minute_ms, r.n) for r in rows] == [("x", 11 * MIN, 3)]  # y had none
     assert [(r.model, r.minute_ms) for r in quality.flush(13 * MIN)] == [("y", 13 * MIN)]
     assert quality.flush(14 * MIN) == []
+
+
+def test_ece_kept_in_and_out_of_the_window_equals_a_recount():
+    """Expected calibration error over tenths, as labels enter and leave the window, equals
+    a recount of the window's labels (their float16 predictions)."""
+    rnd = random.Random(11)
+    quality = ModelQuality(window=300)
+    seen: list[Graded] = []
+    for i in range(2000):
+        p = rnd.random() ** 2
+        g = Graded("m", i * 1000, rnd.random() < p * 0.7 + 0.1, p)
+        seen.append(g)
+        for row in quality.add([g]):
+            window = [x for x in seen[:-1]][-300:]
+            bins: dict[int, list[float]] = {}
+            for x in window:
+                v = float(np.float16(x.p))
+                b = bins.setdefault(min(int(v * 10), 9), [0.0, 0.0])
+                b[0] += v
+                b[1] += x.y
+            assert row.ece == pytest.approx(
+                round(sum(abs(a - b) for a, b in bins.values()) / len(window), 6), abs=2e-6)
