@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -54,8 +55,12 @@ class RecordingLearner(Learner):
             self.trace.append((x, y, weight))
         return super()._learn(task, sid, x, y, preds, ts_ms, weight)
 
+    cpu_s = 0.0  # CPU time of the models' work per delivery: score, label, learn
+
     def on_delivered(self, fact):  # type: ignore[override]
+        started = time.thread_time()
         score, graded = super().on_delivered(fact)
+        self.cpu_s += time.thread_time() - started
         self.delivered[fact.key] = (fact.ts_ms, fact.message_id, fact.recipient_hash,
                                     score.score, score.conversion)
         return score, graded
@@ -63,7 +68,16 @@ class RecordingLearner(Learner):
     def on_label(self, fact):  # type: ignore[override]
         if fact.key in self.pending:
             self.bits[fact.key] = self.bits.get(fact.key, 0) | fact.bits
-        return super().on_label(fact)
+        started = time.thread_time()
+        out = super().on_label(fact)
+        self.cpu_s += time.thread_time() - started
+        return out
+
+    def tick(self, ts_ms):  # type: ignore[override]
+        started = time.thread_time()
+        out = super().tick(ts_ms)
+        self.cpu_s += time.thread_time() - started
+        return out
 
 
 def _logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 30
@@ -116,7 +130,7 @@ def ceilings(gen: TrafficGenerator, learner: RecordingLearner, last_ts_ms: int) 
     members = {s: gen.deliverable_members(s) for s in range(len(gen._profiles))}
     cache: dict[tuple, float] = {}
     truth, ctx, ys, eng = [], [], [], []
-    for ts, due, _rh, mid, y, p_eng in rows:
+    for _ts, due, _rh, mid, y, p_eng in rows:
         td, s, m, v, r, incident = gen.truth_context[mid]
         d = gen._domain_ix[r]
         ck = (s, m.campaign_id, v, d, incident, td // 900_000)
@@ -250,9 +264,10 @@ def main() -> None:
     learner = RecordingLearner(label_window_s=args.label_window_s)
     learner.trace, learner.delivered, learner.bits = [], {}, {}
     analytics.aggregates.learner = learner
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     out = analytics.apply(items)
     analytics_s = time.perf_counter() - started
+    analytics_cpu_s = time.thread_time() - cpu_started
     rows = {r.model: r for r in out.model_metrics + analytics.flush().model_metrics}
 
     limits = ceilings(gen, learner, items[-1][0].ts_ms)
@@ -270,6 +285,7 @@ def main() -> None:
                          "us_per_predict_and_learn": round(per_event, 1)}
     by_shards = {str(n): sharded_quality(items, n, args.label_window_s)
                  for n in (int(v) for v in args.shards.split(",") if v.strip())}
+    history = analytics.recipients.history
     hit = send_time_comparison(args.sto_days) if args.sto_days > 0 else {}
     print(orjson.dumps({
         "bench": "models", "events": len(items), "labels": len(learner.trace),
@@ -281,6 +297,13 @@ def main() -> None:
         "engine_by_shards": by_shards,
         "send_time_hit_rate": hit,
         "analytics_and_learning_us_per_event": round(analytics_s / len(items) * 1e6, 1),
+        "analytics_and_learning_cpu_us_per_event": round(analytics_cpu_s / len(items) * 1e6, 1),
+        # the models' single merge: CPU µs per delivery (its score, labels and learning)
+        "models_cpu_us_per_delivery": round(learner.cpu_s / max(len(learner.delivered), 1)
+                                            * 1e6, 1),
+        # what the recipient's numbers add to each pickled Delivered fact
+        "recipient_numbers_pickled_bytes": len(pickle.dumps(history.numbers(
+            next(iter(history.recipients)), items[-1][0].ts_ms))),
         "pending_bytes_per_message": round(learner.pending_bytes(), 1),
         "cores": os.cpu_count()}).decode())
 

@@ -47,7 +47,9 @@ from operators.features import CampaignRates, bucket, features
 TASKS = ("engagement", "conversion", "unsubscribe")
 _MINUTE_MS = 60_000
 _NUMERIC = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate", "machine_open_share",
-            "never_engaged", "recency", "campaign_rate", "campaign_unsub_rate")
+            "never_engaged", "recency", "matured", "matured_pos", "human_open_rate",
+            "hour_affinity", "quick_open_share", "eb_rate", "eb_lift", "campaign_rate",
+            "campaign_unsub_rate")
 _NUMERIC_SET = frozenset(_NUMERIC)
 _NUMERIC_ZEROS = dict.fromkeys(_NUMERIC, 0.0)  # the bounce-risk model's (unused) numerics
 #: Pending record: delivered ts (s), open-label bits, sender, campaign, variant, provider,
@@ -389,7 +391,7 @@ class Learner:
 
         >>> learner = Learner()
         >>> _ = learner.on_delivered(Delivered(60_000, 7, "m1", "r", "s", "gmail.com", "c", "",
-        ...                                    (0.0,) * 7))
+        ...                                    (0.0,) * 12))
         >>> len(learner.pending), learner.forget([7]), len(learner.pending)
         (1, 1, 0)
         """
@@ -474,7 +476,8 @@ class Learner:
                 campaign = self.values["campaign"][cid]
                 resolved.append(Resolved(campaign, self.values["variant"][vid],
                                          bool(bits & ENGAGED), due))
-                self.campaigns.outcome(campaign, bool(bits & ENGAGED), bool(bits & UNSUBSCRIBED))
+                self.campaigns.outcome(campaign, bool(bits & ENGAGED), bool(bits & UNSUBSCRIBED),
+                                       self.values["sender"][sid])
         # sends never answered within the window: no bounce label
         minutes, expiry = self._sent_minutes, self._sent_expiry
         while minutes and minutes[0] < last:
