@@ -133,7 +133,8 @@ def ceilings(gen: TrafficGenerator, learner: RecordingLearner, last_ts_ms: int) 
     for _ts, due, _rh, mid, y, p_eng in rows:
         td, s, m, v, r, incident = gen.truth_context[mid]
         d = gen._domain_ix[r]
-        ck = (s, m.campaign_id, v, d, incident, td // 900_000)
+        # the truth depends on the time of day (hour, when the reader reads), not the date
+        ck = (s, m.campaign_id, v, d, incident, td % 86_400_000 // 900_000)
         if ck not in cache:
             rs = members[s][d]
             cache[ck] = float(engagement_truth(
@@ -168,6 +169,7 @@ def ceilings(gen: TrafficGenerator, learner: RecordingLearner, last_ts_ms: int) 
                 "context_oracle": round(roc_auc(y, p_ctx[part]), 4),
                 "context_plus_matured_history": round(roc_auc(y, p_hist[part]), 4),
                 "true_probability": round(roc_auc(y, np.array(truth)[part]), 4),
+                "mean_true_probability": round(float(np.array(truth)[part].mean()), 4),
                 "mean_matured_deliveries": round(float(n_hist[part].mean()), 2)}
 
     # the engine's own rows grade its latest 20,000 labels (ModelQuality's window)
