@@ -182,7 +182,9 @@ def hash_fold(recipient_hash: str) -> int:
 
 def candidates() -> dict:
     return {
-        "logistic_regression (engine)": lambda: linear_model.LogisticRegression(
+        "logistic_regression_adagrad (engine)": lambda: linear_model.LogisticRegression(
+            optimizer=optim.AdaGrad(0.1), l2=1e-5),
+        "logistic_regression_sgd": lambda: linear_model.LogisticRegression(
             optimizer=optim.SGD(0.05), l2=1e-5),
         "scaled_logistic_regression": lambda: compose.Pipeline(
             preprocessing.StandardScaler(), linear_model.LogisticRegression()),
