@@ -4,11 +4,14 @@ Everything here is computed from events *before* the delivery (the stream is
 in event-time order), so a score can never see its own outcome.
 
 The features come from two places, because the job keeps them in two places:
-the recipient's own history (`HistoryBook`, eight numbers per recipient: time-
-decayed counts and two timestamps, ~200 bytes with the dict entry; it lives in
-the recipient's shard) and the campaign's running rates (`CampaignRates`, three
-counters per campaign; they live with the models, which see every label).
-`features` puts them together with the message's context. High-cardinality
+the recipient's own history (`HistoryBook`, thirteen numbers per recipient:
+time-decayed counts, two timestamps, matured label counts, an hour vector;
+~590 bytes with the dict entry, plus ~180 while a delivery's label window is
+open; it lives in the recipient's shard and travels as the twelve
+`RECIPIENT_FEATURES` in each `Delivered` fact) and the campaign's and sender's
+running rates (`CampaignRates`; they live with the models, which see every
+label). `features` puts them together with the message's context and turns the
+matured counts into an empirical-Bayes rate. High-cardinality
 categoricals (sender, campaign) are hashed into a fixed number of buckets, so
 the models' weight vectors stay bounded however many campaigns come and go.
 
