@@ -51,6 +51,10 @@ _NUMERIC = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate", "machine_o
             "hour_affinity", "quick_open_share", "eb_rate", "eb_lift", "campaign_rate",
             "campaign_unsub_rate")
 _NUMERIC_SET = frozenset(_NUMERIC)
+#: The numerics of pending records written before the matured-label features.
+_NUMERIC_V1 = ("freq_7d", "fatigue_1d", "engaged_7d", "engagement_rate", "machine_open_share",
+               "never_engaged", "recency", "campaign_rate", "campaign_unsub_rate")
+_NUMS_V1 = struct.Struct(f"<{len(_NUMERIC_V1)}e")
 _NUMERIC_ZEROS = dict.fromkeys(_NUMERIC, 0.0)  # the bounce-risk model's (unused) numerics
 #: Pending record: delivered ts (s), open-label bits, sender, campaign, variant, provider,
 #: number of categorical features; then 5 predictions; then the features.
@@ -317,7 +321,11 @@ class Learner:
 
     def _unpack(self, packed: bytes, n_cats: int) -> dict[str, float]:
         x = {self.cat_names[i]: 1.0 for i in struct.unpack_from(f"<{n_cats}I", packed)}
-        x.update(zip(_NUMERIC, _NUMS.unpack_from(packed, 4 * n_cats), strict=True))
+        if len(packed) - 4 * n_cats == _NUMS.size:
+            x.update(zip(_NUMERIC, _NUMS.unpack_from(packed, 4 * n_cats), strict=True))
+        else:  # a record pending since before the matured-label features (a snapshot)
+            x.update(_NUMERIC_ZEROS)
+            x.update(zip(_NUMERIC_V1, _NUMS_V1.unpack_from(packed, 4 * n_cats), strict=True))
         return x
 
     def pending_bytes(self) -> float:

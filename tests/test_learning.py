@@ -349,3 +349,23 @@ def test_extra_ticks_between_facts_change_nothing_learned_or_graded():
     plain, ticked = run(False), run(True)
     assert plain == ticked
     assert sum(type(g) is Graded and g.model == "engagement" for g in plain) == 4000
+
+
+def test_a_record_pending_since_before_the_new_features_still_learns():
+    """A snapshot taken before the matured-label features holds records with the nine
+    numerics of then: they unpack (new numerics 0) and their labels are learned."""
+    import struct
+
+    learner = Feed(label_window_s=3600)
+    deliver(learner, 1, 0)
+    key = message_key("m1")
+    record = learner.pending[key]
+    n_cats = _HEAD.unpack_from(record)[-1]
+    start = _HEAD.size + _PRED.size + 4 * n_cats
+    old = struct.pack("<9e", 0.1, 0.2, 0.3, 0.4, 0.0, 1.0, 1.0, 0.05, 0.001)
+    learner.pending[key] = record[:start] + old
+    x = stored_features(learner, "m1")
+    assert x["recency"] == 1.0 and x["campaign_rate"] == pytest.approx(0.05, abs=1e-3)
+    assert x["eb_rate"] == 0.0 and x["matured"] == 0.0
+    learner.on_engagement("m1", "r1", 60_000)
+    assert labels(learner.tick(2 * H)[2], "engagement") == [1]
