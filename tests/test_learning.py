@@ -181,7 +181,7 @@ def test_empirical_bayes_shrinkage():
     assert smoothed_rate(1, 1, prior) < smoothed_rate(10, 10, prior)  # more evidence, more weight
 
 
-def test_crossed_features_join_the_recipient_with_provider_and_hour():
+def test_crossed_features_join_the_recipient_with_provider_and_their_hour():
     fan = HistoryBook(label_window_ms=H)
     for i in range(12):
         fan.delivered("fan", i * 24 * H, key=i)  # deliveries at 00:00, engaged at once
@@ -191,7 +191,6 @@ def test_crossed_features_join_the_recipient_with_provider_and_hour():
     x = features(fan.numbers("fan", ts), D, S, "c", "", ts, CampaignRates())
     crosses = sorted(k for k in x if "|" in k)
     assert crosses == [f"aff=on|eb={crosses[0].split('=')[-1]}",
-                       f"hod=0|eb={crosses[0].split('=')[-1]}",
                        f"prov={D}|eb={crosses[0].split('=')[-1]}"]
     assert crosses[0].endswith(("high", "top"))
     away = features(fan.numbers("fan", ts + 12 * H), D, S, "c", "", ts + 12 * H,
