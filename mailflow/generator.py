@@ -407,6 +407,12 @@ class TrafficGenerator:
         if recipients < 1:
             raise ValueError(f"recipients must be at least 1, got {recipients}")
         self.seed = seed
+        #: Side channel (off unless `record_truth` was called): message id -> the message's
+        #: true P(genuine engagement within the label window), see `engagement_truth`.
+        self.truth: dict[str, float] | None = None
+        self.truth_context: dict[str, tuple] = {}
+        self._truth_window_ms = 0
+        self._last_truth: tuple | None = None
         self.start = round(time.time() if start is None else float(start), 3)
         self.incident = incident
         self._tag = f"{seed & 0xFFFFFFFF:08x}"
@@ -426,6 +432,37 @@ class TrafficGenerator:
             self._incident_sender = names.index(incident.sender)
             self._incident_domains = frozenset(
                 i for i, (d, *_) in enumerate(_DOMAINS) if provider_key(d) == key)
+
+    # --- ground truth (for benchmarks; never changes the events) ---------------------
+    def record_truth(self, label_window_s: int) -> None:
+        """From now on, fill `truth` (message id -> true P(engagement label)) and
+        `truth_context` (message id -> (td_ms, sender, mailing, variant, recipient, incident))
+        for every delivered message that `events` generates. It draws nothing: the
+        events are byte for byte the same with or without it."""
+        self.truth = {}
+        self.truth_context = {}
+        self._truth_window_ms = label_window_s * 1000
+
+    def _record_truth(self, message_id: str, end: int) -> None:
+        td, s, m, v, r, incident = ctx = self._last_truth  # type: ignore[misc]
+        # The engine closes a label at the end of the delivery minute plus the window,
+        # and the stream ends at `end`: what happens after either is never seen.
+        due = min((td // 60_000 + 1) * 60_000 + self._truth_window_ms, end)
+        self.truth[message_id] = float(engagement_truth(  # type: ignore[index]
+            td, due, np.array([self._propensity[r]]), np.array([self._hour[r]]),
+            np.array([self._notified[r]]), self._profiles[s].engagement, m.lift[v],
+            m.expected, bool(m.flow_id), incident)[0])
+        self.truth_context[message_id] = ctx
+
+    def deliverable_members(self, sender: int) -> dict[int, np.ndarray]:
+        """The recipients on `sender`'s list a message can reach, by domain index (what a
+        context-only oracle averages the truth over)."""
+        bad = set(self._suppressed0)
+        out: dict[int, list[int]] = {}
+        for r in self._lists[sender]:
+            if not (self._invalid[r] or self._full[r] or r in bad):
+                out.setdefault(self._domain_ix[r], []).append(r)
+        return {d: np.array(rs) for d, rs in out.items()}
 
     # --- setup ---------------------------------------------------------------------
     def _build_recipients(self, n: int) -> None:
@@ -592,15 +629,10 @@ class TrafficGenerator:
             out.append((td + 2000 + int(rnd() * 20_000), "reply", _AUTO_REPLY, False, False))
 
         # 3. the reader: opens near their preferred hour, then clicks, converts, ...
-        hour = td // _MS_PER_HOUR % 24
-        gap = abs(hour - self._hour[r])
-        gap = min(gap, 24 - gap)
-        p_open = (self._propensity[r] * profile.engagement * m.lift[v]
-                  * (1.3 if gap <= 1 else 1.05 if gap <= 3 else 0.8))
-        if m.expected:  # they just signed up or left a cart: even dormant readers look
-            p_open = min(0.9, 2 * p_open + 0.2)
-        if incident:
-            p_open *= 0.4  # most of it lands in the spam folder
+        p_open = open_probability(td, self._propensity[r], self._hour[r], profile.engagement,
+                                  m.lift[v], m.expected, incident)
+        if self.truth is not None:  # side channel: no draw, the random sequence is unchanged
+            self._last_truth = (td, s, m, v, r, incident)
         opened = rnd() < p_open
         if opened:
             to = td + self._open_delay(rng, td, r, m.expected)
@@ -791,7 +823,11 @@ class TrafficGenerator:
                 continue
             yield GeneratedEvent(t / 1000, topics["sent"], key, encode(t, "sent", base, None))
             base_no_mid = None
-            for ts, etype, extra, suppress, no_mid in self._plan(rng, t, s, m, v, r, incident):
+            self._last_truth = None
+            plan = self._plan(rng, t, s, m, v, r, incident)
+            if self._last_truth is not None:
+                self._record_truth(base["message_id"], end)
+            for ts, etype, extra, suppress, no_mid in plan:
                 if ts >= end:
                     continue
                 b = base
@@ -801,6 +837,83 @@ class TrafficGenerator:
                     b = base_no_mid
                 seq += 1
                 push(heap, (ts, seq, etype, b, key, pair, extra, suppress))
+
+
+def open_probability(td: int, propensity: float, pref_hour: int, engagement: float,
+                     lift: float, expected: bool, incident: bool) -> float:
+    """P(a genuine open) of one delivered message (what `_plan` draws against)."""
+    hour = td // _MS_PER_HOUR % 24
+    gap = abs(hour - pref_hour)
+    gap = min(gap, 24 - gap)
+    p_open = (propensity * engagement * lift
+              * (1.3 if gap <= 1 else 1.05 if gap <= 3 else 0.8))
+    if expected:  # they just signed up or left a cart: even dormant readers look
+        p_open = min(0.9, 2 * p_open + 0.2)
+    if incident:
+        p_open *= 0.4  # most of it lands in the spam folder
+    return p_open
+
+
+# Quadrature for the lognormal delays: standard normal nodes and weights; uniform midpoints.
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(24)
+_GH_W = _GH_W / _GH_W.sum()
+_UNIFORM = (np.arange(12) + 0.5) / 12
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """Standard normal CDF (Abramowitz and Stegun 7.1.26: error under 1e-7)."""
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (
+        -1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * erf)
+
+
+def engagement_truth(td: int, due: int, propensity: np.ndarray, pref_hour: np.ndarray,
+                     notified: np.ndarray, engagement: float, lift: float, expected: bool,
+                     flow: bool, incident: bool) -> np.ndarray:
+    """True P(a genuine engagement - human click or reply - before `due`) of a message
+    delivered at `td`, per recipient (arrays), as `_plan` and `_open_delay` draw it:
+    P(open) times the chance that a click (or reply) follows the open before `due`,
+    over the open delay's mixture (quadrature). Left out, so the label can differ:
+    conversions credited to this message from a click on an *earlier* message (rare),
+    and the tracker calling a human click a bot (or the reverse).
+
+    >>> p = engagement_truth(0, 86_460_000, np.array([0.5, 0.01]), np.array([0, 12]),
+    ...                      np.array([True, False]), 1.0, 1.0, False, False, False)
+    >>> [round(float(x), 4) for x in p]
+    [0.1547, 0.0005]
+    """
+    hour = td // _MS_PER_HOUR % 24
+    gap = np.abs(hour - pref_hour)
+    gap = np.minimum(gap, 24 - gap)
+    p_open = propensity * engagement * lift * np.where(gap <= 1, 1.3,
+                                                       np.where(gap <= 3, 1.05, 0.8))
+    if expected:
+        p_open = np.minimum(0.9, 2 * p_open + 0.2)
+    if incident:
+        p_open = p_open * 0.4
+    click = np.minimum(0.5, 0.06 + 0.35 * propensity)
+    reply = 0.004 * (2.0 if flow else 1.0)
+    window = float(due - td)
+
+    def engaged_after(delay: np.ndarray) -> np.ndarray:
+        """P(click or reply before `due` | open `delay` ms after delivery), per node."""
+        rem = window - delay
+        c = np.where(rem > 4000, _phi(np.log(np.maximum(rem - 4000, 1.0) / 20_000)), 0.0)
+        q = np.where(rem > 0, _phi(np.log(np.maximum(rem, 1.0) / 120_000)), 0.0)
+        return 1 - (1 - click[:, None] * c) * (1 - reply * q)
+
+    fast = engaged_after(np.broadcast_to(5000 + 30_000 * np.exp(0.8 * _GH_Z),
+                                         (len(propensity), len(_GH_Z)))) @ _GH_W
+    soon = engaged_after(np.broadcast_to(5000 + 360_000 * np.exp(1.2 * _GH_Z),
+                                         (len(propensity), len(_GH_Z)))) @ _GH_W
+    due_h = (pref_hour * _MS_PER_HOUR - td % _MS_PER_DAY) % _MS_PER_DAY
+    later = engaged_after(due_h[:, None] + _UNIFORM * _MS_PER_HOUR + 30_000).mean(axis=1)
+    quick = np.asarray(notified, dtype=bool) | expected
+    after_open = np.where(quick, 0.8 * fast + 0.2 * later, 0.5 * soon + 0.5 * later)
+    return p_open * after_open
 
 
 def _pick(options: tuple[tuple[str, float], ...], u: float) -> str:

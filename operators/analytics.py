@@ -301,7 +301,7 @@ class RecipientAnalytics:
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
         self.attribution = AttributionBook(window_s=attribution_window_s,
                                            half_life_s=half_life_s)
-        self.history = HistoryBook()
+        self.history = HistoryBook(label_window_ms=label_window_s * 1000)
         self.journeys = JourneyBook(flow_window_s)
         self.send_times = SendTimeBook()
         self._expired_minute = -1
@@ -315,6 +315,7 @@ class RecipientAnalytics:
         self.attribution.set_window(attribution_window_s)
         self.journeys.set_window(flow_window_s)
         self.tracker.set_ttl(max(attribution_window_s, label_window_s))
+        self.history.label_window_ms = label_window_s * 1000
         self._guard_ms = allowed_lateness_s * 1000
 
     def apply(self, items: list[tuple[Event, BounceVerdict | None]],
@@ -390,10 +391,11 @@ class RecipientAnalytics:
             facts.append(Sent(ts, message_key(mkey), ev.sender, ev.domain,
                               not history.ever_delivered(r)))
         elif etype == "delivered":
-            facts.append(Delivered(ts, message_key(mkey), ev.message_id, r, ev.sender,
+            key = message_key(mkey)
+            facts.append(Delivered(ts, key, ev.message_id, r, ev.sender,
                                    ev.domain, ev.campaign_id, ev.variant,
                                    history.numbers(r, ts)))
-            history.delivered(r, ts)
+            history.delivered(r, ts, key)
         elif etype == "bounce":
             if bounce is not None and bounce.bounce_class == "hard":
                 facts.append(Bounced(ts, message_key(mkey)))
@@ -402,15 +404,15 @@ class RecipientAnalytics:
             genuine = interaction.is_human
         elif etype in ("click", "reply"):
             if interaction.is_human:
-                history.engaged(r, ts)
+                history.engaged(r, ts, message_key(mkey))
                 facts.append(Labelled(ts, message_key(mkey), ENGAGED))
                 genuine = True
         elif etype == "conversion":
-            history.engaged(r, ts)
             last = next((c.touch.message_id for c in credits if c.model == "last_touch"), "")
+            credited = message_key(message_key_for(last, r)) if last else -1
+            history.engaged(r, ts, credited)
             if last:
-                facts.append(Labelled(ts, message_key(message_key_for(last, r)),
-                                      ENGAGED | CONVERTED))
+                facts.append(Labelled(ts, credited, ENGAGED | CONVERTED))
             genuine = True
         elif etype in ("unsubscribe", "complaint"):
             facts.append(Labelled(ts, message_key(mkey), UNSUBSCRIBED))

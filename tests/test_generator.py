@@ -9,7 +9,13 @@ from datetime import datetime
 import orjson
 import pytest
 
-from mailflow.generator import GeneratedEvent, Incident, TrafficGenerator, write_jsonl
+from mailflow.generator import (
+    _SCANNER_NETS,
+    GeneratedEvent,
+    Incident,
+    TrafficGenerator,
+    write_jsonl,
+)
 from schemas.mailbox_providers import provider_key
 from schemas.topics import EVENT_TYPES, TOPIC_BY_TYPE
 
@@ -269,3 +275,29 @@ def test_bad_window_arguments() -> None:
     with pytest.raises(ValueError):
         gen.events(10, float("inf"))
     assert list(gen.events(10, 0)) == []
+
+
+def test_the_truth_side_channel_changes_no_event_and_matches_what_happens() -> None:
+    """`record_truth` draws nothing (same bytes); its probabilities add up to the
+    genuine engagements (human clicks, replies) that follow deliveries within the window."""
+    plain = list(TrafficGenerator(seed=11, start=1_795_255_200.0).events(15, 2 * 3600))
+    gen = TrafficGenerator(seed=11, start=1_795_255_200.0)
+    gen.record_truth(1800)
+    assert list(gen.events(15, 2 * 3600)) == plain
+    assert gen.truth is not None and len(gen.truth) > 2000
+    delivered: dict[str, int] = {}
+    engaged: set[str] = set()
+    for e in plain:
+        d = orjson.loads(e.value)
+        ts = int(round(parse_ts(d["ts"]) * 1000))
+        if d["type"] == "delivered":
+            delivered[d["message_id"]] = ts
+        elif (d["type"] in ("click", "reply") and d.get("message_id") in delivered
+              and "auto_submitted" not in d
+              and not d.get("ip", "").startswith(_SCANNER_NETS)  # bots, however they look
+              and ts < (delivered[d["message_id"]] // 60_000 + 1) * 60_000 + 1_800_000):
+            engaged.add(d["message_id"])
+    ids = [m for m in delivered if m in gen.truth]
+    expected = sum(gen.truth[m] for m in ids)
+    assert abs(len(engaged & set(ids)) - expected) < 0.1 * expected  # 1477 vs 1496
+    assert all(0.0 <= gen.truth[m] <= 1.0 for m in ids)

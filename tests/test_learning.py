@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.features import HistoryBook
+from operators.features import (
+    RECIPIENT_FEATURES,
+    CampaignRates,
+    HistoryBook,
+    features,
+    smoothed_rate,
+)
 from operators.learning import (
     _HEAD,
     _PRED,
@@ -34,12 +40,12 @@ class Feed(Learner):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.history = HistoryBook()
+        self.history = HistoryBook(label_window_ms=self.label_window_ms)
 
     def deliver(self, message_id: str, recipient: str, campaign: str, variant: str, ts: int):
         fact = Delivered(ts, message_key(message_id), message_id, recipient, S, D, campaign,
                          variant, self.history.numbers(recipient, ts))
-        self.history.delivered(recipient, ts)
+        self.history.delivered(recipient, ts, message_key(message_id))
         return self.on_delivered(fact)
 
     def sent(self, message_id: str, recipient: str, ts: int) -> float:
@@ -47,11 +53,11 @@ class Feed(Learner):
                                  not self.history.ever_delivered(recipient)))
 
     def on_engagement(self, message_id: str, recipient: str, ts: int) -> None:
-        self.history.engaged(recipient, ts)
+        self.history.engaged(recipient, ts, message_key(message_id))
         self.on_label(Labelled(ts, message_key(message_id), ENGAGED))
 
     def on_conversion(self, message_id: str, recipient: str, ts: int) -> None:
-        self.history.engaged(recipient, ts)
+        self.history.engaged(recipient, ts, message_key(message_id))
         self.on_label(Labelled(ts, message_key(message_id), ENGAGED | CONVERTED))
 
     def on_unsubscribe(self, message_id: str, ts: int) -> None:
@@ -88,6 +94,119 @@ def test_a_score_is_made_before_its_outcome_and_ignores_the_future():
     # the learner only learned from the probe after its engagement: the pending record
     # holds the prediction made at delivery, and the label marks it resolved
     assert message_key("m999") in b.pending  # conversion and unsubscribe still open
+    # every stored feature of the probe, the new recipient ones included, is the same
+    assert stored_features(a, "m999") == stored_features(b, "m999")
+    x = stored_features(a, "m999")
+    assert x["matured"] > 0 and x["eb_rate"] > 0 and any("|eb=" in k for k in x)
+
+
+def stored_features(learner: Learner, message_id: str) -> dict[str, float]:
+    record = learner.pending[message_key(message_id)]
+    return learner._unpack(record[_HEAD.size + _PRED.size:], _HEAD.unpack_from(record)[-1])
+
+
+def numbers(book: HistoryBook, recipient: str, ts: int) -> dict[str, float]:
+    return dict(zip(RECIPIENT_FEATURES, book.numbers(recipient, ts), strict=True))
+
+
+def test_matured_history_holds_only_labels_whose_window_closed():
+    book = HistoryBook(label_window_ms=H)
+    book.delivered("r", 0, key=1)
+    book.engaged("r", 60_000, key=1)  # positive, but not matured until the window closes
+    book.delivered("r", 10 * 60_000, key=2)  # no engagement yet: not a negative yet
+    assert numbers(book, "r", 30 * 60_000)["matured"] == 0.0
+    n = numbers(book, "r", H + 61_000)  # m1's window closed (end of minute + 1 h), m2's not
+    assert n["matured"] == pytest.approx(1.0, abs=0.01)
+    assert n["matured_pos"] == pytest.approx(1.0, abs=0.01)
+    book.engaged("r", 2 * H, key=2)  # after m2's window: not its label
+    n = numbers(book, "r", 2 * H)
+    assert n["matured"] == pytest.approx(2.0, abs=0.01)
+    assert n["matured_pos"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_future_events_do_not_change_the_history_numbers_of_the_past():
+    def run(extra: bool):
+        book = HistoryBook(label_window_ms=H)
+        seen = []
+        for i in range(60):
+            ts = i * 20 * 60_000
+            seen.append(book.numbers("r", ts))
+            book.delivered("r", ts, key=i)
+            if i % 4 == 0:
+                book.opened("r", ts + 30_000, human=True)
+                book.engaged("r", ts + 60_000, key=i)
+            book.opened("r", ts + 2_000, human=False)
+        if extra:  # the future: more engagements, more deliveries
+            for i in range(60, 80):
+                book.engaged("r", i * 20 * 60_000, key=i - 1)
+                book.delivered("r", i * 20 * 60_000 + 1, key=i)
+        return seen
+
+    assert run(False) == run(True)
+
+
+def test_machine_opens_stay_out_of_the_recipient_features():
+    book, other = HistoryBook(), HistoryBook()
+    for b in (book, other):
+        b.delivered("r", 0, key=1)
+        b.opened("r", 60_000, human=True)
+    for i in range(20):
+        other.opened("r", 120_000 + i, human=False)  # Apple's proxy, a scanner
+    a, b = numbers(book, "r", H), numbers(other, "r", H)
+    for name in ("human_open_rate", "hour_affinity", "quick_open_share", "matured",
+                 "matured_pos", "engaged_7d"):
+        assert a[name] == pytest.approx(b[name], rel=1e-9), name  # decayed in other steps
+    assert a["quick_open_share"] > 0 and a["human_open_rate"] > 0
+
+
+def test_empirical_bayes_shrinkage():
+    rates = CampaignRates()
+    x = features(HistoryBook().numbers("new", 0), D, S, "c", "", 0, rates)
+    assert x["eb_rate"] == pytest.approx(rates.prior(S)) and x["eb_lift"] == 0.0
+    assert x[f"prov={D}|eb=new"] == 1.0
+    for _ in range(1000):  # the sender's recipients engage 10%: the prior follows
+        rates.outcome("c", False, False, S)
+    for _ in range(111):
+        rates.outcome("c", True, False, S)
+    prior = rates.prior(S)
+    assert prior == pytest.approx(0.1, abs=0.01)
+    fan = HistoryBook(label_window_ms=H)
+    for i in range(12):
+        fan.delivered("fan", i * 2 * H, key=i)
+        fan.engaged("fan", i * 2 * H + 60_000, key=i)
+    x_new = features(HistoryBook().numbers("new", 30 * H), D, S, "c", "", 30 * H, rates)
+    x_fan = features(fan.numbers("fan", 30 * H), D, S, "c", "", 30 * H, rates)
+    assert x_new["eb_rate"] == pytest.approx(prior)
+    assert x_fan["eb_rate"] > 0.5 and x_fan["eb_lift"] > 0.5
+    assert smoothed_rate(1, 1, prior) < smoothed_rate(10, 10, prior)  # more evidence, more weight
+
+
+def test_crossed_features_join_the_recipient_with_provider_and_their_hour():
+    fan = HistoryBook(label_window_ms=H)
+    for i in range(12):
+        fan.delivered("fan", i * 24 * H, key=i)  # deliveries at 00:00, engaged at once
+        fan.opened("fan", i * 24 * H + 30_000, human=True)
+        fan.engaged("fan", i * 24 * H + 60_000, key=i)
+    ts = 12 * 24 * H
+    x = features(fan.numbers("fan", ts), D, S, "c", "", ts, CampaignRates())
+    crosses = sorted(k for k in x if "|" in k)
+    assert crosses == [f"aff=on|eb={crosses[0].split('=')[-1]}",
+                       f"prov={D}|eb={crosses[0].split('=')[-1]}"]
+    assert crosses[0].endswith(("high", "top"))
+    away = features(fan.numbers("fan", ts + 12 * H), D, S, "c", "", ts + 12 * H,
+                    CampaignRates())
+    assert away["hour_affinity"] < -0.3 and any(k.startswith("aff=off|") for k in away)
+
+
+def test_a_history_kept_before_the_matured_labels_still_works():
+    book = HistoryBook()
+    book.recipients["r"] = [0, 1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0]  # the old 8 fields
+    del book.open_labels  # an old snapshot: no open labels either
+    n = numbers(book, "r", H)
+    assert n["matured"] == 0.0 and len(book.recipients["r"]) == len(RECIPIENT_FEATURES) + 1
+    book.delivered("r", H, key=1)
+    book.engaged("r", H + 1, key=1)
+    assert numbers(book, "r", 30 * H)["matured_pos"] > 0.9
 
 
 def test_the_features_stored_are_those_known_at_delivery():
@@ -229,3 +348,23 @@ def test_extra_ticks_between_facts_change_nothing_learned_or_graded():
     plain, ticked = run(False), run(True)
     assert plain == ticked
     assert sum(type(g) is Graded and g.model == "engagement" for g in plain) == 4000
+
+
+def test_a_record_pending_since_before_the_new_features_still_learns():
+    """A snapshot taken before the matured-label features holds records with the nine
+    numerics of then: they unpack (new numerics 0) and their labels are learned."""
+    import struct
+
+    learner = Feed(label_window_s=3600)
+    deliver(learner, 1, 0)
+    key = message_key("m1")
+    record = learner.pending[key]
+    n_cats = _HEAD.unpack_from(record)[-1]
+    start = _HEAD.size + _PRED.size + 4 * n_cats
+    old = struct.pack("<9e", 0.1, 0.2, 0.3, 0.4, 0.0, 1.0, 1.0, 0.05, 0.001)
+    learner.pending[key] = record[:start] + old
+    x = stored_features(learner, "m1")
+    assert x["recency"] == 1.0 and x["campaign_rate"] == pytest.approx(0.05, abs=1e-3)
+    assert x["eb_rate"] == 0.0 and x["matured"] == 0.0
+    learner.on_engagement("m1", "r1", 60_000)
+    assert labels(learner.tick(2 * H)[2], "engagement") == [1]
