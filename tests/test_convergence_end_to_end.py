@@ -88,16 +88,20 @@ def test_propensities_and_cohort_forecasts_follow_the_truth(broker, tmp_path):
     assert all(len(row) == 8 for row in found[0])
 
     # The API's answers, from the same store.
+    # (one chDB store open per process at a time: closed before the next test opens one)
     store = store_for(f"chdb://{data_dir / 'clickhouse'}")
-    flows = FlowQueries(store.query)
-    flow = sorted({j.flow_id for j in truth.journeys})[0]
-    answer = flows.forecast(flow, cohorts=30)
-    assert answer["flow_id"] == flow and answer["cohorts"]
-    closed = [c for c in answer["cohorts"] if c["outcome"]]
-    assert closed and all(c["outcome"]["entered"] > 0 for c in closed)
-    (flow_id, h), (score, kind) = next(iter(latest.items()))
-    record = flows.recipient(flow_id, h)
-    assert record["score"] == pytest.approx(score) and record["kind"] == kind
-    assert flows.recipient(flow_id, "0" * 32) is None
-    with pytest.raises(ValueError):
-        flows.recipient("x' OR 1=1 --", h)
+    try:
+        flows = FlowQueries(store.query)
+        flow = sorted({j.flow_id for j in truth.journeys})[0]
+        answer = flows.forecast(flow, cohorts=30)
+        assert answer["flow_id"] == flow and answer["cohorts"]
+        closed = [c for c in answer["cohorts"] if c["outcome"]]
+        assert closed and all(c["outcome"]["entered"] > 0 for c in closed)
+        (flow_id, h), (score, kind) = next(iter(latest.items()))
+        record = flows.recipient(flow_id, h)
+        assert record["score"] == pytest.approx(score) and record["kind"] == kind
+        assert flows.recipient(flow_id, "0" * 32) is None
+        with pytest.raises(ValueError):
+            flows.recipient("x' OR 1=1 --", h)
+    finally:
+        store.close()

@@ -310,8 +310,15 @@ def test_the_models_learn_from_every_shard_so_quality_does_not_depend_on_the_sha
     many = in_memory(raw, settings(MAILFLOW_BATCH_MS="1", MAILFLOW_SHARDS="16"), batch=500)
     q1, q16 = (latest_quality(r["mailflow.model_metrics"]) for r in (one, many))
     assert q1["engagement"][0] > 1000  # labels graded
-    # the same labels, graded against the same predictions: the same quality
-    assert q16 == q1 and {"engagement", "conversion", "unsubscribe", "bounce_risk"} <= set(q1)
+    # the same labels, graded against the same predictions: the same quality (the
+    # convergence models too, up to the order of facts of the same millisecond)
+    per_message = {m for m in q1 if not m.startswith("convergence")}
+    assert {m: q16[m] for m in per_message} == {m: q1[m] for m in per_message}
+    assert {"engagement", "conversion", "unsubscribe", "bounce_risk"} <= per_message
+    assert q16.keys() == q1.keys()
+    for model in set(q1) - per_message:
+        assert q16[model][0] == q1[model][0]
+        assert q16[model][1:] == pytest.approx(q1[model][1:], abs=0.01)
     assert len(many["mailflow.scores"]) == len(one["mailflow.scores"])
     # Journeys too: the same rows; the scores may differ a little, as facts of the same
     # millisecond reach the model in shard order (a learning step before or after a
