@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 
 import orjson
 
@@ -164,7 +164,7 @@ FLOW_PROPENSITY_COLUMNS = ("flow_id", "recipient_hash", "score", "as_of", "kind"
 
 
 def flow_propensity_row(r: PropensityRow) -> tuple:
-    return (r.flow_id, r.recipient_hash, r.score, r.as_of_ms, r.kind, iso_day(r.cohort_day),
+    return (r.flow_id, r.recipient_hash, r.score, r.as_of_ms, r.kind, day_of(r.cohort_day),
             r.unsubscribe_risk, r.advice)
 
 
@@ -182,7 +182,7 @@ FORECAST_COLUMNS = ("flow_id", "cohort_day", "as_of", "entered", "converged",
 
 
 def forecast_row(r: ForecastRow) -> tuple:
-    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.entered, r.converged,
+    return (r.flow_id, day_of(r.cohort_day), r.as_of_ms // 1000, r.entered, r.converged,
             r.expected_converged, r.forecast_score, r.lo80, r.hi80, r.lo95, r.hi95)
 
 
@@ -191,7 +191,7 @@ COHORT_OUTCOME_COLUMNS = ("flow_id", "cohort_day", "entered", "converged", "scor
 
 
 def cohort_outcome_row(r: CohortOutcome) -> tuple:
-    return (r.flow_id, iso_day(r.cohort_day), r.entered, r.converged, r.score, r.window_days,
+    return (r.flow_id, day_of(r.cohort_day), r.entered, r.converged, r.score, r.window_days,
             r.closed_ms // 1000)
 
 
@@ -200,7 +200,7 @@ FLOW_ALERT_COLUMNS = ("flow_id", "cohort_day", "as_of", "forecast_score", "hi80"
 
 
 def flow_alert_row(r: FlowAlert) -> tuple:
-    return (r.flow_id, iso_day(r.cohort_day), r.as_of_ms // 1000, r.forecast_score, r.hi80,
+    return (r.flow_id, day_of(r.cohort_day), r.as_of_ms // 1000, r.forecast_score, r.hi80,
             r.trailing_score, r.margin, r.detail)
 
 
@@ -218,7 +218,7 @@ FORECAST_QUALITY_COLUMNS = ("flow_id", "cohort_day", "horizon_days", "forecast_s
 
 
 def forecast_quality_row(r: ForecastQuality) -> tuple:
-    return (r.flow_id, iso_day(r.cohort_day), *r[2:])
+    return (r.flow_id, day_of(r.cohort_day), *r[2:])
 
 
 def iso_day(day: int) -> str:
@@ -227,7 +227,15 @@ def iso_day(day: int) -> str:
     >>> iso_day(20_424)
     '2025-12-02'
     """
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
+    return day_of(day).isoformat()
+
+
+def day_of(day: int) -> date:
+    """UTC day number as a `date` (what a `Date` column takes, in JSON and Native inserts)."""
+    return _EPOCH_DAY + timedelta(days=day)
+
+
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 MODEL_EVENT_COLUMNS = ("ts", "model", "event", "detail")

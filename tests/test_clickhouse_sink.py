@@ -4,6 +4,7 @@ before its snapshot counts, and a failed insert fails the job."""
 
 from __future__ import annotations
 
+import datetime
 import math
 import random
 import struct
@@ -81,6 +82,8 @@ def sample(column_type: str, i: int, rng: random.Random) -> Any:
         return (0.0, -0.0, 0.5, rng.random(), rng.random() * 1000)[i % 5]
     if column_type == "Bool":
         return i % 2 == 0
+    if column_type == "Date":
+        return datetime.date(1970, 1, 1) + datetime.timedelta(days=(0, 1, 20_424, 49_000)[i % 4])
     if column_type == "String":
         return f"{STRINGS[i % len(STRINGS)]}#{i}"
     raise AssertionError(f"no sample values for {column_type}: add them to this test")
@@ -137,7 +140,12 @@ def test_json_blocks_store_every_column_type_as_the_native_format(dsn, table):
     assert json == native
 
 
-@pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
+#: Tables that need days of flow traffic before the job writes a row (cohorts close after
+#: their window, alerts need closed cohorts): their columns are checked with samples above.
+NEEDS_DAYS = {"mailflow.cohort_outcomes", "mailflow.flow_alerts", "mailflow.forecast_quality"}
+
+
+@pytest.mark.parametrize("table", sorted(set(TABLE_COLUMNS) - NEEDS_DAYS))
 def test_json_blocks_store_the_jobs_rows_as_the_native_format(dsn, pipeline_rows, table):
     rows = pipeline_rows[table]
     assert rows, f"the generated traffic made no {table} rows"
@@ -165,7 +173,8 @@ def details(store: ClickHouseStore, model: str) -> list[str]:
 def test_the_sink_writes_every_table_it_is_given_and_drains_when_the_input_ends(dsn):
     store = store_for(dsn)
     items = [(MODEL_EVENTS, block("dataflow", b, rows=3)) for b in range(5)]
-    items.append(("mailflow.model_metrics", [("dataflow", int(START), 10, 10, 0.5, 0.7, 0.1)]))
+    items.append(("mailflow.model_metrics",
+                  [("dataflow", int(START), 10, 10, 0.5, 0.7, 0.1, 0.02)]))
     counts = JobStats()  # the sink counts into whatever it is given (the job: its STATS)
     flow = Dataflow("clickhouse_sink")
     op.output("clickhouse_out", op.input("rows", flow, TestingSource(items)),
