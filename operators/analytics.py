@@ -427,7 +427,7 @@ class RecipientAnalytics:
         timers due by then fire, as facts stamped with their due time (so the models see
         them at that time, however the recipients were sharded)."""
         journeys, history = self.journeys, self.history
-        if journeys._timers and journeys._timers[0][0] <= ts_ms:
+        if journeys.due(ts_ms):
             out.facts.extend(journeys.tick(ts_ms, lambda h: history.numbers(h, ts_ms)))
 
     def _journeys(self, ev: Event, mkey: str, interaction: Interaction,

@@ -92,6 +92,10 @@ class JourneyBook:
         """A restart's window applies to open journeys (their timers re-check it)."""
         self.window_ms = window_s * 1000
 
+    def due(self, ts_ms: int) -> bool:
+        """Is a timer due by `ts_ms` (so that `tick` has work)?"""
+        return bool(self._timers) and self._timers[0][0] <= ts_ms
+
     def open_journeys(self) -> int:
         return sum(len(flows) for flows in self.open.values())
 
