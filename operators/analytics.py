@@ -190,7 +190,7 @@ class FlowAggregates:
     def configure_flows(self, propensity_step: float, stop_mailing_below: float,
                         flow_window_s: int = 7 * 86_400, alert_margin: float = 0.2) -> None:
         """Settings of the convergence prediction (after a restart too)."""
-        self.propensity.configure(propensity_step, stop_mailing_below)
+        self.propensity.configure(propensity_step, stop_mailing_below, flow_window_s)
         self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
                                 alert_margin=alert_margin)
 
@@ -254,6 +254,7 @@ class FlowAggregates:
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
+        self.propensity.advance(ts_ms)
         forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
         if forecasts or cohorts or alerts:
             out.forecasts.extend(forecasts)
