@@ -181,7 +181,7 @@ class HazardBook:
         pooled = self._pooled_rates()
         m, e = self._arrays(flow)
         k = self.prior_hours
-        return np.minimum((m + k * pooled) / (e[:, None, :] + k), _RATE_CAP)
+        return np.minimum((m + k * pooled) / np.maximum(e[:, None, :] + k, 1e-9), _RATE_CAP)
 
     def rate(self, flow: str, old: int, new: int, bucket: int) -> float:
         return float(self.rates(flow)[old, new, bucket])
