@@ -50,6 +50,7 @@ from operators.forecast import (
     ForecastQuality,
     ForecastRow,
 )
+from operators.hazards import HOUR_MS
 from operators.journeys import JourneyBook, JourneyFact
 from operators.learning import (
     CONVERTED,
@@ -197,7 +198,10 @@ class FlowAggregates:
     def _move(self, move: Move, ts_ms: int) -> None:
         """A propensity changed: the cohort forecast follows."""
         forecast, kind = self.forecast, move.kind
-        if move.old is None:
+        if move.count != 1:
+            forecast.rescore_many(move.flow_id, move.cohort_day, move.old, move.new,
+                                  move.count, ts_ms)
+        elif move.old is None:
             forecast.enter(move.flow_id, move.cohort_day, move.new, ts_ms)
         elif kind == "goal":
             forecast.reach(move.flow_id, move.cohort_day, move.old, ts_ms)
@@ -254,7 +258,18 @@ class FlowAggregates:
         out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
-        self.propensity.advance(ts_ms)
+        # the propensities as of every hour boundary crossed, then the forecast's rows there
+        hour = self.propensity.hour
+        if hour >= 0:
+            for boundary in range((hour + 1) * HOUR_MS, ts_ms + 1, HOUR_MS):
+                self._advance_flows(boundary, out)
+        self._advance_flows(ts_ms, out)
+
+    def _advance_flows(self, ts_ms: int, out: AnalyticsBatch) -> None:
+        rows, moves = self.propensity.advance(ts_ms)
+        out.propensities.extend(rows)
+        for move in moves:
+            self._move(move, ts_ms)
         forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
         if forecasts or cohorts or alerts:
             out.forecasts.extend(forecasts)

@@ -432,6 +432,32 @@ class CohortForecast:
         if cohort is not None and self._remove(cohort, old_p):
             self._add(cohort, new_p)
 
+    def rescore_many(self, flow_id: str, cohort_day: int, old_p: float, new_p: float,
+                     count: int, ts_ms: int) -> None:
+        """`count` open recipients with the same propensity moved from old_p to new_p."""
+        if not (self._valid(old_p) and self._valid(new_p)) or old_p == new_p or count <= 0:
+            return
+        cohort = self._open(flow_id, cohort_day, ts_ms)
+        if cohort is None:
+            return
+        if cohort.open < count:
+            self._stats["unmatched"] += 1
+            return
+        ps = cohort.ps
+        if ps is not None:
+            left = ps.get(old_p, 0) - count
+            if left > 0:
+                ps[old_p] = left
+            elif left == 0:
+                del ps[old_p]
+            else:
+                cohort.ps = None
+                self._stats["mismatched"] += 1
+            if cohort.ps is not None:
+                ps[new_p] += count
+        cohort.add(old_p, -count)
+        cohort.add(new_p, count)
+
     def reach(self, flow_id: str, cohort_day: int, old_p: float, ts_ms: int) -> None:
         """An open recipient reached the goal: converged (1), out of the open set."""
         cohort = self._open(flow_id, cohort_day, ts_ms)

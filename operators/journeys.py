@@ -13,10 +13,8 @@ Every event that changes what we know about an open journey becomes a
 `JourneyFact` for the models' step (operators/propensity.py), which re-scores
 the recipient's *convergence propensity*: another delivery of the flow, a human
 open, click or reply (machine opens and bot clicks change nothing), a hard
-bounce, a conversion elsewhere (not attributed to this flow), and every
-`RESCORE_MS` (6 hours) the passing of time without response (a score that waited a day
-over-forecast the cohorts: the chance of someone quiet since the morning is lower by
-the evening). A fact carries what only the shard
+bounce, a conversion elsewhere (not attributed to this flow), and once a day
+the passing of time without response. A fact carries what only the shard
 knows: the journey so far (`JOURNEY_FEATURES`) and the recipient's history
 (`HistoryBook.numbers`). Everything is event time; timers are a heap, so the
 cost is what is due.
@@ -29,8 +27,8 @@ cost is what is due.
 >>> [f.kind for f in book.observe("click", 3_600_000, "r1", "s", "gmail.com", "welcome", 0,
 ...                               True, (), numbers)]
 ['click']
->>> [f.kind for f in book.tick(86_400_000, lambda r: (0.0,))]     # every 6 hours: re-scored
-['quiet', 'quiet', 'quiet', 'quiet']
+>>> [f.kind for f in book.tick(86_400_000, lambda r: (0.0,))]     # a day in: re-scored
+['quiet']
 >>> [(f.kind, f.flow_id) for f in book.observe("conversion", 90_000_000, "r1", "s", "", "",
 ...                                            0, True, ("welcome",), numbers)]
 [('goal', 'welcome')]
@@ -47,8 +45,6 @@ from typing import NamedTuple
 
 DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
-#: Re-scored at least this often while the journey is open.
-RESCORE_MS = 6 * _HOUR_MS
 
 ENTER, DELIVERY, OPEN, CLICK, REPLY, BOUNCE, ELSEWHERE, QUIET = (
     "enter", "delivery", "open", "click", "reply", "bounce", "elsewhere", "quiet")
@@ -121,7 +117,7 @@ class JourneyBook:
                 flows = self.flows_of.get(recipient, ())
                 if flow_id not in flows:
                     self.flows_of[recipient] = (*flows, flow_id)
-                heapq.heappush(self._timers, (ts_ms + RESCORE_MS, recipient, flow_id, ts_ms))
+                heapq.heappush(self._timers, (ts_ms + DAY_MS, recipient, flow_id, ts_ms))
                 facts.append(self._fact(ts_ms, recipient, flow_id, j, ENTER, numbers))
             else:
                 j[_DELIVERIES] += 1
@@ -177,7 +173,7 @@ class JourneyBook:
                 facts.append(self._close(due, recipient, flow, EXPIRED, numbers))
                 continue
             facts.append(self._fact(due, recipient, flow, j, QUIET, numbers))
-            heapq.heappush(timers, (min(due + RESCORE_MS, end), recipient, flow, entered))
+            heapq.heappush(timers, (min(due + DAY_MS, end), recipient, flow, entered))
         return facts
 
     # -- erasure ---------------------------------------------------------------

@@ -52,7 +52,7 @@ flow's mail rose is flagged `advice="stop_mailing"` (advice, never an action).
 
 from __future__ import annotations
 
-import math
+import heapq
 import struct
 from typing import NamedTuple
 
@@ -63,10 +63,16 @@ from operators.learning import Graded
 
 # journey record fields
 (_COHORT, _P_ENTRY, _P_LAST, _UNSUB_ENTRY, _UNSUB_LAST, _PUBLISHED,
- _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE) = range(11)
+ _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE, _TOUCH, _SENDER, _PROVIDER) = range(14)
 #: Scores are capped below 1 until the goal is reached.
 _P_MAX = 0.999
 _MODEL = "convergence"
+_HOUR_MS = hazards.HOUR_MS
+#: A human touch older than this cools the journey: who clicked and did not convert within
+#: hours rarely converts later (without this state the cohorts were over-forecast by a third).
+COOL_HOURS = 12
+_COOL_MS = COOL_HOURS * _HOUR_MS
+_TOUCHES = {"open": hazards.OPENED, "click": hazards.ENGAGED, "reply": hazards.ENGAGED}
 
 
 class PropensityRow(NamedTuple):
@@ -74,7 +80,7 @@ class PropensityRow(NamedTuple):
     recipient_hash: str
     score: float  # P(reaching the flow's goal within its window), as of as_of_ms
     as_of_ms: int
-    kind: str  # what re-scored it (operators/journeys.py KINDS)
+    kind: str  # what re-scored it (operators/journeys.py KINDS, or "cooled")
     cohort_day: int
     unsubscribe_risk: float  # of the flow's latest delivery (per-message model)
     advice: str  # "stop_mailing" or ""
@@ -82,14 +88,25 @@ class PropensityRow(NamedTuple):
 
 
 class Move(NamedTuple):
-    """A recipient's propensity changed: what the cohort forecast needs."""
+    """Propensities changed: what the cohort forecast needs. The forecast holds, for every
+    open journey, the chance of its *group* (flow, state, hour of entering) as of the last
+    hour boundary (`PropensityBook.advance` refreshes them), so that the cohort's sum is
+    never older than an hour without re-scoring every journey every hour."""
 
     flow_id: str
     cohort_day: int
-    recipient_hash: str
+    recipient_hash: str  # "" for a whole group's refresh
     old: float | None  # None: entered now
     new: float
     kind: str  # a final kind (goal, stopped, expired) closes the journey; "erased" too
+    count: int = 1  # a group's refresh moves all its journeys at once
+
+
+class _Cooling(NamedTuple):
+    due_ms: int
+    recipient: str
+    flow_id: str
+    touch_ms: int
 
 
 class PropensityBook:
@@ -102,15 +119,15 @@ class PropensityBook:
         self.open: dict[str, dict[str, list]] = {}  # recipient -> flow -> record
         self.flows: dict[str, list[int]] = {}  # flow -> [closed journeys, reached]
         self.learned = 0
+        #: (flow, state, hour of entering) -> the chance the forecast holds for its journeys
+        self.group_p: dict[tuple[str, int, int], float] = {}
+        self._cooling: list[_Cooling] = []  # a heap
+        self.hour = -1  # the last hour (index) the groups' chances were refreshed at
 
     def configure(self, step: float, stop_below: float, window_s: int | None = None) -> None:
         self.step, self.stop_below = step, stop_below
         if window_s:
             self.hazards.set_window(window_s)
-
-    def advance(self, ts_ms: int) -> None:
-        """Event time reached `ts_ms`: the person-time of the open journeys is counted."""
-        self.hazards.advance(ts_ms)
 
     def open_journeys(self) -> int:
         return sum(len(flows) for flows in self.open.values())
@@ -121,57 +138,142 @@ class PropensityBook:
         closed, reached = self.flows.get(flow_id, (0, 0))
         return (reached + 0.5) / (closed + 10.0)
 
+    # -- time -------------------------------------------------------------------------
+    def advance(self, ts_ms: int) -> tuple[list[PropensityRow], list[Move]]:
+        """Event time reached `ts_ms`: journeys whose last touch is `COOL_HOURS` old cool
+        (re-scored), the person-time is counted, and at each hour boundary every group's
+        chance is refreshed for the forecast (call it at every boundary the stream
+        crosses: rows and moves as of `ts_ms`)."""
+        rows, moves = self._cool(ts_ms)
+        self.hazards.advance(ts_ms)
+        hour = ts_ms // _HOUR_MS
+        if hour != self.hour:
+            self.hour = hour
+            moves.extend(self._refresh(hour * _HOUR_MS))
+        return rows, moves
+
+    def _refresh(self, ts_ms: int) -> list[Move]:
+        moves = []
+        chance, group_p = self.hazards.chance, self.group_p
+        for key, n in self.hazards.alive.items():
+            flow, state, hour = key
+            old = group_p.get(key)
+            new = _f16(min(chance(flow, state, ts_ms - hour * _HOUR_MS), _P_MAX))
+            if old is not None and new != old:
+                group_p[key] = new
+                moves.append(Move(flow, hour // 24, "", old, new, "refresh", n))
+        return moves
+
+    def _cool(self, ts_ms: int) -> tuple[list[PropensityRow], list[Move]]:
+        rows: list[PropensityRow] = []
+        moves: list[Move] = []
+        timers = self._cooling
+        while timers and timers[0].due_ms <= ts_ms:
+            due, recipient, flow, touch = heapq.heappop(timers)
+            record = self.open.get(recipient, {}).get(flow)
+            if record is None or record[_TOUCH] != touch:
+                continue  # closed, or touched again since (a later timer)
+            move = self._to(flow, recipient, record, hazards.COOLED, due)
+            rows.append(self._row(flow, recipient, due, "cooled", record, record[_P_LAST],
+                                  self._publish(record)))
+            if move:
+                moves.append(move)
+        return rows, moves
+
+    # -- facts ------------------------------------------------------------------------
     def observe(self, fact, scores: tuple[float, float, float] | None
                 ) -> tuple[list[PropensityRow], list[Graded], list[Move]]:
         """One `JourneyFact`, with the per-message scores of the flow's latest delivery if
-        still known (engagement, conversion, unsubscribe risk); rows, graded labels, moves."""
-        flow, recipient, kind = fact.flow_id, fact.recipient_hash, fact.kind
+        still known (engagement, conversion, unsubscribe risk); rows, graded labels, moves
+        (journeys that cooled before it first)."""
+        rows, moves = self._cool(fact.ts_ms) if self._cooling else ([], [])
+        flow, recipient, kind, ts = fact.flow_id, fact.recipient_hash, fact.kind, fact.ts_ms
         journeys = self.open.get(recipient)
         record = journeys.get(flow) if journeys else None
         if kind in FINAL:
-            if record is None:
-                return [], [], []
-            return self._close(fact, record)
+            if record is not None:
+                row, graded, move = self._close(fact, record)
+                rows.append(row)
+                moves.append(move)
+                return rows, graded, moves
+            return rows, [], moves
         if record is None:
             if kind != "enter":
-                return [], [], []  # the journey's entry is unknown here (erased): skip
+                return rows, [], moves  # the journey's entry is unknown here (erased): skip
             rate = self.flow_rate(flow)
             scores = scores or (0.0, 0.0, 0.0)
-            self.hazards.enter(flow, fact.ts_ms)
+            self.hazards.enter(flow, ts)
+            key = (flow, hazards.QUIET, ts // _HOUR_MS)
             p = self._score(flow, hazards.QUIET, 0)
+            held = self.group_p.setdefault(key, p)
             record = [fact.cohort_day, p, p, scores[2], scores[2], p, scores[1], rate,
-                      scores, fact.ts_ms, hazards.QUIET]
+                      scores, ts, hazards.QUIET, -1, fact.sender, fact.provider]
             self.open.setdefault(recipient, {})[flow] = record
-            row = self._row(fact, record, p, publish=True)
-            return [row], [], [Move(flow, fact.cohort_day, recipient, None, p, kind)]
+            rows.append(self._row(flow, recipient, ts, kind, record, p, True))
+            moves.append(Move(flow, fact.cohort_day, recipient, None, held, kind))
+            return rows, [], moves
         if scores is None:
             scores = record[_SCORES]
         else:
             record[_SCORES] = scores
-        old = record[_P_LAST]
-        state = _state_of(fact.journey)
-        if state != record[_STATE]:
-            self.hazards.move(flow, record[_ENTERED], fact.ts_ms, record[_STATE], state)
-            record[_STATE] = state
-        p = self._score(flow, state, fact.ts_ms - record[_ENTERED])
-        record[_P_LAST], record[_UNSUB_LAST] = p, scores[2]
-        publish = abs(p - record[_PUBLISHED]) >= self.step
-        if publish:
-            record[_PUBLISHED] = p
-        return ([self._row(fact, record, p, publish)], [],
-                [Move(flow, record[_COHORT], recipient, old, p, kind)])
+        record[_UNSUB_LAST] = scores[2]
+        state = record[_STATE]
+        touched = _TOUCHES.get(kind)
+        if touched is not None:
+            record[_TOUCH] = ts
+            heapq.heappush(self._cooling, _Cooling(ts + _COOL_MS, recipient, flow, ts))
+            state = max(touched, state) if state in (hazards.OPENED, hazards.ENGAGED) \
+                else touched
+        if kind == "bounce":
+            state = hazards.BOUNCED
+        move = self._to(flow, recipient, record, state, ts)
+        if move:
+            moves.append(move)
+        rows.append(self._row(flow, recipient, ts, kind, record, record[_P_LAST],
+                              self._publish(record)))
+        return rows, [], moves
+
+    def _to(self, flow: str, recipient: str, record: list, state: int, ts: int
+            ) -> Move | None:
+        """The journey is in `state` from `ts` on: counted, re-scored; the forecast's move
+        if its group changed."""
+        old_state = record[_STATE]
+        if state == hazards.BOUNCED or old_state == hazards.BOUNCED:
+            state = hazards.BOUNCED  # a bounced address stays bounced
+        record[_P_LAST] = self._score(flow, state, ts - record[_ENTERED])
+        if state == old_state:
+            return None
+        hour = record[_ENTERED] // _HOUR_MS
+        old_key, key = (flow, old_state, hour), (flow, state, hour)
+        held = self._held(old_key)
+        self.hazards.move(flow, record[_ENTERED], ts, old_state, state)
+        self._release(old_key)
+        record[_STATE] = state
+        new = self.group_p.setdefault(key, record[_P_LAST])
+        return Move(flow, record[_COHORT], recipient, held, new, "state")
 
     def forget(self, recipient: str, ts_ms: int) -> list[Move]:
         """Erasure: the recipient's open journeys leave (their scores are dropped; the
         counts and the flows' running rates keep what they learnt)."""
         journeys = self.open.pop(recipient, {})
+        moves = []
         for flow, r in journeys.items():
+            key = (flow, r[_STATE], r[_ENTERED] // _HOUR_MS)
+            held = self._held(key)
             self.hazards.leave(flow, r[_ENTERED], ts_ms, r[_STATE])
-        return [Move(flow, r[_COHORT], recipient, r[_P_LAST], 0.0, "erased")
-                for flow, r in journeys.items()]
+            self._release(key)
+            moves.append(Move(flow, r[_COHORT], recipient, held, 0.0, "erased"))
+        return moves
 
     # -- internals ---------------------------------------------------------------
-    def _close(self, fact, record: list) -> tuple[list[PropensityRow], list[Graded], list[Move]]:
+    def _held(self, key: tuple[str, int, int]) -> float:
+        return self.group_p.get(key, 0.0)
+
+    def _release(self, key: tuple[str, int, int]) -> None:
+        if key not in self.hazards.alive:
+            self.group_p.pop(key, None)
+
+    def _close(self, fact, record: list) -> tuple[PropensityRow, list[Graded], Move]:
         flow, recipient = fact.flow_id, fact.recipient_hash
         journeys = self.open[recipient]
         del journeys[flow]
@@ -179,12 +281,15 @@ class PropensityBook:
             del self.open[recipient]
         y = fact.kind == GOAL
         ts = fact.ts_ms
+        key = (flow, record[_STATE], record[_ENTERED] // _HOUR_MS)
+        held = self._held(key)
         if y:
             self.hazards.move(flow, record[_ENTERED], ts, record[_STATE], hazards.GOAL)
         elif fact.kind == "stopped":
             self.hazards.move(flow, record[_ENTERED], ts, record[_STATE], hazards.STOP)
         else:
             self.hazards.leave(flow, record[_ENTERED], ts, record[_STATE])
+        self._release(key)
         graded = [Graded(_MODEL, ts, y, record[_P_ENTRY]),
                   Graded(_MODEL + "_latest", ts, y, record[_P_LAST]),
                   Graded(_MODEL + "_baseline_flow", ts, y, record[_FLOW_RATE]),
@@ -194,35 +299,30 @@ class PropensityBook:
         counts[0] += 1
         counts[1] += y
         p = 1.0 if y else 0.0
-        return ([self._row(fact, record, p, publish=True)], graded,
-                [Move(flow, record[_COHORT], recipient, record[_P_LAST], p, fact.kind)])
+        return (self._row(flow, recipient, ts, fact.kind, record, p, True), graded,
+                Move(flow, record[_COHORT], recipient, held, p, fact.kind))
 
-    def _row(self, fact, record: list, p: float, publish: bool) -> PropensityRow:
+    def _publish(self, record: list) -> bool:
+        publish = abs(record[_P_LAST] - record[_PUBLISHED]) >= self.step
+        if publish:
+            record[_PUBLISHED] = record[_P_LAST]
+        return publish
+
+    def _row(self, flow: str, recipient: str, ts: int, kind: str, record: list, p: float,
+             publish: bool) -> PropensityRow:
         unsub = record[_UNSUB_LAST]
-        advice = ("stop_mailing" if fact.kind not in FINAL and p < self.stop_below
+        advice = ("stop_mailing" if kind not in FINAL and p < self.stop_below
                   and unsub > record[_UNSUB_ENTRY] * self.unsub_rise and unsub > 0 else "")
-        return PropensityRow(fact.flow_id, fact.recipient_hash, round(p, 6), fact.ts_ms,
-                             fact.kind, record[_COHORT], round(unsub, 6), advice, publish)
+        return PropensityRow(flow, recipient, round(p, 6), ts, kind, record[_COHORT],
+                             round(unsub, 6), advice, publish)
 
     def _score(self, flow: str, state: int, elapsed_ms: int) -> float:
-        p = min(self.hazards.chance(flow, state, elapsed_ms), _P_MAX)
-        return _F16.unpack(_F16.pack(p))[0]  # float16, like every graded prediction
+        return _f16(min(self.hazards.chance(flow, state, elapsed_ms), _P_MAX))
 
 
 _F16 = struct.Struct("<e")
-#: A human touch older than this cools the journey (since_touch is log1p(hours) / 7).
-COOL_HOURS = 6
-_COOL = math.log1p(COOL_HOURS) / 7.0
 
 
-def _state_of(journey: tuple[float, ...]) -> int:
-    """The journey's state from its numbers (operators/journeys.py JOURNEY_FEATURES)."""
-    if journey[6] > 0:  # bounced
-        return hazards.BOUNCED
-    if journey[2] <= 0:  # no human interaction yet
-        return hazards.QUIET
-    if journey[5] >= _COOL:  # the last human touch is older than COOL_HOURS
-        return hazards.COOLED
-    if journey[3] > 0 or journey[4] > 0:  # clicks, replies
-        return hazards.ENGAGED
-    return hazards.OPENED
+def _f16(p: float) -> float:
+    """Rounded to float16, like every graded prediction."""
+    return _F16.unpack(_F16.pack(p))[0]
