@@ -216,8 +216,10 @@ class HazardBook:
             for j in range(lived[0] + 1, last):
                 if not seen[s, j]:
                     r[s, :, j] = r[s, :, j - 1]
+            # no longer than the time lived so far: hours of data say little about days
+            half_life = min(self.half_life_ms, (last + 1) * self.bucket_ms)
             for j in range(last + 1, self.buckets):
-                r[s, :, j] = base * 0.5 ** ((j - last) * self.bucket_ms / self.half_life_ms)
+                r[s, :, j] = base * 0.5 ** ((j - last) * self.bucket_ms / half_life)
         return r
 
     def table(self, flow: str) -> np.ndarray:

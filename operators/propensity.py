@@ -68,6 +68,11 @@ from operators.learning import Graded
 _P_MAX = 0.999
 _MODEL = "convergence"
 _HOUR_MS = hazards.HOUR_MS
+_DAY_MS = 24 * _HOUR_MS
+#: The calibration factor's prior weight (entrants at factor 1), and how much a matured
+#: cohort's weight fades with each newer one.
+_PRIOR_ENTRANTS = 200.0
+_FADE = 0.8
 #: A human touch older than this cools the journey: who clicked and did not convert within
 #: hours rarely converts later (without this state the cohorts were over-forecast by a third).
 COOL_HOURS = 12
@@ -122,6 +127,11 @@ class PropensityBook:
         #: (flow, state, hour of entering) -> the chance the forecast holds for its journeys
         self.group_p: dict[tuple[str, int, int], float] = {}
         self._cooling: list[_Cooling] = []  # a heap
+        #: (flow, cohort day) -> [entered, reached] until the cohort's window has closed;
+        #: then into `matured` (flow -> [entered, reached], older cohorts fading)
+        self.cohorts: dict[tuple[str, int], list[int]] = {}
+        self.matured: dict[str, list[float]] = {}
+        self._factors: dict[str, float] = {}
         self.hour = -1  # the last hour (index) the groups' chances were refreshed at
 
     def configure(self, step: float, stop_below: float, window_s: int | None = None) -> None:
@@ -153,8 +163,10 @@ class PropensityBook:
         return rows, moves
 
     def _refresh(self, ts_ms: int) -> list[Move]:
+        self._mature(ts_ms)
+        self._factors.clear()
         moves = []
-        chance, group_p = self.hazards.chance, self.group_p
+        chance, group_p = self._chance, self.group_p
         for key, n in self.hazards.alive.items():
             flow, state, hour = key
             old = group_p.get(key)
@@ -209,6 +221,7 @@ class PropensityBook:
             record = [fact.cohort_day, p, p, scores[2], scores[2], p, scores[1], rate,
                       scores, ts, hazards.QUIET, -1, fact.sender, fact.provider]
             self.open.setdefault(recipient, {})[flow] = record
+            self.cohorts.setdefault((flow, fact.cohort_day), [0, 0])[0] += 1
             rows.append(self._row(flow, recipient, ts, kind, record, p, True))
             moves.append(Move(flow, fact.cohort_day, recipient, None, held, kind))
             return rows, [], moves
@@ -295,6 +308,10 @@ class PropensityBook:
                   Graded(_MODEL + "_baseline_flow", ts, y, record[_FLOW_RATE]),
                   Graded(_MODEL + "_baseline_conversion", ts, y, record[_CONV_ENTRY])]
         self.learned += 1
+        if y:
+            cohort = self.cohorts.get((flow, record[_COHORT]))
+            if cohort is not None:
+                cohort[1] += 1
         counts = self.flows.setdefault(flow, [0, 0])
         counts[0] += 1
         counts[1] += y
@@ -317,7 +334,36 @@ class PropensityBook:
                              round(unsub, 6), advice, publish)
 
     def _score(self, flow: str, state: int, elapsed_ms: int) -> float:
-        return _f16(min(self.hazards.chance(flow, state, elapsed_ms), _P_MAX))
+        return _f16(min(self._chance(flow, state, elapsed_ms), _P_MAX))
+
+    def _chance(self, flow: str, state: int, elapsed_ms: int) -> float:
+        """The counted chance, times the flow's calibration factor."""
+        return min(self.hazards.chance(flow, state, elapsed_ms) * self.factor(flow), 1.0)
+
+    def factor(self, flow: str) -> float:
+        """Realised over predicted on the flow's matured cohorts (whose window has closed):
+        how far the counted chances are off for this flow. The states and slices miss
+        what happened before (a recipient who clicked days ago and cooled is not the same as
+        one who never did); outcomes that are complete say by how much. 1 until cohorts
+        matured, shrunk towards 1 by `_PRIOR_ENTRANTS`."""
+        f = self._factors.get(flow)
+        if f is None:
+            entered, reached = self.matured.get(flow, (0.0, 0.0))
+            c0 = self.hazards.chance(flow, hazards.QUIET, 0)
+            f = ((reached / c0 + _PRIOR_ENTRANTS) / (entered + _PRIOR_ENTRANTS)
+                 if entered and c0 > 0 else 1.0)
+            self._factors[flow] = f
+        return f
+
+    def _mature(self, ts_ms: int) -> None:
+        """Cohorts whose window has closed by `ts_ms` add to their flow's matured totals
+        (which fade by `_FADE` per cohort: the flow may change)."""
+        window = self.hazards.window_ms
+        for key in [k for k in self.cohorts if (k[1] + 1) * _DAY_MS + window <= ts_ms]:
+            entered, reached = self.cohorts.pop(key)
+            m = self.matured.setdefault(key[0], [0.0, 0.0])
+            m[0] = m[0] * _FADE + entered
+            m[1] = m[1] * _FADE + reached
 
 
 _F16 = struct.Struct("<e")
