@@ -26,10 +26,10 @@ def test_the_chance_of_one_move_is_one_minus_the_survival_of_its_rates():
     """One move QUIET -> GOAL: P(goal | QUIET at slice b) = 1 - exp(-sum of the rates x 6 h
     over the slices left)."""
     h = HazardBook(window_s=2 * 86_400, prior_hours=0.0)
-    for i in range(100):
+    for _ in range(100):
         h.enter("f", 0)
     for b in range(8):  # 2 goals in the middle of every 6-hour slice
-        for i in range(2):
+        for _ in range(2):
             h.move("f", 0, b * 6 * HOUR_MS + 3 * HOUR_MS, QUIET, GOAL)
     h.advance(2 * DAY)
     r = h.rates("f")[QUIET, GOAL]
@@ -71,9 +71,9 @@ def test_a_chain_through_a_fast_state_counts_the_goal_behind_it():
 
 def test_slices_nobody_reached_yet_take_the_last_day_decaying():
     h = HazardBook(window_s=4 * 86_400, extrapolate_half_life_s=86_400)
-    for i in range(50):
+    for _ in range(50):
         h.enter("f", 0)
-    for i in range(5):
+    for _ in range(5):
         h.move("f", 0, 20 * HOUR_MS, QUIET, GOAL)
     h.advance(DAY)  # only the first day lived
     r = h.rates("f")[QUIET, GOAL]
@@ -85,9 +85,9 @@ def test_slices_nobody_reached_yet_take_the_last_day_decaying():
 
 def test_an_unknown_flow_starts_from_the_others():
     h = HazardBook(window_s=86_400)
-    for i in range(40):
+    for _ in range(40):
         h.enter("a", 0)
-    for i in range(8):
+    for _ in range(8):
         h.move("a", 0, HOUR_MS, QUIET, GOAL)
     h.advance(DAY)
     assert h.chance("new", QUIET, 0) == pytest.approx(h.chance("a", QUIET, 0), rel=0.2)

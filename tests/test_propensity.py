@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from operators.analytics import EngagementAnalytics
 from operators.event import Event
 from operators.journeys import DAY_MS, JourneyBook
@@ -126,3 +128,52 @@ def test_an_erasure_leaves_no_timer_naming_the_recipient():
         book.observe("delivered", 0, r, S, "gmail.com", "welcome", 5, True, (), numbers)
     assert book.forget("gone") == (1, ("welcome",))
     assert [t[1] for t in book._timers] == ["kept"]
+
+
+def test_a_journey_cools_twelve_hours_after_its_last_human_touch_and_its_score_falls():
+    from operators.propensity import COOL_HOURS
+
+    _, rows = run(traffic(5, n=800) + [
+        ev("delivered", 10 ** 10, "probe", message="p"),
+        ev("click", 10 ** 10 + 60_000, "probe", message="p"),
+        ev("delivered", 10 ** 10 + 13 * 3_600_000, "other", flow="", message="o")])
+    probe = [r for r in rows if r.recipient_hash == "probe"]
+    assert [r.kind for r in probe] == ["enter", "click", "cooled"]
+    assert probe[2].as_of_ms == 10 ** 10 + 60_000 + COOL_HOURS * 3_600_000
+    assert probe[2].score < probe[1].score
+
+
+def test_the_forecast_holds_every_open_journey_s_group_chance_exactly():
+    """Hourly refreshes move whole groups: the cohort forecast never meets a p it does not
+    hold (no mismatch), and its open sum is the groups' chances times their sizes."""
+    analytics, _ = run(traffic(3, n=1500))
+    agg = analytics.aggregates
+    agg.advance(1500 * 400_000 + 5 * 3_600_000, analytics.flush())
+    stats = agg.forecast.stats()
+    assert stats["mismatched"] == 0 and stats["unmatched"] == 0
+    book = agg.propensity
+    expected = sum(n * book.group_p[key] for key, n in book.hazards.alive.items())
+    held = sum(c.moments()[0] for c in agg.forecast._cohorts.values())
+    assert held == pytest.approx(expected, rel=1e-9)
+
+
+def test_matured_cohorts_calibrate_the_counted_chances():
+    """Realised goals on cohorts whose window closed, against the counted chance at entry:
+    the factor is 1 before any matured, and moves towards realised / counted."""
+    book = PropensityBook()
+    assert book.factor("f") == 1.0
+    from operators.journeys import JourneyFact
+
+    day = 86_400_000
+    for i in range(400):  # one cohort: 400 enter, 120 reach the goal within hours
+        fact = JourneyFact(i * 1000, "f", f"r{i}", S, "gmail.com", 0, "enter", 1,
+                           (0.0,) * 8, (0.0,) * 7)
+        book.observe(fact, None)
+    for i in range(120):
+        book.observe(JourneyFact(3_600_000 + i, "f", f"r{i}", S, "gmail.com", 0, "goal", 1,
+                                 (0.0,) * 8, (0.0,) * 7), None)
+    book.advance(day)
+    assert book.factor("f") == 1.0  # not matured yet
+    book.advance(9 * day)
+    c0 = book.hazards.chance("f", 0, 0)
+    assert book.factor("f") == pytest.approx((120 / c0 + 200) / (400 + 200))
