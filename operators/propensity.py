@@ -32,8 +32,14 @@ in one event-time order, beside the per-message models (operators/learning.py):
   without it the cohorts were over-forecast by a third), hourly refreshes of the groups
   and extrapolation no longer than the time lived: 0.023 and 21%; with the matured
   factor: 0.022 and 19.5%. Adding the regression's recipient features on top of the
-  counts (its log-odds against its mean per state) broke the calibration (ECE 0.13): the
-  recipients' own history does not enter the score yet.
+  counts (its log-odds against its mean per state) broke the calibration (ECE 0.13).
+- **The recipient's history** enters as a *tier* at entering (`_tier`: new, cold or
+  engaged before): journeys are counted per flow and tier (the chances of a tier with
+  little data lean on the pooled counts). With newsletters giving histories
+  (`--newsletters 0.3`): entry ECE 0.018 instead of 0.022, ROC AUC 0.618 instead of 0.615,
+  forecast error a day in 19% instead of 21% (cohorts of 500 and more). The per-message
+  engagement score at entry says little more about reaching the goal (ROC AUC 0.53 within
+  a flow), so it is not used.
 - **Graded** prequentially when the journey closes (`Graded`, for `model_metrics`): the
   entry score (`convergence`), the latest score before the end (`convergence_latest`),
   and two baselines measured the same way: the flow's running convergence at entry
@@ -71,7 +77,7 @@ from operators.learning import Graded
 
 # journey record fields
 (_COHORT, _P_ENTRY, _P_LAST, _UNSUB_ENTRY, _UNSUB_LAST, _PUBLISHED,
- _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE, _TOUCH, _SENDER, _PROVIDER) = range(14)
+ _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE, _TOUCH, _SENDER, _PROVIDER, _KEY) = range(15)
 #: Scores are capped below 1 until the goal is reached.
 _P_MAX = 0.999
 _MODEL = "convergence"
@@ -177,12 +183,13 @@ class PropensityBook:
         moves = []
         chance, group_p = self._chance, self.group_p
         for key, n in self.hazards.alive.items():
-            flow, state, hour = key
+            mk, state, hour = key
             old = group_p.get(key)
-            new = _f16(min(chance(flow, state, ts_ms - hour * _HOUR_MS), _P_MAX))
+            new = _f16(min(chance(mk, state, ts_ms - hour * _HOUR_MS), _P_MAX))
             if old is not None and new != old:
                 group_p[key] = new
-                moves.append(Move(flow, hour // 24, "", old, new, "refresh", n))
+                moves.append(Move(mk.partition(_SEP)[0], hour // 24, "", old, new, "refresh",
+                                  n))
         return moves
 
     def _cool(self, ts_ms: int) -> tuple[list[PropensityRow], list[Move]]:
@@ -223,14 +230,15 @@ class PropensityBook:
                 return rows, [], moves  # the journey's entry is unknown here (erased): skip
             rate = self.flow_rate(flow)
             scores = scores or (0.0, 0.0, 0.0)
-            self.hazards.enter(flow, ts)
-            key = (flow, hazards.QUIET, ts // _HOUR_MS)
-            p = self._score(flow, hazards.QUIET, 0)
+            mk = flow + _SEP + _tier(fact.recipient)
+            self.hazards.enter(mk, ts)
+            key = (mk, hazards.QUIET, ts // _HOUR_MS)
+            p = self._score(mk, hazards.QUIET, 0)
             held = self.group_p.setdefault(key, p)
             record = [fact.cohort_day, p, p, scores[2], scores[2], p, scores[1], rate,
-                      scores, ts, hazards.QUIET, -1, fact.sender, fact.provider]
+                      scores, ts, hazards.QUIET, -1, fact.sender, fact.provider, mk]
             self.open.setdefault(recipient, {})[flow] = record
-            self.cohorts.setdefault((flow, fact.cohort_day), [0, 0])[0] += 1
+            self.cohorts.setdefault((mk, fact.cohort_day), [0, 0])[0] += 1
             rows.append(self._row(flow, recipient, ts, kind, record, p, True))
             moves.append(Move(flow, fact.cohort_day, recipient, None, held, kind))
             return rows, [], moves
@@ -262,13 +270,14 @@ class PropensityBook:
         old_state = record[_STATE]
         if state == hazards.BOUNCED or old_state == hazards.BOUNCED:
             state = hazards.BOUNCED  # a bounced address stays bounced
-        record[_P_LAST] = self._score(flow, state, ts - record[_ENTERED])
+        mk = record[_KEY]
+        record[_P_LAST] = self._score(mk, state, ts - record[_ENTERED])
         if state == old_state:
             return None
         hour = record[_ENTERED] // _HOUR_MS
-        old_key, key = (flow, old_state, hour), (flow, state, hour)
+        old_key, key = (mk, old_state, hour), (mk, state, hour)
         held = self._held(old_key)
-        self.hazards.move(flow, record[_ENTERED], ts, old_state, state)
+        self.hazards.move(mk, record[_ENTERED], ts, old_state, state)
         self._release(old_key)
         record[_STATE] = state
         new = self.group_p.setdefault(key, record[_P_LAST])
@@ -280,9 +289,9 @@ class PropensityBook:
         journeys = self.open.pop(recipient, {})
         moves = []
         for flow, r in journeys.items():
-            key = (flow, r[_STATE], r[_ENTERED] // _HOUR_MS)
+            key = (r[_KEY], r[_STATE], r[_ENTERED] // _HOUR_MS)
             held = self._held(key)
-            self.hazards.leave(flow, r[_ENTERED], ts_ms, r[_STATE])
+            self.hazards.leave(r[_KEY], r[_ENTERED], ts_ms, r[_STATE])
             self._release(key)
             moves.append(Move(flow, r[_COHORT], recipient, held, 0.0, "erased"))
         return moves
@@ -303,14 +312,15 @@ class PropensityBook:
             del self.open[recipient]
         y = fact.kind == GOAL
         ts = fact.ts_ms
-        key = (flow, record[_STATE], record[_ENTERED] // _HOUR_MS)
+        mk = record[_KEY]
+        key = (mk, record[_STATE], record[_ENTERED] // _HOUR_MS)
         held = self._held(key)
         if y:
-            self.hazards.move(flow, record[_ENTERED], ts, record[_STATE], hazards.GOAL)
+            self.hazards.move(mk, record[_ENTERED], ts, record[_STATE], hazards.GOAL)
         elif fact.kind == "stopped":
-            self.hazards.move(flow, record[_ENTERED], ts, record[_STATE], hazards.STOP)
+            self.hazards.move(mk, record[_ENTERED], ts, record[_STATE], hazards.STOP)
         else:
-            self.hazards.leave(flow, record[_ENTERED], ts, record[_STATE])
+            self.hazards.leave(mk, record[_ENTERED], ts, record[_STATE])
         self._release(key)
         graded = [Graded(_MODEL, ts, y, record[_P_ENTRY]),
                   Graded(_MODEL + "_latest", ts, y, record[_P_LAST]),
@@ -318,7 +328,7 @@ class PropensityBook:
                   Graded(_MODEL + "_baseline_conversion", ts, y, record[_CONV_ENTRY])]
         self.learned += 1
         if y:
-            cohort = self.cohorts.get((flow, record[_COHORT]))
+            cohort = self.cohorts.get((mk, record[_COHORT]))
             if cohort is not None:
                 cohort[1] += 1
         counts = self.flows.setdefault(flow, [0, 0])
@@ -376,6 +386,23 @@ class PropensityBook:
 
 
 _F16 = struct.Struct("<e")
+
+
+_SEP = "\x1f"
+
+
+def _tier(history: tuple[float, ...]) -> str:
+    """What the recipient's history says at entering (HistoryBook.numbers): nothing yet,
+    mail but never a genuine engagement, or engaged before.
+
+    >>> _tier((0.0,) * 12), _tier((0.5, 0, 0, 0, 0, 1.0, 1.0, 2.0) + (0.0,) * 4)
+    ('new', 'cold')
+    >>> _tier((0.5, 0, 0.3, 0.4, 0, 0.0, 0.2, 2.0) + (1.0,) * 4)
+    'engaged'
+    """
+    if len(history) < 9 or (history[0] <= 0 and history[7] <= 0):
+        return "new"
+    return "cold" if history[5] > 0 else "engaged"
 
 
 def _f16(p: float) -> float:
