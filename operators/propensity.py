@@ -158,10 +158,18 @@ class PropensityBook:
         return sum(len(flows) for flows in self.open.values())
 
     def flow_rate(self, flow_id: str) -> float:
-        """The flow's running convergence: share of closed journeys that reached the goal
-        (shrunk towards 5% while few have closed)."""
-        closed, reached = self.flows.get(flow_id, (0, 0))
-        return (reached + 0.5) / (closed + 10.0)
+        """The flow's trailing convergence (the baseline `convergence_baseline_flow`): the
+        share of its matured cohorts' entrants who reached the goal (older cohorts fading),
+        shrunk towards 5%; until a cohort matured, the share of closed journeys that reached
+        it (which early goals make too high: they close before the misses)."""
+        entered = reached = 0.0
+        for mk, (n, r) in self.matured.items():
+            if mk.partition(_SEP)[0] == flow_id:
+                entered += n
+                reached += r
+        if entered <= 0:
+            entered, reached = self.flows.get(flow_id, (0, 0))
+        return (reached + 0.5) / (entered + 10.0)
 
     # -- time -------------------------------------------------------------------------
     def advance(self, ts_ms: int) -> tuple[list[PropensityRow], list[Move]]:
