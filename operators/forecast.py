@@ -50,7 +50,7 @@ the latest `error_cohorts` (6) graded snapshots give (`fit_track_record`):
   the rate known when the snapshot was taken);
 - the published open part: the two combined on the log scale by inverse mean squared
   error, the prior (`error_prior_cohorts` residuals of spread `error_prior_sd`, 2 × 0.3)
-  added to both (the model alone while nothing is graded; `combine_recent=False`: always);
+  added to both (the model alone while nothing is graded; `combine_baselines=False`: always);
   optionally the model's mean log error subtracted first (`correct_bias=True`; off by
   default: on the simulated traffic the model learns fast and a week-old bias made
   forecasts worse);
@@ -350,25 +350,27 @@ def _upper(mean: float, var: float) -> int:
 
 class _Snap(NamedTuple):
     """A cohort at one of its day boundaries: converged, open, mean and variance of the open
-    count given the p's (Σ p, Σ p (1 - p)), and the recent cohorts' remaining conversions
-    per entrant after that lead, as then known (None: none yet)."""
+    count given the p's (Σ p, Σ p (1 - p)), and the two baselines as then known: the recent
+    cohorts' remaining conversions per entrant after that lead, the flow's trailing score
+    (None: none yet)."""
 
     converged: int
     open: int
     mean: float
     var: float
     recent: float | None
+    trailing: float | None
 
 
 class Residual(NamedTuple):
     """How the open part forecast at one lead turned out, on a log scale (counts + 1).
 
     `model` = log((R + 1) / (Σp + 1)), R the conversions that came after the lead (realised
-    at close, or estimated from a cohort further on: see `CohortForecast`), Σp the open
+    at close, or estimated from a cohort further on: see the module doc), Σp the open
     recipients' propensities then; `noise` = Σp(1 - p) / (Σp + 1)², what Bernoulli noise
-    alone gives that log ratio (delta method); `recent` = log((R + 1) / (μ_R + 1)), μ_R the
-    remaining count the recent cohorts' rate implied then (None without one); `rate` = R /
-    entered, what the cohort adds to that rate for the next ones.
+    alone gives that log ratio (delta method); `recent` and `trailing` the same log ratio
+    for the remaining count the recent cohorts' rate and the trailing score implied then
+    (None without one); `rate` = R / entered, what the cohort adds to that rate.
     """
 
     cohort_day: int
@@ -376,6 +378,7 @@ class Residual(NamedTuple):
     model: float
     noise: float
     recent: float | None
+    trailing: float | None
     rate: float
 
 
@@ -384,14 +387,15 @@ class TrackRecord(NamedTuple):
 
     `bias` is added to log(Σp + 1) (the open part's correction, 0 unless asked for),
     `sd_model` is the spread of the (corrected) model's log ratio beyond Bernoulli noise,
-    `weight` the model's weight against the recent cohorts' rate (1: the model alone), `sd`
-    the spread of the published (combined) forecast, `rate` the recent cohorts' remaining
-    conversions per entrant after this lead (None: none yet), `cohorts` how many residuals.
+    `weights` those of the model, the recent cohorts' rate and the trailing score ((1, 0, 0):
+    the model alone), `sd` the spread of the published (combined) forecast, `rate` the
+    recent cohorts' remaining conversions per entrant after this lead (None: none yet),
+    `cohorts` how many residuals.
     """
 
     bias: float
     sd_model: float
-    weight: float
+    weights: tuple[float, float, float]
     sd: float
     rate: float | None
     cohorts: int
@@ -402,42 +406,51 @@ def fit_track_record(residuals: list[Residual], prior_sd: float, prior_cohorts: 
     """Bias, spread and weights from residuals, shrunk towards a prior.
 
     The prior counts as `prior_cohorts` residuals with no bias and spread `prior_sd`. The
-    bias (if `correct_bias`) is the residuals' mean shrunk towards 0. The model's and the
-    recent rate's mean squared errors (the prior added to both) weigh them by inverse error;
-    the published forecast's spread is its combined residuals' mean square, less the
-    Bernoulli noise the interval adds anyway, inflated by 1 + 1/(n + prior) for estimating.
+    bias (if `correct_bias`) is the residuals' mean shrunk towards 0. The model's and each
+    baseline's mean squared errors (the prior added to each; a baseline never graded has
+    weight 0) weigh them by inverse error; the published forecast's spread is its combined
+    residuals' mean square, less the Bernoulli noise the interval adds anyway, inflated by
+    1 + 1/(n + prior) for the estimating.
 
     >>> fit_track_record([], 0.3, 2)
-    TrackRecord(bias=0.0, sd_model=0.3, weight=1.0, sd=0.3, rate=None, cohorts=0)
-    >>> rec = fit_track_record([Residual(d, 100, 0.5, 0.0, None, 0.2) for d in range(8)],
+    TrackRecord(bias=0.0, sd_model=0.3, weights=(1.0, 0.0, 0.0), sd=0.3, rate=None, cohorts=0)
+    >>> rec = fit_track_record([Residual(d, 100, 0.5, 0.0, None, None, 0.2) for d in range(8)],
     ...                        0.3, 2, correct_bias=True)
-    >>> round(rec.bias, 3), round(rec.sd_model, 3), rec.weight, rec.rate  # 8 × 0.5 / (8 + 2)
-    (0.4, 0.169, 1.0, 0.2)
+    >>> round(rec.bias, 3), round(rec.sd_model, 3), rec.weights, rec.rate  # 8 × 0.5 / (8 + 2)
+    (0.4, 0.169, (1.0, 0.0, 0.0), 0.2)
     """
     n = len(residuals)
     n0 = prior_cohorts
     prior = n0 * prior_sd * prior_sd
     if n == 0:
-        return TrackRecord(0.0, prior_sd, 1.0, prior_sd, None, 0)
+        return TrackRecord(0.0, prior_sd, (1.0, 0.0, 0.0), prior_sd, None, 0)
     bias = math.fsum(r.model for r in residuals) / (n + n0) if correct_bias else 0.0
     inflate = 1.0 + 1.0 / (n + n0)
     rate = (math.fsum(r.rate * r.entered for r in residuals)
             / max(sum(r.entered for r in residuals), 1))
-    errors = [r.model - bias for r in residuals]
+    rows = [(r.model - bias, r.recent, r.trailing) for r in residuals]
     noise = math.fsum(r.noise for r in residuals)
-    var_model = max(prior + math.fsum(e * e for e in errors) - noise, 0.0) / (n + n0)
+    var_model = max(prior + math.fsum(e * e for e, _, _ in rows) - noise, 0.0) / (n + n0)
     sd_model = math.sqrt(var_model * inflate)
-    pairs = [(e, r.recent, r.noise) for e, r in zip(errors, residuals, strict=True)
-             if r.recent is not None]
-    if not pairs:
-        return TrackRecord(bias, sd_model, 1.0, sd_model, rate, n)
-    m = len(pairs)
-    mse_model = (prior + math.fsum(e * e for e, _, _ in pairs)) / (m + n0)
-    mse_recent = (prior + math.fsum(t * t for _, t, _ in pairs)) / (m + n0)
-    weight = mse_recent / (mse_model + mse_recent) if mse_model + mse_recent > 0 else 1.0
-    combined = math.fsum((weight * e + (1.0 - weight) * t) ** 2 for e, t, _ in pairs)
-    var = max(prior + combined - math.fsum(v for _, _, v in pairs), 0.0) / (m + n0)
-    return TrackRecord(bias, sd_model, weight, math.sqrt(var * inflate), rate, n)
+    inverse = []
+    for k in range(3):
+        seen = [row[k] for row in rows if row[k] is not None]
+        mse = (prior + math.fsum(x * x for x in seen)) / (len(seen) + n0)
+        inverse.append(1.0 / max(mse, 1e-12) if seen else 0.0)
+    weights = tuple(x / sum(inverse) for x in inverse)
+    if weights[0] == 1.0:
+        return TrackRecord(bias, sd_model, (1.0, 0.0, 0.0), sd_model, rate, n)
+    combined = 0.0
+    for row in rows:  # each residual's combination of what it had
+        have = [(w, x) for w, x in zip(weights, row, strict=True) if x is not None and w > 0]
+        combined += (math.fsum(w * x for w, x in have) / math.fsum(w for w, _ in have)) ** 2
+    var = max(prior + combined - noise, 0.0) / (n + n0)
+    return TrackRecord(bias, sd_model, weights, math.sqrt(var * inflate), rate, n)
+
+
+def trailing_open(trailing: float, entered: int, converged: int, open_: int) -> float:
+    """The open recipients' conversions a trailing score implies, within [0, open]."""
+    return min(max(trailing * entered - converged, 0.0), float(open_))
 
 
 class _Cohort:
@@ -512,7 +525,7 @@ class CohortForecast:
                  trailing_cohorts: int = 4, min_trailing: int = 4, exact_limit: int = 200,
                  horizons_days: tuple[int, ...] = (1, 2, 3), large_cohort: int = 500,
                  error_prior_sd: float = 0.3, error_prior_cohorts: float = 2.0,
-                 error_cohorts: int = 6, early_share: float = 0.5, combine_recent: bool = True,
+                 error_cohorts: int = 6, early_share: float = 0.5, combine_baselines: bool = True,
                  correct_bias: bool = False):
         self.window_days = window_days
         self.alert_margin = alert_margin
@@ -529,7 +542,7 @@ class CohortForecast:
         self.error_prior_cohorts = error_prior_cohorts
         self.error_cohorts = error_cohorts
         self.early_share = early_share
-        self.combine_recent = combine_recent
+        self.combine_baselines = combine_baselines
         self.correct_bias = correct_bias
         #: flow -> lead days -> residuals of the latest closed cohorts
         self._closed: dict[str, dict[int, deque[Residual]]] = {}
@@ -707,7 +720,7 @@ class CohortForecast:
             cohort.dirty = False
             cohort.numbers = None
         if cohort.numbers is None:
-            cohort.numbers = self._published(key, cohort, as_of, self.combine_recent)
+            cohort.numbers = self._published(key, cohort, as_of, self.combine_baselines)
         return ForecastRow(key[0], key[1], as_of, cohort.entered, cohort.converged,
                            *cohort.numbers)
 
@@ -754,7 +767,7 @@ class CohortForecast:
         record = self._fits.get(flow_id, {}).get(lead)
         if record is None:  # nothing learnt yet: the prior
             sd = self.error_prior_sd
-            record = TrackRecord(0.0, sd, 1.0, sd, None, 0)
+            record = TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0)
         return record
 
     def _published(self, key: tuple[str, int], cohort: _Cohort, as_of: int,
@@ -770,12 +783,17 @@ class CohortForecast:
         record = self._record(key[0], lead)
         expected = mean if record.bias == 0.0 else (mean + 1.0) * math.exp(record.bias) - 1.0
         expected = min(max(expected, 0.0), float(open_))
-        weight, sd = (record.weight, record.sd) if combine else (1.0, record.sd_model)
-        if weight < 1.0 and record.rate is not None:
-            implied = min(record.rate * n, float(open_))
-            expected = math.exp(weight * math.log1p(expected)
-                                + (1.0 - weight) * math.log1p(implied)) - 1.0
-            expected = min(max(expected, 0.0), float(open_))
+        weights, sd = (record.weights, record.sd) if combine else ((1.0,), record.sd_model)
+        estimates = [(weights[0], expected)]
+        if len(weights) > 1 and weights[1] > 0.0 and record.rate is not None:
+            estimates.append((weights[1], min(record.rate * n, float(open_))))
+        trailing = self.trailing(key[0]) if len(weights) > 2 and weights[2] > 0.0 else None
+        if trailing is not None:
+            estimates.append((weights[2], trailing_open(trailing, n, c, open_)))
+        if len(estimates) > 1:  # on the log scale, by inverse squared error
+            log_mean = (math.fsum(w * math.log1p(x) for w, x in estimates)
+                        / math.fsum(w for w, _ in estimates))
+            expected = min(max(math.exp(log_mean) - 1.0, 0.0), float(open_))
         if open_ == 0:
             counts = [0.0] * 4
         elif sd == 0.0 and expected == mean:  # the p's alone: the exact quantiles
@@ -806,7 +824,7 @@ class CohortForecast:
             if 1 <= lead <= self.window_days:
                 mean, var, _ = cohort.moments()
                 cohort.snaps[lead] = _Snap(cohort.converged, cohort.open, max(mean, 0.0),
-                                           max(var, 0.0), None)
+                                           max(var, 0.0), None, self.trailing(flow_id))
         by_flow: dict[str, list[tuple[int, _Cohort]]] = {}
         for flow_id, day in keys:
             by_flow.setdefault(flow_id, []).append((day, self._cohorts[(flow_id, day)]))
@@ -857,11 +875,14 @@ class CohortForecast:
                   noise_var: float | None = None) -> Residual:
         model = math.log((remaining + 1.0) / (snap.mean + 1.0))
         noise = (snap.var if noise_var is None else noise_var) / (snap.mean + 1.0) ** 2
-        recent = None
+        recent = trailing = None
         if snap.recent is not None:
             implied = min(snap.recent * entered, float(snap.open))
             recent = math.log((remaining + 1.0) / (implied + 1.0))
-        return Residual(day, entered, model, noise, recent, remaining / entered)
+        if snap.trailing is not None:
+            implied = trailing_open(snap.trailing, entered, snap.converged, snap.open)
+            trailing = math.log((remaining + 1.0) / (implied + 1.0))
+        return Residual(day, entered, model, noise, recent, trailing, remaining / entered)
 
     def track_record(self, flow_id: str) -> dict[int, TrackRecord]:
         """The flow's track record per lead day, as of the last day boundary."""
@@ -881,7 +902,7 @@ class CohortForecast:
             return None
         trailing = sum(scores) / len(scores)
         threshold = trailing * (1.0 - self.alert_margin)
-        if self.combine_recent:  # judged on the cohort's own evidence, not on a forecast
+        if self.combine_baselines:  # judged on the cohort's own evidence, not on a forecast
             _, score, lo80, hi80, _, _ = self._published(  # pulled towards other cohorts'
                 key, cohort, row.as_of_ms, combine=False)
             row = row._replace(forecast_score=score, lo80=lo80, hi80=hi80)

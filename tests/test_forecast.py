@@ -673,7 +673,7 @@ def test_intervals_cover_about_nominal_when_the_propensities_are_off():
     """p's off by a per-cohort factor around 1.4 (log sd 0.25): the noise alone covers
     rarely; the track record learns the spread and the combination the level (seeded)."""
     changes = journeys(11, factor=lambda flow, day, rng: 1.4 * math.exp(rng.gauss(0, 0.25)))
-    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_recent=False,
+    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_baselines=False,
                                error_cohorts=0)
     _, _, _, learnt = play(changes)
     first = DAY + 8  # once a week of cohorts was graded
@@ -681,19 +681,20 @@ def test_intervals_cover_about_nominal_when_the_propensities_are_off():
         raw80, raw95, raw_err = coverage(noise_only, horizon, first)
         in80, in95, err = coverage(learnt, horizon, first)
         assert raw80 < 0.5 and raw95 < 0.7, (horizon, raw80, raw95)
-        assert 0.7 <= in80 <= 0.92 and 0.88 <= in95 <= 1.0, (horizon, in80, in95)
-        assert err < raw_err  # and the point forecast is better: the recent cohorts' rate
+        # (66 cohorts: a coverage measured on them is ±5 points by itself)
+        assert 0.65 <= in80 <= 0.92 and 0.88 <= in95 <= 1.0, (horizon, in80, in95)
+        assert err < raw_err  # and the point forecast is better: the baselines
 
 
 def test_nearly_right_propensities_keep_narrow_intervals_once_learnt():
     """The p's right at entry and at each daily rescore (a little high in between): the
     learnt spread shrinks towards none, coverage stays near nominal, and the model keeps
-    a weight of at least about half against the recent cohorts' rate."""
+    a weight of at least a third against the recent cohorts' rate and the trailing score."""
     f, _, _, quality = play(journeys(12))
     in80, in95, _ = coverage(quality, 1, DAY + 8)
     assert 0.7 <= in80 <= 0.92 and 0.88 <= in95 <= 1.0, (in80, in95)
     record = f.track_record("f0")[1]  # residuals about as big as the noise: what is left
-    assert record.cohorts == 6 and record.sd < 0.18 and record.weight > 0.4  # is the prior's
+    assert record.cohorts == 6 and record.sd < 0.18 and record.weights[0] > 0.3  # the prior's
 
 
 def test_prior_spread_while_nothing_is_graded():
@@ -705,7 +706,7 @@ def test_prior_spread_while_nothing_is_graded():
         for i in range(200):
             f.enter("new", DAY, 0.1 + (i % 5) * 0.05, T0 + i)
         f.advance(T0 + 30 * HOUR_MS)  # past the first day boundary: a snapshot, no grade
-        assert f.track_record("new")[1] == TrackRecord(0.0, sd, 1.0, sd, None, 0)
+        assert f.track_record("new")[1] == TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0)
         rows[sd] = f.advance(T0 + 31 * HOUR_MS)[0][0]
     exact = exact_quantiles(poisson_binomial_pmf([0.1 + (i % 5) * 0.05 for i in range(200)]))
     assert [rows[0.0].lo80, rows[0.0].hi80, rows[0.0].lo95, rows[0.0].hi95] == [
@@ -726,7 +727,7 @@ def test_a_drifting_model_is_followed_with_a_lag():
     the track record (a week of graded snapshots, early evidence) covers most of the time
     and the recent cohorts' rate keeps the point error a fraction of the model's."""
     changes = journeys(11, factor=lambda flow, day, rng: 0.4 + 0.1 * day)
-    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_recent=False,
+    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_baselines=False,
                                error_cohorts=0)
     _, _, _, learnt = play(changes)
     for horizon in (1, 2, 3):
@@ -755,7 +756,7 @@ def test_early_evidence_grades_snapshots_before_any_cohort_closed():
 
 
 @pytest.mark.parametrize("settings", [{}, {"correct_bias": True},
-                                      {"combine_recent": False, "error_prior_sd": 0.0},
+                                      {"combine_baselines": False, "error_prior_sd": 0.0},
                                       {"error_prior_sd": 1.5, "error_cohorts": 2}])
 def test_interval_always_holds_the_forecast_nested_within_what_can_happen(settings):
     changes = journeys(14, flows=2, days=16, n=60,
@@ -777,7 +778,7 @@ def test_a_cohort_falling_behind_still_alerts_though_the_forecast_leans_on_other
                        factor=lambda flow, day, rng: math.exp(rng.gauss(0, 0.1)),
                        rate=lambda flow, day: 0.07 if day == 20 else 0.2)
     f, rows, alerts, _ = play(changes, min_entered=50)
-    assert f.track_record("f0")[1].weight < 1.0  # the combination is on
+    assert f.track_record("f0")[1].weights[0] < 0.9  # the combination is on
     assert [(a.cohort_day, a.as_of_ms < (bad + 2) * DAY_MS) for a in alerts] == [(bad, True)]
     alert = alerts[0]
     published = [r for r in rows if r.cohort_day == bad and r.as_of_ms == alert.as_of_ms][0]
@@ -786,17 +787,23 @@ def test_a_cohort_falling_behind_still_alerts_though_the_forecast_leans_on_other
 
 
 def test_fit_track_record_weighs_by_inverse_squared_error():
-    model_off = [Residual(d, 100, 0.4 * (-1) ** d, 0.0, 0.1, 0.2) for d in range(6)]
-    rec = fit_track_record(model_off, 0.3, 2)
+    """Model errors ±0.4, the recent rate's 0.1, no trailing score yet (weight 0)."""
+    residuals = [Residual(d, 100, 0.4 * (-1) ** d, 0.0, 0.1, None, 0.2) for d in range(6)]
+    rec = fit_track_record(residuals, 0.3, 2)
     mse_model = (2 * 0.09 + 6 * 0.16) / 8
     mse_recent = (2 * 0.09 + 6 * 0.01) / 8
-    assert rec.weight == pytest.approx(mse_recent / (mse_model + mse_recent))
+    w = mse_recent / (mse_model + mse_recent)
+    assert rec.weights == pytest.approx((w, 1 - w, 0.0))
     assert rec.bias == 0.0 and rec.rate == pytest.approx(0.2) and rec.cohorts == 6
-    combined = sum((rec.weight * e + (1 - rec.weight) * 0.1) ** 2
-                   for e in (0.4, -0.4, 0.4, -0.4, 0.4, -0.4))
+    combined = sum((w * e + (1 - w) * 0.1) ** 2 for e in (0.4, -0.4, 0.4, -0.4, 0.4, -0.4))
     assert rec.sd == pytest.approx(math.sqrt((2 * 0.09 + combined) / 8 * (1 + 1 / 8)))
+    # three estimators: inverse squared errors, each residual combining what it had
+    three = [r._replace(trailing=0.2) for r in residuals[:3]] + residuals[3:]
+    inverse = [8 / (2 * 0.09 + 6 * 0.16), 8 / (2 * 0.09 + 6 * 0.01), 5 / (2 * 0.09 + 3 * 0.04)]
+    assert fit_track_record(three, 0.3, 2).weights == pytest.approx(
+        tuple(x / sum(inverse) for x in inverse))
     # Bernoulli noise is not counted twice: residuals that are all noise leave the prior
-    noisy = [Residual(d, 100, 0.2 * (-1) ** d, 0.04, None, 0.2) for d in range(6)]
+    noisy = [Residual(d, 100, 0.2 * (-1) ** d, 0.04, None, None, 0.2) for d in range(6)]
     assert fit_track_record(noisy, 0.3, 2).sd_model == pytest.approx(
         math.sqrt(2 * 0.09 / 8 * (1 + 1 / 8)))
     assert fit_track_record(noisy, 0.0, 2).sd_model == pytest.approx(0.0, abs=1e-6)
