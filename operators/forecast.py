@@ -45,15 +45,17 @@ for the first close; only the part that happened counts as noise). Per flow and 
 the latest `error_cohorts` (6) graded snapshots give (`fit_track_record`):
 
 - the model's log error ``e = log((R + 1) / (Σp + 1))``;
-- a second estimate of the open part, model-free: the recent cohorts' remaining
-  conversions per entrant after L, × entered (`rate`), and its log error likewise (against
-  the rate known when the snapshot was taken);
-- the published open part: the two combined on the log scale by inverse mean squared
+- the same for two model-free estimates of the open part, each as known when the
+  snapshot was taken: the recent cohorts' remaining conversions per entrant after L ×
+  entered (`rate`, from the same graded snapshots), and the flow's trailing score ×
+  entered - converged (within [0, open]);
+- the published open part: the three combined on the log scale by inverse mean squared
   error, the prior (`error_prior_cohorts` residuals of spread `error_prior_sd`, 2 × 0.3)
-  added to both (the model alone while nothing is graded; `combine_baselines=False`: always);
-  optionally the model's mean log error subtracted first (`correct_bias=True`; off by
-  default: on the simulated traffic the model learns fast and a week-old bias made
-  forecasts worse);
+  added to each; a baseline never graded (no closed cohort yet for the trailing score)
+  weighs nothing, so the model alone while nothing is graded (`combine_baselines=False`:
+  always); optionally the model's mean log error subtracted first (`correct_bias=True`;
+  off by default: on the simulated traffic the model learns fast and a bias learnt from
+  older cohorts made the forecasts worse);
 - the spread σ of the published forecast's log error beyond Bernoulli noise: its graded
   residuals' mean square less their noise, shrunk towards the prior, × (1 + 1/(n + n0)).
 
@@ -110,7 +112,9 @@ about 35 bytes per distinct open p (a Counter slot; 60 with the float if the cal
 does not hold it), so ≤ 12 kB per cohort at `exact_limit` = 200 (more only
 until the boundary that finds it above the limit); 0 bytes per open
 recipient in approximated cohorts. A closed cohort leaves one float (its score).
-Pickled: about 11 bytes per open p.
+Pickled: about 11 bytes per open p. The track record adds ≤ 7 snapshots per open
+cohort (about 260 bytes each) and per flow ≤ 6 residuals per lead (about 400 bytes
+each) and the fitted records: about 20 kB per flow with a 7-day window.
 
 Cost: `enter`/`rescore`/`reach`/`drop` O(1) (a dict lookup, three sums, a Counter
 update). `advance`: per hour boundary one row per open cohort (cached numbers),
@@ -119,7 +123,8 @@ approximated; when exact, a DP over its open p's, cut where the remaining upper
 tail is below 1e-25 (open × L multiply-adds, L ≤ μ + 14σ + 40), run for all the
 hour's changed exact cohorts at once (one numpy step per p position, not per p):
 900 changed cohorts of 150 open recipients took 250 ms (0.3 ms each) on 2 cores
-shared with other jobs. Changes cost about 1.2 µs each.
+shared with other jobs. Changes cost about 1.2 µs each. Each day boundary refits the
+track record: per flow, leads × (kept residuals + open cohorts), a few hundred steps.
 
 >>> f = CohortForecast(window_days=7, min_entered=2, error_prior_sd=0.0)  # the p's alone
 >>> day = 20_000                               # 2024-10-04 UTC
