@@ -84,9 +84,11 @@ Alerts: at each hour boundary, an open cohort with at least `min_entered`
 entrants whose `hi80` is below ``trailing × (1 - alert_margin)`` (a full trailing
 set of `min_trailing` closed cohorts needed) raises one `FlowAlert`; it raises
 again only after its forecast came back to the threshold or above and fell again.
-The alert judges the cohort's own evidence: the model's forecast and interval (with the
-model's spread), not the published one pulled towards the other cohorts it is compared
-with (which would hide a cohort falling behind).
+The alert judges the forecast and interval without the trailing score (the model and
+the recent cohorts' rate, with that combination's spread): the published one leans on
+the very score it is compared with, which would hide a cohort falling behind. (The
+model alone was no better: where its record is poor, late in the window on the
+simulated traffic, its own interval is too wide to say anything.)
 
 Driving it: feed every change in event-time order (`enter`, `rescore`, `reach`,
 `drop`) and call `advance(ts)` *before* applying a change at ts. Each hour
@@ -395,7 +397,8 @@ class TrackRecord(NamedTuple):
     `weights` those of the model, the recent cohorts' rate and the trailing score ((1, 0, 0):
     the model alone), `sd` the spread of the published (combined) forecast, `rate` the
     recent cohorts' remaining conversions per entrant after this lead (None: none yet),
-    `cohorts` how many residuals.
+    `cohorts` how many residuals, `sd_own` the spread of the combination without the
+    trailing score (what alerts judge, the trailing score being what they compare with).
     """
 
     bias: float
@@ -404,6 +407,7 @@ class TrackRecord(NamedTuple):
     sd: float
     rate: float | None
     cohorts: int
+    sd_own: float
 
 
 def fit_track_record(residuals: list[Residual], prior_sd: float, prior_cohorts: float,
@@ -417,8 +421,9 @@ def fit_track_record(residuals: list[Residual], prior_sd: float, prior_cohorts: 
     residuals' mean square, less the Bernoulli noise the interval adds anyway, inflated by
     1 + 1/(n + prior) for the estimating.
 
-    >>> fit_track_record([], 0.3, 2)
-    TrackRecord(bias=0.0, sd_model=0.3, weights=(1.0, 0.0, 0.0), sd=0.3, rate=None, cohorts=0)
+    >>> fit_track_record([], 0.3, 2)       # doctest: +NORMALIZE_WHITESPACE
+    TrackRecord(bias=0.0, sd_model=0.3, weights=(1.0, 0.0, 0.0), sd=0.3, rate=None,
+                cohorts=0, sd_own=0.3)
     >>> rec = fit_track_record([Residual(d, 100, 0.5, 0.0, None, None, 0.2) for d in range(8)],
     ...                        0.3, 2, correct_bias=True)
     >>> round(rec.bias, 3), round(rec.sd_model, 3), rec.weights, rec.rate  # 8 × 0.5 / (8 + 2)
@@ -428,7 +433,7 @@ def fit_track_record(residuals: list[Residual], prior_sd: float, prior_cohorts: 
     n0 = prior_cohorts
     prior = n0 * prior_sd * prior_sd
     if n == 0:
-        return TrackRecord(0.0, prior_sd, (1.0, 0.0, 0.0), prior_sd, None, 0)
+        return TrackRecord(0.0, prior_sd, (1.0, 0.0, 0.0), prior_sd, None, 0, prior_sd)
     bias = math.fsum(r.model for r in residuals) / (n + n0) if correct_bias else 0.0
     inflate = 1.0 + 1.0 / (n + n0)
     rate = (math.fsum(r.rate * r.entered for r in residuals)
@@ -444,13 +449,17 @@ def fit_track_record(residuals: list[Residual], prior_sd: float, prior_cohorts: 
         inverse.append(1.0 / max(mse, 1e-12) if seen else 0.0)
     weights = tuple(x / sum(inverse) for x in inverse)
     if weights[0] == 1.0:
-        return TrackRecord(bias, sd_model, (1.0, 0.0, 0.0), sd_model, rate, n)
-    combined = 0.0
-    for row in rows:  # each residual's combination of what it had
-        have = [(w, x) for w, x in zip(weights, row, strict=True) if x is not None and w > 0]
-        combined += (math.fsum(w * x for w, x in have) / math.fsum(w for w, _ in have)) ** 2
-    var = max(prior + combined - noise, 0.0) / (n + n0)
-    return TrackRecord(bias, sd_model, weights, math.sqrt(var * inflate), rate, n)
+        return TrackRecord(bias, sd_model, (1.0, 0.0, 0.0), sd_model, rate, n, sd_model)
+
+    def spread(ws: tuple[float, ...]) -> float:
+        combined = 0.0
+        for row in rows:  # each residual's combination of what it had
+            have = [(w, x) for w, x in zip(ws, row, strict=True) if x is not None and w > 0]
+            combined += (math.fsum(w * x for w, x in have) / math.fsum(w for w, _ in have)) ** 2
+        return math.sqrt(max(prior + combined - noise, 0.0) / (n + n0) * inflate)
+
+    own = spread((weights[0], weights[1], 0.0)) if weights[1] > 0 else sd_model
+    return TrackRecord(bias, sd_model, weights, spread(weights), rate, n, own)
 
 
 def trailing_open(trailing: float, entered: int, converged: int, open_: int) -> float:
@@ -725,7 +734,8 @@ class CohortForecast:
             cohort.dirty = False
             cohort.numbers = None
         if cohort.numbers is None:
-            cohort.numbers = self._published(key, cohort, as_of, self.combine_baselines)
+            cohort.numbers = self._published(key, cohort, as_of,
+                                             "all" if self.combine_baselines else "model")
         return ForecastRow(key[0], key[1], as_of, cohort.entered, cohort.converged,
                            *cohort.numbers)
 
@@ -772,23 +782,29 @@ class CohortForecast:
         record = self._fits.get(flow_id, {}).get(lead)
         if record is None:  # nothing learnt yet: the prior
             sd = self.error_prior_sd
-            record = TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0)
+            record = TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0, sd)
         return record
 
     def _published(self, key: tuple[str, int], cohort: _Cohort, as_of: int,
-                   combine: bool) -> tuple[float, ...]:
+                   mix: str) -> tuple[float, ...]:
         """expected_converged, forecast_score, lo80, hi80, lo95, hi95 of a row.
 
         The open part Σp (corrected by the flow's track record at this lead, if asked
-        for) and combined with the recent cohorts' rate if `combine`, the noise quantiles
-        given the p's widened on the log scale by the track record's spread."""
+        for), combined with the recent cohorts' rate and the trailing score (`mix`
+        "all"), with the rate only ("own") or not ("model"); the noise quantiles given
+        the p's widened on the log scale by the track record's spread of that mix."""
         n, c, open_ = cohort.entered, cohort.converged, cohort.open
         mean = max(cohort.moments()[0], 0.0)
         lead = min(max((as_of - key[1] * DAY_MS) // DAY_MS, 1), self.window_days)
         record = self._record(key[0], lead)
         expected = mean if record.bias == 0.0 else (mean + 1.0) * math.exp(record.bias) - 1.0
         expected = min(max(expected, 0.0), float(open_))
-        weights, sd = (record.weights, record.sd) if combine else ((1.0,), record.sd_model)
+        if mix == "all":
+            weights, sd = record.weights, record.sd
+        elif mix == "own":  # without the trailing score
+            weights, sd = record.weights[:2], record.sd_own
+        else:
+            weights, sd = (1.0,), record.sd_model
         estimates = [(weights[0], expected)]
         if len(weights) > 1 and weights[1] > 0.0 and record.rate is not None:
             estimates.append((weights[1], min(record.rate * n, float(open_))))
@@ -907,9 +923,8 @@ class CohortForecast:
             return None
         trailing = sum(scores) / len(scores)
         threshold = trailing * (1.0 - self.alert_margin)
-        if self.combine_baselines:  # judged on the cohort's own evidence, not on a forecast
-            _, score, lo80, hi80, _, _ = self._published(  # pulled towards other cohorts'
-                key, cohort, row.as_of_ms, combine=False)
+        if self.combine_baselines:  # judged without the trailing score it is compared with
+            _, score, lo80, hi80, _, _ = self._published(key, cohort, row.as_of_ms, "own")
             row = row._replace(forecast_score=score, lo80=lo80, hi80=hi80)
         if row.hi80 >= threshold:
             if row.forecast_score >= threshold:  # recovered (the forecast itself, not only

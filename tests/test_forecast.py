@@ -706,7 +706,7 @@ def test_prior_spread_while_nothing_is_graded():
         for i in range(200):
             f.enter("new", DAY, 0.1 + (i % 5) * 0.05, T0 + i)
         f.advance(T0 + 30 * HOUR_MS)  # past the first day boundary: a snapshot, no grade
-        assert f.track_record("new")[1] == TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0)
+        assert f.track_record("new")[1] == TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0, sd)
         rows[sd] = f.advance(T0 + 31 * HOUR_MS)[0][0]
     exact = exact_quantiles(poisson_binomial_pmf([0.1 + (i % 5) * 0.05 for i in range(200)]))
     assert [rows[0.0].lo80, rows[0.0].hi80, rows[0.0].lo95, rows[0.0].hi95] == [
@@ -771,15 +771,16 @@ def test_interval_always_holds_the_forecast_nested_within_what_can_happen(settin
 
 def test_a_cohort_falling_behind_still_alerts_though_the_forecast_leans_on_other_cohorts():
     """Steady flow, then one cohort converging a third as much (and its p's say so): the
-    published forecast is pulled towards the recent cohorts, the alert judges the cohort's
-    own evidence and fires, once; no other cohort alerts."""
+    published forecast is pulled towards the trailing score, the alert judges without it
+    (the model and the recent cohorts' rate) and fires within two days, once; no other
+    cohort alerts."""
     bad = DAY + 20
     changes = journeys(15, flows=1, days=24, n=300,
                        factor=lambda flow, day, rng: math.exp(rng.gauss(0, 0.1)),
                        rate=lambda flow, day: 0.07 if day == 20 else 0.2)
     f, rows, alerts, _ = play(changes, min_entered=50)
     assert f.track_record("f0")[1].weights[0] < 0.9  # the combination is on
-    assert [(a.cohort_day, a.as_of_ms < (bad + 2) * DAY_MS) for a in alerts] == [(bad, True)]
+    assert [(a.cohort_day, a.as_of_ms <= (bad + 2) * DAY_MS) for a in alerts] == [(bad, True)]
     alert = alerts[0]
     published = [r for r in rows if r.cohort_day == bad and r.as_of_ms == alert.as_of_ms][0]
     assert alert.hi80 < alert.trailing_score * 0.8
