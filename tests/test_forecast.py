@@ -851,3 +851,28 @@ def test_an_alert_is_not_raised_again_while_the_forecast_stays_below():
     for _ in range(60):
         f.rescore("welcome", day, 0.5, 0.1, t + 4 * HOUR_MS)
     assert len(f.advance(t + 5 * HOUR_MS)[2]) == 1
+
+
+def test_state_pickled_before_the_track_record_carries_on():
+    """A restart from a snapshot of the previous version (no track record in it): the
+    missing parts start empty (the prior), the cohorts' numbers are recomputed."""
+    f = CohortForecast()
+    for i in range(50):
+        f.enter("f", DAY, 0.2, T0 + i)
+    f.advance(T0 + HOUR_MS)
+    state = {k: v for k, v in f.__dict__.items()
+             if k not in ("_closed", "_fits", "error_prior_sd", "error_prior_cohorts",
+                          "error_cohorts", "early_share", "combine_baselines",
+                          "correct_bias")}
+    old = CohortForecast.__new__(CohortForecast)
+    old.__setstate__(state)
+    for cohort in old._cohorts.values():  # what a cohort of the previous version held
+        slots = {k: getattr(cohort, k) for k in ("entered", "converged", "open", "sums", "ps",
+                                                 "dirty", "created_ms", "horizons",
+                                                 "alerted")}
+        del cohort.snaps, cohort.qs
+        cohort.__setstate__((None, slots | {"numbers": (0.5,) * 6}))  # old numbers: redone
+    g = pickle.loads(pickle.dumps(old))
+    rows, _, _ = g.advance(T0 + 2 * DAY_MS)
+    assert rows[-1] == f.advance(T0 + 2 * DAY_MS)[0][-1]
+    assert g.track_record("f")[1].cohorts == 0
