@@ -17,6 +17,10 @@ if the outcomes are independent given the p's. Given the p's, then:
   with q(a) the smallest k such that P(S ≤ k) ≥ a. Discrete quantiles make the
   interval conservative: it holds the realised score with probability ≥ 80% (95%).
 
+`expected_converged` is always converged + Σp (the propensities alone, the contract);
+`forecast_score` is the published forecast: expected_converged / entered while nothing is
+graded, the track record's mix of estimates (below) once it is.
+
 The p's themselves are off, though (a model still learning, miscalibrated, drifting), and
 by more than that noise: the published row adds their error, learnt from the flow's own
 track record (below). With `error_prior_sd=0` and nothing learnt yet, the row is the
@@ -856,7 +860,11 @@ class CohortForecast:
         score = (c + expected) / n
         lo80, hi80, lo95, hi95 = ((c + k) / n for k in counts)
         lo80, hi80 = min(lo80, score), max(hi80, score)  # the interval holds the forecast
-        return (c + expected, score, lo80, hi80, min(lo95, lo80), max(hi95, hi80))
+        # expected_converged keeps its contract: converged + Σp of the open recipients (the
+        # propensities alone); forecast_score is the published forecast (the same divided by
+        # entered while nothing is graded, then the track record's mix)
+        return (c + min(mean, float(open_)), score, lo80, hi80, min(lo95, lo80),
+                max(hi95, hi80))
 
     # -- the track record -------------------------------------------------------------
 

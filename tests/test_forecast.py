@@ -766,7 +766,7 @@ def test_interval_always_holds_the_forecast_nested_within_what_can_happen(settin
     for r in rows:
         assert r.converged / r.entered <= r.lo95 <= r.lo80 <= r.forecast_score <= r.hi80 \
             <= r.hi95 <= 1.0, r
-        assert r.expected_converged == pytest.approx(r.forecast_score * r.entered)
+        assert r.converged <= r.expected_converged <= r.entered  # converged + Σp
 
 
 def test_a_cohort_falling_behind_still_alerts_though_the_forecast_leans_on_other_cohorts():
