@@ -292,10 +292,13 @@ class RecipientAnalytics:
     _erased: dict[str, int] | None = None  # recipient hash -> erased up to (event ms)
     _guard_ms = 3_600_000
     erased_dropped = 0  # events refused because their recipient was erased
+    #: Flow journeys on (their facts feed the propensities and cohort forecasts); off only
+    #: to measure what they cost (bench/convergence_cost.py): nothing else changes.
+    track_journeys = True
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
-                 flow_window_s: int = 7 * 86_400):
+                 flow_window_s: int = 7 * 86_400, journeys: bool = True):
         # A delivery is remembered as long as anything can still use it: attribution
         # credit or a label (state is bounded by these two settings).
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
@@ -307,6 +310,7 @@ class RecipientAnalytics:
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
+        self.track_journeys = journeys
 
     def configure(self, attribution_window_s: int, allowed_lateness_s: int,
                   label_window_s: int, flow_window_s: int = 7 * 86_400) -> None:
@@ -485,7 +489,8 @@ class RecipientAnalytics:
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
         self._learn(ev, mkey, interaction, bounce, credits, out)
-        self._journeys(ev, mkey, interaction, bounce, attributed, out)
+        if self.track_journeys:
+            self._journeys(ev, mkey, interaction, bounce, attributed, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches
@@ -505,9 +510,11 @@ class EngagementAnalytics:
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
-                 label_window_s: int = 86_400, reset_on_drift: bool = False):
+                 label_window_s: int = 86_400, reset_on_drift: bool = False,
+                 journeys: bool = True):
         self.recipients = RecipientAnalytics(attribution_window_s, half_life_s,
-                                             allowed_lateness_s, label_window_s=label_window_s)
+                                             allowed_lateness_s, label_window_s=label_window_s,
+                                             journeys=journeys)
         self.aggregates = FlowAggregates(allowed_lateness_s, windows,
                                          label_window_s=label_window_s,
                                          reset_on_drift=reset_on_drift)
