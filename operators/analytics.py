@@ -164,6 +164,8 @@ class FlowAggregates:
     [('1h', 60000, 1)]
     """
 
+    _advanced_minute = -1  # the minute of the last advance (class default: old snapshots)
+
     def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
         self.minutes = MinuteMetrics(allowed_lateness_s)
@@ -174,6 +176,7 @@ class FlowAggregates:
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
+        self._advanced_minute = -1
 
     @property
     def late(self) -> int:
@@ -249,11 +252,22 @@ class FlowAggregates:
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (every fact before it has been applied): report the
         minutes it closes, and the labels whose window closed."""
-        self._last_ts = max(self._last_ts, ts_ms)
-        out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
-        out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
+        if ts_ms > self._last_ts:
+            self._last_ts = ts_ms
+        # The books' rows and the forecasts' hours move by whole minutes (and facts are
+        # stamped no later than the advance that follows them): a second advance within a
+        # minute finds nothing there. The labels are checked every time (a late delivery
+        # is filed under its own, earlier minute).
+        minute = ts_ms // MINUTE_MS
+        new_minute = minute != self._advanced_minute
+        if new_minute:
+            self._advanced_minute = minute
+            out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
+            out.minutes.extend(self.minutes.close_before(minute))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
+        if not new_minute:
+            return
         forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
         if forecasts or cohorts or alerts:
             out.forecasts.extend(forecasts)
@@ -440,14 +454,21 @@ class RecipientAnalytics:
         """Flow journeys: the timers now due, then what this event changed (facts for the
         convergence propensity in the models' step)."""
         journeys, history, r, ts = self.journeys, self.history, ev.recipient_hash, ev.ts_ms
-        self.advance(ts, out)
-        if ev.type == "delivered" and not ev.flow_id:
+        if journeys.due(ts):
+            self.advance(ts, out)
+        etype = ev.type
+        if etype == "delivered":
+            if not ev.flow_id:
+                return
+        elif r not in journeys.open:  # no open journey: nothing of theirs can change
             return
-        out.facts.extend(journeys.observe(
-            ev.type, ts, r, ev.sender, ev.domain, ev.flow_id,
-            message_key(mkey) if ev.type == "delivered" and mkey else 0,
+        facts = journeys.observe(
+            etype, ts, r, ev.sender, ev.domain, ev.flow_id,
+            message_key(mkey) if etype == "delivered" and mkey else 0,
             interaction.is_human, attributed, lambda: history.numbers(r, ts),
-            hard_bounce=bounce is not None and bounce.bounce_class == "hard"))
+            hard_bounce=bounce is not None and bounce.bounce_class == "hard")
+        if facts:
+            out.facts.extend(facts)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
