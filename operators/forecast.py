@@ -464,9 +464,16 @@ class CohortForecast:
     def rescore(self, flow_id: str, cohort_day: int, old_p: float, new_p: float,
                 ts_ms: int) -> None:
         """An open recipient's propensity moved from old_p to new_p."""
-        if not (self._valid(old_p) and self._valid(new_p)) or old_p == new_p:
+        # (floats in [0, 1] inline: a rescore comes with nearly every journey fact)
+        if not ((type(old_p) is float and 0.0 <= old_p <= 1.0) or self._valid(old_p)):
             return
-        cohort = self._open(flow_id, cohort_day, ts_ms)
+        if not ((type(new_p) is float and 0.0 <= new_p <= 1.0) or self._valid(new_p)):
+            return
+        if old_p == new_p:
+            return
+        cohort = self._cohorts.get((flow_id, cohort_day)) if self._hour is not None else None
+        if cohort is None:
+            cohort = self._open(flow_id, cohort_day, ts_ms)
         if cohort is not None and self._remove(cohort, old_p):
             self._add(cohort, new_p)
 

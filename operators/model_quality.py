@@ -252,7 +252,7 @@ class _Window:
         n_window = len(self.labels)
         if not n_window:
             return 0.0
-        return sum(abs(d) for d in self.calibration) / _FIXED / n_window
+        return sum(map(abs, self.calibration)) / _FIXED / n_window
 
 
 def auc_error_bound(pos: np.ndarray, neg: np.ndarray) -> float:
