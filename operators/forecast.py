@@ -271,9 +271,8 @@ def batch_exact_quantiles(cohorts: list[Any], uppers: list[int],
         spare = np.empty((len(members), size))
         multiply = np.multiply
         top = 0
-        for j in range(width):
-            p = ps_matrix[:, j:j + 1]
-            q = qs_matrix[:, j:j + 1]
+        # one (members, 1) column per p position, as views made in one go
+        for p, q in zip(ps_matrix.T[:, :, None], qs_matrix.T[:, :, None], strict=True):
             nxt = top + 1 if top + 1 < size - 1 else size - 1
             # pmf[k] = pmf[k] q + pmf[k - 1] p, in place: the same products and sums
             moved = multiply(pmf[:, 0:nxt], p, out=spare[:, 0:nxt])
