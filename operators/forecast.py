@@ -185,6 +185,9 @@ _TAIL_SIGMAS, _TAIL_COUNTS = 14.0, 40.0
 _UNIT = 1 << 64
 #: CDF tolerance in the exact quantile search (float sums of probabilities).
 _CDF_EPS = 1e-12
+#: The batched DP pads every collection to the longest while that is at most this many
+#: cells (a few hundred cohorts of ~100 open p's): fewer, larger numpy steps.
+_ONE_GROUP_CELLS = 1 << 16
 
 
 class ForecastRow(NamedTuple):
@@ -295,7 +298,10 @@ def batch_exact_quantiles(cohorts: list[Any], uppers: list[int],
     The DP runs one step per p *position* for all of them together (a row each, the
     shorter ones padded with p = 0, which changes nothing): the Python loop runs
     over the longest collection instead of over every p of every collection, which
-    is what costs. Collections are grouped by size (powers of two) so little is padded.
+    is what costs. Collections are grouped by size (powers of two) so little is padded,
+    unless all of them padded to the longest fit in `_ONE_GROUP_CELLS` (then one group:
+    one loop, not one per size; a row's numbers below its own cut are the same in any
+    group, the DP at k reading only k and k - 1).
 
     >>> batch_exact_quantiles([[0.5, 0.5], {0.1: 3}], [10, 10], (0.25, 0.75))
     [[0, 1], [0, 1]]
@@ -308,20 +314,28 @@ def batch_exact_quantiles(cohorts: list[Any], uppers: list[int],
         row = [p for p, m in items if p > 0.0 for _ in range(m)]  # sorted: order-free
         rows.append(row)
         groups.setdefault(len(row).bit_length(), []).append(i)
+    if len(groups) > 1 and len(rows) * max(map(len, rows)) <= _ONE_GROUP_CELLS:
+        groups = {0: list(range(len(rows)))}
     for members in groups.values():
         width = max(len(rows[i]) for i in members)
         size = min(width, max(uppers[i] for i in members)) + 1
         ps_matrix = np.zeros((len(members), max(width, 1)))
         for r, i in enumerate(members):
             ps_matrix[r, :len(rows[i])] = rows[i]
+        qs_matrix = 1.0 - ps_matrix
         pmf = np.zeros((len(members), size))
         pmf[:, 0] = 1.0
+        spare = np.empty((len(members), size))
+        multiply = np.multiply
         top = 0
-        for j in range(width):
-            p = ps_matrix[:, j:j + 1]
-            q = 1.0 - p
-            nxt = min(top + 1, size - 1)
-            pmf[:, 1:nxt + 1] = pmf[:, 1:nxt + 1] * q + pmf[:, 0:nxt] * p
+        # one (members, 1) column per p position, as views made in one go
+        for p, q in zip(ps_matrix.T[:, :, None], qs_matrix.T[:, :, None], strict=True):
+            nxt = top + 1 if top + 1 < size - 1 else size - 1
+            # pmf[k] = pmf[k] q + pmf[k - 1] p, in place: the same products and sums
+            moved = multiply(pmf[:, 0:nxt], p, out=spare[:, 0:nxt])
+            high = pmf[:, 1:nxt + 1]
+            high *= q
+            high += moved
             pmf[:, :1] *= q
             top = nxt
         cdf = np.cumsum(pmf, axis=1)
@@ -352,6 +366,23 @@ def approx_quantiles(mean: float, var: float, third: float, n: int,
         x = mean + sd * (zz + (zz * zz - 1.0) * skew / 6.0) - 0.5
         out.append(min(max(math.ceil(x - 1e-9), 0), n))
     return out
+
+
+#: p -> its terms of the three running sums (P, P (1 - P), P (1 - P)(1 - 2P) in units of
+#: 2^-64): a pure function, cached (propensities are float16 values: a few thousand keys;
+#: bounded anyway), so a change costs dict lookups rather than 192-bit products.
+_TERMS: dict[float, tuple[int, int, int]] = {}
+_TERMS_MAX = 65_536
+
+
+def _terms(p: float) -> tuple[int, int, int]:
+    units = round(p * _UNIT)
+    v = units * (_UNIT - units)
+    terms = (units, v, v * (_UNIT - 2 * units))
+    if len(_TERMS) >= _TERMS_MAX:
+        _TERMS.clear()
+    _TERMS[p] = terms
+    return terms
 
 
 def _upper(mean: float, var: float) -> int:
@@ -513,12 +544,32 @@ class _Cohort:
             self.open = 0
             self.sums = [0, 0, 0]
             return
-        units = round(p * _UNIT)
-        v = units * (_UNIT - units)
+        terms = _TERMS.get(p)
+        if terms is None:
+            terms = _terms(p)
         sums = self.sums
-        sums[0] += sign * units
-        sums[1] += sign * v
-        sums[2] += sign * v * (_UNIT - 2 * units)
+        if sign > 0:
+            sums[0] += terms[0]
+            sums[1] += terms[1]
+            sums[2] += terms[2]
+        else:
+            sums[0] -= terms[0]
+            sums[1] -= terms[1]
+            sums[2] -= terms[2]
+
+    def add_many(self, p: float, count: int) -> None:
+        """`count` recipients with propensity p enter the open set (leave it: negative)."""
+        self.open += count
+        self.dirty = True
+        if self.open <= 0:
+            self.open = 0
+            self.sums = [0, 0, 0]
+            return
+        terms = _TERMS.get(p) or _terms(p)
+        sums = self.sums
+        sums[0] += count * terms[0]
+        sums[1] += count * terms[1]
+        sums[2] += count * terms[2]
 
     def moments(self) -> tuple[float, float, float]:
         """Mean, variance and third central moment of the open recipients' count."""
@@ -635,9 +686,16 @@ class CohortForecast:
     def rescore(self, flow_id: str, cohort_day: int, old_p: float, new_p: float,
                 ts_ms: int) -> None:
         """An open recipient's propensity moved from old_p to new_p."""
-        if not (self._valid(old_p) and self._valid(new_p)) or old_p == new_p:
+        # (floats in [0, 1] inline: a rescore comes with nearly every journey fact)
+        if not ((type(old_p) is float and 0.0 <= old_p <= 1.0) or self._valid(old_p)):
             return
-        cohort = self._open(flow_id, cohort_day, ts_ms)
+        if not ((type(new_p) is float and 0.0 <= new_p <= 1.0) or self._valid(new_p)):
+            return
+        if old_p == new_p:
+            return
+        cohort = self._cohorts.get((flow_id, cohort_day)) if self._hour is not None else None
+        if cohort is None:
+            cohort = self._open(flow_id, cohort_day, ts_ms)
         if cohort is not None and self._remove(cohort, old_p):
             self._add(cohort, new_p)
 
@@ -664,8 +722,8 @@ class CohortForecast:
                 self._stats["mismatched"] += 1
             if cohort.ps is not None:
                 ps[new_p] += count
-        cohort.add(old_p, -count)
-        cohort.add(new_p, count)
+        cohort.add_many(old_p, -count)
+        cohort.add_many(new_p, count)
 
     def reach(self, flow_id: str, cohort_day: int, old_p: float, ts_ms: int) -> None:
         """An open recipient reached the goal: converged (1), out of the open set."""

@@ -876,3 +876,18 @@ def test_state_pickled_before_the_track_record_carries_on():
     rows, _, _ = g.advance(T0 + 2 * DAY_MS)
     assert rows[-1] == f.advance(T0 + 2 * DAY_MS)[0][-1]
     assert g.track_record("f")[1].cohorts == 0
+
+
+def test_rescoring_a_group_at_once_equals_rescoring_its_members_one_by_one():
+    one, many = CohortForecast(), CohortForecast()
+    for f in (one, many):
+        for i in range(150):  # exact (at most 200 open)
+            f.enter("f", DAY, 0.25 if i < 60 else 0.125, T0 + i)
+    for _ in range(60):
+        one.rescore("f", DAY, 0.25, 0.0625, T0 + 500)
+    many.rescore_many("f", DAY, 0.25, 0.0625, 60, T0 + 500)
+    rows_one, rows_many = one.advance(T0 + 2 * HOUR_MS)[0], many.advance(T0 + 2 * HOUR_MS)[0]
+    assert rows_one == rows_many and rows_one
+    assert rows_one[0].expected_converged == pytest.approx(60 * 0.0625 + 90 * 0.125)
+    many.rescore_many("f", DAY, 0.5, 0.25, 1, T0 + 600)  # a p it does not hold
+    assert many.stats()["mismatched"] == 1
