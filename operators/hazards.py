@@ -262,3 +262,26 @@ class HazardBook:
             f = min((x - j) / max(end - j, 1e-9), 1.0)
         value = (1.0 - f) * t[state, j] + f * t[state, j + 1]
         return float(min(max(value, 0.0), 1.0)) if math.isfinite(value) else 0.0
+
+    def chances(self, flow: str, states: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
+        """`chance` for many open journeys of one flow at once (states below GOAL).
+
+        >>> h = HazardBook(window_s=86_400)
+        >>> h.enter("f", 0); h.move("f", 0, 3_600_000, QUIET, GOAL); h.enter("f", 10)
+        >>> h.advance(7_200_000)
+        >>> states, elapsed = np.array([QUIET, QUIET]), np.array([0, 50_000_000])
+        >>> h.chances("f", states, elapsed).tolist() == [h.chance("f", QUIET, 0),
+        ...                                              h.chance("f", QUIET, 50_000_000)]
+        True
+        """
+        t = self.table(flow)
+        x = np.maximum(elapsed_ms, 0) / self.bucket_ms
+        j = np.minimum(x.astype(np.int64), self.buckets - 1)
+        f = np.minimum(x - j, 1.0)
+        end = self.window_ms / self.bucket_ms
+        last = j + 1 >= end
+        if last.any():
+            f = np.where(last, np.minimum((x - j) / np.maximum(end - j, 1e-9), 1.0), f)
+        value = (1.0 - f) * t[states, j] + f * t[states, j + 1]
+        value = np.where(np.isfinite(value), np.clip(value, 0.0, 1.0), 0.0)
+        return np.where(elapsed_ms >= self.window_ms, 0.0, value)

@@ -70,6 +70,8 @@ import heapq
 import struct
 from typing import NamedTuple
 
+import numpy as np
+
 from operators import hazards
 from operators.hazards import HazardBook
 from operators.journeys import FINAL, GOAL
@@ -188,16 +190,23 @@ class PropensityBook:
     def _refresh(self, ts_ms: int) -> list[Move]:
         self._mature(ts_ms)
         self._factors.clear()
-        moves = []
-        chance, group_p = self._chance, self.group_p
+        by_key: dict[str, list[tuple[tuple[str, int, int], int]]] = {}
         for key, n in self.hazards.alive.items():
-            mk, state, hour = key
-            old = group_p.get(key)
-            new = _f16(min(chance(mk, state, ts_ms - hour * _HOUR_MS), _P_MAX))
-            if old is not None and new != old:
-                group_p[key] = new
-                moves.append(Move(mk.partition(_SEP)[0], hour // 24, "", old, new, "refresh",
-                                  n))
+            by_key.setdefault(key[0], []).append((key, n))
+        moves = []
+        group_p = self.group_p
+        for mk, groups in by_key.items():  # one flow and tier at a time, vectorised
+            states = np.fromiter((k[1] for k, _ in groups), np.int64, len(groups))
+            hours = np.fromiter((k[2] for k, _ in groups), np.int64, len(groups))
+            ps = self.hazards.chances(mk, states, ts_ms - hours * _HOUR_MS) * self.factor(mk)
+            # float16, as `_f16` rounds (to nearest, ties to even)
+            ps = np.minimum(np.minimum(ps, 1.0), _P_MAX).astype(np.float16).astype(float)
+            flow = mk.partition(_SEP)[0]
+            for (key, n), new in zip(groups, ps.tolist(), strict=True):
+                old = group_p.get(key)
+                if old is not None and new != old:
+                    group_p[key] = new
+                    moves.append(Move(flow, key[2] // 24, "", old, new, "refresh", n))
         return moves
 
     def _cool(self, ts_ms: int) -> tuple[list[PropensityRow], list[Move]]:
