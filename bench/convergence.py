@@ -216,7 +216,8 @@ def evaluate(tables_or_rows: Mapping[str, Iterable[Any]], truth: Truth,
     - forecast, per cohort (with at least `min_entrants` entrants) and lead L in
       `leads_days`: the latest row with ``as_of <= (cohort_day + L) days`` against the
       realised score: mean absolute relative error, bias, share within +-15%, 80% / 95%
-      interval coverage, and whether its ``entered`` equals the true entrants;
+      interval coverage, the 80% interval's mean width relative to the forecast (coverage
+      is cheap with wide intervals), and whether its ``entered`` equals the true entrants;
     - outcomes: the engine's realised cohort rows against the truth's;
     - `baselines` (name -> tables of the same shapes, e.g. the trailing convergence score
       as a forecast, the per-message conversion model's scores as propensities): the same.
@@ -310,7 +311,7 @@ def _evaluate_forecasts(rows: Iterable[Any], truth: Truth, min_entrants: int,
     cohorts = [c for c in truth.cohorts if c.entrants >= min_entrants]
     out: dict[str, Any] = {"cohorts": len(cohorts)}
     for lead in leads_days:
-        errs, in80, in95, entered_ok, missing = [], [], [], [], 0
+        errs, in80, in95, entered_ok, missing, width80 = [], [], [], [], 0, []
         for c in cohorts:
             cutoff = (c.cohort_day + lead) * DAY_MS
             items = [r for ts, r in by_cohort.get((c.flow_id, c.cohort_day), ()) if ts <= cutoff]
@@ -322,6 +323,8 @@ def _evaluate_forecasts(rows: Iterable[Any], truth: Truth, min_entrants: int,
             if realised > 0:
                 errs.append((float(r["forecast_score"]) - realised) / realised)
             in80.append(float(r["lo80"]) <= realised <= float(r["hi80"]))
+            if float(r["forecast_score"]) > 0:  # sharpness: the 80% width / the forecast
+                width80.append((float(r["hi80"]) - float(r["lo80"])) / float(r["forecast_score"]))
             in95.append(float(r["lo95"]) <= realised <= float(r["hi95"]))
             entered_ok.append(int(r["entered"]) == c.entrants)
         out[f"{lead}d"] = {
@@ -331,6 +334,7 @@ def _evaluate_forecasts(rows: Iterable[Any], truth: Truth, min_entrants: int,
             "within_15pct": _r(np.mean(np.abs(errs) <= 0.15)) if errs else None,
             "coverage80": _r(np.mean(in80)) if in80 else None,
             "coverage95": _r(np.mean(in95)) if in95 else None,
+            "mean_rel_width80": _r(np.mean(width80)) if width80 else None,
             "entered_matches_truth": _r(np.mean(entered_ok)) if entered_ok else None,
         }
     return out
@@ -394,6 +398,11 @@ def engine_tables(sim: JourneySimulator, window_days: int) -> tuple[dict[str, li
             entered.add((ev.flow_id, ev.recipient_hash))
             baseline.append({"flow_id": ev.flow_id, "recipient_hash": ev.recipient_hash,
                              "score": conversion.get(ev.message_id, 0.0), "as_of": ev.ts_ms})
+    first_day = min((r.cohort_day for r in out.forecasts), default=0)
+    alerts = [{"flow_id": a.flow_id, "cohort": a.cohort_day - first_day,
+               "lead_days": round(a.as_of_ms / DAY_MS - a.cohort_day, 2),
+               "forecast_score": round(a.forecast_score, 4), "hi80": round(a.hi80, 4),
+               "trailing_score": round(a.trailing_score, 4)} for a in out.flow_alerts]
     tables = {
         "flow_propensities": journeys,
         "convergence_forecast": [r._asdict() | {"as_of": r.as_of_ms} for r in out.forecasts],
@@ -403,7 +412,8 @@ def engine_tables(sim: JourneySimulator, window_days: int) -> tuple[dict[str, li
                for r in out.model_metrics if r.model.startswith("convergence")}
     cost = {"events": len(items), "analytics_cpu_s": round(seconds, 2),
             "us_per_event": round(seconds / max(len(items), 1) * 1e6, 1),
-            "model_metrics": quality, "summary": analytics.aggregates.forecast.summary()}
+            "model_metrics": quality, "summary": analytics.aggregates.forecast.summary(),
+            "alerts": alerts}
     return tables, {"conversion_score_at_entry": {"flow_propensities": baseline}} | {
         "_cost": cost}
 

@@ -48,8 +48,9 @@ LAYOUT_FILE = "mailflow-recovery.json"
 #: The settings each one comes from, for the messages.
 ENV_NAMES = {"shards": "MAILFLOW_SHARDS", "recovery_partitions": "MAILFLOW_RECOVERY_PARTITIONS"}
 #: How the snapshots are laid out. 1: models in every recipient shard; 2: the models in
-#: one keyed step, recipient histories in the shards (a store of 1 cannot be resumed by 2).
-STATE_FORMAT = 2
+#: one keyed step, recipient histories in the shards (a store of 1 cannot be resumed by 2);
+#: 3: the convergence propensity counts journeys' moves (operators/hazards.py).
+STATE_FORMAT = 3
 
 
 @dataclass(frozen=True)

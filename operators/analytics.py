@@ -50,6 +50,7 @@ from operators.forecast import (
     ForecastQuality,
     ForecastRow,
 )
+from operators.hazards import HOUR_MS
 from operators.journeys import JourneyBook, JourneyFact
 from operators.learning import (
     CONVERTED,
@@ -164,6 +165,8 @@ class FlowAggregates:
     [('1h', 60000, 1)]
     """
 
+    _advanced_minute = -1  # the minute of the last advance (class default: old snapshots)
+
     def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
         self.minutes = MinuteMetrics(allowed_lateness_s)
@@ -174,6 +177,7 @@ class FlowAggregates:
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
         self._last_ts = 0
+        self._advanced_minute = -1
 
     @property
     def late(self) -> int:
@@ -190,14 +194,17 @@ class FlowAggregates:
     def configure_flows(self, propensity_step: float, stop_mailing_below: float,
                         flow_window_s: int = 7 * 86_400, alert_margin: float = 0.2) -> None:
         """Settings of the convergence prediction (after a restart too)."""
-        self.propensity.configure(propensity_step, stop_mailing_below)
+        self.propensity.configure(propensity_step, stop_mailing_below, flow_window_s)
         self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
                                 alert_margin=alert_margin)
 
     def _move(self, move: Move, ts_ms: int) -> None:
         """A propensity changed: the cohort forecast follows."""
         forecast, kind = self.forecast, move.kind
-        if move.old is None:
+        if move.count != 1:
+            forecast.rescore_many(move.flow_id, move.cohort_day, move.old, move.new,
+                                  move.count, ts_ms)
+        elif move.old is None:
             forecast.enter(move.flow_id, move.cohort_day, move.new, ts_ms)
         elif kind == "goal":
             forecast.reach(move.flow_id, move.cohort_day, move.old, ts_ms)
@@ -249,11 +256,34 @@ class FlowAggregates:
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (every fact before it has been applied): report the
         minutes it closes, and the labels whose window closed."""
-        self._last_ts = max(self._last_ts, ts_ms)
-        out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
-        out.minutes.extend(self.minutes.close_before(ts_ms // MINUTE_MS))
+        if ts_ms > self._last_ts:
+            self._last_ts = ts_ms
+        # The books' rows and the forecasts' hours move by whole minutes (and facts are
+        # stamped no later than the advance that follows them): a second advance within a
+        # minute finds nothing there. The labels are checked every time (a late delivery
+        # is filed under its own, earlier minute).
+        minute = ts_ms // MINUTE_MS
+        new_minute = minute != self._advanced_minute
+        if new_minute:
+            self._advanced_minute = minute
+            out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
+            out.minutes.extend(self.minutes.close_before(minute))
         if self.learner.pending or self.learner.pending_sent:
             self._resolve(*self.learner.tick(ts_ms), out)
+        if not new_minute:
+            return
+        # the propensities as of every hour boundary crossed, then the forecast's rows there
+        hour = self.propensity.hour
+        if hour >= 0:
+            for boundary in range((hour + 1) * HOUR_MS, ts_ms + 1, HOUR_MS):
+                self._advance_flows(boundary, out)
+        self._advance_flows(ts_ms, out)
+
+    def _advance_flows(self, ts_ms: int, out: AnalyticsBatch) -> None:
+        rows, moves = self.propensity.advance(ts_ms)
+        out.propensities.extend(rows)
+        for move in moves:
+            self._move(move, ts_ms)
         forecasts, cohorts, alerts = self.forecast.advance(ts_ms)
         if forecasts or cohorts or alerts:
             out.forecasts.extend(forecasts)
@@ -292,10 +322,13 @@ class RecipientAnalytics:
     _erased: dict[str, int] | None = None  # recipient hash -> erased up to (event ms)
     _guard_ms = 3_600_000
     erased_dropped = 0  # events refused because their recipient was erased
+    #: Flow journeys on (their facts feed the propensities and cohort forecasts); off only
+    #: to measure what they cost (bench/convergence_cost.py): nothing else changes.
+    track_journeys = True
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
-                 flow_window_s: int = 7 * 86_400):
+                 flow_window_s: int = 7 * 86_400, journeys: bool = True):
         # A delivery is remembered as long as anything can still use it: attribution
         # credit or a label (state is bounded by these two settings).
         self.tracker = MessageTracker(ttl_s=max(attribution_window_s, label_window_s))
@@ -307,6 +340,7 @@ class RecipientAnalytics:
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
+        self.track_journeys = journeys
 
     def configure(self, attribution_window_s: int, allowed_lateness_s: int,
                   label_window_s: int, flow_window_s: int = 7 * 86_400) -> None:
@@ -436,14 +470,21 @@ class RecipientAnalytics:
         """Flow journeys: the timers now due, then what this event changed (facts for the
         convergence propensity in the models' step)."""
         journeys, history, r, ts = self.journeys, self.history, ev.recipient_hash, ev.ts_ms
-        self.advance(ts, out)
-        if ev.type == "delivered" and not ev.flow_id:
+        if journeys.due(ts):
+            self.advance(ts, out)
+        etype = ev.type
+        if etype == "delivered":
+            if not ev.flow_id:
+                return
+        elif r not in journeys.open:  # no open journey: nothing of theirs can change
             return
-        out.facts.extend(journeys.observe(
-            ev.type, ts, r, ev.sender, ev.domain, ev.flow_id,
-            message_key(mkey) if ev.type == "delivered" and mkey else 0,
+        facts = journeys.observe(
+            etype, ts, r, ev.sender, ev.domain, ev.flow_id,
+            message_key(mkey) if etype == "delivered" and mkey else 0,
             interaction.is_human, attributed, lambda: history.numbers(r, ts),
-            hard_bounce=bounce is not None and bounce.bounce_class == "hard"))
+            hard_bounce=bounce is not None and bounce.bounce_class == "hard")
+        if facts:
+            out.facts.extend(facts)
 
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
@@ -485,7 +526,8 @@ class RecipientAnalytics:
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
         self._learn(ev, mkey, interaction, bounce, credits, out)
-        self._journeys(ev, mkey, interaction, bounce, attributed, out)
+        if self.track_journeys:
+            self._journeys(ev, mkey, interaction, bounce, attributed, out)
         self._last_ts = max(self._last_ts, ev.ts_ms)
         minute = ev.ts_ms // MINUTE_MS
         if minute >= self._expired_minute + 10:  # every 10 minutes: forget what no window reaches
@@ -505,9 +547,11 @@ class EngagementAnalytics:
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
-                 label_window_s: int = 86_400, reset_on_drift: bool = False):
+                 label_window_s: int = 86_400, reset_on_drift: bool = False,
+                 journeys: bool = True):
         self.recipients = RecipientAnalytics(attribution_window_s, half_life_s,
-                                             allowed_lateness_s, label_window_s=label_window_s)
+                                             allowed_lateness_s, label_window_s=label_window_s,
+                                             journeys=journeys)
         self.aggregates = FlowAggregates(allowed_lateness_s, windows,
                                          label_window_s=label_window_s,
                                          reset_on_drift=reset_on_drift)

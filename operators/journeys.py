@@ -57,6 +57,15 @@ KINDS = (ENTER, DELIVERY, OPEN, CLICK, REPLY, BOUNCE, ELSEWHERE, QUIET, GOAL, ST
 JOURNEY_FEATURES = ("position", "days_in", "interactions", "clicks", "replies",
                     "since_touch", "bounced", "elsewhere")
 
+#: log1p(n) / 2 of the small counts a journey holds (the same floats, looked up: a fact's
+#: features are built at every event of an open journey)
+_HALF_LOG1P = tuple(math.log1p(n) / 2.0 for n in range(64))
+
+
+def _half_log1p(n: int) -> float:
+    return _HALF_LOG1P[n] if n < 64 else math.log1p(n) / 2.0
+
+
 # journey record fields (a list: small to pickle)
 (_ENTERED, _SENDER, _PROVIDER, _DELIVERIES, _INTERACTIONS, _CLICKS, _REPLIES, _LAST_TOUCH,
  _BOUNCED, _ELSEWHERE, _MESSAGE) = range(11)
@@ -161,19 +170,22 @@ class JourneyBook:
              ) -> list[JourneyFact]:
         """Event time reached `ts_ms`: daily re-scores and closed windows that are due."""
         facts: list[JourneyFact] = []
-        timers = self._timers
+        timers, open_, window_ms = self._timers, self.open, self.window_ms
+        pop, push = heapq.heappop, heapq.heappush
         while timers and timers[0][0] <= ts_ms:
-            due, recipient, flow, entered = heapq.heappop(timers)
-            j = self.open.get(recipient, {}).get(flow)
+            due, recipient, flow, entered = pop(timers)
+            journeys = open_.get(recipient)
+            j = journeys.get(flow) if journeys else None
             if j is None or j[_ENTERED] != entered:
                 continue  # closed (or a later journey in the same flow): a stale timer
-            numbers = lambda r=recipient: numbers_of(r)  # noqa: E731
-            end = entered + self.window_ms
+            numbers = numbers_of(recipient)
+            end = entered + window_ms
             if due >= end:
                 facts.append(self._close(due, recipient, flow, EXPIRED, numbers))
                 continue
             facts.append(self._fact(due, recipient, flow, j, QUIET, numbers))
-            heapq.heappush(timers, (min(due + DAY_MS, end), recipient, flow, entered))
+            push(timers, (due + DAY_MS if due + DAY_MS < end else end, recipient, flow,
+                          entered))
         return facts
 
     # -- erasure ---------------------------------------------------------------
@@ -190,7 +202,7 @@ class JourneyBook:
 
     # -- facts -------------------------------------------------------------------
     def _close(self, ts_ms: int, recipient: str, flow: str, kind: str,
-               numbers: Callable[[], tuple[float, ...]]) -> JourneyFact:
+               numbers: Callable[[], tuple[float, ...]] | tuple[float, ...]) -> JourneyFact:
         journeys = self.open[recipient]
         j = journeys.pop(flow)
         if not journeys:
@@ -199,19 +211,26 @@ class JourneyBook:
 
     @staticmethod
     def _fact(ts_ms: int, recipient: str, flow: str, j: list, kind: str,
-              numbers: Callable[[], tuple[float, ...]]) -> JourneyFact:
+              numbers: Callable[[], tuple[float, ...]] | tuple[float, ...]) -> JourneyFact:
+        """`numbers`: the recipient's history numbers, or how to get them."""
         entered = j[_ENTERED]
         last = j[_LAST_TOUCH]
+        days_in = (ts_ms - entered) / (7 * DAY_MS)
+        if last >= 0:  # log hours since the last human touch in this flow, capped at ~6 weeks
+            since = math.log1p((ts_ms - last) / _HOUR_MS)
+            since = (since if since < 7.0 else 7.0) / 7.0
+        else:
+            since = 1.0
         journey = (
-            math.log1p(j[_DELIVERIES]) / 2.0,
-            min((ts_ms - entered) / (7 * DAY_MS), 2.0),
-            math.log1p(j[_INTERACTIONS]) / 2.0,
-            math.log1p(j[_CLICKS]) / 2.0,
-            math.log1p(j[_REPLIES]) / 2.0,
-            # log hours since the last human touch in this flow, capped at ~6 weeks
-            min(math.log1p((ts_ms - last) / _HOUR_MS), 7.0) / 7.0 if last >= 0 else 1.0,
+            _half_log1p(j[_DELIVERIES]),
+            days_in if days_in < 2.0 else 2.0,
+            _half_log1p(j[_INTERACTIONS]),
+            _half_log1p(j[_CLICKS]),
+            _half_log1p(j[_REPLIES]),
+            since,
             float(j[_BOUNCED]),
-            math.log1p(j[_ELSEWHERE]) / 2.0,
+            _half_log1p(j[_ELSEWHERE]),
         )
         return JourneyFact(ts_ms, flow, recipient, j[_SENDER], j[_PROVIDER], entered // DAY_MS,
-                           kind, j[_MESSAGE], journey, numbers())
+                           kind, j[_MESSAGE], journey,
+                           numbers if type(numbers) is tuple else numbers())

@@ -61,7 +61,9 @@ def test_propensities_and_cohort_forecasts_follow_the_truth(broker, tmp_path):
         # (a discrete distribution's mean may lie outside its 80% interval: one recipient
         # at p = 0.1 has the interval [0, 0] and the mean 0.1)
         assert converged / entered <= lo95 <= lo80 <= hi80 <= hi95 <= 1.0
-        assert converged <= expected <= entered and score == pytest.approx(expected / entered)
+        # expected: converged + Σp; the score: the forecast (Σp mixed with the flow's
+        # recent cohorts by their track record once graded)
+        assert converged <= expected <= entered and converged / entered <= score <= 1.0
 
     # Quality in model_metrics, beside its baselines (figures in the README, not asserted).
     quality = dict(query_store(data_dir, """

@@ -7,6 +7,7 @@ import math
 import pickle
 import random
 from fractions import Fraction
+from statistics import NormalDist
 
 import pytest
 
@@ -14,9 +15,12 @@ from operators.forecast import (
     DAY_MS,
     HOUR_MS,
     CohortForecast,
+    Residual,
+    TrackRecord,
     approx_quantiles,
     batch_exact_quantiles,
     exact_quantiles,
+    fit_track_record,
     poisson_binomial_pmf,
 )
 
@@ -56,8 +60,9 @@ def test_exact_interval_matches_brute_force(seed):
     ps = [Fraction(rng.randint(0, 20), 20) for _ in range(n)]
     expected = brute_force_quantiles(ps)
     assert exact_quantiles(poisson_binomial_pmf([float(p) for p in ps])) == expected
-    # the same through a cohort: 3 converged of 3 + n entrants, the rest open with ps
-    f = CohortForecast(exact_limit=15)
+    # the same through a cohort: 3 converged of 3 + n entrants, the rest open with ps (the
+    # p's taken as right: no spread for their error), the interval widened to hold the forecast
+    f = CohortForecast(exact_limit=15, error_prior_sd=0.0)
     for p in ps:
         f.enter("f", DAY, float(p), T0)
     for _ in range(3):
@@ -66,7 +71,11 @@ def test_exact_interval_matches_brute_force(seed):
     (row,), _, _ = f.advance(T0 + HOUR_MS)
     entered = n + 3
     assert (row.entered, row.converged) == (entered, 3)
-    assert [row.lo80, row.hi80, row.lo95, row.hi95] == [(3 + q) / entered for q in expected]
+    lo80, hi80, lo95, hi95 = ((3 + q) / entered for q in expected)
+    score = row.forecast_score
+    lo80, hi80 = min(lo80, score), max(hi80, score)
+    assert [row.lo80, row.hi80, row.lo95, row.hi95] == [lo80, hi80, min(lo95, lo80),
+                                                        max(hi95, hi80)]
     assert row.expected_converged == pytest.approx(3 + float(sum(ps)))
 
 
@@ -149,7 +158,7 @@ def test_truncated_dp_gives_the_same_quantiles():
 def test_large_cohort_is_approximated_and_stays_within_bound():
     rng = random.Random(9)
     ps = [rng.random() * 0.2 for _ in range(1000)]
-    f = CohortForecast(exact_limit=400)
+    f = CohortForecast(exact_limit=400, error_prior_sd=0.0)  # the noise given the p's alone
     for p in ps:
         f.enter("f", DAY, p, T0)
     f.advance(T0 + HOUR_MS)  # 1000 open at the boundary: approximated
@@ -478,7 +487,7 @@ def test_the_80_percent_interval_covers_simulated_cohorts_about_80_percent_of_th
     """Cohorts whose recipients' true p's are known: the forecast made one day after
     the start covers the realised score about as often as it says (seeded)."""
     rng = random.Random(2024)
-    f = CohortForecast(min_entered=10**9)
+    f = CohortForecast(min_entered=10**9, error_prior_sd=0.0)  # calibrated p's, taken as such
     t = T0
     f.advance(t)
     outcomes = {}
@@ -576,7 +585,7 @@ def test_coverage_holds_at_every_horizon_when_propensities_are_rescored_as_time_
             else:
                 changes.append((entry + window, 2, flow, "drop", p, p))
     changes.sort()
-    f = CohortForecast(min_entered=10**9)
+    f = CohortForecast(min_entered=10**9, error_prior_sd=0.0)  # calibrated p's, taken as such
     for ts, _, flow, kind, old_p, new_p in changes:
         f.advance(ts)
         if kind == "enter":
@@ -594,3 +603,291 @@ def test_coverage_holds_at_every_horizon_when_propensities_are_rescored_as_time_
         assert 0.90 <= summary[horizon]["coverage95"] <= 1.0, (horizon, summary[horizon])
     # later forecasts know more: smaller errors
     assert summary[3]["mean_abs_error"] < summary[1]["mean_abs_error"]
+
+
+# --- the track record: the propensities' own error --------------------------------------
+
+
+def journeys(seed: int, flows: int = 3, days: int = 30, n: int = 150,
+             factor=lambda flow, day, rng: 1.0, rate=lambda flow, day: 0.2) -> list:
+    """Cohorts whose p's are off by `factor` (per flow and day): each recipient's true q
+    is drawn around the flow's rate; it converts (probability q) at entry + 7 days ×
+    Beta(1, 3) (most early), else drops when its window ends; the caller's p is q × that
+    cohort's factor (capped), rescored each day to P(in the rest of the window | not yet)
+    = q (1 - F(s)) / (1 - q F(s)), F(s) = 1 - (1 - s)³ the share of conversions by s."""
+    rng = random.Random(seed)
+    window = 7 * DAY_MS
+    changes = []  # (ts, order, flow, day, kind, old_p, new_p, recipient number)
+    for day in range(days):
+        for flow in range(flows):
+            name = f"f{flow}"
+            off = factor(flow, day, rng)
+            for who in range(rng.randint(n * 9 // 10, n * 11 // 10)):
+                entry = (DAY + day) * DAY_MS + rng.randrange(DAY_MS)
+                q = min(rng.expovariate(1 / rate(flow, day)), 0.9)
+                at = entry + int(window * rng.betavariate(1, 3)) if rng.random() < q else None
+                p = min(q * off, 0.95)
+                changes.append((entry, 0, name, DAY + day, "enter", p, p, who))
+                t = entry
+                while True:
+                    t += DAY_MS
+                    if t >= entry + window or (at is not None and at < t):
+                        break
+                    done = 1 - (1 - (t - entry) / window) ** 3
+                    new_p = min(q * off * (1 - done) / (1 - q * done), 0.95)
+                    changes.append((t, 1, name, DAY + day, "rescore", p, new_p, who))
+                    p = new_p
+                if at is not None:
+                    changes.append((at, 2, name, DAY + day, "reach", p, p, who))
+                else:
+                    changes.append((entry + window, 2, name, DAY + day, "drop", p, p, who))
+    changes.sort()
+    return changes
+
+
+def play(changes: list, **settings) -> tuple[CohortForecast, list, list, list]:
+    """Feed the changes; every row, alert and quality record."""
+    f = CohortForecast(exact_limit=0, **settings)  # moments only: fast
+    rows, alerts = [], []
+    for ts, _, flow, day, kind, old_p, new_p, _ in changes:
+        r, _, a = f.advance(ts)
+        rows += r
+        alerts += a
+        if kind == "enter":
+            f.enter(flow, day, new_p, ts)
+        elif kind == "rescore":
+            f.rescore(flow, day, old_p, new_p, ts)
+        else:
+            getattr(f, kind)(flow, day, old_p, ts)
+    r, _, a = f.advance(changes[-1][0] + 10 * DAY_MS)
+    return f, rows + r, alerts + a, f.take_quality()
+
+
+def coverage(quality: list, horizon: int, first_day: int) -> tuple[float, float, float]:
+    graded = [q for q in quality if q.horizon_days == horizon and q.cohort_day >= first_day]
+    return (sum(q.in80 for q in graded) / len(graded), sum(q.in95 for q in graded)
+            / len(graded), sum(abs(q.rel_error) for q in graded) / len(graded))
+
+
+def test_intervals_cover_about_nominal_when_the_propensities_are_off():
+    """p's off by a per-cohort factor around 1.4 (log sd 0.25): the noise alone covers
+    rarely; the track record learns the spread and the combination the level (seeded)."""
+    changes = journeys(11, factor=lambda flow, day, rng: 1.4 * math.exp(rng.gauss(0, 0.25)))
+    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_baselines=False,
+                               error_cohorts=0)
+    _, _, _, learnt = play(changes)
+    first = DAY + 8  # once a week of cohorts was graded
+    for horizon in (1, 2, 3):
+        raw80, raw95, raw_err = coverage(noise_only, horizon, first)
+        in80, in95, err = coverage(learnt, horizon, first)
+        assert raw80 < 0.5 and raw95 < 0.7, (horizon, raw80, raw95)
+        # (66 cohorts: a coverage measured on them is ±5 points by itself)
+        assert 0.65 <= in80 <= 0.92 and 0.88 <= in95 <= 1.0, (horizon, in80, in95)
+        assert err < raw_err  # and the point forecast is better: the baselines
+
+
+def test_nearly_right_propensities_keep_narrow_intervals_once_learnt():
+    """The p's right at entry and at each daily rescore (a little high in between): the
+    learnt spread shrinks towards none, coverage stays near nominal, and the model keeps
+    a weight of at least a third against the recent cohorts' rate and the trailing score."""
+    f, _, _, quality = play(journeys(12))
+    in80, in95, _ = coverage(quality, 1, DAY + 8)
+    assert 0.7 <= in80 <= 0.92 and 0.88 <= in95 <= 1.0, (in80, in95)
+    record = f.track_record("f0")[1]  # residuals about as big as the noise: what is left
+    assert record.cohorts == 6 and record.sd < 0.18 and record.weights[0] > 0.3  # the prior's
+
+
+def test_prior_spread_while_nothing_is_graded():
+    """A new flow: nothing graded yet, the prior's spread (and the model alone); with a
+    prior of 0 the noise interval given the p's, exactly."""
+    rows = {}
+    for sd in (0.0, 0.3, 0.6):
+        f = CohortForecast(error_prior_sd=sd, exact_limit=10**6)
+        for i in range(200):
+            f.enter("new", DAY, 0.1 + (i % 5) * 0.05, T0 + i)
+        f.advance(T0 + 30 * HOUR_MS)  # past the first day boundary: a snapshot, no grade
+        assert f.track_record("new")[1] == TrackRecord(0.0, sd, (1.0, 0.0, 0.0), sd, None, 0, sd)
+        rows[sd] = f.advance(T0 + 31 * HOUR_MS)[0][0]
+    exact = exact_quantiles(poisson_binomial_pmf([0.1 + (i % 5) * 0.05 for i in range(200)]))
+    assert [rows[0.0].lo80, rows[0.0].hi80, rows[0.0].lo95, rows[0.0].hi95] == [
+        q / 200 for q in exact]
+    assert len({r.forecast_score for r in rows.values()}) == 1  # the point: the model's
+    for narrow, wide in ((rows[0.0], rows[0.3]), (rows[0.3], rows[0.6])):
+        assert wide.lo95 < narrow.lo95 < narrow.hi95 < wide.hi95
+        assert wide.lo80 < narrow.lo80 < narrow.hi80 < wide.hi80
+    r = rows[0.3]  # noise and prior in quadrature, on the log scale of the open count + 1
+    noise = math.log((exact[1] + 1) / (r.expected_converged + 1))
+    z = NormalDist().inv_cdf(0.9)
+    assert r.hi80 * 200 == pytest.approx(
+        (r.expected_converged + 1) * math.exp(math.hypot(noise, z * 0.3)) - 1)
+
+
+def test_a_drifting_model_is_followed_with_a_lag():
+    """The p's go from 0.4× to 3.3× the truth over 30 days: the noise alone never covers;
+    the track record (a week of graded snapshots, early evidence) covers most of the time
+    and the recent cohorts' rate keeps the point error a fraction of the model's."""
+    changes = journeys(11, factor=lambda flow, day, rng: 0.4 + 0.1 * day)
+    _, _, _, noise_only = play(changes, error_prior_sd=0.0, combine_baselines=False,
+                               error_cohorts=0)
+    _, _, _, learnt = play(changes)
+    for horizon in (1, 2, 3):
+        raw80, raw95, raw_err = coverage(noise_only, horizon, DAY + 8)
+        in80, in95, err = coverage(learnt, horizon, DAY + 8)
+        assert raw95 < 0.2 and in80 > 0.55 and in95 > 0.85, (horizon, in80, in95)
+        assert err < raw_err / 2
+
+
+def test_early_evidence_grades_snapshots_before_any_cohort_closed():
+    g = CohortForecast(exact_limit=0)  # six days of cohorts: the first closes on day 8
+    for ts, _, flow, day, kind, old_p, new_p, _ in journeys(13, days=6):
+        if ts >= (DAY + 6) * DAY_MS:
+            break
+        g.advance(ts)
+        if kind == "enter":
+            g.enter(flow, day, new_p, ts)
+        elif kind == "rescore":
+            g.rescore(flow, day, old_p, new_p, ts)
+        else:
+            getattr(g, kind)(flow, day, old_p, ts)
+    g.advance((DAY + 6) * DAY_MS)
+    assert g._closed == {}  # nothing closed
+    record = g.track_record("f0")[1]
+    assert 1 <= record.cohorts <= 4 and record.rate is not None and record.rate > 0
+
+
+@pytest.mark.parametrize("settings", [{}, {"correct_bias": True},
+                                      {"combine_baselines": False, "error_prior_sd": 0.0},
+                                      {"error_prior_sd": 1.5, "error_cohorts": 2}])
+def test_interval_always_holds_the_forecast_nested_within_what_can_happen(settings):
+    changes = journeys(14, flows=2, days=16, n=60,
+                       factor=lambda flow, day, rng: rng.choice([0.3, 1.0, 3.0]))
+    _, rows, _, _ = play(changes, **settings)
+    assert rows
+    for r in rows:
+        assert r.converged / r.entered <= r.lo95 <= r.lo80 <= r.forecast_score <= r.hi80 \
+            <= r.hi95 <= 1.0, r
+        assert r.converged <= r.expected_converged <= r.entered  # converged + Σp
+
+
+def test_a_cohort_falling_behind_still_alerts_though_the_forecast_leans_on_other_cohorts():
+    """Steady flow, then one cohort converging a third as much (and its p's say so): the
+    published forecast is pulled towards the trailing score, the alert judges without it
+    (the model and the recent cohorts' rate) and fires within two days, once; no other
+    cohort alerts."""
+    bad = DAY + 20
+    changes = journeys(15, flows=1, days=24, n=300,
+                       factor=lambda flow, day, rng: math.exp(rng.gauss(0, 0.1)),
+                       rate=lambda flow, day: 0.07 if day == 20 else 0.2)
+    f, rows, alerts, _ = play(changes, min_entered=50)
+    assert f.track_record("f0")[1].weights[0] < 0.9  # the combination is on
+    assert [(a.cohort_day, a.as_of_ms <= (bad + 2) * DAY_MS) for a in alerts] == [(bad, True)]
+    alert = alerts[0]
+    published = [r for r in rows if r.cohort_day == bad and r.as_of_ms == alert.as_of_ms][0]
+    assert alert.hi80 < alert.trailing_score * 0.8
+    assert alert.forecast_score < published.forecast_score  # the model's, not pulled up
+
+
+def test_fit_track_record_weighs_by_inverse_squared_error():
+    """Model errors ±0.4, the recent rate's 0.1, no trailing score yet (weight 0)."""
+    residuals = [Residual(d, 100, 0.4 * (-1) ** d, 0.0, 0.1, None, 0.2) for d in range(6)]
+    rec = fit_track_record(residuals, 0.3, 2)
+    mse_model = (2 * 0.09 + 6 * 0.16) / 8
+    mse_recent = (2 * 0.09 + 6 * 0.01) / 8
+    w = mse_recent / (mse_model + mse_recent)
+    assert rec.weights == pytest.approx((w, 1 - w, 0.0))
+    assert rec.bias == 0.0 and rec.rate == pytest.approx(0.2) and rec.cohorts == 6
+    combined = sum((w * e + (1 - w) * 0.1) ** 2 for e in (0.4, -0.4, 0.4, -0.4, 0.4, -0.4))
+    assert rec.sd == pytest.approx(math.sqrt((2 * 0.09 + combined) / 8 * (1 + 1 / 8)))
+    # three estimators: inverse squared errors, each residual combining what it had
+    three = [r._replace(trailing=0.2) for r in residuals[:3]] + residuals[3:]
+    inverse = [8 / (2 * 0.09 + 6 * 0.16), 8 / (2 * 0.09 + 6 * 0.01), 5 / (2 * 0.09 + 3 * 0.04)]
+    assert fit_track_record(three, 0.3, 2).weights == pytest.approx(
+        tuple(x / sum(inverse) for x in inverse))
+    # Bernoulli noise is not counted twice: residuals that are all noise leave the prior
+    noisy = [Residual(d, 100, 0.2 * (-1) ** d, 0.04, None, None, 0.2) for d in range(6)]
+    assert fit_track_record(noisy, 0.3, 2).sd_model == pytest.approx(
+        math.sqrt(2 * 0.09 / 8 * (1 + 1 / 8)))
+    assert fit_track_record(noisy, 0.0, 2).sd_model == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rows_with_a_track_record_do_not_depend_on_the_order_within_an_hour():
+    """Snapshots, grades and fits are made from the state at day boundaries (exact sums):
+    the changes of each hour in another order (each recipient's own kept) give the same
+    rows to the last bit, across weeks of cohorts with a track record."""
+    changes = journeys(16, flows=2, days=12, n=80,
+                       factor=lambda flow, day, rng: rng.choice([0.5, 1.0, 2.0]))
+    rng = random.Random(1)
+    key = {}
+    shuffled = sorted(changes, key=lambda c: (
+        c[0] // HOUR_MS, key.setdefault((c[2], c[3], c[7]), rng.random()), c[0], c[1]))
+    assert shuffled != changes
+    first, second = play(changes), play(shuffled)
+    assert first[0].track_record("f0")[1].cohorts > 0
+    assert first[1] == second[1] and first[2] == second[2] and first[3] == second[3]
+
+
+def test_an_alert_is_not_raised_again_while_the_forecast_stays_below():
+    """hi80 crossing the threshold back and forth while the forecast stays below it is one
+    fall, one alert; the forecast itself back at the threshold re-arms it."""
+    f = CohortForecast(alert_margin=0.2, min_entered=50, error_prior_sd=0.0)
+    close_cohorts(f, "welcome", DAY, 4, n=100, converged=30)  # threshold 0.24
+    day = DAY + 11
+    t = day * DAY_MS
+    f.advance(t)
+    for _ in range(100):
+        f.enter("welcome", day, 0.1, t)  # forecast 0.1, hi80 below 0.24
+    alerts = f.advance(t + HOUR_MS)[2]
+    assert len(alerts) == 1
+    for _ in range(40):  # hi80 back above the threshold, the forecast (0.22) still below
+        f.rescore("welcome", day, 0.1, 0.4, t + HOUR_MS)
+    _, _, alerts = f.advance(t + 2 * HOUR_MS)
+    for _ in range(40):
+        f.rescore("welcome", day, 0.4, 0.1, t + 2 * HOUR_MS)
+    _, _, again = f.advance(t + 3 * HOUR_MS)
+    assert alerts == again == []
+    for _ in range(60):  # recovered: the forecast above the threshold; then falls again
+        f.rescore("welcome", day, 0.1, 0.5, t + 3 * HOUR_MS)
+    assert f.advance(t + 4 * HOUR_MS)[2] == []
+    for _ in range(60):
+        f.rescore("welcome", day, 0.5, 0.1, t + 4 * HOUR_MS)
+    assert len(f.advance(t + 5 * HOUR_MS)[2]) == 1
+
+
+def test_state_pickled_before_the_track_record_carries_on():
+    """A restart from a snapshot of the previous version (no track record in it): the
+    missing parts start empty (the prior), the cohorts' numbers are recomputed."""
+    f = CohortForecast()
+    for i in range(50):
+        f.enter("f", DAY, 0.2, T0 + i)
+    f.advance(T0 + HOUR_MS)
+    state = {k: v for k, v in f.__dict__.items()
+             if k not in ("_closed", "_fits", "error_prior_sd", "error_prior_cohorts",
+                          "error_cohorts", "early_share", "combine_baselines",
+                          "correct_bias")}
+    old = CohortForecast.__new__(CohortForecast)
+    old.__setstate__(state)
+    for cohort in old._cohorts.values():  # what a cohort of the previous version held
+        slots = {k: getattr(cohort, k) for k in ("entered", "converged", "open", "sums", "ps",
+                                                 "dirty", "created_ms", "horizons",
+                                                 "alerted")}
+        del cohort.snaps, cohort.qs
+        cohort.__setstate__((None, slots | {"numbers": (0.5,) * 6}))  # old numbers: redone
+    g = pickle.loads(pickle.dumps(old))
+    rows, _, _ = g.advance(T0 + 2 * DAY_MS)
+    assert rows[-1] == f.advance(T0 + 2 * DAY_MS)[0][-1]
+    assert g.track_record("f")[1].cohorts == 0
+
+
+def test_rescoring_a_group_at_once_equals_rescoring_its_members_one_by_one():
+    one, many = CohortForecast(), CohortForecast()
+    for f in (one, many):
+        for i in range(150):  # exact (at most 200 open)
+            f.enter("f", DAY, 0.25 if i < 60 else 0.125, T0 + i)
+    for _ in range(60):
+        one.rescore("f", DAY, 0.25, 0.0625, T0 + 500)
+    many.rescore_many("f", DAY, 0.25, 0.0625, 60, T0 + 500)
+    rows_one, rows_many = one.advance(T0 + 2 * HOUR_MS)[0], many.advance(T0 + 2 * HOUR_MS)[0]
+    assert rows_one == rows_many and rows_one
+    assert rows_one[0].expected_converged == pytest.approx(60 * 0.0625 + 90 * 0.125)
+    many.rescore_many("f", DAY, 0.5, 0.25, 1, T0 + 600)  # a p it does not hold
+    assert many.stats()["mismatched"] == 1

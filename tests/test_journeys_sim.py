@@ -318,6 +318,7 @@ def test_evaluate_forecasts_by_lead_coverage_and_baselines():
     assert f["2d"]["mean_abs_rel_error"] == 0.0
     assert f["3d"]["bias"] == pytest.approx(-0.6) and f["3d"]["coverage80"] == 0.0
     assert f["3d"]["coverage95"] == 1.0
+    assert f["1d"]["mean_rel_width80"] == pytest.approx(0.2 / 0.55, abs=1e-4)
     base = got["baselines"]["trailing"]["forecast"]
     assert base["1d"]["missing"] == 2 and base["2d"]["n"] == 1
     assert bench.evaluate({"convergence_forecast": rows}, truth, min_entrants=21

@@ -232,7 +232,7 @@ def test_a_changed_shard_count_is_refused_once_the_recovery_store_exists(runs, c
         assert "keep shards = 64" in refused.stderr
         assert "fresh recovery directory" in refused.stderr
     layout = orjson.loads((data_dir / "recovery" / "mailflow-recovery.json").read_bytes())
-    assert layout == {"shards": 64, "recovery_partitions": 2, "state_format": 2}
+    assert layout == {"shards": 64, "recovery_partitions": 2, "state_format": 3}
 
 
 def test_a_process_that_fails_takes_the_others_down(cluster_input, tmp_path):

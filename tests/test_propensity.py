@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from operators.analytics import EngagementAnalytics
 from operators.event import Event
 from operators.journeys import DAY_MS, JourneyBook
@@ -31,7 +33,7 @@ def test_the_propensity_goes_to_one_on_the_goal_and_to_zero_on_an_unsubscribe():
                    ev("click", 60_000), ev("conversion", 120_000, value=30.0),
                    ev("unsubscribe", 180_000, "r2", message="m2")])
     by = {(r.recipient_hash, r.kind): r for r in rows}
-    assert by[("r1", "enter")].score <= 0.1  # an untrained model starts low
+    assert by[("r1", "enter")].score <= 0.1  # nothing counted yet: low
     assert by[("r1", "goal")].score == 1.0
     assert by[("r2", "stopped")].score == 0.0
     assert {r.kind for r in rows} >= {"enter", "click", "goal", "stopped"}
@@ -41,8 +43,9 @@ def test_a_journey_expires_with_the_window_and_is_rescored_daily_meanwhile():
     book = JourneyBook(window_s=3 * 86_400)
     numbers = lambda: (0.0,)  # noqa: E731
     book.observe("delivered", 0, "r", S, "gmail.com", "welcome", 5, True, (), numbers)
-    kinds = [f.kind for f in book.tick(10 * DAY_MS, lambda r: (0.0,))]
-    assert kinds == ["quiet", "quiet", "expired"]
+    facts = book.tick(10 * DAY_MS, lambda r: (0.0,))
+    assert [f.kind for f in facts] == ["quiet", "quiet", "expired"]
+    assert [f.ts_ms // DAY_MS for f in facts] == [1, 2, 3]
     assert book.open_journeys() == 0
 
 
@@ -83,13 +86,15 @@ def test_a_score_ignores_the_future():
 
 
 def test_the_model_learns_who_converges():
-    """Clickers converge: after learning from closed journeys, a click raises the score."""
+    """Clickers converge (70%, a quarter of the entrants click): after counting the
+    journeys, the entry score is near the share that converges and a click raises it."""
     analytics, rows = run(traffic(2, n=2000) + [ev("delivered", 10 ** 10, "probe", message="p"),
                                                 ev("click", 10 ** 10 + 60_000, "probe",
                                                    message="p")])
     probe = [r for r in rows if r.recipient_hash == "probe"]
     assert [r.kind for r in probe] == ["enter", "click"]
-    assert probe[1].score > 5 * probe[0].score and probe[1].score > 0.05
+    assert 0.12 < probe[0].score < 0.3
+    assert probe[1].score > 3 * probe[0].score and probe[1].score > 0.5
     assert analytics.aggregates.propensity.learned > 1000
 
 
@@ -123,3 +128,53 @@ def test_an_erasure_leaves_no_timer_naming_the_recipient():
         book.observe("delivered", 0, r, S, "gmail.com", "welcome", 5, True, (), numbers)
     assert book.forget("gone") == (1, ("welcome",))
     assert [t[1] for t in book._timers] == ["kept"]
+
+
+def test_a_journey_cools_twelve_hours_after_its_last_human_touch_and_its_score_falls():
+    from operators.propensity import COOL_HOURS
+
+    _, rows = run(traffic(5, n=800) + [
+        ev("delivered", 10 ** 10, "probe", message="p"),
+        ev("click", 10 ** 10 + 60_000, "probe", message="p"),
+        ev("delivered", 10 ** 10 + 13 * 3_600_000, "other", flow="", message="o")])
+    probe = [r for r in rows if r.recipient_hash == "probe"]
+    assert [r.kind for r in probe] == ["enter", "click", "cooled"]
+    assert probe[2].as_of_ms == 10 ** 10 + 60_000 + COOL_HOURS * 3_600_000
+    assert probe[2].score < probe[1].score
+
+
+def test_the_forecast_holds_every_open_journey_s_group_chance_exactly():
+    """Hourly refreshes move whole groups: the cohort forecast never meets a p it does not
+    hold (no mismatch), and its open sum is the groups' chances times their sizes."""
+    analytics, _ = run(traffic(3, n=1500))
+    agg = analytics.aggregates
+    agg.advance(1500 * 400_000 + 5 * 3_600_000, analytics.flush())
+    stats = agg.forecast.stats()
+    assert stats["mismatched"] == 0 and stats["unmatched"] == 0
+    book = agg.propensity
+    expected = sum(n * book.group_p[key] for key, n in book.hazards.alive.items())
+    held = sum(c.moments()[0] for c in agg.forecast._cohorts.values())
+    assert held == pytest.approx(expected, rel=1e-9)
+
+
+def test_matured_cohorts_calibrate_the_counted_chances():
+    """Realised goals on cohorts whose window closed, against the counted chance at entry:
+    the factor is 1 before any matured, and moves towards realised / counted."""
+    book = PropensityBook()
+    from operators.journeys import JourneyFact
+
+    day = 86_400_000
+    for i in range(400):  # one cohort: 400 enter, 120 reach the goal within hours
+        fact = JourneyFact(i * 1000, "f", f"r{i}", S, "gmail.com", 0, "enter", 1,
+                           (0.0,) * 8, (0.0,) * 7)
+        book.observe(fact, None)
+    for i in range(120):
+        book.observe(JourneyFact(3_600_000 + i, "f", f"r{i}", S, "gmail.com", 0, "goal", 1,
+                                 (0.0,) * 8, (0.0,) * 7), None)
+    book.advance(day)
+    (key,) = book.cohorts  # counted per flow and tier of history (here: new)
+    assert key[0].startswith("f") and book.factor(key[0]) == 1.0  # not matured yet
+    book.advance(9 * day)
+    assert list(book.matured) == [key[0]]
+    c0 = book.hazards.chance(key[0], 0, 0)
+    assert book.factor(key[0]) == pytest.approx((120 / c0 + 200) / (400 + 200))

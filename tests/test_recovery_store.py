@@ -18,7 +18,7 @@ def test_a_new_store_records_its_layout_and_a_later_start_checks_it(tmp_path):
     assert store.prepare(LAYOUT) == "created"
     assert store.partitions() == [0, 1, 2, 3]
     assert json.loads((store.path / LAYOUT_FILE).read_text()) == {
-        "shards": 64, "recovery_partitions": 4, "state_format": 2}
+        "shards": 64, "recovery_partitions": 4, "state_format": 3}
     assert store.prepare(LAYOUT) == "checked"
 
 
@@ -150,7 +150,7 @@ def test_a_store_of_an_older_state_format_is_refused_with_what_to_do(tmp_path):
     store = RecoveryStore(tmp_path / "recovery")
     store.prepare(LAYOUT)
     recorded = json.loads(store.layout_file.read_text())
-    assert recorded["state_format"] == 2
+    assert recorded["state_format"] == 3
     del recorded["state_format"]  # as written before formats were recorded
     store.layout_file.write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match="state format 1.*fresh recovery directory"):
