@@ -51,6 +51,9 @@ ENV_NAMES = {"shards": "MAILFLOW_SHARDS", "recovery_partitions": "MAILFLOW_RECOV
 #: one keyed step, recipient histories in the shards (a store of 1 cannot be resumed by 2);
 #: 3: the convergence propensity counts journeys' moves (operators/hazards.py).
 STATE_FORMAT = 3
+#: What changed with each format, for the message that refuses an older store.
+FORMAT_CHANGES = {2: "the online models moved out of the recipient shards into one keyed step",
+                  3: "the convergence propensity counts how journeys move"}
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,8 @@ class RecoveryStore:
             if was != asked and f.name == "state_format":
                 raise ConfigError(
                     f"the recovery store {self.path} holds snapshots of state format {was}, "
-                    f"and this version of mailflow keeps its state as format {asked} (the "
-                    "online models moved out of the recipient shards into one keyed step): "
+                    f"and this version of mailflow keeps its state as format {asked} ("
+                    f"{FORMAT_CHANGES.get(asked, 'its layout changed')}): "
                     f"start from a fresh recovery directory (move {self.path} away, or run "
                     "once with --no-recovery); the job then rebuilds its state from the "
                     "beginning of the topics")

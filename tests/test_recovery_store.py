@@ -155,3 +155,8 @@ def test_a_store_of_an_older_state_format_is_refused_with_what_to_do(tmp_path):
     store.layout_file.write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match="state format 1.*fresh recovery directory"):
         store.prepare(LAYOUT)
+    recorded["state_format"] = 2  # the models in one step, the propensity still learnt
+    store.layout_file.write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match="state format 2.*format 3 .the convergence "
+                                          "propensity counts how journeys move"):
+        store.prepare(LAYOUT)
