@@ -304,6 +304,10 @@ class PropensityBook:
         """Erasure: the recipient's open journeys leave (their scores are dropped; the
         counts and the flows' running rates keep what they learnt)."""
         journeys = self.open.pop(recipient, {})
+        timers = [t for t in self._cooling if t.recipient != recipient]
+        if len(timers) < len(self._cooling):  # a stale timer would name them (rare: walk)
+            heapq.heapify(timers)
+            self._cooling = timers
         moves = []
         for flow, r in journeys.items():
             key = (r[_KEY], r[_STATE], r[_ENTERED] // _HOUR_MS)

@@ -100,10 +100,15 @@ def test_the_model_learns_who_converges():
 
 def test_an_erased_recipient_leaves_the_open_journeys():
     analytics = EngagementAnalytics()
-    analytics.apply([ev("delivered", 0), ev("delivered", 0, "r2", message="m2")])
+    analytics.apply([ev("delivered", 0), ev("delivered", 0, "r2", message="m2"),
+                     ev("click", 60_000), ev("click", 60_000, "r2", message="m2")])
+    cooling = analytics.aggregates.propensity._cooling
+    assert sorted(t.recipient for t in cooling) == ["r1", "r2"]
     assert analytics.aggregates.propensity.open_journeys() == 2
     report = analytics.forget("r1", up_to_ms=10)
     assert report["journeys"] == 1 and analytics.aggregates.propensity.open_journeys() == 1
+    # no cooling timer names them any more (it would keep them in the models' snapshot)
+    assert [t.recipient for t in analytics.aggregates.propensity._cooling] == ["r2"]
     assert analytics.recipients.journeys.open_journeys() == 1
 
 
