@@ -1,0 +1,341 @@
+"""Extractors for replies: return dates, substitute contacts, order and ticket numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+
+from operators.reply_extract import (
+    contacts,
+    find_return,
+    references,
+    return_date,
+    return_date_evidence,
+)
+
+UTC = dt.UTC
+# Tuesday 1 December 2026
+GOT = dt.datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+D = dt.date
+
+# (text, language, expected return day) for a reply received at GOT
+RETURN_CASES: list[tuple[str, str, dt.date | None]] = [
+    # --- English: until = back the next day
+    ("I am out of the office until 18 December.", "en", D(2026, 12, 19)),
+    ("I'm absent until 18 Dec with limited access to email.", "en", D(2026, 12, 19)),
+    ("Out of office until Dec 18th.", "en", D(2026, 12, 19)),
+    ("I am on annual leave until December 18, 2026.", "en", D(2026, 12, 19)),
+    ("I'm away through Friday.", "en", D(2026, 12, 5)),
+    ("Out of the office until 12/18.", "en", D(2026, 12, 19)),
+    ("I am out until 12/18/2026 and will reply when I return.", "en", D(2026, 12, 19)),
+    ("Thank you for your email. I am on vacation until the 18th of December.", "en",
+     D(2026, 12, 19)),
+    ("I'm on holiday till 2026-12-18.", "en", D(2026, 12, 19)),
+    ("Away up to and including 18 December.", "en", D(2026, 12, 19)),
+    ("I will be out of the office until Wednesday, December 9.", "en", D(2026, 12, 10)),
+    ("I will return to the office after December 18.", "en", D(2026, 12, 19)),
+    # --- English: back on = that day
+    ("I'll be back on Monday.", "en", D(2026, 12, 7)),
+    ("I am returning January 5.", "en", D(2027, 1, 5)),
+    ("I will be back in the office on 7 December.", "en", D(2026, 12, 7)),
+    ("Back on 12/21.", "en", D(2026, 12, 21)),
+    ("I'm out this week, returning Monday 7th December.", "en", D(2026, 12, 7)),
+    ("I will be available again from 14 December.", "en", D(2026, 12, 14)),
+    ("Currently travelling, back tomorrow.", "en", D(2026, 12, 2)),
+    ("I'm out of the office and will be back next week.", "en", D(2026, 12, 7)),
+    ("I'm off for two weeks with no access to email.", "en", D(2026, 12, 15)),
+    ("I'll be back in 3 days.", "en", D(2026, 12, 4)),
+    ("I am on parental leave and will return on January 11th 2027.", "en", D(2027, 1, 11)),
+    ("I'm out of office from 10 to 18 December.", "en", D(2026, 12, 19)),
+    ("Out of office 10-18 Dec.", "en", D(2026, 12, 19)),
+    ("Away Dec 10-18, back Dec 21.", "en", D(2026, 12, 21)),
+    ("I am away from December 3 to December 11.", "en", D(2026, 12, 12)),
+    ("I'm out of the office until 18/12.", "", D(2026, 12, 19)),
+    ("I'm out of the office until 05/01 (5 January).", "en-GB", D(2027, 1, 6)),
+    # --- German
+    ("Ich bin bis 18.12. nicht im Büro.", "de", D(2026, 12, 19)),
+    ("Ich bin bis zum 18. Dezember 2026 im Urlaub.", "de", D(2026, 12, 19)),
+    ("Ab dem 19.12. bin ich wieder erreichbar.", "de", D(2026, 12, 19)),
+    ("Ich bin ab dem 19.12. wieder erreichbar.", "de", D(2026, 12, 19)),
+    ("Wieder im Büro am 5. Januar.", "de", D(2027, 1, 5)),
+    ("Vielen Dank für Ihre Nachricht. Ich bin vom 10.12. bis 18.12. abwesend.", "de",
+     D(2026, 12, 19)),
+    ("Ich bin bis einschließlich 18.12.2026 im Urlaub.", "de", D(2026, 12, 19)),
+    ("Ich bin bis Freitag außer Haus.", "de", D(2026, 12, 5)),
+    ("Ab Montag bin ich wieder im Büro.", "de", D(2026, 12, 7)),
+    ("Ich bin ab morgen wieder da.", "de", D(2026, 12, 2)),
+    ("Ich bin für zwei Wochen im Urlaub.", "de", D(2026, 12, 15)),
+    ("Ich bin nächste Woche wieder im Büro.", "de", D(2026, 12, 7)),
+    ("Am 7. Dezember bin ich wieder zurück.", "de", D(2026, 12, 7)),
+    ("Ich bin vom 10. bis 18. Dezember nicht erreichbar.", "de", D(2026, 12, 19)),
+    ("Abwesend bis 4.1.2027, ab 5.1. wieder da.", "de", D(2027, 1, 5)),
+    ("Ich bin bis zum 5. Januar im Urlaub.", "de", D(2027, 1, 6)),
+    ("Bin bis 18.12 unterwegs.", "", D(2026, 12, 19)),
+    # --- French
+    ("Je suis absent jusqu'au 18 décembre.", "fr", D(2026, 12, 19)),
+    ("De retour le 5 janvier.", "fr", D(2027, 1, 5)),
+    ("Je serai de retour le lundi 7 décembre.", "fr", D(2026, 12, 7)),
+    ("Absente du 10 au 18 décembre inclus.", "fr", D(2026, 12, 19)),
+    ("Je suis en congés jusqu'au 18/12.", "fr", D(2026, 12, 19)),
+    ("Je suis absent jusqu’au 4 janvier 2027.", "fr", D(2027, 1, 5)),
+    ("Je serai de retour demain.", "fr", D(2026, 12, 2)),
+    ("Je suis absent pendant deux semaines.", "fr", D(2026, 12, 15)),
+    ("Je serai de nouveau disponible à partir du 14 décembre.", "fr", D(2026, 12, 14)),
+    ("Je suis absent jusqu'à vendredi.", "fr", D(2026, 12, 5)),
+    # --- Spanish
+    ("Estoy fuera de la oficina hasta el 18 de diciembre.", "es", D(2026, 12, 19)),
+    ("Estaré de vuelta el 5 de enero.", "es", D(2027, 1, 5)),
+    ("Estoy de vacaciones hasta el 18/12.", "es", D(2026, 12, 19)),
+    ("Estaré ausente del 10 al 18 de diciembre.", "es", D(2026, 12, 19)),
+    ("Regreso el lunes.", "es", D(2026, 12, 7)),
+    ("Estaré de vacaciones durante dos semanas.", "es", D(2026, 12, 15)),
+    ("Volveré el 7 de diciembre de 2026.", "es", D(2026, 12, 7)),
+    ("Estaré disponible a partir del 14 de diciembre.", "es", D(2026, 12, 14)),
+    # --- Dutch
+    ("Ik ben afwezig tot 18 december.", "nl", D(2026, 12, 19)),
+    ("Vanaf 19 december ben ik weer aanwezig.", "nl", D(2026, 12, 19)),
+    ("Ik ben vanaf 19 december weer aanwezig.", "nl", D(2026, 12, 19)),
+    ("Ik ben met vakantie t/m 18 december.", "nl", D(2026, 12, 19)),
+    ("Ik ben tot en met 18-12-2026 afwezig.", "nl", D(2026, 12, 19)),
+    ("Ik ben maandag weer op kantoor.", "nl", D(2026, 12, 7)),
+    ("Ik ben terug op 7 december.", "nl", D(2026, 12, 7)),
+    ("Ik ben van 10 tot 18 december afwezig.", "nl", D(2026, 12, 19)),
+    ("Ik ben morgen weer bereikbaar.", "nl", D(2026, 12, 2)),
+    # --- ISO and signatures
+    ("Out of office until 2026-12-18.\n\nSent: Monday, 1 December 2026\nTel +49 30 1234567",
+     "en", D(2026, 12, 19)),
+    ("Jane Doe\nSent: Monday, 30 November 2026 10:04\nI am out until 9 December.", "en",
+     D(2026, 12, 10)),
+    ("I am on leave until 18 December.\n--\nJane | +1 (555) 123-4567 | 12/01/2026", "en",
+     D(2026, 12, 19)),
+    # --- unknown: None
+    ("I am out of the office with limited access to email.", "en", None),
+    ("Thanks, we received your message.", "en", None),
+    ("Ich bin ab dem 10.12. im Urlaub.", "de", None),
+    ("Sent: Monday, 1 December 2026", "en", None),
+    ("", "en", None),
+    ("Our office hours are 9-17, Mon-Fri. Call 030 12.34.56.", "de", None),
+]
+
+
+@pytest.mark.parametrize("text,language,expected", RETURN_CASES)
+def test_return_date_cases(text: str, language: str, expected: dt.date | None) -> None:
+    assert return_date(text, GOT, language) == expected
+
+
+def test_return_date_exact_share_on_own_set() -> None:
+    right = sum(return_date(t, GOT, lang) == exp for t, lang, exp in RETURN_CASES)
+    share = right / len(RETURN_CASES)
+    print(f"return dates exact: {right}/{len(RETURN_CASES)} = {share:.1%}")
+    assert share >= 0.9
+
+
+@pytest.mark.parametrize(
+    "received,text,expected",
+    [
+        # a December reply saying "until 5 January" means next year
+        (dt.datetime(2026, 12, 20, tzinfo=UTC), "I am out until 5 January.", D(2027, 1, 6)),
+        (dt.datetime(2026, 12, 20, tzinfo=UTC), "Back on 4 Jan.", D(2027, 1, 4)),
+        (dt.datetime(2026, 12, 30, tzinfo=UTC), "bis 2.1.", D(2027, 1, 3)),
+        # until 31 December: back on 1 January of the next year
+        (dt.datetime(2026, 12, 20, tzinfo=UTC), "Away until 31 December.", D(2027, 1, 1)),
+        # same day counts as on or after
+        (dt.datetime(2026, 12, 18, tzinfo=UTC), "Out until 18 December.", D(2026, 12, 19)),
+        # a stale notice (the date is a week behind) is unsure, not a year away
+        (dt.datetime(2026, 12, 20, tzinfo=UTC), "Out until 12 December.", None),
+    ],
+)
+def test_year_rollover(received: dt.datetime, text: str, expected: dt.date | None) -> None:
+    assert return_date(text, received, "en") == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("until 18 December", D(2026, 12, 19)),
+        ("back on 18 December", D(2026, 12, 18)),
+        ("bis 18.12.", D(2026, 12, 19)),
+        ("wieder da am 18.12.", D(2026, 12, 18)),
+        ("jusqu'au 18 décembre", D(2026, 12, 19)),
+        ("de retour le 18 décembre", D(2026, 12, 18)),
+        ("hasta el 18 de diciembre", D(2026, 12, 19)),
+        ("de vuelta el 18 de diciembre", D(2026, 12, 18)),
+        ("tot 18 december", D(2026, 12, 19)),
+        ("terug op 18 december", D(2026, 12, 18)),
+    ],
+)
+def test_until_means_the_next_day_back_means_that_day(text: str, expected: dt.date) -> None:
+    assert return_date(text, GOT) == expected
+
+
+def test_back_wording_wins_over_until_wording() -> None:
+    text = "I'm away until Friday 18 December. Back Monday 21 December."
+    assert find_return(text, GOT).date == D(2026, 12, 21)
+
+
+@pytest.mark.parametrize(
+    "weekday,expected",
+    [("Monday", 7), ("Tuesday", 8), ("Wednesday", 2), ("Sunday", 6)],
+)
+def test_weekday_is_the_next_such_day_strictly_after_received(weekday: str, expected: int) -> None:
+    # received on a Tuesday: "back on Tuesday" is a week later
+    assert return_date(f"Back on {weekday}.", GOT) == D(2026, 12, expected)
+
+
+@pytest.mark.parametrize(
+    "text,language,expected",
+    [
+        ("Out until 12/10.", "en", D(2026, 12, 11)),  # US: December 10
+        ("Out until 12/10.", "en-US", D(2026, 12, 11)),
+        ("Out until 12/10.", "en-GB", D(2026, 10, 13)),  # UK: 12 October
+        ("Abwesend bis 12/10.", "de", D(2026, 10, 13)),
+        ("Absent jusqu'au 12/10.", "fr", D(2026, 10, 13)),
+        ("Out until 12/13.", "en-GB", D(2026, 12, 14)),  # day > 12: plain either way
+        ("Out until 13/12.", "en", D(2026, 12, 14)),
+        ("Out until 10.12.", "en", D(2026, 12, 11)),  # dotted is always day first
+    ],
+)
+def test_us_and_european_numeric_dates(text: str, language: str, expected: dt.date) -> None:
+    received = dt.datetime(2026, 10, 1, tzinfo=UTC) if expected.month == 10 else GOT
+    assert return_date(text, received, language) == expected
+
+
+def test_evidence_names_the_phrase_and_scrubs_long_digits() -> None:
+    day, phrase = return_date_evidence("Ref 123456789: I am out until 18 December.", GOT)
+    assert day == D(2026, 12, 19)
+    assert phrase == "until 18 December"
+    day, phrase = return_date_evidence("back on 2026-12-07", GOT)
+    assert phrase == "back on 2026-12-07"
+    got = find_return("Ich bin vom 10.12. bis 18.12. abwesend, Tel. 0301234567", GOT)
+    assert got.rule == "range" and "0301234567" not in got.evidence
+    assert return_date_evidence("nothing here", GOT) == (None, "")
+
+
+def test_naive_and_other_zone_received_times() -> None:
+    naive = dt.datetime(2026, 12, 1, 9, 30)
+    assert return_date("until 18 December", naive) == D(2026, 12, 19)
+    # 23:30 on 30 Nov in New York is 1 Dec in UTC
+    ny = dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert return_date("back tomorrow", ny) == D(2026, 12, 2)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "\x00\x01\x02",
+        "until",
+        "bis .. .. ..",
+        "31/31/31 99.99.9999 2026-13-45 until 30 February",
+        "until " + "9" * 10_000,
+        "@" * 5000,
+        "until 18 " + "December " * 3000,
+        "ｕｎｔｉｌ　１８　Ｄｅｃｅｍｂｅｒ",
+        "İİİ until ß 18 Dezember ﬁ",
+        "\ud800 broken surrogate until 18 December",
+    ],
+)
+def test_hostile_input_never_raises(text: str) -> None:
+    return_date(text, GOT)
+    return_date_evidence(text, GOT, "de")
+    contacts(text)
+    references(text)
+
+
+def test_wrong_types_give_nothing() -> None:
+    assert return_date(None, GOT) is None  # type: ignore[arg-type]
+    assert return_date("until 18 December", None) is None  # type: ignore[arg-type]
+    assert contacts(None) == []  # type: ignore[arg-type]
+    assert references(None) == []  # type: ignore[arg-type]
+
+
+def test_seeded_random_noise_never_raises() -> None:
+    rng = random.Random(17)
+    alphabet = "0123456789./-@ abcdefghijklmnopqrstuvwxyzäöüéñ:#\n'’ßİ"
+    words = ["until", "bis", "back", "wieder", "ab", "18.12.", "12/18", "Dec", "-", "au"]
+    for _ in range(300):
+        parts = [
+            rng.choice(words) if rng.random() < 0.4
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+            for _ in range(rng.randint(0, 30))
+        ]
+        text = " ".join(parts)
+        got = return_date(text, GOT, rng.choice(["", "en", "de", "fr"]))
+        assert got is None or GOT.date() <= got <= GOT.date() + dt.timedelta(days=366)
+        contacts(text)
+        references(text)
+
+
+def test_huge_text_is_read_and_the_answer_kept() -> None:
+    # linear work: a long body after the notice changes nothing (no timing asserted)
+    text = "I am out of the office until 18 December.\n" + ("lorem ipsum 12.5 x " * 50_000)
+    assert return_date(text, GOT) == D(2026, 12, 19)
+    big = ("a" * 100_000) + " please contact x@y.example"
+    assert contacts(big) == []  # beyond the bound read: not seen, and no error
+
+
+# --------------------------------------------------------------------- contacts
+
+@pytest.mark.parametrize(
+    "text,exclude,expected",
+    [
+        ("Please contact jane.doe@acme.example instead.", None, ["jane.doe@acme.example"]),
+        ("I left the company, write to Support@Acme.example.", None, ["support@acme.example"]),
+        ("Mein Kollege Max Muster übernimmt: max.muster@acme.example", None,
+         ["max.muster@acme.example"]),
+        ("In dringenden Fällen: notfall@acme.example", None, ["notfall@acme.example"]),
+        ("For urgent matters please email a@acme.example or b@acme.example, "
+         "or a@acme.example again.", None, ["a@acme.example", "b@acme.example"]),
+        ("Pour toute urgence, contactez marie@acme.example.", None, ["marie@acme.example"]),
+        ("En caso de urgencia, escriba a soporte@acme.example.", None, ["soporte@acme.example"]),
+        ("Neem contact op met mijn collega piet@acme.example.", None, ["piet@acme.example"]),
+        ("I'm not the right person, ask Jane (jane@acme.example).", None,
+         ["jane@acme.example"]),
+        ("My new address is me@new.example, please update your records.", None,
+         ["me@new.example"]),
+        ("Please contact me@acme.example or jane@acme.example.", "Me@Acme.example",
+         ["jane@acme.example"]),
+        ("Please contact jane@acme.example.\nFrom: bob@acme.example", None,
+         ["jane@acme.example"]),
+        ("Von: bob@acme.example\nGesendet: Montag", None, []),
+        ("Please don't reply to noreply@acme.example, contact help@acme.example.", None,
+         ["help@acme.example"]),
+        ("Thanks!\n\nBob\nbob@acme.example", None, []),
+        ("no address here", None, []),
+    ],
+)
+def test_contacts(text: str, exclude: str | None, expected: list[str]) -> None:
+    assert contacts(text, exclude=exclude) == expected
+
+
+def test_contacts_exclude_accepts_many() -> None:
+    text = "Please contact a@x.example, b@x.example or c@x.example."
+    assert contacts(text, exclude=["A@x.example", "c@x.example"]) == ["b@x.example"]
+
+
+# ------------------------------------------------------------------- references
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Where is my order #12345?", ["12345"]),
+        ("Bestellnummer 4711-0815 ist nicht angekommen.", ["4711-0815"]),
+        ("Your ticket 98765 has been created.", ["98765"]),
+        ("Case: 00123456", ["00123456"]),
+        ("Ma commande n° 55521 n'est pas arrivée.", ["55521"]),
+        ("Mi pedido 778899 no ha llegado.", ["778899"]),
+        ("Mijn bestelling 443322 is beschadigd.", ["443322"]),
+        ("[Ticket #98765] Re: your request", ["98765"]),
+        ("Order number: A-99812, invoice no. INV-2026-0042", ["A-99812", "INV-2026-0042"]),
+        ("Número de pedido: 123456 y pedido 123456", ["123456"]),
+        ("Auftragsnummer 2026/00042", ["2026/00042"]),
+        ("order of 12 books", []),
+        ("I ordered it on Monday", []),
+        ("", []),
+    ],
+)
+def test_references(text: str, expected: list[str]) -> None:
+    assert references(text) == expected
