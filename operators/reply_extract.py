@@ -43,6 +43,7 @@ datetime.date(2027, 1, 5)
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import unicodedata
@@ -153,7 +154,7 @@ _ORD = r"(?:st|nd|rd|th|er|e|eme|o|º|ª|\.)?"
 _DAY = r"(?<![\d.,/:])(\d{1,2})" + _ORD
 _YEAR = r"(?:\s*,?\s*(?:de\s+|del\s+)?(\d{4})(?!\d))?"
 _RE_DAY_MONTH = re.compile(
-    _DAY + r"\s*(?:-\s*)?(?:de\s+|of\s+|d'\s*)?(" + _MONTH_ALT + r")\b\.?" + _YEAR
+    _DAY + r"(?:\s*|-)(?:de\s+|of\s+|d'\s*)?(" + _MONTH_ALT + r")\b\.?" + _YEAR
 )
 _RE_MONTH_DAY = re.compile(
     r"\b(" + _MONTH_ALT + r")\b\.?\s*(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?(?!\d|[.:]\d)" + _YEAR
@@ -168,6 +169,13 @@ _RE_DOTTED = re.compile(
 )
 _RE_SLASHED = re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\d/])")
 _RE_DASHED = re.compile(r"(?<![\d-])(\d{1,2})-(\d{1,2})-(\d{4}|\d{2})(?![\d-])")
+_RE_DASHED_SHORT = re.compile(
+    r"(?<![\d-])(\d{1,2})-(\d{1,2})(?![\d-]|\.?\s*(?:" + _MONTH_ALT + r"|uhr|h)\b)"
+)
+_RE_DAY_ONLY = re.compile(
+    r"\b(?:the\s+(\d{1,2})(?:st|nd|rd|th)|(?:den|zum|am)\s+(\d{1,2})\.|(?:le|el)\s+(\d{1,2})(?:er)?)"
+    r"(?![\d.:]\d|\d|\s*(?:h\b|uhr|%|€|\$|:))"
+)
 _RE_WEEKDAY = re.compile(r"\b(" + _WEEKDAY_ALT + r")s?\b")
 _RE_TOMORROW = re.compile(
     r"\b(?:the\s+day\s+after\s+tomorrow|ubermorgen|uebermorgen|apres[- ]demain"
@@ -219,6 +227,7 @@ _FROM = re.compile(
     r"|des\s+le|du|del|desde|dal)(?=\s|\d)"
 )
 _RETURN_WORDS = re.compile(
+    r"(?<!nicht )(?<!not )(?<!niet )(?<!no )(?<!pas )(?<!kein )"
     r"\b(?:again|back|return|wieder|zuruck|zurueck|weer|terug|retour|de\s+nouveau|nuevo"
     r"|nuevamente|vuelta|regres\w*|reincorpor\w*|disponible|available|reachable|erreichbar"
     r"|bereikbaar|aanwezig|in\s+the\s+office|im\s+buro)\b"
@@ -320,12 +329,35 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
         add(m, _make(_year(m.group(3)), _MONTHS[m.group(1)], int(m.group(2)), today), "point")
     for m in _RE_DOTTED.finditer(folded):
         add(m, _make(_year(m.group(3)), int(m.group(2)), int(m.group(1)), today), "point")
-    for rx in (_RE_SLASHED, _RE_DASHED):
+    numeric = [_RE_SLASHED, _RE_DASHED] + ([_RE_DASHED_SHORT] if day_first else [])
+    for rx in numeric:
         for m in rx.finditer(folded):
             if m.group(0) == "24/7":
                 continue
-            month, day = _order(int(m.group(1)), int(m.group(2)), day_first)
-            add(m, _make(_year(m.group(3)), month, day, today), "point")
+            a, b = int(m.group(1)), int(m.group(2))
+            year = _year(m.group(3)) if m.re.groups >= 3 else None
+            month, day = _order(a, b, day_first)
+            d = _make(year, month, day, today)
+            if a <= 12 and b <= 12 and a != b:
+                # both orders possible: a return is weeks away, not months
+                other = _make(year, day, month, today)
+                if other is not None and (other - today).days <= 90 and (
+                    d is None or (d - today).days > 90
+                ):
+                    d = other
+            add(m, d, "point")
+    for m in _RE_DAY_ONLY.finditer(folded):
+        day = int(next(g for g in m.groups() if g))
+        y, mo = today.year, today.month
+        for _ in range(3):
+            try:
+                d = dt.date(y, mo, day)
+            except ValueError:
+                d = None
+            if d is not None and d >= today:
+                add(m, d, "point")
+                break
+            y, mo = (y + 1, 1) if mo == 12 else (y, mo + 1)
     for m in _RE_WEEKDAY.finditer(folded):
         ahead = (_WEEKDAYS[m.group(1)] - today.weekday()) % 7 or 7
         add(m, today + dt.timedelta(days=ahead), "point")
@@ -344,13 +376,19 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
             if 0 < days <= 366:
                 add(m, today + dt.timedelta(days=days), kind)
 
-    # longest first at each place; a mention inside another is the same words
-    found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
+    # the longest reading of the same words wins ("the 18th of December")
+    found.sort(key=lambda f: (-(f[1] - f[0]), f[0]))
+    kept_by_start: dict[int, int] = {}
+    starts: list[int] = []  # kept spans, sorted and disjoint: a bisect finds a clash
     kept: list[_Mention] = []
     for start, end, d, kind in found:
-        if kept and start < kept[-1].end:
+        k = bisect.bisect_right(starts, start)
+        if (k and kept_by_start[starts[k - 1]] > start) or (k < len(starts) and starts[k] < end):
             continue
+        bisect.insort(starts, start)
+        kept_by_start[start] = end
         kept.append(_Mention(start, end, d, kind))
+    kept.sort()
     # "Friday, 18 December": the weekday only names the date after it
     merged: list[_Mention] = []
     for i, m in enumerate(kept):
@@ -400,19 +438,33 @@ def _classify(
         return "range", lo + start_day.start()
     hits = [(h.start(), "until") for h in [_last(_UNTIL, window)] if h is not None]
     hits += [(h.start(), "back") for h in [_last(_BACK, window)] if h is not None]
+    after = _after(folded, mentions, i)
     f = _last(_FROM, window)
-    if f is not None:
-        after = folded[m.end:m.end + 60].split("\n", 1)[0]
-        if _RETURN_WORDS.search(window) or _RETURN_WORDS.search(after):
-            hits.append((f.start(), "back"))
+    if f is not None and (_RETURN_WORDS.search(window) or _RETURN_WORDS.search(after)):
+        hits.append((f.start(), "back"))
     if hits:
         pos, rule = max(hits)  # the nearest words decide
         return rule, lo + pos
-    nxt = mentions[i + 1].start if i + 1 < len(mentions) else len(folded)
-    after = folded[m.end:min(nxt, m.end + 40)].split("\n", 1)[0]
-    if _BACK.search(after):
+    if _BACK.search(after[:40]):
         return "back", m.start
     return None
+
+
+def _after(folded: str, mentions: list[_Mention], i: int) -> str:
+    """The words after a date that still speak of it ("19.12. bin ich wieder da").
+
+    Up to the end of the clause; words right before the next date are that
+    date's own ("starting Dec 2 and returning Dec 9").
+    """
+    m = mentions[i]
+    nxt = mentions[i + 1].start if i + 1 < len(mentions) else len(folded)
+    after = folded[m.end:min(nxt, m.end + 60)]
+    cut = _BREAK.search(after)
+    if cut is not None:
+        after = after[:cut.start()]
+    elif i + 1 < len(mentions) and m.end + len(after) == nxt:
+        after = after[:max(0, len(after) - 15)]
+    return after
 
 
 _PRIORITY = {"back": 3, "until": 2, "range": 2, "duration": 1}
@@ -472,7 +524,7 @@ def return_date_evidence(
 # contacts
 # ---------------------------------------------------------------------------
 
-_LOCAL = re.compile(r"[a-z0-9._%+'-]{1,64}$", re.IGNORECASE)
+_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+'-")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){1,8}[a-z]{2,24}", re.IGNORECASE)
 _CONTACT_CUE = re.compile(
     r"\b(?:contact|write\s+to|email|e-mail|mail|reach|ask|use|instead|forward|send|alternat\w*"
@@ -502,10 +554,12 @@ def _addresses(text: str) -> Iterable[tuple[int, int, str]]:
     """Every address, found from each '@' outward (linear: no regex backtracking run)."""
     at = text.find("@")
     while at != -1:
-        left = _LOCAL.search(text[max(0, at - 64):at])
+        begin = at
+        while begin > max(0, at - 64) and text[begin - 1] in _LOCAL_CHARS:
+            begin -= 1
         right = _DOMAIN.match(text, at + 1, min(len(text), at + 256))
-        if left and right:
-            local = left.group(0).lstrip(".'-")
+        if begin < at and right:
+            local = text[begin:at].lstrip(".'-")
             start = at - len(local)
             if local and not local.endswith("."):
                 yield start, right.end(), f"{local}@{right.group(0)}".lower()

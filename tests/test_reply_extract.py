@@ -132,6 +132,101 @@ def test_return_date_exact_share_on_own_set() -> None:
     assert share >= 0.9
 
 
+# Longer, realistic notices (greetings, reasons, colleagues, ranges across the year end),
+# received at GOT, language not given: the text alone decides.
+REALISTIC_CASES: list[tuple[str, dt.date | None]] = [
+    (
+        "Hello,\n\nThank you for your message. I am currently out of the office with limited "
+        "access to email and will return on Monday, December 14th. For urgent matters please "
+        "contact my colleague.\n\nBest regards,\nJohn",
+        D(2026, 12, 14),
+    ),
+    (
+        "Automatic reply: I'm out of the office from Dec 2 through Dec 11 and will respond "
+        "when I'm back.",
+        D(2026, 12, 12),
+    ),
+    ("I am currently on leave and will be back in the office on 4th January 2027.", D(2027, 1, 4)),
+    ("I'm OOO until Jan 4.", D(2027, 1, 5)),
+    ("I'm on vacation Dec 21 - Jan 3. I'll respond after I return.", D(2027, 1, 4)),
+    ("I'm out of the office December 21-January 3.", D(2027, 1, 4)),
+    ("I am away on business travel until Thursday 3rd December.", D(2026, 12, 4)),
+    ("I will be out of the office starting Dec 2 and returning Dec 9.", D(2026, 12, 9)),
+    ("I'm out of the office today and tomorrow.", None),
+    ("I'm out until next Monday.", D(2026, 12, 8)),
+    (
+        "Sehr geehrte Damen und Herren,\nvielen Dank für Ihre E-Mail. Ich bin bis "
+        "einschließlich Freitag, 11.12.2026 nicht im Büro. Ihre E-Mail wird nicht "
+        "weitergeleitet.\nMit freundlichen Grüßen",
+        D(2026, 12, 12),
+    ),
+    (
+        "Ich befinde mich bis zum 18.12.2026 im Urlaub. Ab dem 21.12.2026 bin ich wieder für "
+        "Sie da.",
+        D(2026, 12, 21),
+    ),
+    ("Ich bin in der Zeit vom 07.12. – 11.12.2026 nicht erreichbar.", D(2026, 12, 12)),
+    ("Ich bin vom 7. bis einschließlich 11. Dezember abwesend.", D(2026, 12, 12)),
+    ("Ich bin am 3.12. wieder im Büro.", D(2026, 12, 3)),
+    ("Ich bin derzeit krank. Voraussichtlich bin ich am Montag wieder da.", D(2026, 12, 7)),
+    ("Ich bin bis 4. Januar 2027 im Urlaub und ab dem 5. Januar wieder erreichbar.", D(2027, 1, 5)),
+    (
+        "Bonjour, je suis absente du lundi 7 au vendredi 11 décembre inclus. Je traiterai "
+        "votre message à mon retour.",
+        D(2026, 12, 12),
+    ),
+    ("Je suis actuellement en congé et serai de retour le 14/12.", D(2026, 12, 14)),
+    ("Je suis en déplacement jusqu'au mercredi 9 décembre.", D(2026, 12, 10)),
+    ("Je suis absent et de retour lundi.", D(2026, 12, 7)),
+    ("Actuellement absent, je reviendrai le 7 décembre.", D(2026, 12, 7)),
+    ("Gracias por su mensaje. Estoy de vacaciones hasta el lunes 7 de diciembre.", D(2026, 12, 8)),
+    ("Me encuentro fuera de la oficina del 2 al 11 de diciembre.", D(2026, 12, 12)),
+    ("Estaré fuera hasta el 11/12/2026.", D(2026, 12, 12)),
+    ("Regresaré el 14 de diciembre.", D(2026, 12, 14)),
+    ("Bedankt voor uw bericht. Ik ben afwezig tot en met vrijdag 11 december.", D(2026, 12, 12)),
+    (
+        "Ik ben op vakantie van 7 t/m 11 december. Vanaf maandag 14 december ben ik weer "
+        "bereikbaar.",
+        D(2026, 12, 14),
+    ),
+    ("Ik ben tot 11-12 afwezig.", D(2026, 12, 12)),
+    ("Ik ben vanaf 14-12-2026 weer op kantoor.", D(2026, 12, 14)),
+    ("I'm away until the 18th.", D(2026, 12, 19)),
+    ("Out of office until 18th December 2026", D(2026, 12, 19)),
+    ("I'm on holiday, returning on the 18th.", D(2026, 12, 18)),
+    ("Back on Dec. 18", D(2026, 12, 18)),
+    ("I will be out of the office until 2 p.m. today.", None),
+    ("I'm out of office. I'll be back in two weeks.", D(2026, 12, 15)),
+    ("Out sick today, back tomorrow hopefully.", D(2026, 12, 2)),
+    ("I'm travelling for the next 3 days.", D(2026, 12, 4)),
+    ("I'm out until the end of the week.", None),
+    ("I'm on maternity leave until March 2027.", None),
+    ("Hi, I'm on leave. Back 7/12.", D(2026, 12, 7)),
+    ("I'm out of the office until Monday 12/7.", D(2026, 12, 8)),
+    ("Ich bin bis zum 20. Dez. im Urlaub.", D(2026, 12, 21)),
+    ("Ich bin bis KW 51 nicht erreichbar.", None),
+    ("Je suis absent jusqu'au 1er janvier.", D(2027, 1, 2)),
+    ("Bis zum 1. Januar bin ich nicht da.", D(2027, 1, 2)),
+    ("On leave 14.12.2026 to 18.12.2026", D(2026, 12, 19)),
+    ("Abwesend: 7.12.–11.12.", D(2026, 12, 12)),
+    ("Out of office: 12/7 - 12/11", D(2026, 12, 12)),
+    ("Ich bin ab dem 10.12. im Urlaub und ab dem 4.1. wieder zurück.", D(2027, 1, 4)),
+    ("I'll be in the office on Thursday.", D(2026, 12, 3)),
+]
+
+
+@pytest.mark.parametrize("text,expected", REALISTIC_CASES)
+def test_return_date_realistic_notices(text: str, expected: dt.date | None) -> None:
+    assert return_date(text, GOT) == expected
+
+
+def test_return_date_exact_share_on_realistic_notices() -> None:
+    right = sum(return_date(t, GOT) == exp for t, exp in REALISTIC_CASES)
+    share = right / len(REALISTIC_CASES)
+    print(f"realistic return dates exact: {right}/{len(REALISTIC_CASES)} = {share:.1%}")
+    assert share >= 0.9
+
+
 @pytest.mark.parametrize(
     "received,text,expected",
     [
