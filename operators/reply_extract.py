@@ -18,12 +18,15 @@ for two weeks) and kept only when absence wording stands next to it:
 A date named both ways prefers the *back* wording. A date without a year is the
 next occurrence on or after the reply's day, except within 14 days before it
 (a stale notice: unsure, no date). A weekday is the next such day strictly after
-the reply's day; "next week" is its Monday. Numeric dates: dotted ``dd.mm`` is
-always day first; slashed and dashed are month first for English (``en``,
-``en-US``, or no language and English-looking text) and day first for German,
-French, Spanish, Dutch and ``en-GB``-like tags, unless a number above 12 makes
-the order plain. A date outside [reply day, reply day + 366] is discarded; with
-no candidate left the answer is None. Only the first 20,000 characters are read.
+the reply's day; "next week" is its Monday. Numeric dates: slashed and dashed
+are month first for English (``en``, ``en-US``, or no language and
+English-looking text) and day first for German, French, Spanish, Dutch and
+``en-GB``-like tags, dotted ``dd.mm`` day first, unless a number above 12 makes
+the order plain; when both orders are dates and the rule's reading is more than
+90 days away while the other is within 90, the nearer one is taken (a return is
+weeks away; "Back 7/12" from a British sender in December). A date outside
+[reply day, reply day + 366] is discarded; with no candidate left the answer is
+None. Only the first 20,000 characters are read.
 
 >>> import datetime as dt
 >>> got = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -196,7 +199,9 @@ _RE_IN_N = re.compile(
     + _UNIT_ALT + r")\b"
 )
 _RE_FOR_N = re.compile(
-    r"\b(?:for|fur|fuer|pendant|durante|voor|die\s+nachsten|die\s+naechsten)\s+"
+    r"\b(?:for|fur|fuer|pendant|durante|voor|die\s+nachsten|die\s+naechsten"
+    r"|in\s+den\s+nachsten|in\s+den\s+naechsten|in\s+the\s+next|over\s+the\s+next"
+    r"|les\s+prochain(?:e?s)?|las\s+proximas|los\s+proximos|de\s+komende)\s+"
     r"(?:the\s+next\s+|les\s+|las\s+|los\s+|de\s+komende\s+|about\s+|ca\.\s*|etwa\s+)?("
     + _NUMBER_ALT + r")\s+(" + _UNIT_ALT + r")\b"
 )
@@ -327,18 +332,16 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
         add(m, _make(_year(m.group(3)), _MONTHS[m.group(2)], int(m.group(1)), today), "point")
     for m in _RE_MONTH_DAY.finditer(folded):
         add(m, _make(_year(m.group(3)), _MONTHS[m.group(1)], int(m.group(2)), today), "point")
-    for m in _RE_DOTTED.finditer(folded):
-        add(m, _make(_year(m.group(3)), int(m.group(2)), int(m.group(1)), today), "point")
-    numeric = [_RE_SLASHED, _RE_DASHED] + ([_RE_DASHED_SHORT] if day_first else [])
+    numeric = [_RE_DOTTED, _RE_SLASHED, _RE_DASHED] + ([_RE_DASHED_SHORT] if day_first else [])
     for rx in numeric:
         for m in rx.finditer(folded):
             if m.group(0) == "24/7":
                 continue
             a, b = int(m.group(1)), int(m.group(2))
             year = _year(m.group(3)) if m.re.groups >= 3 else None
-            month, day = _order(a, b, day_first)
+            month, day = _order(a, b, day_first or rx is _RE_DOTTED)
             d = _make(year, month, day, today)
-            if a <= 12 and b <= 12 and a != b:
+            if a <= 12 and b <= 12 and a != b and not (day_first and rx is _RE_DOTTED):
                 # both orders possible: a return is weeks away, not months
                 other = _make(year, day, month, today)
                 if other is not None and (other - today).days <= 90 and (
@@ -368,7 +371,7 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
     for m in _RE_NEXT_MONTH.finditer(folded):
         first = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
         add(m, first, "period")
-    for rx, kind in ((_RE_IN_N, "relative"), (_RE_FOR_N, "duration")):
+    for rx, kind in ((_RE_FOR_N, "duration"), (_RE_IN_N, "relative")):
         for m in rx.finditer(folded):
             n = m.group(1)
             count = int(n) if n.isdigit() else _NUMBER_WORDS.get(n, 0)
@@ -430,7 +433,7 @@ def _classify(
         return "range", m.start
     prev = mentions[i - 1] if i else None
     if prev is not None and prev.end >= m.start - 12 and _RANGE_LINK.search(
-        folded[prev.end - 1:m.start]
+        folded[prev.start:m.start]
     ):
         return "range", prev.start
     start_day = _RANGE_START_DAY.search(window)
