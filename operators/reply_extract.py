@@ -532,7 +532,10 @@ _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){1,8}[a-z]{2,24
 _CONTACT_CUE = re.compile(
     r"\b(?:contact|write\s+to|email|e-mail|mail|reach|ask|use|instead|forward|send|alternat\w*"
     r"|colleague|replace\w*|successor|deputy|cover\w*|in\s+charge|responsible|urgent\w*"
-    r"|emergenc\w*|new\s+address|now\s+at|help|assist\w*"
+    r"|emergenc\w*|new\s+address|now\s+at|help|assist\w*|direct\w*|enquir\w*|inquir\w*"
+    r"|taken\s+over|take\s+over|no\s+longer|left\s+the\s+company|send\s+(?:your\s+)?\w+\s+to"
+    r"|nicht\s+mehr|richten|anfragen?|an\s+meine|plus\s+partie|adresser|envoyer|ya\s+no"
+    r"|envie|envien|correos?|dirigir\w*|niet\s+meer|stuur|naar"
     r"|kontakt\w*|wenden|schreiben|kollegin|kollege|vertret\w*|ubernimmt|uebernimmt|dringend\w*"
     r"|eilig\w*|stattdessen|neue\s+adresse|erreichbar|zustandig\w*|zustaendig\w*|fragen\s+sie"
     r"|nachfolger\w*|ansprechpartner\w*"
@@ -627,7 +630,7 @@ _REF_WORDS = (
 )
 _RE_REF = re.compile(
     r"(?<![\w])(?:" + _REF_WORDS + r")\s*(?:(?:number|nummer|numero|no\.?|nr\.?|n°|nº|n\.|id"
-    r"|#|:|-)\s*){0,3}(?:is\s+|est\s+|ist\s+|es\s+|is:\s*)?"
+    r"|#|:|-|\[)\s*){0,3}(?:is\s+|est\s+|ist\s+|es\s+|is:\s*)?"
     r"#?\s?([a-z]{0,6}[-/]?\d[\w/-]{1,30})",
     re.IGNORECASE,
 )

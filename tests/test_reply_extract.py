@@ -494,3 +494,72 @@ def test_contacts_exclude_accepts_many() -> None:
 )
 def test_references(text: str, expected: list[str]) -> None:
     assert references(text) == expected
+
+
+# left-the-company and wrong-person notices in five languages, signatures and quotes
+MORE_CONTACT_CASES: list[tuple[str, list[str]]] = [
+    (
+        "I no longer work at Acme. Please direct all enquiries to sales@acme.example.",
+        ["sales@acme.example"],
+    ),
+    (
+        "John has left the company. His responsibilities have been taken over by Mary Smith "
+        "(mary.smith@acme.example).",
+        ["mary.smith@acme.example"],
+    ),
+    (
+        "Ich bin nicht mehr bei der Firma tätig. Bitte richten Sie Ihre Anfrage an "
+        "info@firma.example.",
+        ["info@firma.example"],
+    ),
+    (
+        "Meine Vertretung: Frau Müller, <mueller@firma.example>, Tel. 030 123456",
+        ["mueller@firma.example"],
+    ),
+    (
+        "I'm not the right contact for this – try marketing@acme.example.",
+        ["marketing@acme.example"],
+    ),
+    ("Out of office. For anything urgent reach out to <ops@acme.example>.", ["ops@acme.example"]),
+    (
+        "Je ne fais plus partie de l'entreprise. Merci d'adresser vos messages à "
+        "paul@societe.example.",
+        ["paul@societe.example"],
+    ),
+    (
+        "Ya no trabajo en la empresa. Por favor, envíe sus correos a ana@empresa.example.",
+        ["ana@empresa.example"],
+    ),
+    (
+        "Ik werk hier niet meer. Stuur uw e-mail naar info@bedrijf.example.",
+        ["info@bedrijf.example"],
+    ),
+    ("Thanks!\n\n--\nJane Doe | Head of Sales\njane@acme.example | +1 555 0100", []),
+    ("Please remove me.\n\nOn Mon, Nov 30, 2026 at 10:00 AM News <news@sender.example> wrote:", []),
+    ("mailto:Bob@Acme.example please contact Bob@acme.example", ["bob@acme.example"]),
+]
+
+
+@pytest.mark.parametrize("text,expected", MORE_CONTACT_CASES)
+def test_contacts_more_notices(text: str, expected: list[str]) -> None:
+    assert contacts(text) == expected
+
+
+MORE_REFERENCE_CASES: list[tuple[str, list[str]]] = [
+    ("Re: Your order 100234 - where is it?", ["100234"]),
+    ("Ticket-ID: TCK-554433", ["TCK-554433"]),
+    ("Your request [#4521] has been received", ["4521"]),
+    ("Ihre Anfrage wurde unter der Vorgangsnummer 2026120112 erfasst.", ["2026120112"]),
+    ("Ich habe am 12.11. bestellt, Rechnung 88812 liegt bei.", ["88812"]),
+    ("Votre demande n° 778812 a bien été reçue.", ["778812"]),
+    ("Su solicitud número 445566 ha sido registrada.", ["445566"]),
+    ("Uw zaaknummer is 992211.", ["992211"]),
+    ("Case #00098765: we're on it", ["00098765"]),
+    ("I ordered 3 items on 12 Nov", []),
+    ("Call me at 555 123 4567", []),
+]
+
+
+@pytest.mark.parametrize("text,expected", MORE_REFERENCE_CASES)
+def test_references_more(text: str, expected: list[str]) -> None:
+    assert references(text) == expected
