@@ -242,10 +242,14 @@ _RANGE_LINK = re.compile(
     r"(?:-|–|—|to|bis|au|al|a|tot|through|thru|till|until|t/m|y)\s*(?:the\s+|el\s+|le\s+|zum\s+|en\s+met\s+)?$"
 )
 _RANGE_START_DAY = re.compile(
-    r"(?<![\d.,/:])(\d{1,2})(?:\.|st|nd|rd|th|er)?\s*(?:-|–|—|to|bis|au|al|a|tot|through|thru"
-    r"|till|until|t/m|y)\s*(?:the\s+|el\s+|le\s+|zum\s+|en\s+met\s+)?$"
+    r"(?:(?<![\d.,/:])(\d{1,2})(?:[./]\d{1,2}\.?|\.?\s*(?:de\s+)?(?:" + _MONTH_ALT + r")\b\.?"
+    r"|\.|st|nd|rd|th|er)?\s*(?:-|–|—|to|bis|au|al|a|tot|through|thru"
+    r"|till|until|t/m|y)"
+    r"|\b(?:between|zwischen|entre|tussen)\s+(?:the\s+|dem\s+|le\s+|el\s+)?(\d{1,2})"
+    r"(?:\.|st|nd|rd|th|er)?\s*(?:and|und|et|y|en))"
+    r"\s*(?:the\s+|el\s+|le\s+|zum\s+|dem\s+|en\s+met\s+)?$"
 )
-_BREAK = re.compile(r"[\n!?;]|\.\s+(?=[a-z])")
+_BREAK = re.compile(r"[\n!?;]|(?<!\d)\.\s+(?=[a-z])")  # "7. und" is no sentence end
 
 _EUROPEAN_LANGS = ("de", "fr", "es", "nl", "it", "pt")
 _DAY_FIRST_EN = ("en-gb", "en-ie", "en-au", "en-nz", "en-in", "en-za")
@@ -345,7 +349,7 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
                 # both orders possible: a return is weeks away, not months
                 other = _make(year, day, month, today)
                 if other is not None and (other - today).days <= 90 and (
-                    d is None or (d - today).days > 90
+                    d is None or not 0 <= (d - today).days <= 90
                 ):
                     d = other
             add(m, d, "point")
@@ -530,7 +534,7 @@ def return_date_evidence(
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+'-")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){1,8}[a-z]{2,24}", re.IGNORECASE)
 _CONTACT_CUE = re.compile(
-    r"\b(?:contact|write\s+to|email|e-mail|mail|reach|ask|use|instead|forward|send|alternat\w*"
+    r"\b(?:contact|write\s+to|(?:e-?mail|mail)(?!\s*:)|reach|ask|use|instead|forward|send|alternat\w*"
     r"|colleague|replace\w*|successor|deputy|cover\w*|in\s+charge|responsible|urgent\w*"
     r"|emergenc\w*|new\s+address|now\s+at|help|assist\w*|direct\w*|enquir\w*|inquir\w*"
     r"|taken\s+over|take\s+over|no\s+longer|left\s+the\s+company|send\s+(?:your\s+)?\w+\s+to"

@@ -563,3 +563,29 @@ MORE_REFERENCE_CASES: list[tuple[str, list[str]]] = [
 @pytest.mark.parametrize("text,expected", MORE_REFERENCE_CASES)
 def test_references_more(text: str, expected: list[str]) -> None:
     assert references(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # the range began before the reply: its end still counts
+        ("Je suis absente du 30/11 au 11/12.", D(2026, 12, 12)),
+        ("Je suis absente du 30 novembre au 11 décembre.", D(2026, 12, 12)),
+        ("Out 28.11.-4.12.", D(2026, 12, 5)),
+        # "between ... and ..."
+        ("I'm away between 7 and 11 December.", D(2026, 12, 12)),
+        ("Ich bin zwischen dem 7. und 11. Dezember nicht da.", D(2026, 12, 12)),
+        # a British date with its year: the US reading is in the past, the other weeks away
+        ("Return date: 07/12/2026", D(2026, 12, 7)),
+        ("I'm away for a week.", D(2026, 12, 8)),
+        ("I'll be back in a week.", D(2026, 12, 8)),
+        ("Ich bin bis inkl. 11.12. im Urlaub", D(2026, 12, 12)),
+    ],
+)
+def test_ranges_begun_between_and_plausible_orders(text: str, expected: dt.date) -> None:
+    assert return_date(text, GOT) == expected
+
+
+def test_a_signature_label_is_no_contact_offer() -> None:
+    assert contacts("Thanks\n--\nJane\nE-Mail: jane@acme.example") == []
+    assert contacts("Please email jane@acme.example") == ["jane@acme.example"]
