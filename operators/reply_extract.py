@@ -235,6 +235,8 @@ _RETURN_WORDS = re.compile(
     r"(?<!nicht )(?<!not )(?<!niet )(?<!no )(?<!pas )(?<!kein )"
     r"\b(?:again|back|return|wieder|zuruck|zurueck|weer|terug|retour|de\s+nouveau|nuevo"
     r"|nuevamente|vuelta|regres\w*|reincorpor\w*|disponible|available|reachable|erreichbar"
+    r"|respond\w*|answer\w*|beantwort\w*|bearbeit\w*|zur\s+verfugung"
+    r"|repondr\w*|traite\w*|responder\w*|contestar\w*|beantwoord\w*|behandel\w*"
     r"|bereikbaar|aanwezig|in\s+the\s+office|im\s+buro)\b"
 )
 _RANGE_LINK = re.compile(
@@ -403,7 +405,7 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
         if (
             nxt is not None
             and _RE_WEEKDAY.fullmatch(folded[m.start:m.end])
-            and re.fullmatch(r"[\s,]*(?:the|den|der|le|el|de)?[\s,]*", folded[m.end:nxt.start])
+            and re.fullmatch(r"[\s,(]*(?:the|den|der|le|el|de)?[\s,(]*", folded[m.end:nxt.start])
         ):
             merged.append(_Mention(m.start, nxt.end, nxt.date, nxt.kind))
             kept[i + 1] = _Mention(-1, -1, None, "skip")
@@ -447,7 +449,9 @@ def _classify(
     hits += [(h.start(), "back") for h in [_last(_BACK, window)] if h is not None]
     after = _after(folded, mentions, i)
     f = _last(_FROM, window)
-    if f is not None and (_RETURN_WORDS.search(window) or _RETURN_WORDS.search(after)):
+    if f is not None and (
+        _RETURN_WORDS.search(window, max(0, f.start() - 30)) or _RETURN_WORDS.search(after)
+    ):
         hits.append((f.start(), "back"))
     if hits:
         pos, rule = max(hits)  # the nearest words decide

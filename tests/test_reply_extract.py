@@ -589,3 +589,21 @@ def test_ranges_begun_between_and_plausible_orders(text: str, expected: dt.date)
 def test_a_signature_label_is_no_contact_offer() -> None:
     assert contacts("Thanks\n--\nJane\nE-Mail: jane@acme.example") == []
     assert contacts("Please email jane@acme.example") == ["jane@acme.example"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # "from / ab / vanaf / à partir du X" is a return only beside return words
+        ("Ab dem 14. Dezember stehe ich Ihnen wieder zur Verfügung.", D(2026, 12, 14)),
+        ("Ihre Nachricht wird ab dem 14.12. bearbeitet.", D(2026, 12, 14)),
+        ("Your email will be answered from 14 December.", D(2026, 12, 14)),
+        ("Vos messages seront traités à partir du 14 décembre.", D(2026, 12, 14)),
+        ("Uw e-mail wordt vanaf 14 december behandeld.", D(2026, 12, 14)),
+        ("Automatic reply: away from 3 December.", None),
+        ("Ich bin ab dem 7.12. nicht erreichbar.", None),  # negated: the absence starts
+        ("I'm currently out of the office until Monday (7 December).", D(2026, 12, 8)),
+    ],
+)
+def test_from_means_back_only_beside_return_words(text: str, expected: dt.date | None) -> None:
+    assert return_date(text, GOT) == expected
