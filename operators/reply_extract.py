@@ -179,6 +179,11 @@ _RE_DAY_ONLY = re.compile(
     r"\b(?:the\s+(\d{1,2})(?:st|nd|rd|th)|(?:den|zum|am)\s+(\d{1,2})\.|(?:le|el)\s+(\d{1,2})(?:er)?)"
     r"(?![\d.:]\d|\d|\s*(?:h\b|uhr|%|€|\$|:))"
 )
+_RE_WEEKDAY_DAY = re.compile(
+    r"\b(?:" + _WEEKDAY_ALT + r")\b[\s,]+(?:the\s+|den\s+|le\s+|el\s+)?(\d{1,2})"
+    r"(?:st|nd|rd|th|er|\.)?"
+    r"(?![\d.:/-]?\d|\s*(?:h\b|uhr|:|(?:of\s+|de\s+)?(?:" + _MONTH_ALT + r")\b))"
+)
 _RE_WEEKDAY = re.compile(r"\b(" + _WEEKDAY_ALT + r")s?\b")
 _RE_TOMORROW = re.compile(
     r"\b(?:the\s+day\s+after\s+tomorrow|ubermorgen|uebermorgen|apres[- ]demain"
@@ -222,7 +227,8 @@ _BACK = re.compile(
     r"|available\s+again|reachable\s+again"
     r"|zuruck|zurueck|wieder(?:\s+(?:da|im\s+buro|im\s+buero|erreichbar|verfugbar|im\s+hause"
     r"|anwesend|im\s+dienst|zuruck|zurueck|fur\s+sie\s+da))?"
-    r"|de\s+retour|retour|je\s+reviendrai|reviendrai|serai\s+la|reprendrai"
+    r"|de\s+retour|retour|je\s+reviendrai|reviendrai|serai\s+la|reprendrai|rentre|rentrerai"
+    r"|reviens|serai\s+de\s+nouveau"
     r"|de\s+vuelta|de\s+regreso|regreso|regresare|regresar[eé]|volvere|vuelvo|me\s+reincorporo"
     r"|me\s+reincorporare"
     r"|terug|weer(?:\s+(?:aanwezig|bereikbaar|beschikbaar|op\s+kantoor))?)\b"
@@ -355,7 +361,7 @@ def _mentions(folded: str, today: dt.date, day_first: bool) -> list[_Mention]:
                 ):
                     d = other
             add(m, d, "point")
-    for m in _RE_DAY_ONLY.finditer(folded):
+    for m in [*_RE_DAY_ONLY.finditer(folded), *_RE_WEEKDAY_DAY.finditer(folded)]:
         day = int(next(g for g in m.groups() if g))
         y, mo = today.year, today.month
         for _ in range(3):

@@ -272,6 +272,54 @@ REALISTIC_CASES: list[tuple[str, dt.date | None]] = [
     ("I am out of office, returning 4th Jan.", D(2027, 1, 4)),
     ("Away 12/7-12/11.", D(2026, 12, 12)),
     ("I'll be back on 12.07.", D(2026, 12, 7)),
+    (
+        "Bonjour,\nJe suis absent(e) du bureau jusqu'au vendredi 11 décembre inclus et "
+        "n'aurai pas accès à mes mails.\nCordialement",
+        D(2026, 12, 12),
+    ),
+    ("Je suis en congé maternité jusqu'au 1er mars 2027.", D(2027, 3, 2)),
+    ("Merci pour votre message. Je serai absent jusqu'au 11.12.2026.", D(2026, 12, 12)),
+    ("Absent jusqu'à lundi.", D(2026, 12, 8)),
+    ("Je reprendrai mes fonctions le 14 décembre.", D(2026, 12, 14)),
+    ("Je suis en vacances et rentre le 14 décembre.", D(2026, 12, 14)),
+    ("Hola, estoy de viaje y regresaré el próximo 14 de diciembre.", D(2026, 12, 14)),
+    ("Estaré ausente hasta el día 11 de diciembre incluido.", D(2026, 12, 12)),
+    ("Me encuentro de vacaciones. Vuelvo el lunes 14.", D(2026, 12, 14)),
+    ("Estaré de vuelta mañana.", D(2026, 12, 2)),
+    ("Estaré fuera de la oficina la próxima semana.", None),
+    ("Ik ben afwezig en ben weer terug op maandag 14 december.", D(2026, 12, 14)),
+    ("Ik ben met verlof tot 11/12/2026.", D(2026, 12, 12)),
+    ("Ik ben de komende twee weken afwezig.", D(2026, 12, 15)),
+    ("Ik ben vanaf maandag weer aan het werk.", D(2026, 12, 7)),
+    ("Hi there, I'm out of office till 12/11.", D(2026, 12, 12)),
+    (
+        "I am out of the office until 11th Dec. and will have limited access to email.",
+        D(2026, 12, 12),
+    ),
+    ("I'm OOO Dec 7-11.", D(2026, 12, 12)),
+    ("Out 7th-11th December.", D(2026, 12, 12)),
+    ("I will be returning to the office Monday, 14 December 2026.", D(2026, 12, 14)),
+    ("I'm on leave and will be back in the new year on 4 January.", D(2027, 1, 4)),
+    ("Currently out. I will be back on Monday, December 7, 2026.", D(2026, 12, 7)),
+    ("Hello! I'm out of the office until Thursday, Dec. 3.", D(2026, 12, 4)),
+    (
+        "Ich bin bis zum 3. Dezember auf Geschäftsreise und habe nur eingeschränkten Zugriff "
+        "auf E-Mails.",
+        D(2026, 12, 4),
+    ),
+    (
+        "Vielen Dank für Ihre Mail. Ich bin bis Mittwoch, den 9. Dezember 2026, nicht im "
+        "Büro.",
+        D(2026, 12, 10),
+    ),
+    ("Ich bin voraussichtlich ab dem 14.12.2026 wieder im Büro.", D(2026, 12, 14)),
+    ("Ich bin ab 11.12. im Urlaub und ab 4.1.2027 wieder da.", D(2027, 1, 4)),
+    ("Bis 11.12.2026 bin ich im Urlaub.", D(2026, 12, 12)),
+    (
+        "Ich bin bis zum 11.12. außer Haus. Ab Montag, 14.12., bin ich wieder für Sie da.",
+        D(2026, 12, 14),
+    ),
+    ("Abwesenheitsnotiz: Ich bin bis 11.12.26 nicht erreichbar.", D(2026, 12, 12)),
 ]
 
 
