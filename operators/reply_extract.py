@@ -224,7 +224,7 @@ _UNTIL = re.compile(
 )
 _BACK = re.compile(
     r"\b(?:back|return(?:ing|s)?|will\s+return|be\s+in\s+the\s+office|in\s+the\s+office"
-    r"|available\s+again|reachable\s+again"
+    r"|available\s+again|reachable\s+again|reopen(?:s|ing)?|wieder\s+geoffnet|rouvr\w*"
     r"|zuruck|zurueck|wieder(?:\s+(?:da|im\s+buro|im\s+buero|erreichbar|verfugbar|im\s+hause"
     r"|anwesend|im\s+dienst|zuruck|zurueck|fur\s+sie\s+da))?"
     r"|de\s+retour|retour|je\s+reviendrai|reviendrai|serai\s+la|reprendrai|rentre|rentrerai"

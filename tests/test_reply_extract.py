@@ -320,6 +320,47 @@ REALISTIC_CASES: list[tuple[str, dt.date | None]] = [
         D(2026, 12, 14),
     ),
     ("Abwesenheitsnotiz: Ich bin bis 11.12.26 nicht erreichbar.", D(2026, 12, 12)),
+    (
+        "Thank you for your email. I am currently on annual leave, returning to the office on "
+        "Monday 14th December. I will respond to your email on my return.",
+        D(2026, 12, 14),
+    ),
+    ("I am out of the office with no access to email until January 4, 2027.", D(2027, 1, 5)),
+    (
+        "I'm away from the office until Thursday, 3 December and will reply as soon as I can.",
+        D(2026, 12, 4),
+    ),
+    ("Please note that I am out of the office and will return on 12/14.", D(2026, 12, 14)),
+    ("I'm out today (Tuesday), back Wednesday.", D(2026, 12, 2)),
+    ("I'm on sick leave until further notice.", None),
+    ("Our offices are closed from 24 December to 1 January inclusive.", D(2027, 1, 2)),
+    ("I'll be out of the office Thursday 3rd and Friday 4th December.", None),
+    ("I am on holiday until Sunday 6th December, returning Monday.", D(2026, 12, 7)),
+    ("Office closed for the holidays; we reopen on January 4th.", D(2027, 1, 4)),
+    (
+        "Ich bin bis einschließlich 6. Dezember im Urlaub. Ab dem 7. Dezember bin ich wieder "
+        "erreichbar.",
+        D(2026, 12, 7),
+    ),
+    ("Ich bin in Elternzeit bis 31.03.2027.", D(2027, 4, 1)),
+    ("Vielen Dank. Ich bin ab Montag wieder im Haus.", D(2026, 12, 7)),
+    ("Ich bin heute nicht im Büro. Morgen bin ich wieder erreichbar.", D(2026, 12, 2)),
+    ("Ich bin auf einer Messe und ab dem 04.12. zurück.", D(2026, 12, 4)),
+    ("Je suis absent du bureau jusqu'au 4 décembre au soir.", D(2026, 12, 5)),
+    ("Je suis actuellement en congés. Je serai de retour le mardi 8/12.", D(2026, 12, 8)),
+    ("Je suis en formation jusqu'à jeudi 3 décembre.", D(2026, 12, 4)),
+    ("Estaré de vacaciones desde el 2 hasta el 11 de diciembre.", D(2026, 12, 12)),
+    ("Me encuentro fuera de la oficina. Regresaré el 9/12.", D(2026, 12, 9)),
+    ("Ik ben tot en met 4 december met vakantie.", D(2026, 12, 5)),
+    ("Ik ben vanaf 7 december weer bereikbaar.", D(2026, 12, 7)),
+    ("Ik ben vandaag afwezig en morgen weer op kantoor.", D(2026, 12, 2)),
+    ("Auto-reply: Out of Office until 12/4", D(2026, 12, 5)),
+    ("OOO: back 12/7", D(2026, 12, 7)),
+    ("I'm travelling and will be back on the 7th.", D(2026, 12, 7)),
+    ("Back from 7 Dec.", D(2026, 12, 7)),
+    ("Out of office. Returning 7.12.", D(2026, 12, 7)),
+    ("I'm on leave until 7 December (inclusive).", D(2026, 12, 8)),
+    ("Away this week. Back next Monday, 7 December.", D(2026, 12, 7)),
 ]
 
 
