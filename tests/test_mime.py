@@ -152,6 +152,8 @@ HOSTILE = {
     "deeply nested multiparts": nested(200),
     "huge header section": HEAD + b"X-Pad: " + b"a" * 300_000 + b"\r\n\r\nhi",
     "not bytes": "From: a@b.example",
+    "a million empty parts": reply(b"Content-Type: multipart/mixed; boundary=zz\r\n",
+                                   b"--zz\r\n\r\n" * 1_000_000),
 }
 
 
