@@ -152,8 +152,20 @@ def _raw_headers(msg: Message) -> dict[str, str]:
     for name, value in msg.raw_items():
         key = str(name).strip().lower()
         if key and key not in out:
-            out[key] = str(value)[:MAX_HEADER_BYTES]
+            out[key] = _unescaped(str(value)[:MAX_HEADER_BYTES])
     return out
+
+
+def _unescaped(value: str) -> str:
+    """A header value read from bytes: raw 8-bit text (not RFC 2047, yet common) comes as
+    surrogate escapes; read it as UTF-8, else as windows-1252."""
+    if value.isascii():
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
 
 
 def _decoded(value: str) -> str:
@@ -178,8 +190,18 @@ def _decoded(value: str) -> str:
 
 
 def _one_line(text: str) -> str:
+    text = _utf8(text)
     text = _CONTROL.sub("", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
     return _SPACES.sub(" ", text).strip()[:MAX_HEADER_CHARS]
+
+
+def _utf8(text: str) -> str:
+    """Text that encodes as UTF-8 (lone surrogates, which JSON cannot carry, replaced)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _address(value: str) -> str:
@@ -190,7 +212,7 @@ def _address(value: str) -> str:
     """
     value = _decoded(value[:MAX_HEADER_CHARS * 4])
     for _name, address in getaddresses([value]):
-        address = address.strip().lower()
+        address = _utf8(address.strip().lower())
         local, at, domain = address.rpartition("@")
         if at and local and "." in domain and not _CONTROL.search(address):
             return address
@@ -278,14 +300,22 @@ def _part_text(part: Message) -> str:
 
 def _text(data: bytes, charset: str | None) -> str:
     """Bytes in a declared charset as text: unknown charsets read as UTF-8, errors
-    replaced; ISO-8859-1 and ASCII labels read as windows-1252 (what senders mean).
+    replaced; ISO-8859-1 and ASCII labels (and none) read as UTF-8 if that is what the
+    bytes are, else as windows-1252 (what senders mean).
 
     >>> _text(b"\\x93quoted\\x94 caf\\xe9", "iso-8859-1"), _text(b"caf\\xc3\\xa9", "x-bogus")
     ('“quoted” café', 'café')
+    >>> _text(b"K\\xc3\\xb6rper", None), _text(b"K\\xf6rper", None)
+    ('Körper', 'Körper')
     """
     name = (charset or "us-ascii").strip().strip('"').lower()
     if name in _AS_CP1252:
-        name = "cp1252"
+        # UTF-8 sent undeclared or mislabelled is common; Latin-1 text is almost never
+        # valid UTF-8 by chance
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            name = "cp1252"
     try:
         if not codecs.lookup(name)._is_text_encoding:  # e.g. "rot13", "hex": not a charset
             name = "utf-8"
@@ -299,8 +329,8 @@ def _text(data: bytes, charset: str | None) -> str:
 
 def _clean(text: str) -> str:
     """Line ends normalised, control characters dropped, cut to `MAX_BODY_BYTES`."""
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
-    data = text.encode("utf-8", errors="replace")
+    text = _CONTROL.sub("", _utf8(text).replace("\r\n", "\n").replace("\r", "\n")).strip()
+    data = text.encode("utf-8")
     if len(data) > MAX_BODY_BYTES:
         text = data[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
     return text

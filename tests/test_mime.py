@@ -191,7 +191,8 @@ def test_broken_but_readable_input_gives_a_reply(name):
 def test_random_mutations_never_raise_anything_but_value_error():
     rng = random.Random(17)
     base = multipart(MIMEText("Plain words ü", "plain", "utf-8"),
-                     MIMEText("<p>HTML</p>", "html", "iso-8859-1"))
+                     MIMEText("<p>HTML</p>", "html", "iso-8859-1")) \
+        .replace(b"Re: Your offer", "Grüße".encode())
     for _ in range(300):
         raw = bytearray(base)
         for _ in range(rng.randint(1, 20)):
@@ -206,6 +207,24 @@ def test_random_mutations_never_raise_anything_but_value_error():
             assert set(ev) == {"type", "ts", "sender", "recipient", "message_id", "reply_id",
                                "subject", "body", "headers"}
             assert all(isinstance(v, str) for v in ev["headers"].values())
+            orjson.dumps(ev)  # JSON can carry it: no lone surrogates
+
+
+def test_raw_8bit_headers_and_undeclared_bodies_read_as_utf8_else_windows_1252():
+    utf8 = ("From: Jörg <jörg@example.de>\r\nTo: r@acme.example\r\nSubject: Grüße – Café\r\n"
+            "In-Reply-To: <m@acme.example>\r\nX-Autoreply: ja ü\r\n\r\nKörper").encode()
+    ev = reply_from_mime(utf8, ts=NOW)
+    assert (ev["recipient"], ev["subject"], ev["body"], ev["headers"]["X-Autoreply"]) == \
+        ("jörg@example.de", "Grüße – Café", "Körper", "ja ü")
+    latin = utf8.decode().encode("cp1252")
+    ev = reply_from_mime(latin, ts=NOW)
+    assert (ev["subject"], ev["body"]) == ("Grüße – Café", "Körper")
+    orjson.dumps(ev)
+
+
+def test_an_encoded_word_hiding_a_surrogate_still_gives_json():
+    raw = reply().replace(b"Re: Your offer", b"=?utf-8?b?7aCAIHg=?=")  # b"\xed\xa0\x80 x"
+    orjson.dumps(reply_from_mime(raw, ts=NOW))
 
 
 def test_email_message_built_replies_round_trip():
