@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from flows.settings import Settings
-from mailflow.ingest import PROVIDERS, IngestCore
+from mailflow.ingest import INBOUND, PROVIDERS, IngestCore
 from mailflow.job import hasher_for
 
 CHUNK = 500
@@ -56,10 +56,11 @@ def detect(first: object) -> str:
 def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, list[bytes], int]]:
     """(provider, webhook bodies to send together, bytes consumed so far)."""
     data = path.read_bytes()
-    if provider is None and (path.suffix.lower() == ".mbox" or data.startswith(b"From ")):
+    if provider in (None, "mime") and (path.suffix.lower() == ".mbox"
+                                       or data.startswith(b"From ")):
         yield from _mbox(path, len(data))
         return
-    if provider is None and path.suffix.lower() == ".eml":
+    if provider == "mime" or (provider is None and path.suffix.lower() == ".eml"):
         yield "mime", [data], len(data)
         return
     stripped = data.lstrip()
@@ -107,9 +108,9 @@ def run_replay(settings: Settings, file: str, provider: str | None, rate: float 
     if not path.is_file():
         print(f"mailflow replay: no such file: {file}", file=sys.stderr)
         return 2
-    if provider is not None and provider not in PROVIDERS:
+    if provider is not None and provider not in PROVIDERS + INBOUND:
         print(f"mailflow replay: unknown provider {provider!r} "
-              f"(one of {', '.join(PROVIDERS)})", file=sys.stderr)
+              f"(one of {', '.join(PROVIDERS + INBOUND)})", file=sys.stderr)
         return 2
     core = IngestCore(settings.brokers(), settings.provider_config(), hasher_for(settings, dev))
     params = {"sender": sender} if sender else {}

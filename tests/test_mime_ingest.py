@@ -100,9 +100,14 @@ def test_replay_of_an_eml_and_an_mbox_file(broker, tmp_path):
     out = mailflow_cmd("replay", str(tmp_path / "inbox.mbox"), "--sender", "acme", env=env)
     assert "4 events accepted, 1 rejected" in out.stderr
 
+    named = tmp_path / "reply-without-extension"  # named with --provider mime
+    named.write_bytes(mail(6))
+    out = mailflow_cmd("replay", str(named), "--provider", "mime", env=env)
+    assert "1 events accepted, 0 rejected" in out.stderr
+
     events = replies(broker.bootstrap)
     assert sorted(e["reply_id"] for e in events) == [f"r-{n}@mail.example.com"
-                                                     for n in range(1, 6)]
-    assert {e["sender"] for e in events if e["reply_id"] != "r-1@mail.example.com"} == {"acme"}
+                                                     for n in range(1, 7)]
+    assert {e["sender"] for e in events if e["reply_id"][2] in "2345"} == {"acme"}
     dead = [orjson.loads(m.value()) for m in consume_all(broker.bootstrap, "mailflow.dlq")]
     assert [d["error"] for d in dead] == ["mime: no From address"]
