@@ -293,9 +293,44 @@ def _part_text(part: Message) -> str:
         payload = str(part.get_payload() or "").encode("utf-8", "replace")
     try:
         charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001
-        charset = None
-    return _text(payload[:MAX_PART_BYTES], charset)
+        flowed = str(part.get_param("format") or "").lower() == "flowed"
+        delsp = str(part.get_param("delsp") or "").lower() == "yes"
+    except Exception:  # noqa: BLE001 - a broken Content-Type: defaults
+        charset, flowed, delsp = None, False, False
+    text = _text(payload[:MAX_PART_BYTES], charset)
+    if flowed and part.get_content_type() == "text/plain":
+        text = unflow(text, delsp)
+    return text
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """RFC 3676 `format=flowed` text with its soft line breaks (a trailing space) joined,
+    so a sentence is one line; quoted lines marked "> " per level.
+
+    >>> unflow("Thanks for the \\nquick answer.\\n>> quoted \\n>> more\\n-- \\nAnn")
+    'Thanks for the quick answer.\\n> > quoted more\\n-- \\nAnn'
+    """
+    out: list[str] = []
+    pending: str | None = None  # a flowed line waiting for the rest of its paragraph
+    pending_depth = 0
+    for line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        body = line[depth:]
+        if body.startswith(" "):  # space-stuffing
+            body = body[1:]
+        if pending is not None:
+            if depth == pending_depth:
+                body = pending + body
+            else:
+                out.append("> " * pending_depth + pending)
+            pending = None
+        if body.endswith(" ") and body != "-- ":
+            pending, pending_depth = (body[:-1] if delsp else body), depth
+        else:
+            out.append("> " * depth + body)
+    if pending is not None:
+        out.append("> " * pending_depth + pending)
+    return "\n".join(out)
 
 
 def _text(data: bytes, charset: str | None) -> str:
@@ -343,42 +378,74 @@ _DROP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 
 class _TextOf(HTMLParser):
-    """Collects the visible text of HTML: scripts and styles dropped, blocks on new lines."""
+    """Collects the visible text of HTML: scripts and styles dropped, blocks on new lines,
+    each piece with its `<blockquote>` depth (quoted text is marked "> " as in plain mail)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
+        self.out: list[tuple[str, int]] = []
         self.skip = 0
+        self.quote = 0
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
         if tag in _DROP:
             self.skip += 1
         elif tag in _BLOCK:
-            self.out.append("\n")
+            self.out.append(("\n", self.quote))
+            if tag == "blockquote":
+                self.quote += 1
         elif tag == "td":
-            self.out.append(" ")
+            self.out.append((" ", self.quote))
 
     def handle_startendtag(self, tag: str, attrs: Any) -> None:
         if tag in _BLOCK:
-            self.out.append("\n")
+            self.out.append(("\n", self.quote))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _DROP:
             self.skip = max(0, self.skip - 1)
         elif tag in _BLOCK:
-            self.out.append("\n")
+            if tag == "blockquote":
+                self.quote = max(0, self.quote - 1)
+            self.out.append(("\n", self.quote))
 
     def handle_data(self, data: str) -> None:
         if not self.skip:
-            self.out.append(data)
+            self.out.append((data, self.quote))
+
+    def lines(self) -> list[str]:
+        """The text, a line per block, quoted lines prefixed with "> " per level."""
+        lines: list[str] = []
+        current: list[str] = []
+        depth = -1  # the depth of the line's first visible text
+        for text, level in self.out:
+            for i, piece in enumerate(text.replace("\r\n", "\n").replace("\r", "\n")
+                                      .split("\n")):
+                if i:
+                    lines.append(_quoted(current, depth))
+                    current, depth = [], -1
+                if depth < 0 and piece.strip():
+                    depth = level
+                current.append(piece)
+        lines.append(_quoted(current, depth))
+        return lines
+
+
+def _quoted(pieces: list[str], depth: int) -> str:
+    line = _SPACES.sub(" ", "".join(pieces)).strip()
+    return "> " * depth + line if line and depth > 0 else line
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML body: a line per block, a blank line at most between blocks.
+    """Visible text of an HTML body: a line per block, a blank line at most between blocks,
+    quoted blocks marked "> ".
 
     >>> html_to_text("<html><head><style>p{}</style></head><body><p>Hi&nbsp;there,</p>"
     ...              "<div>see <b>you</b><br>soon</div><script>x()</script></body></html>")
     'Hi there,\\n\\nsee you\\nsoon'
+    >>> html_to_text("Stop.<div>On Mon, Ann wrote:<blockquote>Offer<br>"
+    ...              "<blockquote>older</blockquote></blockquote></div>")
+    'Stop.\\nOn Mon, Ann wrote:\\n> Offer\\n\\n> > older'
     """
     parser = _TextOf()
     try:
@@ -386,6 +453,4 @@ def html_to_text(html: str) -> str:
         parser.close()
     except Exception:  # noqa: BLE001 - what was read so far is the text
         pass
-    text = "".join(parser.out).replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+    return _BLANKS.sub("\n\n", "\n".join(parser.lines())).strip()

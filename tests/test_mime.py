@@ -118,6 +118,22 @@ def test_single_byte_charsets_decode_as_windows_1252(charset):
     assert reply_from_mime(raw)["body"] == "“Danke” – café, € 5"
 
 
+def test_format_flowed_paragraphs_are_joined():
+    raw = reply(b"Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\r\n",
+                b"Please take me off  \r\nyour list.\r\n\r\nOn Mon, Ann wrote:\r\n"
+                b"> Our offer for  \r\n> you.\r\n")
+    assert reply_from_mime(raw)["body"] == ("Please take me off your list.\n\n"
+                                            "On Mon, Ann wrote:\n> Our offer for you.")
+
+
+def test_html_quotes_are_marked_like_plain_quotes():
+    html = ("<div>Stop mailing me.</div><div class=gmail_quote>On Mon, Ann wrote:"
+            "<blockquote>Click <a href='u'>unsubscribe</a> to stop</blockquote></div>")
+    raw = multipart(MIMEText(html, "html", "utf-8"), kind="mixed")
+    assert reply_from_mime(raw)["body"] == ("Stop mailing me.\n\nOn Mon, Ann wrote:\n"
+                                            "> Click unsubscribe to stop")
+
+
 def test_attachments_are_not_the_body():
     attached = MIMEText("not this", "plain", "utf-8")
     attached.add_header("Content-Disposition", "attachment", filename="a.txt")
