@@ -34,7 +34,12 @@ import orjson
 from operators.event import Event
 from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
-from schemas.topics import DEFAULT_TYPE_BY_TOPIC, EVENT_TYPES, FEEDBACK_ACTIONS
+from schemas.topics import (
+    DEFAULT_TYPE_BY_TOPIC,
+    EVENT_TYPES,
+    FEEDBACK_ACTIONS,
+    REPLY_FEEDBACK_TOPIC,
+)
 
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Unknown fields nested deeper than this (the event object is level 1) are refused: no
@@ -326,6 +331,8 @@ class EventParser:
         ...         b'"action": "liked"}', "email.reply_feedback", 0, 2).error
         "unknown action: 'liked' (one of reassigned, relabelled, first_response, resolved)"
         """
+        if topic != REPLY_FEEDBACK_TOPIC:  # no recipient: steps keyed by one must not see it
+            raise _Invalid(f"reply_feedback belongs on {REPLY_FEEDBACK_TOPIC}, not {topic}")
         reply_id = _req_str(obj, "reply_id")
         action = _req_str(obj, "action")
         if action not in _FEEDBACK_ACTIONS:

@@ -310,8 +310,15 @@ def test_reply_feedback_parses_without_recipient_or_sender():
     assert ev.attrs == {"action": "resolved", "queue": "support", "intent": "support_question",
                         "reply_id": "r-1@mail.example.com"}
     assert ev.recipient_hash == "" and ev.ts_ms == int((NOW - 60) * 1000)
-    typed = parse({**feedback(), "type": "reply_feedback"}, "email.replies")
+    typed = parse({**feedback(), "type": "reply_feedback"}, "email.reply_feedback")
     assert isinstance(typed, Event) and typed.type == "reply_feedback"
+
+
+@pytest.mark.parametrize("topic", ["email.replies", "email.deliveries", "email.opens"])
+def test_reply_feedback_on_a_recipient_topic_is_a_dead_letter(topic):
+    dead = parse({**feedback(), "type": "reply_feedback"}, topic)
+    assert isinstance(dead, DeadLetter)
+    assert dead.error == f"reply_feedback belongs on email.reply_feedback, not {topic}"
 
 
 @pytest.mark.parametrize("fields, reason", [
