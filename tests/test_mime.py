@@ -12,7 +12,13 @@ import pytest
 
 from schemas.events import DeadLetter, Event, EventParser
 from schemas.hashing import RecipientHasher
-from schemas.mime import MAX_BODY_BYTES, MAX_RAW_BYTES, reply_from_mime
+from schemas.mime import (
+    _POLICY,
+    MAX_BODY_BYTES,
+    MAX_PARSED_HEADER_CHARS,
+    MAX_RAW_BYTES,
+    reply_from_mime,
+)
 
 NOW = 1_795_300_000.0
 HEAD = (b"From: Ann Example <Ann@Example.com>\r\nTo: Replies <reply@news.acme.example>\r\n"
@@ -202,6 +208,15 @@ def test_broken_but_readable_input_gives_a_reply(name):
     ev = reply_from_mime(raw, ts=NOW)
     assert ev["type"] == "reply" and isinstance(ev["body"], str)
     assert isinstance(ev["subject"], str)
+
+
+def test_part_headers_are_read_as_plain_cut_text_not_by_the_structured_parser():
+    # the structured parser took 40 s for 500 parts with 400 Content-Type parameters each
+    value = _POLICY.header_fetch_parse("Content-Type", "text/plain; " + "a=b; " * 10_000)
+    assert type(value) is str and len(value) == MAX_PARSED_HEADER_CHARS
+    part = b"--zz\r\nContent-Type: text/html" + b"; a=b" * 500 + b"\r\n\r\n<p>x</p>\r\n"
+    raw = reply(b"Content-Type: multipart/mixed; boundary=zz\r\n", part * 400 + b"--zz--\r\n")
+    assert reply_from_mime(raw, ts=NOW)["body"] == "x"
 
 
 def test_random_mutations_never_raise_anything_but_value_error():
