@@ -479,8 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "with a progress bar.", cmd_replay)
     replay.add_argument("file", help="the file to replay")
     replay.add_argument("--provider", choices=["sendgrid", "ses", "mailgun", "postmark",
-                                               "sparkpost", "canonical"],
-                        help="the file's format (default: detected)")
+                                               "sparkpost", "canonical", "mime"],
+                        help="the file's format (default: detected; mime: an .eml or mbox "
+                             "file of replies)")
     replay.add_argument("--rate", type=float, help="events per second (default: as fast as "
                                                    "possible)")
     replay.add_argument("--sender", help="sending identity for payloads that do not name one")

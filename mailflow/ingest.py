@@ -1,6 +1,7 @@
 """`mailflow ingest`: ESP webhooks in, canonical events onto the input topics.
 
     POST /v1/webhooks/{sendgrid,ses,mailgun,postmark,sparkpost,canonical}[?sender=…]
+    POST /v1/inbound/mime[?sender=…]   (one raw RFC 5322 reply: a `reply` event)
 
 Each request is authenticated where the provider signs (or by basic auth /
 a bearer token where it does not), mapped by `schemas/providers/<name>.py`,
@@ -52,12 +53,16 @@ from sinks.kafka import producer_config
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("sendgrid", "ses", "mailgun", "postmark", "sparkpost", "canonical")
+#: Inbound mail (not webhooks): `POST /v1/inbound/{name}`, protected by the ingest token.
+INBOUND = ("mime",)
+#: Content types `POST /v1/inbound/mime` accepts.
+MIME_TYPES = ("message/rfc822", "application/octet-stream")
 INGEST_REQUEST_TIMEOUT_S = 30.0  # bodies up to ingest_max_body (5 MiB) from slow links
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 
 
 def adapter(name: str) -> ModuleType:
-    if name not in PROVIDERS:
+    if name not in PROVIDERS and name not in INBOUND:
         raise KeyError(name)
     return importlib.import_module(f"schemas.providers.{name}")
 
@@ -94,7 +99,8 @@ MAX_ERRORS = 100
 _STRUCTURAL = frozenset({"type", "ts", "sender", "recipient", "recipient_hash",
                          "recipient_domain", "message_id", "event_id", "campaign_id",
                          "flow_id", "variant", "user_agent", "ip", "smtp_code", "smtp_status",
-                         "bounce_kind", "goal", "value", "currency", "provider"})
+                         "bounce_kind", "goal", "value", "currency", "provider",
+                         "reply_id"})
 #: Deeper items are refused: nothing a provider sends nests like this, and orjson (the
 #: job's encoder) stops at 254 levels.
 MAX_DEPTH = 64
@@ -370,6 +376,9 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
         def do_POST(self) -> None:  # noqa: N802
             url = urllib.parse.urlsplit(self.path)
             parts = url.path.strip("/").split("/")
+            if parts[:2] == ["v1", "inbound"]:
+                self._inbound(parts, url)
+                return
             if len(parts) != 3 or parts[:2] != ["v1", "webhooks"] or parts[2] not in PROVIDERS:
                 self._json(404, {"error": "POST /v1/webhooks/{" + ",".join(PROVIDERS) + "}"})
                 return
@@ -399,6 +408,33 @@ def _make_handler(core: IngestCore, max_body: int, token: str) -> type[BaseHTTPR
                 return
             core.confirm_subscriptions(result)
             self._json(200, result.as_json())
+
+        def _inbound(self, parts: list[str], url: urllib.parse.SplitResult) -> None:
+            """A raw mail (one reply) in: 400 with the reason (and a dead letter) when it
+            is not a readable reply."""
+            if len(parts) != 3 or parts[2] not in INBOUND:
+                self._json(404, {"error": "POST /v1/inbound/{" + ",".join(INBOUND) + "}"})
+                return
+            body = self.body()
+            headers = dict(self.headers.items())
+            if token and not self._token_ok(headers):
+                self._json(401, {"error": "missing or wrong bearer token"})
+                return
+            ctype = header(headers, "Content-Type").split(";", 1)[0].strip().lower()
+            if ctype not in MIME_TYPES:
+                self._json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                           {"error": f"Content-Type must be one of {', '.join(MIME_TYPES)}"})
+                return
+            params = dict(urllib.parse.parse_qsl(url.query))
+            try:
+                result = core.ingest(parts[2], body, params)
+            except PayloadError as exc:
+                self._json(400, {"error": f"{parts[2]}: {exc}"})
+                return
+            except Unavailable as exc:
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+                return
+            self._json(200 if result.accepted else 400, result.as_json())
 
         def _token_ok(self, headers: Mapping[str, str]) -> bool:
             return bearer_ok(header(headers, "Authorization"), [token])

@@ -10,6 +10,8 @@ The format is detected from the file (or named with `--provider`):
 | JSON lines of `{"event-data": …}` | mailgun |
 | JSON lines of `{"RecordType": …}` | postmark |
 | JSON lines of SNS envelopes or SES events (`eventType` / `notificationType`) | ses |
+| one raw RFC 5322 message (`*.eml`) | mime (a `reply` event) |
+| an mbox file (`*.mbox`, or starts with `From `) | mime (a `reply` event per message) |
 
 Arrays are sent in chunks, lines as one webhook body each (500 at a time), through the same
 mapping, validation and produce path as `mailflow ingest`; nothing is lost
@@ -18,6 +20,7 @@ mapping, validation and produce path as `mailflow ingest`; nothing is lost
 
 from __future__ import annotations
 
+import mailbox
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from flows.settings import Settings
-from mailflow.ingest import PROVIDERS, IngestCore
+from mailflow.ingest import INBOUND, PROVIDERS, IngestCore
 from mailflow.job import hasher_for
 
 CHUNK = 500
@@ -53,6 +56,13 @@ def detect(first: object) -> str:
 def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, list[bytes], int]]:
     """(provider, webhook bodies to send together, bytes consumed so far)."""
     data = path.read_bytes()
+    if provider in (None, "mime") and (path.suffix.lower() == ".mbox"
+                                       or data.startswith(b"From ")):
+        yield from _mbox(path, len(data))
+        return
+    if provider == "mime" or (provider is None and path.suffix.lower() == ".eml"):
+        yield "mime", [data], len(data)
+        return
     stripped = data.lstrip()
     if stripped.startswith(b"["):
         items = orjson.loads(stripped)
@@ -79,15 +89,28 @@ def bodies(path: Path, provider: str | None) -> Iterator[tuple[str, list[bytes],
         yield name, batch, consumed
 
 
+def _mbox(path: Path, total: int) -> Iterator[tuple[str, list[bytes], int]]:
+    """The messages of an mbox file as raw bodies for the `mime` adapter."""
+    box = mailbox.mbox(path, create=False)
+    try:
+        keys = list(box.iterkeys())
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            yield "mime", [box.get_bytes(key) for key in chunk], \
+                total * (start + len(chunk)) // max(len(keys), 1)
+    finally:
+        box.close()
+
+
 def run_replay(settings: Settings, file: str, provider: str | None, rate: float | None,
                sender: str | None, dev: bool = False) -> int:
     path = Path(file)
     if not path.is_file():
         print(f"mailflow replay: no such file: {file}", file=sys.stderr)
         return 2
-    if provider is not None and provider not in PROVIDERS:
+    if provider is not None and provider not in PROVIDERS + INBOUND:
         print(f"mailflow replay: unknown provider {provider!r} "
-              f"(one of {', '.join(PROVIDERS)})", file=sys.stderr)
+              f"(one of {', '.join(PROVIDERS + INBOUND)})", file=sys.stderr)
         return 2
     core = IngestCore(settings.brokers(), settings.provider_config(), hasher_for(settings, dev))
     params = {"sender": sender} if sender else {}

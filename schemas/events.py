@@ -34,7 +34,12 @@ import orjson
 from operators.event import Event
 from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
-from schemas.topics import DEFAULT_TYPE_BY_TOPIC, EVENT_TYPES
+from schemas.topics import (
+    DEFAULT_TYPE_BY_TOPIC,
+    EVENT_TYPES,
+    FEEDBACK_ACTIONS,
+    REPLY_FEEDBACK_TOPIC,
+)
 
 MAX_MESSAGE_BYTES = 256 * 1024
 #: Unknown fields nested deeper than this (the event object is level 1) are refused: no
@@ -48,7 +53,10 @@ MAX_FUTURE_S = 86_400.0
 _MS_THRESHOLD = 100_000_000_000
 
 _MARKER_BYTES = b"@%&\\\xef"
-_EVENT_TYPES = frozenset(EVENT_TYPES)
+_EVENT_TYPES = frozenset(EVENT_TYPES) | {"reply_feedback"}
+_FEEDBACK_ACTIONS = frozenset(FEEDBACK_ACTIONS)
+#: A reply's `headers` may name at most this many headers.
+MAX_REPLY_HEADERS = 100
 #: Conversions are about a recipient, not a message.
 _MESSAGELESS_TYPES = frozenset({"conversion"})
 
@@ -230,6 +238,8 @@ class EventParser:
             raise _Invalid(f"ts before 2000-01-01: {obj['ts']!r}")
         if ts > now + MAX_FUTURE_S:
             raise _Invalid(f"ts more than a day in the future: {obj['ts']!r}")
+        if event_type == "reply_feedback":
+            return self._feedback(obj, raw, ts, topic, partition, offset)
 
         sender = _req_str(obj, "sender")
         recipient = obj.get("recipient")
@@ -273,6 +283,7 @@ class EventParser:
             if type(field_value) is not str:  # one pass; None is absent, the rest refused
                 opt[i] = _opt_str(obj, _OPTIONAL_STR[i])
         attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+        reply_id = _reply_fields(attrs) if event_type == "reply" else None
         # Free text may quote an address in any field, in any spelling. One pass over the
         # bytes counts "@" and what starts its other spellings: "%" (%40), "&" (&#64;),
         # "\\" (\u0040) and 0xEF (＠). Most messages hold none but the recipient's own "@"
@@ -285,6 +296,10 @@ class EventParser:
             expected += message_id.count("@")
             message_id = self.hasher.scrub_own(message_id, recipient_hash, recipient_domain,
                                                recipient)
+        if markers > expected and reply_id:  # a Message-ID too: kept as the sender knows it
+            expected += reply_id.count("@")
+            reply_id = self.hasher.scrub_own(reply_id, recipient_hash, recipient_domain,
+                                             recipient)
         if markers > expected:
             scrub = self.hasher.scrub
             opt = [scrub(v) if v else v for v in opt]
@@ -292,12 +307,78 @@ class EventParser:
                 attrs = _clean(attrs, scrub, 1)
         elif attrs and len(raw) - len(raw.translate(None, b"{[")) > MAX_DEPTH:
             _clean(attrs, None, 1)  # deep nesting is refused even when nothing is scrubbed
+        if reply_id is not None:
+            attrs["reply_id"] = reply_id
         return Event(
             opt[0] or self.hasher.payload(raw), int(round(ts * 1000)), event_type, sender,
             recipient_hash, recipient_domain, provider_key(recipient_domain), message_id,
             opt[1], opt[2], opt[3], opt[4], opt[5], opt[6], smtp_code, opt[7],
             opt[8], opt[9], opt[10], float(value), opt[11], attrs, topic, partition, offset,
         )
+
+    def _feedback(self, obj: dict, raw: bytes, ts: float, topic: str, partition: int,
+                  offset: int) -> Event:
+        """A `reply_feedback` event: about a reply (`reply_id`), not a recipient; `reply_id`,
+        `action`, `queue`, `intent` and unknown fields are in `attrs` (scrubbed, but for
+        `reply_id`, which the helpdesk knows as it is).
+
+        >>> p = EventParser(RecipientHasher(b"k"), now=lambda: 1_800_000_000.0)
+        >>> ev = p.parse(b'{"reply_id": "r-1@x.example", "ts": 1795255200, '
+        ...              b'"action": "reassigned"}', "email.reply_feedback", 0, 1)
+        >>> ev.type, ev.recipient_hash, ev.attrs["action"], ev.attrs["reply_id"]
+        ('reply_feedback', '', 'reassigned', 'r-1@x.example')
+        >>> p.parse(b'{"type": "reply_feedback", "reply_id": "r", "ts": 1795255200, '
+        ...         b'"action": "liked"}', "email.reply_feedback", 0, 2).error
+        "unknown action: 'liked' (one of reassigned, relabelled, first_response, resolved)"
+        """
+        if topic != REPLY_FEEDBACK_TOPIC:  # no recipient: steps keyed by one must not see it
+            raise _Invalid(f"reply_feedback belongs on {REPLY_FEEDBACK_TOPIC}, not {topic}")
+        reply_id = _req_str(obj, "reply_id")
+        action = _req_str(obj, "action")
+        if action not in _FEEDBACK_ACTIONS:
+            raise _Invalid(f"unknown action: {action[:40]!r} "
+                           f"(one of {', '.join(FEEDBACK_ACTIONS)})")
+        for name in ("queue", "intent"):
+            _opt_str(obj, name)
+        opt = [_opt_str(obj, name) for name in _OPTIONAL_STR]
+        attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS and k != "reply_id"}
+        attrs = _clean(attrs, self.hasher.scrub, 1)
+        attrs["reply_id"] = reply_id
+        opt[1:] = [self.hasher.scrub(v) if v else v for v in opt[1:]]
+        return Event(
+            opt[0] or self.hasher.payload(raw), int(round(ts * 1000)), "reply_feedback",
+            _opt_str(obj, "sender"), "", "", "", _opt_str(obj, "message_id"), *opt[1:7], 0,
+            *opt[7:11], 0.0, opt[11], attrs, topic, partition, offset,
+        )
+
+
+def _reply_fields(attrs: dict) -> str | None:
+    """Checks a reply's own fields (in `attrs`); takes out and returns its `reply_id`.
+
+    >>> _reply_fields({"reply_id": "r-1", "headers": {"Precedence": "bulk"}, "body": "hi"})
+    'r-1'
+    >>> _reply_fields({"headers": {"X-Autoreply": ["yes"]}})
+    Traceback (most recent call last):
+    ...
+    schemas.events._Invalid: headers must map names to strings: X-Autoreply is an array
+    """
+    for name in ("subject", "body"):
+        if attrs.get(name) is not None and not isinstance(attrs[name], str):
+            raise _Invalid(f"{name} must be a string, got {_kind(attrs[name])}")
+    headers = attrs.get("headers")
+    if headers is not None:
+        if not isinstance(headers, dict):
+            raise _Invalid(f"headers must be an object, got {_kind(headers)}")
+        if len(headers) > MAX_REPLY_HEADERS:
+            raise _Invalid(f"headers name more than {MAX_REPLY_HEADERS} headers")
+        for key, value in headers.items():
+            if not isinstance(value, str):
+                raise _Invalid(f"headers must map names to strings: {key[:40]} is "
+                               f"{'an' if _kind(value)[0] in 'aeiou' else 'a'} {_kind(value)}")
+    reply_id = attrs.pop("reply_id", None)
+    if reply_id is not None and not isinstance(reply_id, str):
+        raise _Invalid(f"reply_id must be a string, got {_kind(reply_id)}")
+    return reply_id
 
 
 def _clean(value: Any, scrub: Scrub | None, depth: int) -> Any:

@@ -25,6 +25,13 @@ TOPIC_BY_TYPE: dict[str, str] = {
     event_type: topic for topic, types in INPUT_TOPICS.items() for event_type in types
 }
 
+#: Agents' feedback on routed replies (issue 17): parsed by the job's parser (type
+#: `reply_feedback`); not an input topic of the job yet.
+REPLY_FEEDBACK_TOPIC = "email.reply_feedback"
+DEFAULT_TYPE_BY_TOPIC[REPLY_FEEDBACK_TOPIC] = "reply_feedback"
+#: What an agent did with a routed reply.
+FEEDBACK_ACTIONS: tuple[str, ...] = ("reassigned", "relabelled", "first_response", "resolved")
+
 EVENT_TYPES: tuple[str, ...] = (
     "sent", "delivered", "deferred", "bounce", "dropped", "open", "click",
     "unsubscribe", "complaint", "conversion", "reply",
