@@ -260,7 +260,8 @@ def strip_quoted(body: str) -> str:
 _STOPWORDS = {
     "en": "the and you your for are with this that have not will please thanks thank would "
     "from our out office back until can any about what when who there been is it me my we "
-    "be on of to in i am no let call week interested unsubscribe regards list just".split(),
+    "be on of to in i am no let call week interested unsubscribe regards list just these "
+    "those them they it yes stop send sending get want like".split(),
     "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
     "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
     "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro".split(),
@@ -345,11 +346,11 @@ def _header_evidence(headers: Mapping[str, str]) -> list[str]:
 # negatable rule does not count when a negation stands in the few words before it.
 _RULES: list[tuple[str, float, bool | str, str, str]] = [
     # --- out of office ---------------------------------------------------------------
-    ("out_of_office", 3.0, False, "out of office", r"\bout of (?:the )?office\b|\booo\b"),
+    ("out_of_office", 3.0, "past", "out of office", r"\bout of (?:the )?office\b|\booo\b"),
     ("out_of_office", 3.0, "past", "on vacation/leave",
      r"\b(?:on|in) (?:annual |summer |a |my )?(?:vacation|holidays?|leave|sabbatical|"
      r"parental leave|maternity leave|paternity leave|sick leave|business trip)\b"),
-    ("out_of_office", 2.5, False, "away until",
+    ("out_of_office", 2.5, "past", "away until",
      r"\b(?:away|absent|out|travell?ing|unavailable|off)\b[^.\n]{0,40}\b(?:until|till|through|"
      r"returning)\b"),
     ("out_of_office", 2.0, False, "back on",
@@ -366,7 +367,7 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
     ("out_of_office", 1.5, False, "urgent matters contact",
      r"\b(?:for )?urgent (?:matters|requests|enquiries|inquiries|issues)\b|"
      r"\bin (?:urgent cases|dringenden fällen)\b"),
-    ("out_of_office", 3.0, False, "abwesend",
+    ("out_of_office", 3.0, "past", "abwesend",
      r"\babwesend\b|\babwesenheit|\bnicht im (?:büro|buero|office|haus)\b|\baußer haus\b"),
     ("out_of_office", 3.0, "past", "im urlaub",
      r"\b(?:im|in|auf) (?:urlaub|jahresurlaub|elternzeit|mutterschutz|betriebsurlaub)\b|"
@@ -553,6 +554,58 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
 ]
 
 _PAST = re.compile(r"\b(?:was|were|been|war|waren|had been|last (?:week|month))\b[^.\n]{0,30}$")
+_RULES += [
+    # Wider wording, learned from replies the first rules missed.
+    ("out_of_office", 2.5, "past", "time off",
+     r"\b(?:taking|on) (?:some )?(?:time off|days off|a break)\b|\boff work\b|"
+     r"\bout of (?:the )?(?:country|town)\b|\b(?:upon|on|after) my return\b|"
+     r"\b(?:attending|at) (?:a |the )?(?:conference|trade show|trade fair|offsite|training)\b|"
+     r"\bon leave\b|\breturning (?:on )?(?:mon|tue|wed|thu|fri|\d)"),
+    ("out_of_office", 2.5, "past", "nicht erreichbar",
+     r"\b(?:nicht|nur eingeschränkt|eingeschränkt|kaum|schwer) erreichbar\b|"
+     r"\bnicht im hause\b|\bnach meiner rückkehr\b|\bauf (?:einer|der) (?:messe|"
+     r"konferenz|schulung|geschäftsreise)\b|\bzurzeit (?:nicht|abwesend)\b|\bkrank\b"),
+    ("out_of_office", 2.5, False, "absence (fr es nl)",
+     r"\ben déplacement\b|\bà mon retour\b|\bme encuentro (?:de vacaciones|fuera|ausente)\b|"
+     r"\ba mi regreso\b|\bvakantie\b|\bverlof\b|\bna mijn terugkeer\b"),
+    ("auto_reply_other", 3.0, False, "received and reviewed",
+     r"\b(?:has|have) been received\b|\bis being (?:reviewed|processed)\b|"
+     r"\b(?:address|account|mailbox) (?:you (?:wrote|sent) to )?is no longer (?:active|valid|"
+     r"in use)\b|\bnicht mehr aktiv\b|\bbearbeiten ihr anliegen\b|\bihr anliegen wird\b|"
+     r"\bantworten sie nicht auf diese\b|\bautomatisch generierte\b|\bwe've got your\b"),
+    ("unsubscribe_request", 4.0, True, "remove my address",
+     r"\bunsubscribe (?:this|my) (?:e-?mail|address)\b|\bremove (?:my|this) (?:e-?mail|"
+     r"address)\b|\bcancel (?:my|the) (?:newsletter|mailing|e-?mail)(?: subscription)?\b|"
+     r"\bi (?:don'?t|do not|no longer) (?:want|wish) to (?:get|receive|be sent)\b|"
+     r"\b(?:streichen|entfernen|nehmen) sie (?:mich|meine)\b|"
+     r"\bnicht mehr (?:erhalten|bekommen|zugeschickt|zugesandt|empfangen)\b|"
+     r"\belimín(?:enme|ame)\b|\beliminarme\b|\bhaal (?:mij|me) (?:\w+ )?(?:van|uit)\b"),
+    ("complaint", 4.5, False, "report to authority",
+     r"\breport (?:this|you)\b[^.\n]{0,25}\bto (?:the )?(?:ico|ftc|authorit|regulator|"
+     r"police|data protection)|\bbeschwerde (?:bei|einreichen)\b|\bverstoß gegen\b|"
+     r"\bspamming\b|\b(?:unsubscribed|abgemeldet)\b[^.\n]{0,60}\b(?:still|immer noch|trotzdem)\b"),
+    ("interested", 2.5, False, "yes",
+     r"^\s*(?:yes|yep|yeah|sure|ja|gerne|gern|oui|sí|si|graag)\b(?!,? (?:but|aber|i'm not))"),
+    ("interested", 3.0, False, "learn more",
+     r"\blearn more\b|\bjump on a (?:quick )?call\b|\bquick call\b|\bonboarding\b|"
+     r"\bsend (?:me|us|over) (?:some )?(?:more )?(?:info|information|details|materials|"
+     r"documents|a proposal)\b|\bmelden sie sich (?:gerne )?bei mir\b|\bunterlagen\b|"
+     r"\bmore about\b|\bwhat would [^.\n]{0,40}\blook like\b|\bhow does (?:it|this) work\b"),
+    ("not_interested", 3.0, False, "no budget",
+     r"\bno budget\b|\bkein budget\b|\bdon'?t follow up\b|\b(?:another|a different) "
+     r"direction\b|\bdecided to go with\b|\bpasst nicht\b|\banderen anbieter\b|"
+     r"\bhaben uns (?:für|gegen)\b|\bnot a priority\b|\bno longer need\b|"
+     r"\bnot in the market\b|\bno thanks\b"),
+    ("wrong_person", 3.0, False, "meant someone else",
+     r"\bsomeone else\b|\byou'?ll want to (?:reach|contact|talk|speak)\b|"
+     r"\bbei mir falsch\b|\ban (?:den|die|das) [^.\n]{0,30}\bwenden\b|"
+     r"\bjemand(?:en)? anderen?\b"),
+    ("support_question", 3.0, False, "order and code",
+     r"\bi ordered\b|\bhas(?:n'?t| not)? (?:shipped|been shipped)\b|\bwhen will (?:it|my|"
+     r"the order)\b|\b(?:discount|coupon|promo|voucher|gift) ?code\b|\bcheckout\b|"
+     r"\bgutschein(?:code)?\b|\bwann wird meine\b|\bgeliefert\b|\bversandt\b"),
+]
+
 _NEGATION = re.compile(
     r"\b(?:not|don'?t|dont|do not|didn'?t|did not|never|no need to|nicht|kein(?:e|en)?|"
     r"niet|nunca|isn'?t|wasn'?t|aren'?t|weren'?t|without)\s+(?:\w+\s+){0,2}$"
@@ -658,8 +711,9 @@ def classify(
         weights["out_of_office"] += 2.0
         fired.setdefault("out_of_office", []).append((2.0, "subject: out of office"))
     elif subject_auto:
+        # Outlook's "Automatic reply:" is mostly an out-of-office; other machine wording wins.
+        weights["out_of_office"] += 1.5
         weights["auto_reply_other"] += 1.0
-        weights["out_of_office"] += 0.5
         fired.setdefault("auto_reply_other", []).append((1.0, "subject: automatic reply"))
     machine_text = max(weights["out_of_office"], weights["auto_reply_other"])
     human_words = max(
