@@ -268,7 +268,8 @@ _STOPWORDS = {
     "fr": "le la les et je vous est pas pour une un des du dans que qui avec sur mon ma "
     "mes suis serai jusqu au bureau merci ne plus votre vos nous bonjour de retour".split(),
     "es": "el la los las y que de en un una por para con no es mi estoy estaré hasta su "
-    "sus gracias correo oficina favor usted nos del al lo mensaje más pueden estoy me".split(),
+    "sus gracias correo oficina favor usted quiero darme baja nos del al lo mensaje más "
+    "pueden me".split(),
     "nl": "de het een en ik niet is van op voor met mijn ben tot u uw je wij we graag "
     "bedankt dank geen meer kantoor afwezig terug vanaf dit deze naar ook wel".split(),
 }
@@ -565,7 +566,7 @@ _RULES += [
      r"\b(?:nicht|nur eingeschränkt|eingeschränkt|kaum|schwer) erreichbar\b|"
      r"\bnicht im hause\b|\bnach meiner rückkehr\b|\bauf (?:einer|der) (?:messe|"
      r"konferenz|schulung|geschäftsreise)\b|\bzurzeit (?:nicht|abwesend)\b|\bkrank\b"),
-    ("out_of_office", 2.5, False, "absence (fr es nl)",
+    ("out_of_office", 3.0, False, "absence (fr es nl)",
      r"\ben déplacement\b|\bà mon retour\b|\bme encuentro (?:de vacaciones|fuera|ausente)\b|"
      r"\ba mi regreso\b|\bvakantie\b|\bverlof\b|\bna mijn terugkeer\b"),
     ("auto_reply_other", 3.0, False, "received and reviewed",
@@ -583,7 +584,8 @@ _RULES += [
     ("complaint", 4.5, False, "report to authority",
      r"\breport (?:this|you)\b[^.\n]{0,25}\bto (?:the )?(?:ico|ftc|authorit|regulator|"
      r"police|data protection)|\bbeschwerde (?:bei|einreichen)\b|\bverstoß gegen\b|"
-     r"\bspamming\b|\b(?:unsubscribed|abgemeldet)\b[^.\n]{0,60}\b(?:still|immer noch|trotzdem)\b"),
+     r"\bspamming\b|\b(?:unsubscribed|abgemeldet)\b[^.\n,?]{0,40}\b(?:still|immer noch|trotzdem)"
+     r" (?:get|getting|receive|receiving|send|sending|bekomme|erhalte|schicken|senden)\b"),
     ("interested", 2.5, False, "yes",
      r"^\s*(?:yes|yep|yeah|sure|ja|gerne|gern|oui|sí|si|graag)\b(?!,? (?:but|aber|i'm not))"),
     ("interested", 3.0, False, "learn more",
@@ -604,6 +606,27 @@ _RULES += [
      r"\bi ordered\b|\bhas(?:n'?t| not)? (?:shipped|been shipped)\b|\bwhen will (?:it|my|"
      r"the order)\b|\b(?:discount|coupon|promo|voucher|gift) ?code\b|\bcheckout\b|"
      r"\bgutschein(?:code)?\b|\bwann wird meine\b|\bgeliefert\b|\bversandt\b"),
+]
+
+_RULES += [
+    ("out_of_office", 3.0, "past", "office closed",
+     r"\b(?:office|offices|büro|praxis|shop|store) (?:is|are|ist|sind|bleibt|bleiben) "
+     r"(?:\w+ )?(?:closed|geschlossen)\b|\bwhen we reopen\b|\bzwischen den jahren\b"),
+    ("auto_reply_other", 3.0, False, "address not used",
+     r"\bnicht mehr (?:genutzt|verwendet|benutzt|gelesen)\b|\bno longer (?:used|read)\b"),
+    ("unsubscribe_request", 4.0, False, "stop (alone)",
+     r"^\s*(?:please |bitte )?(?:stop|stopp|halt)\s*[.!]*\s*$"),
+    ("interested", 3.0, True, "wants to buy",
+     r"\b(?:like|want|love|wish) to (?:buy|order|purchase|book)\b|\bwhere can i (?:buy|get|"
+     r"order)\b|\bvalid in (?:store|shop)\b|\bmöchte (?:gerne |gern )?(?:bestellen|kaufen|"
+     r"buchen)\b|\bwo kann ich\b"),
+    ("support_question", 2.5, False, "bestellung",
+     r"\bbestell(?:nummer|te|ten|t)\b|\brabatt\b[^.\n]{0,40}\?|\border (?:number|no)\b|"
+     r"\bdiscount\b[^.\n]{0,40}\?|\b(?:order|booking|shipping) confirmations?\b|"
+     r"\bwill i (?:still )?(?:get|receive)\b"),
+    ("wrong_person", 3.0, False, "wrong address",
+     r"\bwrong (?:e-?mail )?address\b|\bi'?m not (?:mr\.? |mrs\.? |ms\.? )?[a-z]+\b(?=[.,!]|"
+     r" -|$)|\bfalsche(?:n)? (?:e-?mail-?)?adresse\b|\bich bin nicht (?:frau|herr)\b"),
 ]
 
 _NEGATION = re.compile(
@@ -720,7 +743,7 @@ def classify(
         weights[k] for k in INTENTS if k not in AUTO_INTENTS and k != "other"
     )
     auto = bool(header_hits) or (subject_auto and machine_text >= 1.0) or (
-        machine_text >= 3.0 and machine_text >= human_words
+        machine_text >= 2.5 and machine_text >= human_words
     )
     if auto:
         # A machine wrote it: only the two machine intents are possible. An automatic

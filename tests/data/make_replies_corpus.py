@@ -575,6 +575,188 @@ CORE += [
      "I tried to unsubscribe a while ago but changed my mind, glad I'm still on the list.", {}),
 ]
 
+# A third batch: out-of-office styles seen in the wild, unsubscribe look-alikes.
+CORE += [
+    ('out_of_office', True, 'en', 'Automatic reply: Winter sale',
+     'Hello,\n\nThank you for your message. I am currently out of the office '
+     'with no access to email, returning Monday 12 January 2027.\n\nIf your '
+     'matter is urgent, please contact reception on 020 7946 0000.\n\nBest '
+     'wishes,\nClaire',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Automatic reply: Winter sale',
+     "Thanks for your email. I'm OOO from 23 Dec - 2 Jan. Responses will be "
+     'delayed.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Re: Winter sale',
+     'I am away from the office until Wednesday 5th with no access to emails. '
+     'I will respond to your email upon my return.',
+     {}),
+    ('out_of_office', True, 'en', 'Out of office',
+     "Hi! I'm on holiday until the 14th and not reading email. If it can't "
+     'wait, email support@x.example.',
+     {}),
+    ('out_of_office', True, 'en', 'Automatic reply: Winter sale',
+     "I'm working remotely with limited availability this week and will reply "
+     'next week.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Re: Webinar',
+     'Our offices are closed from 24 December to 1 January. We will reply to '
+     'your message when we reopen.',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('out_of_office', True, 'en', 'Automatic reply',
+     'I am on bereavement leave and will be back on the 20th.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Automatic reply',
+     'Please note that I am currently on a reduced schedule (Mon-Wed). I will '
+     'reply on my next working day.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'de', 'Automatische Antwort: Winteraktion',
+     'Sehr geehrte Damen und Herren,\n\nvielen Dank für Ihre Nachricht. Ich bin '
+     'bis zum 12.01.2027 nicht im Büro und kann Ihre E-Mail erst danach '
+     'beantworten. In dringenden Fällen wenden Sie sich bitte an '
+     'info@firma.example.\n\nMit freundlichen Grüßen\nThomas Meier',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'de', 'Abwesend',
+     'Hallo, ich bin vom 24.12. bis 02.01. im Weihnachtsurlaub. Ab 3.1. bin '
+     'ich zurück.',
+     {}),
+    ('out_of_office', True, 'de', 'Automatische Antwort',
+     'Ich bin leider bis Freitag krankgeschrieben. Ihre E-Mail wird nicht '
+     'weitergeleitet.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'de', 'Automatische Antwort',
+     'Unser Büro ist zwischen den Jahren geschlossen. Ab dem 5. Januar sind '
+     'wir wieder für Sie da.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'de', 'Re: Winteraktion',
+     'Vielen Dank für Ihre Mail. Ich bin aktuell im Homeoffice nur '
+     'eingeschränkt erreichbar und melde mich nächste Woche.',
+     {}),
+    ('out_of_office', True, 'de', 'Automatische Antwort',
+     'Ich befinde mich im Urlaub und bin ab dem 10.08. wieder im Haus.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'fr', 'Réponse automatique : Soldes',
+     "Bonjour,\nJe suis en congé jusqu'au 6 janvier inclus. En cas d'urgence, "
+     'vous pouvez contacter mon collègue.\nBien cordialement',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'fr', 'Absence',
+     'Je serai absent du 1er au 15 août. Je traiterai votre message à mon '
+     'retour.',
+     {}),
+    ('out_of_office', True, 'es', 'Respuesta automática',
+     'Estoy de vacaciones sin acceso al correo. Volveré el 8 de enero.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'nl', 'Automatisch antwoord',
+     'Ik ben op vakantie tot en met 10 januari. Vanaf maandag 13 januari ben '
+     'ik weer bereikbaar.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'nl', 'Automatisch antwoord',
+     'Momenteel ben ik afwezig. Ik lees mijn e-mail na terugkomst.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('auto_reply_other', True, 'en', 'Re: Winter sale',
+     'Hi, thanks for getting in touch! Our team typically replies within one '
+     'business day. In the meantime, check out our FAQ.',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('auto_reply_other', True, 'en', 'Undeliverable?',
+     'This email address is no longer monitored. Please send your enquiry to '
+     'hello@x.example.',
+     {}),
+    ('auto_reply_other', True, 'en', 'Re: Winter sale',
+     'Sarah has left Northwind. For sales questions contact '
+     'sales@northwind.example.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('auto_reply_other', True, 'de', 'AW: Winteraktion',
+     'Diese E-Mail-Adresse wird nicht mehr genutzt. Bitte schreiben Sie an '
+     'info@x.example.',
+     {}),
+    ('auto_reply_other', True, 'de', 'Ihre Anfrage #1234',
+     'Danke für Ihre Nachricht! Ihr Ticket wurde angelegt. Wir antworten in '
+     'der Regel innerhalb eines Werktages.',
+     {'Auto-Submitted': 'auto-generated'}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     'Unsubscribe',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     'UNSUBSCRIBE!!',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     "Please take me off your list, I'm not a customer anymore.",
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     'Delete me from your list.',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     'please stop',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Abmelden!',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Bitte nehmen Sie mich von der Liste.',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Ich bitte um Löschung meiner E-Mail-Adresse aus Ihrem Verteiler.',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Newsletter abbestellen bitte',
+     {}),
+    ('unsubscribe_request', False, 'en', 'RE: Soldes',
+     'STOP',
+     {}),
+    ('unsubscribe_request', False, 'fr', 'RE: Soldes',
+     "Désinscrivez-moi s'il vous plaît.",
+     {}),
+    ('unsubscribe_request', False, 'es', 'RE: Rebajas',
+     'Quiero darme de baja.',
+     {}),
+    ('unsubscribe_request', False, 'nl', 'RE: Uitverkoop',
+     'Graag uitschrijven.',
+     {}),
+    ('support_question', False, 'en', 'Re: Winter sale',
+     'How do I unsubscribe my colleague? She left last month.',
+     {}),
+    ('support_question', False, 'en', 'Re: Winter sale',
+     'I unsubscribed but I still need order confirmation emails, will I still '
+     'get those?',
+     {}),
+    ('other', False, 'en', 'Re: Winter sale',
+     "Don't remove me please, I still want the deals!",
+     {}),
+    ('other', False, 'en', 'Re: Winter sale',
+     'Love these, please keep me on the list.',
+     {}),
+    ('not_interested', False, 'en', 'Re: Winter sale',
+     'No thanks, not this time.',
+     {}),
+    ('interested', False, 'en', 'Re: Winter sale',
+     "Is the sale also valid in store? I'd like to buy the blue jacket.",
+     {}),
+    ('support_question', False, 'de', 'AW: Winteraktion',
+     'Gilt der Rabatt auch für bereits bestellte Ware? Meine Bestellnummer '
+     'ist 100234.',
+     {}),
+    ('other', False, 'de', 'AW: Winteraktion',
+     'Ich lese Ihren Newsletter immer gerne, weiter so!',
+     {}),
+    ('other', False, 'de', 'AW: Winteraktion',
+     'Bitte nicht abmelden, ich will den Newsletter weiter bekommen.',
+     {}),
+    ('complaint', False, 'en', 'Re: Winter sale',
+     'This is the 4th email this week. This is harassment and I am reporting '
+     'you as spam.',
+     {}),
+    ('complaint', False, 'de', 'AW: Winteraktion',
+     'Sie belästigen mich seit Wochen mit Werbung. Ich habe dem nie '
+     'zugestimmt!',
+     {}),
+    ('wrong_person', False, 'en', 'Re: Winter sale',
+     "Hi, I think you have the wrong email address - I'm not Peter.",
+     {}),
+    ('wrong_person', False, 'de', 'AW: Winteraktion',
+     'Sie haben die falsche E-Mail-Adresse, ich bin nicht Frau Müller.',
+     {}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
