@@ -261,7 +261,7 @@ _STOPWORDS = {
     "en": "the and you your for are with this that have not will please thanks thank would "
     "from our out office back until can any about what when who there been is it me my we "
     "be on of to in i am no let call week interested unsubscribe regards list just these "
-    "those them they it yes stop send sending get want like".split(),
+    "those them they it yes stop send sending get want like nice great good love offer".split(),
     "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
     "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
     "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro".split(),
@@ -483,7 +483,10 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"\b(?:pricing|price list|prices?|quote|quotation|cost|costs|rates?) (?:for|of|please)\b|"
      r"\bsend (?:me|us) (?:the |your |a )?(?:pricing|prices|quote|offer|proposal|brochure)\b|"
      r"\bwhat (?:does|would) (?:it|this) cost\b|\bhow much (?:is|does|would)\b|"
-     r"\bpreis(?:e|liste)?\b|\bangebot\b|\bwas kostet\b|\bkosten\b"),
+     r"\bpreise? (?:für|von|pro)\b|\bpreisliste\b|\bwas kostet\b|\bkosten (?:für|pro)\b|"
+     r"\b(?:ein|ein individuelles|ein konkretes|ihr|das) angebot (?:für|über|zu|schicken|"
+     r"senden|zukommen)\b|\bangebot (?:anfordern|erstellen|einholen)\b|\bschicken sie mir "
+     r"[^.\n]{0,20}angebot\b"),
     ("interested", 3.0, False, "demo or call",
      r"\b(?:book|schedule|set up|arrange|have|get) (?:a|an|the)? ?(?:demo|call|meeting|"
      r"chat|trial)\b|\bdemo\b|\blet'?s (?:talk|chat|meet|connect|do it|schedule)\b|"
@@ -627,6 +630,29 @@ _RULES += [
     ("wrong_person", 3.0, False, "wrong address",
      r"\bwrong (?:e-?mail )?address\b|\bi'?m not (?:mr\.? |mrs\.? |ms\.? )?[a-z]+\b(?=[.,!]|"
      r" -|$)|\bfalsche(?:n)? (?:e-?mail-?)?adresse\b|\bich bin nicht (?:frau|herr)\b"),
+]
+
+_RULES += [
+    ("unsubscribe_request", 4.0, False, "ne plus m'envoyer",
+     r"\bne plus m'?(?:envoyer|écrire|contacter)\b|\bne m'envoyez plus\b|"
+     r"\bno me (?:envíen|envíes|manden|mandes|escriban|contacten)\b|"
+     r"\bstop met (?:het )?(?:sturen|mailen|e-?mailen)\b|\bprefer not to (?:receive|get|be "
+     r"(?:sent|contacted|emailed))\b"),
+    ("support_question", 2.5, False, "placed an order",
+     r"\bplaced an order\b|\bstill (?:shows|showing|pending|processing|says)\b|"
+     r"\blook into (?:it|this)\b|\b(?:404|error|broken link|bug)\b"),
+    ("complaint", 4.5, False, "asked you to stop",
+     r"\basked (?:you )?(?:\w+ )?times\b|\bi (?:never|did not|didn'?t) (?:gave|given) you\b|"
+     r"\bfile a complaint\b|\bhören sie auf\b|\bständig (?:werbung|e-?mails|mails)\b"),
+    ("wrong_person", 3.0, False, "direct it elsewhere",
+     r"\bshared (?:inbox|mailbox)\b|\bdirect (?:\w+ ){0,2}(?:e-?mails?|enquiries|inquiries|"
+     r"requests|messages|this) to\b"),
+    ("interested", 2.5, False, "would order",
+     r"\bwürde (?:ich|wir) [^.\n]{0,30}\b(?:bestellen|kaufen|nehmen|buchen)\b|"
+     r"\bgibt es [^.\n?]{0,40}\bauch\b|\bdo you (?:ship|deliver|have (?:it|this|them) in)\b"),
+    ("not_interested", 3.0, False, "already bought",
+     r"\balready (?:bought|purchased|signed|chosen|went with|found)\b|\banother "
+     r"(?:supplier|vendor|provider|agency)\b"),
 ]
 
 _NEGATION = re.compile(

@@ -321,7 +321,7 @@ CORE: list[tuple[str, bool, str, str, str, dict[str, str]]] = [
      "Appreciate it, but this isn't a good fit for us right now.", NONE),
     ("not_interested", False, "en", "Re: Demo?",
      "We're not looking for a new tool at the moment. Maybe next year.", NONE),
-    ("not_interested", False, "", "Re: Offer",
+    ("not_interested", False, "en", "Re: Offer",
      "No.", NONE),
     ("not_interested", False, "en", "Re: Checking in",
      "I'm not really interested in this, but thanks for thinking of us.", NONE),
@@ -754,6 +754,140 @@ CORE += [
      {}),
     ('wrong_person', False, 'de', 'AW: Winteraktion',
      'Sie haben die falsche E-Mail-Adresse, ich bin nicht Frau Müller.',
+     {}),
+]
+
+# A fourth batch: quoting styles (Apple Mail, Outlook in EN/FR, Gmail HTML, bottom posting)
+# around mixed intents.
+CORE += [
+    ('interested', False, 'en', 'Re: Winter sale',
+     "Do you ship to Canada? If so I'd like to order two of the wool "
+     'coats.\n\nOn 1 Dec 2026, at 09:14, Acme News <news@acme.example> '
+     'wrote:\n\n> Winter sale: 30% off\n> Unsubscribe: https://acme.example/u/1\n',
+     {}),
+    ('other', False, 'en', 'Re: Winter sale',
+     'Thanks!\n\n________________________________\nFrom: Acme News '
+     '<news@acme.example>\nSent: 01 December 2026 09:14\nTo: Tom\nSubject: '
+     'Winter sale\n\nWinter sale! To stop receiving these emails, unsubscribe '
+     'here.\n',
+     {}),
+    ('other', False, 'fr', 'RE: Soldes',
+     'Merci beaucoup, très belle collection.\n\nDe : Acme News '
+     '<news@acme.example>\nEnvoyé : lundi 1 décembre 2026 09:14\nÀ : '
+     'marie@x.example\nObjet : Soldes\n\nPour vous désabonner cliquez ici.\n',
+     {}),
+    ('unsubscribe_request', False, 'fr', 'RE: Soldes',
+     "Merci de ne plus m'envoyer de mails.\n\nDe : Acme News "
+     '<news@acme.example>\nEnvoyé : lundi 1 décembre 2026 09:14\nÀ : '
+     'marie@x.example\nObjet : Soldes\n\nPour vous désabonner cliquez ici.\n',
+     {}),
+    ('other', False, 'de', 'AW: Winteraktion',
+     'Super Angebot, danke!\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Bitte abmelden. Danke.\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {}),
+    ('support_question', False, 'en', 'Re: Winter sale',
+     'Hi,\n\nI placed an order last Tuesday (confirmation attached) and it '
+     'still shows as processing. Could someone look into it? I need it before '
+     'Christmas.\n\nThanks,\nMaria\n\n________________________________\nFrom: Acme '
+     'News <news@acme.example>\nSent: 01 December 2026 09:14\nTo: Tom\nSubject: '
+     'Winter sale\n\nWinter sale! To stop receiving these emails, unsubscribe '
+     'here.\n',
+     {}),
+    ('complaint', False, 'en', 'Re: Winter sale',
+     'I have asked you FOUR times to stop. I never gave you my email. If I '
+     'receive one more message I will file a complaint with the '
+     'regulator.\n\nOn 1 Dec 2026, at 09:14, Acme News <news@acme.example> '
+     'wrote:\n\n> Winter sale: 30% off\n> Unsubscribe: https://acme.example/u/1\n',
+     {}),
+    ('wrong_person', False, 'en', 'Re: Winter sale',
+     'Hi - this is a shared inbox for accounts payable. Please direct '
+     'marketing emails to our marketing team at marketing@x.example '
+     'instead.\n\n________________________________\nFrom: Acme News '
+     '<news@acme.example>\nSent: 01 December 2026 09:14\nTo: Tom\nSubject: '
+     'Winter sale\n\nWinter sale! To stop receiving these emails, unsubscribe '
+     'here.\n',
+     {}),
+    ('interested', False, 'de', 'AW: Winteraktion',
+     'Hallo,\ngibt es den Mantel auch in Größe 52? Dann würde ich zwei '
+     'bestellen.\nGruß Peter\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {}),
+    ('not_interested', False, 'en', 'Re: Winter sale',
+     "Thanks but we've already bought from another supplier this year.\n\nOn 1 "
+     'Dec 2026, at 09:14, Acme News <news@acme.example> wrote:\n\n> Winter '
+     'sale: 30% off\n> Unsubscribe: https://acme.example/u/1\n',
+     {}),
+    ('not_interested', False, 'de', 'AW: Winteraktion',
+     'Danke, kein Bedarf.\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {}),
+    ('out_of_office', True, 'en', 'Automatic reply: Winter sale',
+     "I'm out until Monday.\n\n\n\n________________________________\nFrom: Acme "
+     'News <news@acme.example>\nSent: 01 December 2026 09:14\nTo: Tom\nSubject: '
+     'Winter sale\n\nWinter sale! To stop receiving these emails, unsubscribe '
+     'here.\n',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('out_of_office', True, 'de', 'Automatische Antwort: Winteraktion',
+     'Ich bin bis 5.1. nicht da.\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('support_question', False, 'en', 'Re: Winter sale',
+     'Your unsubscribe link gives a 404 error. Can you fix it?\n\nOn 1 Dec '
+     '2026, at 09:14, Acme News <news@acme.example> wrote:\n\n> Winter sale: '
+     '30% off\n> Unsubscribe: https://acme.example/u/1\n',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     "Your unsubscribe link doesn't work, so please remove me manually.\n\nOn 1 "
+     'Dec 2026, at 09:14, Acme News <news@acme.example> wrote:\n\n> Winter '
+     'sale: 30% off\n> Unsubscribe: https://acme.example/u/1\n',
+     {}),
+    ('other', False, 'en', 'Re: Winter sale',
+     '> Winter sale: 30% off\n\nLove it, shared with my sister!\n\n> Unsubscribe: '
+     'https://acme.example/u/1',
+     {}),
+    ('interested', False, 'en', 'Re: Winter sale',
+     "<div dir='ltr'>Yes, please send me the catalogue.</div><br><div "
+     "class='gmail_quote'><div dir='ltr' class='gmail_attr'>On Mon, Dec 1, "
+     '2026 at 9:14 AM Acme News &lt;news@acme.example&gt; '
+     "wrote:<br></div><blockquote class='gmail_quote'>Winter "
+     'sale<br>Unsubscribe here</blockquote></div>',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     '<html><body><p>Remove me from this list.</p><div><b>From:</b> Acme '
+     'News<br><b>Sent:</b> Monday<br><b>Subject:</b> Winter '
+     'sale</div><p>Unsubscribe</p></body></html>',
+     {}),
+    ('other', False, 'en', 'Re: Winter sale',
+     "<html><body><p>Nice offer.</p><div style='border-top:1px "
+     "solid'><b>From:</b> Acme News<br><b>Sent:</b> Monday<br>Unsubscribe "
+     'from this list</div></body></html>',
+     {}),
+    ('complaint', False, 'de', 'AW: Winteraktion',
+     'Hören Sie auf, mir ständig Werbung zu schicken! Ich habe nie '
+     'eingewilligt.\n\nAm 01.12.2026 um 09:14 schrieb Acme News '
+     '<news@acme.example>:\n\n> Winteraktion\n> Abmelden: '
+     'https://acme.example/u/1\n',
+     {}),
+    ('unsubscribe_request', False, 'es', 'RE: Rebajas',
+     'Por favor no me envíen más correos.',
+     {}),
+    ('unsubscribe_request', False, 'nl', 'RE: Uitverkoop',
+     'Stop met het sturen van deze mails aub.',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Winter sale',
+     "I'd prefer not to receive these marketing emails. Thanks.",
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Winteraktion',
+     'Ich möchte keine Werbung mehr von Ihnen erhalten.',
      {}),
 ]
 
