@@ -62,6 +62,9 @@ LANGUAGES = ("en", "de", "fr", "es", "nl")
 # The "other" intent's constant weight: a reply no rule speaks for stays "other",
 # and one weak rule (weight 1) does not beat it.
 _OTHER_PRIOR = 1.2
+# Only the first 50,000 characters of a body are read: a person's answer comes first, and
+# the cost of one reply stays bounded whatever is pasted below it.
+_MAX_BODY = 50_000
 
 
 class ReplyVerdict(NamedTuple):
@@ -218,34 +221,45 @@ def strip_quoted(body: str) -> str:
     >>> strip_quoted("Nein danke.\\n\\nViele Grüße\\nAnna\\n\\nVon meinem iPhone gesendet")
     'Nein danke.'
     """
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = body[:_MAX_BODY].replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept: list[str] = []
     n = len(lines)
     for i, line in enumerate(lines):
         s = line.strip()
         if s.startswith(">"):
             continue
-        if s == "--" or line.rstrip("\n") == "-- ":
+        if s == "--" or line.rstrip("\n") == "-- " or _MOBILE_FOOTER.match(line):
             break
-        if _QUOTE_START.match(line) or _MOBILE_FOOTER.match(line):
-            break
-        if (
+        attribution = 0
+        if _QUOTE_START.match(line):
+            attribution = 1
+        elif (
             i + 1 < n
             and _QUOTE_OPENER.match(line)
             and not line.rstrip().endswith((".", "!", "?"))
             and _QUOTE_CLOSER.match(lines[i + 1])
         ):
+            attribution = 2
+        if attribution:
+            # Bottom posting: the attribution and its ">" quote come first, the answer below.
+            following = next((x.strip() for x in lines[i + attribution:] if x.strip()), "")
+            if not any(x.strip() for x in kept) and following.startswith(">"):
+                if attribution == 2:
+                    lines[i + 1] = ">"
+                continue
             break
         if _HEADER_FROM.match(line) and any(
             _HEADER_NEXT.match(lines[j]) for j in range(i + 1, min(n, i + 4))
         ):
             break
-        if kept and _SIGN_OFF.match(line):
-            # Only a sign-off near the end opens the signature (a "Thanks!" mid-text does not).
-            rest = [x for x in lines[i + 1:] if x.strip() and not x.lstrip().startswith(">")]
-            if len(rest) <= 8 and all(len(x) < 80 for x in rest):
-                break
         kept.append(line)
+    # A sign-off alone on its line near the end opens the signature ("Thanks!" mid-text does
+    # not): at most six short lines (name, role, company, phone) may follow it.
+    tail = [j for j, x in enumerate(kept) if x.strip()][-7:]
+    for k, j in enumerate(tail):
+        if j > 0 and _SIGN_OFF.match(kept[j]) and all(len(kept[x]) < 80 for x in tail[k + 1:]):
+            kept = kept[:j]
+            break
     while kept and not kept[-1].strip():
         kept.pop()
     while kept and not kept[0].strip():
@@ -798,7 +812,14 @@ def classify(
     human_words = max(
         weights[k] for k in INTENTS if k not in AUTO_INTENTS and k != "other"
     )
-    auto = bool(header_hits) or (subject_auto and machine_text >= 1.0) or (
+    # X-Auto-Response-Suppress alone is weaker evidence: some mailing tools set it on a
+    # person's message too, so clear human wording with no machine wording outweighs it.
+    strong_headers = [h for h in header_hits if not h.startswith("X-Auto-Response-Suppress")]
+    weak_only = bool(header_hits) and not strong_headers
+    by_header = bool(strong_headers) or (
+        weak_only and not (human_words >= 3.0 and machine_text == 0.0)
+    )
+    auto = by_header or (subject_auto and machine_text >= 1.0) or (
         machine_text >= 2.5 and machine_text >= human_words
     )
     if auto:

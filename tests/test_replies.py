@@ -156,6 +156,35 @@ def test_quote_stripping_en_de_fr():
     assert strip_quoted(fwd) == "FYI"
 
 
+def test_bottom_posting_and_inline_answers_are_kept():
+    body = ("On Mon, 1 Dec 2026 at 09:14, Acme <news@acme.example> wrote:\n> Winter sale\n"
+            "> Unsubscribe: https://acme.example/u\n\nNice, is the blue coat in stock?")
+    assert strip_quoted(body) == "Nice, is the blue coat in stock?"
+    inline = "> Do you want a demo?\nYes, Tuesday works.\n> Team size?\nAbout 20."
+    assert strip_quoted(inline) == "Yes, Tuesday works.\nAbout 20."
+
+
+def test_signature_before_an_outlook_quote_is_stripped():
+    body = ("Remove me please.\n\nBest regards,\nJane Miller\nHead of Operations\n"
+            "Northwind Ltd\n\nFrom: Acme News <news@acme.example>\nSent: Monday\n"
+            "To: Jane\nSubject: Sale\n\n" + "Great deals inside.\n" * 30)
+    assert strip_quoted(body) == "Remove me please."
+
+
+def test_long_bodies_are_bounded():
+    body = "Thanks,\n" * 60_000 + "Please remove me from your list."
+    assert len(strip_quoted(body)) <= 50_000
+    assert classify("Re: x", body, {}).intent in INTENTS
+
+
+def test_auto_response_suppress_alone_yields_to_clear_human_words():
+    headers = {"X-Auto-Response-Suppress": "All"}
+    v = classify("RE: Sale", "Please remove me from your mailing list.", headers)
+    assert not v.auto and v.intent == "unsubscribe_request"
+    v = classify("Automatic reply: Sale", "Thanks for your message.", headers)
+    assert v.auto
+
+
 def test_signatures_and_mobile_footers_are_stripped():
     assert strip_quoted("Call me.\n\n-- \nJane\n+44 20 7946 0958") == "Call me."
     for footer in ("Sent from my iPhone", "Von meinem iPhone gesendet", "Envoyé de mon iPhone",
