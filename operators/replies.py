@@ -698,6 +698,20 @@ _RULES += [
      r"\bmoved on from\b|\bwill be deactivated\b"),
 ]
 
+_RULES += [
+    ("out_of_office", 1.5, "past", "until a day",
+     r"\b(?:until|till|through|bis(?: einschließlich| zum| zur)?|jusqu'au|hasta el|"
+     r"tot(?: en met)?) "
+     r"(?:mon|tue|wed|thu|fri|sat|sun|next|tomorrow|\d|montag|dienstag|mittwoch|"
+     r"donnerstag|"
+     r"freitag|samstag|sonntag|morgen|nächste|lundi|mardi|mercredi|jeudi|vendredi|lunes|martes|"
+     r"maandag|dinsdag|woensdag|donderdag|vrijdag)|\bgone fishing\b|\bgeschäftsreise\b"),
+    ("auto_reply_other", 3.0, False, "address invalid",
+     r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
+    ("interested", 2.5, False, "do you offer",
+     r"\bdo you (?:offer|provide|sell|also (?:offer|have|do))\b|\bbieten sie (?:auch )?\b"),
+]
+
 _NEGATION = re.compile(
     r"\b(?:not|don'?t|dont|do not|didn'?t|did not|never|no need to|nicht|kein(?:e|en)?|"
     r"niet|nunca|isn'?t|wasn'?t|aren'?t|weren'?t|without)\s+(?:\w+\s+){0,2}$"
@@ -833,7 +847,12 @@ def classify(
             weights["out_of_office"] += 2.0
         else:
             weights["auto_reply_other"] += 2.0
-    elif weights["complaint"] and weights["unsubscribe_request"]:
+    else:
+        # Weak machine wording ("until Monday") without a machine's headers is no verdict.
+        for k in AUTO_INTENTS:
+            if weights[k] < 2.5:
+                weights[k] = 0.0
+    if not auto and weights["complaint"] and weights["unsubscribe_request"]:
         # "Stop spamming me, remove me" is both; the complaint is the stronger statement.
         weights["complaint"] += 1.0
     scores = _softmax(weights)

@@ -210,6 +210,8 @@ def test_negations():
     assert classify("Re: x", "Not interested, thanks.", {}).intent == "not_interested"
     assert classify("Re: x", "Interested, tell me more.", {}).intent == "interested"
     assert classify("Re: x", "Kein Interesse.", {}).intent == "not_interested"
+    # A date alone is no out-of-office without a machine's headers or clear wording.
+    assert classify("Re: x", "I will wait until Monday to decide.", {}).intent == "other"
     # Past tense: a person who *was* on holiday is not out of office.
     v = classify("Re: x", "I was on vacation last week and missed the sale, sad!", {})
     assert v.intent != "out_of_office" and not v.auto
