@@ -275,7 +275,8 @@ _STOPWORDS = {
     "en": "the and you your for are with this that have not will please thanks thank would "
     "from our out office back until can any about what when who there been is it me my we "
     "be on of to in i am no let call week interested unsubscribe regards list just these "
-    "those them they it yes stop send sending get want like nice great good love offer".split(),
+    "those them they it yes stop send sending get want like nice great good love offer a ago "
+    "still".split(),
     "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
     "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
     "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro".split(),
@@ -726,6 +727,30 @@ _RULES += [
     ("support_question", 2.5, False, "paid but",
      r"\b(?:paid|bezahlt|gezahlt)\b[^.\n]{0,40}\b(?:but|aber|can'?t|keine|nicht)\b|"
      r"\bkeine bestätigung\b|\bno confirmation\b"),
+    ("out_of_office", 3.0, False, "reduced hours",
+     r"\breduced (?:hours|schedule|availability)\b|\bpart-time\b|\bteilzeit\b"),
+    ("unsubscribe_request", 4.0, False, "keine zusendung",
+     r"\bkeine (?:weitere[n]? )?zusendung(?:en)?\b|\b(?:schicken|senden) sie mir (?:nichts|keine "
+     r"\w+) mehr\b|\bnichts mehr (?:schicken|senden|zusenden)\b|\btake (?:us|our (?:e-?mail|"
+     r"address|company)) off\b"),
+    ("complaint", 4.5, False, "how many times",
+     r"\bhow many (?:more )?times\b|\b(?:i will|i'll|going to) report you\b|\bwie oft "
+     r"(?:noch|muss)\b"),
+    ("interested", 3.0, False, "explore further",
+     r"\b(?:share|send) (?:a|the|your) (?:deck|case stud(?:y|ies)|presentation|one-pager)\b|"
+     r"\bcase studies\b|\bexplore (?:this|it|further)\b|\bloop in\b|\bhört sich "
+     r"(?:interessant|gut|spannend) an\b|\bpräsentation\b|\bwann passt es ihnen\b|"
+     r"\b(?:good|great) timing\b|\bgerne (?:können wir|austauschen)\b"),
+    ("not_interested", 3.0, False, "decline",
+     r"\b(?:have to|must|will|'ll|politely|respectfully) decline\b|\bverzichten\b|"
+     r"\bnot a buyer\b|\bkein thema\b|\bno interest\b"),
+    ("wrong_person", 3.0, False, "wrong namesake",
+     r"\bwrong \w+,? i'?m afraid\b|\byou have the wrong\b|\bin kopie gesetzt\b|"
+     r"\b(?:ist|sind) (?:dafür )?verantwortlich\b|"
+     r"\bdafür (?:ist|sind) (?:mein|meine|unser|unsere|herr|frau)\b"),
+    ("support_question", 2.5, False, "size or cancel order",
+     r"\bsize (?:chart|guide)\b|\bwhich size\b|\bwelche größe\b|\bstornieren\b|"
+     r"\bstornierung\b|\bcancel (?:my|the) order\b|\babgelaufen\b|\bexpired\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
