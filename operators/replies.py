@@ -395,13 +395,16 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"\b(?:im|in|auf) (?:urlaub|jahresurlaub|elternzeit|mutterschutz|betriebsurlaub)\b|"
      r"\b(?:urlaubsbedingt|krankheitsbedingt)\b|\bbin (?:ab|bis)\b[^.\n]{0,40}\b(?:urlaub|"
      r"abwesend|nicht erreichbar)\b|\bdienstreise\b"),
-    ("out_of_office", 2.0, False, "wieder erreichbar",
-     r"\b(?:wieder|ab) [^.\n]{0,40}\b(?:erreichbar|im büro|zurück)\b|\bwieder da\b"),
+    ("out_of_office", 2.5, False, "wieder erreichbar",
+     r"\b(?:wieder|ab) (?:\d+\.|[^.\n]){0,40}\b(?:erreichbar|im büro|zurück)\b|"
+     r"\bwieder da\b|"
+     r"\bwieder im (?:büro|haus|dienst)\b|\bhabe (?:\w+ )?urlaub\b|\burlaub bis\b"),
     ("out_of_office", 3.0, False, "absent (fr)",
      r"\b(?:je suis|je serai) (?:actuellement )?absente?\b|\ben congés?\b|\ben vacances\b|"
      r"\bhors du bureau\b|\bde retour (?:le|au bureau)\b|\ben congé maternité\b"),
     ("out_of_office", 3.0, False, "fuera de la oficina",
-     r"\bfuera de la oficina\b|\bde vacaciones\b|\bestaré ausente\b|\bestoy ausente\b|"
+     r"\bfuera de la oficina\b|\bestoy fuera\b|\bfuera hasta\b|\bde vacaciones\b|"
+     r"\bestaré ausente\b|\bestoy ausente\b|"
      r"\bestaré de vuelta\b|\bregresaré\b|\bausente hasta\b"),
     ("out_of_office", 3.0, False, "afwezig",
      r"\bafwezig\b|\bmet vakantie\b|\bniet op kantoor\b|\bben (?:weer )?terug\b|"
@@ -570,7 +573,7 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"abbuchung|erstattung)\b|\bfactura\b|\bfacture\b|\bfactuur\b"),
     ("support_question", 3.0, False, "login or account",
      r"\b(?:can'?t|cannot|unable to|couldn'?t) (?:log ?in|sign in|access|reset|open|find)\b|"
-     r"\b(?:password|login|log-in|my account|2fa|verification code)\b|\bkann mich nicht "
+     r"\b(?:password|login|log-in|log in|my account|2fa|verification code)\b|\bkann mich nicht "
      r"(?:anmelden|einloggen)\b|\b(?:passwort|kennwort|mein(?:em)? (?:konto|kundenkonto)|"
      r"login|zugang)\b|\bfunktioniert nicht\b|\bdoesn'?t work\b|\bnot working\b|"
      r"\berror message\b|\bfehlermeldung\b"),
