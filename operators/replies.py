@@ -544,7 +544,7 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"recipient|department)\b|\bnot (?:my|our) (?:area|department|responsibility)\b|"
      r"\bi(?:'m| am) not (?:responsible|in charge|the one)\b|"
      r"\bnot (?:the )?(?:decision[- ]maker)\b|"
-     r"\bfalsche(?:n|r)? (?:person|ansprechpartner|adresse|empfänger)\b|"
+     r"\bfalsche(?:n|r)? (?:person|ansprechpartner|empfänger)\b|"
      r"\bnicht (?:der|die) (?:richtige|zuständige)\b|\bnicht zuständig\b|"
      r"\bnicht (?:mein|unser) (?:bereich|thema)\b"),
     ("wrong_person", 2.5, False, "contact someone else",
@@ -660,7 +660,7 @@ _RULES += [
      r"(?:sent|contacted|emailed))\b"),
     ("support_question", 2.5, False, "placed an order",
      r"\bplaced an order\b|\bstill (?:shows|showing|pending|processing|says)\b|"
-     r"\blook into (?:it|this)\b|\b(?:404|error|broken link|bug)\b"),
+     r"\blook into (?:it|this)\b|\b(?:404|error|broken|bug|kaputt)\b"),
     ("complaint", 4.5, False, "asked you to stop",
      r"\basked (?:you )?(?:\w+ )?times\b|\bi (?:never|did not|didn'?t) (?:gave|given) you\b|"
      r"\bfile a complaint\b|\bhören sie auf\b|\bständig (?:werbung|e-?mails|mails)\b"),
@@ -754,6 +754,22 @@ _RULES += [
     ("support_question", 2.5, False, "size or cancel order",
      r"\bsize (?:chart|guide)\b|\bwhich size\b|\bwelche größe\b|\bstornieren\b|"
      r"\bstornierung\b|\bcancel (?:my|the) order\b|\babgelaufen\b|\bexpired\b"),
+    ("interested", 3.0, False, "evaluating",
+     r"\bevaluat(?:ing|e) (?:options|alternatives|tools|vendors|solutions)\b|"
+     r"\b(?:what|which) integrations\b|\bintegrat(?:e|es|ion) with\b|"
+     r"\bwhat'?s the catch\b|\bi'?m listening\b|\bget in touch with me\b|\bi'?m keen\b|"
+     r"\bevaluieren\b|\bschnittstellen?\b|\bunverbindliche[sn]? angebot\b|\bangebot machen\b"),
+    ("not_interested", 3.0, False, "satisfied elsewhere",
+     r"\bnot something we need\b|\b(?:sind|bin) (?:mit [^.\n]{0,30})?(?:sehr )?zufrieden\b|"
+     r"\bgerade (?:erst )?gewechselt\b|\bjust signed\b|\bhappy with (?:our|what we)\b"),
+    ("wrong_person", 3.0, False, "not my role",
+     r"\bi'?m in \w+,? not \w+\b|\btry \S+ instead\b|\bi (?:have )?retired\b|"
+     r"\bmy successor\b|\bupdate your (?:records|contact)\b|\bnicht mehr (?:für [^.\n]{0,30})?"
+     r"zuständig\b|\bnachfolger(?:in)?\b|\bim ruhestand\b"),
+    ("support_question", 3.0, False, "fix the invoice or export",
+     r"\b(?:reissue|re-issue|korrigieren|berichtigen)\b|\bcorrect (?:the|my|this) (?:invoice|"
+     r"address|name|bill|receipt)\b|\bexport(?:ieren?|iere)? (?:my|the|our|meine|die)?\s?(?:data|"
+     r"daten)\b|\bexportiere\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
