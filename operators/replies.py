@@ -322,11 +322,11 @@ def detect_language(text: str) -> str:
 _VACATION_AGENT = re.compile(r"vacation|autorespond|auto[- ]?reply|out of office|abwesen",
                              re.IGNORECASE)
 _SUBJECT_OOF = re.compile(
-    r"^\s*(?:out of (?:the )?office|abwesenheitsnotiz|abwesend|absence|absent|"
+    r"^\s*[\[(]?(?:out of (?:the )?office|abwesenheitsnotiz|abwesend|absence|absent|"
     r"fuera de la oficina|afwezig|ooo\b)", re.IGNORECASE,
 )
 _SUBJECT_AUTO = re.compile(
-    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|"
+    r"^\s*[\[(]?(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|"
     r"automatische antwort|réponse automatique|respuesta automática|automatisch antwoord|"
     r"risposta automatica)\b", re.IGNORECASE,
 )
@@ -590,7 +590,9 @@ _RULES += [
      r"\b(?:taking|on) (?:some )?(?:time off|days off|a break)\b|\boff work\b|"
      r"\bout of (?:the )?(?:country|town)\b|\b(?:upon|on|after) my return\b|"
      r"\b(?:attending|at) (?:a |the )?(?:conference|trade show|trade fair|offsite|training)\b|"
-     r"\bon leave\b|\breturning (?:on )?(?:mon|tue|wed|thu|fri|\d)"),
+     r"\bon leave\b|\breturning (?:on )?(?:mon|tue|wed|thu|fri|\d)|\bon pto\b"),
+    ("out_of_office", 1.5, "past", "in meetings",
+     r"\bin (?:besprechungen|meetings|terminen)\b"),
     ("out_of_office", 2.5, "past", "nicht erreichbar",
      r"\b(?:nicht|nur eingeschränkt|eingeschränkt|kaum|schwer) erreichbar\b|"
      r"\bnicht im hause\b|\bnach meiner rückkehr\b|\bauf (?:einer|der) (?:messe|"
@@ -770,6 +772,15 @@ _RULES += [
      r"\b(?:reissue|re-issue|korrigieren|berichtigen)\b|\bcorrect (?:the|my|this) (?:invoice|"
      r"address|name|bill|receipt)\b|\bexport(?:ieren?|iere)? (?:my|the|our|meine|die)?\s?(?:data|"
      r"daten)\b|\bexportiere\b"),
+    ("auto_reply_other", 3.0, False, "machine wording (fr es nl)",
+     r"\ba quitté (?:l'entreprise|la société|notre société)\b|\bya no (?:forma parte|está en|"
+     r"trabaja)\b|\bha sido recibido\b|\bgenerado automáticamente\b|\bniet langer in dienst\b|"
+     r"\bautomatisch gegenereerd\b|\bwij hebben uw (?:vraag|bericht|e-?mail) ontvangen\b|"
+     r"\bréponse automatique\b|\bnachricht wurde automatisch\b"),
+    ("auto_reply_other", 3.0, False, "support hours",
+     r"\b(?:support|office|business|opening) hours are\b|\bwe'?ll (?:reply|respond|get back "
+     r"to you) as soon as\b|\bspamarrest\b|\bboxbe\b|\bconfirm your (?:email|message) "
+     r"reaches\b|\bverify (?:you are|you're) a real person\b|\bunsere servicezeiten\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",

@@ -121,6 +121,8 @@ def test_text_only_auto_reply():
     assert v.auto and v.intent == "out_of_office"
     v = classify("Abwesenheitsnotiz", "Ich bin bis 12.11. nicht im Büro.", {})
     assert v.auto and v.intent == "out_of_office" and v.language == "de"
+    v = classify("[Auto-Reply] Re: Offer", "Our support hours are Mon-Fri 9-5.", {})
+    assert v.auto and v.intent == "auto_reply_other"
     v = classify("Re: Offer", "We have received your request. Your ticket number is 4411.", {})
     assert v.auto and v.intent == "auto_reply_other"
 
