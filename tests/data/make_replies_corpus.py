@@ -1506,6 +1506,74 @@ CORE += [
      {}),
 ]
 
+# An eleventh batch: helpdesk receipts, challenge-response, left-the-company notices in five languages.
+CORE += [
+    ('auto_reply_other', True, 'en', '[Auto-Reply] Re: Launch week',
+     "Thanks for reaching out. Our support hours are Mon-Fri 9-5. We'll reply "
+     'as soon as we can.',
+     {}),
+    ('auto_reply_other', True, 'en', 'Re: Launch week',
+     'Boxbe: Your message to Dana is waiting for approval. Dana uses Boxbe to '
+     'prioritize messages from known senders. Click here to add yourself to '
+     'the guest list.',
+     {'Auto-Submitted': 'auto-generated'}),
+    ('auto_reply_other', True, 'en', 'Please confirm your message',
+     "Hi, I'm protected by SpamArrest. To confirm your email reaches me, "
+     'please click the link below to verify you are a real person.',
+     {}),
+    ('auto_reply_other', True, 'en', 'Re: Launch week',
+     'Hello! We got your note. A ticket has been opened for you (#77812). You '
+     'can reply to this email to add comments.',
+     {'Auto-Submitted': 'auto-generated'}),
+    ('auto_reply_other', True, 'en', 'Re: Launch week',
+     'Please note: Alex Turner no longer works at Globex. Please direct all '
+     'enquiries to hello@globex.example.',
+     {}),
+    ('auto_reply_other', True, 'en', 'Re: Launch week',
+     'This employee has left the organisation. Your email has not been '
+     'delivered to anyone.',
+     {}),
+    ('auto_reply_other', True, 'de', 'Re: Launchwoche',
+     'Frau Roth ist nicht mehr bei uns beschäftigt. Ihre Nachricht wurde '
+     'nicht weitergeleitet.',
+     {}),
+    ('auto_reply_other', True, 'de', 'Ticket erstellt',
+     'Vielen Dank! Ihr Anliegen wurde unter der Nummer 4410 erfasst. Wir '
+     'melden uns in Kürze.',
+     {'Auto-Submitted': 'auto-generated'}),
+    ('auto_reply_other', True, 'fr', 'Re: Semaine de lancement',
+     "M. Bernard a quitté l'entreprise. Merci d'écrire à contact@x.example.",
+     {}),
+    ('auto_reply_other', True, 'fr', 'Accusé de réception',
+     'Ceci est une réponse automatique : nous avons bien reçu votre e-mail.',
+     {}),
+    ('auto_reply_other', True, 'es', 'Re: Semana de lanzamiento',
+     'La persona a la que escribe ya no forma parte de la empresa.',
+     {}),
+    ('auto_reply_other', True, 'es', 'Acuse de recibo',
+     'Su mensaje ha sido recibido. Este es un mensaje generado '
+     'automáticamente, no responda.',
+     {}),
+    ('auto_reply_other', True, 'nl', 'Re: Lanceerweek',
+     'Deze medewerker is niet langer in dienst. Uw bericht wordt niet '
+     'doorgestuurd.',
+     {}),
+    ('auto_reply_other', True, 'nl', 'Ontvangstbevestiging',
+     'Dit is een automatisch gegenereerd bericht. Wij hebben uw vraag '
+     'ontvangen.',
+     {}),
+    ('out_of_office', True, 'en', 'Auto Reply: Launch week',
+     "I'm on PTO until Monday the 9th.",
+     {}),
+    ('out_of_office', True, 'en', 'Re: Launch week',
+     "Thanks for your message! I'm currently out of office for the Easter "
+     'break and will be back on 22 April.',
+     {'X-Autoreply': 'yes'}),
+    ('out_of_office', True, 'de', 'Automatische Antwort: Launchwoche',
+     'Ich bin heute ganztägig in Meetings und kann erst morgen antworten.',
+     {'Auto-Submitted': 'auto-replied'}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
