@@ -1506,7 +1506,8 @@ CORE += [
      {}),
 ]
 
-# An eleventh batch: helpdesk receipts, challenge-response, left-the-company notices in five languages.
+# An eleventh batch: helpdesk receipts, challenge-response, left-the-company notices in
+# five languages.
 CORE += [
     ('auto_reply_other', True, 'en', '[Auto-Reply] Re: Launch week',
      "Thanks for reaching out. Our support hours are Mon-Fri 9-5. We'll reply "
