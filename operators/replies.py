@@ -17,9 +17,11 @@ certain first:
 3. **Phrase rules** per language (English and German fully; French, Spanish and
    Dutch for out-of-office, other auto-replies, unsubscribe requests and
    complaints), each with a weight. Rules that a negation turns around ("please
-   don't unsubscribe me", "not interested") look at the few words before them.
-   Unsubscribe and complaint rules are phrases a person only writes when they
-   mean it: a wrong suppression loses a customer.
+   don't unsubscribe me", "not interested") look at the few words before them;
+   holiday rules ignore the past tense ("I was on vacation last week"). Unsubscribe
+   and complaint rules are phrases a person only writes when they mean it: a wrong
+   suppression loses a customer. Weak machine wording (a bare "until Monday") counts
+   only beside a machine's headers or auto-reply subject.
 
 The weights per intent become probabilities (a softmax with a constant "other"
 prior), so ``scores`` sums to 1 and ``confidence`` is the winner's share.
@@ -781,6 +783,27 @@ _RULES += [
      r"\b(?:support|office|business|opening) hours are\b|\bwe'?ll (?:reply|respond|get back "
      r"to you) as soon as\b|\bspamarrest\b|\bboxbe\b|\bconfirm your (?:email|message) "
      r"reaches\b|\bverify (?:you are|you're) a real person\b|\bunsere servicezeiten\b"),
+    ("interested", 2.5, False, "call times and pricing",
+     r"\b(?:do|have|hop on) a (?:quick )?call\b|\bi'?m free (?:after|on|at|from|tomorrow|next)\b|"
+     r"\bcould be (?:useful|interesting|helpful)\b|\bpricing\b|\bkönnte (?:interessant|"
+     r"spannend|hilfreich) sein\b|\bwären (?:grundsätzlich |durchaus )?interessiert\b"),
+    ("not_interested", 3.0, False, "not proceeding",
+     r"\b(?:won'?t|will not|not) (?:be )?proceed(?:ing)?\b|\bclose (?:my|our|the) file\b|"
+     r"\bdon'?t need (?:any|this|it|your)\b|\b(?:benötigen|brauchen) (?:wir |ich )?(?:aktuell |"
+     r"derzeit |momentan |zurzeit )?keine?n?\b|\bnicht wahrnehmen\b|\bkein(?:en)? "
+     r"(?:bedarf|interesse) (?:an|für)\b"),
+    ("wrong_person", 3.0, False, "not the decision maker",
+     r"\bjust an? (?:assistant|intern|receptionist|employee)\b|\bmakes? (?:these|the|those|all "
+     r"the) decisions\b|\bdecision[- ]?maker\b|\bentscheidet (?:darüber|das)\b|"
+     r"\bnur (?:praktikant(?:in)?|assistent(?:in)?|aushilfe)\b"),
+    ("support_question", 3.0, False, "delivery and activation",
+     r"\bpick-?up point\b|\bdeliver (?:it |this )?to\b|\bpackstation\b|\bliefern lassen\b|"
+     r"\bactivation (?:e-?mail|link|code)\b|\bresend\b|\baktivierung|\bbestätigungs-?e-?mail\b|"
+     r"\bi never (?:received|got)\b|\bkeine [\w-]*e-?mail (?:bekommen|erhalten)\b"),
+    ("complaint", 4.5, False, "abmahnung",
+     r"\babmahnen\b|\bunerlaubte[rn]? (?:werbung|e-?mails?)\b|\b(?:dritte|vierte|fünfte|"
+     r"zehnte) (?:mail|e-mail|nachricht)\b|\b(?:third|fourth|fifth|tenth) (?:e-?mail|time|"
+     r"message)\b|\bcalled me \d+ times\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
