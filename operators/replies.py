@@ -804,6 +804,12 @@ _RULES += [
      r"\babmahnen\b|\bunerlaubte[rn]? (?:werbung|e-?mails?)\b|\b(?:dritte|vierte|fünfte|"
      r"zehnte) (?:mail|e-mail|nachricht)\b|\b(?:third|fourth|fifth|tenth) (?:e-?mail|time|"
      r"message)\b|\bcalled me \d+ times\b"),
+    ("support_question", 3.0, False, "subscription settings",
+     r"\b(?:accidentally|versehentlich|aus versehen) (?:un-?subscribed|abgemeldet|clicked|"
+     r"deleted|gelöscht|ausgetragen)\b|\badd me back\b|"
+     r"\bre-?subscribe\b|\b(?:reduce|change|lower) the frequency\b|\bless often\b|"
+     r"\bstopped (?:getting|receiving)\b|\bwieder eintragen\b|\bstatt (?:wöchentlich|täglich)\b|"
+     r"\bseltener\b|\bonce a (?:month|week) would\b|\bnur (?:noch )?monatlich\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
