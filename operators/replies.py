@@ -810,6 +810,22 @@ _RULES += [
      r"\bre-?subscribe\b|\b(?:reduce|change|lower) the frequency\b|\bless often\b|"
      r"\bstopped (?:getting|receiving)\b|\bwieder eintragen\b|\bstatt (?:wöchentlich|täglich)\b|"
      r"\bseltener\b|\bonce a (?:month|week) would\b|\bnur (?:noch )?monatlich\b"),
+    ("interested", 3.0, False, "angebot erstellen",
+     r"\b(?:ein|ihr|das)(?: \w+)? angebot (?:für|über|zu|schicken|senden|zukommen|erstellen|"
+     r"machen)\b|\bangebot [^.\n?]{0,30}\b(?:erstellen|machen|zukommen|schicken|senden)\b|"
+     r"\b(?:put together|prepare|send over) (?:a |an )?(?:\w+ )?(?:proposal|quote|offer)\b|"
+     r"\bdenken [^.\n]{0,20}\bnach\b"),
+    ("not_interested", 3.0, False, "decided against",
+     r"\bdoesn'?t make sense for\b|\bdecided against\b|\bdagegen entschieden\b|"
+     r"\bmacht (?:für uns )?keinen sinn\b|\bdon'?t see that changing\b|\bnot (?:the )?right "
+     r"(?:time|moment) for us\b"),
+    ("support_question", 3.0, False, "missing item",
+     r"\b(?:is|are|was|were) missing\b|\bmissing (?:item|part|chair|piece)\b|\bfehlt\b|"
+     r"\bfehlende[nm]?\b|\berstatten\b|\bnach(?:schicken|liefern)\b|\bdented\b|\bdelle\b"),
+    ("wrong_person", 3.0, False, "colleague runs it now",
+     r"\b(?:my|our) colleague \w+ (?:now )?(?:runs|handles|manages|is responsible|looks after|"
+     r"leads)\b|\bthe (?:one|person) to (?:speak|talk) to\b|\bmoved to (?:the )?\w+ "
+     r"(?:team|department)\b|\bin eine andere abteilung\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",

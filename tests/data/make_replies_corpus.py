@@ -1723,6 +1723,51 @@ CORE += [
      {}),
 ]
 
+# A fourteenth batch: long business replies with greetings and signatures around the point.
+CORE += [
+    ('interested', False, 'en', 'Re: Warehouse automation',
+     "Hi Sam,\n\nThanks for the email and sorry for the slow reply, it's been a "
+     "busy quarter. We've been talking internally about automating our "
+     'picking process and your robots came up in the discussion.\n\nWould you '
+     'be able to put together a rough proposal for a 5,000 m2 warehouse? '
+     'Happy to jump on a call to walk you through our setup.\n\nBest,\nKaren '
+     'Lee\nOperations Director\nAcme Logistics | +1 555 0100',
+     {}),
+    ('not_interested', False, 'en', 'Re: Warehouse automation',
+     'Hi Sam,\n\nI appreciate you following up. We looked at automation last '
+     "year and decided it doesn't make sense for a site our size. I don't see "
+     'that changing anytime soon.\n\nAll the best,\nKaren',
+     {}),
+    ('support_question', False, 'en', 'Re: Your order 4471 has shipped',
+     'Hello,\n\nI received the parcel today but one of the two chairs is '
+     'missing. The box was also dented. Could you send the missing chair or '
+     'refund it?\n\nThank you\nPeter Novak\n12 High Street\nLondon',
+     {}),
+    ('interested', False, 'de', 'AW: Lagerautomatisierung',
+     'Hallo Herr Sommer,\n\nvielen Dank für Ihre Nachricht. Wir denken '
+     'tatsächlich gerade über eine Automatisierung unseres Lagers nach. '
+     'Könnten Sie uns ein grobes Angebot für ca. 5.000 m² erstellen?\n\nMit '
+     'freundlichen Grüßen\nKarin Lehmann\nLeitung Logistik',
+     {}),
+    ('not_interested', False, 'de', 'AW: Lagerautomatisierung',
+     'Hallo Herr Sommer,\n\ndanke für die Nachfrage. Wir haben das Thema intern '
+     'geprüft und uns dagegen entschieden.\n\nBeste Grüße\nK. Lehmann',
+     {}),
+    ('support_question', False, 'de', 'AW: Ihre Bestellung 4471',
+     'Guten Tag,\n\nheute kam das Paket an, aber einer der beiden Stühle fehlt. '
+     'Bitte schicken Sie den fehlenden Stuhl nach oder erstatten Sie mir den '
+     'Betrag.\n\nMfG\nPeter Novak',
+     {}),
+    ('wrong_person', False, 'en', 'Re: Warehouse automation',
+     'Hi Sam - I moved to the finance team in March. My colleague Raj now '
+     'runs operations and would be the one to speak to.\n\nCheers,\nKaren',
+     {}),
+    ('unsubscribe_request', False, 'en', 'Re: Warehouse automation',
+     "Sam, I've replied to three of these already. Please remove me from your "
+     "sequence and don't email me again.\n\nKaren",
+     {}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
