@@ -826,6 +826,33 @@ _RULES += [
      r"\b(?:my|our) colleague \w+ (?:now )?(?:runs|handles|manages|is responsible|looks after|"
      r"leads)\b|\bthe (?:one|person) to (?:speak|talk) to\b|\bmoved to (?:the )?\w+ "
      r"(?:team|department)\b|\bin eine andere abteilung\b"),
+    ("interested", 2.5, True, "buying signals",
+     r"\b(?:group |volume |bulk )?discounts? for\b|\bgroup (?:discount|rate|booking)s?\b|"
+     r"\bi'?ll take (?:one|two|three|\d|it|them)\b|\bhow (?:do|can) i (?:pay|book|buy|order)\b|"
+     r"\b(?:still|is (?:it|this|that|the \w+)(?: still)?) available\b|\bset up a (?:time|meeting|"
+     r"call)\b|\bto discuss\b|\blassen sie uns (?:sprechen|telefonieren|reden|treffen)\b|"
+     r"\bnoch (?:verfügbar|frei|zu haben)\b|\bgruppenrabatt|\brabatte? für\b|\bwir suchen "
+     r"(?:aktuell|gerade|derzeit)\b|\b(?:möchte|möchten|würde gerne|würden gerne) [^.\n]{0,30}"
+     r"\bbuchen\b"),
+    ("not_interested", 3.0, False, "already done",
+     r"\b(?:hiring|budget|spending) freeze\b|\beinstellungsstopp\b|\balready (?:booked|got|"
+     r"have one|ordered)\b|\bschon (?:gebucht|gekauft|bestellt|erledigt|versorgt)\b|"
+     r"\bno (?:capacity|bandwidth)\b|\bkeine kapazitäten?\b"),
+    ("support_question", 3.0, False, "booking and receipt",
+     r"\bchange the (?:dates?|name|time)\b|\bmy (?:booking|reservation|tickets?)\b|"
+     r"\bbooking (?:reference|number)\b|\bwrong name\b|\b(?:didn'?t|did not|haven'?t|have "
+     r"not|never) (?:get|got|received?)\b|\bgot lost\b|\bumbuchen\b|\bmeine (?:buchung|"
+     r"tickets?|reservierung)\b|\b(?:habe|hab) [^.\n]{0,30}\bnicht (?:erhalten|bekommen)\b"),
+    ("wrong_person", 3.0, False, "not my remit",
+     r"\b(?:isn'?t|not) my (?:remit|job|area|field|call)\b|\b\w+ handles (?:that|this|it)\b|"
+     r"\bist (?:unsere?|der|die|das) [^.\n]{0,30}\bzuständig\b"),
+    ("complaint", 4.5, False, "keeps emailing",
+     r"\basked (?:you )?to be removed\b|\b(?:you|they) (?:still )?keep (?:e-?mailing|sending|"
+     r"spamming|contacting|writing)\b|"
+     r"\bbreach of\b|\bdata protection law\b|\bschreiben mir (?:trotzdem|immer noch)\b"),
+    ("unsubscribe_request", 4.0, False, "keine X mehr",
+     r"\bkeine [\w-]+ mehr (?:schicken|senden|zusenden|bekommen|erhalten|zuschicken)\b|"
+     r"\bunsubscribe us\b|\bremove us\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
