@@ -339,6 +339,14 @@ def _token(value: str) -> str:
     return re.sub(r"[^a-z_, -]", "", value)[:24].strip(" ,")
 
 
+# A question in a thread about an order, a booking or an invoice is most often a support one.
+_SUBJECT_TRANSACTIONAL = re.compile(
+    r"\b(?:order|booking|reservation|invoice|receipt|shipped|shipping|delivery|"
+    r"payment|subscription|account|bestellung|buchung|rechnung|lieferung|versand|zahlung|"
+    r"konto|abo|commande|facture|pedido|factura|bestelling|factuur)\b", re.IGNORECASE,
+)
+
+
 def _header_evidence(headers: Mapping[str, str]) -> list[str]:
     """The headers that say a machine wrote this reply (names as found, values short)."""
     h = {str(k).strip().lower(): str(v).strip() for k, v in headers.items()}
@@ -970,6 +978,9 @@ def classify(
         weights["auto_reply_other"] += 1.0
         fired.setdefault("out_of_office", []).append((1.5, "subject: automatic reply"))
         fired.setdefault("auto_reply_other", []).append((1.0, "subject: automatic reply"))
+    if "?" in text and _SUBJECT_TRANSACTIONAL.search(subj):
+        weights["support_question"] += 1.5
+        fired.setdefault("support_question", []).append((1.5, "question about a transaction"))
     machine_text = max(weights["out_of_office"], weights["auto_reply_other"])
     human_words = max(
         weights[k] for k in INTENTS if k not in AUTO_INTENTS and k != "other"

@@ -229,6 +229,12 @@ def test_unsubscribe_confidence_high_only_on_clear_requests():
     assert v.intent != "complaint"
 
 
+def test_a_question_about_a_transaction_is_support():
+    assert classify("Re: Your order has shipped", "Can I add a gift note?", {}).intent == (
+        "support_question")
+    assert classify("Re: Your order has shipped", "Thanks!", {}).intent == "other"
+
+
 def test_complaint_is_urgent_and_negative():
     v = classify("Re: x", "I never signed up. Under GDPR delete my data or I call my lawyer.",
                  {})
