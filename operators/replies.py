@@ -861,6 +861,24 @@ _RULES += [
     ("unsubscribe_request", 4.0, False, "keine X mehr",
      r"\bkeine [\w-]+ mehr (?:schicken|senden|zusenden|bekommen|erhalten|zuschicken)\b|"
      r"\bunsubscribe us\b|\bremove us\b"),
+    ("interested", 3.0, True, "fees and sign-ups",
+     r"\b(?:what are|what'?s|what would be) the (?:fees|costs?|prices?|rates?|terms)\b|"
+     r"\bwelche (?:gebühren|kosten|preise|konditionen)\b|\b(?:like|want|love) to (?:sign up|"
+     r"register|join|enrol|enroll)\b|\b(?:möchte|würde) mich (?:gerne |gern )?anmelden\b|"
+     r"\bhave (?:an? \w+|someone) (?:contact|call) me\b|\bcall me back\b|\brückruf\b"),
+    ("not_interested", 3.0, False, "staying elsewhere",
+     r"\bwon'?t be (?:coming|needing|using|buying)\b|\b(?:bank|shop|buy) elsewhere\b|"
+     r"\bbleiben (?:dort|dabei)\b|\b(?:bei|mit) einer? anderen (?:bank|anbieter|firma|agentur)\b"),
+    ("support_question", 3.0, False, "cannot open",
+     r"\bkann [^.\n]{0,30}\bnicht (?:öffnen|finden|herunterladen|einloggen|bezahlen|ändern)\b"),
+    ("unsubscribe_request", 4.0, True, "stop the newsletters",
+     r"\bstop (?:the|these|your|all) (?:e-?mails|newsletters?|mails|messages|mailings|"
+     r"promotions)\b|\b(?:aus|von) (?:dem|ihrem|diesem|eurem) [\w-]*verteiler\b|"
+     r"\b(?:aus|von) (?:der|ihrer|dieser|eurer) [\w-]*liste (?:streichen|nehmen|löschen|"
+     r"entfernen|austragen)\b"),
+    ("complaint", 4.5, False, "never gave consent",
+     r"\bnever gave (?:my |you (?:my )?)?(?:consent|permission|my (?:e-?mail|address))\b|"
+     r"\bwhere you got my\b|\bnie (?:meine )?(?:einwilligung|zustimmung|erlaubnis) gegeben\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
