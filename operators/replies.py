@@ -564,7 +564,8 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"correct) (?:person|contact)\b|\bforwarded (?:this|your (?:e-?mail|message)) to\b|"
      r"\b(?:i(?:'ve| have)|i) (?:forwarded|passed (?:this|it) on)\b|"
      r"\bwenden sie sich (?:bitte )?an\b|\b(?:ist|wäre) (?:zuständig|die richtige|der "
-     r"richtige)\b|\bzuständig (?:ist|für)\b|\bweitergeleitet\b|\bleite[^.\n]{0,30}weiter\b|"
+     r"richtige)\b|\bzuständig (?:ist|für)\b|\b(?:kolleg\w*|abteilung|chef\w*|vorgesetzte\w*|"
+     r"zuständige\w*|geschäftsführ\w*|vertrieb|einkauf)\b[^.\n]{0,20}\bweitergeleitet\b|\bleite[^.\n]{0,30}weiter\b|"
      r"\bmein(?:e)? kolleg(?:e|in)\b|\bansprechpartner(?:in)? (?:ist|für)\b"),
     # --- support ---------------------------------------------------------------------
     ("support_question", 3.0, False, "order or delivery",
@@ -738,7 +739,8 @@ _RULES += [
      r" (?:(?!kein)\w+ )?bedarf\b|\bgreat timing\b|\bperfect timing\b"),
     ("wrong_person", 3.0, False, "pass it on",
      r"\bpass (?:this|it|that|your \w+) (?:on|along) to\b|\breceptionist\b|"
-     r"\bforward (?:this|it|your \w+) to\b"),
+     r"\bforward (?:this|it|your \w+) to (?:my |our |the )?(?:colleague|team|manager|boss|head|"
+     r"department|right|person|hr|it|sales|purchasing|procurement|marketing|finance)\b"),
     ("support_question", 2.5, False, "paid but",
      r"\b(?:paid|bezahlt|gezahlt)\b[^.\n]{0,40}\b(?:but|aber|can'?t|keine|nicht)\b|"
      r"\bkeine bestätigung\b|\bno confirmation\b"),
@@ -793,7 +795,8 @@ _RULES += [
      r"reaches\b|\bverify (?:you are|you're) a real person\b|\bunsere servicezeiten\b"),
     ("interested", 2.5, False, "call times and pricing",
      r"\b(?:do|have|hop on) a (?:quick )?call\b|\bi'?m free (?:after|on|at|from|tomorrow|next)\b|"
-     r"\bcould be (?:useful|interesting|helpful)\b|\bpricing\b|\bkönnte (?:interessant|"
+     r"\bcould be (?:useful|interesting|helpful)\b|\b(?:your|about|some|send (?:me |us )?"
+     r"(?:the |your )?)pricing\b(?! (?:psychology|article|page|strategy))|\bkönnte (?:interessant|"
      r"spannend|hilfreich) sein\b|\bwären (?:grundsätzlich |durchaus )?interessiert\b"),
     ("not_interested", 3.0, False, "not proceeding",
      r"\b(?:won'?t|will not|not) (?:be )?proceed(?:ing)?\b|\bclose (?:my|our|the) file\b|"
@@ -879,6 +882,11 @@ _RULES += [
     ("complaint", 4.5, False, "never gave consent",
      r"\bnever gave (?:my |you (?:my )?)?(?:consent|permission|my (?:e-?mail|address))\b|"
      r"\bwhere you got my\b|\bnie (?:meine )?(?:einwilligung|zustimmung|erlaubnis) gegeben\b"),
+    ("not_interested", 3.0, False, "can't make it",
+     r"\bcan'?t make it\b|\b(?:kann|können) (?:leider )?nicht teilnehmen\b|\bwon'?t be able to "
+     r"(?:make it|attend|join)\b"),
+    ("interested", 3.0, True, "count me in",
+     r"\bcount (?:me|us)(?: and [^.\n]{0,20})? in\b|\bmelde (?:mich|uns) [^.\n]{0,40}\ban\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
