@@ -349,7 +349,7 @@ _SUBJECT_TRANSACTIONAL = re.compile(
 
 def _header_evidence(headers: Mapping[str, str]) -> list[str]:
     """The headers that say a machine wrote this reply (names as found, values short)."""
-    h = {str(k).strip().lower(): str(v).strip() for k, v in headers.items()}
+    h = {str(k).strip().lower(): str(v).strip() for k, v in headers.items() if v is not None}
     found: list[str] = []
     value = h.get("auto-submitted", "").lower()
     if value and not value.startswith("no"):

@@ -267,6 +267,8 @@ def test_deterministic_and_bad_input_does_not_crash():
     for body in ("", "\x00\x01", "<<<>>>" * 100, "a" * 100_000, "<p" * 1000):
         v = classify("", body, {})
         assert v.intent in INTENTS
+    v = classify("Re: x", "Great, thanks", {"X-Autoreply": None, "Auto-Submitted": ""})
+    assert not v.auto
 
 
 def test_speed_figure():
