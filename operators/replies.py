@@ -887,6 +887,19 @@ _RULES += [
      r"(?:make it|attend|join)\b"),
     ("interested", 3.0, True, "count me in",
      r"\bcount (?:me|us)(?: and [^.\n]{0,20})? in\b|\bmelde (?:mich|uns) [^.\n]{0,40}\ban\b"),
+    ("unsubscribe_request", 4.0, False, "informal stop",
+     r"\bhör(?:t|en sie)? (?:bitte )?auf\b[^.\n]{0,30}\b(?:schicken|senden|schreiben|mailen|"
+     r"zuzuschicken)\b|^\s*(?:bitte )?(?:löschen|austragen|abmelden|entfernen|unsub)\s*[.!]*\s*$"),
+    ("interested", 2.5, False, "still in stock",
+     r"\bwürde [^.\n]{0,20}\b(?:gerne?|gern) (?:bestellen|kaufen|buchen)\b|\b(?:habt ihr|haben "
+     r"sie)\b[^.\n?]{0,40}\bnoch\b|\bstill have\b[^.\n?]{0,30}\bin\b"),
+    ("not_interested", 3.0, False, "informal no",
+     r"^\s*(?:nee|nö)\b|\bbrauch(?:e)? ich nicht\b|\b(?:nix|nichts) für (?:uns|mich)\b|"
+     r"\bwe'?re good\b"),
+    ("complaint", 4.5, False, "never signed up",
+     r"\bnie\b[^.\n]{0,25}\b(?:angemeldet|eingetragen|registriert|eingewilligt|zugestimmt)\b|"
+     r"\bnever (?:signed up|subscribed|opted in|registered)\b|^\s*reported\b|\breported\.\s*$|"
+     r"\bwas soll der (?:mist|quatsch|scheiß)\b|\bthis crap\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
