@@ -284,10 +284,10 @@ _STOPWORDS = {
     "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro".split(),
     "fr": "le la les et je vous est pas pour une un des du dans que qui avec sur mon ma "
     "mes suis serai jusqu au bureau merci ne plus votre vos nous bonjour de retour cette "
-    "liste souhaite plaît vous".split(),
+    "liste souhaite plaît vous a l d qu entreprise".split(),
     "es": "el la los las y que de en un una por para con no es mi estoy estaré hasta su "
     "sus gracias correo oficina favor usted quiero darme baja nos del al lo mensaje más "
-    "pueden me".split(),
+    "pueden me a".split(),
     "nl": "de het een en ik niet is van op voor met mijn ben tot u uw je wij we graag "
     "bedankt dank geen meer kantoor afwezig terug vanaf dit deze naar ook wel".split(),
 }
@@ -1064,7 +1064,12 @@ def classify(
                                                + _INTENT_SENTIMENT.get(intent, 0.0)))
     urgent = not auto and (bool(_URGENT.search(text) or _URGENT.search(subj.lower()))
                            or "legal threat" in {lbl for _, lbl in fired.get("complaint", [])})
-    language = detect_language(subj + "\n" + (new_text or body[:2000]))
+    # Bilingual notes ("Ich bin ... / I am ...") are in the language they open with.
+    text_for_language = new_text or body[:2000]
+    first_paragraph = text_for_language.strip().split("\n\n", 1)[0]
+    language = detect_language(first_paragraph) or detect_language(
+        subj + "\n" + text_for_language
+    )
     parts = [f"header {h}" for h in header_hits]
     labels = sorted(fired.get(intent, []), key=lambda wl: -wl[0])
     parts += [f"rule {label}" for _, label in labels[:3]]

@@ -251,6 +251,10 @@ def test_language_detection():
     assert detect_language("Estoy fuera de la oficina hasta el lunes.") == "es"
     assert detect_language("Ik ben afwezig tot maandag, met vriendelijke groet.") == "nl"
     assert detect_language("12345") == ""
+    # A bilingual note is in the language it opens with.
+    v = classify("Automatische Antwort", "Ich bin bis zum 6. Januar nicht im Büro.\n\n"
+                 "I am out of the office until 6 January.", {"Auto-Submitted": "auto-replied"})
+    assert v.language == "de" and v.intent == "out_of_office"
 
 
 def test_html_body():

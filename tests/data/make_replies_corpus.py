@@ -2040,6 +2040,45 @@ CORE += [
      {}),
 ]
 
+# A nineteenth batch: bilingual and HTML out-of-office notes.
+CORE += [
+    ('out_of_office', True, 'de', 'Automatische Antwort: Angebote',
+     'Vielen Dank für Ihre Nachricht. Ich bin bis zum 6. Januar nicht im '
+     'Büro.\n\nThank you for your message. I am out of the office until 6 '
+     'January.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Automatic reply: Offers',
+     'Thank you for your message. I am out of the office until 6 '
+     'January.\n\n---\n\nVielen Dank für Ihre Nachricht. Ich bin bis zum 6. '
+     'Januar nicht im Büro.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'de', 'Automatische Antwort: Angebote',
+     '<html><body><p>Guten Tag,</p><p>ich bin bis <b>06.01.2027</b> im '
+     'Urlaub. In dringenden Fällen wenden Sie sich bitte an <a '
+     "href='mailto:info@x.example'>info@x.example</a>.</p><p>Mit freundlichen "
+     'Grüßen<br>Eva Klein</p></body></html>',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Automatic reply: Offers',
+     "<div>I'm out of the office until <span>Monday, 5 "
+     'January</span>.</div><div>For urgent matters contact my team.</div>',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+    ('out_of_office', True, 'en', 'Re: Offers',
+     'Out of office until 6 January. Limited access to email.',
+     {}),
+    ('out_of_office', True, 'de', 'Abwesenheitsnotiz',
+     'Ich bin ab sofort in Elternzeit und ab dem 1. September wieder im Büro.',
+     {}),
+    ('auto_reply_other', True, 'en', 'Re: Offers',
+     'Thank you for your email. Please note that our office has moved and '
+     'this email address is no longer monitored. Please use hello@new.example.',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('out_of_office', True, 'fr', 'Réponse automatique : Offres',
+     "Bonjour,\nJe suis absente du bureau jusqu'au 6 janvier inclus. Pour "
+     'toute demande urgente, merci de contacter mon équipe.\n\nHello, I am out '
+     'of the office until 6 January.',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
