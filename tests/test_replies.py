@@ -8,6 +8,11 @@ negatives such as "please don't unsubscribe me"). A seeded pass (seed 17) then s
 human reply a second time the way mail clients do: with the quoted newsletter and its own
 "unsubscribe" link, a signature, a mobile footer, sometimes as HTML. Labels are the
 author's judgement. Regenerate with ``.venv/bin/python tests/data/make_replies_corpus.py``.
+
+The corpus grew in batches: each later batch was written *before* the rules that now handle
+it, scored (fresh human replies: roughly 45-65% right; machine replies and unsubscribes:
+80-100%), and the rules were then widened until it passed. So the figures printed here are
+fit, not generalisation: they guard against regressions; a held-out set measures the rest.
 """
 
 from __future__ import annotations
