@@ -281,7 +281,8 @@ _STOPWORDS = {
     "still".split(),
     "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
     "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
-    "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro".split(),
+    "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro es wie jetzt was "
+    "kann können hallo gibt".split(),
     "fr": "le la les et je vous est pas pour une un des du dans que qui avec sur mon ma "
     "mes suis serai jusqu au bureau merci ne plus votre vos nous bonjour de retour cette "
     "liste souhaite plaît vous a l d qu entreprise".split(),
@@ -900,6 +901,22 @@ _RULES += [
      r"\bnie\b[^.\n]{0,25}\b(?:angemeldet|eingetragen|registriert|eingewilligt|zugestimmt)\b|"
      r"\bnever (?:signed up|subscribed|opted in|registered)\b|^\s*reported\b|\breported\.\s*$|"
      r"\bwas soll der (?:mist|quatsch|scheiß)\b|\bthis crap\b"),
+    ("interested", 3.0, False, "next steps",
+     r"\bcome (?:out|over|by) and\b|\b(?:do|arrange|book) a (?:site )?(?:survey|visit|"
+     r"assessment)\b|\bsite visit\b|\bnext steps?\b|\bwie geht es (?:jetzt |nun )?weiter\b|"
+     r"\bwas würde [^.\n?]{0,50}\bkosten\b|\bhow much would\b|\bbesichtigung\b"),
+    ("not_interested", 3.0, False, "not for us",
+     r"\bisn'?t for us\b|\balready have (?:one|it|this|that|an? (?:\w+ )?(?:provider|supplier|"
+     r"solution|system|tool|vendor|partner|agency))\b|\balready have \w+,? thanks\b|\b(?:haben|hab|habe) (?:schon|bereits) (?:eine?n?|"
+     r"so)\b|\bwe rent\b|\bzur miete\b"),
+    ("support_question", 3.0, False, "reschedule or fault",
+     r"\b(?:move|reschedule|postpone) the (?:installation|appointment|delivery|booking|visit|"
+     r"call)\b|\breschedule\b|\bverschieben\b|\bsomething came up\b|\bshows an? (?:red light|"
+     r"error|fault)\b|\bstörung\b|\bis that normal\b|\bdefekt\b|\bist das normal\b"),
+    ("wrong_person", 3.0, False, "not the owner",
+     r"\bnot the (?:owner|homeowner|account holder|person in charge)\b|\b(?:you'?d|you will|"
+     r"you'll) need to (?:contact|ask|speak to)\b|\blandlord\b|\bhausverwaltung\b|"
+     r"\bvermieter\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
