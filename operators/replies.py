@@ -907,8 +907,8 @@ _RULES += [
      r"\bwas würde [^.\n?]{0,50}\bkosten\b|\bhow much would\b|\bbesichtigung\b"),
     ("not_interested", 3.0, False, "not for us",
      r"\bisn'?t for us\b|\balready have (?:one|it|this|that|an? (?:\w+ )?(?:provider|supplier|"
-     r"solution|system|tool|vendor|partner|agency))\b|\balready have \w+,? thanks\b|\b(?:haben|hab|habe) (?:schon|bereits) (?:eine?n?|"
-     r"so)\b|\bwe rent\b|\bzur miete\b"),
+     r"solution|system|tool|vendor|partner|agency))\b|\balready have \w+,? thanks\b|"
+     r"\b(?:haben|hab|habe) (?:schon|bereits) (?:eine?n?|so)\b|\bwe rent\b|\bzur miete\b"),
     ("support_question", 3.0, False, "reschedule or fault",
      r"\b(?:move|reschedule|postpone) the (?:installation|appointment|delivery|booking|visit|"
      r"call)\b|\breschedule\b|\bverschieben\b|\bsomething came up\b|\bshows an? (?:red light|"
