@@ -917,6 +917,21 @@ _RULES += [
      r"\bnot the (?:owner|homeowner|account holder|person in charge)\b|\b(?:you'?d|you will|"
      r"you'll) need to (?:contact|ask|speak to)\b|\blandlord\b|\bhausverwaltung\b|"
      r"\bvermieter\b"),
+    ("interested", 3.0, True, "reserve or come",
+     r"\b(?:reserve|book) (?:a|the|us a|me a) (?:table|spot|place|seat|room)\b|\b(?:would|'d) "
+     r"love to (?:come|join|attend|try)\b|\breservieren sie\b|\beinen tisch\b|\bwürden "
+     r"(?:gern|gerne) [^.\n]{0,30}\bkommen\b|\bgibt es noch (?:plätze|tische|karten|termine)\b|"
+     r"\b(?:any|some) (?:vegan|vegetarian|gluten-free) options\b"),
+    ("support_question", 3.0, False, "still valid",
+     r"\b(?:is|are) (?:it|they|this|my \w+) still valid\b|\bgift ?card\b|\bnoch gültig\b"),
+    ("not_interested", 3.0, False, "not our thing",
+     r"\bnot (?:our|my) (?:kind of )?thing\b|\bnicht (?:so )?(?:unser|mein) ding\b|"
+     r"\bnot my cup of tea\b"),
+    ("complaint", 4.5, False, "spam me",
+     r"\b(?:you )?spam(?:s|med)? (?:me|us)\b|\bunbelievable\b|\bfood poisoning\b"),
+    ("wrong_person", 3.0, False, "previous occupant",
+     r"\b(?:previous|former|old) (?:tenant|owner|occupant|resident|employee)\b|\b(?:she|he|they)"
+     r" (?:moved out|moved away|passed away)\b|\bvormieter(?:in)?\b|\bverstorben\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
