@@ -932,6 +932,16 @@ _RULES += [
     ("wrong_person", 3.0, False, "previous occupant",
      r"\b(?:previous|former|old) (?:tenant|owner|occupant|resident|employee)\b|\b(?:she|he|they)"
      r" (?:moved out|moved away|passed away)\b|\bvormieter(?:in)?\b|\bverstorben\b"),
+    ("interested", 2.5, True, "compare",
+     r"\bhappy to (?:compare|look|hear|talk|chat|discuss)\b|\b(?:würde|möchte) (?:gerne |gern )?"
+     r"vergleichen\b|\bopen to (?:it|this|a chat|a call|hearing)\b"),
+    ("support_question", 2.5, False, "where do I find",
+     r"\bwo finde ich\b|\bwhere (?:do|can) i find\b|\bwhere is my\b|\bwo ist (?:mein|meine)\b"),
+    ("unsubscribe_request", 4.0, True, "stop marketing",
+     r"\bstop (?:marketing|advertising|selling|pitching) to (?:me|us)\b"),
+    ("wrong_person", 3.0, False, "someone else deals with it",
+     r"\b(?:manager|team|department|colleague|office|director) (?:deals with|takes care of|is "
+     r"in charge of|looks after)\b|\bcompany address\b|\bsammeladresse\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
