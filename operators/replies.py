@@ -282,7 +282,7 @@ _STOPWORDS = {
     "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
     "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
     "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro es wie jetzt was "
-    "kann können hallo gibt".split(),
+    "kann können hallo gibt abwesenheitsnotiz automatische antwort".split(),
     "fr": "le la les et je vous est pas pour une un des du dans que qui avec sur mon ma "
     "mes suis serai jusqu au bureau merci ne plus votre vos nous bonjour de retour cette "
     "liste souhaite plaît vous a l d qu entreprise".split(),
@@ -942,6 +942,9 @@ _RULES += [
     ("wrong_person", 3.0, False, "someone else deals with it",
      r"\b(?:manager|team|department|colleague|office|director) (?:deals with|takes care of|is "
      r"in charge of|looks after)\b|\bcompany address\b|\bsammeladresse\b"),
+    ("auto_reply_other", 3.0, False, "eingegangen",
+     r"\b(?:ist|sind) bei uns eingegangen\b|\bbearbeiten ihre (?:anfrage|nachricht|e-?mail)\b|"
+     r"\bhas been received by\b|\bwe aim to (?:respond|reply|answer)\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",

@@ -2250,6 +2250,37 @@ CORE += [
      {}),
 ]
 
+# A twenty-third batch: subject-only and header-only auto-replies, receipts without headers, human look-alikes.
+CORE += [
+    ('auto_reply_other', True, 'en', 'Delivery Status Notification (Failure)',
+     'Delivery to the following recipient failed permanently: x@y.example. '
+     'Technical details of permanent failure: 550 5.1.1 user unknown.',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('out_of_office', True, 'en', 'Out of Office',
+     '',
+     {}),
+    ('out_of_office', True, 'de', 'Abwesenheitsnotiz',
+     '',
+     {'Auto-Submitted': 'auto-replied'}),
+    ('auto_reply_other', True, 'en', 'Re: Our new range',
+     'Thank you! Your message has been received by the Northwind sales team. '
+     'We aim to respond within 1 working day.',
+     {}),
+    ('auto_reply_other', True, 'de', 'AW: Unser Sortiment',
+     'Ihre E-Mail ist bei uns eingegangen. Wir bearbeiten Ihre Anfrage '
+     'schnellstmöglich.',
+     {}),
+    ('other', False, 'en', 'Re: Our new range',
+     "Thanks for your email. I'll have a look at the range next week.",
+     {}),
+    ('other', False, 'de', 'AW: Unser Sortiment',
+     'Danke für die Mail, schaue ich mir nächste Woche an.',
+     {}),
+    ('out_of_office', True, 'en', 'Automatic reply: Our new range',
+     '',
+     {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
