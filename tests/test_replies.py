@@ -49,7 +49,7 @@ def verdicts() -> list[tuple[dict, ReplyVerdict]]:
 def test_corpus_is_large_and_varied():
     rows = _corpus()
     assert len(rows) >= 200
-    assert len({r["body"] for r in rows}) == len(rows)
+    assert len({(r["subject"], r["body"]) for r in rows}) == len(rows)
     langs = Counter(r["language"] for r in rows)
     assert langs["en"] >= 80 and langs["de"] >= 60
     assert all(langs[x] >= 5 for x in ("fr", "es", "nl"))

@@ -2250,7 +2250,8 @@ CORE += [
      {}),
 ]
 
-# A twenty-third batch: subject-only and header-only auto-replies, receipts without headers, human look-alikes.
+# A twenty-third batch: subject-only and header-only auto-replies, receipts without headers,
+# human look-alikes.
 CORE += [
     ('auto_reply_other', True, 'en', 'Delivery Status Notification (Failure)',
      'Delivery to the following recipient failed permanently: x@y.example. '
