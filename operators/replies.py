@@ -540,11 +540,13 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"\bpas intéressée?\b|\bno (?:estoy|estamos) interesad|\bniet geïnteresseerd\b|"
      r"\bno longer interested\b"),
     ("not_interested", 3.0, False, "no thanks",
-     r"^\s*no\b|\bno,? thanks?(?: you)?\b|\bthanks,? but no\b|\bnein,? danke\b|"
+     r"^\s*no\b(?! need| problem| worries)|\bno,? thanks?(?: you)?\b|\bthanks,? but no\b|"
+     r"\bnein,? danke\b|"
      r"\b(?:isn'?t|is not|not) a (?:good |great |right )?fit\b|"
      r"\bnot (?:for us|right now|at (?:this|the moment)|the right time|"
      r"needed|looking)\b|\bwe(?:'re| are) (?:all set|happy with|good|covered|already "
-     r"(?:using|working|have))\b|\bno need\b|\bpass on (?:this|that)\b|\bnot at this time\b|"
+     r"(?:using|working|have))\b|\bno need\b(?! to (?:remove|unsubscribe|worry|apologi[sz]e))|"
+     r"\bpass on (?:this|that)\b|\bnot at this time\b|"
      r"\bwe already (?:have|use)\b|\b(?:brauchen|benötigen) (?:wir|ich) (?:nicht|derzeit nicht|"
      r"aktuell nicht)\b|\b(?:haben|nutzen) (?:wir )?bereits\b|\bderzeit nicht\b|"
      r"\bkein (?:thema|interesse)\b|\bnicht (?:relevant|passend|nötig)\b|"
@@ -945,6 +947,10 @@ _RULES += [
     ("auto_reply_other", 3.0, False, "eingegangen",
      r"\b(?:ist|sind) bei uns eingegangen\b|\bbearbeiten ihre (?:anfrage|nachricht|e-?mail)\b|"
      r"\bhas been received by\b|\bwe aim to (?:respond|reply|answer)\b"),
+    ("unsubscribe_request", 4.0, False, "nicht länger",
+     r"\bnicht länger\b[^.\n]{0,40}\b(?:erhalten|bekommen|zugeschickt|empfangen)\b"),
+    ("interested", 3.0, False, "hätte interesse",
+     r"\bhätten? (?:ich|wir) (?:\w+ )?interesse\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",

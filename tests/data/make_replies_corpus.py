@@ -2282,6 +2282,40 @@ CORE += [
      {'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All'}),
 ]
 
+# A twenty-fourth batch: negations around removal and interest.
+CORE += [
+    ('other', False, 'en', "Re: This week's picks",
+     'No need to remove me, I just wanted to say hi.',
+     {}),
+    ('other', False, 'en', "Re: This week's picks",
+     "I'm not asking to be removed, just curious how you picked these.",
+     {}),
+    ('other', False, 'de', 'AW: Tipps der Woche',
+     'Nicht abmelden bitte, ich mag die Tipps!',
+     {}),
+    ('interested', False, 'en', "Re: This week's picks",
+     "I'm not against the idea - send me more details.",
+     {}),
+    ('unsubscribe_request', False, 'en', "Re: This week's picks",
+     "I don't want these anymore.",
+     {}),
+    ('unsubscribe_request', False, 'en', "Re: This week's picks",
+     'I do not wish to receive further emails.',
+     {}),
+    ('unsubscribe_request', False, 'de', 'AW: Tipps der Woche',
+     'Ich möchte nicht länger Ihre E-Mails erhalten.',
+     {}),
+    ('not_interested', False, 'en', "Re: This week's picks",
+     "I'm not in the market for this.",
+     {}),
+    ('not_interested', False, 'de', 'AW: Tipps der Woche',
+     'Daran habe ich kein Interesse.',
+     {}),
+    ('interested', False, 'de', 'AW: Tipps der Woche',
+     'Daran hätte ich großes Interesse!',
+     {}),
+]
+
 SIGNATURES = {
     "en": ["\n\nBest regards,\nJane Miller\nHead of Operations | Northwind Ltd\n"
            "+44 20 7946 0958", "\n\nThanks,\nRob\n\n-- \nRobert Chen\nwww.example.com",
