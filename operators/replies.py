@@ -951,6 +951,19 @@ _RULES += [
      r"\bnicht länger\b[^.\n]{0,40}\b(?:erhalten|bekommen|zugeschickt|empfangen)\b"),
     ("interested", 3.0, False, "hätte interesse",
      r"\bhätten? (?:ich|wir) (?:\w+ )?interesse\b"),
+    ("interested", 3.0, False, "availability and rates",
+     r"\bavailability and (?:rates|prices|pricing)\b|\b(?:rates|prices) and availability\b|"
+     r"\bhold the date\b|\bdo you do [^.\n?]{0,30}\bas well\b|\bnoch (?:etwas|was) frei\b|"
+     r"\bdate (?:on hold|reserviert)\b"),
+    ("not_interested", 3.0, False, "went elsewhere",
+     r"\bbooked (?:somewhere|something) else\b|\bfür (?:eine?n? )?andere[nm]? [\w-]+ entschieden\b|"
+     r"\b(?:is|was|has been) cancell?ed (?:this year|due to)\b|\bbudget cuts\b|\bkürzungen\b"),
+    ("wrong_person", 3.0, False, "handled by",
+     r"\b(?:are|is) handled by\b|\borganisiert bei uns\b|\bbitte direkt an (?:sie|ihn|frau|herrn?)"
+     r"\b|\b(?:frau|herr|kollege|kollegin) \w+ kümmert sich\b"),
+    ("complaint", 4.5, False, "told you",
+     r"\btold you (?:twice|\w+ times|already|before)\b|\bstop using (?:it|this address|my "
+     r"(?:e-?mail|address|data))\b|\bi will complain\b"),
     ("auto_reply_other", 3.0, False, "address invalid",
      r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
     ("interested", 2.5, False, "do you offer",
