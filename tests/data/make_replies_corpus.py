@@ -2316,7 +2316,8 @@ CORE += [
      {}),
 ]
 
-# A twenty-fifth batch (scored 11/20 before its rules; no wrong unsubscribe): venue and event replies.
+# A twenty-fifth batch (scored 11/20 before its rules; no wrong unsubscribe): venue and
+# event replies.
 CORE += [
     ('interested', False, 'en', 'Re: Team offsite venues',
      "We're planning an offsite for 25 people in June - can you send "
