@@ -1,0 +1,1151 @@
+"""Reply classification: what a person (or a machine) answered to a mail we sent.
+
+`classify(subject, body, headers)` reads one inbound reply in three steps, most
+certain first:
+
+1. **Headers.** RFC 3834 ``Auto-Submitted`` other than ``no``, ``X-Autoreply``,
+   ``X-Autorespond``, Microsoft's ``X-Auto-Response-Suppress`` (All/OOF/AutoReply,
+   which Exchange puts on its own automatic replies), ``Precedence: auto_reply``
+   and vacation programs named in ``X-Mailer``/``X-Loop``. ``Precedence: list``,
+   ``bulk`` or ``junk`` alone prove nothing: a person's reply relayed by a mailing
+   list carries them too.
+2. **What the person wrote.** `strip_quoted` removes the quoted original ("On …
+   wrote:", "Am … schrieb …:", "Le … a écrit :", "El … escribió:", "Op … schreef
+   …:", Outlook header blocks, ``>`` lines, forwarded messages), the signature and
+   mobile footers, so the newsletter's own "unsubscribe" link in the quote is
+   never read as a request.
+3. **Phrase rules** per language (English and German fully; French, Spanish and
+   Dutch for out-of-office, other auto-replies, unsubscribe requests and
+   complaints), each with a weight. Rules that a negation turns around ("please
+   don't unsubscribe me", "not interested") look at the few words before them;
+   holiday rules ignore the past tense ("I was on vacation last week"). Unsubscribe
+   and complaint rules are phrases a person only writes when they mean it: a wrong
+   suppression loses a customer. Weak machine wording (a bare "until Monday") counts
+   only beside a machine's headers or auto-reply subject.
+
+The weights per intent become probabilities (a softmax with a constant "other"
+prior), so ``scores`` sums to 1 and ``confidence`` is the winner's share.
+``sentiment`` is a float in [-1, 1] (negative below -0.2, positive above 0.2).
+``explanation`` names headers and rule labels only (fixed strings of this
+module), so it never carries an address, a phone number or a long digit string.
+
+>>> v = classify("Automatic reply: Spring sale", "I am out of the office until Monday.",
+...              {"Auto-Submitted": "auto-replied"})
+>>> v.intent, v.auto, v.language
+('out_of_office', True, 'en')
+>>> classify("Re: news", "Please remove me from your mailing list.", {}).intent
+'unsubscribe_request'
+>>> classify("Re: news", "Please don't unsubscribe me, I love these mails!", {}).intent
+'other'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from html.parser import HTMLParser
+from typing import NamedTuple
+
+INTENTS = (
+    "out_of_office",
+    "auto_reply_other",
+    "unsubscribe_request",
+    "complaint",
+    "interested",
+    "not_interested",
+    "wrong_person",
+    "support_question",
+    "other",
+)
+AUTO_INTENTS = frozenset({"out_of_office", "auto_reply_other"})
+LANGUAGES = ("en", "de", "fr", "es", "nl")
+
+# The "other" intent's constant weight: a reply no rule speaks for stays "other",
+# and one weak rule (weight 1) does not beat it.
+_OTHER_PRIOR = 1.2
+# Only the first 50,000 characters of a body are read: a person's answer comes first, and
+# the cost of one reply stays bounded whatever is pasted below it.
+_MAX_BODY = 50_000
+
+
+class ReplyVerdict(NamedTuple):
+    intent: str
+    confidence: float
+    scores: dict[str, float]
+    auto: bool
+    sentiment: float
+    urgent: bool
+    language: str
+    explanation: str
+
+
+# --------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = frozenset(
+        {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "table", "blockquote", "hr"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+        self._quote = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "head"):
+            self._skip += 1
+        elif tag == "blockquote":
+            self._quote += 1
+            self.parts.append("\n")
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head"):
+            self._skip = max(0, self._skip - 1)
+        elif tag == "blockquote":
+            self._quote = max(0, self._quote - 1)
+            self.parts.append("\n")
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        if self._quote:
+            # Quoted HTML becomes "> " lines so strip_quoted treats it like plain quotes.
+            data = "\n".join("> " + line for line in data.split("\n") if line.strip())
+            self.parts.append("\n" + data + "\n")
+        else:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of an HTML body; <blockquote> content becomes ``>`` lines.
+
+    >>> html_to_text("<p>Hi,<br>call me.</p><blockquote>old &amp; quoted</blockquote>")
+    'Hi,\\ncall me.\\n\\n> old & quoted'
+    """
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # html.parser is lenient; anything it still rejects is text
+        return html
+    text = "".join(parser.parts).replace("\xa0", " ")
+    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+_HTML_HINT = re.compile(r"<(html|body|div|p|br|table|span)\b", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------------------
+# Quote, signature and footer stripping
+# --------------------------------------------------------------------------------------
+
+# A line that starts the quoted original: everything from it on is not the person's.
+_QUOTE_START = re.compile(
+    r"""^\s*(?:
+        -{2,}\s*(?:original\s+message|ursprüngliche\s+nachricht|message\s+d'origine|
+                mensaje\s+original|oorspronkelijk\s+bericht|forwarded\s+message|
+                weitergeleitete\s+nachricht|message\s+transféré|mensaje\s+reenviado|
+                doorgestuurd\s+bericht)\s*-{0,}\s*$
+      | begin\s+forwarded\s+message:?
+      | _{10,}\s*$
+      | on\s.{4,200}\swrote:\s*$
+      | am\s.{4,200}\sschrieb.{0,200}:\s*$
+      | le\s.{4,200}\sa\s+écrit\s*:\s*$
+      | el\s.{4,200}\sescribió\s*:\s*$
+      | op\s.{4,200}\sschreef.{0,200}:\s*$
+      | .{0,80}<[^>\s]+@[^>\s]+>\s+(?:wrote|schrieb|a\s+écrit|escribió|schreef)\s*:\s*$
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# Gmail wraps long attributions: "On Mon, 1 Dec 2026 at 10:00, Jane Doe <jane@x>\nwrote:".
+_QUOTE_OPENER = re.compile(r"^\s*(?:on|am|le|el|op)\s.{4,200}$", re.IGNORECASE)
+_QUOTE_CLOSER = re.compile(
+    r"^\s*.{0,120}(?:wrote|schrieb|a\s+écrit|escribió|schreef)(?:\s.{0,80})?:\s*$",
+    re.IGNORECASE,
+)
+# Outlook header block: "From:/Von:/De:/Van:" followed within a few lines by "Sent:" etc.
+_HEADER_FROM = re.compile(r"^\s*\*?(?:from|von|de|van|da)\s*:\*?\s*\S", re.IGNORECASE)
+_HEADER_NEXT = re.compile(
+    r"^\s*\*?(?:sent|gesendet|envoyé|enviado|verzonden|date|datum|fecha|to|an|à|para|aan|"
+    r"subject|betreff|objet|asunto|onderwerp)\s*:", re.IGNORECASE,
+)
+_MOBILE_FOOTER = re.compile(
+    r"""^\s*(?:
+        sent\s+from\s+(?:my\s+)?(?:iphone|ipad|android|samsung|galaxy|mobile|blackberry|
+            outlook|mail\s+for|yahoo|huawei|pixel)
+      | get\s+outlook\s+for\s+(?:android|ios)
+      | sent\s+(?:via|with|using)\s+\S+
+      | von\s+meinem\s+\S+(?:\s+\S+)?\s+gesendet
+      | gesendet\s+(?:von|mit)\s+(?:meinem\s+)?\S+
+      | envoyé\s+(?:de|depuis)\s+(?:mon\s+)?\S+
+      | enviado\s+(?:desde|de)\s+(?:mi\s+)?\S+
+      | verzonden\s+(?:vanaf|met|van)\s+(?:mijn\s+)?\S+
+      | outlook\s+voor\s+android\s+downloaden
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# A sign-off alone on its line: the signature follows.
+_SIGN_OFF = re.compile(
+    r"""^\s*(?:
+        (?:best|kind|warm|many\s+thanks\s+and\s+best)?\s*regards|best(?:\s+wishes)?|cheers|
+        thanks(?:\s+(?:again|a\s+lot|in\s+advance))?|thank\s+you|many\s+thanks|sincerely|
+        yours(?:\s+(?:sincerely|truly))?|all\s+the\s+best|bw|br|kr|
+        mit\s+freundlichen\s+grüßen|mit\s+freundlichen\s+grüssen|freundliche\s+grüße|
+        viele\s+grüße|beste\s+grüße|liebe\s+grüße|herzliche\s+grüße|schöne\s+grüße|grüße|
+        gruß|lg|vg|mfg|danke|vielen\s+dank|
+        cordialement|bien\s+cordialement|bien\s+à\s+vous|salutations|merci|
+        saludos(?:\s+cordiales)?|un\s+saludo|atentamente|gracias|
+        met\s+vriendelijke\s+groet(?:en)?|groeten|groetjes|mvg|bedankt
+    )\s*[,.!]?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def strip_quoted(body: str) -> str:
+    """The new text only: no quoted original, forwarded block, signature or mobile footer.
+
+    >>> strip_quoted("Yes, call me.\\n\\nOn Mon, 1 Dec 2026, News <n@x.example> wrote:\\n> Sale!")
+    'Yes, call me.'
+    >>> strip_quoted("Nein danke.\\n\\nViele Grüße\\nAnna\\n\\nVon meinem iPhone gesendet")
+    'Nein danke.'
+    """
+    lines = body[:_MAX_BODY].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    n = len(lines)
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith(">"):
+            continue
+        if s == "--" or line.rstrip("\n") == "-- " or _MOBILE_FOOTER.match(line):
+            break
+        attribution = 0
+        if _QUOTE_START.match(line):
+            attribution = 1
+        elif (
+            i + 1 < n
+            and _QUOTE_OPENER.match(line)
+            and not line.rstrip().endswith((".", "!", "?"))
+            and _QUOTE_CLOSER.match(lines[i + 1])
+        ):
+            attribution = 2
+        if attribution:
+            # Bottom posting: the attribution and its ">" quote come first, the answer below.
+            following = next((x.strip() for x in lines[i + attribution:] if x.strip()), "")
+            if not any(x.strip() for x in kept) and following.startswith(">"):
+                if attribution == 2:
+                    lines[i + 1] = ">"
+                continue
+            break
+        if _HEADER_FROM.match(line) and any(
+            _HEADER_NEXT.match(lines[j]) for j in range(i + 1, min(n, i + 4))
+        ):
+            break
+        kept.append(line)
+    # A sign-off alone on its line near the end opens the signature ("Thanks!" mid-text does
+    # not): at most six short lines (name, role, company, phone) may follow it.
+    tail = [j for j, x in enumerate(kept) if x.strip()][-7:]
+    for k, j in enumerate(tail):
+        if j > 0 and _SIGN_OFF.match(kept[j]) and all(len(kept[x]) < 80 for x in tail[k + 1:]):
+            kept = kept[:j]
+            break
+    while kept and not kept[-1].strip():
+        kept.pop()
+    while kept and not kept[0].strip():
+        kept.pop(0)
+    return "\n".join(kept)
+
+
+# --------------------------------------------------------------------------------------
+# Language
+# --------------------------------------------------------------------------------------
+
+_STOPWORDS = {
+    "en": "the and you your for are with this that have not will please thanks thank would "
+    "from our out office back until can any about what when who there been is it me my we "
+    "be on of to in i am no let call week interested unsubscribe regards list just these "
+    "those them they it yes stop send sending get want like nice great good love offer a ago "
+    "still".split(),
+    "de": "der die das und ich sie nicht ist mit den für ein eine bin bis auf im wir bitte "
+    "ihre ihr ihnen uns noch auch von zu dem haben wird mich mir danke keine kein mehr "
+    "sehr gerne dass oder wieder aw habe gruß grüße abmelden urlaub büro es wie jetzt was "
+    "kann können hallo gibt abwesenheitsnotiz automatische antwort".split(),
+    "fr": "le la les et je vous est pas pour une un des du dans que qui avec sur mon ma "
+    "mes suis serai jusqu au bureau merci ne plus votre vos nous bonjour de retour cette "
+    "liste souhaite plaît vous a l d qu entreprise".split(),
+    "es": "el la los las y que de en un una por para con no es mi estoy estaré hasta su "
+    "sus gracias correo oficina favor usted quiero darme baja nos del al lo mensaje más "
+    "pueden me a".split(),
+    "nl": "de het een en ik niet is van op voor met mijn ben tot u uw je wij we graag "
+    "bedankt dank geen meer kantoor afwezig terug vanaf dit deze naar ook wel".split(),
+}
+_WORDS = re.compile(r"[a-zà-öø-ÿß]+")
+_LANG_OF: dict[str, list[str]] = {}
+for _lang, _words in _STOPWORDS.items():
+    for _w in _words:
+        _LANG_OF.setdefault(_w, []).append(_lang)
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code by stop-word profile (en, de, fr, es, nl), "" when unsure.
+
+    >>> detect_language("Ich bin bis Montag nicht im Büro.")
+    'de'
+    >>> detect_language("ok")
+    ''
+    """
+    counts = dict.fromkeys(LANGUAGES, 0.0)
+    for w in _WORDS.findall(text.lower()):
+        langs = _LANG_OF.get(w)
+        if langs:
+            share = 1.0 / len(langs)
+            for lang in langs:
+                counts[lang] += share
+    best = max(LANGUAGES, key=lambda lang: counts[lang])  # ties: the order of LANGUAGES
+    return best if counts[best] >= 1.0 else ""
+
+
+# --------------------------------------------------------------------------------------
+# Headers
+# --------------------------------------------------------------------------------------
+
+_VACATION_AGENT = re.compile(r"vacation|autorespond|auto[- ]?reply|out of office|abwesen",
+                             re.IGNORECASE)
+_SUBJECT_OOF = re.compile(
+    r"^\s*[\[(]?(?:out of (?:the )?office|abwesenheitsnotiz|abwesend|absence|absent|"
+    r"fuera de la oficina|afwezig|ooo\b)", re.IGNORECASE,
+)
+_SUBJECT_AUTO = re.compile(
+    r"^\s*[\[(]?(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|"
+    r"automatische antwort|réponse automatique|respuesta automática|automatisch antwoord|"
+    r"risposta automatica)\b", re.IGNORECASE,
+)
+
+
+def _token(value: str) -> str:
+    """A header value as it may appear in an explanation: letters and separators only."""
+    return re.sub(r"[^a-z_, -]", "", value)[:24].strip(" ,")
+
+
+# A question in a thread about an order, a booking or an invoice is most often a support one.
+_SUBJECT_TRANSACTIONAL = re.compile(
+    r"\b(?:order|booking|reservation|invoice|receipt|shipped|shipping|delivery|"
+    r"payment|subscription|account|bestellung|buchung|rechnung|lieferung|versand|zahlung|"
+    r"konto|abo|commande|facture|pedido|factura|bestelling|factuur)\b", re.IGNORECASE,
+)
+
+
+def _header_evidence(headers: Mapping[str, str]) -> list[str]:
+    """The headers that say a machine wrote this reply (names as found, values short)."""
+    h = {str(k).strip().lower(): str(v).strip() for k, v in headers.items() if v is not None}
+    found: list[str] = []
+    value = h.get("auto-submitted", "").lower()
+    if value and not value.startswith("no"):
+        found.append("Auto-Submitted: " + _token(value.split(";")[0]))
+    for name in ("x-autoreply", "x-autorespond", "x-autogenerated", "x-auto-reply"):
+        v = h.get(name, "").lower()
+        if v and v not in ("no", "false", "0"):
+            found.append(name.title() + " header")
+    suppress = h.get("x-auto-response-suppress", "").lower()
+    if re.search(r"\b(?:all|oof|autoreply)\b", suppress):
+        found.append("X-Auto-Response-Suppress: " + _token(suppress))
+    if h.get("precedence", "").lower() == "auto_reply":
+        found.append("Precedence: auto_reply")
+    if _VACATION_AGENT.search(h.get("x-mailer", "")):
+        found.append("X-Mailer: vacation program")
+    if _VACATION_AGENT.search(h.get("x-loop", "")):
+        found.append("X-Loop: vacation program")
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Phrase rules
+# --------------------------------------------------------------------------------------
+
+# (intent, weight, negatable, label, pattern). Patterns run on lower-cased text. A
+# negatable rule does not count when a negation stands in the few words before it.
+_RULES: list[tuple[str, float, bool | str, str, str]] = [
+    # --- out of office ---------------------------------------------------------------
+    ("out_of_office", 3.0, "past", "out of office", r"\bout of (?:the )?office\b|\booo\b"),
+    ("out_of_office", 3.0, "past", "on vacation/leave",
+     r"\b(?:on|in) (?:annual |summer |a |my )?(?:vacation|holidays?|leave|sabbatical|"
+     r"parental leave|maternity leave|paternity leave|sick leave|business trip)\b"),
+    ("out_of_office", 2.5, "past", "away until",
+     r"\b(?:away|absent|out|travell?ing|unavailable|off)\b[^.\n]{0,40}\b(?:until|till|through|"
+     r"returning)\b"),
+    ("out_of_office", 2.0, False, "back on",
+     r"\b(?:i will|i'll|i am|i'm|will) (?:be )?back (?:in the office |at work )?(?:on|in|from|"
+     r"after|tomorrow|next|by)\b|"
+     r"\bwill return (?:on|to the office)\b|\breturn(?:ing)? to the office\b"),
+    ("out_of_office", 2.5, "past", "away",
+     r"\b(?:i am|i'm|am|currently|presently) (?:currently )?(?:away|out of town|travell?ing|"
+     r"abroad)\b|\bback (?:in the office |at work |at my desk )?on (?:mon|tue|wed|thu|fri|sat|"
+     r"sun|the \d|\d|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"),
+    ("out_of_office", 2.0, False, "limited email access",
+     r"\b(?:limited|no|without) (?:access to (?:my )?e-?mail|e-?mail access)\b|"
+     r"\bnot (?:be )?checking (?:my )?e-?mails?\b"),
+    ("out_of_office", 1.5, False, "urgent matters contact",
+     r"\b(?:for )?urgent (?:matters|requests|enquiries|inquiries|issues)\b|"
+     r"\bin (?:urgent cases|dringenden fällen)\b"),
+    ("out_of_office", 3.0, "past", "abwesend",
+     r"\babwesend\b|\babwesenheit|\bnicht im (?:büro|buero|office|haus)\b|\baußer haus\b"),
+    ("out_of_office", 3.0, "past", "im urlaub",
+     r"\b(?:im|in|auf) (?:urlaub|jahresurlaub|elternzeit|mutterschutz|betriebsurlaub)\b|"
+     r"\b(?:urlaubsbedingt|krankheitsbedingt)\b|\bbin (?:ab|bis)\b[^.\n]{0,40}\b(?:urlaub|"
+     r"abwesend|nicht erreichbar)\b|\bdienstreise\b"),
+    ("out_of_office", 2.5, False, "wieder erreichbar",
+     r"\b(?:wieder|ab) (?:\d+\.|[^.\n]){0,40}\b(?:erreichbar|im büro|zurück)\b|"
+     r"\bwieder da\b|"
+     r"\bwieder im (?:büro|haus|dienst)\b|\bhabe (?:\w+ )?urlaub\b|\burlaub bis\b"),
+    ("out_of_office", 3.0, False, "absent (fr)",
+     r"\b(?:je suis|je serai) (?:actuellement )?absente?\b|\ben congés?\b|\ben vacances\b|"
+     r"\bhors du bureau\b|\bde retour (?:le|au bureau)\b|\ben congé maternité\b"),
+    ("out_of_office", 3.0, False, "fuera de la oficina",
+     r"\bfuera de la oficina\b|\bestoy fuera\b|\bfuera hasta\b|\bde vacaciones\b|"
+     r"\bestaré ausente\b|\bestoy ausente\b|"
+     r"\bestaré de vuelta\b|\bregresaré\b|\bausente hasta\b"),
+    ("out_of_office", 3.0, False, "afwezig",
+     r"\bafwezig\b|\bmet vakantie\b|\bniet op kantoor\b|\bben (?:weer )?terug\b|"
+     r"\bop vakantie\b|\bmet verlof\b"),
+    # --- other automatic replies -----------------------------------------------------
+    ("auto_reply_other", 3.0, False, "request received",
+     r"\b(?:we(?:'ve| have)?|i(?:'ve| have)?) (?:successfully )?received your "
+     r"(?:request|message|e-?mail|enquiry|inquiry|ticket|support request)\b|"
+     r"\bthank you for (?:contacting|your (?:e-?mail|message|request|enquiry|inquiry))"
+     r"[^.\n]{0,60}\b(?:we will|we'll|our team will|someone will)\b"),
+    ("auto_reply_other", 3.0, False, "ticket number",
+     r"\b(?:ticket|case|request|reference) (?:#|number|no\.?|id)\s*:?\s*\[?#?[a-z0-9-]*\d|"
+     r"\bticketnummer\b|\bvorgangsnummer\b|\bnuméro de (?:ticket|dossier)\b"),
+    ("auto_reply_other", 3.0, False, "mailbox not monitored",
+     r"\b(?:mailbox|inbox|address|account) (?:is )?(?:not|no longer) (?:monitored|"
+     r"checked|read|in use|active)\b|\bdo not reply to this\b|\bno-?reply\b|"
+     r"\bpostfach wird nicht\b|\bnicht (?:mehr )?überwacht\b"),
+    ("auto_reply_other", 3.0, False, "automated message",
+     r"\b(?:this is an? )?(?:automated|automatic|auto-generated|automatically generated) "
+     r"(?:response|reply|message|e-?mail|notification|confirmation)\b|"
+     r"\bautomatisch (?:erstellt|generiert|versendet|erzeugte)\b|\bautomatische "
+     r"(?:antwort|nachricht|e-?mail)\b|\bréponse automatique\b|\bmessage automatique\b|"
+     r"\brespuesta automática\b|\bmensaje automático\b|\bautomatisch (?:antwoord|bericht)\b"),
+    ("auto_reply_other", 3.0, False, "left the company",
+     r"\bno longer (?:with|at|works? (?:for|at|with)|employed|part of)\b|"
+     r"\b(?:has|have) left (?:the|our) (?:company|organi[sz]ation|firm|team)\b|"
+     r"\bnicht mehr (?:im|in unserem|bei|für) [^.\n]{0,30}\b(?:unternehmen|tätig|firma|"
+     r"beschäftigt)\b|\bhat (?:das|unser) unternehmen verlassen\b|\bnicht mehr (?:tätig|"
+     r"beschäftigt)\b|\bne fait plus partie\b|\bya no trabaja\b|\bniet (?:meer )?werkzaam\b|"
+     r"\bniet meer in dienst\b"),
+    ("auto_reply_other", 2.5, False, "we will respond within",
+     r"\b(?:respond|reply|get back to you|answer)[^.\n]{0,30}\bwithin \d+|"
+     r"\binnerhalb (?:von )?\d+ (?:stunden|werktagen|tagen)\b|\bwir haben ihre "
+     r"(?:anfrage|nachricht|e-?mail) erhalten\b|\bvielen dank für ihre (?:anfrage|nachricht)"
+     r"[^.\n]{0,60}\bwir (?:werden|melden)\b|\bnous avons bien reçu\b|\bhemos recibido\b|"
+     r"\bwe hebben (?:uw|je) (?:bericht|e-?mail|aanvraag) ontvangen\b"),
+    ("auto_reply_other", 3.0, False, "challenge-response",
+     r"\bverify (?:that )?(?:you are|you're) (?:a )?human\b|\bsender verification\b|"
+     r"\b(?:click|follow) the link[^.\n]{0,40}\b(?:verify|confirm) (?:your|that)\b|"
+     r"\bapprove(?:d)? senders?\b|\bspam filter requires\b|\bwhitelist\b"),
+    # --- unsubscribe -----------------------------------------------------------------
+    ("unsubscribe_request", 4.0, True, "unsubscribe me",
+     r"\bunsubscribe me\b|\b(?:please )?unsubscribe\s*[.!]*\s*$|^\s*unsubscribe\b|"
+     r"\b(?:like|want|wish|need) to (?:unsubscribe|be removed|opt out)\b|\bplease unsubscribe\b"),
+    ("unsubscribe_request", 4.0, True, "remove me from the list",
+     r"\b(?:remove|delete|take) (?:me|my (?:e-?mail|address|name|details))(?: address)? "
+     r"(?:from|off) (?:your|the|this|all|any)\b[^.\n]{0,30}\b(?:list|lists|mailing|"
+     r"newsletter|database|distribution|emails?)|\btake me off\b|\bremove me\b"),
+    ("unsubscribe_request", 4.0, True, "stop emailing me",
+     r"\bstop (?:e-?mailing|sending|mailing|contacting|writing to) (?:me|us|this address)\b|"
+     r"\b(?:don'?t|do not|never) (?:e-?mail|contact|send) (?:me|us)\b[^.\n?]{0,30}"
+     r"(?:again|anymore|any more|further)|\bno (?:more|further) (?:e-?mails|emails|"
+     r"newsletters|mails|messages)\b|\bi (?:no longer|don'?t) want (?:to receive|your|these|"
+     r"any)\b|\bopt (?:me )?out\b"),
+    ("unsubscribe_request", 4.0, True, "abmelden",
+     r"\bmich (?:(?!\bnicht\b)[^.\n]){0,30}\bab\b|\bbestelle (?:(?!\bnicht\b)[^.\n]){0,40}\bab\b|"
+     r"\babmelden\b|\babbestellen\b|"
+     r"\bausstragen\b|\baustragen\b|\bkeine (?:weiteren )?(?:e-?mails|mails|newsletter|"
+     r"nachrichten|werbung|werbe-?e-?mails)(?: mehr)?\b|\b(?:aus|von) (?:ihrem|dem|diesem|"
+     r"ihrer) (?:verteiler|newsletter|mailing-?liste)\b|\blöschen sie (?:mich|meine)\b|"
+     r"\bnicht mehr (?:anschreiben|kontaktieren|zuschicken|schicken|senden)\b"),
+    ("unsubscribe_request", 4.0, True, "désabonner",
+     r"\bdésabonn|\bdésinscri|\bne (?:souhaite |veux |désire )?plus recevoir\b|"
+     r"\bme retirer de\b|\bretirez[- ]moi\b|\bsupprimez[- ]moi\b"),
+    ("unsubscribe_request", 4.0, True, "darme de baja",
+     r"\bdar(?:me)? de baja\b|\bdenme de baja\b|\bno (?:quiero|deseo) recibir\b|"
+     r"\beliminar?(?:me)? de (?:su|la|vuestra) lista\b|\bcancelar (?:mi )?suscripción\b"),
+    ("unsubscribe_request", 4.0, True, "afmelden",
+     r"\bafmelden\b|\buitschrijven\b|\bschrijf me uit\b|\bgeen (?:e-?mails|mails|"
+     r"nieuwsbrieven|berichten) meer\b|\bverwijder (?:mij|me|mijn)\b"),
+    # --- complaint -------------------------------------------------------------------
+    ("complaint", 5.0, True, "this is spam",
+     r"\b(?:this is|that's|it's|this is pure|stop(?: the)?) spam(?:ming)?\b|\breport(?:ed|ing)? "
+     r"(?:you|this|your)[^.\n]{0,20}\b(?:as )?spam\b|\bstop spamming\b|\bspammers?\b"),
+    ("complaint", 4.5, False, "never subscribed",
+     r"\bi (?:never|did not|didn'?t) (?:sign(?:ed)? up|subscribe|subscribed|opt(?:ed)? in|"
+     r"give you (?:my )?(?:permission|consent|my (?:e-?mail|address)))|"
+     r"\bhow did you get (?:my|this)\b|\bwhere did you get my\b|\bwithout (?:my )?"
+     r"(?:consent|permission)\b"),
+    ("complaint", 5.0, False, "legal threat",
+     r"\bgdpr\b|\bdsgvo\b|\bart(?:icle|\.)? ?(?:15|17|21)\b|\blawyer\b|\battorney\b|"
+     r"\blegal action\b|\bsue you\b|\bcan-?spam\b|\bdata protection (?:authority|officer|"
+     r"complaint)\b|\b(?:anwalt|rechtsanwalt|abmahnung|datenschutzbehörde|"
+     r"rechtliche schritte|unterlassungserklärung)\b|\bbelästigung\b|\bharass"),
+    ("complaint", 4.5, False, "unwanted mail",
+     r"\bunerwünschte (?:werbung|e-?mails?|mails?)\b|\bunsolicited\b|\bnie (?:angemeldet|"
+     r"eingewilligt|zugestimmt)\b|\bohne (?:meine )?(?:einwilligung|zustimmung)\b|"
+     r"\bwoher haben sie meine\b|\bdas ist spam\b|\bc'est du spam\b|\brgpd\b|"
+     r"\bjamais inscrit|\bes spam\b|\bwho (?:sold|gave) you my\b|\b(?:reported|marked|"
+     r"flagged)(?: this| it| you)? as spam\b"),
+    ("complaint", 2.0, False, "anger",
+     r"\b(?:ridiculous|unacceptable|disgusting|outrageous|furious|fed up|sick of|"
+     r"unverschämt|frechheit|inakzeptabel|zumutung)\b"),
+    # --- interested --------------------------------------------------------------------
+    ("interested", 3.0, True, "interested",
+     r"\b(?:very |really |definitely |quite |genuinely )?interested\b|\binterest(?:ed)? in\b|"
+     r"\binteressiert\b|\binteresse (?:an|daran)\b|\bhabe interesse\b|\bhätte interesse\b|"
+     r"\bintéressée?\b|\binteresado\b|\bgeïnteresseerd\b"),
+    ("interested", 3.0, False, "pricing",
+     r"\b(?:pricing|price list|prices?|quote|quotation|cost|costs|rates?) (?:for|of|please)\b|"
+     r"\bsend (?:me|us) (?:the |your |a )?(?:pricing|prices|quote|offer|proposal|brochure)\b|"
+     r"\bwhat (?:does|would) (?:it|this) cost\b|\bhow much (?:is|does|would)\b|"
+     r"\bpreise? (?:für|von|pro)\b|\bpreisliste\b|\bwas kostet\b|\bkosten (?:für|pro)\b|"
+     r"\b(?:ein|ein individuelles|ein konkretes|ihr|das) angebot (?:für|über|zu|schicken|"
+     r"senden|zukommen)\b|\bangebot (?:anfordern|erstellen|einholen)\b|\bschicken sie mir "
+     r"[^.\n]{0,20}angebot\b"),
+    ("interested", 3.0, False, "demo or call",
+     r"\b(?:book|schedule|set up|arrange|have|get) (?:a|an|the)? ?(?:demo|call|meeting|"
+     r"chat|trial)\b|\bdemo\b|\blet'?s (?:talk|chat|meet|connect|do it|schedule)\b|"
+     r"\b(?:call|ring) me\b|\bfree (?:next|on|this) \w+|\bam i (?:eligible|able)\b|"
+     r"\btermin\b|\brufen sie mich\b|\btelefonat\b|\bgespräch\b|\bvorführung\b"),
+    ("interested", 3.0, True, "sounds good",
+     r"\bsounds? (?:good|great|interesting|promising)\b|\btell me more\b|"
+     r"\b(?:more|further) (?:info|information|details)\b|\bcount me in\b|\bsign (?:me|us) up\b|"
+     r"\bi'?d love to\b|\bkeen to\b|\bklingt (?:gut|interessant|spannend|super)\b|"
+     r"\bgerne mehr\b|\bmehr (?:informationen|infos|details)\b|\bmehr erfahren\b|"
+     r"\bich bin dabei\b|\bwürde (?:gerne|gern)\b|\bgerne (?:würde|hätte|möchte)\b"),
+    # --- not interested ----------------------------------------------------------------
+    ("not_interested", 4.0, False, "not interested",
+     r"\bnot (?:really |at all |currently |right now )?interested\b|"
+     r"\b(?:no|kein|keinen|keinerlei) (?:interesse|bedarf)\b|\bnicht interessiert\b|"
+     r"\bpas intéressée?\b|\bno (?:estoy|estamos) interesad|\bniet geïnteresseerd\b|"
+     r"\bno longer interested\b"),
+    ("not_interested", 3.0, False, "no thanks",
+     r"^\s*no\b(?! need| problem| worries)|\bno,? thanks?(?: you)?\b|\bthanks,? but no\b|"
+     r"\bnein,? danke\b|"
+     r"\b(?:isn'?t|is not|not) a (?:good |great |right )?fit\b|"
+     r"\bnot (?:for us|right now|at (?:this|the moment)|the right time|"
+     r"needed|looking)\b|\bwe(?:'re| are) (?:all set|happy with|good|covered|already "
+     r"(?:using|working|have))\b|\bno need\b(?! to (?:remove|unsubscribe|worry|apologi[sz]e))|"
+     r"\bpass on (?:this|that)\b|\bnot at this time\b|"
+     r"\bwe already (?:have|use)\b|\b(?:brauchen|benötigen) (?:wir|ich) (?:nicht|derzeit nicht|"
+     r"aktuell nicht)\b|\b(?:haben|nutzen) (?:wir )?bereits\b|\bderzeit nicht\b|"
+     r"\bkein (?:thema|interesse)\b|\bnicht (?:relevant|passend|nötig)\b|"
+     r"\bkeine verwendung\b|\bleider nicht\b"),
+    # --- wrong person ------------------------------------------------------------------
+    ("wrong_person", 3.5, False, "wrong person",
+     r"\b(?:wrong|not the (?:right|correct|best|appropriate)) (?:person|contact|address|"
+     r"recipient|department)\b|\bnot (?:my|our) (?:area|department|responsibility)\b|"
+     r"\bi(?:'m| am) not (?:responsible|in charge|the one)\b|"
+     r"\bnot (?:the )?(?:decision[- ]maker)\b|"
+     r"\bfalsche(?:n|r)? (?:person|ansprechpartner|empfänger)\b|"
+     r"\bnicht (?:der|die) (?:richtige|zuständige)\b|\bnicht zuständig\b|"
+     r"\bnicht (?:mein|unser) (?:bereich|thema)\b"),
+    ("wrong_person", 2.5, False, "contact someone else",
+     r"\b(?:please )?(?:contact|reach out to|talk to|speak to|email|write to|try) (?:my "
+     r"colleague|our|the (?:head|manager|team)|him|her|them)\b|\b(?:he|she|they) (?:handles?|"
+     r"is responsible|looks after|is in charge|manages?)\b|\bis (?:the )?(?:right|better|"
+     r"correct) (?:person|contact)\b|\bforwarded (?:this|your (?:e-?mail|message)) to\b|"
+     r"\b(?:i(?:'ve| have)|i) (?:forwarded|passed (?:this|it) on)\b|"
+     r"\bwenden sie sich (?:bitte )?an\b|\b(?:ist|wäre) (?:zuständig|die richtige|der "
+     r"richtige)\b|\bzuständig (?:ist|für)\b|\b(?:kolleg\w*|abteilung|chef\w*|vorgesetzte\w*|"
+     r"zuständige\w*|geschäftsführ\w*|vertrieb|einkauf)\b[^.\n]{0,20}\bweitergeleitet\b|\bleite[^.\n]{0,30}weiter\b|"
+     r"\bmein(?:e)? kolleg(?:e|in)\b|\bansprechpartner(?:in)? (?:ist|für)\b"),
+    # --- support ---------------------------------------------------------------------
+    ("support_question", 3.0, False, "order or delivery",
+     r"\bmy (?:order|package|parcel|delivery|shipment|purchase)\b|\b(?:order|package|parcel) "
+     r"(?:has(?:n'?t| not)|never|still (?:hasn'?t|not))\b|\bnot (?:yet )?(?:arrived|"
+     r"received|delivered)\b|\btracking (?:number|link|code)?\b|\bwhere is my\b|"
+     r"\bwrong (?:item|size|product)\b|\bdamaged\b|\breturn (?:the|my|an) (?:item|order|"
+     r"product)\b|\bmeine(?:r)? (?:bestellung|lieferung|paket|sendung)\b|"
+     r"\b(?:bestellung|paket|lieferung|sendung)\b[^.\n]{0,40}\bnicht\b|\bnoch nicht "
+     r"(?:angekommen|erhalten|geliefert)\b|\bsendungsverfolgung\b|\bretoure\b|\bumtausch\b|"
+     r"\bbeschädigt\b|\bfalsche(?:n)? (?:artikel|größe)\b|\bmi pedido\b|\bma commande\b|"
+     r"\bmijn bestelling\b"),
+    ("support_question", 3.0, False, "invoice or refund",
+     r"\b(?:invoice|receipt|refund|charged twice|double charged|billing|payment|credit note)"
+     r"\b|\b(?:rechnung|rückerstattung|gutschrift|zahlung|doppelt (?:abgebucht|belastet)|"
+     r"abbuchung|erstattung)\b|\bfactura\b|\bfacture\b|\bfactuur\b"),
+    ("support_question", 3.0, False, "login or account",
+     r"\b(?:can'?t|cannot|unable to|couldn'?t) (?:log ?in|sign in|access|reset|open|find)\b|"
+     r"\b(?:password|login|log-in|log in|my account|2fa|verification code)\b|\bkann mich nicht "
+     r"(?:anmelden|einloggen)\b|\b(?:passwort|kennwort|mein(?:em)? (?:konto|kundenkonto)|"
+     r"login|zugang)\b|\bfunktioniert nicht\b|\bdoesn'?t work\b|\bnot working\b|"
+     r"\berror message\b|\bfehlermeldung\b"),
+    ("support_question", 1.5, False, "question",
+     r"\bhow (?:do|can) i\b|\bwie kann ich\b|\bcan you help\b|\bkönnen sie mir helfen\b|"
+     r"\bcancel my (?:subscription|membership|contract|plan)\b|\bkündigen\b|\bkündigung\b"),
+]
+
+_PAST = re.compile(r"\b(?:was|were|been|war|waren|had been|last (?:week|month))\b[^.\n]{0,30}$")
+_RULES += [
+    # Wider wording, written after reading replies the first rules missed (the corpus's
+    # later batches): kept apart so the core lexicon above stays readable.
+    ("out_of_office", 2.5, "past", "time off",
+     r"\b(?:taking|on) (?:some )?(?:time off|days off|a break)\b|\boff work\b|"
+     r"\bout of (?:the )?(?:country|town)\b|\b(?:upon|on|after) my return\b|"
+     r"\b(?:attending|at) (?:a |the )?(?:conference|trade show|trade fair|offsite|training)\b|"
+     r"\bon leave\b|\breturning (?:on )?(?:mon|tue|wed|thu|fri|\d)|\bon pto\b"),
+    ("out_of_office", 1.5, "past", "in meetings",
+     r"\bin (?:besprechungen|meetings|terminen)\b"),
+    ("out_of_office", 2.5, "past", "nicht erreichbar",
+     r"\b(?:nicht|nur eingeschränkt|eingeschränkt|kaum|schwer) erreichbar\b|"
+     r"\bnicht im hause\b|\bnach meiner rückkehr\b|\bauf (?:einer|der) (?:messe|"
+     r"konferenz|schulung|geschäftsreise)\b|\bzurzeit (?:nicht|abwesend)\b|\bkrank\b"),
+    ("out_of_office", 3.0, False, "absence (fr es nl)",
+     r"\ben déplacement\b|\bà mon retour\b|\bme encuentro (?:de vacaciones|fuera|ausente)\b|"
+     r"\ba mi regreso\b|\bvakantie\b|\bverlof\b|\bna mijn terugkeer\b"),
+    ("auto_reply_other", 3.0, False, "received and reviewed",
+     r"\b(?:has|have) been received\b|\bis being (?:reviewed|processed)\b|"
+     r"\b(?:address|account|mailbox) (?:you (?:wrote|sent) to )?is no longer (?:active|valid|"
+     r"in use)\b|\bnicht mehr aktiv\b|\bbearbeiten ihr anliegen\b|\bihr anliegen wird\b|"
+     r"\bantworten sie nicht auf diese\b|\bautomatisch generierte\b|\bwe've got your\b"),
+    ("unsubscribe_request", 4.0, True, "remove my address",
+     r"\bunsubscribe (?:this|my) (?:e-?mail|address)\b|\bremove (?:my|this) (?:e-?mail|"
+     r"address)\b|\bcancel (?:my|the) (?:newsletter|mailing|e-?mail)(?: subscription)?\b|"
+     r"\bi (?:don'?t|do not|no longer) (?:want|wish) to (?:get|receive|be sent)\b|"
+     r"\b(?:streichen|entfernen|nehmen) sie (?:mich|meine)\b|"
+     r"\bnicht mehr (?:erhalten|bekommen|zugeschickt|zugesandt|empfangen)\b|"
+     r"\belimín(?:enme|ame)\b|\beliminarme\b|\bhaal (?:mij|me) (?:\w+ )?(?:van|uit)\b"),
+    ("complaint", 4.5, False, "report to authority",
+     r"\breport (?:this|you)\b[^.\n]{0,25}\bto (?:the )?(?:ico|ftc|authorit|regulator|"
+     r"police|data protection)|\bbeschwerde (?:bei|einreichen)\b|\bverstoß gegen\b|"
+     r"\bspamming\b|\b(?:unsubscribed|abgemeldet)\b[^.\n,?]{0,40}\b(?:still|immer noch|trotzdem)"
+     r" (?:get|getting|receive|receiving|send|sending|bekomme|erhalte|schicken|senden)\b"),
+    ("interested", 2.5, False, "yes",
+     r"^\s*(?:yes|yep|yeah|sure|ja|gerne|gern|oui|sí|si|graag)\b(?!,? (?:but|aber|i'm not))"),
+    ("interested", 3.0, False, "learn more",
+     r"\blearn more\b|\bjump on a (?:quick )?call\b|\bquick call\b|\bonboarding\b|"
+     r"\bsend (?:me|us|over) (?:some )?(?:more )?(?:info|information|details|materials|"
+     r"documents|a proposal)\b|\bmelden sie sich (?:gerne )?bei mir\b|\bunterlagen\b|"
+     r"\bmore about\b|\bwhat would [^.\n]{0,40}\blook like\b|\bhow does (?:it|this) work\b"),
+    ("not_interested", 3.0, False, "no budget",
+     r"\bno budget\b|\bkein budget\b|\bdon'?t follow up\b|\b(?:another|a different) "
+     r"direction\b|\bdecided to go with\b|\bpasst nicht\b|\banderen anbieter\b|"
+     r"\bhaben uns (?:für|gegen)\b|\bnot a priority\b|\bno longer need\b|"
+     r"\bnot in the market\b|\bno thanks\b"),
+    ("wrong_person", 3.0, False, "meant someone else",
+     r"\bsomeone else\b|\byou'?ll want to (?:reach|contact|talk|speak)\b|"
+     r"\bbei mir falsch\b|\ban (?:den|die|das) [^.\n]{0,30}\bwenden\b|"
+     r"\bjemand(?:en)? anderen?\b"),
+    ("support_question", 3.0, False, "order and code",
+     r"\bi ordered\b|\bhas(?:n'?t| not)? (?:shipped|been shipped)\b|\bwhen will (?:it|my|"
+     r"the order)\b|\b(?:discount|coupon|promo|voucher|gift) ?code\b|\bcheckout\b|"
+     r"\bgutschein(?:code)?\b|\bwann wird meine\b|\bgeliefert\b|\bversandt\b"),
+    ("out_of_office", 3.0, "past", "office closed",
+     r"\b(?:office|offices|büro|praxis|shop|store) (?:is|are|ist|sind|bleibt|bleiben) "
+     r"(?:\w+ )?(?:closed|geschlossen)\b|\bwhen we reopen\b|\bzwischen den jahren\b"),
+    ("auto_reply_other", 3.0, False, "address not used",
+     r"\bnicht mehr (?:genutzt|verwendet|benutzt|gelesen)\b|\bno longer (?:used|read)\b"),
+    ("unsubscribe_request", 4.0, False, "stop (alone)",
+     r"^\s*(?:please |bitte )?(?:stop|stopp|halt)\s*[.!]*\s*$"),
+    ("interested", 3.0, True, "wants to buy",
+     r"\b(?:like|want|love|wish) to (?:buy|order|purchase|book)\b|\bwhere can i (?:buy|get|"
+     r"order)\b|\bvalid in (?:store|shop)\b|\bmöchte (?:gerne |gern )?(?:bestellen|kaufen|"
+     r"buchen)\b|\bwo kann ich\b"),
+    ("support_question", 2.5, False, "bestellung",
+     r"\bbestell(?:nummer|te|ten|t)\b|\brabatt\b[^.\n]{0,40}\?|\border (?:number|no)\b|"
+     r"\bdiscount\b[^.\n]{0,40}\?|\b(?:order|booking|shipping) confirmations?\b|"
+     r"\bwill i (?:still )?(?:get|receive)\b"),
+    ("wrong_person", 3.0, False, "wrong address",
+     r"\bwrong (?:e-?mail )?address\b|\bi'?m not (?:mr\.? |mrs\.? |ms\.? )?[a-z]+\b(?=[.,!]|"
+     r" -|$)|\bfalsche(?:n)? (?:e-?mail-?)?adresse\b|\bich bin nicht (?:frau|herr)\b"),
+    ("unsubscribe_request", 4.0, False, "ne plus m'envoyer",
+     r"\bne plus m'?(?:envoyer|écrire|contacter)\b|\bne m'envoyez plus\b|"
+     r"\bno me (?:envíen|envíes|manden|mandes|escriban|contacten)\b|"
+     r"\bstop met (?:het )?(?:sturen|mailen|e-?mailen)\b|\bprefer not to (?:receive|get|be "
+     r"(?:sent|contacted|emailed))\b"),
+    ("support_question", 2.5, False, "placed an order",
+     r"\bplaced an order\b|\bstill (?:shows|showing|pending|processing|says)\b|"
+     r"\blook into (?:it|this)\b|\b(?:404|error|broken|bug|kaputt)\b"),
+    ("complaint", 4.5, False, "asked you to stop",
+     r"\basked (?:you )?(?:\w+ )?times\b|\bi (?:never|did not|didn'?t) (?:gave|given) you\b|"
+     r"\bfile a complaint\b|\bhören sie auf\b|\bständig (?:werbung|e-?mails|mails)\b"),
+    ("wrong_person", 3.0, False, "direct it elsewhere",
+     r"\bshared (?:inbox|mailbox)\b|\bdirect (?:\w+ ){0,2}(?:e-?mails?|enquiries|inquiries|"
+     r"requests|messages|this) to\b"),
+    ("interested", 2.5, False, "would order",
+     r"\bwürde (?:ich|wir) [^.\n]{0,30}\b(?:bestellen|kaufen|nehmen|buchen)\b|"
+     r"\bgibt es [^.\n?]{0,40}\bauch\b|\bdo you (?:ship|deliver|have (?:it|this|them) in)\b"),
+    ("not_interested", 3.0, False, "already bought",
+     r"\balready (?:bought|purchased|signed|chosen|went with|found)\b|\banother "
+     r"(?:supplier|vendor|provider|agency)\b"),
+    ("not_interested", 3.0, False, "pass",
+     r"\b(?:going to|will|we'?ll|i'?ll|gonna|have to|must) pass\b(?! (?:this|it|that|your) )|"
+     r"\bpass for now\b|"
+     r"\bim moment (?:nicht|kein)|\bkeinen bedarf\b"),
+    ("interested", 3.0, False, "let's talk",
+     r"\bpasst (?:mir |uns )?(?:gut|perfekt|super|prima)\b|\b(?:können|könnten) wir "
+     r"[^.\n?]{0,30}\b(?:telefonieren|sprechen|treffen)\b|\bcalendar link\b|"
+     r"\b(?:grab|book|pick) a (?:slot|time)\b|\bhow about (?:mon|tue|wed|thu|fri|next|tomorrow)"),
+    ("wrong_person", 3.0, False, "write to someone else",
+     r"\bam besten (?:schreiben|wenden|kontaktieren|fragen) sie\b|\bschreiben sie (?:direkt )?"
+     r"(?:an )?(?:unsere?n?|meine?n?)\b|\bi don'?t (?:handle|deal with|manage|look after|"
+     r"make)\b|\bthat would be\b|\bi'?ve cc'?d\b|\bcc'?(?:d|ing) (?:him|her|them)\b"),
+    ("complaint", 4.5, False, "consumer protection",
+     r"\bverbitte mir\b|\bverbraucherzentrale\b|\bnever asked for (?:this|these|your|it)\b|"
+     r"\breport(?:ing|ed)?\b[^.\n]{0,30}\bas spam\b|\bgarbage\b|\brelentless\b"),
+    ("out_of_office", 3.0, "past", "holiday compound",
+     r"\bim \w+urlaub\b|\bnachricht wird (?:ab|nach) [^.\n]{0,30}bearbeitet\b"),
+    ("support_question", 2.5, False, "shipping address",
+     r"\b(?:shipping|delivery|billing) address\b|\b(?:liefer|rechnungs)adresse\b"),
+    ("auto_reply_other", 3.0, False, "confirming receipt",
+     r"\bauto-?response\b|\bconfirm(?:s|ing)? (?:the )?receipt\b|\beingangsbestätigung\b|"
+     r"\bmoved on from\b|\bwill be deactivated\b"),
+    ("out_of_office", 1.5, "past", "until a day",
+     r"\b(?:until|till|through|bis(?: einschließlich| zum| zur)?|jusqu'au|hasta el|"
+     r"tot(?: en met)?) "
+     r"(?:mon|tue|wed|thu|fri|sat|sun|next|tomorrow|\d|montag|dienstag|mittwoch|"
+     r"donnerstag|"
+     r"freitag|samstag|sonntag|morgen|nächste|lundi|mardi|mercredi|jeudi|vendredi|lunes|martes|"
+     r"maandag|dinsdag|woensdag|donderdag|vrijdag)|\bgone fishing\b|\bgeschäftsreise\b"),
+    ("unsubscribe_request", 5.0, False, "no longer wants mail",
+     r"\b(?:no longer|not) interested in (?:receiving|getting|these|this newsletter|your "
+     r"(?:e-?mails|newsletter|mailings))\b|^\s*(?:please )?remove\s*[.!]*\s*$|"
+     r"\b(?:discontinue|cease) (?:sending|e-?mailing|contacting|mailing)\b|"
+     r"\b(?:von|aus) (?:der|ihrer|dieser|eurer) (?:liste|kartei|datenbank|mailingliste)"
+     r" (?:nehmen|streichen|löschen|entfernen|austragen)\b|"
+     r"\bnicht mehr (?:beziehen|erhalten|bekommen)\b|\bzusendung(?:en)? (?:ein|"
+     r"einstellen|beenden)\b|\bnewsletter (?:kündigen|abbestellen|abmelden)\b|"
+     r"\barrêtez de m'?envoyer\b|\bcancelar (?:la|mi) suscripción\b|\bdejen? de "
+     r"(?:enviarme|mandarme|escribirme)\b|\bdejar de recibir\b|\b(?:mij|me) [^.\n]{0,40}"
+     r"\bverwijderen\b|\bstop (?:met )?(?:de )?nieuwsbrief\b"),
+    ("complaint", 4.5, False, "plainte",
+     r"\bporter plainte\b|\bcnil\b|\bjamais donné (?:mon )?(?:accord|consentement)\b|"
+     r"\billégal\b|\bdit is spam\b|\bnooit aangemeld\b|\bnunca me (?:suscribí|registré)\b|"
+     r"\bagpd\b|\b(?:volgens|conform|strijd met) de avg\b"),
+    ("not_interested", 2.5, False, "we don't do that",
+     r"\bwe (?:don'?t|do not) (?:do|need|use|buy|offer|run)\b|^\s*(?:nope|nah)\b|"
+     r"\b(?:machen|erledigen|lösen) (?:wir )?(?:das|so etwas) (?:selbst|intern|inhouse)\b|"
+     r"\bin-?house\b"),
+    ("interested", 3.0, False, "what would it cost",
+     r"\bwhat would (?:that|it|this) cost\b|\bwas würde (?:das|es) kosten\b|\b(?:hätten|haben)"
+     r" (?:(?!kein)\w+ )?bedarf\b|\bgreat timing\b|\bperfect timing\b"),
+    ("wrong_person", 3.0, False, "pass it on",
+     r"\bpass (?:this|it|that|your \w+) (?:on|along) to\b|\breceptionist\b|"
+     r"\bforward (?:this|it|your \w+) to (?:my |our |the )?(?:colleague|team|manager|boss|head|"
+     r"department|right|person|hr|it|sales|purchasing|procurement|marketing|finance)\b"),
+    ("support_question", 2.5, False, "paid but",
+     r"\b(?:paid|bezahlt|gezahlt)\b[^.\n]{0,40}\b(?:but|aber|can'?t|keine|nicht)\b|"
+     r"\bkeine bestätigung\b|\bno confirmation\b"),
+    ("out_of_office", 3.0, False, "reduced hours",
+     r"\breduced (?:hours|schedule|availability)\b|\bpart-time\b|\bteilzeit\b"),
+    ("unsubscribe_request", 4.0, False, "keine zusendung",
+     r"\bkeine (?:weitere[n]? )?zusendung(?:en)?\b|\b(?:schicken|senden) sie mir (?:nichts|keine "
+     r"\w+) mehr\b|\bnichts mehr (?:schicken|senden|zusenden)\b|\btake (?:us|our (?:e-?mail|"
+     r"address|company)) off\b"),
+    ("complaint", 4.5, False, "how many times",
+     r"\bhow many (?:more )?times\b|\b(?:i will|i'll|going to) report you\b|\bwie oft "
+     r"(?:noch|muss)\b"),
+    ("interested", 3.0, False, "explore further",
+     r"\b(?:share|send) (?:a|the|your) (?:deck|case stud(?:y|ies)|presentation|one-pager)\b|"
+     r"\bcase studies\b|\bexplore (?:this|it|further)\b|\bloop in\b|\bhört sich "
+     r"(?:interessant|gut|spannend) an\b|\bpräsentation\b|\bwann passt es ihnen\b|"
+     r"\b(?:good|great) timing\b|\bgerne (?:können wir|austauschen)\b"),
+    ("not_interested", 3.0, False, "decline",
+     r"\b(?:have to|must|will|'ll|politely|respectfully) decline\b|\bverzichten\b|"
+     r"\bnot a buyer\b|\bkein thema\b|\bno interest\b"),
+    ("wrong_person", 3.0, False, "wrong namesake",
+     r"\bwrong \w+,? i'?m afraid\b|\byou have the wrong\b|\bin kopie gesetzt\b|"
+     r"\b(?:ist|sind) (?:dafür )?verantwortlich\b|"
+     r"\bdafür (?:ist|sind) (?:mein|meine|unser|unsere|herr|frau)\b"),
+    ("support_question", 2.5, False, "size or cancel order",
+     r"\bsize (?:chart|guide)\b|\bwhich size\b|\bwelche größe\b|\bstornieren\b|"
+     r"\bstornierung\b|\bcancel (?:my|the) order\b|\babgelaufen\b|\bexpired\b"),
+    ("interested", 3.0, False, "evaluating",
+     r"\bevaluat(?:ing|e) (?:options|alternatives|tools|vendors|solutions)\b|"
+     r"\b(?:what|which) integrations\b|\bintegrat(?:e|es|ion) with\b|"
+     r"\bwhat'?s the catch\b|\bi'?m listening\b|\bget in touch with me\b|\bi'?m keen\b|"
+     r"\bevaluieren\b|\bschnittstellen?\b|\bunverbindliche[sn]? angebot\b|\bangebot machen\b"),
+    ("not_interested", 3.0, False, "satisfied elsewhere",
+     r"\bnot something we need\b|\b(?:sind|bin) (?:mit [^.\n]{0,30})?(?:sehr )?zufrieden\b|"
+     r"\bgerade (?:erst )?gewechselt\b|\bjust signed\b|\bhappy with (?:our|what we)\b"),
+    ("wrong_person", 3.0, False, "not my role",
+     r"\bi'?m in \w+,? not \w+\b|\btry \S+ instead\b|\bi (?:have )?retired\b|"
+     r"\bmy successor\b|\bupdate your (?:records|contact)\b|\bnicht mehr (?:für [^.\n]{0,30})?"
+     r"zuständig\b|\bnachfolger(?:in)?\b|\bim ruhestand\b"),
+    ("support_question", 3.0, False, "fix the invoice or export",
+     r"\b(?:reissue|re-issue|korrigieren|berichtigen)\b|\bcorrect (?:the|my|this) (?:invoice|"
+     r"address|name|bill|receipt)\b|\bexport(?:ieren?|iere)? (?:my|the|our|meine|die)?\s?(?:data|"
+     r"daten)\b|\bexportiere\b"),
+    ("auto_reply_other", 3.0, False, "machine wording (fr es nl)",
+     r"\ba quitté (?:l'entreprise|la société|notre société)\b|\bya no (?:forma parte|está en|"
+     r"trabaja)\b|\bha sido recibido\b|\bgenerado automáticamente\b|\bniet langer in dienst\b|"
+     r"\bautomatisch gegenereerd\b|\bwij hebben uw (?:vraag|bericht|e-?mail) ontvangen\b|"
+     r"\bréponse automatique\b|\bnachricht wurde automatisch\b"),
+    ("auto_reply_other", 3.0, False, "support hours",
+     r"\b(?:support|office|business|opening) hours are\b|\bwe'?ll (?:reply|respond|get back "
+     r"to you) as soon as\b|\bspamarrest\b|\bboxbe\b|\bconfirm your (?:email|message) "
+     r"reaches\b|\bverify (?:you are|you're) a real person\b|\bunsere servicezeiten\b"),
+    ("interested", 2.5, False, "call times and pricing",
+     r"\b(?:do|have|hop on) a (?:quick )?call\b|\bi'?m free (?:after|on|at|from|tomorrow|next)\b|"
+     r"\bcould be (?:useful|interesting|helpful)\b|\b(?:your|about|some|send (?:me |us )?"
+     r"(?:the |your )?)pricing\b(?! (?:psychology|article|page|strategy))|\bkönnte (?:interessant|"
+     r"spannend|hilfreich) sein\b|\bwären (?:grundsätzlich |durchaus )?interessiert\b"),
+    ("not_interested", 3.0, False, "not proceeding",
+     r"\b(?:won'?t|will not|not) (?:be )?proceed(?:ing)?\b|\bclose (?:my|our|the) file\b|"
+     r"\bdon'?t need (?:any|this|it|your)\b|\b(?:benötigen|brauchen) (?:wir |ich )?(?:aktuell |"
+     r"derzeit |momentan |zurzeit )?keine?n?\b|\bnicht wahrnehmen\b|\bkein(?:en)? "
+     r"(?:bedarf|interesse) (?:an|für)\b"),
+    ("wrong_person", 3.0, False, "not the decision maker",
+     r"\bjust an? (?:assistant|intern|receptionist|employee)\b|\bmakes? (?:these|the|those|all "
+     r"the) decisions\b|\bdecision[- ]?maker\b|\bentscheidet (?:darüber|das)\b|"
+     r"\bnur (?:praktikant(?:in)?|assistent(?:in)?|aushilfe)\b"),
+    ("support_question", 3.0, False, "delivery and activation",
+     r"\bpick-?up point\b|\bdeliver (?:it |this )?to\b|\bpackstation\b|\bliefern lassen\b|"
+     r"\bactivation (?:e-?mail|link|code)\b|\bresend\b|\baktivierung|\bbestätigungs-?e-?mail\b|"
+     r"\bi never (?:received|got)\b|\bkeine [\w-]*e-?mail (?:bekommen|erhalten)\b"),
+    ("complaint", 4.5, False, "abmahnung",
+     r"\babmahnen\b|\bunerlaubte[rn]? (?:werbung|e-?mails?)\b|\b(?:dritte|vierte|fünfte|"
+     r"zehnte) (?:mail|e-mail|nachricht)\b|\b(?:third|fourth|fifth|tenth) (?:e-?mail|time|"
+     r"message)\b|\bcalled me \d+ times\b"),
+    ("support_question", 3.0, False, "subscription settings",
+     r"\b(?:accidentally|versehentlich|aus versehen) (?:un-?subscribed|abgemeldet|clicked|"
+     r"deleted|gelöscht|ausgetragen)\b|\badd me back\b|"
+     r"\bre-?subscribe\b|\b(?:reduce|change|lower) the frequency\b|\bless often\b|"
+     r"\bstopped (?:getting|receiving)\b|\bwieder eintragen\b|\bstatt (?:wöchentlich|täglich)\b|"
+     r"\bseltener\b|\bonce a (?:month|week) would\b|\bnur (?:noch )?monatlich\b"),
+    ("interested", 3.0, False, "angebot erstellen",
+     r"\b(?:ein|ihr|das)(?: \w+)? angebot (?:für|über|zu|schicken|senden|zukommen|erstellen|"
+     r"machen)\b|\bangebot [^.\n?]{0,30}\b(?:erstellen|machen|zukommen|schicken|senden)\b|"
+     r"\b(?:put together|prepare|send over) (?:a |an )?(?:\w+ )?(?:proposal|quote|offer)\b|"
+     r"\bdenken [^.\n]{0,20}\bnach\b"),
+    ("not_interested", 3.0, False, "decided against",
+     r"\bdoesn'?t make sense for\b|\bdecided against\b|\bdagegen entschieden\b|"
+     r"\bmacht (?:für uns )?keinen sinn\b|\bdon'?t see that changing\b|\bnot (?:the )?right "
+     r"(?:time|moment) for us\b"),
+    ("support_question", 3.0, False, "missing item",
+     r"\b(?:is|are|was|were) missing\b|\bmissing (?:item|part|chair|piece)\b|\bfehlt\b|"
+     r"\bfehlende[nm]?\b|\berstatten\b|\bnach(?:schicken|liefern)\b|\bdented\b|\bdelle\b"),
+    ("wrong_person", 3.0, False, "colleague runs it now",
+     r"\b(?:my|our) colleague \w+ (?:now )?(?:runs|handles|manages|is responsible|looks after|"
+     r"leads)\b|\bthe (?:one|person) to (?:speak|talk) to\b|\bmoved to (?:the )?\w+ "
+     r"(?:team|department)\b|\bin eine andere abteilung\b"),
+    ("interested", 2.5, True, "buying signals",
+     r"\b(?:group |volume |bulk )?discounts? for\b|\bgroup (?:discount|rate|booking)s?\b|"
+     r"\bi'?ll take (?:one|two|three|\d|it|them)\b|\bhow (?:do|can) i (?:pay|book|buy|order)\b|"
+     r"\b(?:still|is (?:it|this|that|the \w+)(?: still)?) available\b|\bset up a (?:time|meeting|"
+     r"call)\b|\bto discuss\b|\blassen sie uns (?:sprechen|telefonieren|reden|treffen)\b|"
+     r"\bnoch (?:verfügbar|frei|zu haben)\b|\bgruppenrabatt|\brabatte? für\b|\bwir suchen "
+     r"(?:aktuell|gerade|derzeit)\b|\b(?:möchte|möchten|würde gerne|würden gerne) [^.\n]{0,30}"
+     r"\bbuchen\b"),
+    ("not_interested", 3.0, False, "already done",
+     r"\b(?:hiring|budget|spending) freeze\b|\beinstellungsstopp\b|\balready (?:booked|got|"
+     r"have one|ordered)\b|\bschon (?:gebucht|gekauft|bestellt|erledigt|versorgt)\b|"
+     r"\bno (?:capacity|bandwidth)\b|\bkeine kapazitäten?\b"),
+    ("support_question", 3.0, False, "booking and receipt",
+     r"\bchange the (?:dates?|name|time)\b|\bmy (?:booking|reservation|tickets?)\b|"
+     r"\bbooking (?:reference|number)\b|\bwrong name\b|\b(?:didn'?t|did not|haven'?t|have "
+     r"not|never) (?:get|got|received?)\b|\bgot lost\b|\bumbuchen\b|\bmeine (?:buchung|"
+     r"tickets?|reservierung)\b|\b(?:habe|hab) [^.\n]{0,30}\bnicht (?:erhalten|bekommen)\b"),
+    ("wrong_person", 3.0, False, "not my remit",
+     r"\b(?:isn'?t|not) my (?:remit|job|area|field|call)\b|\b\w+ handles (?:that|this|it)\b|"
+     r"\bist (?:unsere?|der|die|das) [^.\n]{0,30}\bzuständig\b"),
+    ("complaint", 4.5, False, "keeps emailing",
+     r"\basked (?:you )?to be removed\b|\b(?:you|they) (?:still )?keep (?:e-?mailing|sending|"
+     r"spamming|contacting|writing)\b|"
+     r"\bbreach of\b|\bdata protection law\b|\bschreiben mir (?:trotzdem|immer noch)\b"),
+    ("unsubscribe_request", 4.0, False, "keine X mehr",
+     r"\bkeine [\w-]+ mehr (?:schicken|senden|zusenden|bekommen|erhalten|zuschicken)\b|"
+     r"\bunsubscribe us\b|\bremove us\b"),
+    ("interested", 3.0, True, "fees and sign-ups",
+     r"\b(?:what are|what'?s|what would be) the (?:fees|costs?|prices?|rates?|terms)\b|"
+     r"\bwelche (?:gebühren|kosten|preise|konditionen)\b|\b(?:like|want|love) to (?:sign up|"
+     r"register|join|enrol|enroll)\b|\b(?:möchte|würde) mich (?:gerne |gern )?anmelden\b|"
+     r"\bhave (?:an? \w+|someone) (?:contact|call) me\b|\bcall me back\b|\brückruf\b"),
+    ("not_interested", 3.0, False, "staying elsewhere",
+     r"\bwon'?t be (?:coming|needing|using|buying)\b|\b(?:bank|shop|buy) elsewhere\b|"
+     r"\bbleiben (?:dort|dabei)\b|\b(?:bei|mit) einer? anderen (?:bank|anbieter|firma|agentur)\b"),
+    ("support_question", 3.0, False, "cannot open",
+     r"\bkann [^.\n]{0,30}\bnicht (?:öffnen|finden|herunterladen|einloggen|bezahlen|ändern)\b"),
+    ("unsubscribe_request", 4.0, True, "stop the newsletters",
+     r"\bstop (?:the|these|your|all) (?:e-?mails|newsletters?|mails|messages|mailings|"
+     r"promotions)\b|\b(?:aus|von) (?:dem|ihrem|diesem|eurem) [\w-]*verteiler\b|"
+     r"\b(?:aus|von) (?:der|ihrer|dieser|eurer) [\w-]*liste (?:streichen|nehmen|löschen|"
+     r"entfernen|austragen)\b"),
+    ("complaint", 4.5, False, "never gave consent",
+     r"\bnever gave (?:my |you (?:my )?)?(?:consent|permission|my (?:e-?mail|address))\b|"
+     r"\bwhere you got my\b|\bnie (?:meine )?(?:einwilligung|zustimmung|erlaubnis) gegeben\b"),
+    ("not_interested", 3.0, False, "can't make it",
+     r"\bcan'?t make it\b|\b(?:kann|können) (?:leider )?nicht teilnehmen\b|\bwon'?t be able to "
+     r"(?:make it|attend|join)\b"),
+    ("interested", 3.0, True, "count me in",
+     r"\bcount (?:me|us)(?: and [^.\n]{0,20})? in\b|\bmelde (?:mich|uns) [^.\n]{0,40}\ban\b"),
+    ("unsubscribe_request", 4.0, False, "informal stop",
+     r"\bhör(?:t|en sie)? (?:bitte )?auf\b[^.\n]{0,30}\b(?:schicken|senden|schreiben|mailen|"
+     r"zuzuschicken)\b|^\s*(?:bitte )?(?:löschen|austragen|abmelden|entfernen|unsub)\s*[.!]*\s*$"),
+    ("interested", 2.5, False, "still in stock",
+     r"\bwürde [^.\n]{0,20}\b(?:gerne?|gern) (?:bestellen|kaufen|buchen)\b|\b(?:habt ihr|haben "
+     r"sie)\b[^.\n?]{0,40}\bnoch\b|\bstill have\b[^.\n?]{0,30}\bin\b"),
+    ("not_interested", 3.0, False, "informal no",
+     r"^\s*(?:nee|nö)\b|\bbrauch(?:e)? ich nicht\b|\b(?:nix|nichts) für (?:uns|mich)\b|"
+     r"\bwe'?re good\b"),
+    ("complaint", 4.5, False, "never signed up",
+     r"\bnie\b[^.\n]{0,25}\b(?:angemeldet|eingetragen|registriert|eingewilligt|zugestimmt)\b|"
+     r"\bnever (?:signed up|subscribed|opted in|registered)\b|^\s*reported\b|\breported\.\s*$|"
+     r"\bwas soll der (?:mist|quatsch|scheiß)\b|\bthis crap\b"),
+    ("interested", 3.0, False, "next steps",
+     r"\bcome (?:out|over|by) and\b|\b(?:do|arrange|book) a (?:site )?(?:survey|visit|"
+     r"assessment)\b|\bsite visit\b|\bnext steps?\b|\bwie geht es (?:jetzt |nun )?weiter\b|"
+     r"\bwas würde [^.\n?]{0,50}\bkosten\b|\bhow much would\b|\bbesichtigung\b"),
+    ("not_interested", 3.0, False, "not for us",
+     r"\bisn'?t for us\b|\balready have (?:one|it|this|that|an? (?:\w+ )?(?:provider|supplier|"
+     r"solution|system|tool|vendor|partner|agency))\b|\balready have \w+,? thanks\b|"
+     r"\b(?:haben|hab|habe) (?:schon|bereits) (?:eine?n?|so)\b|\bwe rent\b|\bzur miete\b"),
+    ("support_question", 3.0, False, "reschedule or fault",
+     r"\b(?:move|reschedule|postpone) the (?:installation|appointment|delivery|booking|visit|"
+     r"call)\b|\breschedule\b|\bverschieben\b|\bsomething came up\b|\bshows an? (?:red light|"
+     r"error|fault)\b|\bstörung\b|\bis that normal\b|\bdefekt\b|\bist das normal\b"),
+    ("wrong_person", 3.0, False, "not the owner",
+     r"\bnot the (?:owner|homeowner|account holder|person in charge)\b|\b(?:you'?d|you will|"
+     r"you'll) need to (?:contact|ask|speak to)\b|\blandlord\b|\bhausverwaltung\b|"
+     r"\bvermieter\b"),
+    ("interested", 3.0, True, "reserve or come",
+     r"\b(?:reserve|book) (?:a|the|us a|me a) (?:table|spot|place|seat|room)\b|\b(?:would|'d) "
+     r"love to (?:come|join|attend|try)\b|\breservieren sie\b|\beinen tisch\b|\bwürden "
+     r"(?:gern|gerne) [^.\n]{0,30}\bkommen\b|\bgibt es noch (?:plätze|tische|karten|termine)\b|"
+     r"\b(?:any|some) (?:vegan|vegetarian|gluten-free) options\b"),
+    ("support_question", 3.0, False, "still valid",
+     r"\b(?:is|are) (?:it|they|this|my \w+) still valid\b|\bgift ?card\b|\bnoch gültig\b"),
+    ("not_interested", 3.0, False, "not our thing",
+     r"\bnot (?:our|my) (?:kind of )?thing\b|\bnicht (?:so )?(?:unser|mein) ding\b|"
+     r"\bnot my cup of tea\b"),
+    ("complaint", 4.5, False, "spam me",
+     r"\b(?:you )?spam(?:s|med)? (?:me|us)\b|\bunbelievable\b|\bfood poisoning\b"),
+    ("wrong_person", 3.0, False, "previous occupant",
+     r"\b(?:previous|former|old) (?:tenant|owner|occupant|resident|employee)\b|\b(?:she|he|they)"
+     r" (?:moved out|moved away|passed away)\b|\bvormieter(?:in)?\b|\bverstorben\b"),
+    ("interested", 2.5, True, "compare",
+     r"\bhappy to (?:compare|look|hear|talk|chat|discuss)\b|\b(?:würde|möchte) (?:gerne |gern )?"
+     r"vergleichen\b|\bopen to (?:it|this|a chat|a call|hearing)\b"),
+    ("support_question", 2.5, False, "where do I find",
+     r"\bwo finde ich\b|\bwhere (?:do|can) i find\b|\bwhere is my\b|\bwo ist (?:mein|meine)\b"),
+    ("unsubscribe_request", 4.0, True, "stop marketing",
+     r"\bstop (?:marketing|advertising|selling|pitching) to (?:me|us)\b"),
+    ("wrong_person", 3.0, False, "someone else deals with it",
+     r"\b(?:manager|team|department|colleague|office|director) (?:deals with|takes care of|is "
+     r"in charge of|looks after)\b|\bcompany address\b|\bsammeladresse\b"),
+    ("auto_reply_other", 3.0, False, "eingegangen",
+     r"\b(?:ist|sind) bei uns eingegangen\b|\bbearbeiten ihre (?:anfrage|nachricht|e-?mail)\b|"
+     r"\bhas been received by\b|\bwe aim to (?:respond|reply|answer)\b"),
+    ("unsubscribe_request", 4.0, False, "nicht länger",
+     r"\bnicht länger\b[^.\n]{0,40}\b(?:erhalten|bekommen|zugeschickt|empfangen)\b"),
+    ("interested", 3.0, False, "hätte interesse",
+     r"\bhätten? (?:ich|wir) (?:\w+ )?interesse\b"),
+    ("interested", 3.0, False, "availability and rates",
+     r"\bavailability and (?:rates|prices|pricing)\b|\b(?:rates|prices) and availability\b|"
+     r"\bhold the date\b|\bdo you do [^.\n?]{0,30}\bas well\b|\bnoch (?:etwas|was) frei\b|"
+     r"\bdate (?:on hold|reserviert)\b"),
+    ("not_interested", 3.0, False, "went elsewhere",
+     r"\bbooked (?:somewhere|something) else\b|\bfür (?:eine?n? )?andere[nm]? [\w-]+ entschieden\b|"
+     r"\b(?:is|was|has been) cancell?ed (?:this year|due to)\b|\bbudget cuts\b|\bkürzungen\b"),
+    ("wrong_person", 3.0, False, "handled by",
+     r"\b(?:are|is) handled by\b|\borganisiert bei uns\b|\bbitte direkt an (?:sie|ihn|frau|herrn?)"
+     r"\b|\b(?:frau|herr|kollege|kollegin) \w+ kümmert sich\b"),
+    ("complaint", 4.5, False, "told you",
+     r"\btold you (?:twice|\w+ times|already|before)\b|\bstop using (?:it|this address|my "
+     r"(?:e-?mail|address|data))\b|\bi will complain\b"),
+    ("auto_reply_other", 3.0, False, "address invalid",
+     r"\bnicht mehr gültig\b|\bno longer valid\b|\bplus valide\b|\bya no es válid"),
+    ("interested", 2.5, False, "do you offer",
+     r"\bdo you (?:offer|provide|sell|also (?:offer|have|do))\b|\bbieten sie (?:auch )?\b"),
+]
+
+_NEGATION = re.compile(
+    r"\b(?:not|don'?t|dont|do not|didn'?t|did not|never|no need to|no longer|nicht|"
+    r"kein(?:e|en)?|"
+    r"niet|nunca|isn'?t|wasn'?t|aren'?t|weren'?t|without)\s+(?:\w+\s+){0,2}$"
+)
+
+
+class _Rule(NamedTuple):
+    intent: str
+    weight: float
+    guard: bool | str  # True: a negation before it cancels it; "past": past tense does
+    label: str
+
+
+def _compile_rules() -> dict[str, tuple[re.Pattern[str], list[_Rule]]]:
+    # One alternation per intent (named groups = rules): nine scans per reply, not a hundred.
+    by_intent: dict[str, tuple[re.Pattern[str], list[_Rule]]] = {}
+    grouped: dict[str, list[tuple[_Rule, str]]] = {}
+    for intent, weight, guard, label, pattern in _RULES:
+        grouped.setdefault(intent, []).append((_Rule(intent, weight, guard, label), pattern))
+    for intent, items in grouped.items():
+        alternation = "|".join(f"(?P<r{i}>{p})" for i, (_, p) in enumerate(items))
+        by_intent[intent] = (re.compile(alternation, re.MULTILINE), [r for r, _ in items])
+    return by_intent
+
+
+_COMPILED = _compile_rules()
+
+_URGENT = re.compile(
+    r"\burgent(?:ly)?\b|\basap\b|\bimmediately\b|\bas soon as possible\b|\bright away\b|"
+    r"\bdringend\b|\bsofort\b|\beilt\b|\bumgehend\b|\bunverzüglich\b|\burgente?\b|\bspoed\b|"
+    r"!!!"
+)
+_POSITIVE = re.compile(
+    r"\b(?:thanks|thank you|great|good|love|excellent|happy|glad|perfect|awesome|"
+    r"interested|appreciate|wonderful|super|toll|gerne|gern|danke|prima|klasse|freue|"
+    r"merci|gracias|bedankt|graag)\b"
+)
+_NEGATIVE = re.compile(
+    r"\b(?:not|never|bad|angry|annoy\w*|terrible|awful|worst|hate|spam|stop|complain\w*|"
+    r"disappoint\w*|unacceptable|ridiculous|problem|issue|broken|wrong|still|nicht|kein\w*|"
+    r"leider|ärger\w*|schlecht|unverschämt|frechheit|enttäuscht|beschwerde|problem|nie)\b"
+)
+_INTENT_SENTIMENT = {
+    "complaint": -0.6, "unsubscribe_request": -0.3, "not_interested": -0.2,
+    "support_question": -0.1, "interested": 0.5,
+}
+
+
+def _score_text(text: str) -> tuple[dict[str, float], dict[str, list[tuple[float, str]]]]:
+    weights = dict.fromkeys(INTENTS, 0.0)
+    fired: dict[str, list[tuple[float, str]]] = {}
+    for intent, (pattern, rules) in _COMPILED.items():
+        seen: set[str] = set()
+        for m in pattern.finditer(text):
+            rule = rules[int(m.lastgroup[1:])]  # type: ignore[index]
+            if rule.label in seen:
+                continue
+            if rule.guard:
+                guard = _PAST if rule.guard == "past" else _NEGATION
+                if guard.search(text, max(0, m.start() - 40), m.start()):
+                    continue
+            seen.add(rule.label)
+            weights[intent] += rule.weight
+            fired.setdefault(intent, []).append((rule.weight, rule.label))
+    return weights, fired
+
+
+def _softmax(weights: dict[str, float]) -> dict[str, float]:
+    exps = {k: math.exp(v) for k, v in weights.items()}
+    total = sum(exps.values())
+    return {k: round(v / total, 4) for k, v in exps.items()}
+
+
+def classify(
+    subject: str,
+    body: str,
+    headers: Mapping[str, str],
+    ts_ms: int | None = None,
+) -> ReplyVerdict:
+    """Classify one reply. ``ts_ms`` is accepted for the caller's convenience and unused:
+    the verdict depends on the text and headers only (dates are reply_extract's job).
+
+    >>> v = classify("Re: Offer", "Klingt gut, schicken Sie mir bitte ein Angebot.", {})
+    >>> v.intent, v.language, v.auto
+    ('interested', 'de', False)
+    >>> classify("Re: News", "Thanks", {"Precedence": "bulk"}).auto
+    False
+    """
+    subject = subject or ""
+    body = body or ""
+    if _HTML_HINT.search(body):
+        body = html_to_text(body)
+    new_text = strip_quoted(body)
+    header_hits = _header_evidence(headers or {})
+    subj = subject.strip()
+    # The subject of a reply is usually "Re: <our subject>": only auto-reply prefixes count.
+    subject_oof = bool(_SUBJECT_OOF.match(subj))
+    subject_auto = subject_oof or bool(_SUBJECT_AUTO.match(subj))
+    text = new_text.lower()
+    weights, fired = _score_text(text)
+    weights["other"] = _OTHER_PRIOR
+    if subject_oof:
+        weights["out_of_office"] += 2.0
+        fired.setdefault("out_of_office", []).append((2.0, "subject: out of office"))
+    elif subject_auto:
+        # Outlook's "Automatic reply:" is mostly an out-of-office; other machine wording wins.
+        weights["out_of_office"] += 1.5
+        weights["auto_reply_other"] += 1.0
+        fired.setdefault("out_of_office", []).append((1.5, "subject: automatic reply"))
+        fired.setdefault("auto_reply_other", []).append((1.0, "subject: automatic reply"))
+    if "?" in text and _SUBJECT_TRANSACTIONAL.search(subj):
+        weights["support_question"] += 1.5
+        fired.setdefault("support_question", []).append((1.5, "question about a transaction"))
+    machine_text = max(weights["out_of_office"], weights["auto_reply_other"])
+    human_words = max(
+        weights[k] for k in INTENTS if k not in AUTO_INTENTS and k != "other"
+    )
+    # X-Auto-Response-Suppress alone is weaker evidence: some mailing tools set it on a
+    # person's message too, so clear human wording with no machine wording outweighs it.
+    strong_headers = [h for h in header_hits if not h.startswith("X-Auto-Response-Suppress")]
+    weak_only = bool(header_hits) and not strong_headers
+    by_header = bool(strong_headers) or (
+        weak_only and not (human_words >= 3.0 and machine_text == 0.0)
+    )
+    auto = by_header or (subject_auto and machine_text >= 1.0) or (
+        machine_text >= 2.5 and machine_text >= human_words
+    )
+    if auto:
+        # A machine wrote it: only the two machine intents are possible. An automatic
+        # reply with no out-of-office words is some other automatic reply.
+        for k in INTENTS:
+            if k not in AUTO_INTENTS:
+                weights[k] = 0.0
+        weights["auto_reply_other"] = max(weights["auto_reply_other"], 1.0)
+        if weights["out_of_office"] >= weights["auto_reply_other"] and weights["out_of_office"]:
+            weights["out_of_office"] += 2.0
+        else:
+            weights["auto_reply_other"] += 2.0
+    else:
+        # Weak machine wording ("until Monday") without a machine's headers is no verdict.
+        for k in AUTO_INTENTS:
+            if weights[k] < 2.5:
+                weights[k] = 0.0
+    if not auto and weights["complaint"] and weights["unsubscribe_request"]:
+        # "Stop spamming me, remove me" is both; the complaint is the stronger statement.
+        weights["complaint"] += 1.0
+    scores = _softmax(weights)
+    intent = max(INTENTS, key=lambda k: (scores[k], -INTENTS.index(k)))
+    confidence = scores[intent]
+    # Sentiment: lexicon balance on the person's words, pulled towards the intent's tone.
+    pos = len(_POSITIVE.findall(text))
+    neg = len(_NEGATIVE.findall(text))
+    lexical = (pos - neg) / (pos + neg + 1.0)
+    sentiment = 0.0 if auto else max(-1.0, min(1.0, 0.6 * lexical
+                                               + _INTENT_SENTIMENT.get(intent, 0.0)))
+    urgent = not auto and (bool(_URGENT.search(text) or _URGENT.search(subj.lower()))
+                           or "legal threat" in {lbl for _, lbl in fired.get("complaint", [])})
+    # Bilingual notes ("Ich bin ... / I am ...") are in the language they open with.
+    text_for_language = new_text or body[:2000]
+    first_paragraph = text_for_language.strip().split("\n\n", 1)[0]
+    language = detect_language(first_paragraph) or detect_language(
+        subj + "\n" + text_for_language
+    )
+    parts = [f"header {h}" for h in header_hits]
+    labels = sorted(fired.get(intent, []), key=lambda wl: -wl[0])
+    parts += [f"rule {label}" for _, label in labels[:3]]
+    if not parts:
+        parts.append("no rule fired")
+    return ReplyVerdict(
+        intent=intent,
+        confidence=confidence,
+        scores=scores,
+        auto=auto,
+        sentiment=round(sentiment, 3),
+        urgent=urgent,
+        language=language,
+        explanation="; ".join(parts),
+    )

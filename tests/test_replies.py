@@ -1,0 +1,290 @@
+"""operators/replies.py: reply intents, machine replies, quote stripping, language.
+
+The corpus (tests/data/replies_corpus.jsonl) is the project's own: every reply in
+tests/data/make_replies_corpus.py was written by hand, one by one, in the style of real
+replies to marketing and transactional mail (EN and DE mostly, some FR/ES/NL; one-liners,
+rants, Outlook and Gmail habits, header-only and text-only automatic replies, tricky
+negatives such as "please don't unsubscribe me"). A seeded pass (seed 17) then sends each
+human reply a second time the way mail clients do: with the quoted newsletter and its own
+"unsubscribe" link, a signature, a mobile footer, sometimes as HTML. Labels are the
+author's judgement. Regenerate with ``.venv/bin/python tests/data/make_replies_corpus.py``.
+
+The corpus grew in batches: each later batch was written *before* the rules that now handle
+it, scored (fresh human replies: roughly 45-65% right; machine replies and unsubscribes:
+80-100%), and the rules were then widened until it passed. So the figures printed here are
+fit, not generalisation: they guard against regressions; a held-out set measures the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from operators.replies import (
+    INTENTS,
+    ReplyVerdict,
+    classify,
+    detect_language,
+    html_to_text,
+    strip_quoted,
+)
+
+CORPUS = Path(__file__).parent / "data" / "replies_corpus.jsonl"
+
+
+def _corpus() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> list[tuple[dict, ReplyVerdict]]:
+    return [(r, classify(r["subject"], r["body"], r["headers"])) for r in _corpus()]
+
+
+def test_corpus_is_large_and_varied():
+    rows = _corpus()
+    assert len(rows) >= 200
+    assert len({(r["subject"], r["body"]) for r in rows}) == len(rows)
+    langs = Counter(r["language"] for r in rows)
+    assert langs["en"] >= 80 and langs["de"] >= 60
+    assert all(langs[x] >= 5 for x in ("fr", "es", "nl"))
+    assert set(r["intent"] for r in rows) == set(INTENTS)
+    variants = Counter(r["variant"] for r in rows)
+    assert variants["quoted"] >= 50 and variants["html"] >= 15
+
+
+def test_per_intent_precision_and_recall(verdicts):
+    tp: Counter = Counter()
+    fp: Counter = Counter()
+    fn: Counter = Counter()
+    for row, v in verdicts:
+        if v.intent == row["intent"]:
+            tp[v.intent] += 1
+        else:
+            fp[v.intent] += 1
+            fn[row["intent"]] += 1
+    print(f"\n{'intent':22} {'n':>4} {'precision':>9} {'recall':>7}")
+    for intent in INTENTS:
+        n = tp[intent] + fn[intent]
+        p = tp[intent] / max(1, tp[intent] + fp[intent])
+        r = tp[intent] / max(1, n)
+        print(f"{intent:22} {n:4d} {p:9.3f} {r:7.3f}")
+        assert r >= 0.8, intent
+    accuracy = sum(tp.values()) / len(verdicts)
+    print(f"accuracy {accuracy:.3f} on {len(verdicts)} replies")
+    assert accuracy >= 0.9
+    unsub_p = tp["unsubscribe_request"] / max(1, tp["unsubscribe_request"]
+                                              + fp["unsubscribe_request"])
+    complaint_p = tp["complaint"] / max(1, tp["complaint"] + fp["complaint"])
+    assert unsub_p >= 0.98 and complaint_p >= 0.95
+
+
+def test_auto_and_language_on_the_corpus(verdicts):
+    auto_right = sum(v.auto == row["auto"] for row, v in verdicts) / len(verdicts)
+    lang_right = sum(v.language == row["language"] for row, v in verdicts) / len(verdicts)
+    print(f"\nauto agreement {auto_right:.3f}, language agreement {lang_right:.3f}")
+    assert auto_right >= 0.97 and lang_right >= 0.9
+    # Human replies are never taken for machine ones (that would hide a person's words).
+    assert not [row["id"] for row, v in verdicts if v.auto and not row["auto"]]
+
+
+def test_scores_are_a_distribution(verdicts):
+    for _, v in verdicts:
+        assert set(v.scores) == set(INTENTS)
+        assert abs(sum(v.scores.values()) - 1.0) < 0.01
+        assert v.confidence == v.scores[v.intent] == max(v.scores.values())
+        assert -1.0 <= v.sentiment <= 1.0
+
+
+def test_explanation_never_carries_addresses_or_long_digits(verdicts):
+    bad = re.compile(r"@|\d{4,}|\+\d")
+    for _, v in verdicts:
+        assert v.explanation and not bad.search(v.explanation), v.explanation
+    v = classify("Re: x", "Please contact jane.doe@firm.example or +49 30 1234567, "
+                 "ticket 123456789", {"X-Loop": "vacation@firm.example"})
+    assert not bad.search(v.explanation), v.explanation
+
+
+def test_header_only_auto_reply():
+    v = classify("Re: December deals", "Thank you.", {"auto-submitted": "auto-replied"})
+    assert v.auto and v.intent == "auto_reply_other"
+    assert "Auto-Submitted" in v.explanation
+    v = classify("Re: December deals", "I am away, back on Monday.",
+                 {"X-AUTO-RESPONSE-SUPPRESS": "OOF, AutoReply"})
+    assert v.auto and v.intent == "out_of_office"
+    v = classify("Re: x", "", {"Precedence": "auto_reply"})
+    assert v.auto and v.intent == "auto_reply_other"
+
+
+def test_text_only_auto_reply():
+    v = classify("Automatic reply: Sale", "I am out of the office until 3 March.", {})
+    assert v.auto and v.intent == "out_of_office"
+    v = classify("Abwesenheitsnotiz", "Ich bin bis 12.11. nicht im Büro.", {})
+    assert v.auto and v.intent == "out_of_office" and v.language == "de"
+    v = classify("[Auto-Reply] Re: Offer", "Our support hours are Mon-Fri 9-5.", {})
+    assert v.auto and v.intent == "auto_reply_other"
+    v = classify("Re: Offer", "We have received your request. Your ticket number is 4411.", {})
+    assert v.auto and v.intent == "auto_reply_other"
+
+
+def test_auto_submitted_no_and_precedence_bulk_alone_are_not_auto():
+    for headers in ({"Auto-Submitted": "no"}, {"Precedence": "bulk"}, {"Precedence": "list"},
+                    {"Precedence": "junk", "List-Id": "<a.lists.example>"}):
+        v = classify("Re: News", "Great issue, thanks!", headers)
+        assert not v.auto, headers
+        assert v.intent == "other"
+    v = classify("Re: News", "Please remove me from your mailing list.", {"Precedence": "bulk"})
+    assert not v.auto and v.intent == "unsubscribe_request"
+
+
+def test_quote_stripping_en_de_fr():
+    en = ("Sounds good, send me the pricing.\n\nOn Mon, 1 Dec 2026 at 09:14, Acme "
+          "<news@acme.example> wrote:\n> Sale!\n> Unsubscribe: https://acme.example/u")
+    assert strip_quoted(en) == "Sounds good, send me the pricing."
+    wrapped = ("Yes please.\n\nOn Mon, 1 Dec 2026 at 09:14, Acme News <news@acme.example>\n"
+               "wrote:\n\nold")
+    assert strip_quoted(wrapped) == "Yes please."
+    de = ("Klingt gut.\n\nMit freundlichen Grüßen\nAnna Schmidt\n\nAm Mo., 1. Dez. 2026 um "
+          "09:14 Uhr schrieb Acme <news@acme.example>:\n> Hier abmelden")
+    assert strip_quoted(de) == "Klingt gut."
+    fr = "Merci !\n\nLe lun. 1 déc. 2026 à 09:14, Acme <news@acme.example> a écrit :\n> x"
+    assert strip_quoted(fr) == "Merci !"
+    outlook = ("Danke.\n\nVon: Acme News <news@acme.example>\nGesendet: Montag, 1. Dezember "
+               "2026 09:14\nAn: a@b.example\nBetreff: Angebote\n\nHier abmelden")
+    assert strip_quoted(outlook) == "Danke."
+    original = "Thanks\n\n-----Original Message-----\nFrom: x\nunsubscribe"
+    assert strip_quoted(original) == "Thanks"
+    fwd = "FYI\n\n---------- Forwarded message ---------\nFrom: Acme\nunsubscribe"
+    assert strip_quoted(fwd) == "FYI"
+
+
+def test_bottom_posting_and_inline_answers_are_kept():
+    body = ("On Mon, 1 Dec 2026 at 09:14, Acme <news@acme.example> wrote:\n> Winter sale\n"
+            "> Unsubscribe: https://acme.example/u\n\nNice, is the blue coat in stock?")
+    assert strip_quoted(body) == "Nice, is the blue coat in stock?"
+    inline = "> Do you want a demo?\nYes, Tuesday works.\n> Team size?\nAbout 20."
+    assert strip_quoted(inline) == "Yes, Tuesday works.\nAbout 20."
+
+
+def test_signature_before_an_outlook_quote_is_stripped():
+    body = ("Remove me please.\n\nBest regards,\nJane Miller\nHead of Operations\n"
+            "Northwind Ltd\n\nFrom: Acme News <news@acme.example>\nSent: Monday\n"
+            "To: Jane\nSubject: Sale\n\n" + "Great deals inside.\n" * 30)
+    assert strip_quoted(body) == "Remove me please."
+
+
+def test_long_bodies_are_bounded():
+    body = "Thanks,\n" * 60_000 + "Please remove me from your list."
+    assert len(strip_quoted(body)) <= 50_000
+    assert classify("Re: x", body, {}).intent in INTENTS
+
+
+def test_auto_response_suppress_alone_yields_to_clear_human_words():
+    headers = {"X-Auto-Response-Suppress": "All"}
+    v = classify("RE: Sale", "Please remove me from your mailing list.", headers)
+    assert not v.auto and v.intent == "unsubscribe_request"
+    v = classify("Automatic reply: Sale", "Thanks for your message.", headers)
+    assert v.auto
+
+
+def test_signatures_and_mobile_footers_are_stripped():
+    assert strip_quoted("Call me.\n\n-- \nJane\n+44 20 7946 0958") == "Call me."
+    for footer in ("Sent from my iPhone", "Von meinem iPhone gesendet", "Envoyé de mon iPhone",
+                   "Enviado desde mi iPhone", "Verzonden vanaf mijn iPhone",
+                   "Get Outlook for Android"):
+        assert strip_quoted(f"Ok.\n\n{footer}") == "Ok.", footer
+    # A "thanks" in the middle of the text does not cut it.
+    body = "Thanks!\nCould you send the invoice again? The first one was wrong."
+    assert strip_quoted(body) == body
+
+
+def test_quoted_unsubscribe_link_is_not_a_request():
+    body = ("Great offer, thanks!\n\nOn Mon, 1 Dec 2026, Acme <news@acme.example> wrote:\n"
+            "> Don't want these emails? Unsubscribe here. Remove me from the list: click.")
+    v = classify("Re: Offer", body, {})
+    assert v.intent != "unsubscribe_request"
+    assert v.scores["unsubscribe_request"] < 0.1
+
+
+def test_negations():
+    assert classify("Re: x", "Please don't unsubscribe me, I love it.", {}).intent == "other"
+    assert classify("Re: x", "Bitte melden Sie mich nicht ab.", {}).intent == "other"
+    assert classify("Re: x", "Not interested, thanks.", {}).intent == "not_interested"
+    assert classify("Re: x", "Interested, tell me more.", {}).intent == "interested"
+    assert classify("Re: x", "Kein Interesse.", {}).intent == "not_interested"
+    # A date alone is no out-of-office without a machine's headers or clear wording.
+    assert classify("Re: x", "I will wait until Monday to decide.", {}).intent == "other"
+    # Past tense: a person who *was* on holiday is not out of office.
+    v = classify("Re: x", "I was on vacation last week and missed the sale, sad!", {})
+    assert v.intent != "out_of_office" and not v.auto
+
+
+def test_unsubscribe_confidence_high_only_on_clear_requests():
+    assert classify("Re: x", "Please remove me from your mailing list.", {}).confidence >= 0.8
+    assert classify("Re: x", "Bitte melden Sie mich vom Newsletter ab.", {}).confidence >= 0.8
+    assert classify("Re: x", "How often do you send these?", {}).scores[
+        "unsubscribe_request"] < 0.2
+    # "check your spam folder" is no complaint
+    v = classify("Re: x", "Your last mail landed in my spam folder, just so you know.", {})
+    assert v.intent != "complaint"
+
+
+def test_a_question_about_a_transaction_is_support():
+    assert classify("Re: Your order has shipped", "Can I add a gift note?", {}).intent == (
+        "support_question")
+    assert classify("Re: Your order has shipped", "Thanks!", {}).intent == "other"
+
+
+def test_complaint_is_urgent_and_negative():
+    v = classify("Re: x", "I never signed up. Under GDPR delete my data or I call my lawyer.",
+                 {})
+    assert v.intent == "complaint" and v.urgent and v.sentiment < -0.2
+    ooo = classify("Automatic reply", "I am out of the office. For urgent matters call Tom.",
+                   {"Auto-Submitted": "auto-replied"})
+    assert not ooo.urgent  # "urgent" in an out-of-office note is not the sender's urgency
+
+
+def test_language_detection():
+    assert detect_language("Ich bin bis Montag nicht im Büro und habe keinen Zugriff.") == "de"
+    assert detect_language("I am out of the office until Monday.") == "en"
+    assert detect_language("Je suis absente jusqu'au 3 janvier, merci.") == "fr"
+    assert detect_language("Estoy fuera de la oficina hasta el lunes.") == "es"
+    assert detect_language("Ik ben afwezig tot maandag, met vriendelijke groet.") == "nl"
+    assert detect_language("12345") == ""
+    # A bilingual note is in the language it opens with.
+    v = classify("Automatische Antwort", "Ich bin bis zum 6. Januar nicht im Büro.\n\n"
+                 "I am out of the office until 6 January.", {"Auto-Submitted": "auto-replied"})
+    assert v.language == "de" and v.intent == "out_of_office"
+
+
+def test_html_body():
+    body = ("<html><body><p>Bitte melden Sie mich ab.</p><blockquote>Am Mo. schrieb Acme:"
+            "<br>Hier abmelden</blockquote></body></html>")
+    v = classify("AW: News", body, {})
+    assert v.intent == "unsubscribe_request" and v.language == "de"
+    assert "abmelden" not in html_to_text("<style>abmelden</style><p>x</p>")
+
+
+def test_deterministic_and_bad_input_does_not_crash():
+    a = classify("Re: x", "Sounds good", {"Auto-Submitted": "no"}, ts_ms=1)
+    assert a == classify("Re: x", "Sounds good", {"Auto-Submitted": "no"}, ts_ms=2)
+    for body in ("", "\x00\x01", "<<<>>>" * 100, "a" * 100_000, "<p" * 1000):
+        v = classify("", body, {})
+        assert v.intent in INTENTS
+    v = classify("Re: x", "Great, thanks", {"X-Autoreply": None, "Auto-Submitted": ""})
+    assert not v.auto
+
+
+def test_speed_figure():
+    rows = _corpus()
+    start = time.perf_counter()
+    for _ in range(3):
+        for r in rows:
+            classify(r["subject"], r["body"], r["headers"])
+    rate = 3 * len(rows) / (time.perf_counter() - start)
+    print(f"\nreply classification: {rate:,.0f} replies/s (one process)")
