@@ -79,7 +79,7 @@ from operators.learning import Graded
 
 # journey record fields
 (_COHORT, _P_ENTRY, _P_LAST, _UNSUB_ENTRY, _UNSUB_LAST, _PUBLISHED,
- _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE, _TOUCH, _SENDER, _PROVIDER, _KEY) = range(15)
+ _CONV_ENTRY, _FLOW_RATE, _SCORES, _ENTERED, _STATE, _TOUCH, _KEY) = range(13)
 #: Scores are capped below 1 until the goal is reached.
 _P_MAX = 0.999
 _MODEL = "convergence"
@@ -253,7 +253,7 @@ class PropensityBook:
             p = self._score(mk, hazards.QUIET, 0)
             held = self.group_p.setdefault(key, p)
             record = [fact.cohort_day, p, p, scores[2], scores[2], p, scores[1], rate,
-                      scores, ts, hazards.QUIET, -1, fact.sender, fact.provider, mk]
+                      scores, ts, hazards.QUIET, -1, mk]
             self.open.setdefault(recipient, {})[flow] = record
             self.cohorts.setdefault((mk, fact.cohort_day), [0, 0])[0] += 1
             rows.append(self._row(flow, recipient, ts, kind, record, p, True))
