@@ -166,12 +166,6 @@ class HazardBook:
             self.exposure[flow] = np.zeros((_N, self.buckets))
         return m, self.exposure[flow]
 
-    def forget_flow(self, flow: str) -> None:
-        self.moves.pop(flow, None)
-        self.exposure.pop(flow, None)
-        self._tables.pop(flow, None)
-        self.alive = {k: n for k, n in self.alive.items() if k[0] != flow}
-
     # -- estimates ------------------------------------------------------------------
     def rates(self, flow: str) -> np.ndarray:
         """Per hour, [from, to, bucket]: the flow's counts shrunk towards the pooled rates
