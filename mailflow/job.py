@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -145,6 +146,29 @@ def run_processes(settings: Settings, argv: list[str], recovery: bool = True) ->
 DRAIN_SIGNAL = signal.SIGUSR1
 
 
+def stop_handler(stop: threading.Event) -> Any:
+    """The job's handler of SIGTERM, SIGINT and DRAIN_SIGNAL: the first sets `stop` and
+    logs one line; a second SIGTERM or SIGINT gives up on draining (the supervisor's
+    DRAIN_SIGNAL never escalates). Signals may arrive together (Ctrl-C reaches every
+    process while `run_processes` forwards DRAIN_SIGNAL) and a handler can be interrupted
+    between any two bytecodes by the next one: the first is decided by a lock's
+    non-blocking acquire (one C call), not by a check and a set that a signal can split."""
+    own_signals = 0
+    first = threading.Lock()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal own_signals
+        if signum != DRAIN_SIGNAL:
+            own_signals += 1
+            if own_signals > 1:  # a second signal: give up on draining
+                raise KeyboardInterrupt
+        if first.acquire(blocking=False):
+            stop.set()  # set first: another signal may interrupt the logging
+            log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
+
+    return request_stop
+
+
 def supervise(children: list[subprocess.Popen], grace_s: float = 5.0) -> int:
     """Wait for every process; 0 if all exited 0, else the first failure's code. A process
     that fails takes the others down: SIGTERM, then SIGKILL after `grace_s` (the rest
@@ -235,18 +259,7 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
              applied or "none", tail)
 
     STOP.clear()
-
-    own_signals = 0
-
-    def request_stop(signum: int, _frame: object) -> None:
-        nonlocal own_signals
-        if signum != DRAIN_SIGNAL:  # the supervisor's request never escalates
-            own_signals += 1
-            if own_signals > 1:  # a second signal: give up on draining
-                raise KeyboardInterrupt
-        if not STOP.is_set():  # set first: another signal may interrupt the logging
-            STOP.set()
-            log.info("%s: draining input, flushing sinks ...", signal.Signals(signum).name)
+    request_stop = stop_handler(STOP)
 
     # SIGTERM (docker stop, systemd, the demo) and Ctrl-C drain and flush, then exit 0;
     # so does DRAIN_SIGNAL, from `run_processes` to the processes it started.
