@@ -299,16 +299,13 @@ def test_two_stop_signals_at_once_log_one_drain(caplog):
     from mailflow.job import DRAIN_SIGNAL, stop_handler
 
     class Interrupted(threading.Event):
-        """A SIGINT lands while the drain signal's handler looks at the event."""
+        """A SIGINT lands after the drain signal's handler decided it is first, before it
+        set the event."""
 
-        def is_set(self) -> bool:
+        def set(self) -> None:
             if not getattr(self, "_nested", False):
                 self._nested = True
                 handler(signal.SIGINT, None)
-            return super().is_set()
-
-        def set(self) -> None:
-            self.is_set()
             super().set()
 
     stop = Interrupted()
