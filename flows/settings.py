@@ -67,6 +67,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "auto"  # json, text, or auto (JSON unless stderr is a terminal)
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
+    routing: dict[str, Any] = field(default_factory=dict)  # reply routing (RoutingPolicy)
     # decision API (`mailflow serve`)
     api_host: str = "127.0.0.1"
     api_tokens: str = ""  # comma-separated bearer tokens; empty: none (loopback or --insecure)
@@ -99,6 +100,15 @@ class Settings:
             return ThrottlePolicy.from_mapping(self.throttle)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[throttle]: {exc}") from None
+
+    def routing_policy(self) -> Any:
+        """`[routing]`: intent -> queue (`[routing.queues]`), thresholds, which actions."""
+        from operators.reply_desk import RoutingPolicy
+
+        try:
+            return RoutingPolicy.from_mapping(self.routing)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[routing]: {exc}") from None
 
     def retention_days(self) -> dict[str, int]:
         """Retention setting name -> days (what `ClickHouseStore.apply_retention` takes)."""
@@ -150,6 +160,7 @@ class Settings:
         if not self.input_topics:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()
+        self.routing_policy()
         return self
 
 

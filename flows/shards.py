@@ -75,7 +75,15 @@ from operators.throttle import Signal
 from schemas import rows as out
 from schemas.control import EraseCommand, Erasure, erasable_tables
 from schemas.events import Event
-from schemas.topics import FLOW_ALERTS, FLOW_PROPENSITIES, SCORES, SEND_TIMES, VARIANTS
+from schemas.topics import (
+    FLOW_ALERTS,
+    FLOW_PROPENSITIES,
+    ROUTES,
+    SCORES,
+    SEND_TIMES,
+    SUPPRESSIONS,
+    VARIANTS,
+)
 
 log = logging.getLogger(__name__)
 #: Keyed merges of the facts of every shard (fixed, like the shard count).
@@ -88,6 +96,11 @@ EVENTS, ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.events", "mailflow.attrib
 PROFILES = "mailflow.recipient_profiles"
 #: Tables whose rows an erasure deletes, and the column holding the recipient hash.
 ERASABLE = erasable_tables(out.TABLE_COLUMNS)
+
+
+def starting_reply_model() -> Any:
+    """The reply text model a job starts from (None: the rules alone)."""
+    return None
 
 
 def shard_of(text: str, shards: int) -> int:
@@ -459,6 +472,10 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         ("mailflow.flow_alerts", [out.flow_alert_row(r) for r in a.flow_alerts]),
         ("mailflow.forecast_quality", [out.forecast_quality_row(r)
                                        for r in a.forecast_quality]),
+        ("mailflow.replies", [out.reply_row(r) for r in a.routes]),
+        ("mailflow.reply_feedback", [out.feedback_row(f) for f in a.feedback]),
+        ("mailflow.suppressions", [out.reply_suppression_row(s)
+                                   for s in a.reply_suppressions]),
     ]
     kafka = (
         [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
@@ -471,7 +488,12 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
                             orjson.dumps(out.flow_propensity_record(r)), topic=FLOW_PROPENSITIES)
            for r in a.propensities if r.publish]
         + [KafkaSinkMessage(r.flow_id.encode(), orjson.dumps(out.flow_alert_record(r)),
-                            topic=FLOW_ALERTS) for r in a.flow_alerts])
+                            topic=FLOW_ALERTS) for r in a.flow_alerts]
+        + [KafkaSinkMessage(r.reply_id.encode(), orjson.dumps(out.route_record(r)),
+                            topic=ROUTES) for r in a.routes]
+        + [KafkaSinkMessage(s.recipient_hash.encode(),
+                            orjson.dumps(out.reply_suppression_record(s)), topic=SUPPRESSIONS)
+           for s in a.reply_suppressions])
     return [(table, rows) for table, rows in tables if rows], kafka
 
 
@@ -506,6 +528,7 @@ class MergeLogic(op.StatefulBatchLogic):
                                   bool(settings.reset_on_drift))
         self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below,
                                         settings.flow_window_s, settings.forecast_alert_margin)
+        self.aggregates.configure_replies(settings.routing_policy(), starting_reply_model)
 
     def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
         released: list = []

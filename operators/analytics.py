@@ -23,7 +23,8 @@ tests and benchmarks use. Everything here is driven by event time only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from operators.attribution import AttributionBook, Credit, Touch
 from operators.bounces import BounceVerdict
@@ -72,10 +73,24 @@ from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
 from operators.propensity import Move, PropensityBook, PropensityRow
+from operators.reply_desk import (
+    FeedbackFact,
+    FeedbackRow,
+    ReplyDesk,
+    ReplyFact,
+    ReplyRead,
+    ReplySuppression,
+    Route,
+    RoutingPolicy,
+)
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
 
 _INTERACTIONS = frozenset({"open", "click"})
+#: Replies that are a genuine engagement (rules' intent, read in the parse step); a refusal
+#: or an out-of-office is not one, an unsubscribe request or a complaint is negative.
+ENGAGING_REPLIES = frozenset({"interested", "support_question", "other"})
+_NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
 
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
@@ -108,10 +123,11 @@ class ForgetRecipient(NamedTuple):
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
 Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
-        | ForgetRecipient | JourneyFact)
+        | ForgetRecipient | JourneyFact | ReplyFact | FeedbackFact)
 #: The aggregate of every model fact: the models see all recipients, in one order.
 MODELS = "models"
-_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact})
+_MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact,
+                          ReplyFact, FeedbackFact})
 
 
 def fact_key(fact: Fact) -> str:
@@ -144,6 +160,9 @@ class AnalyticsBatch(NamedTuple):
     cohorts: list[CohortOutcome]  # cohort_outcomes
     flow_alerts: list[FlowAlert]
     forecast_quality: list[ForecastQuality]
+    routes: list[Route]  # mailflow.routes and the replies table
+    reply_suppressions: list[ReplySuppression]
+    feedback: list[FeedbackRow]
 
 
 def empty_batch() -> AnalyticsBatch:
@@ -166,6 +185,11 @@ class FlowAggregates:
     """
 
     _advanced_minute = -1  # the minute of the last advance (class default: old snapshots)
+    desk: ReplyDesk | None = None  # made at the first reply (only the models' merge has one)
+    _desk_expired_hour = -1
+    #: How a desk is made: `configure_replies` (the policy, and the starting text model).
+    _routing: RoutingPolicy | None = None
+    _reply_model: Callable[[], Any] | None = None
 
     def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
@@ -197,6 +221,30 @@ class FlowAggregates:
         self.propensity.configure(propensity_step, stop_mailing_below, flow_window_s)
         self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
                                 alert_margin=alert_margin)
+
+    def configure_replies(self, policy: RoutingPolicy,
+                          model: Callable[[], Any] | None = None) -> None:
+        """Reply routing (after a restart too): the policy, and what makes the starting
+        text model when the first reply comes (the desk's learnt model is kept)."""
+        self._routing, self._reply_model = policy, model
+        if self.desk is not None:
+            self.desk.configure(policy)
+
+    def _desk(self) -> ReplyDesk:
+        desk = self.desk
+        if desk is None:
+            make = self._reply_model
+            desk = self.desk = ReplyDesk(self._routing, make() if make is not None else None)
+        return desk
+
+    def _reply(self, fact: ReplyFact, out: AnalyticsBatch) -> None:
+        desk = self._desk()
+        route, suppressions = desk.on_reply(fact)
+        if route is not None:
+            out.routes.append(route)
+            out.reply_suppressions.extend(suppressions)
+            for early in desk.early_feedback(fact.reply_id):
+                out.feedback.extend(desk.on_feedback(early))
 
     def _move(self, move: Move, ts_ms: int) -> None:
         """A propensity changed: the cohort forecast follows."""
@@ -245,7 +293,13 @@ class FlowAggregates:
                     self._move(move, fact.ts_ms)
                 if graded:
                     out.model_metrics.extend(self.quality.add(graded))
+            elif kind is ReplyFact:
+                self._reply(fact, out)
+            elif kind is FeedbackFact:
+                out.feedback.extend(self._desk().on_feedback(fact))
             elif kind is ForgetMessages:
+                if self.desk is not None:
+                    self.desk.forget(fact.recipient_hash)
                 learner.forget(fact.keys)
                 out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
                 for move in self.propensity.forget(fact.recipient_hash, fact.ts_ms):
@@ -272,6 +326,9 @@ class FlowAggregates:
             self._resolve(*self.learner.tick(ts_ms), out)
         if not new_minute:
             return
+        if self.desk is not None and minute // 60 != self._desk_expired_hour:
+            self._desk_expired_hour = minute // 60
+            self.desk.expire(ts_ms)
         # the propensities as of every hour boundary crossed, then the forecast's rows there
         hour = self.propensity.hour
         if hour >= 0:
@@ -325,6 +382,7 @@ class RecipientAnalytics:
     #: Flow journeys on (their facts feed the propensities and cohort forecasts); off only
     #: to measure what they cost (bench/convergence_cost.py): nothing else changes.
     track_journeys = True
+    revenue: dict[str, float] | None = None  # recipient hash -> conversions' value so far
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
@@ -394,6 +452,8 @@ class RecipientAnalytics:
             "send_times": self.send_times.forget(recipient_hash),
         }
         report["journeys"], flows = self.journeys.forget(recipient_hash)
+        if self.revenue:
+            self.revenue.pop(recipient_hash, None)
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
@@ -442,6 +502,11 @@ class RecipientAnalytics:
                 facts.append(Labelled(ts, message_key(mkey), ENGAGED))
                 genuine = True
         elif etype == "conversion":
+            if ev.value > 0:
+                revenue = self.revenue
+                if revenue is None:
+                    revenue = self.revenue = {}
+                revenue[r] = revenue.get(r, 0.0) + ev.value
             last = next((c.touch.message_id for c in credits if c.model == "last_touch"), "")
             credited = message_key(message_key_for(last, r)) if last else -1
             history.engaged(r, ts, credited)
@@ -455,6 +520,25 @@ class RecipientAnalytics:
             update = self.send_times.engage(r, ev.domain, ts)
             if update is not None:
                 out.send_times.append(update)
+
+    def _reply(self, ev: Event, out: AnalyticsBatch) -> Event:
+        """A reply joined to the message it answers (its campaign and flow, when the reply
+        does not say), and its fact for the reply desk (what the recipient is worth too)."""
+        r = ev.recipient_hash
+        if ev.message_id:
+            touch = self.attribution.touch_of(ev.sender, r, ev.message_id)
+            if touch is not None:
+                ev = ev._replace(message_id=touch.message_id,  # as delivered (no <>)
+                                 campaign_id=ev.campaign_id or touch.campaign_id,
+                                 flow_id=ev.flow_id or touch.flow_id)
+        read = ev.attrs.get("reply")
+        if isinstance(read, ReplyRead):
+            numbers = self.history.numbers(r, ev.ts_ms)
+            out.facts.append(ReplyFact(
+                ev.ts_ms, str(ev.attrs.get("reply_id") or ev.event_id), ev.message_id,
+                ev.sender, r, ev.domain, ev.campaign_id, ev.flow_id, read,
+                min(1.0, numbers[3]), (self.revenue or {}).get(r, 0.0)))
+        return ev
 
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (no event before it is still to come): the journey
@@ -489,9 +573,21 @@ class RecipientAnalytics:
     def _one(self, ev: Event, bounce: BounceVerdict | None, out: AnalyticsBatch) -> None:
         # A provider's message id can be shared by all recipients of one send (SendGrid's
         # X-Message-Id across personalizations): per-message state is per recipient too.
+        etype = ev.type
+        if etype == "reply_feedback":  # about a reply, not a recipient: for the reply desk
+            a = ev.attrs
+            out.facts.append(FeedbackFact(ev.ts_ms, str(a.get("reply_id", "")),
+                                          str(a.get("action", "")), str(a.get("queue") or ""),
+                                          str(a.get("intent") or "")))
+            return
+        if etype == "reply":
+            ev = self._reply(ev, out)
         mkey = message_key_for(ev.message_id, ev.recipient_hash)
         interaction = self.tracker.apply(ev._replace(message_id=mkey) if mkey else ev)
-        etype, flow = ev.type, ev.flow_id
+        flow = ev.flow_id
+        if etype == "reply" and interaction.is_human and _reply_intent(ev) not in ENGAGING_REPLIES:
+            # a person wrote it, but a refusal is no engagement (kept apart from machines)
+            interaction = interaction._replace(is_human=False, reason="reply_not_engaging")
         facts: list[FlowFact] = []
         attributed: tuple[str, ...] = ()
         credits: list[Credit] = []
@@ -515,8 +611,12 @@ class RecipientAnalytics:
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, kind,
                                       interaction.latency_s))
             elif etype == "reply":
-                facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, HUMAN_INTERACTION,
-                                      interaction.latency_s))
+                if _reply_intent(ev) in _NEGATIVE_REPLIES:
+                    facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, NEGATIVE))
+                else:
+                    kind = HUMAN_INTERACTION if interaction.is_human else MACHINE_INTERACTION
+                    facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, kind,
+                                          interaction.latency_s))
             elif etype in ("complaint", "unsubscribe") or (
                     etype == "bounce" and bounce is not None and bounce.bounce_class == "hard"):
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, NEGATIVE))
@@ -535,6 +635,11 @@ class RecipientAnalytics:
             self.tracker.expire(ev.ts_ms)
             self.attribution.expire(ev.ts_ms)
             self._expire_erasures(ev.ts_ms)
+
+
+def _reply_intent(ev: Event) -> str:
+    read = ev.attrs.get("reply")
+    return read.verdict.intent if isinstance(read, ReplyRead) else "other"
 
 
 class EngagementAnalytics:
@@ -600,6 +705,8 @@ class EngagementAnalytics:
             self.aggregates._move(move, facts[1].ts_ms)
         report["propensities"] = len(moves)
         report["personas"] = self.personas.forget(recipient_hash)
+        desk = self.aggregates.desk
+        report["replies"] = desk.forget(recipient_hash) if desk is not None else 0
         return report
 
     def flush(self) -> AnalyticsBatch:

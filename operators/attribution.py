@@ -205,6 +205,29 @@ class AttributionBook:
                 *_shares(LINEAR, touches, [1.0] * len(touches)),
                 *_shares(TIME_DECAY, touches, decay)]
 
+    def touch_of(self, sender: str, recipient_hash: str, message_id: str) -> Touch | None:
+        """The delivery a reply answers: its message id as delivered (with or without the
+        angle brackets of an In-Reply-To), from `sender` first, then from any sender.
+
+        >>> book = AttributionBook()
+        >>> book.touch("s", "r", Touch(1000, "m-1@mail.example", "c", "welcome"))
+        >>> book.touch_of("other", "r", "<m-1@mail.example>")
+        Touch(ts_ms=1000, message_id='m-1@mail.example', campaign_id='c', flow_id='welcome')
+        >>> book.touch_of("s", "r", "m-2") is None
+        True
+        """
+        wanted = message_id.strip().strip("<>")
+        if not wanted:
+            return None
+        senders = self._senders
+        order = [sender] if sender in senders else []
+        order += [s for s in senders if s != sender]
+        for s in order:
+            for ts_ms, mid, label in reversed(senders[s].get(recipient_hash) or ()):
+                if mid == wanted or mid.strip("<>") == wanted:
+                    return _new(Touch, (ts_ms, mid) + label)
+        return None
+
     def flows_touched(self, sender: str, recipient_hash: str, ts_ms: int) -> list[str]:
         """Distinct non-empty flow ids with a touch in the window of a conversion at `ts_ms`."""
         return sorted({label[1] for _, _, label in self._in_window(sender, recipient_hash, ts_ms)

@@ -91,6 +91,7 @@ REASONS = ("apple_proxy", "prefetch", "too_fast", "scanner_agent", "no_agent", "
 # Verdicts are shared constants: the hot path allocates a new tuple only for the
 # (rare) first human interaction, which carries a latency.
 _HUMAN = Interaction(True, "", 0.0)
+_AUTO_REPLY = Interaction(False, "auto_reply", 0.0)
 _APPLE_PROXY = Interaction(False, "apple_proxy", 0.0)
 _PREFETCH = Interaction(False, "prefetch", 0.0)
 _TOO_FAST = Interaction(False, "too_fast", 0.0)
@@ -235,7 +236,7 @@ class MessageTracker:
             if attrs and _is_auto_reply(attrs):
                 # An out-of-office answer comes seconds after delivery whether anybody
                 # reads or not: not a person's response, so no latency and no flag.
-                return _HUMAN
+                return _AUTO_REPLY
             return self._first_human(ev.message_id, ev.ts_ms)
         if kind == "conversion" and ev.message_id:
             return self._first_human(ev.message_id, ev.ts_ms)
@@ -451,6 +452,9 @@ class MessageTracker:
 
 
 def _is_auto_reply(attrs: dict[str, Any]) -> bool:
+    read = attrs.get("reply")  # the parse step's reading (operators.reply_desk.ReplyRead)
+    if read is not None and not isinstance(read, dict | str):
+        return bool(read.verdict.auto)
     for key in _AUTO_SUBMITTED_KEYS:
         value = attrs.get(key)
         if value:

@@ -32,6 +32,8 @@ import orjson
 # The core's record, defined below schemas/; re-exported: callers and recovery snapshots
 # written before the move name `schemas.events.Event`.
 from operators.event import Event
+from operators.reply_desk import ReplyRead, read_reply
+from operators.reply_desk import word_features as reply_features  # TODO(i17): reply_model
 from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
 from schemas.topics import (
@@ -58,7 +60,8 @@ _FEEDBACK_ACTIONS = frozenset(FEEDBACK_ACTIONS)
 #: A reply's `headers` may name at most this many headers.
 MAX_REPLY_HEADERS = 100
 #: Conversions are about a recipient, not a message.
-_MESSAGELESS_TYPES = frozenset({"conversion"})
+#: A reply may name no message it answers (no In-Reply-To): still read and routed, flow unknown.
+_MESSAGELESS_TYPES = frozenset({"conversion", "reply"})
 
 _OPTIONAL_STR = ("event_id", "campaign_id", "flow_id", "variant", "user_agent", "ip", "url",
                  "smtp_status", "diagnostic", "bounce_kind", "goal", "currency")
@@ -179,6 +182,12 @@ class EventParser:
         self.now = now
         self.max_bytes = max_bytes
 
+    def _read(self, text: tuple[str, str, dict], ts: float, recipient: str) -> ReplyRead:
+        """A reply's verdict, return date, contact and text features, from its raw text."""
+        subject, body, headers = text
+        return read_reply(subject, body, headers, int(round(ts * 1000)), recipient,
+                          self.hasher.scrub, self.hasher.recipient, reply_features)
+
     def parse(self, raw: bytes | None, topic: str, partition: int, offset: int,
               now: float | None = None) -> Event | DeadLetter:
         """An `Event`, or a `DeadLetter` that says why not; never an exception."""
@@ -284,6 +293,9 @@ class EventParser:
                 opt[i] = _opt_str(obj, _OPTIONAL_STR[i])
         attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
         reply_id = _reply_fields(attrs) if event_type == "reply" else None
+        if event_type == "reply":
+            read_text = (attrs.pop("subject", "") or "", attrs.pop("body", "") or "",
+                         attrs.pop("headers", None) or {})
         # Free text may quote an address in any field, in any spelling. One pass over the
         # bytes counts "@" and what starts its other spellings: "%" (%40), "&" (&#64;),
         # "\\" (\u0040) and 0xEF (＠). Most messages hold none but the recipient's own "@"
@@ -309,6 +321,9 @@ class EventParser:
             _clean(attrs, None, 1)  # deep nesting is refused even when nothing is scrubbed
         if reply_id is not None:
             attrs["reply_id"] = reply_id
+        if event_type == "reply":
+            # Read before anything is kept: the verdict and features travel on, the text not.
+            attrs["reply"] = self._read(read_text, ts, recipient or "")
         return Event(
             opt[0] or self.hasher.payload(raw), int(round(ts * 1000)), event_type, sender,
             recipient_hash, recipient_domain, provider_key(recipient_domain), message_id,

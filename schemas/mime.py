@@ -5,7 +5,8 @@ entry, the body of `POST /v1/inbound/mime`) with the standard library's `email` 
 (`email.policy.default`, but header values read as plain text: see `_PlainHeaders`):
 
 - `message_id`: the message being answered, from `In-Reply-To`, else the last id of
-  `References`; a message with neither is refused (wire format v1 requires the id);
+  `References`; a message with neither has none (it is still read and routed, flow
+  unknown);
 - `recipient`: the `From` address (the person replying); `sender`: the sending identity,
   given by the caller, else the domain of the `To` (or `Delivered-To`) address;
 - `reply_id`: the reply's own `Message-ID`, else a stable hash of the raw bytes;
@@ -149,16 +150,16 @@ def _event(msg: Message, raw: bytes, ts: float | None, sender: str | None) -> di
         _last_id(headers.get("references", ""), first=False)
     reply_id = _last_id(headers.get("message-id", ""), first=True) or \
         "sha256:" + hashlib.sha256(raw).hexdigest()[:32]
-    if not message_id:
-        raise ValueError("neither In-Reply-To nor References: names no message it answers")
     event: dict[str, Any] = {
         "type": "reply", "ts": _ts(headers.get("date", ""), ts), "sender": sender,
-        "recipient": recipient, "message_id": message_id, "reply_id": reply_id,
+        "recipient": recipient, "reply_id": reply_id,
         "subject": _one_line(_decoded(headers.get("subject", ""))),
         "body": _body(msg),
         "headers": {_INTERESTING[name]: _one_line(_decoded(value))
                     for name, value in headers.items() if name in _INTERESTING},
     }
+    if message_id:
+        event["message_id"] = message_id
     return event
 
 

@@ -15,6 +15,7 @@ from operators.forecast import CohortOutcome, FlowAlert, ForecastQuality, Foreca
 from operators.learning import ModelMetricRow, Score
 from operators.metrics import MinuteRow
 from operators.propensity import PropensityRow
+from operators.reply_desk import FeedbackRow, ReplyRead, ReplySuppression, Route
 from operators.send_time import SendTime
 from operators.throttle import Decision
 from operators.variants import Allocation
@@ -44,7 +45,7 @@ def event_row(ev: Event, bounce: BounceVerdict | None, interaction: Interaction,
         confidence, ev.smtp_code, ev.smtp_status, ev.diagnostic, interaction.is_human,
         interaction.reason, interaction.latency_s, list(attributed_flows), ev.user_agent,
         truncate_ip(ev.ip),  # at rest only the network: the full IP was for classification
-        ev.url, ev.goal, ev.value, ev.currency, orjson.dumps(ev.attrs).decode() if ev.attrs else "",
+        ev.url, ev.goal, ev.value, ev.currency, _attrs_json(ev.attrs) if ev.attrs else "",
         ev.topic, ev.partition, ev.offset,
     )
 
@@ -82,7 +83,7 @@ def decision_key(d: Decision) -> bytes:
 
 
 SUPPRESSION_COLUMNS: tuple[str, ...] = ("recipient_hash", "reason", "ts", "sender", "domain",
-                                        "event_id")
+                                        "event_id", "until")
 
 #: Why an event suppresses its recipient (hard bounces only: a block is not the address's fault).
 SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribe"}
@@ -102,7 +103,73 @@ def suppression_record(ev: Event, reason: str) -> dict:
 
 
 def suppression_row(ev: Event, reason: str) -> tuple:
-    return (ev.recipient_hash, reason, ev.ts_ms, ev.sender, ev.domain, ev.event_id)
+    return (ev.recipient_hash, reason, ev.ts_ms, ev.sender, ev.domain, ev.event_id, None)
+
+
+def _attrs_json(attrs: dict) -> str:
+    """An event's other fields as JSON; a reply's reading only as its verdict's summary
+    (its text features and any offered contact are never stored)."""
+    read = attrs.get("reply")
+    if isinstance(read, ReplyRead):
+        v = read.verdict
+        attrs = {**attrs, "reply": {"rule_intent": v.intent, "confidence": round(v.confidence, 4),
+                                    "auto": v.auto, "language": v.language}}
+    return orjson.dumps(attrs).decode()
+
+
+def reply_suppression_record(s: ReplySuppression) -> dict:
+    record = {"recipient_hash": s.recipient_hash, "reason": s.reason, "ts": iso_ms(s.ts_ms)}
+    if s.until:
+        record["until"] = s.until
+    return record
+
+
+def reply_suppression_row(s: ReplySuppression) -> tuple:
+    return (s.recipient_hash, s.reason, s.ts_ms, s.sender, s.domain, s.reply_id,
+            date.fromisoformat(s.until) if s.until else None)
+
+
+def route_record(r: Route) -> dict:
+    """One `mailflow.routes` value (the only place an offered contact appears raw)."""
+    return {
+        "reply_id": r.reply_id, "message_id": r.message_id or None, "sender": r.sender,
+        "recipient_hash": r.recipient_hash, "campaign_id": r.campaign_id or None,
+        "flow_id": r.flow_id or None, "intent": r.intent, "confidence": r.confidence,
+        "scores": r.scores, "queue": r.queue or None, "priority": r.priority, "auto": r.auto,
+        "sentiment": r.sentiment, "urgent": r.urgent, "language": r.language,
+        "until": r.until or None, "actions": list(r.actions), "explanation": r.explanation,
+        "model": r.model, "rule_intent": r.rule_intent,
+        "new_contact": r.new_contact or None, "new_contact_hash": r.new_contact_hash or None,
+        "references": list(r.references), "event_ts": iso_ms(r.ts_ms),
+    }
+
+
+REPLY_COLUMNS: tuple[str, ...] = (
+    "reply_id", "ts", "message_id", "sender", "domain", "recipient_hash", "campaign_id",
+    "flow_id", "intent", "confidence", "queue", "priority", "auto", "sentiment", "urgent",
+    "language", "return_date", "actions", "explanation", "model", "rule_intent",
+    "new_contact_hash",
+)
+
+
+def reply_row(r: Route) -> tuple:
+    """One `mailflow.replies` row: the verdict and route, never text or an address."""
+    return (r.reply_id, r.ts_ms, r.message_id, r.sender, r.domain, r.recipient_hash,
+            r.campaign_id, r.flow_id, r.intent, r.confidence, r.queue, r.priority, r.auto,
+            r.sentiment, r.urgent, r.language,
+            date.fromisoformat(r.until) if r.until else None, list(r.actions), r.explanation,
+            r.model, r.rule_intent, r.new_contact_hash)
+
+
+FEEDBACK_COLUMNS: tuple[str, ...] = (
+    "reply_id", "ts", "action", "queue", "intent", "routed_queue", "routed_intent",
+    "reply_ts", "latency_s",
+)
+
+
+def feedback_row(f: FeedbackRow) -> tuple:
+    return (f.reply_id, f.ts_ms, f.action, f.queue, f.intent, f.routed_queue, f.routed_intent,
+            f.reply_ts_ms, f.latency_s)
 
 
 ATTRIBUTION_COLUMNS: tuple[str, ...] = (
@@ -289,4 +356,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.cohort_outcomes": COHORT_OUTCOME_COLUMNS,
     "mailflow.flow_alerts": FLOW_ALERT_COLUMNS,
     "mailflow.forecast_quality": FORECAST_QUALITY_COLUMNS,
+    "mailflow.replies": REPLY_COLUMNS,
+    "mailflow.reply_feedback": FEEDBACK_COLUMNS,
 }

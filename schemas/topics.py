@@ -12,6 +12,8 @@ INPUT_TOPICS: dict[str, tuple[str, ...]] = {
     "email.complaints": ("complaint",),
     "email.conversions": ("conversion",),
     "email.replies": ("reply",),
+    # Agents' feedback on routed replies (issue 17): about a reply, not a recipient.
+    "email.reply_feedback": ("reply_feedback",),
 }
 
 #: The `type` a message on a topic gets when it does not name one itself.
@@ -25,10 +27,8 @@ TOPIC_BY_TYPE: dict[str, str] = {
     event_type: topic for topic, types in INPUT_TOPICS.items() for event_type in types
 }
 
-#: Agents' feedback on routed replies (issue 17): parsed by the job's parser (type
-#: `reply_feedback`); not an input topic of the job yet.
+#: Agents' feedback on routed replies (issue 17), parsed as type `reply_feedback`.
 REPLY_FEEDBACK_TOPIC = "email.reply_feedback"
-DEFAULT_TYPE_BY_TOPIC[REPLY_FEEDBACK_TOPIC] = "reply_feedback"
 #: What an agent did with a routed reply.
 FEEDBACK_ACTIONS: tuple[str, ...] = ("reassigned", "relabelled", "first_response", "resolved")
 
@@ -47,6 +47,8 @@ DLQ = "mailflow.dlq"
 FLOW_PROPENSITIES = "mailflow.flow_propensities"
 #: A flow's cohort forecast fell below its trailing convergence (one record per alert).
 FLOW_ALERTS = "mailflow.flow_alerts"
+#: One routing decision per classified reply, key reply_id (issue 17).
+ROUTES = "mailflow.routes"
 #: Commands to the job (`schemas/control.py`), e.g. an erasure: read by the job, never an
 #: event input. Not compacted: a replay from the beginning replays the erasures too.
 CONTROL = "mailflow.control"
@@ -61,6 +63,7 @@ OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     VARIANTS: {"cleanup.policy": "compact"},
     FLOW_PROPENSITIES: {"cleanup.policy": "compact"},
     FLOW_ALERTS: {},
+    ROUTES: {},
     DLQ: {},
     CONTROL: {},
 }

@@ -50,8 +50,8 @@ SELECT w.flow_id, w.window, toUnixTimestamp(w.as_of) AS as_of,
         groupUniqArrayIf(f.recipient_hash,
                          f.type = 'attributed_conversion' AND f.ts >= w.lo AND f.ts < w.hi)))
         AS converged,
-    countIf(f.ts >= w.lo AND f.ts < w.hi AND ((f.type IN ('open', 'click') AND f.is_human)
-            OR f.type IN ('reply', 'attributed_conversion'))) AS human_interactions,
+    countIf(f.ts >= w.lo AND f.ts < w.hi AND ((f.type IN ('open', 'click', 'reply') AND f.is_human)
+            OR f.type = 'attributed_conversion')) AS human_interactions,
     countIf(f.type = 'delivered' AND f.ts >= w.lo AND f.ts < w.hi) AS deliveries,
     countIf(f.ts >= w.lo AND f.ts < w.hi AND (f.type IN ('complaint', 'unsubscribe')
             OR (f.type = 'bounce' AND f.bounce_class = 'hard'))) AS negatives,

@@ -245,7 +245,7 @@ def test_autoresponder_reply_is_no_response() -> None:
         ev("delivered", 0),
         ev("reply", 4, attrs=auto),
         ev("reply", 7200, attrs={"auto_submitted": "no"}),  # RFC 3834: a person wrote it
-    ]) == [HUMAN, HUMAN, human(7200.0)]
+    ]) == [HUMAN, Interaction(False, "auto_reply", 0.0), human(7200.0)]
 
 
 def test_repeated_delivery_webhook_does_not_reset_the_message() -> None:

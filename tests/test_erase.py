@@ -92,6 +92,7 @@ def test_the_shard_drops_held_and_queued_events_and_tells_every_table_topic_and_
     assert tables == {t: Erasure("h1", TABLE_COLUMNS[t].index("recipient_hash"))
                       for t in ERASABLE}
     assert set(ERASABLE) == {"mailflow.events", "mailflow.attribution", "mailflow.send_times",
+                             "mailflow.replies",
                              "mailflow.recipient_profiles", "mailflow.flow_propensities"
                              }  # never mailflow.suppressions
     tombstone, *journeys = result.kafka
