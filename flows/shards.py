@@ -56,6 +56,7 @@ import orjson
 from bytewax.connectors.kafka import KafkaSinkMessage
 
 from flows.parse import ParsedBatch, erased_by
+from flows.replies import starting_reply_model
 from flows.settings import Settings
 from flows.stats import STATS
 from operators.analytics import (
@@ -96,11 +97,6 @@ EVENTS, ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.events", "mailflow.attrib
 PROFILES = "mailflow.recipient_profiles"
 #: Tables whose rows an erasure deletes, and the column holding the recipient hash.
 ERASABLE = erasable_tables(out.TABLE_COLUMNS)
-
-
-def starting_reply_model() -> Any:
-    """The reply text model a job starts from (None: the rules alone)."""
-    return None
 
 
 def shard_of(text: str, shards: int) -> int:

@@ -431,7 +431,40 @@ def stages(events: int) -> dict[str, Any]:
         result["clickhouse_insert_us"] = round((time.perf_counter() - t) / len(raw) * 1e6, 2)
         store.close()
     result["types"] = dict(Counter(it[0].type for it in items).most_common(4))
+    result.update(reply_stage())
     return result
+
+
+def reply_stage(repeat: int = 3) -> dict[str, Any]:
+    """Replies alone: reading one in the parse step (rules, return date, contact, the text
+    model's features) and routing it in the models' step (the text model's blend, actions),
+    over the project's reply corpus, µs per reply and replies per second."""
+    from flows.replies import reply_corpus, starting_reply_model
+    from operators.reply_desk import ReplyDesk, ReplyFact, read_reply
+    from operators.reply_model import reply_features
+    from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+
+    rows = reply_corpus()
+    if not rows:
+        return {"replies": 0}
+    hasher = RecipientHasher(DEV_HASH_KEY)
+    ts = int(START * 1000)
+    t = time.perf_counter()
+    reads = [read_reply(r.get("subject", ""), r.get("body", ""), r.get("headers") or {}, ts,
+                        "", hasher.scrub, hasher.recipient, reply_features)
+             for _ in range(repeat) for r in rows]
+    read_s = time.perf_counter() - t
+    desk = ReplyDesk(model=starting_reply_model())
+    facts = [ReplyFact(ts, f"r-{i}", "", "s", "h", "gmail.com", "", "", read, 0.0, 0.0)
+             for i, read in enumerate(reads)]
+    t = time.perf_counter()
+    for f in facts:
+        desk.on_reply(f)
+    route_s = time.perf_counter() - t
+    n = len(reads)
+    return {"replies": n, "reply_read_us": round(read_s / n * 1e6, 1),
+            "reply_route_us": round(route_s / n * 1e6, 1),
+            "replies_per_s": round(n / (read_s + route_s))}
 
 
 def human(result: dict[str, Any]) -> str:

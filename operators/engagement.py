@@ -453,8 +453,8 @@ class MessageTracker:
 
 def _is_auto_reply(attrs: dict[str, Any]) -> bool:
     read = attrs.get("reply")  # the parse step's reading (operators.reply_desk.ReplyRead)
-    if read is not None and not isinstance(read, dict | str):
-        return bool(read.verdict.auto)
+    if read is not None and not isinstance(read, dict | str) and read.verdict.auto:
+        return True
     for key in _AUTO_SUBMITTED_KEYS:
         value = attrs.get(key)
         if value:

@@ -294,8 +294,10 @@ class EventParser:
         attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
         reply_id = _reply_fields(attrs) if event_type == "reply" else None
         if event_type == "reply":
-            read_text = (attrs.pop("subject", "") or "", attrs.pop("body", "") or "",
-                         attrs.pop("headers", None) or {})
+            headers = attrs.pop("headers", None) or {}
+            if "auto_submitted" in attrs and "Auto-Submitted" not in headers:
+                headers = {**headers, "Auto-Submitted": str(attrs["auto_submitted"])}
+            read_text = (attrs.pop("subject", "") or "", attrs.pop("body", "") or "", headers)
         # Free text may quote an address in any field, in any spelling. One pass over the
         # bytes counts "@" and what starts its other spellings: "%" (%40), "&" (&#64;),
         # "\\" (\u0040) and 0xEF (＠). Most messages hold none but the recipient's own "@"
