@@ -91,6 +91,8 @@ _INTERACTIONS = frozenset({"open", "click"})
 #: or an out-of-office is not one, an unsubscribe request or a complaint is negative.
 ENGAGING_REPLIES = frozenset({"interested", "support_question", "other"})
 _NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
+#: The rules' confidence above which such a reply ends the recipient's flow journeys.
+SURE_REFUSAL = 0.9
 
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
@@ -557,6 +559,8 @@ class RecipientAnalytics:
         if journeys.due(ts):
             self.advance(ts, out)
         etype = ev.type
+        if etype == "reply" and _refusal(ev):
+            etype = "unsubscribe"  # a sure "take me off your list" ends their journeys
         if etype == "delivered":
             if not ev.flow_id:
                 return
@@ -635,6 +639,13 @@ class RecipientAnalytics:
             self.tracker.expire(ev.ts_ms)
             self.attribution.expire(ev.ts_ms)
             self._expire_erasures(ev.ts_ms)
+
+
+def _refusal(ev: Event) -> bool:
+    """A reply that surely asks to stop (an unsubscribe request or a complaint)."""
+    read = ev.attrs.get("reply")
+    return (isinstance(read, ReplyRead) and read.verdict.intent in _NEGATIVE_REPLIES
+            and read.verdict.confidence >= SURE_REFUSAL)
 
 
 def _reply_intent(ev: Event) -> str:

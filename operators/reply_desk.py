@@ -71,6 +71,7 @@ _BASE_PRIORITY = {"complaint": 60, "interested": 55, "support_question": 45,
                   "not_interested": 15, "out_of_office": 0, "auto_reply_other": 0}
 #: Feedback actions the helpdesk sends.
 FEEDBACK_ACTIONS = ("reassigned", "relabelled", "first_response", "resolved")
+_MAX_SUBJECT, _MAX_BODY = 1000, 64 * 1024
 _DIGITS = re.compile(r"\+?\d[\d ()./-]{5,}\d")
 
 
@@ -254,6 +255,8 @@ def read_reply(subject: str, body: str, headers: Mapping[str, str], ts_ms: int,
     >>> r.verdict.intent, r.contact, r.contact_hash
     ('wrong_person', 'jane@acme.example', 'h:jane@acme.example')
     """
+    # What a person writes fits easily: a longer text is cut, so no input costs much.
+    subject, body = (subject or "")[:_MAX_SUBJECT], (body or "")[:_MAX_BODY]
     verdict = classify(subject, body, headers, ts_ms)
     text = strip_quoted(body) if body else ""
     received = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)

@@ -202,3 +202,17 @@ def test_the_shard_joins_a_reply_to_its_message_and_only_people_engage():
     assert replies["r1"].interaction.is_human and replies["r1"].interaction.latency_s == 600
     assert not replies["r2"].interaction.is_human  # a machine answered: no engagement
     assert replies["r2"].interaction.reason == "auto_reply"
+
+
+def test_a_sure_refusal_ends_the_recipients_journeys_and_an_unsure_one_does_not():
+    analytics = EngagementAnalytics()
+    analytics.apply([delivered(1, T0), delivered(2, T0)])
+    assert {"h1", "h2"} <= set(analytics.recipients.journeys.open)
+    out = analytics.apply([
+        reply(1, T0 + 60_000, "Please remove me from your mailing list. Unsubscribe me now.",
+              "m-1@acme.example"),
+        reply(2, T0 + 60_000, "I am not sure I still want these, maybe later.",
+              "m-2@acme.example")])
+    assert "h1" not in analytics.recipients.journeys.open
+    assert "h2" in analytics.recipients.journeys.open
+    assert {r.reply_id: r.intent for r in out.routes}["r-1"] == "unsubscribe_request"
