@@ -551,6 +551,13 @@ class MergeLogic(op.StatefulBatchLogic):
         if 0 <= reached < END_MS:
             aggregates.advance(reached, batch)
         STATS.late_events = aggregates.late
+        desk = aggregates.desk
+        if desk is not None:  # the models' merge, once a reply came
+            STATS.replies_by_intent = dict(desk.by_intent)
+            STATS.reply_actions = dict(desk.by_action)
+            STATS.reply_duplicates = desk.duplicates
+            STATS.feedback_waiting = desk.waiting_feedback()
+            STATS.reply_graded, STATS.reply_correct = desk.graded, desk.correct
         learner = aggregates.learner
         if learner.updates or learner.pending:  # the models' merge
             STATS.pending_labels = len(learner.pending)

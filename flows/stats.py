@@ -43,6 +43,13 @@ class JobStats:
         self.analytics_queued = 0
         self.model_update_seconds = 0.0
         self.model_updates = 0
+        # reply routing (the models' step): routed per intent, actions, feedback
+        self.replies_by_intent: dict[str, int] = {}
+        self.reply_actions: dict[str, int] = {}
+        self.reply_duplicates = 0
+        self.feedback_waiting = 0  # feedback about a reply not seen (yet)
+        self.reply_graded = 0  # replies whose first route feedback has graded
+        self.reply_correct = 0
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -118,6 +125,12 @@ class JobStats:
             "model_update_us": round(1e6 * self.model_update_seconds / self.model_updates, 2)
             if self.model_updates else None,
             "model_update_seconds": round(self.model_update_seconds, 6),
+            "replies_by_intent": dict(self.replies_by_intent),
+            "reply_actions": dict(self.reply_actions),
+            "reply_duplicates": self.reply_duplicates,
+            "feedback_waiting": self.feedback_waiting,
+            "reply_routing_accuracy": round(self.reply_correct / self.reply_graded, 4)
+            if self.reply_graded else None,
         }
 
     def prometheus(self) -> str:
@@ -187,6 +200,23 @@ class JobStats:
                        {"": self.model_update_seconds})
         out += _series("mailflow_model_updates_total", "counter", "Model updates.",
                        {"": self.model_updates})
+        out += _series("mailflow_replies_routed_total", "counter",
+                       "Replies classified and routed, by intent.",
+                       {f'intent="{_label(i)}"': n
+                        for i, n in sorted(self.replies_by_intent.items())})
+        out += _series("mailflow_reply_actions_total", "counter",
+                       "What routing did: hold, suppress, review, route.",
+                       {f'action="{_label(a)}"': n for a, n in sorted(self.reply_actions.items())})
+        out += _series("mailflow_reply_duplicates_total", "counter",
+                       "Replies seen again (same reply_id): routed once.",
+                       {"": self.reply_duplicates})
+        out += _series("mailflow_reply_feedback_waiting", "gauge",
+                       "Helpdesk feedback about replies not seen (yet).",
+                       {"": self.feedback_waiting})
+        out += _series("mailflow_reply_feedback_graded_total", "counter",
+                       "Routed replies graded by the helpdesk's first label, and how many "
+                       "were right.", {'result="graded"': self.reply_graded,
+                                       'result="right"': self.reply_correct})
         out += _series("mailflow_up", "gauge", "1 while the job runs.", {"": 1})
         return "\n".join(out) + "\n"
 

@@ -296,6 +296,10 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
         snap = STATS.snapshot()
         log.info("job done in %.1fs: %d events, %d dead letters, rows written %s",
                  elapsed, snap["events_total"], snap["dead_letters"], snap["rows_written"])
+        if snap["replies_by_intent"]:
+            log.info("replies routed by intent %s, actions %s, %d duplicates, %d feedback "
+                     "about unseen replies", snap["replies_by_intent"], snap["reply_actions"],
+                     snap["reply_duplicates"], snap["feedback_waiting"])
         admin.stop()
         queries.close()
         close_stores()

@@ -295,6 +295,8 @@ class ReplyDesk:
         self.pending: dict[str, _Pending] = {}
         self.early: dict[str, list[FeedbackFact]] = {}  # feedback before its reply
         self.replies = 0
+        self.by_intent: dict[str, int] = {}  # routed replies per intent
+        self.by_action: dict[str, int] = {}  # hold, suppress, review, route
         self.duplicates = 0
         self.learnt = 0
         self.correct = 0  # graded intents the desk got right (prequential)
@@ -362,6 +364,9 @@ class ReplyDesk:
             read.contact_hash, read.references)
         if fact.reply_id:
             self._remember(fact, route, read)
+        self.by_intent[intent] = self.by_intent.get(intent, 0) + 1
+        for action in actions:
+            self.by_action[action] = self.by_action.get(action, 0) + 1
         return route, suppressions
 
     def _hold_until(self, ts_ms: int, return_date: str) -> str:
@@ -433,6 +438,10 @@ class ReplyDesk:
         self.pending[fact.reply_id] = pending._replace(
             queue=queue, intent=intent, learnt=label or pending.learnt)
         return [row]
+
+    def waiting_feedback(self) -> int:
+        """Feedback about replies not (yet) seen: kept `keep_days`, counted, never lost."""
+        return sum(len(v) for v in self.early.values())
 
     def accuracy(self) -> float:
         """Prequential: the share of graded replies whose first route had the right intent."""

@@ -90,7 +90,9 @@ def test_replies_are_routed_suppressed_held_and_counted(broker, tmp_path):
     data_dir = tmp_path / "data"
     env = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_DATA_DIR": str(data_dir),
            "MAILFLOW_ADMIN_PORT": "0"}
-    mailflow_cmd("run", "--dev", "--no-tail", env=env)
+    job = mailflow_cmd("run", "--dev", "--no-tail", env=env)
+    # counted, never silently dropped: the feedback about a reply nobody sent waits
+    assert "1 feedback about unseen replies" in job.stderr + job.stdout
 
     routes = {orjson.loads(m.value())["reply_id"]: orjson.loads(m.value())
               for m in consume_all(broker.bootstrap, "mailflow.routes")}
