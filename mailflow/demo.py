@@ -31,6 +31,8 @@ EXAMPLE_QUERIES = (
     "FROM mailflow.throttle_decisions ORDER BY event_ts LIMIT 20",
     "SELECT model, argMax(roc_auc, minute) AS auc, argMax(log_loss, minute) AS log_loss, "
     "max(n) AS labels FROM mailflow.model_metrics FINAL GROUP BY model ORDER BY model",
+    "SELECT queue, intent, count() AS replies, round(avg(priority)) AS priority "
+    "FROM mailflow.replies FINAL GROUP BY queue, intent ORDER BY replies DESC",
 )
 
 #: Every this many generated events, one round of malformed messages goes in too.
@@ -108,6 +110,13 @@ def _render(stats: dict[str, Any], rate: float, produced: int, elapsed: float,
             or "none"),
         "  " + "  ".join(f"{t} {n:,}" for t, n in sorted(by_type.items(), key=lambda kv: -kv[1])),
     ]
+    replies = stats.get("replies_by_intent") or {}
+    if replies:
+        actions = stats.get("reply_actions") or {}
+        lines.append("  replies routed: " + ", ".join(
+            f"{i} {n:,}" for i, n in sorted(replies.items(), key=lambda kv: -kv[1]))
+            + "   held " + f"{actions.get('hold', 0):,}" + "   suppressed "
+            + f"{actions.get('suppress', 0):,}")
     if tty:
         return "\x1b[2K" + "\n\x1b[2K".join(lines)
     return " | ".join(line.strip() for line in lines)
@@ -183,6 +192,7 @@ def _drive(job: subprocess.Popen, brokers: str, admin_port: int, seconds: float,
     last_n, last_t, shown = 0, t0, 0
     first_processed_at: float | None = None
     stats: dict[str, Any] = {}
+    shown_lines = 0
     try:
         while traffic.is_alive():
             time.sleep(1.0)
@@ -196,8 +206,9 @@ def _drive(job: subprocess.Popen, brokers: str, admin_port: int, seconds: float,
             current = (n - last_n) / (now - last_t)
             last_n, last_t = n, now
             text = _render(stats, current, traffic.producer.produced, now - t0, seconds, tty)
-            if tty:
-                print(("\x1b[3A" if shown else "") + text, flush=True)
+            if tty:  # back up over the lines printed last time (the replies line comes later)
+                print((f"\x1b[{shown_lines}A" if shown else "") + text, flush=True)
+                shown_lines = text.count("\n") + 1
             elif int(now - t0) % 5 == 0:
                 print(text, flush=True)
             shown += 1

@@ -55,6 +55,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -379,6 +380,31 @@ _PATHS = ("", "sale", "new", "account", "deals", "blog/latest", "pricing", "help
 _OFFSETS = ((60, "+01:00"), (120, "+02:00"), (-300, "-05:00"), (330, "+05:30"), (-420, "-07:00"))
 _DROP_REASONS = ("Bounced Address", "Unsubscribed Address", "Spam Reporting Address")
 _AUTO_REPLY = {"auto_submitted": "auto-replied"}  # not a v1 field: it ends up in `attrs`
+#: What people write back (engaging replies only: the generator's truth counts every human
+#: reply as an engagement), picked by a hash so the random sequence stays the same.
+_REPLY_TEXTS = (
+    ("Re: Your offer", "Sounds good - could you send me the pricing for our team?"),
+    ("Re: Your offer", "Yes, I'm interested. Can we schedule a short call next week?"),
+    ("AW: Ihr Angebot", "Klingt interessant, bitte schicken Sie mir ein Angebot."),
+    ("Re: Your order", "Hi, my order still hasn't arrived. Can you tell me when it ships?"),
+    ("Re: Your account", "I can't log in to my account since yesterday, can you help?"),
+    ("AW: Ihre Bestellung", "Hallo, wie kann ich meine Lieferadresse noch ändern?"),
+    ("Re: News", "Thanks for the update!"),
+)
+_OOO_TEXT = ("Automatic reply: {subject}", "Thank you for your email. I am out of the office "
+             "until {until} with limited access to email. I will reply when I am back.")
+
+
+def _reply_text(seed: int) -> dict[str, str]:
+    subject, body = _REPLY_TEXTS[seed % len(_REPLY_TEXTS)]
+    return {"subject": subject, "body": body}
+
+
+def _ooo_text(ts_ms: int, seed: int) -> dict[str, str]:
+    back = datetime.fromtimestamp(ts_ms / 1000 + 86_400 * (2 + seed % 12), UTC)
+    subject, body = _OOO_TEXT
+    return {**_AUTO_REPLY, "subject": subject.format(subject="News"),
+            "body": body.format(until=f"{back.day} {back:%B %Y}")}
 #: Why a sender stops mailing an address after one of its events (ESP "dropped" reasons).
 _SUPPRESSED_BECAUSE = {"complaint": "Spam Reporting Address", "unsubscribe": "Unsubscribed Address",
                        "bounce": "Bounced Address"}
@@ -626,7 +652,8 @@ class TrafficGenerator:
 
         # Out-of-office autoresponders answer within seconds (RFC 3834 marks them).
         if rnd() < (0.015 if self._corporate[r] else 0.001):
-            out.append((td + 2000 + int(rnd() * 20_000), "reply", _AUTO_REPLY, False, False))
+            out.append((td + 2000 + int(rnd() * 20_000), "reply", _ooo_text(td, r), False,
+                        False))
 
         # 3. the reader: opens near their preferred hour, then clicks, converts, ...
         p_open = open_probability(td, self._propensity[r], self._hour[r], profile.engagement,
@@ -664,7 +691,8 @@ class TrafficGenerator:
                 out.append((to + 5000 + int(30_000 * math.exp(gauss())), "unsubscribe",
                             None, True, False))
             if rnd() < 0.004 * (2.0 if m.flow_id else 1.0):
-                out.append((to + int(120_000 * math.exp(gauss())), "reply", None, False, False))
+                out.append((to + int(120_000 * math.exp(gauss())), "reply",
+                            _reply_text(r + to // 1000), False, False))
         elif rnd() < 0.0015:  # one-click List-Unsubscribe straight from the inbox
             out.append((td + self._open_delay(rng, td, r, False), "unsubscribe", None, True,
                         False))
