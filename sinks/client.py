@@ -4,7 +4,8 @@ For sending systems that want no network hop per lookup: the client reads
 `mailflow.throttle` and `mailflow.suppressions` (every partition with
 `assign()`, from the beginning, then following them) on a background thread
 and answers from memory. Given a `RouteLog`, it reads `mailflow.routes` too
-(the classified replies, for helpdesks; `mailflow serve` does).
+(the classified replies, for helpdesks; `mailflow serve` does), and the
+erasures on `mailflow.control`, which take a person's routes out of it.
 
     from sinks.client import ThrottleClient
 
@@ -37,9 +38,10 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from operators.decision_view import DecisionView, Effective, parse_time
+from schemas.control import EraseCommand, parse_control
 from schemas.hashing import RecipientHasher
 from schemas.mailbox_providers import provider_key, split_address
-from schemas.topics import ROUTES, SUPPRESSIONS, THROTTLE
+from schemas.topics import CONTROL, ROUTES, SUPPRESSIONS, THROTTLE
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,15 @@ class _Route(NamedTuple):
     seq: int  # arrival order
     event_ts: float
     queue: str | None
+    recipient_hash: str | None
     json: orjson.Fragment  # the record, serialised once
 
 
 class RouteLog:
     """The newest `mailflow.routes` records in bounded memory: at most `per_queue` per
     queue and `total` in all (the oldest arrivals go first), one per `reply_id` (a
-    repeat replaces the earlier record).
+    repeat replaces the earlier record). An erasure (`erase`) drops a person's routes
+    stamped at or before it, those held and those still to arrive.
 
     >>> log = RouteLog(per_queue=2)
     >>> for i, queue in enumerate(["sales", "sales", "support", "sales"]):
@@ -88,6 +92,10 @@ class RouteLog:
         self.by_queue: dict[str | None, OrderedDict[str, _Route]] = {}
         self.arrival: OrderedDict[str, str | None] = OrderedDict()  # reply_id -> queue
         self.rejected = 0  # records that were not routes (counted, never raised)
+        self.erased = 0  # routes dropped by an erasure
+        # recipient hash -> event time (epoch s) up to which its routes are erased: a
+        # route read after the command (another topic, another partition) is dropped too
+        self.erasures: dict[str, float] = {}
         self._seq = 0
 
     def __len__(self) -> int:
@@ -106,9 +114,17 @@ class RouteLog:
             event_ts = parse_time(record["event_ts"])
             if event_ts is None:
                 raise ValueError("event_ts")
-            route = _Route(self._seq, event_ts, queue, orjson.Fragment(orjson.dumps(record)))
+            recipient_hash = record.get("recipient_hash")
+            if not isinstance(recipient_hash, str):
+                recipient_hash = None
+            route = _Route(self._seq, event_ts, queue, recipient_hash,
+                           orjson.Fragment(orjson.dumps(record)))
         except Exception:  # whatever a hostile record holds, it is only not a route
             self.rejected += 1
+            return False
+        erased_up_to = self.erasures.get(recipient_hash) if recipient_hash else None
+        if erased_up_to is not None and event_ts <= erased_up_to:
+            self.erased += 1
             return False
         self._seq += 1
         self._drop(reply_id)
@@ -120,6 +136,29 @@ class RouteLog:
         while len(self.arrival) > self.total:
             self._drop(next(iter(self.arrival)))
         return True
+
+    def erase(self, recipient_hash: str, up_to: float) -> int:
+        """Forget the person's routes stamped at or before `up_to` (epoch s), now and as
+        they arrive; how many held routes went. A scan of what is held: erasures are rare.
+
+        >>> log = RouteLog()
+        >>> log.apply({"reply_id": "r1", "recipient_hash": "h", "queue": "sales",
+        ...            "event_ts": "2026-12-01T10:00:00Z"})
+        True
+        >>> log.erase("h", up_to=parse_time("2026-12-01T11:00:00Z")), len(log)
+        (1, 0)
+        >>> log.apply({"reply_id": "r0", "recipient_hash": "h", "queue": "sales",
+        ...            "event_ts": "2026-12-01T09:00:00Z"}), log.erased
+        (False, 2)
+        """
+        self.erasures[recipient_hash] = max(up_to, self.erasures.get(recipient_hash, up_to))
+        gone = [reply_id for held in self.by_queue.values()
+                for reply_id, route in held.items()
+                if route.recipient_hash == recipient_hash and route.event_ts <= up_to]
+        for reply_id in gone:
+            self._drop(reply_id)
+        self.erased += len(gone)
+        return len(gone)
 
     def _drop(self, reply_id: str) -> None:
         if reply_id not in self.arrival:
@@ -199,7 +238,8 @@ class ThrottleClient:
         consumer = Consumer(self.consumer_config())
         try:
             parts = []
-            topics = (THROTTLE, SUPPRESSIONS) + ((ROUTES,) if self.routes is not None else ())
+            topics = (THROTTLE, SUPPRESSIONS) + (
+                (ROUTES, CONTROL) if self.routes is not None else ())
             for topic in topics:
                 meta = consumer.list_topics(topic, timeout=15).topics[topic]
                 if not meta.partitions:
@@ -242,6 +282,8 @@ class ThrottleClient:
         try:
             record = orjson.loads(value)
         except orjson.JSONDecodeError:
+            if topic == CONTROL:
+                return  # the job dead-letters bad commands; they are not ours to count
             log.warning("ignoring a malformed record on %s", topic)
             with self._lock:
                 if topic == ROUTES and self.routes is not None:
@@ -249,11 +291,8 @@ class ThrottleClient:
                 else:
                     self.view.rejected += 1
             return
-        if topic == ROUTES:
-            with self._lock:
-                self.records += 1
-                if self.routes is not None and not self.routes.apply(record):
-                    log.warning("ignoring a record on %s that is not a route", topic)
+        if topic in (ROUTES, CONTROL):
+            self._apply_route_side(topic, value, record)
             return
         with self._lock:
             self.records += 1
@@ -267,6 +306,22 @@ class ThrottleClient:
                 return
         if changed and self.on_change is not None:
             self.on_change("decision" if topic == THROTTLE else "suppression", record)
+
+    def _apply_route_side(self, topic: str, value: bytes, record: Any) -> None:
+        if self.routes is None:
+            return
+        with self._lock:
+            self.records += 1
+            if topic == ROUTES:
+                rejected = self.routes.rejected
+                self.routes.apply(record)
+                if self.routes.rejected != rejected:
+                    log.warning("ignoring a record on %s that is not a route", topic)
+                return
+            # anything but a valid erasure is the job's dead letter, not ours
+            command = parse_control(value, topic, 0, 0)
+            if isinstance(command, EraseCommand):
+                self.routes.erase(command.recipient_hash, command.up_to_ms / 1000)
 
     def _remove_suppression(self, key: bytes) -> None:
         """A tombstone: the suppression keyed by this recipient hash is gone."""

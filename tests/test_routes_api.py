@@ -200,6 +200,33 @@ def test_a_repeated_reply_replaces_its_route(stack):
         "<r904@mail.example>"]
 
 
+def test_an_erasure_takes_the_persons_routes_out_held_and_late(stack):
+    from operators.decision_view import parse_time
+    from schemas.control import erase_record
+    from schemas.topics import CONTROL
+
+    broker, client, server = stack
+    h = HASHER.recipient("p3@example.org")
+    assert "<r3@mail.example>" in client.routes.arrival
+    erasure = erase_record(h, now_s=parse_time("2026-12-01T12:00:00Z"))
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce(CONTROL, orjson.dumps(erasure), h.encode())
+    producer.produce(CONTROL, b"not a command", b"x")  # the job's dead letter, not ours
+    assert producer.flush(10) == 0
+    assert wait_for(lambda: "<r3@mail.example>" not in client.routes.arrival)
+    # read after the command (one key: one partition, in order): stamped before it,
+    # dropped; after it, new data
+    produce(broker.bootstrap, [
+        (b"h", orjson.dumps({**route(905, "sales", minute=100), "recipient_hash": h})),
+        (b"h", orjson.dumps({**route(906, "sales", minute=130), "recipient_hash": h}))])
+    assert wait_for(lambda: "<r906@mail.example>" in client.routes.arrival)
+    assert "<r905@mail.example>" not in client.routes.arrival and client.routes.erased == 2
+    answered = get(server.port, "/v1/routes?limit=1000")[1]["routes"]
+    assert [r["reply_id"] for r in answered if r["recipient_hash"] == h] == [
+        "<r906@mail.example>"]
+    assert client.live
+
+
 def test_a_server_without_a_route_log_says_so():
     api = DecisionApi(ThrottleClient("127.0.0.1:1"), tokens=[])
     server = ApiServer(api, port=0).start()
