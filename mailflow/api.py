@@ -192,7 +192,8 @@ OPENAPI: dict[str, Any] = {
                           **_errors(400, 401, 403, 503)},
         }},
         "/v1/decisions/stream": {"get": {
-            "summary": "Server-Sent Events: every new decision and suppression as it arrives",
+            "summary": "Server-Sent Events: every new decision and suppression as it arrives "
+                       "(a tombstone: {recipient_hash, removed: true})",
             "responses": {"200": {"description": "text/event-stream"}, **_errors(401, 503)},
         }},
         "/healthz": {"get": {"summary": "alive", "security": [],

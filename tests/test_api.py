@@ -553,3 +553,22 @@ def test_a_hold_whose_until_is_no_time_is_rejected_and_counted(stack):
     assert wait_for(lambda: client.view.rejected >= rejected + 2)
     assert client.suppression_state("odd@example.org")[0] is None
     assert client.live
+
+
+def test_holds_and_tombstones_arrive_by_server_sent_events(stack):
+    broker, _, server, _ = stack
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/v1/decisions/stream")
+    resp = conn.getresponse()
+    assert resp.readline().startswith(b": connected")
+    resp.readline()
+    h = suppress(broker.bootstrap, "sse-hold@example.org", "out_of_office", until="2099-01-01")
+    assert resp.readline() == b"event: suppression\n"
+    held = orjson.loads(resp.readline()[len(b"data: "):])
+    assert (held["recipient_hash"], held["until"]) == (h, "2099-01-01")
+    resp.readline()
+    suppress(broker.bootstrap, "sse-hold@example.org", "", tombstone=True)
+    assert resp.readline() == b"event: suppression\n"
+    assert orjson.loads(resp.readline()[len(b"data: "):]) == {"recipient_hash": h,
+                                                               "removed": True}
+    conn.close()
