@@ -45,6 +45,9 @@ MAX_ROUTES = 1000  # per /v1/routes answer
 DEFAULT_ROUTES = 100
 MAX_BODY = 1024 * 1024
 _HASH = re.compile(r"^[0-9a-f]{32}$")
+#: An address as the OpenAPI document describes it: no spaces, control characters or URL
+#: delimiters (Python's \s includes \x1c-\x1f and \x85, as the schema's comment says).
+_ADDRESS = re.compile(r"^[^@/?#%\s\x00-\x1f\x7f-\x9f]+@[^@/?#%\s\x00-\x1f\x7f-\x9f]+$")
 _QUEUE = re.compile(r"^[^\s\x00-\x1f\x7f-\x9f]{1,128}$")
 
 _DECISION = {
@@ -499,7 +502,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def _suppression(self, who: str) -> None:
             who = who.strip()
             if "@" in who:
-                if who.count("@") != 1 or not who.split("@")[0] or not who.split("@")[1]:
+                if not _ADDRESS.match(who):
                     self._json(400, {"error": "not an email address"})
                     return
                 if api.client.hasher is None:
