@@ -558,7 +558,19 @@ def test_a_hold_whose_until_is_no_time_is_rejected_and_counted(stack):
 
 
 def test_holds_and_tombstones_arrive_by_server_sent_events(stack):
-    broker, _, server, _ = stack
+    # its own client: a DecisionApi takes over its client's on_change, and other tests
+    # build APIs on the module's client
+    broker = stack[0]
+    client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY).start()
+    assert client.wait_ready(30)
+    server = ApiServer(DecisionApi(client, tokens=[]), port=0).start()
+    try:
+        stream_holds_and_tombstones(broker, server)
+    finally:
+        server.stop()
+
+
+def stream_holds_and_tombstones(broker, server) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     conn.request("GET", "/v1/decisions/stream")
     resp = conn.getresponse()
