@@ -1,10 +1,11 @@
 """`mailflow serve`: the throttle-decision HTTP API for sending systems (read-only).
 
-It materialises `mailflow.throttle` and `mailflow.suppressions` with a
-`ThrottleClient` and answers from memory; the OpenAPI document is at
-`/openapi.json`. With `MAILFLOW_API_TOKENS` set, every `/v1` endpoint wants
-`Authorization: Bearer <one of them>`; on a non-loopback bind without tokens
-(`--insecure`) suppression look-ups are refused (403), since they are personal data.
+It materialises `mailflow.throttle` and `mailflow.suppressions` (and, for helpdesks,
+the newest `mailflow.routes`) with a `ThrottleClient` and answers from memory; the
+OpenAPI document is at `/openapi.json`. With `MAILFLOW_API_TOKENS` set, every `/v1`
+endpoint wants `Authorization: Bearer <one of them>`; on a non-loopback bind without
+tokens (`--insecure`) suppression and route look-ups are refused (403), since they are
+personal data. A suppression with `until` is a hold: `suppressed` only before it.
 `/readyz` is 503 unless the materialisation is live (caught up, consumer running).
 A stream client that falls too far behind is dropped; the Kafka consumer never
 waits for one.
@@ -33,14 +34,21 @@ from mailflow.http import (
     prom_label,
     route_label,
 )
+from operators.decision_view import parse_until
 from schemas.mailbox_providers import provider_key
 from sinks.client import ThrottleClient
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+MAX_ROUTES = 1000  # per /v1/routes answer
+DEFAULT_ROUTES = 100
 MAX_BODY = 1024 * 1024
 _HASH = re.compile(r"^[0-9a-f]{32}$")
+#: An address as the OpenAPI document describes it: no spaces, control characters or URL
+#: delimiters (Python's \s includes \x1c-\x1f and \x85, as the schema's comment says).
+_ADDRESS = re.compile(r"^[^@/?#%\s\x00-\x1f\x7f-\x9f]+@[^@/?#%\s\x00-\x1f\x7f-\x9f]+$")
+_QUEUE = re.compile(r"^[^\s\x00-\x1f\x7f-\x9f]{1,128}$")
 
 _DECISION = {
     "type": "object",
@@ -118,10 +126,45 @@ OPENAPI: dict[str, Any] = {
                 "application/json": {"schema": {
                     "type": "object", "required": ["recipient_hash", "suppressed"],
                     "properties": {"recipient_hash": {"type": "string"},
-                                   "suppressed": {"type": "boolean"},
+                                   "suppressed": {"type": "boolean",
+                                                  "description": "a permanent suppression, "
+                                                                 "or a hold before its until"},
                                    "reason": {"type": ["string", "null"]},
-                                   "ts": {"type": ["string", "null"]}}}}}},
+                                   "ts": {"type": ["string", "null"]},
+                                   "until": {"type": ["string", "null"],
+                                             "description": "a temporary hold's end (date "
+                                                            "or RFC 3339): not before it"},
+                                   "expired": {"type": "boolean",
+                                               "description": "a hold whose until has "
+                                                              "passed (not suppressed)"}}}}}},
                 **_errors(400, 401, 403)},
+        }},
+        "/v1/routes": {"get": {
+            "summary": "The newest classified replies (mailflow.routes), for helpdesks: newest "
+                       "event_ts first; the server holds a bounded number per queue",
+            "parameters": [
+                {"name": "queue", "in": "query", "required": False,
+                 "schema": {"type": "string",
+                            "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]{1,128}$"},
+                 "description": "only this queue (default: every queue)"},
+                {"name": "since", "in": "query", "required": False,
+                 "schema": {"type": "string", "format": "date-time"},
+                 "description": "only routes with event_ts at or after this RFC 3339 time "
+                                "or date (encode + as %2B)"},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROUTES,
+                            "default": DEFAULT_ROUTES}}],
+            "responses": {"200": {"description": "routes, newest first", "content": {
+                "application/json": {"schema": {
+                    "type": "object", "required": ["routes", "queue", "count"],
+                    "properties": {"queue": {"type": ["string", "null"]},
+                                   "count": {"type": "integer"},
+                                   "order": {"type": "string", "enum": ["newest_first"]},
+                                   "routes": {"type": "array", "items": {
+                                       "type": "object", "description": "a mailflow.routes "
+                                                                        "record as published"
+                                   }}}}}}},
+                **_errors(400, 401, 403, 503)},
         }},
         "/v1/flows/{flow_id}/forecast": {"get": {
             "summary": "Each entry cohort's latest convergence forecast (80%/95% intervals), "
@@ -152,7 +195,8 @@ OPENAPI: dict[str, Any] = {
                           **_errors(400, 401, 403, 503)},
         }},
         "/v1/decisions/stream": {"get": {
-            "summary": "Server-Sent Events: every new decision and suppression as it arrives",
+            "summary": "Server-Sent Events: every new decision and suppression as it arrives "
+                       "(a tombstone: {recipient_hash, removed: true})",
             "responses": {"200": {"description": "text/event-stream"}, **_errors(401, 503)},
         }},
         "/healthz": {"get": {"summary": "alive", "security": [],
@@ -166,7 +210,8 @@ OPENAPI: dict[str, Any] = {
 
 ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
           "/openapi.json": "openapi", "/v1/throttle": "throttle",
-          "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream"}
+          "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream",
+          "/v1/routes": "routes"}
 ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows"}
 
 
@@ -258,6 +303,8 @@ class DecisionApi:
     def metrics(self) -> str:
         view = self.client.view
         server = self.server
+        permanent, holds, rejected = self.client.suppression_counts()
+        routes = self.client.routes
         lines = [
             "# TYPE mailflow_api_requests_total counter",
             # labels come from ROUTES only (plus "other"): a client cannot add a series
@@ -267,7 +314,15 @@ class DecisionApi:
             f"mailflow_api_lookups_total {self.counts['lookups']}",
             "# TYPE mailflow_api_decisions gauge", f"mailflow_api_decisions {len(view.decisions)}",
             "# TYPE mailflow_api_suppressions gauge",
-            f"mailflow_api_suppressions {len(view.suppressed)}",
+            f"mailflow_api_suppressions {permanent}",
+            "# TYPE mailflow_api_suppression_holds gauge",
+            f"mailflow_api_suppression_holds {holds}",
+            "# TYPE mailflow_api_routes gauge",
+            f"mailflow_api_routes {len(routes) if routes is not None else 0}",
+            "# TYPE mailflow_api_rejected_records_total counter",
+            f'mailflow_api_rejected_records_total{{topic="decisions"}} {rejected}',
+            f'mailflow_api_rejected_records_total{{topic="routes"}} '
+            f'{routes.rejected if routes is not None else 0}',
             "# TYPE mailflow_api_ready gauge", f"mailflow_api_ready {int(self.live)}",
             "# TYPE mailflow_api_stream_subscribers gauge",
             f"mailflow_api_stream_subscribers {len(self.subscribers)}",
@@ -318,6 +373,13 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                                                   "MAILFLOW_API_TOKENS on a non-loopback bind"})
                         return
                     self._suppression(urllib.parse.unquote(path[len("/v1/suppressions/"):]))
+            elif path == "/v1/routes":
+                if self._guard():
+                    if api.exposed and not api.tokens:
+                        self._json(403, {"error": "route look-ups need "
+                                                  "MAILFLOW_API_TOKENS on a non-loopback bind"})
+                        return
+                    self._routes(url.query)
             elif path.startswith("/v1/flows/"):
                 if self._guard():
                     self._flows(path[len("/v1/flows/"):], url.query)
@@ -440,7 +502,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def _suppression(self, who: str) -> None:
             who = who.strip()
             if "@" in who:
-                if who.count("@") != 1 or not who.split("@")[0] or not who.split("@")[1]:
+                if not _ADDRESS.match(who):
                     self._json(400, {"error": "not an email address"})
                     return
                 if api.client.hasher is None:
@@ -451,10 +513,25 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._json(400, {"error": "give an email address or a 32-hex recipient hash"})
                 return
             recipient_hash = api.client.recipient_hash(who)
-            record = api.client.view.suppression(recipient_hash)
-            self._json(200, {"recipient_hash": recipient_hash, "suppressed": record is not None,
+            record, active = api.client.suppression_state(recipient_hash)
+            until = record.get("until") if record else None
+            self._json(200, {"recipient_hash": recipient_hash, "suppressed": active,
                              "reason": record.get("reason") if record else None,
-                             "ts": record.get("ts") if record else None})
+                             "ts": record.get("ts") if record else None,
+                             "until": until, "expired": until is not None and not active})
+
+        def _routes(self, query: str) -> None:
+            try:
+                queue_name, since, limit = _route_params(query)
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            if api.client.routes is None:
+                self._json(503, {"error": "this server does not read mailflow.routes"})
+                return
+            routes = api.client.newest_routes(queue_name, since, limit)
+            self._json(200, {"queue": queue_name, "count": len(routes),
+                             "order": "newest_first", "routes": routes})
 
         def _stream(self) -> None:
             sub = api.subscribe()
@@ -493,6 +570,43 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 api.unsubscribe(sub)
 
     return Handler
+
+
+def _route_params(query: str) -> tuple[str | None, float | None, int]:
+    """`/v1/routes`' query: (queue, since as epoch seconds, limit); ValueError with a
+    client-facing message on anything else.
+
+    >>> _route_params("queue=sales&limit=5&since=2026-12-01T10:00:00Z")
+    ('sales', 1796119200.0, 5)
+    >>> _route_params("")
+    (None, None, 100)
+    >>> _route_params("limit=0")
+    Traceback (most recent call last):
+    ...
+    ValueError: limit must be a whole number from 1 to 1000
+    """
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in ("queue", "since", "limit"):
+            raise ValueError(f"unknown parameter {name[:40]!r}: use queue, since, limit")
+        if name in params:
+            raise ValueError(f"{name} given twice")
+        params[name] = value
+    queue_name = params.get("queue")
+    if queue_name is not None and not _QUEUE.match(queue_name):
+        raise ValueError("queue must be 1 to 128 characters, no spaces or control characters")
+    since = None
+    if "since" in params:
+        try:
+            since = parse_until(params["since"])
+        except (ValueError, OverflowError, OSError):
+            raise ValueError("since must be an RFC 3339 time (2026-12-01T10:00:00Z; encode + "
+                             "as %2B) or a date (2026-12-01)") from None
+    text = params.get("limit", str(DEFAULT_ROUTES))
+    if not (text.isascii() and text.isdigit() and len(text) < 6 and 1 <= int(text) <= MAX_ROUTES):
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_ROUTES}")
+    return queue_name, since, int(text)
 
 
 class ApiServer:

@@ -175,14 +175,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.api import ApiServer, DecisionApi
     from mailflow.exposure import is_loopback
     from schemas.hashing import DEV_HASH_KEY
-    from sinks.client import ThrottleClient
+    from sinks.client import RouteLog, ThrottleClient
 
     settings = _settings(args, "api_port")
     _setup_logging(settings.log_level, settings.log_format)
     reminder = _check_exposure("api", settings.api_host, settings, args)
     key = settings.hash_key.encode() if settings.hash_key else (
         DEV_HASH_KEY if args.dev else None)
-    client = ThrottleClient(settings.brokers(), hash_key=key).start()
+    client = ThrottleClient(settings.brokers(), hash_key=key, routes=RouteLog()).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
     exposed = not is_loopback(settings.api_host)
     from mailflow.flow_api import FlowQueries, store_query
@@ -463,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "Materialise mailflow.throttle and mailflow.suppressions (every partition, "
                  "from the beginning, then following) and answer GET /v1/throttle, POST "
                  "/v1/throttle:batch, GET /v1/suppressions/{address or hash} and the "
-                 "Server-Sent Events stream /v1/decisions/stream; /openapi.json documents "
+                 "Server-Sent Events stream /v1/decisions/stream, and GET /v1/routes for "
+                 "helpdesks (reads mailflow.routes); /openapi.json documents "
                  "it. Bearer tokens: MAILFLOW_API_TOKENS (required when MAILFLOW_API_HOST "
                  "is not loopback). Raw-address suppression lookups "
                  "need MAILFLOW_HASH_KEY.", cmd_serve)

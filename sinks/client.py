@@ -3,7 +3,9 @@
 For sending systems that want no network hop per lookup: the client reads
 `mailflow.throttle` and `mailflow.suppressions` (every partition with
 `assign()`, from the beginning, then following them) on a background thread
-and answers from memory.
+and answers from memory. Given a `RouteLog`, it reads `mailflow.routes` too
+(the classified replies, for helpdesks; `mailflow serve` does), and the
+erasures on `mailflow.control`, which take a person's routes out of it.
 
     from sinks.client import ThrottleClient
 
@@ -15,43 +17,179 @@ and answers from memory.
 
 `hash_key` is the job's `MAILFLOW_HASH_KEY`: with it the client can check raw
 addresses against the suppressions; without it, pass recipient hashes.
+
+A suppression with `until` (an out-of-office reply) is a temporary hold:
+`may_send` answers not allowed, with the hold's `reason` and `until`, while
+`now` is before it, and allowed again after. A permanent suppression always
+blocks, and a hold arriving after one never weakens it.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from operators.decision_view import DecisionView, Effective
+from operators.decision_view import DecisionView, Effective, parse_time
+from schemas.control import EraseCommand, parse_control
 from schemas.hashing import RecipientHasher
 from schemas.mailbox_providers import provider_key, split_address
-from schemas.topics import SUPPRESSIONS, THROTTLE
+from schemas.topics import CONTROL, ROUTES, SUPPRESSIONS, THROTTLE
 
 log = logging.getLogger(__name__)
 
 
 class SendPermission(NamedTuple):
-    allowed: bool  # False when paused or the recipient is suppressed
+    allowed: bool  # False when paused or the recipient is suppressed (or held)
     rate_factor: float  # share of the normal sending rate (0.0 when not allowed)
     action: str
+    # "suppressed" for a permanent suppression, the hold's own reason ("out_of_office")
+    # during a hold, else the throttle decision's
     reason: str
-    until: str | None
+    until: str | None  # during a hold: its end ("not before"); else the pause's end
     domain: str  # the mailbox-provider key the decision was looked up for
-    suppressed: bool
+    suppressed: bool  # a suppression blocks: permanent, or a hold still running
+    hold: bool = False  # what blocks is a temporary hold (it ends at `until`)
+    suppression_reason: str | None = None  # the blocking suppression's own reason
+
+
+class _Route(NamedTuple):
+    seq: int  # arrival order
+    event_ts: float
+    queue: str | None
+    recipient_hash: str | None
+    json: orjson.Fragment  # the record, serialised once
+
+
+class RouteLog:
+    """The newest `mailflow.routes` records in bounded memory: at most `per_queue` per
+    queue and `total` in all (the oldest arrivals go first), one per `reply_id` (a
+    repeat replaces the earlier record). An erasure (`erase`) drops a person's routes
+    stamped at or before it, those held and those still to arrive.
+
+    >>> log = RouteLog(per_queue=2)
+    >>> for i, queue in enumerate(["sales", "sales", "support", "sales"]):
+    ...     _ = log.apply({"reply_id": f"r{i}", "queue": queue,
+    ...                    "event_ts": f"2026-12-01T10:0{i}:00Z"})
+    >>> [r["reply_id"] for r in orjson.loads(orjson.dumps(log.newest("sales")))]
+    ['r3', 'r1']
+    >>> len(log), sorted(log.by_queue)
+    (3, ['sales', 'support'])
+    >>> log.apply({"reply_id": "r9", "queue": 7}), log.rejected
+    (False, 1)
+    """
+
+    def __init__(self, per_queue: int = 10_000, total: int = 100_000):
+        self.per_queue = per_queue
+        self.total = total
+        self.by_queue: dict[str | None, OrderedDict[str, _Route]] = {}
+        self.arrival: OrderedDict[str, str | None] = OrderedDict()  # reply_id -> queue
+        self.rejected = 0  # records that were not routes (counted, never raised)
+        self.erased = 0  # routes dropped by an erasure
+        # recipient hash -> event time (epoch s) up to which its routes are erased: a
+        # route read after the command (another topic, another partition) is dropped too
+        self.erasures: dict[str, float] = {}
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+    def apply(self, record: Any) -> bool:
+        """Take one record; False (and counted in `rejected`) when it is not a route: no
+        `reply_id` string, a `queue` neither string nor null, or an `event_ts` that is
+        no RFC 3339 time."""
+        try:
+            reply_id, queue = record["reply_id"], record.get("queue")
+            if not isinstance(reply_id, str) or not reply_id:
+                raise ValueError("reply_id")
+            if queue is not None and not isinstance(queue, str):
+                raise ValueError("queue")
+            event_ts = parse_time(record["event_ts"])
+            if event_ts is None:
+                raise ValueError("event_ts")
+            recipient_hash = record.get("recipient_hash")
+            if not isinstance(recipient_hash, str):
+                recipient_hash = None
+            route = _Route(self._seq, event_ts, queue, recipient_hash,
+                           orjson.Fragment(orjson.dumps(record)))
+        except Exception:  # whatever a hostile record holds, it is only not a route
+            self.rejected += 1
+            return False
+        erased_up_to = self.erasures.get(recipient_hash) if recipient_hash else None
+        if erased_up_to is not None and event_ts <= erased_up_to:
+            self.erased += 1
+            return False
+        self._seq += 1
+        self._drop(reply_id)
+        self.by_queue.setdefault(queue, OrderedDict())[reply_id] = route
+        self.arrival[reply_id] = queue
+        held = self.by_queue[queue]
+        while len(held) > self.per_queue:
+            self._drop(next(iter(held)))
+        while len(self.arrival) > self.total:
+            self._drop(next(iter(self.arrival)))
+        return True
+
+    def erase(self, recipient_hash: str, up_to: float) -> int:
+        """Forget the person's routes stamped at or before `up_to` (epoch s), now and as
+        they arrive; how many held routes went. A scan of what is held: erasures are rare.
+
+        >>> log = RouteLog()
+        >>> log.apply({"reply_id": "r1", "recipient_hash": "h", "queue": "sales",
+        ...            "event_ts": "2026-12-01T10:00:00Z"})
+        True
+        >>> log.erase("h", up_to=parse_time("2026-12-01T11:00:00Z")), len(log)
+        (1, 0)
+        >>> log.apply({"reply_id": "r0", "recipient_hash": "h", "queue": "sales",
+        ...            "event_ts": "2026-12-01T09:00:00Z"}), log.erased
+        (False, 2)
+        """
+        self.erasures[recipient_hash] = max(up_to, self.erasures.get(recipient_hash, up_to))
+        gone = [reply_id for held in self.by_queue.values()
+                for reply_id, route in held.items()
+                if route.recipient_hash == recipient_hash and route.event_ts <= up_to]
+        for reply_id in gone:
+            self._drop(reply_id)
+        self.erased += len(gone)
+        return len(gone)
+
+    def _drop(self, reply_id: str) -> None:
+        if reply_id not in self.arrival:
+            return
+        queue = self.arrival.pop(reply_id)
+        held = self.by_queue[queue]
+        del held[reply_id]
+        if not held:
+            del self.by_queue[queue]
+
+    def newest(self, queue: str | None = None, since: float | None = None,
+               limit: int = 100) -> list[orjson.Fragment]:
+        """Up to `limit` routes of `queue` (None: every queue) with `event_ts` at or after
+        `since`, newest `event_ts` first (ties: the later arrival first)."""
+        if queue is None:
+            routes = (r for held in self.by_queue.values() for r in held.values())
+        else:
+            routes = iter(self.by_queue.get(queue, {}).values())
+        if since is not None:
+            routes = (r for r in routes if r.event_ts >= since)
+        return [r.json for r in heapq.nlargest(limit, routes, key=lambda r: (r.event_ts, r.seq))]
 
 
 class ThrottleClient:
     def __init__(self, brokers: str, hash_key: bytes | None = None,
-                 on_change: Callable[[str, dict[str, Any]], None] | None = None):
+                 on_change: Callable[[str, dict[str, Any]], None] | None = None,
+                 routes: RouteLog | None = None):
         self.brokers = brokers
         self.hasher = RecipientHasher(hash_key) if hash_key else None
         self.view = DecisionView()
+        self.routes = routes  # read `mailflow.routes` into it (None: not read)
         self.on_change = on_change
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -100,8 +238,13 @@ class ThrottleClient:
         consumer = Consumer(self.consumer_config())
         try:
             parts = []
-            for topic in (THROTTLE, SUPPRESSIONS):
+            topics = (THROTTLE, SUPPRESSIONS) + (
+                (ROUTES, CONTROL) if self.routes is not None else ())
+            for topic in topics:
                 meta = consumer.list_topics(topic, timeout=15).topics[topic]
+                if not meta.partitions:
+                    log.warning("throttle client: topic %s does not exist (yet): not read",
+                                topic)
                 parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
             consumer.assign(parts)
             pending = {(tp.topic, tp.partition) for tp in parts}
@@ -118,7 +261,7 @@ class ThrottleClient:
                             self._on_error(err)
                         continue
                     self.failing = None
-                    self._apply(msg.topic(), msg.value())
+                    self._apply(msg.topic(), msg.value(), msg.key())
         except Exception as exc:  # reported through /readyz and the error attribute
             self.error = str(exc)
             log.exception("throttle client stopped")
@@ -131,13 +274,25 @@ class ThrottleClient:
             log.warning("throttle client: Kafka is failing: %s", err)
         self.failing = str(err)
 
-    def _apply(self, topic: str, value: bytes | None) -> None:
+    def _apply(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
         if not value:
-            return  # a tombstone
+            if topic == SUPPRESSIONS and key:
+                self._remove_suppression(key)
+            return  # another tombstone: nothing to undo
         try:
             record = orjson.loads(value)
         except orjson.JSONDecodeError:
+            if topic == CONTROL:
+                return  # the job dead-letters bad commands; they are not ours to count
             log.warning("ignoring a malformed record on %s", topic)
+            with self._lock:
+                if topic == ROUTES and self.routes is not None:
+                    self.routes.rejected += 1
+                else:
+                    self.view.rejected += 1
+            return
+        if topic in (ROUTES, CONTROL):
+            self._apply_route_side(topic, value, record)
             return
         with self._lock:
             self.records += 1
@@ -151,6 +306,30 @@ class ThrottleClient:
                 return
         if changed and self.on_change is not None:
             self.on_change("decision" if topic == THROTTLE else "suppression", record)
+
+    def _apply_route_side(self, topic: str, value: bytes, record: Any) -> None:
+        if self.routes is None:
+            return
+        with self._lock:
+            self.records += 1
+            if topic == ROUTES:
+                rejected = self.routes.rejected
+                self.routes.apply(record)
+                if self.routes.rejected != rejected:
+                    log.warning("ignoring a record on %s that is not a route", topic)
+                return
+            # anything but a valid erasure is the job's dead letter, not ours
+            command = parse_control(value, topic, 0, 0)
+            if isinstance(command, EraseCommand):
+                self.routes.erase(command.recipient_hash, command.up_to_ms / 1000)
+
+    def _remove_suppression(self, key: bytes) -> None:
+        """A tombstone: the suppression keyed by this recipient hash is gone."""
+        recipient_hash = key.decode("utf-8", "replace").strip().lower()
+        with self._lock:
+            changed = self.view.remove_suppression(recipient_hash)
+        if changed and self.on_change is not None:
+            self.on_change("suppression", {"recipient_hash": recipient_hash, "removed": True})
 
     # -- lookups -----------------------------------------------------------------
     def recipient_hash(self, recipient_or_hash: str) -> str:
@@ -166,20 +345,58 @@ class ThrottleClient:
             return self.view.effective(sender, provider_key(domain),
                                        time.time() if now is None else now)
 
-    def suppression(self, recipient_or_hash: str) -> dict[str, Any] | None:
+    def suppression(self, recipient_or_hash: str, now: float | None = None
+                    ) -> dict[str, Any] | None:
+        """The suppression that blocks the recipient at `now` (default: the wall clock), or
+        None: none, or a hold whose `until` has passed."""
+        record, active = self.suppression_state(recipient_or_hash, now)
+        return record if active else None
+
+    def suppression_state(self, recipient_or_hash: str, now: float | None = None
+                          ) -> tuple[dict[str, Any] | None, bool]:
+        """(the suppression record held, or None; whether it blocks at `now`): an ended
+        hold is (its record, False)."""
+        recipient_hash = self.recipient_hash(recipient_or_hash)
         with self._lock:
-            return self.view.suppression(self.recipient_hash(recipient_or_hash))
+            record, active = self.view.suppression_state(
+                recipient_hash, time.time() if now is None else now)
+        return record, active
+
+    def suppression_counts(self, now: float | None = None) -> tuple[int, int, int]:
+        """(permanent suppressions, holds still running at `now`, rejected records)."""
+        with self._lock:
+            return (self.view.permanent_suppressions,
+                    self.view.active_holds(time.time() if now is None else now),
+                    self.view.rejected)
 
     def may_send(self, sender: str, recipient: str, now: float | None = None
                  ) -> SendPermission:
-        """May `sender` send to `recipient` (an address, or a domain) now, and how fast?"""
+        """May `sender` send to `recipient` (an address, or a domain) now, and how fast?
+        `now` (epoch seconds, default the wall clock) decides pauses and holds alike."""
+        now = time.time() if now is None else now
         parts = split_address(recipient.strip()) if "@" in recipient else None
         domain = provider_key(parts[1] if parts else recipient.strip().lower())
-        suppressed = False
+        record = None
         if parts is not None and self.hasher is not None:
-            suppressed = self.suppression(recipient) is not None
+            record = self.suppression(recipient, now)
         e = self.throttle(sender, domain, now)
-        allowed = not suppressed and e.action != "pause"
-        return SendPermission(allowed, e.rate_factor if allowed else 0.0, e.action,
-                              "suppressed" if suppressed else e.reason, e.until, domain,
-                              suppressed)
+        if record is None:
+            allowed = e.action != "pause"
+            return SendPermission(allowed, e.rate_factor if allowed else 0.0, e.action,
+                                  e.reason, e.until, domain, False)
+        own = record.get("reason")
+        own = own if isinstance(own, str) and own else None
+        until = record.get("until")
+        if until is None:
+            return SendPermission(False, 0.0, e.action, "suppressed", e.until, domain, True,
+                                  False, own)
+        return SendPermission(False, 0.0, e.action, own or "hold", str(until), domain, True,
+                              True, own)
+
+    def newest_routes(self, queue: str | None = None, since: float | None = None,
+                      limit: int = 100) -> list[orjson.Fragment]:
+        """The newest routes held (see `RouteLog.newest`); empty without a RouteLog."""
+        if self.routes is None:
+            return []
+        with self._lock:
+            return self.routes.newest(queue, since, limit)

@@ -18,7 +18,7 @@ from schemathesis.config import SchemathesisConfig
 from mailflow.api import MAX_BODY, OPENAPI, ApiServer, DecisionApi
 from mailflow.broker import EmbeddedBroker, ensure_topics
 from schemas.hashing import DEV_HASH_KEY
-from sinks.client import ThrottleClient
+from sinks.client import RouteLog, ThrottleClient
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,8 @@ def base_url(tmp_path_factory):
     store.migrate()  # a real, empty store behind the flow endpoints
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap, partitions=1)
-        client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY).start()
+        client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY,
+                                routes=RouteLog()).start()
         assert client.wait_ready(30)
         server = ApiServer(DecisionApi(client, tokens=[], flows=FlowQueries(store.query)),
                            port=0).start()
