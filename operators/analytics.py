@@ -82,6 +82,7 @@ from operators.reply_desk import (
     ReplySuppression,
     Route,
     RoutingPolicy,
+    Suppressed,
 )
 from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
@@ -91,6 +92,9 @@ _INTERACTIONS = frozenset({"open", "click"})
 #: or an out-of-office is not one, an unsubscribe request or a complaint is negative.
 ENGAGING_REPLIES = frozenset({"interested", "support_question", "other"})
 _NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
+#: Events that suppress their recipient for good (as `schemas.rows.SUPPRESSING`; hard
+#: bounces when a wording, code or the provider says so).
+_SUPPRESSING = frozenset({"unsubscribe", "complaint"})
 #: The rules' confidence above which such a reply ends the recipient's flow journeys.
 SURE_REFUSAL = 0.9
 
@@ -125,11 +129,11 @@ class ForgetRecipient(NamedTuple):
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
 Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
-        | ForgetRecipient | JourneyFact | ReplyFact | FeedbackFact)
+        | ForgetRecipient | JourneyFact | ReplyFact | FeedbackFact | Suppressed)
 #: The aggregate of every model fact: the models see all recipients, in one order.
 MODELS = "models"
 _MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact,
-                          ReplyFact, FeedbackFact})
+                          ReplyFact, FeedbackFact, Suppressed})
 
 
 def fact_key(fact: Fact) -> str:
@@ -299,6 +303,9 @@ class FlowAggregates:
                 self._reply(fact, out)
             elif kind is FeedbackFact:
                 out.feedback.extend(self._desk().on_feedback(fact))
+            elif kind is Suppressed:
+                if self.desk is not None:
+                    out.reply_suppressions.extend(self.desk.on_suppressed(fact))
             elif kind is ForgetMessages:
                 if self.desk is not None:
                     self.desk.forget(fact.recipient_hash)
@@ -385,6 +392,7 @@ class RecipientAnalytics:
     #: to measure what they cost (bench/convergence_cost.py): nothing else changes.
     track_journeys = True
     revenue: dict[str, float] | None = None  # recipient hash -> conversions' value so far
+    suppressed: set[str] | None = None  # recipients suppressed for good by an event
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
@@ -456,6 +464,8 @@ class RecipientAnalytics:
         report["journeys"], flows = self.journeys.forget(recipient_hash)
         if self.revenue:
             self.revenue.pop(recipient_hash, None)
+        if self.suppressed:
+            self.suppressed.discard(recipient_hash)
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
@@ -523,6 +533,16 @@ class RecipientAnalytics:
             if update is not None:
                 out.send_times.append(update)
 
+    def _suppressed(self, ev: Event, reason: str, out: AnalyticsBatch) -> None:
+        """Suppressed for good (the parse step published it): later out-of-office replies
+        hold nothing, and the reply desk overwrites a hold it published before."""
+        suppressed = self.suppressed
+        if suppressed is None:
+            suppressed = self.suppressed = set()
+        suppressed.add(ev.recipient_hash)
+        out.facts.append(Suppressed(ev.ts_ms, ev.recipient_hash, reason, ev.sender, ev.domain,
+                                    ev.event_id))
+
     def _reply(self, ev: Event, out: AnalyticsBatch) -> Event:
         """A reply joined to the message it answers (its campaign and flow, when the reply
         does not say), and its fact for the reply desk (what the recipient is worth too)."""
@@ -539,7 +559,8 @@ class RecipientAnalytics:
             out.facts.append(ReplyFact(
                 ev.ts_ms, str(ev.attrs.get("reply_id") or ev.event_id), ev.message_id,
                 ev.sender, r, ev.domain, ev.campaign_id, ev.flow_id, read,
-                min(1.0, numbers[3]), (self.revenue or {}).get(r, 0.0)))
+                min(1.0, numbers[3]), (self.revenue or {}).get(r, 0.0),
+                r in (self.suppressed or ())))
         return ev
 
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
@@ -624,6 +645,11 @@ class RecipientAnalytics:
             elif etype in ("complaint", "unsubscribe") or (
                     etype == "bounce" and bounce is not None and bounce.bounce_class == "hard"):
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, NEGATIVE))
+        if etype in _SUPPRESSING:
+            self._suppressed(ev, etype, out)
+        elif etype == "bounce" and bounce is not None and bounce.bounce_class == "hard" \
+                and bounce.source != "model":
+            self._suppressed(ev, "hard_bounce", out)
         out.facts.extend(facts)
         out.facts.append(MinuteEvent(
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,

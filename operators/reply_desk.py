@@ -100,6 +100,20 @@ class ReplyFact(NamedTuple):
     read: ReplyRead
     engagement: float  # the recipient's engagement rate (0..1) as the shard knows it
     revenue: float  # their conversions' value so far
+    suppressed: bool = False  # already suppressed for good (unsubscribe, complaint, bounce)
+
+
+class Suppressed(NamedTuple):
+    """A permanent suppression from an event (unsubscribe, complaint, hard bounce), told to
+    the desk so that a hold it published earlier is overwritten: `mailflow.suppressions`
+    is compacted, and the strongest record must be the last of its key."""
+
+    ts_ms: int
+    recipient_hash: str
+    reason: str
+    sender: str
+    domain: str
+    event_id: str
 
 
 class FeedbackFact(NamedTuple):
@@ -298,6 +312,7 @@ class ReplyDesk:
         self.by_intent: dict[str, int] = {}  # routed replies per intent
         self.by_action: dict[str, int] = {}  # hold, suppress, review, route
         self.duplicates = 0
+        self.holds: dict[str, str] = {}  # recipient hash -> end of a hold this desk published
         self.learnt = 0
         self.correct = 0  # graded intents the desk got right (prequential)
         self.graded = 0
@@ -331,15 +346,19 @@ class ReplyDesk:
                                                  fact.domain, fact.reply_id))
 
         if intent == "out_of_office" and policy.hold_out_of_office:
+            # A hold never follows a permanent suppression (compaction keeps the last).
             until = self._hold_until(fact.ts_ms, read.return_date)
-            suppress("out_of_office", until)
-            actions.append("hold")
+            if not fact.suppressed and self.holds.get(fact.recipient_hash) != "":
+                suppress("out_of_office", until)
+                self.holds[fact.recipient_hash] = until
+                actions.append("hold")
         elif intent in ("unsubscribe_request", "complaint"):
             enabled = (policy.suppress_unsubscribe if intent == "unsubscribe_request"
                        else policy.suppress_complaint)
             if enabled and confidence >= policy.permanent_confidence:
                 suppress("reply_unsubscribe" if intent == "unsubscribe_request"
                          else "reply_complaint")
+                self.holds[fact.recipient_hash] = ""  # for good: no hold may follow
                 actions.append("suppress")
             else:  # unsure: a person decides; nothing is suppressed on a guess
                 queue = queue or policy.review_queue
@@ -347,6 +366,7 @@ class ReplyDesk:
         elif intent == "wrong_person" and policy.suppress_wrong_person and (
                 confidence >= policy.permanent_confidence or read.contact_hash):
             suppress("wrong_person")
+            self.holds[fact.recipient_hash] = ""
             actions.append("suppress")
         if queue:
             actions.append("route")
@@ -394,6 +414,16 @@ class ReplyDesk:
                                                route.queue, read.features, read.verdict, "")
         if len(self.pending) > self.max_pending:  # the oldest waiting reply goes first
             del self.pending[next(iter(self.pending))]
+
+    def on_suppressed(self, fact: Suppressed) -> list[ReplySuppression]:
+        """A permanent suppression from an event: published again after a hold of ours
+        (so it is the last record of its key), and no hold follows it."""
+        previous = self.holds.get(fact.recipient_hash)
+        if not previous:  # no hold of ours to overwrite (the shard flags later replies)
+            return []
+        self.holds[fact.recipient_hash] = ""
+        return [ReplySuppression(fact.recipient_hash, fact.reason, fact.ts_ms, "",
+                                 fact.sender, fact.domain, fact.event_id)]
 
     def early_feedback(self, reply_id: str) -> list[FeedbackFact]:
         """Feedback that arrived before its reply (now known): to apply after routing it."""
@@ -457,6 +487,9 @@ class ReplyDesk:
         stale = [k for k, fs in self.early.items() if fs and fs[-1].ts_ms < horizon]
         for k in stale:
             del self.early[k]
+        today = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).date().isoformat()
+        # ended holds go; "" (suppressed for good by a reply or over a hold) stays
+        self.holds = {h: until for h, until in self.holds.items() if not until or until > today}
         return len(old)
 
     def forget(self, recipient_hash: str) -> int:
@@ -464,6 +497,7 @@ class ReplyDesk:
         gone = [k for k, p in self.pending.items() if p.recipient_hash == recipient_hash]
         for k in gone:
             del self.pending[k]
+        self.holds.pop(recipient_hash, None)
         return len(gone)
 
 

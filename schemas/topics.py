@@ -43,7 +43,6 @@ SCORES = "mailflow.scores"
 SEND_TIMES = "mailflow.send_times"
 VARIANTS = "mailflow.variants"
 DLQ = "mailflow.dlq"
-ROUTES = "mailflow.routes"
 #: Convergence propensities, key "{flow_id}|{recipient_hash}" (compacted: the latest).
 FLOW_PROPENSITIES = "mailflow.flow_propensities"
 #: A flow's cohort forecast fell below its trailing convergence (one record per alert).

@@ -177,11 +177,13 @@ def delivered(n: int, ts: int) -> tuple[Event, None]:
                   "", 0.0, "", {}, "", 0, 0), None)
 
 
-def reply(n: int, ts: int, body: str, message_id: str, headers=None) -> tuple[Event, None]:
+def reply(n: int, ts: int, body: str, message_id: str, headers=None,
+          who: int | None = None) -> tuple[Event, None]:
     hasher = RecipientHasher(b"k")
     read = read_reply("Re: News", body, headers or {}, ts, "", hasher.scrub, hasher.recipient,
                       lambda s, t: {})
-    return (Event(f"r{n}", ts, "reply", "news.example", f"h{n}", "gmail.com", "gmail.com",
+    return (Event(f"r{n}", ts, "reply", "news.example", f"h{n if who is None else who}",
+                  "gmail.com", "gmail.com",
                   message_id, "", "", "", "", "", "", 0, "", "", "", "", 0.0, "",
                   {"reply_id": f"r-{n}", "reply": read}, "", 0, 0), None)
 
@@ -216,3 +218,35 @@ def test_a_sure_refusal_ends_the_recipients_journeys_and_an_unsure_one_does_not(
     assert "h1" not in analytics.recipients.journeys.open
     assert "h2" in analytics.recipients.journeys.open
     assert {r.reply_id: r.intent for r in out.routes}["r-1"] == "unsubscribe_request"
+
+
+def unsubscribe(n: int, ts: int) -> tuple[Event, None]:
+    return (Event(f"u{n}", ts, "unsubscribe", "news.example", f"h{n}", "gmail.com",
+                  "gmail.com", f"m-{n}@acme.example", "", "", "", "", "", "", 0, "", "", "",
+                  "", 0.0, "", {}, "", 0, 0), None)
+
+
+OOO = "I am out of the office until Friday."
+AUTO = {"Auto-Submitted": "auto-replied"}
+
+
+def test_the_strongest_suppression_is_published_last_of_its_key():
+    """`mailflow.suppressions` is compacted: a hold published after a permanent suppression
+    would undo it for a client reading from the start."""
+    analytics = EngagementAnalytics()
+    # suppressed for good first: a later out-of-office holds nothing
+    out = analytics.apply([delivered(1, T0), unsubscribe(1, T0 + 1000),
+                           reply(1, T0 + 2000, OOO, "m-1@acme.example", AUTO)])
+    assert out.reply_suppressions == []
+    assert out.routes[0].intent == "out_of_office" and "hold" not in out.routes[0].actions
+    # a hold first, then an unsubscribe: the permanent record is published again after it
+    out = analytics.apply([delivered(2, T0), reply(2, T0 + 2000, OOO, "m-2@acme.example", AUTO),
+                           unsubscribe(2, T0 + 9000)])
+    assert [(s.reason, bool(s.until)) for s in out.reply_suppressions] == [
+        ("out_of_office", True), ("unsubscribe", False)]
+    # a reply's own permanent suppression is not followed by a hold either
+    out = analytics.apply([
+        delivered(3, T0), reply(3, T0 + 2000, "Please remove me from your mailing list. "
+                                "Unsubscribe me now.", "m-3@acme.example"),
+        reply(4, T0 + 3000, OOO, "m-3@acme.example", AUTO, who=3)])
+    assert [s.reason for s in out.reply_suppressions] == ["reply_unsubscribe"]
