@@ -49,7 +49,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from operators.replies import AUTO_INTENTS, INTENTS, ReplyVerdict, classify, strip_quoted
+from operators.replies import (
+    AUTO_INTENTS,
+    INTENTS,
+    ReplyVerdict,
+    classify,
+    html_to_text,
+    strip_quoted,
+)
 from operators.reply_extract import contacts, find_return, references
 
 _DAY_MS = 86_400_000
@@ -72,6 +79,7 @@ _BASE_PRIORITY = {"complaint": 60, "interested": 55, "support_question": 45,
 #: Feedback actions the helpdesk sends.
 FEEDBACK_ACTIONS = ("reassigned", "relabelled", "first_response", "resolved")
 _MAX_SUBJECT, _MAX_BODY = 1000, 64 * 1024
+_HTML = re.compile(r"<(html|body|div|p|br|table|span)\b", re.IGNORECASE)
 _DIGITS = re.compile(r"\+?\d[\d ()./-]{5,}\d")
 
 
@@ -271,6 +279,8 @@ def read_reply(subject: str, body: str, headers: Mapping[str, str], ts_ms: int,
     """
     # What a person writes fits easily: a longer text is cut, so no input costs much.
     subject, body = (subject or "")[:_MAX_SUBJECT], (body or "")[:_MAX_BODY]
+    if "<" in body and _HTML.search(body):
+        body = html_to_text(body)  # the dates, contacts and features read the words
     verdict = classify(subject, body, headers, ts_ms)
     text = strip_quoted(body) if body else ""
     received = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)

@@ -370,32 +370,84 @@ class EventParser:
 
 
 def _reply_fields(attrs: dict) -> str | None:
-    """Checks a reply's own fields (in `attrs`); takes out and returns its `reply_id`.
+    """Checks a reply's own fields (in `attrs`), puts its text in `body` and its headers in
+    the one form the reader takes (name -> string); takes out and returns its `reply_id`.
+
+    Headers come as an object, or as a list of [name, value] pairs (as some inbound
+    webhooks send them); a repeated header's values are joined, a number is its text, and
+    at most `MAX_REPLY_HEADERS` names are kept. The text may come as `text`, `html`,
+    `body_html` or `body_plain` when there is no `body`.
 
     >>> _reply_fields({"reply_id": "r-1", "headers": {"Precedence": "bulk"}, "body": "hi"})
     'r-1'
-    >>> _reply_fields({"headers": {"X-Autoreply": ["yes"]}})
+    >>> a = {"headers": [["Auto-Submitted", "auto-replied"], ["Received", "a"], ["Received", 7]],
+    ...      "html": "<p>Out of office</p>"}
+    >>> _reply_fields(a), a
+    (None, {'headers': {'Auto-Submitted': 'auto-replied', 'Received': 'a, 7'}, 'body': '<p>Out of office</p>'})
+    >>> _reply_fields({"headers": {"X-Autoreply": {"a": "b"}}})
     Traceback (most recent call last):
     ...
-    schemas.events._Invalid: headers must map names to strings: X-Autoreply is an array
+    schemas.events._Invalid: headers must map names to strings: X-Autoreply is an object
     """
+    if attrs.get("body") is None:
+        for alias in _BODY_ALIASES:
+            if isinstance(attrs.get(alias), str):
+                attrs["body"] = attrs.pop(alias)
+                break
+    for alias in _BODY_ALIASES:  # the text never stays in attrs, under any name
+        if alias in attrs and isinstance(attrs[alias], str):
+            del attrs[alias]
     for name in ("subject", "body"):
         if attrs.get(name) is not None and not isinstance(attrs[name], str):
             raise _Invalid(f"{name} must be a string, got {_kind(attrs[name])}")
     headers = attrs.get("headers")
     if headers is not None:
-        if not isinstance(headers, dict):
-            raise _Invalid(f"headers must be an object, got {_kind(headers)}")
-        if len(headers) > MAX_REPLY_HEADERS:
-            raise _Invalid(f"headers name more than {MAX_REPLY_HEADERS} headers")
-        for key, value in headers.items():
-            if not isinstance(value, str):
-                raise _Invalid(f"headers must map names to strings: {key[:40]} is "
-                               f"{'an' if _kind(value)[0] in 'aeiou' else 'a'} {_kind(value)}")
+        attrs["headers"] = _reply_headers(headers)
     reply_id = attrs.pop("reply_id", None)
     if reply_id is not None and not isinstance(reply_id, str):
         raise _Invalid(f"reply_id must be a string, got {_kind(reply_id)}")
     return reply_id
+
+
+_BODY_ALIASES = ("text", "html", "body_html", "body_plain", "stripped_text")
+
+
+def _reply_headers(headers: Any) -> dict[str, str]:
+    """A reply's headers as name -> string (see `_reply_fields`)."""
+    if isinstance(headers, dict):
+        pairs = list(headers.items())
+    elif isinstance(headers, list) and all(
+            isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str)
+            for p in headers):
+        pairs = [tuple(p) for p in headers]
+    else:
+        raise _Invalid(f"headers must be an object, got {_kind(headers)}")
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if isinstance(value, list) and all(_scalar(v) for v in value):
+            value = ", ".join(_text(v) for v in value)
+        elif _scalar(value):
+            value = _text(value)
+        else:
+            raise _Invalid(f"headers must map names to strings: {key[:40]} is "
+                           f"{'an' if _kind(value)[0] in 'aeiou' else 'a'} {_kind(value)}")
+        if key in out:
+            out[key] = f"{out[key]}, {value}"
+        elif len(out) < MAX_REPLY_HEADERS:
+            out[key] = value
+    return out
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _clean(value: Any, scrub: Scrub | None, depth: int) -> Any:
