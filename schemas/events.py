@@ -380,10 +380,10 @@ def _reply_fields(attrs: dict) -> str | None:
 
     >>> _reply_fields({"reply_id": "r-1", "headers": {"Precedence": "bulk"}, "body": "hi"})
     'r-1'
-    >>> a = {"headers": [["Auto-Submitted", "auto-replied"], ["Received", "a"], ["Received", 7]],
-    ...      "html": "<p>Out of office</p>"}
-    >>> _reply_fields(a), a
-    (None, {'headers': {'Auto-Submitted': 'auto-replied', 'Received': 'a, 7'}, 'body': '<p>Out of office</p>'})
+    >>> a = {"headers": [["Auto-Submitted", "auto-replied"], ["Received", "a"],
+    ...                  ["Received", 7]], "html": "<p>Away</p>"}
+    >>> _reply_fields(a), a["headers"], a["body"], "html" in a
+    (None, {'Auto-Submitted': 'auto-replied', 'Received': 'a, 7'}, '<p>Away</p>', False)
     >>> _reply_fields({"headers": {"X-Autoreply": {"a": "b"}}})
     Traceback (most recent call last):
     ...
