@@ -227,7 +227,7 @@ class Route(NamedTuple):
     sentiment: float
     urgent: bool
     language: str
-    until: str  # "YYYY-MM-DD" of an out-of-office hold, or ""
+    until: str  # "YYYY-MM-DD": an out-of-office's return date (when they are back), or ""
     actions: tuple[str, ...]  # hold, suppress, review, route
     explanation: str
     model: str  # rules, blend or model
@@ -355,12 +355,14 @@ class ReplyDesk:
                                                  fact.ts_ms, hold_until, fact.sender,
                                                  fact.domain, fact.reply_id))
 
+        if intent == "out_of_office":
+            until = read.return_date  # the route says when they are back (or nothing)
         if intent == "out_of_office" and policy.hold_out_of_office:
             # A hold never follows a permanent suppression (compaction keeps the last).
-            until = self._hold_until(fact.ts_ms, read.return_date)
+            hold_until = self._hold_until(fact.ts_ms, read.return_date)
             if not fact.suppressed and self.holds.get(fact.recipient_hash) != "":
-                suppress("out_of_office", until)
-                self.holds[fact.recipient_hash] = until
+                suppress("out_of_office", hold_until)
+                self.holds[fact.recipient_hash] = hold_until
                 actions.append("hold")
         elif intent in ("unsubscribe_request", "complaint"):
             enabled = (policy.suppress_unsubscribe if intent == "unsubscribe_request"

@@ -47,10 +47,10 @@ def test_an_out_of_office_is_held_until_its_return_date_or_for_the_default():
     route, [hold] = desk.on_reply(fact("out_of_office", 1, back="2026-12-19"))
     assert (route.until, hold.until, hold.reason, route.queue) == (
         "2026-12-19", "2026-12-19", "out_of_office", "")
-    route, [hold] = desk.on_reply(fact("out_of_office", 2))  # no date: 14 days
-    assert hold.until == "2026-12-02" and route.actions == ("hold",)
+    route, [hold] = desk.on_reply(fact("out_of_office", 2))  # no date: held 14 days
+    assert (hold.until, route.until, route.actions) == ("2026-12-02", "", ("hold",))
     route, [hold] = desk.on_reply(fact("out_of_office", 3, back="2027-11-01"))  # far: capped
-    assert hold.until == "2027-03-18"
+    assert (hold.until, route.until) == ("2027-03-18", "2027-11-01")
     route, [hold] = desk.on_reply(fact("out_of_office", 4, back="2026-11-01"))  # past: default
     assert hold.until == "2026-12-02"
 
