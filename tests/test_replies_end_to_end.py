@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from mailflow.ingest import IngestCore, IngestServer
+from sinks.client import RouteLog, ThrottleClient
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from tests.conftest import consume_all, mailflow_cmd, query_store
 from tests.test_mime_ingest import post
@@ -66,6 +67,7 @@ def test_replies_are_routed_suppressed_held_and_counted(broker, tmp_path):
             assert status == 200, answer
     finally:
         server.stop()
+        core.close()
     # a canonical reply with its raw text on the input topic: the contact is read raw
     produce(broker.bootstrap, "email.replies", [{
         "type": "reply", "ts": T0 + 600, "sender": SENDER, "recipient": "p5@example.com",
@@ -164,3 +166,21 @@ def test_replies_are_routed_suppressed_held_and_counted(broker, tmp_path):
                                   "WHERE campaign_id = 'winter'")
     assert sum(r[2] for r in rates) == 7 and sum(r[4] for r in rates) == 1
     assert sum(r[3] for r in rates) == 4  # the out-of-office is not a person's reply
+
+    # the sending side: may_send answers "not now, until …" during the hold, then yes
+    client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY, routes=RouteLog()).start()
+    try:
+        assert client.wait_ready(60)
+        during = client.may_send(SENDER, "p1@example.com", now=T0 + 3600)
+        assert (during.allowed, during.reason, during.until, during.hold) == (
+            False, "out_of_office", "2026-12-19", True)
+        after = client.may_send(SENDER, "p1@example.com", now=T0 + 40 * 86_400)
+        assert after.allowed and not after.suppressed
+        gone = client.may_send(SENDER, "p2@example.com", now=T0 + 40 * 86_400)
+        assert not gone.allowed and gone.suppression_reason == "reply_unsubscribe"
+        assert client.may_send(SENDER, "p3@example.com", now=T0 + 3600).allowed
+        sales = orjson.loads(orjson.dumps(client.newest_routes("sales")))
+        assert {r["reply_id"] for r in sales} == {"r-3@mail.example.com", "r-6@mail.example.com",
+                                                  "<r-5@mail.example.com>"}
+    finally:
+        client.close()
