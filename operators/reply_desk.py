@@ -367,7 +367,10 @@ class ReplyDesk:
         elif intent in ("unsubscribe_request", "complaint"):
             enabled = (policy.suppress_unsubscribe if intent == "unsubscribe_request"
                        else policy.suppress_complaint)
-            if enabled and confidence >= policy.permanent_confidence:
+            # For good only when the rules say so too, each sure enough: a learnt model's
+            # word alone never costs a contact.
+            sure = min(confidence, prior.confidence) if prior.intent == intent else 0.0
+            if enabled and sure >= policy.permanent_confidence:
                 suppress("reply_unsubscribe" if intent == "unsubscribe_request"
                          else "reply_complaint")
                 self.holds[fact.recipient_hash] = ""  # for good: no hold may follow
@@ -376,7 +379,8 @@ class ReplyDesk:
                 queue = queue or policy.review_queue
                 actions.append("review")
         elif intent == "wrong_person" and policy.suppress_wrong_person and (
-                confidence >= policy.permanent_confidence or read.contact_hash):
+                prior.intent == intent
+                and (prior.confidence >= policy.permanent_confidence or read.contact_hash)):
             suppress("wrong_person")
             self.holds[fact.recipient_hash] = ""
             actions.append("suppress")

@@ -84,6 +84,8 @@ RETENTION: dict[str, tuple[str, str]] = {
     "convergence_forecast": ("metrics_ttl_days", "as_of"),
     "cohort_outcomes": ("metrics_ttl_days", "closed_at"),
     "flow_alerts": ("metrics_ttl_days", "as_of"),
+    "replies": ("events_ttl_days", "ts"),  # per person, like events
+    "reply_feedback": ("events_ttl_days", "ts"),
 }
 
 

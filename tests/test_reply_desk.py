@@ -250,3 +250,28 @@ def test_the_strongest_suppression_is_published_last_of_its_key():
                                 "Unsubscribe me now.", "m-3@acme.example"),
         reply(4, T0 + 3000, OOO, "m-3@acme.example", AUTO, who=3)])
     assert [s.reason for s in out.reply_suppressions] == ["reply_unsubscribe"]
+
+
+class Overconfident:
+    """A text model sure of the opposite of the rules."""
+
+    def __init__(self, intent: str):
+        self.intent = intent
+
+    def predict(self, features, prior):
+        return SimpleNamespace(intent=self.intent, confidence=0.99,
+                               scores={self.intent: 0.99}, source="model", terms=("stop",))
+
+    def learn(self, features, intent):
+        pass
+
+
+def test_a_learnt_models_word_alone_never_suppresses_for_good():
+    desk = ReplyDesk(model=Overconfident("unsubscribe_request"))
+    route, suppressions = desk.on_reply(fact("interested", 1))
+    assert route.intent == "unsubscribe_request" and route.rule_intent == "interested"
+    assert suppressions == [] and "review" in route.actions
+    assert route.explanation.endswith("terms: stop") and route.model == "model"
+    # rules and model agree and both are sure: suppressed
+    route, [s] = desk.on_reply(fact("unsubscribe_request", 2, confidence=0.95))
+    assert s.reason == "reply_unsubscribe"
