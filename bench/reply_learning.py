@@ -113,8 +113,11 @@ def broken(prior: ReplyVerdict, wrong: str, instead: str) -> ReplyVerdict:
     return prior._replace(intent=intent, scores=scores, confidence=scores[intent])
 
 
-def curve(model: ReplyModel | None, stream: list[dict], prior_of, block: int) -> dict:
-    """Prequential: predict, score, then learn; accuracy per block. ``model`` None: rules only."""
+def curve(model: ReplyModel | None, stream: list[dict], prior_of, block: int,
+          tell_prior: bool = True) -> dict:
+    """Prequential: predict, score, then learn; accuracy per block. ``model`` None: rules only.
+    ``tell_prior`` False: `learn` is not given the rules' verdict (their confusion stays at its
+    pseudo-counts, only the text model learns)."""
     hits: list[int] = []
     for r in stream:
         prior = prior_of(r)
@@ -122,7 +125,7 @@ def curve(model: ReplyModel | None, stream: list[dict], prior_of, block: int) ->
             hits.append(prior.intent == r["intent"])
             continue
         hits.append(model.predict(r["x"], prior).intent == r["intent"])
-        model.learn(r["x"], r["intent"], prior)
+        model.learn(r["x"], r["intent"], prior if tell_prior else None)
     blocks = [round(sum(hits[i:i + block]) / len(hits[i:i + block]), 3)
               for i in range(0, len(hits), block) if len(hits[i:i + block]) >= block // 2]
     return {"blocks": blocks, "overall": round(sum(hits) / max(1, len(hits)), 4)}
@@ -150,6 +153,8 @@ def curves(rows: list[dict], seed: int, block: int, start_share: float) -> dict:
     out["wrong_rules"] = curve(None, stream, wrong_rules, block)
     out["weak_model+wrong_rules"] = curve(ReplyModel.pretrained(start_rows, **CHOICES), stream,
                                           wrong_rules, block)
+    out["weak_model+wrong_rules,learn_without_prior"] = curve(
+        ReplyModel.pretrained(start_rows, **CHOICES), stream, wrong_rules, block, False)
     out["empty_model+wrong_rules"] = curve(ReplyModel(**CHOICES), stream, wrong_rules, block)
     return out
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import NamedTuple
 
 from river import naive_bayes
@@ -35,7 +37,8 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+|[?!€$%]")
 
 def _words(text: str) -> list[str]:
     out: list[str] = []
-    for raw in _PHONE.sub(" ", text.lower()).split():
+    # NFKC: "m²", full-width digits and ligatures become plain letters and digits first.
+    for raw in _PHONE.sub(" ", unicodedata.normalize("NFKC", text).lower()).split():
         if "@" in raw or raw.startswith("hash:") or "://" in raw or raw.startswith("www."):
             continue
         for tok in _WORD.findall(raw):
@@ -50,9 +53,16 @@ def _words(text: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
+def _char_key(gram: str) -> str:
+    # CRC-32, not hash(): Python salts str hashes per process, a model must mean the same
+    # after a restart.
+    return "c:" + str(zlib.crc32(gram.encode()) % _CHAR_BUCKETS)
+
+
 def reply_features(subject: str, text: str) -> dict[str, float]:
     """Features of a reply's own words: readable word unigrams (``w:``) and bigrams (``b:``),
-    subject words (``s:``) and hashed character 3- and 4-grams (``c:<bucket>``, CRC-32).
+    subject words (``s:``) and hashed character 3-grams (``c:<bucket>``, CRC-32).
 
     Addresses, links, ``hash:`` tokens, phone numbers and digit runs longer than four never
     become a feature; shorter numbers become ``<num>``/``<year>``.
@@ -79,11 +89,9 @@ def reply_features(subject: str, text: str) -> dict[str, float]:
         if len(w) < 3 or w[0] == "<":
             continue
         padded = "<" + w + ">"
-        for n in (3, 4):
-            for i in range(len(padded) - n + 1):
-                h = zlib.crc32(padded[i:i + n].encode()) % _CHAR_BUCKETS
-                key = "c:" + str(h)
-                feats[key] = feats.get(key, 0.0) + 1.0
+        for i in range(len(padded) - 2):
+            key = _char_key(padded[i:i + 3])
+            feats[key] = feats.get(key, 0.0) + 1.0
         if len(feats) >= _MAX_FEATURES:
             break
     return feats
@@ -160,7 +168,7 @@ class ReplyModel:
         seed: int = 0,
         *,
         alpha: float = 0.1,
-        temperature: float = 32.0,
+        temperature: float = 16.0,
         bands: tuple[float, float] = (0.5, 0.8),
         trust: tuple[float, float, float] = (0.5, 0.8, 0.93),
         prior_strength: float = 20.0,
@@ -217,8 +225,11 @@ class ReplyModel:
     # ---------------------------------------------------------------- learning
     def learn(self, features: Mapping[str, float], intent: str,
               prior: ReplyVerdict | None = None) -> None:
-        """Learn one helpdesk label. With ``prior`` (the rules' verdict for the same reply)
-        the rules' confusion table learns too; the model's own guess is scored first."""
+        """Learn one helpdesk label for a reply's features. Pass ``prior``, the rules'
+        verdict for the same reply (anything with its ``intent`` and ``confidence``, not the
+        blended `ModelVerdict`): then the rules' confusion table learns too, which is what
+        corrects a rule agents keep overruling; without it only the text model learns.
+        The text model's own guess is scored first (``accuracy``, ``rules_accuracy``)."""
         if intent not in INTENTS:
             raise ValueError(f"unknown intent {intent!r}")
         if self._nb.class_counts:
@@ -306,23 +317,27 @@ class ReplyModel:
         log P(f | intent) above its mean over the classes, times the count; only features
         seen at least ``min_term_count`` times (a rare name never becomes an explanation)."""
         nb = self._nb
-        classes = list(nb.class_counts)
+        n_classes = len(nb.class_counts)
         if intent not in nb.class_counts:
             return ()
         spread = self.alpha * len(nb.feature_counts)
-        log_den = {c: math.log(nb.class_totals[c] + spread) for c in classes}
-        log_alpha = math.log(self.alpha)
-        mean_den = sum(log_den.values()) / len(classes)
+        log = math.log
+        log_den = {c: log(nb.class_totals[c] + spread) for c in nb.class_counts}
+        log_alpha = log(self.alpha)
+        mean_den = sum(log_den.values()) / n_classes
+        alpha, least = self.alpha, self.min_term_count
+        get = nb.feature_counts.get
         ranked: list[tuple[float, str]] = []
         for f, v in features.items():
-            if f[:2] not in ("w:", "b:") or "<" in f:
+            if f[1] != ":" or f[0] not in "wb" or "<" in f:
                 continue
-            seen = nb.feature_counts.get(f)
-            if not seen or sum(seen.values()) < self.min_term_count:
+            seen = get(f)
+            if not seen or sum(seen.values()) < least:
                 continue
-            own = math.log(seen.get(intent, 0.0) + self.alpha) - log_den[intent]
-            mean = sum(math.log(seen[c] + self.alpha) if c in seen else log_alpha
-                       for c in classes) / len(classes) - mean_den
+            own = log(seen.get(intent, 0.0) + alpha) - log_den[intent]
+            # Classes that never saw f contribute log(alpha) each to the mean.
+            total = sum(log(k + alpha) for k in seen.values())
+            mean = (total + (n_classes - len(seen)) * log_alpha) / n_classes - mean_den
             lift = v * (own - mean)
             if lift > 0:
                 ranked.append((lift, f))
@@ -333,6 +348,9 @@ class ReplyModel:
         """The verdict for one reply; ``prior`` is the rules' `classify` verdict."""
         if (prior.auto and prior.confidence >= self.auto_confidence) or not self._nb.class_counts:
             rules = {k: float(prior.scores.get(k, 0.0)) for k in INTENTS}
+            total = sum(rules.values())
+            if total > 0:  # the rules' scores are rounded: make them sum to 1 again
+                rules = {k: v / total for k, v in rules.items()}
             return ModelVerdict(prior.intent, prior.confidence, rules, (), "rules")
         base = self.rules_prior(prior)
         ll = self._log_likelihoods(features)
