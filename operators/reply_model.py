@@ -60,6 +60,13 @@ def _char_key(gram: str) -> str:
     return "c:" + str(zlib.crc32(gram.encode()) % _CHAR_BUCKETS)
 
 
+@lru_cache(maxsize=1 << 17)
+def _model_key(feature: str) -> int:
+    """What the model stores for a feature: its CRC-32, so the learnt state (recovery
+    snapshots) holds no readable word of anybody's reply, and ints pickle small."""
+    return zlib.crc32(feature.encode())
+
+
 def reply_features(subject: str, text: str) -> dict[str, float]:
     """Features of a reply's own words: readable word unigrams (``w:``) and bigrams (``b:``),
     subject words (``s:``) and hashed character 3-grams (``c:<bucket>``, CRC-32).
@@ -144,7 +151,10 @@ class ReplyModel:
     Machine replies the rules prove (``prior.auto`` with confidence >= ``auto_confidence``)
     stay with the rules.
 
-    Prediction reads River's counts with an equivalent sparse formula (only the classes a
+    The model keys its counts by each feature's CRC-32, not its text, so what it keeps (and
+    Bytewax snapshots) holds no readable word of anybody's reply; `terms` name the words
+    from the reply's own features. Prediction reads River's counts with an equivalent
+    sparse formula (only the classes a
     feature was seen with cost anything), ten times faster than ``predict_proba_one``;
     learning is River's ``learn_one``. The vocabulary is capped at ``max_features`` (new
     features after that are ignored), so memory and snapshots stay bounded.
@@ -247,15 +257,16 @@ class ReplyModel:
     def _count(self, features: Mapping[str, float], intent: str) -> None:
         counts = self._nb.feature_counts
         room = self.max_features - len(counts)
-        x: dict[str, float] = {}
+        x: dict[int, float] = {}
         for f, v in features.items():
             if v <= 0:
                 continue
-            if f not in counts:
+            key = _model_key(f)
+            if key not in counts:
                 if room <= 0:
                     continue
                 room -= 1
-            x[f] = v
+            x[key] = x.get(key, 0.0) + v
         self._nb.learn_one(x, intent)
 
     def _band(self, confidence: float) -> int:
@@ -288,7 +299,7 @@ class ReplyModel:
         get = nb.feature_counts.get  # .get: never grows the defaultdict
         alpha = self.alpha
         for f, v in features.items():
-            seen = get(f)
+            seen = get(_model_key(f))
             if seen:
                 for c, k in seen.items():
                     ll[c] += v * math.log1p(k / alpha)
@@ -331,7 +342,7 @@ class ReplyModel:
         for f, v in features.items():
             if f[1] != ":" or f[0] not in "wb" or "<" in f:
                 continue
-            seen = get(f)
+            seen = get(_model_key(f))
             if not seen or sum(seen.values()) < least:
                 continue
             own = log(seen.get(intent, 0.0) + alpha) - log_den[intent]
