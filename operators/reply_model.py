@@ -154,10 +154,10 @@ class ReplyModel:
     The model keys its counts by each feature's CRC-32, not its text, so what it keeps (and
     Bytewax snapshots) holds no readable word of anybody's reply; `terms` name the words
     from the reply's own features. Prediction reads River's counts with an equivalent
-    sparse formula (only the classes a
-    feature was seen with cost anything), ten times faster than ``predict_proba_one``;
-    learning is River's ``learn_one``. The vocabulary is capped at ``max_features`` (new
-    features after that are ignored), so memory and snapshots stay bounded.
+    sparse formula (only the classes a feature was seen with cost anything), several times
+    faster than River's ``predict_proba_one``; learning is River's ``learn_one``. The
+    vocabulary is capped at ``max_features`` (new features after that are ignored), so
+    memory and snapshots stay bounded.
 
     >>> from operators.replies import classify
     >>> m = ReplyModel()
