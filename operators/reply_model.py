@@ -31,16 +31,25 @@ _MAX_FEATURES = 600
 _CHAR_BUCKETS = 1 << 18
 _HTML_HINT = re.compile(r"<(html|body|div|p|br|table|span)\b", re.IGNORECASE)
 
-_PHONE = re.compile(r"\+?\(?\d[\d ()/.\-]{6,}\d")
+_PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d ()/.\-]{6,}\d")
+# Dates look like phone numbers to _PHONE but are what an out-of-office is about: kept.
+_DATE = re.compile(r"\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{4}-\d{1,2}-\d{1,2}")
+
+
+def _no_phone(match: re.Match[str]) -> str:
+    return match.group() if _DATE.fullmatch(match.group()) else " "
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+|[?!€$%]")
 
 
 def _words(text: str) -> list[str]:
     out: list[str] = []
     # NFKC: "m²", full-width digits and ligatures become plain letters and digits first.
-    for raw in _PHONE.sub(" ", unicodedata.normalize("NFKC", text).lower()).split():
-        if "@" in raw or raw.startswith("hash:") or "://" in raw or raw.startswith("www."):
+    for raw in _PHONE.sub(_no_phone, unicodedata.normalize("NFKC", text).lower()).split():
+        if ("@" in raw or "hash:" in raw or "%40" in raw or "://" in raw
+                or raw.startswith("www.")):
             continue
+        if sum(ch.isdigit() for ch in raw) >= 4 and any(ch.isalpha() for ch in raw):
+            continue  # an order, ticket or customer id ("INV-2026-00123", "a3f9c2e81b07")
         for tok in _WORD.findall(raw):
             if tok.isdigit():
                 # A day or a month says "a date"; a year "a year"; longer runs are ids: gone.
@@ -71,8 +80,9 @@ def reply_features(subject: str, text: str) -> dict[str, float]:
     """Features of a reply's own words: readable word unigrams (``w:``) and bigrams (``b:``),
     subject words (``s:``) and hashed character 3-grams (``c:<bucket>``, CRC-32).
 
-    Addresses, links, ``hash:`` tokens, phone numbers and digit runs longer than four never
-    become a feature; shorter numbers become ``<num>``/``<year>``.
+    Addresses, links, ``hash:`` tokens (however the scrubber embedded them), phone numbers,
+    digit runs longer than four and ids mixing letters with four or more digits never become
+    a feature; shorter numbers become ``<num>``/``<year>``.
 
     >>> f = reply_features("Re: Offer", "Send me the pricing, call +49 30 1234567 or a@b.example")
     >>> sorted(k for k in f if k.startswith("w:"))

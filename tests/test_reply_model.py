@@ -73,6 +73,9 @@ def _broken(prior: ReplyVerdict) -> ReplyVerdict:
     ("Call me on +49 30 1234567 or (0171) 555-2398 please", "Call me on or please"),
     ("Order 2026120512345 never arrived", "Order never arrived"),
     ("Ticket hash:3f9a2b7c1d0e is still open", "Ticket is still open"),
+    ("Write to <hash:3f9a2b7c1d0e> or (hash:3f9a2b7c1d0e), thanks", "Write to or thanks"),
+    ("Invoice INV-2026-00123 and ref a3f9c2e81b07 are wrong", "Invoice and ref are wrong"),
+    ("Mail ann%40example.com or ann＠example.com now", "Mail or now"),
     ("See https://acme.example/u?e=ann%40x.example and www.acme.example now", "See and now"),
 ])
 def test_features_drop_addresses_phones_and_long_digit_strings(noisy, clean):
@@ -89,9 +92,12 @@ def test_feature_names_never_carry_digits_or_addresses(corpus):
                 assert not any(ch.isdigit() for ch in key), key
 
 
-def test_short_numbers_keep_their_shape():
+def test_short_numbers_and_dates_keep_their_shape():
     f = reply_features("Re: x", "Back on 18 December 2026")
     assert f["w:<num>"] == 1.0 and f["w:<year>"] == 1.0 and f["b:on <num>"] == 1.0
+    for date in ("18.12.2026", "18/12/2026", "2026-12-18"):
+        f = reply_features("AW: x", f"Ich bin bis {date} im Urlaub")
+        assert f["w:<num>"] == 2.0 and f["w:<year>"] == 1.0, date
 
 
 def test_features_are_bounded_for_a_huge_reply():
