@@ -128,7 +128,10 @@ def curve(model: ReplyModel | None, stream: list[dict], prior_of, block: int,
         model.learn(r["x"], r["intent"], prior if tell_prior else None)
     blocks = [round(sum(hits[i:i + block]) / len(hits[i:i + block]), 3)
               for i in range(0, len(hits), block) if len(hits[i:i + block]) >= block // 2]
-    return {"blocks": blocks, "overall": round(sum(hits) / max(1, len(hits)), 4)}
+    out = {"blocks": blocks, "overall": round(sum(hits) / max(1, len(hits)), 4)}
+    if model is not None:
+        out["quality"] = {k: round(v["accuracy"], 4) for k, v in model.quality().items()}
+    return out
 
 
 def curves(rows: list[dict], seed: int, block: int, start_share: float) -> dict:

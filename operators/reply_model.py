@@ -214,10 +214,11 @@ class ReplyModel:
         self._confusion: dict[tuple[str, int], dict[str, float]] = {}
         self.n_learned = 0  # helpdesk labels learnt (the corpus rows are n_pretrained)
         self.n_pretrained = 0
-        # Prequential accuracy (predict, then learn) on the labels, exponentially decayed:
-        # of the text model alone, and of the rules (when `learn` is given their verdict).
-        self.accuracy = 0.0
-        self.rules_accuracy = 0.0
+        # Prequential scores (guess, then learn) on the helpdesk's labels: of the text model
+        # alone, and (when `learn` is given their verdict) of the rules and of the decision.
+        self._hits = {"text": 0, "rules": 0, "decided": 0}
+        self._seen = {"text": 0, "rules": 0, "decided": 0}
+        self._recent = {"text": 0.0, "rules": 0.0, "decided": 0.0}
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -246,23 +247,42 @@ class ReplyModel:
     def learn(self, features: Mapping[str, float], intent: str,
               prior: ReplyVerdict | None = None) -> None:
         """Learn one helpdesk label for a reply's features. Pass ``prior``, the rules'
-        verdict for the same reply (anything with its ``intent`` and ``confidence``, not the
-        blended `ModelVerdict`): then the rules' confusion table learns too, which is what
-        corrects a rule agents keep overruling; without it only the text model learns.
-        The text model's own guess is scored first (``accuracy``, ``rules_accuracy``)."""
+        verdict for the same reply (a `ReplyVerdict`, not the blended `ModelVerdict`): then
+        the rules' confusion table learns too, which is what corrects a rule agents keep
+        overruling; without it only the text model learns. What the text model, the rules
+        and the decision would have said is scored first (`quality`)."""
         if intent not in INTENTS:
             raise ValueError(f"unknown intent {intent!r}")
         if self._nb.class_counts:
             proba = self._proba(features)
-            hit = 1.0 if proba and max(proba, key=proba.__getitem__) == intent else 0.0
-            self.accuracy += self.accuracy_decay * (hit - self.accuracy)
+            self._score("text", bool(proba) and max(proba, key=proba.__getitem__) == intent)
         if prior is not None and prior.intent in INTENTS:
-            hit = 1.0 if prior.intent == intent else 0.0
-            self.rules_accuracy += self.accuracy_decay * (hit - self.rules_accuracy)
+            self._score("rules", prior.intent == intent)
+            self._score("decided", self._decide(features, prior)[0] == intent)
             row = self._confusion.setdefault((prior.intent, self._band(prior.confidence)), {})
             row[intent] = row.get(intent, 0.0) + 1.0
         self._count(features, intent)
         self.n_learned += 1
+
+    def _score(self, who: str, hit: bool) -> None:
+        self._seen[who] += 1
+        self._hits[who] += hit
+        self._recent[who] += self.accuracy_decay * (hit - self._recent[who])
+
+    def quality(self) -> dict[str, dict[str, float]]:
+        """Prequential accuracy on the labels learnt (each guessed before it was learnt):
+        ``text`` (the text model alone), ``rules`` and ``decided`` (what `predict` said; both
+        only for labels learnt with the rules' verdict). ``recent`` weighs the last ~50.
+
+        >>> m = ReplyModel()
+        >>> m.learn({"w:stop": 1.0}, "unsubscribe_request")
+        >>> m.learn({"w:stop": 1.0}, "unsubscribe_request")
+        >>> m.quality()["text"]
+        {'n': 1, 'accuracy': 1.0, 'recent': 0.02}
+        """
+        return {who: {"n": self._seen[who],
+                      "accuracy": self._hits[who] / self._seen[who] if self._seen[who] else 0.0,
+                      "recent": round(self._recent[who], 4)} for who in self._seen}
 
     def _count(self, features: Mapping[str, float], intent: str) -> None:
         counts = self._nb.feature_counts
@@ -365,14 +385,15 @@ class ReplyModel:
         ranked.sort(key=lambda t: (-t[0], t[1]))
         return tuple(f[2:] for _, f in ranked[:limit])
 
-    def predict(self, features: Mapping[str, float], prior: ReplyVerdict) -> ModelVerdict:
-        """The verdict for one reply; ``prior`` is the rules' `classify` verdict."""
-        if (prior.auto and prior.confidence >= self.auto_confidence) or not self._nb.class_counts:
+    def _decide(self, features: Mapping[str, float],
+                prior: ReplyVerdict) -> tuple[str, float, dict[str, float], str]:
+        """(intent, confidence, scores, source) without the explanation terms."""
+        if self._rules_only(prior):
             rules = {k: float(prior.scores.get(k, 0.0)) for k in INTENTS}
             total = sum(rules.values())
             if total > 0:  # the rules' scores are rounded: make them sum to 1 again
                 rules = {k: v / total for k, v in rules.items()}
-            return ModelVerdict(prior.intent, prior.confidence, rules, (), "rules")
+            return prior.intent, prior.confidence, rules, "rules"
         base = self.rules_prior(prior)
         ll = self._log_likelihoods(features)
         # A class the text model never saw gets the least likelihood any class has.
@@ -387,7 +408,18 @@ class ReplyModel:
             source = "model"
         else:
             source = "blend"
-        return ModelVerdict(intent, scores[intent], scores, self.terms(features, intent), source)
+        return intent, scores[intent], scores, source
+
+    def predict(self, features: Mapping[str, float], prior: ReplyVerdict) -> ModelVerdict:
+        """The verdict for one reply; ``prior`` is the rules' `classify` verdict."""
+        intent, confidence, scores, source = self._decide(features, prior)
+        terms = () if self._rules_only(prior) else self.terms(features, intent)
+        return ModelVerdict(intent, confidence, scores, terms, source)
+
+    def _rules_only(self, prior: ReplyVerdict) -> bool:
+        """A machine reply the rules prove, or nothing learnt yet: the model stays out."""
+        return (prior.auto and prior.confidence >= self.auto_confidence) or (
+            not self._nb.class_counts)
 
 
 def _softmax(logits: Mapping[str, float]) -> dict[str, float]:

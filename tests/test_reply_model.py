@@ -188,6 +188,10 @@ def test_a_weakened_model_learns_from_feedback(corpus):
     assert last >= first + 0.05
     assert last >= rules_last + 0.05
     assert model.n_learned == len(stream)
+    q = model.quality()
+    assert q["decided"]["n"] == q["rules"]["n"] == len(stream)
+    assert q["decided"]["accuracy"] == pytest.approx(sum(hits) / len(hits))
+    assert q["rules"]["accuracy"] == pytest.approx(sum(rules_hits) / len(rules_hits))
 
 
 def test_feedback_corrects_a_rule_that_is_always_wrong():
