@@ -306,3 +306,15 @@ def test_unknown_intent_is_refused_and_vocabulary_is_capped():
     for i in range(40):
         model.learn(reply_features("Re: x", f"word{chr(97 + i % 26)} other{i % 7}"), "other")
     assert len(model._nb.feature_counts) <= 50
+
+
+def test_bench_prints_the_learning_curves_and_the_fresh_set():
+    out = subprocess.run([sys.executable, "bench/reply_learning.py", "--skip", "cv,cost",
+                          "--seed", "1"], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout
+    parts = {d["part"]: d for d in map(json.loads, out.splitlines())}
+    assert set(parts) == {"curves", "fresh"}
+    curves = parts["curves"]
+    assert curves["weak_model+wrong_rules"]["overall"] > curves["wrong_rules"]["overall"]
+    assert len(curves["rules"]["blocks"]) >= 5
+    assert parts["fresh"]["n"] >= 80
