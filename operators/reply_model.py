@@ -34,11 +34,13 @@ _HTML_HINT = re.compile(r"<(html|body|div|p|br|table|span)\b", re.IGNORECASE)
 _PHONE = re.compile(r"(?<![\w-])\+?\(?\d[\d ()/.\-]{6,}\d")
 # Dates look like phone numbers to _PHONE but are what an out-of-office is about: kept.
 _DATE = re.compile(r"\d{1,2}[./]\d{1,2}[./]\d{2,4}|\d{4}-\d{1,2}-\d{1,2}")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+|[?!€$%]")
 
 
 def _no_phone(match: re.Match[str]) -> str:
     return match.group() if _DATE.fullmatch(match.group()) else " "
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+|[?!€$%]")
+
+
 
 
 def _words(text: str) -> list[str]:
