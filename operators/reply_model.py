@@ -41,8 +41,6 @@ def _no_phone(match: re.Match[str]) -> str:
     return match.group() if _DATE.fullmatch(match.group()) else " "
 
 
-
-
 def _words(text: str) -> list[str]:
     out: list[str] = []
     # NFKC: "m²", full-width digits and ligatures become plain letters and digits first.
