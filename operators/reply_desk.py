@@ -50,7 +50,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from operators.replies import (
-    AUTO_INTENTS,
     INTENTS,
     ReplyVerdict,
     classify,
@@ -58,6 +57,7 @@ from operators.replies import (
     strip_quoted,
 )
 from operators.reply_extract import contacts, find_return, references
+from operators.reply_model import hidden_features
 
 _DAY_MS = 86_400_000
 #: Default queues (intent -> queue; "" routes nowhere). `[routing]` in the TOML replaces them.
@@ -426,8 +426,10 @@ class ReplyDesk:
         return int(round(min(100.0, max(0.0, p))))
 
     def _remember(self, fact: ReplyFact, route: Route, read: ReplyRead) -> None:
+        # the features as the model keys them: no readable word waits in the state
         self.pending[fact.reply_id] = _Pending(fact.ts_ms, fact.recipient_hash, route.intent,
-                                               route.queue, read.features, read.verdict, "")
+                                               route.queue, hidden_features(read.features),
+                                               read.verdict, "")
         if len(self.pending) > self.max_pending:  # the oldest waiting reply goes first
             del self.pending[next(iter(self.pending))]
 
@@ -476,7 +478,9 @@ class ReplyDesk:
                 self.graded += 1
                 self.correct += label == pending.intent
             if self.model is not None and pending.features:
-                self.model.learn(pending.features, label)
+                # with the rules' own verdict: their confusion learns too (what corrects a
+                # rule the agents keep overruling)
+                self.model.learn(pending.features, label, pending.prior)
             self.learnt += 1
         row = FeedbackRow(fact.reply_id, fact.ts_ms, fact.action, queue, intent,
                           pending.queue, pending.intent, pending.ts_ms,
@@ -515,12 +519,3 @@ class ReplyDesk:
             del self.pending[k]
         self.holds.pop(recipient_hash, None)
         return len(gone)
-
-
-def word_features(subject: str, text: str) -> dict[str, float]:
-    """Placeholder features (words) until the text model lands."""
-    return {"w:" + w: 1.0 for w in re.findall(r"[a-zäöüß]{2,}", f"{subject} {text}".lower())[:200]}
-
-
-def is_auto(intent: str) -> bool:
-    return intent in AUTO_INTENTS

@@ -70,10 +70,32 @@ def _char_key(gram: str) -> str:
 
 
 @lru_cache(maxsize=1 << 17)
-def _model_key(feature: str) -> int:
+def _model_key(feature: str | int) -> int:
     """What the model stores for a feature: its CRC-32, so the learnt state (recovery
-    snapshots) holds no readable word of anybody's reply, and ints pickle small."""
+    snapshots) holds no readable word of anybody's reply, and ints pickle small. A
+    feature already hidden (`hidden_features`) is its own key."""
+    if isinstance(feature, int):
+        return feature
     return zlib.crc32(feature.encode())
+
+
+def hidden_features(features: Mapping[str, float]) -> dict[int, float]:
+    """The features as the model keys them (CRC-32): what a reply waiting for its
+    feedback keeps, so no state holds a readable word of its body. `learn` takes them
+    as they are; `predict` needs the readable ones (for its `terms`).
+
+    >>> m, f = ReplyModel(), {"w:stop": 1.0, "c:17": 2.0}
+    >>> m.learn(hidden_features(f), "unsubscribe_request")
+    >>> m.predict_model(f)["unsubscribe_request"] > 0.5
+    True
+    >>> all(isinstance(k, int) for k in hidden_features(f))
+    True
+    """
+    out: dict[int, float] = {}
+    for f, v in features.items():
+        key = _model_key(f)
+        out[key] = out.get(key, 0.0) + v
+    return out
 
 
 def reply_features(subject: str, text: str) -> dict[str, float]:

@@ -33,7 +33,7 @@ import orjson
 # written before the move name `schemas.events.Event`.
 from operators.event import Event
 from operators.reply_desk import ReplyRead, read_reply
-from operators.reply_desk import word_features as reply_features  # TODO(i17): reply_model
+from operators.reply_model import reply_features
 from schemas.hashing import RecipientHasher, Scrub
 from schemas.mailbox_providers import provider_key, split_address
 from schemas.topics import (

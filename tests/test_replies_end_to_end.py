@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Producer
 
 from mailflow.ingest import IngestCore, IngestServer
-from sinks.client import RouteLog, ThrottleClient
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
+from sinks.client import RouteLog, ThrottleClient
 from tests.conftest import consume_all, mailflow_cmd, query_store
 from tests.test_mime_ingest import post
 

@@ -127,7 +127,8 @@ class Recorder:
         return SimpleNamespace(intent=prior.intent, confidence=prior.confidence,
                                scores=prior.scores, source="rules", terms=())
 
-    def learn(self, features, intent):
+    def learn(self, features, intent, prior=None):
+        assert prior is not None and all(isinstance(k, int) for k in features)  # hidden
         self.taught.append(intent)
 
 
@@ -262,7 +263,7 @@ class Overconfident:
         return SimpleNamespace(intent=self.intent, confidence=0.99,
                                scores={self.intent: 0.99}, source="model", terms=("stop",))
 
-    def learn(self, features, intent):
+    def learn(self, features, intent, prior=None):
         pass
 
 
