@@ -27,7 +27,8 @@ def test_ttls_follow_the_settings_and_an_unchanged_one_is_left_alone(store):
     settings = load_settings(overrides={"events_ttl_days": 400, "decisions_ttl_days": 30},
                              environ={})
     changed = store.apply_retention(settings.retention_days())
-    assert sorted(changed) == ["attribution", "events", "scores", "throttle_decisions"]
+    assert sorted(changed) == ["attribution", "events", "replies", "reply_feedback", "scores",
+                              "throttle_decisions"]
     assert "TTL toDateTime(ts) + toIntervalDay(400)" in create(store, "events")
     assert "TTL toDateTime(event_ts) + toIntervalDay(30)" in create(store, "throttle_decisions")
     assert "TTL" not in create(store, "metrics_1m")
