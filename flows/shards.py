@@ -558,6 +558,8 @@ class MergeLogic(op.StatefulBatchLogic):
             STATS.reply_duplicates = desk.duplicates
             STATS.feedback_waiting = desk.waiting_feedback()
             STATS.reply_graded, STATS.reply_correct = desk.graded, desk.correct
+            if desk.model is not None and desk.learnt:
+                STATS.reply_model_quality = desk.model.quality()
         learner = aggregates.learner
         if learner.updates or learner.pending:  # the models' merge
             STATS.pending_labels = len(learner.pending)

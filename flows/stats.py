@@ -50,6 +50,7 @@ class JobStats:
         self.feedback_waiting = 0  # feedback about a reply not seen (yet)
         self.reply_graded = 0  # replies whose first route feedback has graded
         self.reply_correct = 0
+        self.reply_model_quality: dict[str, dict[str, float]] = {}  # text / rules / decided
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -131,6 +132,7 @@ class JobStats:
             "feedback_waiting": self.feedback_waiting,
             "reply_routing_accuracy": round(self.reply_correct / self.reply_graded, 4)
             if self.reply_graded else None,
+            "reply_model_quality": self.reply_model_quality,
         }
 
     def prometheus(self) -> str:
@@ -217,6 +219,11 @@ class JobStats:
                        "Routed replies graded by the helpdesk's first label, and how many "
                        "were right.", {'result="graded"': self.reply_graded,
                                        'result="right"': self.reply_correct})
+        out += _series("mailflow_reply_model_accuracy", "gauge",
+                       "Prequential accuracy on the helpdesk's labels: the text model alone, "
+                       "the rules, and what was decided.",
+                       {f'who="{_label(w)}"': q.get("accuracy", 0.0)
+                        for w, q in sorted(self.reply_model_quality.items())})
         out += _series("mailflow_up", "gauge", "1 while the job runs.", {"": 1})
         return "\n".join(out) + "\n"
 
