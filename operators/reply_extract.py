@@ -190,7 +190,9 @@ _RE_TOMORROW = re.compile(
     r"|pasado\s+manana|overmorgen)\b|\b(tomorrow|demain|manana|(?<!guten\s)(?<!goede\s)morgen)\b"
 )
 _RE_NEXT_WEEK = re.compile(
-    r"\b(?:next\s+week|nachste[n]?\s+woche|naechste[n]?\s+woche|kommende[n]?\s+woche"
+    # "bis Ende nächster Woche" / "end of next week" name no day: no date from them.
+    r"(?<!ende\s)(?<!end\sof\s)"
+    r"\b(?:next\s+week|nachste[nr]?\s+woche|naechste[nr]?\s+woche|kommende[nr]?\s+woche"
     r"|(?:la\s+)?semaine\s+prochaine|(?:la\s+)?(?:proxima\s+semana|semana\s+que\s+viene)"
     r"|volgende\s+week|komende\s+week)\b"
 )
