@@ -466,7 +466,9 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
     ("unsubscribe_request", 4.0, True, "remove me from the list",
      r"\b(?:remove|delete|take) (?:me|my (?:e-?mail|address|name|details))(?: address)? "
      r"(?:from|off) (?:your|the|this|all|any)\b[^.\n]{0,30}\b(?:list|lists|mailing|"
-     r"newsletter|database|distribution|emails?)|\btake me off\b|\bremove me\b"),
+     r"newsletter|database|distribution|emails?)|\btake me off\b|"
+     r"\bremove me\b(?! from (?:this|the|that|your) (?:thread|chain|conversation|e-?mail "
+     r"chain|cc|loop|meeting|call|invite|booking|order|group chat))"),
     ("unsubscribe_request", 4.0, True, "stop emailing me",
      r"\bstop (?:e-?mailing|sending|mailing|contacting|writing to) (?:me|us|this address)\b|"
      r"\b(?:don'?t|do not|never) (?:e-?mail|contact|send) (?:me|us)\b[^.\n?]{0,30}"
@@ -543,7 +545,7 @@ _RULES: list[tuple[str, float, bool | str, str, str]] = [
      r"\bpas intéressée?\b|\bno (?:estoy|estamos) interesad|\bniet geïnteresseerd\b|"
      r"\bno longer interested\b"),
     ("not_interested", 3.0, False, "no thanks",
-     r"^\s*no\b(?! need| problem| worries)|\bno,? thanks?(?: you)?\b|\bthanks,? but no\b|"
+     r"^\s*no\b(?! need| problem| worries| me\b)|\bno,? thanks?(?: you)?\b|\bthanks,? but no\b|"
      r"\bnein,? danke\b|"
      r"\b(?:isn'?t|is not|not) a (?:good |great |right )?fit\b|"
      r"\bnot (?:for us|right now|at (?:this|the moment)|the right time|"
@@ -1184,11 +1186,12 @@ _RULES += [
      r"\bretirez\b|\bniet meer (?:mailen|sturen|ontvangen)\b|\bgeen (?:\w+ )?meer (?:sturen|"
      r"ontvangen)\b"),
     ("complaint", 4.5, True, "spam named",
-     r"(?:^|[.!?]\s*)spam\s*[.!]|\b(?:is|it'?s|that'?s|thats|this|ist|das|c'est|du|es|dit is|"
-     r"pure|just|more|wieder|again|total|absolute|utter|reiner?|purer?|nothing but|nur) "
-     r"spam\b(?![- ](?:folder|filter|box|ordner|check|score|trap|test))|\bspam (?:von euch|"
-     r"from you)\b|\bcompliance\b|\b(?:third|fourth|fifth|\w+th) (?:unsubscribe |"
-     r"removal |opt-out )?(?:request|time i)\b|\b(?:blocked|flagged) and reported\b|"
+     r"(?:^|(?<=[.!?])|(?<=[.!?] ))spam\s*[.!]|\b(?:is|it'?s|that'?s|thats|this|ist|das|"
+     r"c'est|du|es|dit is|pure|just|more|wieder|again|total|absolute|utter|reiner?|purer?|"
+     r"nothing but|nur) spam\b(?![- ](?:folder|filter|box|ordner|check|score|trap|test))"
+     r"(?![^.!\n]*\?)|\bspam (?:von euch|from you)\b|\bcompliance\b|"
+     r"\b(?:third|fourth|fifth|\w+th) (?:unsubscribe |removal |opt-out )?(?:request|time i)\b|"
+     r"\b(?:blocked|flagged) and reported\b|"
      r"\b(?:ftc|ico|aepd|cnil|datenschutzbeauftragten?|datenschutzbehörde|aufsichtsbehörde)\b|"
      r"\bwho sold you\b|\bjamais accepté\b|\bno he dado mi consentimiento\b|"
      r"\bright to erasure\b"),
@@ -1235,10 +1238,37 @@ _RULES += [
      r"(?:week|day)\b|\bde viaje\b|\bhoy no estoy\b"),
 ]
 
+# Fifth widening, after the near-miss batch (tests/data/replies_holdout_c.jsonl): requests in
+# other grammatical forms, and the things that look like a request but ask for something else
+# (someone else's address, a booking, an app's notifications).
+_RULES += [
+    ("unsubscribe_request", 4.0, True, "taking me off",
+     r"\b(?:taking|removing|dropping|deleting|striking) (?:me|us|my (?:e-?mail|address)) "
+     r"(?:off|from)\b[^.\n?]{0,30}\b(?:list|mailing|newsletter|database|distribution)|"
+     r"\bstop (?:e-?mailing|mailing|sending (?:e-?mails |mails )?to) this (?:account|address|"
+     r"e-?mail|mailbox|inbox)\b|\b(?:no longer|don'?t|do not) (?:wish|want|care) to "
+     r"(?:receive|get|be sent)\b|^\s*opt[- ]?out\s*[.!]*\s*$|\b(?:bórren|bórrame|quíten|"
+     r"sáquen)(?:me|nos)\b|\bde (?:su|la|vuestra) lista de (?:correo|envío|distribución)"),
+    ("support_question", 3.0, False, "someone else's address or a booking",
+     r"\b(?:remove|unsubscribe|delete|take off) (?:my|our) (?:colleague|co-?worker|boss|"
+     r"husband|wife|partner|assistant|son|daughter|old (?:address|e-?mail|card))\b|"
+     r"\b(?:name|card|item|address) off (?:the|my|our) (?:booking|reservation|order|account|"
+     r"invoice)\b|\bnotifications?\b[^.\n]{0,40}\b(?:won'?t stop|keep coming|turned (?:them )?"
+     r"off|still)\b|\bput (?:my|his|her) \w+'?s? (?:name )?instead\b"),
+    ("wrong_person", 3.5, False, "owns the budget",
+     r"\b(?:she|he|they) (?:owns?|holds?|controls?|manages?|has|signs? off on) the "
+     r"(?:budget|decision|contract|account|relationship)\b|\bremove me from (?:this|the) "
+     r"(?:thread|chain|conversation|loop|cc)\b"),
+]
+
+# Words that turn a following phrase around: negations in five languages, and the
+# hypothetical ("I was going to unsubscribe but...", "dachte schon ans Abmelden").
 _NEGATION = re.compile(
     r"\b(?:not|don'?t|dont|do not|didn'?t|did not|never|no need to|no longer|nicht|"
-    r"kein(?:e|en)?|"
-    r"niet|nunca|isn'?t|wasn'?t|aren'?t|weren'?t|without)\s+(?:\w+\s+){0,2}$"
+    r"kein(?:e|en)?|niet|nunca|isn'?t|wasn'?t|aren'?t|weren'?t|without|"
+    r"(?:ne|no) (?:me|nous)|was going to|were going to|thought about|considered|"
+    r"almost|nearly|dachte(?: schon)? ans?|überlegt|wollte (?:mich )?schon)"
+    r"\s+(?:\w+\s+){0,2}$|\bn'(?:\w+\s+){0,2}$"
 )
 
 
@@ -1286,20 +1316,24 @@ _INTENT_SENTIMENT = {
 }
 
 
+_STARTS = re.compile(r"^|\b(?=\w)", re.MULTILINE)
+
+
 def _score_text(text: str) -> tuple[dict[str, float], dict[str, list[tuple[float, str]]]]:
     weights = dict.fromkeys(INTENTS, 0.0)
     fired: dict[str, list[tuple[float, str]]] = {}
+    starts = list(dict.fromkeys(m.start() for m in _STARTS.finditer(text)))
     for intent, (pattern, rules) in _COMPILED.items():
         seen: set[str] = set()
         spans: list[tuple[int, int, float]] = []
-        pos = 0
-        while True:
-            m = pattern.search(text, pos)
+        match = pattern.match
+        # Every rule begins at a word or a line: trying those positions only (not every
+        # character) keeps a hundred and fifty rules cheap. Each start is tried, not only the
+        # ends of earlier matches: "cancel my subscription" inside "how do I cancel my ..." counts.
+        for start in starts:
+            m = match(text, start)
             if m is None:
-                break
-            # Resume just after the match's start, not its end: a rule that begins inside
-            # another one's match ("cancel my subscription" in "how do I cancel my ...") counts.
-            pos = m.start() + 1
+                continue
             rule = rules[int(m.lastgroup[1:])]  # type: ignore[index]
             if rule.label in seen:
                 continue
