@@ -696,3 +696,14 @@ def test_a_signature_label_is_no_contact_offer() -> None:
 )
 def test_from_means_back_only_beside_return_words(text: str, expected: dt.date | None) -> None:
     assert return_date(text, GOT) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # The dative ("ab nächster Woche") is next week too; "bis Ende nächster Woche" names no day.
+    ("Ab nächster Woche wieder normal erreichbar.", D(2026, 12, 7)),
+    ("Ich bin ab kommender Woche wieder im Büro.", D(2026, 12, 7)),
+    ("Ich bin bis Freitag unterwegs. Ab nächster Woche wieder erreichbar.", D(2026, 12, 7)),
+    ("Ich bin bis Ende nächster Woche im Urlaub.", None),
+])
+def test_next_week_in_the_dative(text: str, expected: dt.date | None) -> None:
+    assert return_date(text, GOT, "de") == expected
