@@ -14,9 +14,10 @@ it, scored (fresh human replies: roughly 45-65% right; machine replies and unsub
 80-100%), and the rules were then widened until it passed. So the figures printed here are
 fit, not generalisation: they guard against regressions; a held-out set measures the rest.
 
-Holdout batches (tests/data/replies_holdout_{a,b,c,d}.jsonl, issue 17) were written by another
+Holdout batches (tests/data/replies_holdout_{a..e}.jsonl, issue 17) were written by another
 hand, each scored *before* the rules were changed for it (first scores: A 0.827 accuracy,
-B 0.767, C 0.755 — C is suppression near-misses —, D 0.664 in new domains), then fixed on;
+B 0.767, C 0.755 — C is suppression near-misses —, D 0.664 and E 0.770 in new domains),
+then fixed on;
 they carry the reply's time
 ``ts`` and, for out-of-office notices, the expected ``return_date``. The thresholds below are
 the fitted figures minus slack: they catch regressions, the first scores are the honest ones.
@@ -47,7 +48,7 @@ from operators.reply_extract import return_date
 
 CORPUS = Path(__file__).parent / "data" / "replies_corpus.jsonl"
 HOLDOUTS = {name: Path(__file__).parent / "data" / f"replies_holdout_{name}.jsonl"
-            for name in ("a", "b", "c", "d")}
+            for name in ("a", "b", "c", "d", "e")}
 
 
 def _corpus() -> list[dict]:
@@ -347,8 +348,8 @@ def _precision_recall(
 
 
 def test_holdout_batches_are_varied_and_well_formed():
-    a, b, c, d = (_holdout(n) for n in ("a", "b", "c", "d"))
-    assert len(a) >= 250 and len(b) >= 150 and len(c) >= 50 and len(d) >= 100
+    a, b, c, d, e = (_holdout(n) for n in ("a", "b", "c", "d", "e"))
+    assert len(a) >= 250 and len(b) >= 150 and len(c) >= 50 and len(d) >= 100 and len(e) >= 80
     for rows in (a, b):
         assert set(r["intent"] for r in rows) == set(INTENTS)
         langs = Counter(r["language"] for r in rows)
@@ -356,7 +357,7 @@ def test_holdout_batches_are_varied_and_well_formed():
                                                               ("fr", "es", "nl"))
         assert {"plain", "quoted", "html"} <= set(r["variant"] for r in rows)
     corpus_keys = {(r["subject"], r["body"]) for r in _corpus()}
-    for rows in (a, b, c, d):
+    for rows in (a, b, c, d, e):
         for r in rows:
             _received(r)  # every row has a parseable time
             assert (r["return_date"] is None) or r["intent"] == "out_of_office"
@@ -367,10 +368,10 @@ def test_holdout_batches_are_varied_and_well_formed():
 
 # Per batch and intent: (min precision, min recall). Fitted figures are 1.0 after the fixes;
 # the slack lets one or two rows move, not a family of wording.
-HOLDOUT_FLOORS = {"a": (0.93, 0.9), "b": (0.9, 0.88), "d": (0.85, 0.85)}
+HOLDOUT_FLOORS = {"a": (0.93, 0.9), "b": (0.9, 0.88), "d": (0.85, 0.85), "e": (0.85, 0.85)}
 
 
-@pytest.mark.parametrize("name", ["a", "b", "d"])
+@pytest.mark.parametrize("name", ["a", "b", "d", "e"])
 def test_holdout_per_intent_precision_and_recall(holdout_verdicts, name):
     pairs = holdout_verdicts[name]
     floor_p, floor_r = HOLDOUT_FLOORS[name]
@@ -399,7 +400,7 @@ def test_holdout_near_misses_are_not_suppressed(holdout_verdicts):
     assert accuracy >= 0.9
 
 
-@pytest.mark.parametrize("name", ["a", "b", "d"])
+@pytest.mark.parametrize("name", ["a", "b", "d", "e"])
 def test_holdout_out_of_office_and_return_dates(holdout_verdicts, name):
     pairs = [(row, v) for row, v in holdout_verdicts[name] if row["intent"] == "out_of_office"]
     detected = sum(v.intent == "out_of_office" and v.auto for _, v in pairs) / len(pairs)
@@ -420,7 +421,8 @@ def test_holdout_out_of_office_and_return_dates(holdout_verdicts, name):
 def test_suppression_precision_at_the_recommended_threshold(holdout_verdicts, verdicts):
     """Permanent suppression only at confidence >= SUPPRESS_THRESHOLD: measured precision on
     the corpus and all holdout batches (first scores before fixes: B 20/20 and 12/12, C 8/11
-    and 2/3, D 7/7 and 7/7 — the near-miss batch is why the threshold alone is not enough)."""
+    and 2/3, D 7/7 and 7/7, E 9/9 and 5/5 — the near-miss batch is why the threshold alone
+    is not enough)."""
     sets = {"corpus": verdicts, **holdout_verdicts}
     for intent in SUPPRESSING:
         chosen = [(row, v) for pairs in sets.values() for row, v in pairs
@@ -442,6 +444,7 @@ def test_unambiguous_requests_are_confident_and_mixed_ones_are_not():
     for body in ("Remove me from the list, but first send the invoice for order 4471.",
                  "Take me off the list and talk to my colleague jane@firm.example instead.",
                  "Is this spam or a real offer?", "Your mail landed in my spam folder.",
+                 "Is this a real offer or a scam?", "Unsubscribing from other lists, not yours!",
                  "Remove me from this thread and talk to Dana, she owns the budget.",
                  "I was going to unsubscribe but this issue changed my mind.",
                  "Surtout ne me désinscrivez pas !", "No me den de baja, por favor."):
