@@ -1438,6 +1438,20 @@ _RULES += [
      r"doesn'?t|not)\b"),
 ]
 
+# Tenth widening, after batch H (tests/data/replies_holdout_h.jsonl).
+_RULES += [
+    ("auto_reply_other", 3.0, False, "inbox isn't checked",
+     r"\b(?:mailbox|inbox|address|account) (?:isn'?t|is not|aren'?t) (?:monitored|checked|read|"
+     r"attended)\b|\bchallenge-?response\b|\bconfirm (?:that )?you are a real (?:sender|person)\b"),
+    # Exasperation ("how many more times?"), not a plain repeat ("I have asked twice, take
+    # me off" stays an unsubscribe request, as the corpus labels it).
+    ("complaint", 4.5, False, "how often still",
+     r"\bwie oft (?:denn )?noch\b|\bhow many (?:more )?times do i\b"),
+    ("interested", 3.0, True, "happy to order",
+     r"\bhappy to (?:order|buy|book|sign up|pay|purchase|go ahead)\b|\border (?:it |one )?today\b|"
+     r"^\s*(?:just )?signed up\s*[!.]"),
+]
+
 # Words that turn a following phrase around: negations in five languages, and the
 # hypothetical ("I was going to unsubscribe but...", "dachte schon ans Abmelden").
 _NEGATION = re.compile(
