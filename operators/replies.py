@@ -181,7 +181,7 @@ _QUOTE_START = re.compile(
       | le\s.{4,200}\sa\s+écrit\s*:\s*$
       | el\s.{4,200}\sescribió\s*:\s*$
       | op\s.{4,200}\sschreef.{0,200}:\s*$
-      | .{0,80}<[^>\s]+@[^>\s]+>\s+(?:wrote|schrieb|a\s+écrit|escribió|schreef)\s*:\s*$
+      | .{0,80}<[^>\s]+@[^>\s]+>\s+(?:wrote|schrieb|a\s+écrit|escribió|schreef)\b.{0,60}:\s*$
     )""",
     re.IGNORECASE | re.VERBOSE,
 )

@@ -553,3 +553,11 @@ def test_typos_in_key_words_are_mended_but_real_words_stay():
     v = classify("Re: x", "I unsubscribed last week and still get these!", {})
     assert v.intent == "complaint"
     assert classify("Re: x", "We work remote me and my team, nice tips.", {}).intent == "other"
+
+
+def test_android_attribution_with_the_date_after_the_verb_is_a_quote():
+    body = ("Thanks!\n\nBrightwave <a@b.example> schrieb am Di., 1. Dez. 2026, 08:02:\n"
+            "> Abmelden\nNewsletter abbestellen")
+    assert strip_quoted(body) == "Thanks!"
+    body = "Sure.\n\nJane <j@x.example> wrote on Tue, 1 Dec 2026, 08:02:\nunsubscribe"
+    assert strip_quoted(body) == "Sure."
