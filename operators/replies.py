@@ -1475,6 +1475,19 @@ _RULES += [
      r"\bno confirmation e-?mail\b|\bwurde storniert\b|\bchange the billing\b"),
 ]
 
+# Twelfth widening, after batch J (tests/data/replies_holdout_j.jsonl).
+_RULES += [
+    ("auto_reply_other", 3.0, False, "senders must verify",
+     r"\b(?:require|ask|asks|requires) (?:all )?senders? to (?:verify|confirm|register)\b|"
+     r"\bverify their (?:address|e-?mail)\b"),
+    ("unsubscribe_request", 4.0, True, "stop inviting me",
+     r"\bstop inviting (?:me|us)\b|\b(?:no|keine) (?:more |weiteren )?(?:invitations|invites|"
+     r"einladungen)\b"),
+    ("interested", 3.0, True, "thinking of upgrading",
+     r"\bthinking (?:of|about) (?:upgrading|buying|switching|ordering|signing up|joining)\b|"
+     r"\b(?:discount|offer|code|deal) (?:also )?valid for\b|\bdann wechsle ich\b"),
+]
+
 # Words that turn a following phrase around: negations in five languages, and the
 # hypothetical ("I was going to unsubscribe but...", "dachte schon ans Abmelden").
 _NEGATION = re.compile(
