@@ -190,7 +190,9 @@ _RE_TOMORROW = re.compile(
     r"|pasado\s+manana|overmorgen)\b|\b(tomorrow|demain|manana|(?<!guten\s)(?<!goede\s)morgen)\b"
 )
 _RE_NEXT_WEEK = re.compile(
-    r"\b(?:next\s+week|nachste[n]?\s+woche|naechste[n]?\s+woche|kommende[n]?\s+woche"
+    # "bis Ende nächster Woche" / "end of next week" name no day: no date from them.
+    r"(?<!ende\s)(?<!end\sof\s)"
+    r"\b(?:next\s+week|nachste[nr]?\s+woche|naechste[nr]?\s+woche|kommende[nr]?\s+woche"
     r"|(?:la\s+)?semaine\s+prochaine|(?:la\s+)?(?:proxima\s+semana|semana\s+que\s+viene)"
     r"|volgende\s+week|komende\s+week)\b"
 )
@@ -503,7 +505,8 @@ def find_return(text: str, received: dt.datetime, language: str = "") -> ReturnD
     text = text[:MAX_CHARS]
     folded = _fold(text)
     mentions = _mentions(folded, today, _day_first(language, folded))
-    best: tuple[int, int, ReturnDate] | None = None
+    best: tuple[int, int, ReturnDate, bool] | None = None
+    latest_until: dt.date | None = None
     for i, m in enumerate(mentions):
         if m.date is None:
             continue
@@ -512,15 +515,26 @@ def find_return(text: str, received: dt.datetime, language: str = "") -> ReturnD
             continue
         rule, cue_start = got
         day = m.date
+        bare_weekday = bool(_RE_WEEKDAY.fullmatch(folded[m.start:m.end]))
         if rule in ("until", "range") and m.kind != "period":
             day = day + dt.timedelta(days=1)
         if not (today <= day <= today + dt.timedelta(days=366)):
             continue
+        if rule in ("until", "range") and not bare_weekday:
+            latest_until = max(day, latest_until or day)
         found = ReturnDate(day, rule, _evidence(text, cue_start, m.end))
         key = (_PRIORITY[rule], -m.start)
         if best is None or key > best[:2]:
-            best = (key[0], key[1], found)
-    return best[2] if best else None
+            best = (key[0], key[1], found, bare_weekday)
+    if best is None:
+        return None
+    found = best[2]
+    if found.rule == "back" and best[3] and latest_until and found.date < latest_until:
+        # "until Wednesday, 9 December. Back on Thursday": that Thursday follows the absence,
+        # not the reply's day.
+        ahead = (found.date.weekday() - latest_until.weekday()) % 7
+        found = found._replace(date=latest_until + dt.timedelta(days=ahead))
+    return found
 
 
 def return_date(text: str, received: dt.datetime, language: str = "") -> dt.date | None:

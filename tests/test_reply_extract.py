@@ -696,3 +696,26 @@ def test_a_signature_label_is_no_contact_offer() -> None:
 )
 def test_from_means_back_only_beside_return_words(text: str, expected: dt.date | None) -> None:
     assert return_date(text, GOT) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # The dative ("ab nächster Woche") is next week too; "bis Ende nächster Woche" names no day.
+    ("Ab nächster Woche wieder normal erreichbar.", D(2026, 12, 7)),
+    ("Ich bin ab kommender Woche wieder im Büro.", D(2026, 12, 7)),
+    ("Ich bin bis Freitag unterwegs. Ab nächster Woche wieder erreichbar.", D(2026, 12, 7)),
+    ("Ich bin bis Ende nächster Woche im Urlaub.", None),
+])
+def test_next_week_in_the_dative(text: str, expected: dt.date | None) -> None:
+    assert return_date(text, GOT, "de") == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # A bare weekday after an absence with a date is the first such day after that absence.
+    ("Ich bin bis einschließlich Mittwoch, 9. Dezember, im Urlaub. Ab Donnerstag bin ich "
+     "wieder erreichbar.", D(2026, 12, 10)),
+    ("I am on holiday until 18 December, back on Monday.", D(2026, 12, 21)),
+    # ...but a weekday that already follows the absence stays as it is.
+    ("Away until 3 December, back on Friday.", D(2026, 12, 4)),
+])
+def test_back_weekday_after_an_until_date(text: str, expected: dt.date) -> None:
+    assert return_date(text, GOT, "") == expected

@@ -2132,7 +2132,9 @@ CORE += [
     ('unsubscribe_request', False, 'en', 'Re: Solar panels for your roof',
      'Please delete my details from your database.',
      {}),
-    ('unsubscribe_request', False, 'de', 'AW: Solaranlage für Ihr Dach',
+    # "Delete my data" is a data-protection demand (issue 17: complaint), not only a request
+    # to stop mailing; "delete my details from your database" above stays an unsubscribe.
+    ('complaint', False, 'de', 'AW: Solaranlage für Ihr Dach',
      'Bitte löschen Sie meine Daten und schreiben Sie mir nicht mehr.',
      {}),
     ('complaint', False, 'en', 'Re: Solar panels for your roof',
@@ -2447,6 +2449,24 @@ def _html(body: str, quote: str) -> str:
     return f"<html><head><style>p{{margin:0}}</style></head><body>{paras}{q}</body></html>"
 
 
+# Hand-written holdout batches (tests/data/replies_holdout_*.jsonl; issue 17): each was
+# written by another hand, scored before the rules were widened for it, then kept here too
+# so the text model trains on their wording. They carry two fields more (``ts``,
+# ``return_date``) that the corpus rows do not: the corpus keeps its own row format.
+HOLDOUTS = sorted(Path(__file__).parent.glob("replies_holdout_*.jsonl"))
+ROW_FIELDS = ("subject", "body", "headers", "intent", "auto", "language", "variant")
+
+
+def holdout_rows() -> list[dict]:
+    rows = []
+    for path in HOLDOUTS:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.append({k: row[k] for k in ROW_FIELDS})
+    return rows
+
+
 def build() -> list[dict]:
     rng = random.Random(17)
     rows = []
@@ -2468,6 +2488,11 @@ def build() -> list[dict]:
             variant = "html"
         rows.append({"subject": subject, "body": text, "headers": headers, "intent": intent,
                      "auto": auto, "language": lang, "variant": variant})
+    seen = {(r["subject"], r["body"]) for r in rows}
+    for row in holdout_rows():
+        if (row["subject"], row["body"]) not in seen:
+            seen.add((row["subject"], row["body"]))
+            rows.append(row)
     return rows
 
 
