@@ -1,6 +1,6 @@
 """Reply model: does helpdesk feedback make the reply intents better, and what does it cost?
 
-Everything runs in-process on the project's own corpus (tests/data/replies_corpus.jsonl,
+Everything runs in-process on the project's own corpus (schemas/data/replies_corpus.jsonl,
 written by us, so the rules were tuned on it) and on a small fresh set written separately
 (tests/data/replies_fresh_rmodel.jsonl, never trained or tuned on). The corpus wraps many
 replies a second time (quoted original, signature, HTML): after stripping those are the same
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from operators.replies import INTENTS, ReplyVerdict, classify  # noqa: E402
 from operators.reply_model import ReplyModel, reply_features, reply_text  # noqa: E402
 
-CORPUS = ROOT / "tests" / "data" / "replies_corpus.jsonl"
+CORPUS = ROOT / "schemas" / "data" / "replies_corpus.jsonl"
 FRESH = ROOT / "tests" / "data" / "replies_fresh_rmodel.jsonl"
 CHOICES: dict = {}  # ReplyModel choices from --choice name=value
 

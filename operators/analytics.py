@@ -73,6 +73,7 @@ from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
 from operators.propensity import Move, PropensityBook, PropensityRow
+from operators.replies import SUPPRESS_THRESHOLD
 from operators.reply_desk import (
     FeedbackFact,
     FeedbackRow,
@@ -96,7 +97,7 @@ _NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
 #: bounces when a wording, code or the provider says so).
 _SUPPRESSING = frozenset({"unsubscribe", "complaint"})
 #: The rules' confidence above which such a reply ends the recipient's flow journeys.
-SURE_REFUSAL = 0.9
+SURE_REFUSAL = SUPPRESS_THRESHOLD
 
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:

@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 
 from operators.replies import (
     INTENTS,
+    SUPPRESS_THRESHOLD,
     ReplyVerdict,
     classify,
     html_to_text,
@@ -138,7 +139,8 @@ class RoutingPolicy(NamedTuple):
     """What to do with each intent (`[routing]` in the TOML)."""
 
     queues: Mapping[str, str] = DEFAULT_QUEUES
-    permanent_confidence: float = 0.9  # suppress for good only at or above this confidence
+    # suppress for good only at or above this confidence (the rules' measured threshold)
+    permanent_confidence: float = SUPPRESS_THRESHOLD
     review_queue: str = "review"  # where an unsure unsubscribe or complaint goes
     hold_days: int = 14  # an out-of-office without a return date
     max_hold_days: int = 120  # a return date further out is capped

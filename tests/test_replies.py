@@ -1,6 +1,6 @@
 """operators/replies.py: reply intents, machine replies, quote stripping, language.
 
-The corpus (tests/data/replies_corpus.jsonl) is the project's own: every reply in
+The corpus (schemas/data/replies_corpus.jsonl) is the project's own: every reply in
 tests/data/make_replies_corpus.py was written by hand, one by one, in the style of real
 replies to marketing and transactional mail (EN and DE mostly, some FR/ES/NL; one-liners,
 rants, Outlook and Gmail habits, header-only and text-only automatic replies, tricky
@@ -47,7 +47,7 @@ from operators.replies import (
 )
 from operators.reply_extract import return_date
 
-CORPUS = Path(__file__).parent / "data" / "replies_corpus.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "schemas" / "data" / "replies_corpus.jsonl"
 HOLDOUTS = {name: Path(__file__).parent / "data" / f"replies_holdout_{name}.jsonl"
             for name in "abcdefghij"}
 # Batch C is the suppression near-miss set (no machine replies): checked on its own.

@@ -1,7 +1,7 @@
 """operators/reply_model.py: the online River text model for reply intents, with the rules
 as its prior.
 
-The corpus (tests/data/replies_corpus.jsonl) is the project's own writing and the rules
+The corpus (schemas/data/replies_corpus.jsonl) is the project's own writing and the rules
 were tuned on it; it wraps many replies a second time (quoted original, signature, HTML)
 which stripping makes the same text again, so every split here is by distinct stripped
 text. Thresholds are what was measured (in comments) minus slack, since the corpus grows.
@@ -24,11 +24,13 @@ from operators.replies import INTENTS, ReplyVerdict, classify
 from operators.reply_model import ModelVerdict, ReplyModel, reply_features, reply_text
 
 DATA = Path(__file__).parent / "data"
+CORPUS = Path(__file__).resolve().parents[1] / "schemas" / "data" / "replies_corpus.jsonl"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str) -> list[dict]:
-    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()
+    path = CORPUS if name == CORPUS.name else DATA / name
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
     for r in rows:
         r["text"] = reply_text(r["body"])

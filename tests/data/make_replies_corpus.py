@@ -1,4 +1,5 @@
-"""Writes tests/data/replies_corpus.jsonl: the project's own labelled corpus of replies.
+"""Writes schemas/data/replies_corpus.jsonl: the project's own labelled corpus of replies
+(shipped with the code: the reply text model a job starts from is trained on it).
 
 Run: ``.venv/bin/python tests/data/make_replies_corpus.py``. Deterministic (seed 17).
 
@@ -18,7 +19,7 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).with_name("replies_corpus.jsonl")
+OUT = Path(__file__).resolve().parents[2] / "schemas" / "data" / "replies_corpus.jsonl"
 
 EXCH = {"Auto-Submitted": "auto-replied", "X-Auto-Response-Suppress": "All",
         "X-MS-Exchange-Inbox-Rules-Loop": "anna@firm.example"}
