@@ -489,7 +489,9 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
                             topic=ROUTES) for r in a.routes]
         + [KafkaSinkMessage(s.recipient_hash.encode(),
                             orjson.dumps(out.reply_suppression_record(s)), topic=SUPPRESSIONS)
-           for s in a.reply_suppressions])
+           for s in a.reply_suppressions]
+        + [KafkaSinkMessage(reply_id.encode(), None, topic=ROUTES)
+           for reply_id in a.erased_routes])
     return [(table, rows) for table, rows in tables if rows], kafka
 
 

@@ -170,6 +170,7 @@ class AnalyticsBatch(NamedTuple):
     routes: list[Route]  # mailflow.routes and the replies table
     reply_suppressions: list[ReplySuppression]
     feedback: list[FeedbackRow]
+    erased_routes: list[str]  # reply ids of an erased person: tombstones on mailflow.routes
 
 
 def empty_batch() -> AnalyticsBatch:
@@ -309,7 +310,7 @@ class FlowAggregates:
                     out.reply_suppressions.extend(self.desk.on_suppressed(fact))
             elif kind is ForgetMessages:
                 if self.desk is not None:
-                    self.desk.forget(fact.recipient_hash)
+                    out.erased_routes.extend(self.desk.forget(fact.recipient_hash))
                 learner.forget(fact.keys)
                 out.personas.append(ForgetRecipient(fact.ts_ms, fact.recipient_hash))
                 for move in self.propensity.forget(fact.recipient_hash, fact.ts_ms):
@@ -744,7 +745,7 @@ class EngagementAnalytics:
         report["propensities"] = len(moves)
         report["personas"] = self.personas.forget(recipient_hash)
         desk = self.aggregates.desk
-        report["replies"] = desk.forget(recipient_hash) if desk is not None else 0
+        report["replies"] = len(desk.forget(recipient_hash)) if desk is not None else 0
         return report
 
     def flush(self) -> AnalyticsBatch:

@@ -514,10 +514,11 @@ class ReplyDesk:
         self.holds = {h: until for h, until in self.holds.items() if not until or until > today}
         return len(old)
 
-    def forget(self, recipient_hash: str) -> int:
-        """An erasure: the recipient's replies are forgotten (features included)."""
+    def forget(self, recipient_hash: str) -> list[str]:
+        """An erasure: the recipient's replies are forgotten (features included); their
+        reply ids (the job tombstones their routes on the compacted `mailflow.routes`)."""
         gone = [k for k, p in self.pending.items() if p.recipient_hash == recipient_hash]
         for k in gone:
             del self.pending[k]
         self.holds.pop(recipient_hash, None)
-        return len(gone)
+        return gone

@@ -63,7 +63,8 @@ OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     VARIANTS: {"cleanup.policy": "compact"},
     FLOW_PROPENSITIES: {"cleanup.policy": "compact"},
     FLOW_ALERTS: {},
-    ROUTES: {},
+    # compacted: an erasure tombstones the person's routes (one record per reply anyway)
+    ROUTES: {"cleanup.policy": "compact"},
     DLQ: {},
     CONTROL: {},
 }

@@ -160,6 +160,19 @@ class RouteLog:
         self.erased += len(gone)
         return len(gone)
 
+    def remove(self, reply_id: str) -> bool:
+        """A tombstone on `mailflow.routes` (the job erased the person): the route goes.
+
+        >>> log = RouteLog()
+        >>> log.apply({"reply_id": "r1", "queue": "sales", "event_ts": "2026-12-01T10:00:00Z"})
+        True
+        >>> log.remove("r1"), log.remove("r1"), len(log)
+        (True, False, 0)
+        """
+        held = reply_id in self.arrival
+        self._drop(reply_id)
+        return held
+
     def _drop(self, reply_id: str) -> None:
         if reply_id not in self.arrival:
             return
@@ -278,6 +291,9 @@ class ThrottleClient:
         if not value:
             if topic == SUPPRESSIONS and key:
                 self._remove_suppression(key)
+            elif topic == ROUTES and key and self.routes is not None:
+                with self._lock:  # an erased person's route
+                    self.routes.remove(key.decode(errors="replace"))
             return  # another tombstone: nothing to undo
         try:
             record = orjson.loads(value)

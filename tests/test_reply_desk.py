@@ -167,7 +167,7 @@ def test_erasure_and_age_forget_waiting_replies_and_a_desk_pickles():
     desk = ReplyDesk()
     desk.on_reply(fact("interested", 1))
     desk.on_reply(fact("interested", 2))
-    assert desk.forget("h1") == 1 and list(desk.pending) == ["r-2"]
+    assert desk.forget("h1") == ["r-1"] and list(desk.pending) == ["r-2"]
     again = pickle.loads(pickle.dumps(desk))
     assert again.expire(T0 + 31 * DAY) == 1 and not again.pending
 
@@ -276,3 +276,13 @@ def test_a_learnt_models_word_alone_never_suppresses_for_good():
     # rules and model agree and both are sure: suppressed
     route, [s] = desk.on_reply(fact("unsubscribe_request", 2, confidence=0.95))
     assert s.reason == "reply_unsubscribe"
+
+
+def test_an_erasure_tombstones_the_persons_routes():
+    from operators.analytics import FlowAggregates, empty_batch
+    from operators.learning import ForgetMessages
+
+    aggregates, out = FlowAggregates(), empty_batch()
+    aggregates.apply([fact("interested", 1), fact("interested", 2)], out)
+    aggregates.apply([ForgetMessages(T0 + 5, "h1", (), ())], out)
+    assert out.erased_routes == ["r-1"]

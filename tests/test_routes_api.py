@@ -89,8 +89,8 @@ def ids(body: dict) -> list[str]:
     return [r["reply_id"] for r in body["routes"]]
 
 
-def test_the_routes_topic_is_created_like_the_scores_topic():
-    assert OUTPUT_TOPICS[ROUTES] == {}  # not compacted: one record per reply
+def test_the_routes_topic_is_compacted_so_an_erasure_can_tombstone_a_route():
+    assert OUTPUT_TOPICS[ROUTES] == {"cleanup.policy": "compact"}  # one record per reply
 
 
 def test_routes_read_before_ready_are_all_there_newest_first(stack):
@@ -224,6 +224,14 @@ def test_an_erasure_takes_the_persons_routes_out_held_and_late(stack):
     answered = get(server.port, "/v1/routes?limit=1000")[1]["routes"]
     assert [r["reply_id"] for r in answered if r["recipient_hash"] == h] == [
         "<r906@mail.example>"]
+    assert client.live
+
+
+def test_a_tombstone_from_the_job_takes_one_route_out(stack):
+    broker, client, _server = stack
+    assert "<r4@mail.example>" in client.routes.arrival
+    produce(broker.bootstrap, [(b"<r4@mail.example>", None)])
+    assert wait_for(lambda: "<r4@mail.example>" not in client.routes.arrival)
     assert client.live
 
 
