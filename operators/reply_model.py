@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from river import naive_bayes
 
-from operators.replies import INTENTS, ReplyVerdict, html_to_text, strip_quoted
+from operators.replies import AUTO_INTENTS, INTENTS, ReplyVerdict, html_to_text, strip_quoted
 
 __all__ = ["INTENTS", "ModelVerdict", "ReplyModel", "reply_features", "reply_text"]
 
@@ -218,6 +218,7 @@ class ReplyModel:
         accuracy_decay: float = 0.02,
         max_features: int = 60_000,
         min_term_count: float = 3.0,
+        person_guard: float = 0.3,
     ) -> None:
         # The model is count-based and order-free; the seed is kept for the interface (and a
         # future randomised model), it changes nothing today.
@@ -231,6 +232,7 @@ class ReplyModel:
         self.accuracy_decay = accuracy_decay
         self.max_features = max_features
         self.min_term_count = min_term_count
+        self.person_guard = person_guard  # odds factor for machine intents on a person's reply
         self._nb = naive_bayes.MultinomialNB(alpha=alpha)
         # (rules' intent, band) -> true intent -> labels seen (on top of the pseudo-counts)
         self._confusion: dict[tuple[str, int], dict[str, float]] = {}
@@ -421,7 +423,15 @@ class ReplyModel:
         # A class the text model never saw gets the least likelihood any class has.
         floor = min(ll.values())
         t = self.temperature
-        scores = _softmax({k: math.log(base[k]) + ll.get(k, floor) / t for k in INTENTS})
+        logits = {k: math.log(base[k]) + ll.get(k, floor) / t for k in INTENTS}
+        if not prior.auto and self.person_guard < 1.0:
+            # A reply no header or machine wording marks as automatic stays a person's
+            # unless the words say otherwise strongly: the corpus's French, Spanish and
+            # Dutch texts are mostly machine replies, so their words alone lean "machine".
+            penalty = math.log(self.person_guard)
+            for k in AUTO_INTENTS:
+                logits[k] += penalty
+        scores = _softmax(logits)
         intent = _argmax(scores)
         text_intent = max(ll, key=ll.__getitem__)
         if intent == prior.intent and intent != text_intent:
