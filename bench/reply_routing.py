@@ -12,9 +12,16 @@ suppressions are compared with the labels:
 - precision of the automatic permanent suppressions from unsubscribe requests and
   complaints (a wrong one loses a customer), and how many of them were suppressed.
 
-    python bench/reply_routing.py tests/data/replies_fresh_rmodel.jsonl [more.jsonl ...]
+    python bench/reply_routing.py tests/data/replies_fresh_final.jsonl [more.jsonl ...]
+    python bench/reply_routing.py --feedback 30 FILES   # the helpdesk relabels each reply
+                                                        # 30 minutes later: learning curve
 
-Prints one JSON line (and a table on a terminal). Nothing here is asserted: it measures.
+With `--feedback MINUTES`, every reply's true intent comes back on `email.reply_feedback`
+(`relabelled`) that long after it, in event time, so the text model learns from the
+helpdesk while the stream runs; accuracy is then also given per block of replies in time
+order (prequential: each reply was routed before its own label came).
+
+Prints one JSON line. Nothing here is asserted: it measures.
 """
 
 from __future__ import annotations
@@ -51,6 +58,13 @@ def load(paths: list[str]) -> list[dict]:
     return rows
 
 
+def reply_ts(i: int, row: dict) -> float:
+    ts = row.get("ts")
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    return float(ts) if ts else START + 60 * i
+
+
 def to_event(i: int, row: dict) -> dict:
     ts = row.get("ts") or START + 60 * i
     return {"type": "reply", "ts": ts, "sender": "news.acme.example",
@@ -73,6 +87,20 @@ def read_topic(bootstrap: str, topic: str, partitions: int = 3) -> list[dict]:
                 out.append(orjson.loads(msg.value()))
     consumer.close()
     return out
+
+
+def feedback_event(i: int, row: dict, minutes: float) -> dict:
+    return {"reply_id": f"bench-{i}@mail.example", "ts": reply_ts(i, row) + 60 * minutes,
+            "action": "relabelled", "intent": row["intent"]}
+
+
+def blocks(rows: list[dict], routes: dict[str, dict], size: int) -> list[float]:
+    """Accuracy per block of `size` replies in time order."""
+    order = sorted(range(len(rows)), key=lambda i: reply_ts(i, rows[i]))
+    hits = [(routes.get(f"bench-{i}@mail.example") or {}).get("intent") == rows[i]["intent"]
+            for i in order]
+    return [round(sum(hits[k:k + size]) / len(hits[k:k + size]), 3)
+            for k in range(0, len(hits), size)]
 
 
 def measure(rows: list[dict], routes: dict[str, dict], suppressions: list[dict]) -> dict:
@@ -123,6 +151,9 @@ def measure(rows: list[dict], routes: dict[str, dict], suppressions: list[dict])
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", help="labelled replies (JSONL)")
+    parser.add_argument("--feedback", type=float, metavar="MINUTES",
+                        help="relabel every reply with its true intent this long after it")
+    parser.add_argument("--block", type=int, default=100, help="replies per block (100)")
     args = parser.parse_args()
     rows = load(args.files)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as data:
@@ -130,6 +161,9 @@ def main() -> int:
         producer = Producer({"bootstrap.servers": broker.bootstrap})
         for i, row in enumerate(rows):
             producer.produce("email.replies", orjson.dumps(to_event(i, row)))
+            if args.feedback is not None:
+                producer.produce("email.reply_feedback",
+                                 orjson.dumps(feedback_event(i, row, args.feedback)))
         producer.flush(60)
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": "0"}
@@ -139,6 +173,8 @@ def main() -> int:
         routes = {r["reply_id"]: r for r in read_topic(broker.bootstrap, "mailflow.routes")}
         suppressions = read_topic(broker.bootstrap, "mailflow.suppressions")
     result = measure(rows, routes, suppressions)
+    result["feedback_minutes"] = args.feedback
+    result["blocks"] = blocks(rows, routes, args.block)
     print(orjson.dumps(result).decode())
     return 0
 

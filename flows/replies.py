@@ -38,7 +38,19 @@ def _trained() -> bytes | None:
     return pickle.dumps(ReplyModel.pretrained(rows), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def starting_reply_model() -> Any:
-    """A fresh copy of the starting text model (None without a corpus: the rules alone)."""
+#: What a job's reply desk starts from (setting `reply_model`).
+REPLY_MODELS = ("corpus", "empty", "off")
+
+
+def starting_reply_model(kind: str = "corpus") -> Any:
+    """A fresh copy of the starting text model: trained on the corpus (`corpus`, None
+    without one), or `empty` (it learns from the helpdesk's feedback only), or `off`
+    (None: the rules alone, nothing learnt)."""
+    if kind == "off":
+        return None
+    if kind == "empty":
+        from operators.reply_model import ReplyModel
+
+        return ReplyModel()
     trained = _trained()
     return pickle.loads(trained) if trained is not None else None

@@ -68,6 +68,9 @@ class Settings:
     log_format: str = "auto"  # json, text, or auto (JSON unless stderr is a terminal)
     throttle: dict[str, Any] = field(default_factory=dict)  # ThrottlePolicy overrides
     routing: dict[str, Any] = field(default_factory=dict)  # reply routing (RoutingPolicy)
+    # the reply text model a job starts from: corpus (the bundled corpus), empty (learns from
+    # the helpdesk's feedback only) or off (the rules alone)
+    reply_model: str = "corpus"
     # decision API (`mailflow serve`)
     api_host: str = "127.0.0.1"
     api_tokens: str = ""  # comma-separated bearer tokens; empty: none (loopback or --insecure)
@@ -161,6 +164,9 @@ class Settings:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()
         self.routing_policy()
+        if self.reply_model not in ("corpus", "empty", "off"):
+            raise ConfigError(f"reply_model must be corpus, empty or off, got "
+                              f"{self.reply_model!r}")
         return self
 
 

@@ -49,6 +49,7 @@ import threading
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 import bytewax.operators as op
@@ -526,7 +527,8 @@ class MergeLogic(op.StatefulBatchLogic):
                                   bool(settings.reset_on_drift))
         self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below,
                                         settings.flow_window_s, settings.forecast_alert_margin)
-        self.aggregates.configure_replies(settings.routing_policy(), starting_reply_model)
+        self.aggregates.configure_replies(settings.routing_policy(),
+                                          partial(starting_reply_model, settings.reply_model))
 
     def on_batch(self, values: list[MergeInput]) -> tuple[list[MergeOutput], bool]:
         released: list = []

@@ -286,3 +286,23 @@ def test_an_erasure_tombstones_the_persons_routes():
     aggregates.apply([fact("interested", 1), fact("interested", 2)], out)
     aggregates.apply([ForgetMessages(T0 + 5, "h1", (), ())], out)
     assert out.erased_routes == ["r-1"]
+
+
+def test_routing_and_the_reply_model_come_from_the_config_file_and_bad_ones_are_refused(
+        tmp_path):
+    from flows.replies import starting_reply_model
+    from flows.settings import ConfigError, load_settings
+
+    config = tmp_path / "mailflow.toml"
+    config.write_text('reply_model = "empty"\n[routing]\npermanent_confidence = 0.95\n'
+                      '[routing.queues]\ninterested = "deals"\n')
+    settings = load_settings(str(config), environ={})
+    policy = settings.routing_policy()
+    assert policy.queue("interested") == "deals" and policy.permanent_confidence == 0.95
+    assert starting_reply_model(settings.reply_model).n_learned == 0
+    assert starting_reply_model("off") is None
+    config.write_text('[routing.queues]\nangry = "x"\n')
+    with pytest.raises(ConfigError, match=r"\[routing\]: queues: unknown intent 'angry'"):
+        load_settings(str(config), environ={})
+    with pytest.raises(ConfigError, match="reply_model must be corpus, empty or off"):
+        load_settings(overrides={"reply_model": "bert"}, environ={})
