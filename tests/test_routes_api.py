@@ -16,6 +16,7 @@ from mailflow.broker import EmbeddedBroker, ensure_topics
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from schemas.topics import OUTPUT_TOPICS, ROUTES
 from sinks.client import RouteLog, ThrottleClient
+from tests.test_api import get, wait_for
 
 HASHER = RecipientHasher(DEV_HASH_KEY)
 QUEUES = ("sales", "support", "escalation")
@@ -42,28 +43,6 @@ def produce(bootstrap: str, records: list[tuple[bytes, bytes | None]]) -> None:
 
 def publish(bootstrap: str, routes: list[dict]) -> None:
     produce(bootstrap, [(r["reply_id"].encode(), orjson.dumps(r)) for r in routes])
-
-
-def get(port: int, path: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
-
-
-def wait_for(predicate, seconds: float = 30.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 #: 60 routes, minutes 0..59, over the three queues in a seeded shuffle of arrival order
