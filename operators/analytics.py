@@ -73,7 +73,6 @@ from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
 from operators.propensity import Move, PropensityBook, PropensityRow
-from operators.replies import SUPPRESS_THRESHOLD
 from operators.reply_desk import (
     FeedbackFact,
     FeedbackRow,
@@ -96,8 +95,6 @@ _NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
 #: Events that suppress their recipient for good (as `schemas.rows.SUPPRESSING`; hard
 #: bounces when a wording, code or the provider says so).
 _SUPPRESSING = frozenset({"unsubscribe", "complaint"})
-#: The rules' confidence above which such a reply ends the recipient's flow journeys.
-SURE_REFUSAL = SUPPRESS_THRESHOLD
 
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
@@ -582,8 +579,6 @@ class RecipientAnalytics:
         if journeys.due(ts):
             self.advance(ts, out)
         etype = ev.type
-        if etype == "reply" and _refusal(ev):
-            etype = "unsubscribe"  # a sure "take me off your list" ends their journeys
         if etype == "delivered":
             if not ev.flow_id:
                 return
@@ -667,13 +662,6 @@ class RecipientAnalytics:
             self.tracker.expire(ev.ts_ms)
             self.attribution.expire(ev.ts_ms)
             self._expire_erasures(ev.ts_ms)
-
-
-def _refusal(ev: Event) -> bool:
-    """A reply that surely asks to stop (an unsubscribe request or a complaint)."""
-    read = ev.attrs.get("reply")
-    return (isinstance(read, ReplyRead) and read.verdict.intent in _NEGATIVE_REPLIES
-            and read.verdict.confidence >= SURE_REFUSAL)
 
 
 def _reply_intent(ev: Event) -> str:

@@ -207,20 +207,6 @@ def test_the_shard_joins_a_reply_to_its_message_and_only_people_engage():
     assert replies["r2"].interaction.reason == "auto_reply"
 
 
-def test_a_sure_refusal_ends_the_recipients_journeys_and_an_unsure_one_does_not():
-    analytics = EngagementAnalytics()
-    analytics.apply([delivered(1, T0), delivered(2, T0)])
-    assert {"h1", "h2"} <= set(analytics.recipients.journeys.open)
-    out = analytics.apply([
-        reply(1, T0 + 60_000, "Please remove me from your mailing list. Unsubscribe me now.",
-              "m-1@acme.example"),
-        reply(2, T0 + 60_000, "I am not sure I still want these, maybe later.",
-              "m-2@acme.example")])
-    assert "h1" not in analytics.recipients.journeys.open
-    assert "h2" in analytics.recipients.journeys.open
-    assert {r.reply_id: r.intent for r in out.routes}["r-1"] == "unsubscribe_request"
-
-
 def unsubscribe(n: int, ts: int) -> tuple[Event, None]:
     return (Event(f"u{n}", ts, "unsubscribe", "news.example", f"h{n}", "gmail.com",
                   "gmail.com", f"m-{n}@acme.example", "", "", "", "", "", "", 0, "", "", "",
