@@ -322,6 +322,12 @@ def _punycode(host: str) -> str:
         if label.isascii():
             labels.append(label)
             continue
+        for ch in unicodedata.normalize("NFKC", label):
+            # letters, marks and digits only: symbols such as U+2044 (fraction slash) or a
+            # full-width solidus make a host that *looks* like "evil.com/good.com"
+            if not (ch.isascii() and (ch.isalnum() or ch in "-_")) and \
+                    unicodedata.category(ch)[0] not in "LMN":
+                raise UnsafeDestination("host_chars", f"U+{ord(ch):04X} in the host")
         try:
             encoded = label.encode("idna").decode("ascii")
         except UnicodeError:
