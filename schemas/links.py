@@ -224,7 +224,8 @@ def check_destination(url: str) -> str:
         raise UnsafeDestination("empty", "no destination")
     if len(url) > MAX_URL_CHARS:
         raise UnsafeDestination("too_long", f"longer than {MAX_URL_CHARS} characters")
-    for ch in url:
+    ascii_clean = url.isascii() and url.isprintable() and " " not in url  # the usual case
+    for ch in "" if ascii_clean else url:
         if ord(ch) < 0x21 or ord(ch) == 0x7F or (
                 ord(ch) > 0x7F and unicodedata.category(ch) in _FORBIDDEN_CATEGORIES):
             raise UnsafeDestination("control_chars", f"contains U+{ord(ch):04X}")
@@ -288,6 +289,8 @@ def _check_host(host: str) -> str:
     if host.startswith("["):
         import ipaddress
 
+        if "%" in host:  # a zone id ("fe80::1%eth0") only means something on this machine
+            raise UnsafeDestination("ip_literal", "IPv6 zone ids are refused")
         try:
             literal = ipaddress.IPv6Address(host[1:-1])
         except ValueError:

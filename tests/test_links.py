@@ -320,6 +320,7 @@ UNSAFE = [
     "https://good.com//evil.com", "https://" + "a." * 130 + "com",
     "https://good.com/" + "a" * MAX_URL_CHARS, "\ufeffhttps://good.com",
     "https://good.com/\x7f", "https://good.com/?q=\u2028", "https://<script>.com/",
+    "https://[fe80::1%eth0]/", "https://[fe80::1%25eth0]/",
     "https://evil.com\"onmouseover=alert(1)", "https://evil.com'/", "http://evil.com>@good.com",
 ]
 
