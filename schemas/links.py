@@ -315,6 +315,8 @@ def _check_host(host: str) -> str:
     for label in labels:
         if not _LABEL.fullmatch(label):
             raise UnsafeDestination("host_chars", f"invalid host label {label!r}")
+        if label.startswith("xn--"):
+            _check_punycode(label)
     return host
 
 
@@ -325,12 +327,7 @@ def _punycode(host: str) -> str:
         if label.isascii():
             labels.append(label)
             continue
-        for ch in unicodedata.normalize("NFKC", label):
-            # letters, marks and digits only: symbols such as U+2044 (fraction slash) or a
-            # full-width solidus make a host that *looks* like "evil.com/good.com"
-            if not (ch.isascii() and (ch.isalnum() or ch in "-_")) and \
-                    unicodedata.category(ch)[0] not in "LMN":
-                raise UnsafeDestination("host_chars", f"U+{ord(ch):04X} in the host")
+        _letters_only(unicodedata.normalize("NFKC", label))
         try:
             encoded = label.encode("idna").decode("ascii")
         except UnicodeError:
@@ -339,6 +336,24 @@ def _punycode(host: str) -> str:
             raise UnsafeDestination("unicode_dot", "a label maps to a dot")
         labels.append(encoded)
     return ".".join(labels)
+
+
+def _letters_only(label: str) -> None:
+    """Letters, marks and digits only: symbols such as U+2044 (fraction slash) or a
+    full-width solidus make a host that *looks* like "evil.com/good.com"."""
+    for ch in label:
+        if not (ch.isascii() and (ch.isalnum() or ch in "-_")) and \
+                unicodedata.category(ch)[0] not in "LMN":
+            raise UnsafeDestination("host_chars", f"U+{ord(ch):04X} in the host")
+
+
+def _check_punycode(label: str) -> None:
+    """An "xn--" label must decode (as a browser would) to an acceptable IDN label."""
+    try:
+        decoded = label.encode("ascii").decode("idna")
+    except UnicodeError:
+        raise UnsafeDestination("idn", f"{label!r} is not valid punycode") from None
+    _letters_only(decoded)
 
 
 def _encode_non_ascii(text: str) -> str:
@@ -391,6 +406,8 @@ def sign(claims: LinkClaims, keys: LinkKeys) -> str:
     if claims.kind in ("o", "u") and claims.url:
         raise ValueError("open and unsubscribe tokens carry no url")
     recipient_hash = claims.recipient_hash if claims.tracking == "person" else ""
+    if "@" in recipient_hash:
+        raise ValueError("recipient_hash looks like an address: tokens carry the hash only")
     if not -1 <= claims.link < 2**31:
         raise ValueError(f"link index {claims.link} out of range")
     if not 0 <= claims.issued < 2**63 or not 0 <= claims.expires < 2**63:

@@ -103,6 +103,8 @@ def test_sign_refuses_bad_claims():
         sign(claims(tracking="everyone"), KEYS)
     with pytest.raises(ValueError):
         sign(claims(message_id="m" * 256), KEYS)
+    with pytest.raises(ValueError):
+        sign(claims(recipient_hash="ann@example.org"), KEYS)
 
 
 def test_token_length_is_bounded_at_signing_and_at_verification():
@@ -321,6 +323,8 @@ UNSAFE = [
     "https://good.com/" + "a" * MAX_URL_CHARS, "\ufeffhttps://good.com",
     "https://good.com/\x7f", "https://good.com/?q=\u2028", "https://<script>.com/",
     "https://[fe80::1%eth0]/", "https://[fe80::1%25eth0]/",
+    "https://xn--evil.com/", "https://xn--ls8h.example/", "https://xn--.example/",
+    "https://xn--zz-.example/", "https://\U0001f4a9.example/",
     "https://evil.com\"onmouseover=alert(1)", "https://evil.com'/", "http://evil.com>@good.com",
 ]
 
