@@ -328,6 +328,10 @@ def _punycode(host: str) -> str:
             labels.append(label)
             continue
         _letters_only(unicodedata.normalize("NFKC", label))
+        if "\u00df" in label or "\u03c2" in label:
+            # IDNA 2003 (Python's codec) maps ß to ss and ς to σ, browsers (IDNA 2008) keep
+            # them: "faß.de" and "fass.de" are different domains, so refuse the ambiguity
+            raise UnsafeDestination("idn", f"label {label!r} has an IDNA deviation character")
         try:
             encoded = label.encode("idna").decode("ascii")
         except UnicodeError:
