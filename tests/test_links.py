@@ -324,7 +324,8 @@ UNSAFE = [
     "https://good.com/\x7f", "https://good.com/?q=\u2028", "https://<script>.com/",
     "https://[fe80::1%eth0]/", "https://[fe80::1%25eth0]/",
     "https://xn--evil.com/", "https://xn--ls8h.example/", "https://xn--.example/",
-    "https://xn--zz-.example/", "https://fa\u00df.de/", "https://\u03c3\u03bf\u03c2.gr/", "https://\U0001f4a9.example/",
+    "https://xn--zz-.example/", "https://fa\u00df.de/", "https://\u03c3\u03bf\u03c2.gr/",
+    "https://\U0001f4a9.example/",
     "https://evil.com\"onmouseover=alert(1)", "https://evil.com'/", "http://evil.com>@good.com",
 ]
 
