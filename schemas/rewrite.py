@@ -30,6 +30,7 @@ never silently changed.
 from __future__ import annotations
 
 import html
+import re
 from html.parser import HTMLParser, attrfind_tolerant, tagfind_tolerant  # type: ignore
 from typing import NamedTuple
 
@@ -40,6 +41,7 @@ UNTRACKED_SCHEMES = ("mailto:", "tel:", "sms:", "callto:", "facetime:", "geo:")
 #: Tags whose href is a link (VML buttons are what Outlook for Windows shows).
 LINK_TAGS = ("a", "area", "v:roundrect", "v:rect", "v:oval")
 _ASCII_WS = " \t\n\r\f"
+_NEWLINE = re.compile("\n")
 
 
 class Rewritten(NamedTuple):
@@ -62,10 +64,8 @@ class _Scanner(HTMLParser):
     def __init__(self, source: str):
         super().__init__(convert_charrefs=True)
         self.source = source
-        self._line_starts = [0]
-        for i, ch in enumerate(source):
-            if ch == "\n":
-                self._line_starts.append(i + 1)
+        # the parser counts lines by "\n" only (getpos), so the same here
+        self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
         self.tags: list[_Tag] = []
         self.comments: list[tuple[int, str]] = []
         self.body_open: int | None = None  # offset just after <body ...>

@@ -482,3 +482,32 @@ def test_cli_rewrite_writes_html_and_headers(tmp_path):
     assert report["links"] == [{"index": 0, "url": "https://shop.example/?a=1&b=2"}]
     assert report["skipped"] == [{"href": "javascript:x()", "reason": "scheme"}]
     assert b"javascript:x()" in proc.stderr
+
+
+def test_rewrite_command_passes_legacy_bytes_through_and_prints_headers():
+    """A body that is not UTF-8 (a legacy charset) comes out byte for byte, links tracked."""
+    import io
+    from types import SimpleNamespace
+
+    from flows.settings import Settings
+    from mailflow.links import rewrite_command
+
+    settings = Settings(track_keys=f"k1:{SECRET}", track_base_url="https://t.example",
+                        hash_key="a-real-hash-key")
+    args = SimpleNamespace(message_id="m", recipient="ann@example.org", sender="s.example",
+                           campaign="", flow="", variant="", aggregate=False, ttl=None,
+                           headers_json=None, honeypot_url=None, unsubscribe_mailto=None)
+    body = ('<meta charset="iso-8859-1"><body><p>Caf\xe9 cr\xe8me</p>'
+            '<a href="https://a.example/?q=1">a</a><a href="https://a.example/\xe9">b</a>'
+            '</body>').encode("latin-1")
+    out, err = io.BytesIO(), io.StringIO()
+    assert rewrite_command(settings, args, source=io.BytesIO(body), out=out, err=err) == 0
+    result = out.getvalue()
+    assert b"<p>Caf\xe9 cr\xe8me</p>" in result
+    assert b'<a href="https://a.example/\xe9">b</a>' in result  # not UTF-8: left, reported
+    assert result.count(b'href="https://t.example/c/') == 2  # the link and the honeypot
+    lines = err.getvalue().splitlines()
+    assert any("left untracked (control_chars)" in line for line in lines)
+    assert any(line.startswith("List-Unsubscribe: <https://t.example/u/") for line in lines)
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+    assert "ann@example.org" not in result.decode("latin-1") + err.getvalue()
