@@ -13,7 +13,7 @@ import time
 from typing import IO
 
 from flows.settings import ConfigError, Settings
-from schemas.links import LinkClaims, LinkKeys, UnsafeDestination, check_destination, track_url
+from schemas.links import LinkClaims, LinkKeys, UnsafeDestination, check_base_url, track_url
 from schemas.rewrite import rewrite_html
 
 SIGN_HELP = """\
@@ -80,7 +80,7 @@ def _template(settings: Settings, args: object, dev: bool, now: float) -> LinkCl
 def _keys(settings: Settings) -> LinkKeys:
     keys: LinkKeys = settings.link_keys()  # ConfigError when missing: fail closed
     try:
-        check_destination(settings.track_base_url)
+        check_base_url(settings.track_base_url)
     except UnsafeDestination as exc:
         raise ConfigError(f"MAILFLOW_TRACK_BASE_URL {settings.track_base_url!r} is not a "
                           f"usable http(s) base URL ({exc.reason})") from None

@@ -105,6 +105,11 @@ def test_sign_refuses_bad_claims():
         sign(claims(message_id="m" * 256), KEYS)
     with pytest.raises(ValueError):
         sign(claims(recipient_hash="ann@example.org"), KEYS)
+    for field in ("message_id", "sender", "recipient_domain", "campaign_id", "flow_id",
+                  "variant"):
+        for bad in ("a\nb", "a\rb", "a\x00b", "a\u202eb", "a\u200bb"):
+            with pytest.raises(ValueError):
+                sign(claims(**{field: bad}), KEYS)
 
 
 def test_token_length_is_bounded_at_signing_and_at_verification():
@@ -443,6 +448,28 @@ def test_cli_fails_closed_without_keys_or_hash_key(tmp_path):
     env["MAILFLOW_TRACK_KEYS"] = "k1:short"
     proc = mailflow_cmd(*args, env=env, check=False, timeout=120)
     assert proc.returncode == 2 and "at least 16" in proc.stderr
+
+
+@pytest.mark.parametrize("base", ["javascript:x", "https://t.example/?a=", "https://t.example/#x",
+                                  "//t.example", "https://u@t.example"])
+def test_cli_refuses_a_bad_base_url(base, tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_TRACK_BASE_URL": base}
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/", "--message-id",
+                        "m", "--recipient", "a@example.org", "--sender", "s", env=env,
+                        check=False, timeout=120)
+    assert proc.returncode == 2 and "MAILFLOW_TRACK_BASE_URL" in proc.stderr
+
+
+def test_cli_refuses_hostile_fields(tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path)}
+    for flag, value in (("--message-id", "m\r\nX-Injected: 1"), ("--campaign", "c" * 300),
+                        ("--recipient", "ann@exa\nmple.org"), ("--sender", "s\x7f")):
+        args = {"--message-id": "m", "--recipient": "a@example.org", "--sender": "s",
+                flag: value}
+        proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                            *[x for kv in args.items() for x in kv], env=env, check=False,
+                            timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", (flag, proc.stderr)
 
 
 def test_cli_help_texts(capsys):
