@@ -91,6 +91,8 @@ class Settings:
     track_base_url: str = "http://127.0.0.1:8790"  # public base URL of the tracking edge
     track_key_grace_s: int = 30 * 86_400
     track_link_ttl_s: int = 0  # signed links expire this long after signing (0: never)
+    # senders or campaign ids whose links carry no recipient hash (tracking = "aggregate")
+    track_aggregate: list[str] = field(default_factory=list)
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""
