@@ -191,7 +191,8 @@ def _rewrite(source: str, ctx: _Context, nested: bool) -> tuple[str, _Scanner]:
         if href is None or (attrs.get("data-mailflow") or "").strip().lower() == "off":
             continue
         span = _href_span(tag.raw)
-        if span is None:
+        if span is None:  # the parser read an href the tokenizer cannot place: never guess
+            ctx.skipped.append((href, "unplaceable_href"))
             continue
         tracked = ctx.tracked(href)
         if tracked is None:
