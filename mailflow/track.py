@@ -221,6 +221,9 @@ class TrackCore:
     def close(self) -> None:
         self.flush()
         self._stop.set()
+        self._poller.join(5)
+        # let librdkafka close its connections now, not whenever the object is collected
+        self.producer = _Closed()  # type: ignore[assignment]
 
     # --- requests ------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes,
@@ -438,6 +441,22 @@ class TrackCore:
         return "\n".join(lines) + "\n"
 
 
+class _Closed:
+    """Stands in for the producer once the edge stopped."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def produce(self, *_args: Any, **_kw: Any) -> None:
+        raise KafkaException("the tracking edge has stopped")
+
+    def poll(self, *_args: Any) -> int:
+        return 0
+
+    def flush(self, *_args: Any) -> int:
+        return 0
+
+
 def _settle(future: asyncio.Future, ok: bool) -> None:
     if not future.done():
         future.set_result(ok)
@@ -611,6 +630,8 @@ class _Connection(asyncio.Protocol):
             if version.startswith("HTTP/"):
                 raise _Bad(505, "HTTP/1.1 only")
             raise _Bad(400, "malformed request line")
+        if target[:7].lower() == "http://" or target[:8].lower() == "https://":
+            target = "/" + (target.split("/", 3)[3:] or [""])[0]  # absolute-form: its path
         if not target.startswith("/"):
             raise _Bad(400, "the request target must be a path")
         headers: dict[str, str] = {}

@@ -79,11 +79,11 @@ class Edge:
 def edge(broker: Any) -> Iterator[Callable[..., Edge]]:
     started: list[TrackServer] = []
 
-    def start(**kw: Any) -> Edge:
+    def start(server_kw: dict[str, Any] | None = None, **kw: Any) -> Edge:
         clock = Clock()
         core = TrackCore(broker.bootstrap, LinkKeys.parse(kw.pop("keys", KEYS)), now=clock,
                          **kw)
-        server = TrackServer(core, "127.0.0.1", 0).start()
+        server = TrackServer(core, "127.0.0.1", 0, **(server_kw or {})).start()
         started.append(server)
         return Edge(core, server, broker.bootstrap, clock)
 
@@ -235,6 +235,12 @@ def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
         s.sendall(b"GET /healthz HTTP/1.1\r\n Folded: x\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 400")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET http://t.example/healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200")  # absolute-form: its path counts
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET /c/" + b"A" * 20_000 + b" HTTP/1.1\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 431")
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         # two pipelined requests on one keep-alive connection: two answers, in order
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
                   b"Connection: close\r\n\r\n")
@@ -242,6 +248,21 @@ def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
         while chunk := s.recv(4096):
             data += chunk
         assert data.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 404" in data
+
+
+def test_slow_requests_time_out_and_connections_are_capped(edge: Any) -> None:
+    e = edge(server_kw={"request_timeout": 0.5, "max_connections": 2})
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as second:
+            second.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+            assert second.recv(100).startswith(b"HTTP/1.1 200")
+            with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as third:
+                assert third.recv(100).startswith(b"HTTP/1.1 503")
+        assert slow.recv(100).startswith(b"HTTP/1.1 408")
+    # read in-process: a fresh connection could still meet the cap while the closed ones
+    # are being noticed
+    assert "mailflow_track_refused_connections_total 1" in e.core.metrics()
 
 
 def test_healthz_and_metrics(edge: Any) -> None:
