@@ -99,9 +99,9 @@ async def load(port: int, paths: list[tuple[str, str]], connections: int, second
 def serve_threaded(port: int, brokers: str) -> None:
     """The comparison: the same TrackCore behind ThreadingHTTPServer (mailflow/http.py)."""
     from mailflow.http import HardenedServer, JsonHandler
-    from mailflow.track import Pending, TrackCore, keys_from
+    from mailflow.track import Pending, TrackCore
 
-    core = TrackCore(brokers, keys_from(KEYS))
+    core = TrackCore(brokers, LinkKeys.parse(KEYS))
 
     class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"

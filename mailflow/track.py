@@ -764,18 +764,3 @@ class TrackServer:
             pass
         self.core.close()
         loop.close()
-
-
-def keys_from(spec: str) -> LinkKeys:
-    """The signing keys, or a ConfigError that says what to set (fail closed)."""
-    from flows.settings import ConfigError
-
-    if not spec.strip():
-        raise ConfigError("no link-signing keys: set MAILFLOW_TRACK_KEYS to \"kid:secret\" (a "
-                          "random secret of at least 16 bytes; several, comma-separated, when "
-                          "rotating: the first signs, all verify). `mailflow track` does not "
-                          "start without them, so no unsigned link is ever followed")
-    try:
-        return LinkKeys.parse(spec)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
