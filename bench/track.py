@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         try:
-            server.stdout.readline()  # its start line: listening
+            if not server.stdout.readline():  # its start line: listening
+                raise SystemExit(f"the edge did not start:\n{server.stderr.read()[-3000:]}")
             cpu_before = cpu_seconds(server.pid)
             latencies, errors, elapsed = asyncio.run(
                 load(port, paths, args.connections, args.seconds, args.warmup, args.rate))

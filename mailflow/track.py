@@ -157,7 +157,7 @@ class TrackCore:
                  tracking_mode: Callable[[str, str], str] | None = None,
                  trusted_proxies: Iterable[str] = (), hasher: RecipientHasher | None = None,
                  now: Callable[[], float] = time.time, judge: EdgeJudge | None = None,
-                 producer: Producer | None = None):
+                 ):
         self.keys = keys
         self.privacy = privacy
         self.tracking_mode = tracking_mode or (lambda sender, campaign: "person")
@@ -169,9 +169,17 @@ class TrackCore:
             blake2b(repr(sorted(keys.kids())).encode() + b"mailflow-track").digest())
         self.now = now
         self.judge = judge or EdgeJudge()
-        self.producer = producer or Producer(producer_config(**{
-            "bootstrap.servers": brokers, "linger.ms": "5", "acks": "all",
-            "queue.buffering.max.messages": "500000"}))
+        # clicks, opens and dead letters: delivery reports only for failures (a Python
+        # callback per delivered message would cost the event loop the GIL thousands of
+        # times a second); unsubscribes have a producer of their own that reports every
+        # delivery, since the answer waits for it
+        config: dict[str, Any] = producer_config(**{
+            "bootstrap.servers": brokers, "linger.ms": "5",
+            "queue.buffering.max.messages": "500000"})
+        config["delivery.report.only.error"] = True
+        self.producer = Producer(config)
+        self.acked = Producer(producer_config(**{"bootstrap.servers": brokers,
+                                                 "linger.ms": "0"}))
         self.requests: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.events: Counter[str] = Counter()  # "click:human", "open:bot", ...
@@ -188,7 +196,8 @@ class TrackCore:
     # --- Kafka ---------------------------------------------------------------------------
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.1)
+            self.producer.poll(0.05)
+            self.acked.poll(0.05)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is None:
@@ -202,13 +211,14 @@ class TrackCore:
 
     def _produce(self, topic: str, key: bytes, value: bytes,
                  on_delivery: Callable[[Any, Any], None] | None = None) -> bool:
+        producer = self.acked if on_delivery is not None else self.producer
         for _ in range(2):
             try:
-                self.producer.produce(topic, value, key, on_delivery=on_delivery
-                                      or self._delivered)
+                producer.produce(topic, value, key, on_delivery=on_delivery
+                                 or self._delivered)
                 return True
             except BufferError:  # the local queue is full: give it a moment, once
-                self.producer.poll(0.05)
+                producer.poll(0.05)
             except KafkaException as exc:
                 log.warning("track: Kafka refused an event: %s", exc)
                 break
@@ -216,14 +226,14 @@ class TrackCore:
         return False
 
     def flush(self, timeout: float = 15.0) -> int:
-        return self.producer.flush(timeout)
+        return self.producer.flush(timeout) + self.acked.flush(timeout)
 
     def close(self) -> None:
         self.flush()
         self._stop.set()
         self._poller.join(5)
         # let librdkafka close its connections now, not whenever the object is collected
-        self.producer = _Closed()  # type: ignore[assignment]
+        self.producer = self.acked = _Closed()  # type: ignore[assignment]
 
     # --- requests ------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes,
@@ -235,6 +245,9 @@ class TrackCore:
                 200, b"Content-Type: application/json\r\n" + _NO_STORE, b'{"status":"ok"}')
         if path == "/metrics":
             self.requests["metrics"] += 1
+            if "x-forwarded-for" in headers:  # came through the public proxy: not for them
+                self.requests["other"] += 1
+                return Response(404, b"Content-Type: text/plain\r\n", b"not found\n")
             return self._allowed(method, ("GET", "HEAD")) or Response(
                 200, b"Content-Type: text/plain; version=0.0.4\r\n" + _NO_STORE,
                 self.metrics().encode())

@@ -275,6 +275,8 @@ def test_healthz_and_metrics(edge: Any) -> None:
     assert b'mailflow_track_requests_total{endpoint="click"} 1' in body
     assert b'mailflow_track_events_total{type="click",verdict="human"} 1' in body
     assert b"mailflow_track_connections" in body
+    # through the public proxy (it adds X-Forwarded-For) the metrics are not served
+    assert e.request("GET", "/metrics", {"X-Forwarded-For": "203.0.113.7"})[0] == 404
 
 
 # --- one event per token and second ---------------------------------------------------------
