@@ -187,7 +187,7 @@ class TrackCore:
         self.delivery_failed = 0
         self.dropped = 0  # could not even be queued (local queue full)
         self.dead_letters = 0
-        self._last_failure_log = 0.0
+        self._last_failure_log = self._last_drop_log = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="track-acks", daemon=True)
@@ -212,24 +212,28 @@ class TrackCore:
     def _produce(self, topic: str, key: bytes, value: bytes,
                  on_delivery: Callable[[Any, Any], None] | None = None) -> bool:
         producer = self.acked if on_delivery is not None else self.producer
-        for _ in range(2):
-            try:
-                producer.produce(topic, value, key, on_delivery=on_delivery
-                                 or self._delivered)
-                return True
-            except BufferError:  # the local queue is full: give it a moment, once
-                producer.poll(0.05)
-            except KafkaException as exc:
-                log.warning("track: Kafka refused an event: %s", exc)
-                break
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery or self._delivered)
+            return True
+        except BufferError:
+            # the local queue (500,000 events) is full: Kafka has been away for a while.
+            # Waiting here would stall every redirect; the event is counted as dropped.
+            why = "the local queue is full"
+        except KafkaException as exc:
+            why = str(exc)
         self.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log > 60:
+            self._last_drop_log = now
+            log.warning("track: an event could not be queued for Kafka (%s); counted in "
+                        "mailflow_track_dropped_total", why)
         return False
 
     def flush(self, timeout: float = 15.0) -> int:
         return self.producer.flush(timeout) + self.acked.flush(timeout)
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, timeout: float = 15.0) -> None:
+        self.flush(timeout)
         self._stop.set()
         self._poller.join(5)
         # let librdkafka close its connections now, not whenever the object is collected
@@ -761,7 +765,7 @@ class TrackServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, flush_timeout: float = 15.0) -> None:
         loop = self.loop
         if loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
@@ -775,5 +779,5 @@ class TrackServer:
             loop.run_until_complete(self._server.wait_closed())
         except RuntimeError:
             pass
-        self.core.close()
+        self.core.close(flush_timeout)
         loop.close()

@@ -433,6 +433,22 @@ def test_an_address_in_the_destination_is_scrubbed_on_the_event(edge: Any) -> No
     assert "ann" not in click["url"] and click["url"].endswith("&x=1")
 
 
+def test_without_kafka_clicks_still_redirect_and_unsubscribes_say_try_again() -> None:
+    core = TrackCore("127.0.0.1:1", LinkKeys.parse(KEYS), now=Clock())  # nobody listens
+    server = TrackServer(core, "127.0.0.1", 0, ack_timeout=1.0).start()
+    e = Edge(core, server, "", Clock())
+    try:
+        status, headers, _ = e.request("GET", "/c/" + token())
+        assert status == 302 and headers["location"].startswith("https://shop.example/")
+        status, headers, body = e.request(
+            "POST", "/u/" + token(kind="u", link=-1),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"List-Unsubscribe=One-Click")
+        assert status == 503 and b"try again" in body and headers["retry-after"] == "60"
+    finally:
+        server.stop(flush_timeout=0.5)
+
+
 # --- starting -------------------------------------------------------------------------------
 
 def test_refuses_to_start_without_keys(tmp_path: Any) -> None:
