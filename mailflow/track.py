@@ -37,6 +37,7 @@ import asyncio
 import html
 import ipaddress
 import logging
+import signal
 import threading
 import time
 import urllib.parse
@@ -753,6 +754,11 @@ class TrackServer:
 
     def serve_forever(self) -> None:
         asyncio.set_event_loop(self.loop)
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a supervisor, `docker stop`) ends like Ctrl-C: the events still in the
+            # producer's queue are flushed by `stop`, not lost with the process
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self.loop.stop)
         reaper = self.loop.create_task(self._reaper())
         try:
             self.loop.run_forever()

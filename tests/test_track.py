@@ -7,8 +7,12 @@ The edge's clock is a fixed one the tests move by hand (TrackCore(now=...)), so
 from __future__ import annotations
 
 import http.client
+import os
 import random
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +26,7 @@ from operators.event import Event
 from schemas.events import EventParser
 from schemas.hashing import RecipientHasher
 from schemas.links import LinkClaims, LinkKeys, sign
-from tests.conftest import consume_all, mailflow_cmd
+from tests.conftest import ROOT, consume_all, mailflow_cmd
 
 T0 = 1_795_000_000.25
 KEYS = "k2:second-secret-0123456789,k1:first-secret-0123456789"
@@ -461,3 +465,28 @@ def test_refuses_to_start_without_keys(tmp_path: Any) -> None:
                                       str(tmp_path), "MAILFLOW_KAFKA_BROKERS": "127.0.0.1:1"},
                         check=False, timeout=60)
     assert proc.returncode == 2 and "at least 16" in proc.stderr
+
+
+def test_the_cli_edge_reads_its_config_and_flushes_on_sigterm(broker: Any, tmp_path: Any) -> None:
+    config = tmp_path / "mailflow.toml"
+    config.write_text('track_trusted_proxies = ["127.0.0.1"]\n[tracking]\n'
+                      '"news.acme.example" = "aggregate"\n')
+    env = {**os.environ, "MAILFLOW_TRACK_KEYS": KEYS, "MAILFLOW_KAFKA_BROKERS":
+           broker.bootstrap, "MAILFLOW_TRACK_PORT": "0", "MAILFLOW_DATA_DIR": str(tmp_path),
+           "MAILFLOW_CONFIG": str(config)}
+    proc = subprocess.Popen([sys.executable, "-m", "mailflow", "track"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("mailflow track on http://127.0.0.1:"), proc.stderr.read()
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/c/" + token(issued=int(time.time()) - 60),
+                     headers={"User-Agent": BROWSER, "X-Forwarded-For": "203.0.113.9"})
+        assert conn.getresponse().status == 302
+        conn.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    [click] = [orjson.loads(m.value()) for m in consume_all(broker.bootstrap, "email.clicks")]
+    assert click["ip"] == "203.0.113.0" and click["recipient_hash"] == "aggregate"
