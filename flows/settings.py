@@ -101,16 +101,23 @@ class Settings:
     # per-recipient tracking per sender or "sender/campaign": "person" (default) or
     # "aggregate" (no recipient hash on opens and clicks); key "default" for all others
     tracking: dict[str, Any] = field(default_factory=dict)
+    # senders or campaign ids whose links carry no recipient hash (tracking = "aggregate")
+    track_aggregate: list[str] = field(default_factory=list)
 
     def tracking_mode(self, sender: str, campaign: str = "") -> str:
-        """`[tracking]`: the mode for a sender's campaign ("person" or "aggregate").
+        """The mode for a sender's campaign ("person" or "aggregate"): `track_aggregate`
+        (senders or campaign ids, what `mailflow links` signs by), then `[tracking]`.
 
-        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"})
+        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"},
+        ...              track_aggregate=["c.example"])
         >>> s.tracking_mode("acme.example"), s.tracking_mode("b.example", "spring")
         ('aggregate', 'aggregate')
-        >>> s.tracking_mode("b.example", "autumn")
-        'person'
+        >>> s.tracking_mode("b.example", "autumn"), s.tracking_mode("c.example", "x")
+        ('person', 'aggregate')
         """
+        listed = self.track_aggregate  # per request at the edge: usually empty, so cheap
+        if listed and (sender in listed or (campaign and campaign in listed)):
+            return "aggregate"
         table = self.tracking
         if campaign and f"{sender}/{campaign}" in table:
             return str(table[f"{sender}/{campaign}"])

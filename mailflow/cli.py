@@ -579,7 +579,9 @@ def _links_verbs(links: argparse.ArgumentParser) -> None:
         sub.add_argument("--flow", default="", help="flow id")
         sub.add_argument("--variant", default="", help="variant")
         sub.add_argument("--aggregate", action="store_true",
-                         help='tracking = "aggregate": no recipient hash in the link')
+                         help='tracking = "aggregate": no recipient hash in the link '
+                              "(also for the senders and campaigns in "
+                              "MAILFLOW_TRACK_AGGREGATE)")
         sub.add_argument("--ttl", type=int, metavar="SECONDS",
                          help="the link expires this long after signing "
                               "(default MAILFLOW_TRACK_LINK_TTL_S, 0: never)")

@@ -538,3 +538,22 @@ def test_rewrite_command_passes_legacy_bytes_through_and_prints_headers():
     assert any(line.startswith("List-Unsubscribe: <https://t.example/u/") for line in lines)
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
     assert "ann@example.org" not in result.decode("latin-1") + err.getvalue()
+
+
+@pytest.mark.parametrize("flag,value", [("--sender", "private.example"),
+                                        ("--campaign", "gdpr-sensitive")])
+def test_senders_and_campaigns_configured_aggregate_get_no_recipient_hash(flag, value,
+                                                                          tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path),
+           "MAILFLOW_TRACK_AGGREGATE": "private.example, gdpr-sensitive"}
+    args = {"--message-id": "m", "--recipient": "a@example.org", "--sender": "s.example",
+            "--campaign": "c", flag: value}
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                        *[x for kv in args.items() for x in kv], env=env, timeout=120)
+    got = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
+    assert got.tracking == "aggregate" and got.recipient_hash == ""
+    args[flag] = "other"
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                        *[x for kv in args.items() for x in kv], env=env, timeout=120)
+    got = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
+    assert got.tracking == "person" and len(got.recipient_hash) == 32
