@@ -537,6 +537,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False  # an answer is pending (an unsubscribe waiting for Kafka)
         self.paused = False  # the client does not read its answers: stop reading too
         self.closing = False
+        self.http10 = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -608,7 +609,10 @@ class _Connection(asyncio.Protocol):
                                   close=True)
             if isinstance(answer, Pending):
                 self.busy = True
-                asyncio.ensure_future(self._await(answer, method, keep_alive))
+                task = asyncio.ensure_future(self._await(answer, method, keep_alive))
+                tasks = self.server.tasks  # held: the loop keeps only weak references
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 return
             self._write(answer, method, keep_alive)
         if self.paused and not self.closing and self.transport is not None \
@@ -682,8 +686,10 @@ class _Connection(asyncio.Protocol):
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.1":
             keep_alive = "close" not in connection
+            self.http10 = False
         else:
             keep_alive = "keep-alive" in connection
+            self.http10 = True
         now = time.monotonic()
         self.deadline = now + (self.server.request_timeout if buf else self.server.idle_timeout)
         return method, target, headers, body, keep_alive
@@ -700,6 +706,8 @@ class _Connection(asyncio.Protocol):
             head.append(b"Content-Length: " + str(len(answer.body)).encode() + b"\r\n")
         if close:
             head.append(b"Connection: close\r\n")
+        elif self.http10:  # HTTP/1.0 keeps a connection only when told so
+            head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
         if method != "HEAD":
             head.append(answer.body)
@@ -738,6 +746,7 @@ class TrackServer:
         self.refused_connections = 0
         self.bad_requests = 0
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Future] = set()  # answers waiting for Kafka
         self.loop = asyncio.new_event_loop()
         core.loop = self.loop
         self._server = self.loop.run_until_complete(self.loop.create_server(

@@ -221,6 +221,22 @@ def test_a_retired_key_verifies_within_its_grace_only(edge: Any) -> None:
     assert e.request("GET", "/c/" + token(keys=old))[0] == 400
 
 
+def _response(s: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = s.recv(4096)
+        assert chunk, "connection closed inside the body"
+        body += chunk
+    return head
+
+
 def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
     e = edge()
     assert e.request("GET", "/x/" + token())[0] == 404
@@ -231,19 +247,24 @@ def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
     assert e.request("POST", "/u/x", body=b"x" * 10_000)[0] == 413
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"POST /u/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 411")
+        assert _response(s).startswith(b"HTTP/1.1 411")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"y" * 9000 + b"\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 431")
+        assert _response(s).startswith(b"HTTP/1.1 431")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\n Folded: x\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 400")
+        assert _response(s).startswith(b"HTTP/1.1 400")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET http://t.example/healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 200")  # absolute-form: its path counts
+        assert _response(s).startswith(b"HTTP/1.1 200")  # absolute-form: its path counts
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET /c/" + b"A" * 20_000 + b" HTTP/1.1\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 431")
+        assert _response(s).startswith(b"HTTP/1.1 431")
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert b"Connection: keep-alive" in _response(s)
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # and then no keep-alive
+        assert b"Connection: close" in _response(s)
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         # two pipelined requests on one keep-alive connection: two answers, in order
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
@@ -260,10 +281,10 @@ def test_slow_requests_time_out_and_connections_are_capped(edge: Any) -> None:
         slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
         with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as second:
             second.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
-            assert second.recv(100).startswith(b"HTTP/1.1 200")
+            assert _response(second).startswith(b"HTTP/1.1 200")
             with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as third:
-                assert third.recv(100).startswith(b"HTTP/1.1 503")
-        assert slow.recv(100).startswith(b"HTTP/1.1 408")
+                assert _response(third).startswith(b"HTTP/1.1 503")
+        assert _response(slow).startswith(b"HTTP/1.1 408")
     # read in-process: a fresh connection could still meet the cap while the closed ones
     # are being noticed
     assert "mailflow_track_refused_connections_total 1" in e.core.metrics()
