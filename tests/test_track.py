@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -213,6 +214,35 @@ def test_bad_tokens_never_redirect_and_are_counted_by_reason(edge: Any) -> None:
     assert status == 400 and e.events("email.unsubscribes") == []
 
 
+def test_no_altered_token_ever_redirects(edge: Any) -> None:
+    """Every single-character change, truncation and extension of a signed token, and
+    hostile bytes in the path: never a redirect, never a 500, the edge stays up."""
+    e = edge()
+    good = token(url="https://shop.example/x?a=1")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    rng = random.Random(18)
+    variants = []
+    for i in range(len(good)):
+        variants.append(good[:i] + rng.choice(alphabet.replace(good[i], "")) + good[i + 1:])
+    variants += [good[:n] for n in range(0, len(good), 7)] + [good + "A", good + "AA",
+                                                              good + "%00", good + "/"]
+    variants += ["%2e%2e/%2e%2e/etc/passwd", "..%2f..%2f", "A" * 1601, "\u00e9" * 50,
+                 "%0d%0aLocation:%20https://evil.example", "https:%2f%2fevil.example"]
+    conn = http.client.HTTPConnection("127.0.0.1", e.server.port, timeout=10)
+    statuses = set()
+    for variant in variants:
+        conn.request("GET", "/c/" + urllib.parse.quote(variant, safe="-_%/."),
+                     headers={"User-Agent": BROWSER})
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.getheader("Location") is None, variant
+        statuses.add(answer.status)
+    conn.close()
+    assert statuses <= {400, 404}
+    assert e.request("GET", "/c/" + good)[0] == 302
+    assert e.events("email.clicks") and len(e.events("email.clicks")) == 1
+
+
 def test_a_retired_key_verifies_within_its_grace_only(edge: Any) -> None:
     old = "k1:first-secret-0123456789"
     e = edge(keys="k2:second-secret-0123456789,k1:first-secret-0123456789:2026-11-01")
@@ -288,6 +318,25 @@ def test_slow_requests_time_out_and_connections_are_capped(edge: Any) -> None:
     # read in-process: a fresh connection could still meet the cap while the closed ones
     # are being noticed
     assert "mailflow_track_refused_connections_total 1" in e.core.metrics()
+
+
+def test_garbage_requests_are_refused_and_the_edge_stays_up(edge: Any) -> None:
+    e = edge()
+    rng = random.Random(7)
+    pieces = [b"GET", b"POST", b" ", b"/", b"/c/", b"/u/", b"HTTP/1.1", b"HTTP/9.9", b"\r\n",
+              b":", b"Content-Length: ", b"-1", b"99999999999999999999", b"\x00", b"\xff",
+              b"Transfer-Encoding: chunked", b"\t", b"Host: x", b"%", b"\n"]
+    for _ in range(60):
+        junk = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12)))
+        with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+            s.sendall(junk + b"\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        assert data == b"" or data.startswith(b"HTTP/1.1 "), junk
+        assert not data.startswith(b"HTTP/1.1 5") or data.startswith(b"HTTP/1.1 505"), junk
+    assert e.request("GET", "/healthz")[0] == 200
 
 
 def test_healthz_and_metrics(edge: Any) -> None:
