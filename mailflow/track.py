@@ -249,10 +249,10 @@ class TrackCore:
             return self._allowed(method, ("GET", "HEAD")) or Response(
                 200, b"Content-Type: application/json\r\n" + _NO_STORE, b'{"status":"ok"}')
         if path == "/metrics":
-            self.requests["metrics"] += 1
             if "x-forwarded-for" in headers:  # came through the public proxy: not for them
                 self.requests["other"] += 1
                 return Response(404, b"Content-Type: text/plain\r\n", b"not found\n")
+            self.requests["metrics"] += 1
             return self._allowed(method, ("GET", "HEAD")) or Response(
                 200, b"Content-Type: text/plain; version=0.0.4\r\n" + _NO_STORE,
                 self.metrics().encode())
