@@ -719,7 +719,11 @@ class _Connection(asyncio.Protocol):
     def expire(self, now: float) -> None:
         if now < self.deadline or self.busy or self.transport is None:
             return
-        if self.buffer:  # a request began and did not finish in time
+        if self.transport.get_write_buffer_size():
+            # answers it does not read: closing would wait for them for ever
+            self.closing = True
+            self.transport.abort()
+        elif self.buffer:  # a request began and did not finish in time
             self._write(Response(408, b"Content-Type: text/plain\r\n",
                                  b"request not received in time\n", close=True), "GET", False)
         else:

@@ -339,6 +339,32 @@ def test_garbage_requests_are_refused_and_the_edge_stays_up(edge: Any) -> None:
     assert e.request("GET", "/healthz")[0] == 200
 
 
+def test_a_client_that_never_reads_its_answers_is_cut_off(edge: Any) -> None:
+    e = edge(server_kw={"request_timeout": 0.5, "idle_timeout": 0.5})
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        request = b"GET /c/" + token().encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        s.settimeout(2.0)
+        sent = 0
+        try:
+            while sent < 64 * 1024 * 1024:  # until the edge stops taking more
+                sent += s.send(request * 64)
+        except (TimeoutError, ConnectionError):
+            pass
+        assert e.request("GET", "/healthz")[0] == 200  # everyone else is still served
+        s.settimeout(20)
+        try:
+            while s.recv(1 << 20):
+                pass  # what was answered, then the end: the edge cut it off
+        except ConnectionError:
+            pass
+    assert max(len(c.buffer) for c in e.server.connections | {_Idle()}) < 256 * 1024
+
+
+class _Idle:
+    buffer = b""
+
+
 def test_healthz_and_metrics(edge: Any) -> None:
     e = edge()
     status, _, body = e.request("GET", "/healthz")
