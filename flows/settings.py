@@ -91,8 +91,37 @@ class Settings:
     track_base_url: str = "http://127.0.0.1:8790"  # public base URL of the tracking edge
     track_key_grace_s: int = 30 * 86_400
     track_link_ttl_s: int = 0  # signed links expire this long after signing (0: never)
+    # tracking edge (`mailflow track`)
+    track_host: str = "127.0.0.1"
+    track_port: int = 8790
+    track_privacy: int = 1  # 1: the IP leaves the edge truncated (/24, /48); 0: whole
+    track_trusted_proxies: list[str] = field(default_factory=list)  # IPs/CIDRs whose
+    # X-Forwarded-For is believed (the TLS proxy in front); nobody else's
+    track_max_connections: int = 1024
+    # per-recipient tracking per sender or "sender/campaign": "person" (default) or
+    # "aggregate" (no recipient hash on opens and clicks); key "default" for all others
+    tracking: dict[str, Any] = field(default_factory=dict)
     # senders or campaign ids whose links carry no recipient hash (tracking = "aggregate")
     track_aggregate: list[str] = field(default_factory=list)
+
+    def tracking_mode(self, sender: str, campaign: str = "") -> str:
+        """The mode for a sender's campaign ("person" or "aggregate"): `track_aggregate`
+        (senders or campaign ids, what `mailflow links` signs by), then `[tracking]`.
+
+        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"},
+        ...              track_aggregate=["c.example"])
+        >>> s.tracking_mode("acme.example"), s.tracking_mode("b.example", "spring")
+        ('aggregate', 'aggregate')
+        >>> s.tracking_mode("b.example", "autumn"), s.tracking_mode("c.example", "x")
+        ('person', 'aggregate')
+        """
+        listed = self.track_aggregate  # per request at the edge: usually empty, so cheap
+        if listed and (sender in listed or (campaign and campaign in listed)):
+            return "aggregate"
+        table = self.tracking
+        if campaign and f"{sender}/{campaign}" in table:
+            return str(table[f"{sender}/{campaign}"])
+        return str(table.get(sender, table.get("default", "person")))
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""
@@ -173,7 +202,7 @@ class Settings:
             raise ConfigError("workers must be >= 1")
         if not 1 <= self.shards <= 4096:
             raise ConfigError(f"shards must be 1..4096, got {self.shards}")
-        for name in ("admin_port", "api_port", "ingest_port"):
+        for name in ("admin_port", "api_port", "ingest_port", "track_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a TCP port, got {port}")
@@ -185,6 +214,10 @@ class Settings:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()
         self.routing_policy()
+        for key, mode in self.tracking.items():
+            if mode not in ("person", "aggregate"):
+                raise ConfigError(f"[tracking] {key}: must be \"person\" or \"aggregate\", "
+                                  f"got {mode!r}")
         if self.reply_model not in ("corpus", "empty", "off"):
             raise ConfigError(f"reply_model must be corpus, empty or off, got "
                               f"{self.reply_model!r}")
