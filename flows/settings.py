@@ -85,6 +85,12 @@ class Settings:
     ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
     ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions (verified, allowed topics)
     ses_topic_arns: list[str] = field(default_factory=list)  # accepted SNS topics (comma-sep.)
+    # tracking links (`mailflow links`, `mailflow track`): "kid:secret[:retired-at-date],...";
+    # the first key signs, every key verifies (a retired one for track_key_grace_s more)
+    track_keys: str = ""
+    track_base_url: str = "http://127.0.0.1:8790"  # public base URL of the tracking edge
+    track_key_grace_s: int = 30 * 86_400
+    track_link_ttl_s: int = 0  # signed links expire this long after signing (0: never)
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""
@@ -95,6 +101,19 @@ class Settings:
                 "ses_verify_sns": bool(self.ses_verify_sns),
                 "ses_confirm_subscriptions": bool(self.ses_confirm_subscriptions),
                 "ses_topic_arns": list(self.ses_topic_arns)}
+
+    def link_keys(self) -> Any:
+        """The tracking-link keys (schemas.links.LinkKeys); refuses to run without any."""
+        from schemas.links import LinkKeys
+
+        if not self.track_keys.strip():
+            raise ConfigError("no link-signing keys: set MAILFLOW_TRACK_KEYS to "
+                              "kid:secret (a secret of at least 16 bytes, e.g. from "
+                              "`openssl rand -base64 32`); the first key signs, all verify")
+        try:
+            return LinkKeys.parse(self.track_keys, grace_s=self.track_key_grace_s)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def throttle_policy(self) -> Any:
         from operators.throttle import ThrottlePolicy

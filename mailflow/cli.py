@@ -274,6 +274,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_replay(settings, args.file, args.provider, args.rate, args.sender, dev=args.dev)
 
 
+def cmd_links(args: argparse.Namespace) -> int:
+    from mailflow.links import rewrite_command, sign_command
+
+    settings = _settings(args, "track_base_url")
+    command = sign_command if args.links_verb == "sign" else rewrite_command
+    return command(settings, args, dev=args.dev)
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     from mailflow.erase import erase
 
@@ -499,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--dev", action="store_true",
                        help="hash with the public development key (like `run --dev`)")
 
+    _links_verbs(verb("links", "sign tracking links where mail is built (sign, rewrite)",
+                      "Sign one link (`links sign`) or rewrite an HTML body's links "
+                      "(`links rewrite`) for the tracking edge (`mailflow track`).", cmd_links))
+
     sql = verb("sql", "query the ClickHouse store (embedded or server)",
                "Run one query. With the embedded store, a running job answers it through "
                "its admin port (the store belongs to one process); otherwise the store is "
@@ -509,6 +521,47 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--admin-port", dest="admin_port", type=int,
                      help="the running job's admin port (default 8765)")
     return parser
+
+
+def _links_verbs(links: argparse.ArgumentParser) -> None:
+    from mailflow.links import REWRITE_HELP, SIGN_HELP
+
+    subs = links.add_subparsers(dest="links_verb", metavar="sign|rewrite", required=True)
+    for name, summary, text in (("sign", "sign one link, print its tracking URL", SIGN_HELP),
+                                ("rewrite", "track every link of an HTML body (stdin)",
+                                 REWRITE_HELP)):
+        sub = subs.add_parser(name, help=summary, description=text, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(sub)
+        if name == "sign":
+            sub.add_argument("--url", help="the destination (required for --kind c and h)")
+            sub.add_argument("--kind", choices=["c", "o", "u", "h"], default="c",
+                             help="c click (default), o open pixel, u unsubscribe, h honeypot")
+            sub.add_argument("--link", type=int, help="the link's index in the mail (default 0)")
+        sub.add_argument("--message-id", dest="message_id", required=True, metavar="ID")
+        sub.add_argument("--recipient", required=True, metavar="ADDRESS",
+                         help="the recipient's address (hashed here; never in the link)")
+        sub.add_argument("--sender", required=True, help="the sending domain or address")
+        sub.add_argument("--campaign", default="", help="campaign id")
+        sub.add_argument("--flow", default="", help="flow id")
+        sub.add_argument("--variant", default="", help="variant")
+        sub.add_argument("--aggregate", action="store_true",
+                         help='tracking = "aggregate": no recipient hash in the link')
+        sub.add_argument("--ttl", type=int, metavar="SECONDS",
+                         help="the link expires this long after signing "
+                              "(default MAILFLOW_TRACK_LINK_TTL_S, 0: never)")
+        sub.add_argument("--base-url", dest="track_base_url", metavar="URL",
+                         help="public base URL of the tracking edge (MAILFLOW_TRACK_BASE_URL)")
+        sub.add_argument("--dev", action="store_true",
+                         help="hash with the public development key (like `run --dev`)")
+        if name == "rewrite":
+            sub.add_argument("--headers-json", dest="headers_json", metavar="FILE",
+                             help="write the headers, tracked and skipped links here as JSON "
+                                  "(default: headers on stderr)")
+            sub.add_argument("--unsubscribe-mailto", dest="unsubscribe_mailto",
+                             metavar="ADDRESS", help="also offer mailto: in List-Unsubscribe")
+            sub.add_argument("--honeypot-url", dest="honeypot_url", metavar="URL",
+                             help="where the hidden link lands (default https://<sender>/)")
 
 
 def main(argv: list[str] | None = None) -> int:
