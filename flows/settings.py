@@ -85,12 +85,36 @@ class Settings:
     ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
     ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions (verified, allowed topics)
     ses_topic_arns: list[str] = field(default_factory=list)  # accepted SNS topics (comma-sep.)
-    # tracking links (`mailflow links`, `mailflow track`): "kid:secret[:retired-at-date],...";
-    # the first key signs, every key verifies (a retired one for track_key_grace_s more)
+    # tracking edge (`mailflow track`) and tracking links (`mailflow links`)
+    track_host: str = "127.0.0.1"
+    track_port: int = 8790
+    # link-signing keys "kid:secret[:retired-at-date],...": the first key signs, every key
+    # verifies (a retired one for track_key_grace_s more)
     track_keys: str = ""
     track_base_url: str = "http://127.0.0.1:8790"  # public base URL of the tracking edge
     track_key_grace_s: int = 30 * 86_400
     track_link_ttl_s: int = 0  # signed links expire this long after signing (0: never)
+    track_privacy: int = 1  # 1: the IP leaves the edge truncated (/24, /48); 0: whole
+    track_trusted_proxies: list[str] = field(default_factory=list)  # IPs/CIDRs whose
+    # X-Forwarded-For is believed (the TLS proxy in front); nobody else's
+    track_max_connections: int = 1024
+    # per-recipient tracking per sender or "sender/campaign": "person" (default) or
+    # "aggregate" (no recipient hash on opens and clicks); key "default" for all others
+    tracking: dict[str, Any] = field(default_factory=dict)
+
+    def tracking_mode(self, sender: str, campaign: str = "") -> str:
+        """`[tracking]`: the mode for a sender's campaign ("person" or "aggregate").
+
+        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"})
+        >>> s.tracking_mode("acme.example"), s.tracking_mode("b.example", "spring")
+        ('aggregate', 'aggregate')
+        >>> s.tracking_mode("b.example", "autumn")
+        'person'
+        """
+        table = self.tracking
+        if campaign and f"{sender}/{campaign}" in table:
+            return str(table[f"{sender}/{campaign}"])
+        return str(table.get(sender, table.get("default", "person")))
 
     def provider_config(self) -> dict[str, Any]:
         """What the provider adapters read (keys and switches for verification)."""
@@ -171,7 +195,7 @@ class Settings:
             raise ConfigError("workers must be >= 1")
         if not 1 <= self.shards <= 4096:
             raise ConfigError(f"shards must be 1..4096, got {self.shards}")
-        for name in ("admin_port", "api_port", "ingest_port"):
+        for name in ("admin_port", "api_port", "ingest_port", "track_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a TCP port, got {port}")
@@ -183,6 +207,10 @@ class Settings:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()
         self.routing_policy()
+        for key, mode in self.tracking.items():
+            if mode not in ("person", "aggregate"):
+                raise ConfigError(f"[tracking] {key}: must be \"person\" or \"aggregate\", "
+                                  f"got {mode!r}")
         if self.reply_model not in ("corpus", "empty", "off"):
             raise ConfigError(f"reply_model must be corpus, empty or off, got "
                               f"{self.reply_model!r}")

@@ -171,6 +171,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return _serve(server, reminder)
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    from mailflow.track import TrackCore, TrackServer, keys_from
+    from schemas.hashing import RecipientHasher
+
+    settings = _settings(args, "track_port")
+    _setup_logging(settings.log_level, settings.log_format)
+    keys = keys_from(settings.track_keys)  # fail closed: no keys, no server
+    hasher = RecipientHasher(settings.hash_key.encode()) if settings.hash_key else None
+    core = TrackCore(settings.brokers(), keys, privacy=bool(settings.track_privacy),
+                     tracking_mode=settings.tracking_mode,
+                     trusted_proxies=settings.track_trusted_proxies, hasher=hasher)
+    server = TrackServer(core, settings.track_host, settings.track_port,
+                         settings.track_max_connections)
+    print(f"mailflow track on http://{settings.track_host}:{server.port} "
+          f"(/c/, /o/, /u/; signing key {keys.signing_kid!r}; privacy "
+          f"{'on' if settings.track_privacy else 'off'})", flush=True)
+    return _serve(server, None)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.api import ApiServer, DecisionApi
     from mailflow.exposure import is_loopback
@@ -481,6 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true",
                        help="use the public development hash key for address lookups")
     _insecure_flag(serve, "the API (MAILFLOW_API_HOST)")
+
+    track = verb("track", "the tracking edge: signed click redirects, open pixel, unsubscribe",
+                 "Serve GET /c/<token> (302 to the signed destination, a click), GET "
+                 "/o/<token> (a 1x1 GIF, an open), GET /u/<token> (a confirmation page) and "
+                 "POST /u/<token> (RFC 8058 one-click unsubscribe), producing click, open and "
+                 "unsubscribe events to the input topics with the edge's bot verdict. "
+                 "MAILFLOW_TRACK_KEYS (kid:secret,...) is required; a token that fails "
+                 "verification is refused (400). Binds MAILFLOW_TRACK_HOST (default "
+                 "127.0.0.1); behind a TLS proxy set track_trusted_proxies "
+                 "(MAILFLOW_TRACK_TRUSTED_PROXIES) so X-Forwarded-For is believed from it.",
+                 cmd_track)
+    track.add_argument("--port", dest="track_port", type=int,
+                       help="listen port (MAILFLOW_TRACK_PORT, default 8790)")
 
     replay = verb("replay", "feed a JSONL or provider-export file through the engine",
                   "Read canonical JSON lines or a provider's webhook export (auto-detected, "

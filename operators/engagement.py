@@ -86,7 +86,8 @@ class Interaction(NamedTuple):
     latency_s: float  # seconds since delivery on the first human interaction, else 0.0
 
 
-REASONS = ("apple_proxy", "prefetch", "too_fast", "scanner_agent", "no_agent", "burst")
+REASONS = ("apple_proxy", "prefetch", "too_fast", "scanner_agent", "no_agent", "burst",
+           "honeypot", "sweep")
 
 # Verdicts are shared constants: the hot path allocates a new tuple only for the
 # (rare) first human interaction, which carries a latency.
@@ -98,6 +99,10 @@ _TOO_FAST = Interaction(False, "too_fast", 0.0)
 _SCANNER_AGENT = Interaction(False, "scanner_agent", 0.0)
 _NO_AGENT = Interaction(False, "no_agent", 0.0)
 _BURST = Interaction(False, "burst", 0.0)
+#: Verdicts only the tracking edge can reach (operators/edge.py: a hidden honeypot link, an
+#: every-link sweep across connections), honoured when an event carries them in its attrs.
+_EDGE_VERDICTS = {"honeypot": Interaction(False, "honeypot", 0.0),
+                  "sweep": Interaction(False, "sweep", 0.0)}
 
 # --- user agents ------------------------------------------------------------------------
 # What a user-agent string says about its sender. Judged once per distinct string and
@@ -224,10 +229,14 @@ class MessageTracker:
     def apply(self, ev: Event) -> Interaction:
         """Judge one event (and remember what later events need)."""
         kind = ev.type
-        if kind == "open":
-            return self._open(ev)
-        if kind == "click":
-            return self._click(ev)
+        if kind == "open" or kind == "click":
+            attrs = ev.attrs
+            if attrs and attrs.get("is_human") is False:
+                reason = attrs.get("bot_reason")
+                edge = _EDGE_VERDICTS.get(reason) if type(reason) is str else None
+                if edge is not None:
+                    return edge
+            return self._open(ev) if kind == "open" else self._click(ev)
         if kind == "delivered":
             self._deliver(ev.message_id, ev.ts_ms)
             return _HUMAN
