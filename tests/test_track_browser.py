@@ -78,7 +78,7 @@ def track(broker, tmp_path):
     try:
         yield url
     finally:
-        process.send_signal(signal.SIGINT)  # stops cleanly: flushes what it produced
+        process.send_signal(signal.SIGTERM)  # stops cleanly: flushes what it produced
         assert process.wait(60) == 0, log.read_text()[-3000:]
 
 
