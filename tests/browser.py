@@ -10,8 +10,11 @@ module imports the fixture it needs:
         page = chromium.new_page()
         ...
 
-`chromium` starts one browser per test module (a launch costs about a second); each test opens
-its own page or context, so tests share no cookies.
+`chromium` starts one browser per test module (Playwright's driver and the browser together
+take about half a second); each test opens its own page or context, so tests share no cookies.
+While it is alive, Playwright's event loop is the main thread's running loop: code that runs
+an asyncio loop of its own (an in-process `mailflow.track.TrackServer`) must live in another
+thread or process; the tests start `mailflow track` as a process, as it runs for real.
 """
 
 from __future__ import annotations
