@@ -570,7 +570,8 @@ def _links_verbs(links: argparse.ArgumentParser) -> None:
             sub.add_argument("--kind", choices=["c", "o", "u", "h"], default="c",
                              help="c click (default), o open pixel, u unsubscribe, h honeypot")
             sub.add_argument("--link", type=int, help="the link's index in the mail (default 0)")
-        sub.add_argument("--message-id", dest="message_id", required=True, metavar="ID")
+        sub.add_argument("--message-id", dest="message_id", required=True, metavar="ID",
+                         help="the message id (as the delivery and engagement events carry it)")
         sub.add_argument("--recipient", required=True, metavar="ADDRESS",
                          help="the recipient's address (hashed here; never in the link)")
         sub.add_argument("--sender", required=True, help="the sending domain or address")

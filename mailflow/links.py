@@ -47,6 +47,9 @@ The List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click) headers go t
 one per line, or as JSON to --headers-json FILE together with the tracked and skipped
 links. Add them to the message's header.
 
+Links are signed with the first key of MAILFLOW_TRACK_KEYS (required) and point at
+MAILFLOW_TRACK_BASE_URL; the recipient is hashed with MAILFLOW_HASH_KEY (or --dev).
+
 example (in an MTA's pipeline):
   mailflow links rewrite --message-id "$MID" --recipient "$RCPT" --sender news.shop.example \\
       --campaign spring --headers-json /tmp/headers.json < body.html > body.tracked.html

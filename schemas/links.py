@@ -224,7 +224,8 @@ def check_destination(url: str) -> str:
         raise UnsafeDestination("empty", "no destination")
     if len(url) > MAX_URL_CHARS:
         raise UnsafeDestination("too_long", f"longer than {MAX_URL_CHARS} characters")
-    for ch in url:
+    ascii_clean = url.isascii() and url.isprintable() and " " not in url  # the usual case
+    for ch in "" if ascii_clean else url:
         if ord(ch) < 0x21 or ord(ch) == 0x7F or (
                 ord(ch) > 0x7F and unicodedata.category(ch) in _FORBIDDEN_CATEGORIES):
             raise UnsafeDestination("control_chars", f"contains U+{ord(ch):04X}")
@@ -288,6 +289,8 @@ def _check_host(host: str) -> str:
     if host.startswith("["):
         import ipaddress
 
+        if "%" in host:  # a zone id ("fe80::1%eth0") only means something on this machine
+            raise UnsafeDestination("ip_literal", "IPv6 zone ids are refused")
         try:
             literal = ipaddress.IPv6Address(host[1:-1])
         except ValueError:
@@ -312,6 +315,8 @@ def _check_host(host: str) -> str:
     for label in labels:
         if not _LABEL.fullmatch(label):
             raise UnsafeDestination("host_chars", f"invalid host label {label!r}")
+        if label.startswith("xn--"):
+            _check_punycode(label)
     return host
 
 
@@ -322,6 +327,11 @@ def _punycode(host: str) -> str:
         if label.isascii():
             labels.append(label)
             continue
+        _letters_only(unicodedata.normalize("NFKC", label))
+        if "\u00df" in label or "\u03c2" in label:
+            # IDNA 2003 (Python's codec) maps ß to ss and ς to σ, browsers (IDNA 2008) keep
+            # them: "faß.de" and "fass.de" are different domains, so refuse the ambiguity
+            raise UnsafeDestination("idn", f"label {label!r} has an IDNA deviation character")
         try:
             encoded = label.encode("idna").decode("ascii")
         except UnicodeError:
@@ -330,6 +340,24 @@ def _punycode(host: str) -> str:
             raise UnsafeDestination("unicode_dot", "a label maps to a dot")
         labels.append(encoded)
     return ".".join(labels)
+
+
+def _letters_only(label: str) -> None:
+    """Letters, marks and digits only: symbols such as U+2044 (fraction slash) or a
+    full-width solidus make a host that *looks* like "evil.com/good.com"."""
+    for ch in label:
+        if not (ch.isascii() and (ch.isalnum() or ch in "-_")) and \
+                unicodedata.category(ch)[0] not in "LMN":
+            raise UnsafeDestination("host_chars", f"U+{ord(ch):04X} in the host")
+
+
+def _check_punycode(label: str) -> None:
+    """An "xn--" label must decode (as a browser would) to an acceptable IDN label."""
+    try:
+        decoded = label.encode("ascii").decode("idna")
+    except UnicodeError:
+        raise UnsafeDestination("idn", f"{label!r} is not valid punycode") from None
+    _letters_only(decoded)
 
 
 def _encode_non_ascii(text: str) -> str:
@@ -382,6 +410,8 @@ def sign(claims: LinkClaims, keys: LinkKeys) -> str:
     if claims.kind in ("o", "u") and claims.url:
         raise ValueError("open and unsubscribe tokens carry no url")
     recipient_hash = claims.recipient_hash if claims.tracking == "person" else ""
+    if "@" in recipient_hash:
+        raise ValueError("recipient_hash looks like an address: tokens carry the hash only")
     if not -1 <= claims.link < 2**31:
         raise ValueError(f"link index {claims.link} out of range")
     if not 0 <= claims.issued < 2**63 or not 0 <= claims.expires < 2**63:
