@@ -23,7 +23,8 @@ venv: $(STAMP)
 # The tests read the same MAILFLOW_CHROMIUM (set it for a Chromium elsewhere).
 MAILFLOW_CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
+APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 \
+            -o DPkg::Lock::Timeout=300
 APT_PKGS := chromium
 
 $(MAILFLOW_CHROMIUM):
