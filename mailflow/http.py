@@ -20,7 +20,6 @@ import hmac
 import io
 import logging
 import re
-import signal
 import socket
 import threading
 import time
@@ -309,26 +308,12 @@ class Serving(Protocol):
     def stop(self) -> None: ...
 
 
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def serve_until_interrupted(server: Serving) -> int:
-    """Run a server in the foreground until Ctrl-C or SIGTERM, then stop it cleanly.
-
-    SIGTERM (what systemd, Docker and Kubernetes send) is taken as Ctrl-C: with Python's
-    default the process died on the spot, and `mailflow track` lost the clicks and opens
-    its producer still held. A second signal while stopping ends the process at once.
-    """
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+    """Run a server in the foreground until Ctrl-C / SIGTERM-as-KeyboardInterrupt."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         server.stop()
     return 0
