@@ -12,7 +12,10 @@ must be a 302 with the signed Location; anything else is counted as an error.
 Prints one JSON line: redirects/s, latency p50/p90/p99/max (ms), errors, the
 events the edge counted, and the server's CPU seconds.
 
-    python bench/track.py [--seconds 10] [--connections 16] [--threaded]
+    python bench/track.py [--seconds 10] [--connections 16] [--rate R] [--threaded]
+
+With `--rate R` the load is an open loop instead: R requests/s in all on a fixed
+schedule, each timed from when it was due, so a stall shows in the latency.
 """
 
 from __future__ import annotations
@@ -58,16 +61,27 @@ def tokens(messages: int, seed: int) -> list[tuple[str, str]]:
 
 
 async def client(port: int, paths: list[tuple[str, str]], offset: int, stop_at: float,
-                 latencies: list[float], errors: list[str]) -> None:
+                 latencies: list[float], errors: list[str], interval: float = 0.0) -> None:
+    """One keep-alive connection. `interval` 0: closed loop (send when answered); else
+    open loop, one request every `interval` seconds on a fixed schedule, each timed from
+    when it was due (a late answer delays the next send: that wait is counted too)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     n = len(paths)
+    due = time.perf_counter() + interval * (offset % 97) / 97  # spread the connections
     while time.perf_counter() < stop_at:
         path, location = paths[i % n]
         i += 7
         request = (f"GET {path} HTTP/1.1\r\nHost: t.example\r\nUser-Agent: {AGENT}\r\n"
                    f"X-Bench: 1\r\n\r\n").encode()
-        started = time.perf_counter()
+        if interval:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = due
+            due += interval
+        else:
+            started = time.perf_counter()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
@@ -84,24 +98,25 @@ async def client(port: int, paths: list[tuple[str, str]], offset: int, stop_at: 
 
 
 async def load(port: int, paths: list[tuple[str, str]], connections: int, seconds: float,
-               warmup: float) -> tuple[list[float], list[str], float]:
+               warmup: float, rate: float = 0.0) -> tuple[list[float], list[str], float]:
     # warm up (connections, caches), then measure
     await asyncio.gather(*[client(port, paths, c, time.perf_counter() + warmup, [], [])
                            for c in range(connections)])
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
-    await asyncio.gather(*[client(port, paths, c * 13, started + seconds, latencies, errors)
-                           for c in range(connections)])
+    interval = connections / rate if rate else 0.0
+    await asyncio.gather(*[client(port, paths, c * 13, started + seconds, latencies, errors,
+                                  interval) for c in range(connections)])
     return latencies, errors, time.perf_counter() - started
 
 
 def serve_threaded(port: int, brokers: str) -> None:
     """The comparison: the same TrackCore behind ThreadingHTTPServer (mailflow/http.py)."""
     from mailflow.http import HardenedServer, JsonHandler
-    from mailflow.track import Pending, TrackCore, keys_from
+    from mailflow.track import Pending, TrackCore
 
-    core = TrackCore(brokers, keys_from(KEYS))
+    core = TrackCore(brokers, LinkKeys.parse(KEYS))
 
     class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
@@ -140,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop: this many requests/s in all, on a fixed schedule, "
+                             "latency from when each was due (default 0: closed loop)")
     parser.add_argument("--threaded", action="store_true",
                         help="the ThreadingHTTPServer comparison instead of `mailflow track`")
     parser.add_argument("--serve-threaded", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -161,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         try:
-            server.stdout.readline()  # its start line: listening
+            if not server.stdout.readline():  # its start line: listening
+                raise SystemExit(f"the edge did not start:\n{server.stderr.read()[-3000:]}")
             cpu_before = cpu_seconds(server.pid)
             latencies, errors, elapsed = asyncio.run(
-                load(port, paths, args.connections, args.seconds, args.warmup))
+                load(port, paths, args.connections, args.seconds, args.warmup, args.rate))
             cpu = cpu_seconds(server.pid) - cpu_before
             metrics = ""
             if not args.threaded:
@@ -183,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "server": "ThreadingHTTPServer" if args.threaded else "mailflow track (asyncio)",
-        "connections": args.connections, "seconds": round(elapsed, 2),
+        "connections": args.connections, "offered_rate": args.rate or "closed loop",
+        "seconds": round(elapsed, 2),
         "redirects": len(latencies), "redirects_per_s": round(len(latencies) / elapsed),
         "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
         "max_ms": round(latencies[-1] * 1000, 3), "errors": len(errors),

@@ -85,15 +85,15 @@ class Settings:
     ses_verify_sns: int = 0  # 1: verify SNS message signatures (fetches Amazon's cert)
     ses_confirm_subscriptions: int = 0  # 1: confirm SNS subscriptions (verified, allowed topics)
     ses_topic_arns: list[str] = field(default_factory=list)  # accepted SNS topics (comma-sep.)
-    # tracking edge (`mailflow track`) and tracking links (`mailflow links`)
-    track_host: str = "127.0.0.1"
-    track_port: int = 8790
-    # link-signing keys "kid:secret[:retired-at-date],...": the first key signs, every key
-    # verifies (a retired one for track_key_grace_s more)
+    # tracking links (`mailflow links`, `mailflow track`): "kid:secret[:retired-at-date],...";
+    # the first key signs, every key verifies (a retired one for track_key_grace_s more)
     track_keys: str = ""
     track_base_url: str = "http://127.0.0.1:8790"  # public base URL of the tracking edge
     track_key_grace_s: int = 30 * 86_400
     track_link_ttl_s: int = 0  # signed links expire this long after signing (0: never)
+    # tracking edge (`mailflow track`)
+    track_host: str = "127.0.0.1"
+    track_port: int = 8790
     track_privacy: int = 1  # 1: the IP leaves the edge truncated (/24, /48); 0: whole
     track_trusted_proxies: list[str] = field(default_factory=list)  # IPs/CIDRs whose
     # X-Forwarded-For is believed (the TLS proxy in front); nobody else's
@@ -101,16 +101,23 @@ class Settings:
     # per-recipient tracking per sender or "sender/campaign": "person" (default) or
     # "aggregate" (no recipient hash on opens and clicks); key "default" for all others
     tracking: dict[str, Any] = field(default_factory=dict)
+    # senders or campaign ids whose links carry no recipient hash (tracking = "aggregate")
+    track_aggregate: list[str] = field(default_factory=list)
 
     def tracking_mode(self, sender: str, campaign: str = "") -> str:
-        """`[tracking]`: the mode for a sender's campaign ("person" or "aggregate").
+        """The mode for a sender's campaign ("person" or "aggregate"): `track_aggregate`
+        (senders or campaign ids, what `mailflow links` signs by), then `[tracking]`.
 
-        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"})
+        >>> s = Settings(tracking={"acme.example": "aggregate", "b.example/spring": "aggregate"},
+        ...              track_aggregate=["c.example"])
         >>> s.tracking_mode("acme.example"), s.tracking_mode("b.example", "spring")
         ('aggregate', 'aggregate')
-        >>> s.tracking_mode("b.example", "autumn")
-        'person'
+        >>> s.tracking_mode("b.example", "autumn"), s.tracking_mode("c.example", "x")
+        ('person', 'aggregate')
         """
+        listed = self.track_aggregate  # per request at the edge: usually empty, so cheap
+        if listed and (sender in listed or (campaign and campaign in listed)):
+            return "aggregate"
         table = self.tracking
         if campaign and f"{sender}/{campaign}" in table:
             return str(table[f"{sender}/{campaign}"])

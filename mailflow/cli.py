@@ -172,12 +172,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from mailflow.track import TrackCore, TrackServer, keys_from
+    from mailflow.track import TrackCore, TrackServer
     from schemas.hashing import RecipientHasher
 
     settings = _settings(args, "track_port")
     _setup_logging(settings.log_level, settings.log_format)
-    keys = keys_from(settings.track_keys)  # fail closed: no keys, no server
+    keys = settings.link_keys()  # fail closed: no keys, no server (ConfigError: exit 2)
     hasher = RecipientHasher(settings.hash_key.encode()) if settings.hash_key else None
     core = TrackCore(settings.brokers(), keys, privacy=bool(settings.track_privacy),
                      tracking_mode=settings.tracking_mode,
@@ -579,7 +579,9 @@ def _links_verbs(links: argparse.ArgumentParser) -> None:
         sub.add_argument("--flow", default="", help="flow id")
         sub.add_argument("--variant", default="", help="variant")
         sub.add_argument("--aggregate", action="store_true",
-                         help='tracking = "aggregate": no recipient hash in the link')
+                         help='tracking = "aggregate": no recipient hash in the link '
+                              "(also for the senders and campaigns in "
+                              "MAILFLOW_TRACK_AGGREGATE)")
         sub.add_argument("--ttl", type=int, metavar="SECONDS",
                          help="the link expires this long after signing "
                               "(default MAILFLOW_TRACK_LINK_TTL_S, 0: never)")

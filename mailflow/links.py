@@ -13,7 +13,7 @@ import time
 from typing import IO
 
 from flows.settings import ConfigError, Settings
-from schemas.links import LinkClaims, LinkKeys, UnsafeDestination, check_destination, track_url
+from schemas.links import LinkClaims, LinkKeys, UnsafeDestination, check_base_url, track_url
 from schemas.rewrite import rewrite_html
 
 SIGN_HELP = """\
@@ -63,7 +63,9 @@ def _template(settings: Settings, args: object, dev: bool, now: float) -> LinkCl
     local, at, domain = recipient.rpartition("@")
     if not at or not local or not domain:
         raise ConfigError(f"--recipient must be an email address, not {recipient!r}")
-    aggregate = bool(getattr(args, "aggregate", False))
+    aggregate = bool(getattr(args, "aggregate", False)) or bool(
+        {args.sender, getattr(args, "campaign", "") or ""}  # type: ignore[attr-defined]
+        & {name.strip() for name in settings.track_aggregate if name.strip()})
     recipient_hash = "" if aggregate else hasher_for(settings, dev).recipient(recipient)
     ttl = getattr(args, "ttl", None)
     ttl = settings.track_link_ttl_s if ttl is None else ttl
@@ -80,7 +82,7 @@ def _template(settings: Settings, args: object, dev: bool, now: float) -> LinkCl
 def _keys(settings: Settings) -> LinkKeys:
     keys: LinkKeys = settings.link_keys()  # ConfigError when missing: fail closed
     try:
-        check_destination(settings.track_base_url)
+        check_base_url(settings.track_base_url)
     except UnsafeDestination as exc:
         raise ConfigError(f"MAILFLOW_TRACK_BASE_URL {settings.track_base_url!r} is not a "
                           f"usable http(s) base URL ({exc.reason})") from None

@@ -37,6 +37,7 @@ import asyncio
 import html
 import ipaddress
 import logging
+import signal
 import threading
 import time
 import urllib.parse
@@ -157,7 +158,7 @@ class TrackCore:
                  tracking_mode: Callable[[str, str], str] | None = None,
                  trusted_proxies: Iterable[str] = (), hasher: RecipientHasher | None = None,
                  now: Callable[[], float] = time.time, judge: EdgeJudge | None = None,
-                 producer: Producer | None = None):
+                 ):
         self.keys = keys
         self.privacy = privacy
         self.tracking_mode = tracking_mode or (lambda sender, campaign: "person")
@@ -169,9 +170,17 @@ class TrackCore:
             blake2b(repr(sorted(keys.kids())).encode() + b"mailflow-track").digest())
         self.now = now
         self.judge = judge or EdgeJudge()
-        self.producer = producer or Producer(producer_config(**{
-            "bootstrap.servers": brokers, "linger.ms": "5", "acks": "all",
-            "queue.buffering.max.messages": "500000"}))
+        # clicks, opens and dead letters: delivery reports only for failures (a Python
+        # callback per delivered message would cost the event loop the GIL thousands of
+        # times a second); unsubscribes have a producer of their own that reports every
+        # delivery, since the answer waits for it
+        config: dict[str, Any] = producer_config(**{
+            "bootstrap.servers": brokers, "linger.ms": "5",
+            "queue.buffering.max.messages": "500000"})
+        config["delivery.report.only.error"] = True
+        self.producer = Producer(config)
+        self.acked = Producer(producer_config(**{"bootstrap.servers": brokers,
+                                                 "linger.ms": "0"}))
         self.requests: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.events: Counter[str] = Counter()  # "click:human", "open:bot", ...
@@ -179,7 +188,7 @@ class TrackCore:
         self.delivery_failed = 0
         self.dropped = 0  # could not even be queued (local queue full)
         self.dead_letters = 0
-        self._last_failure_log = 0.0
+        self._last_failure_log = self._last_drop_log = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="track-acks", daemon=True)
@@ -188,7 +197,8 @@ class TrackCore:
     # --- Kafka ---------------------------------------------------------------------------
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.producer.poll(0.1)
+            self.producer.poll(0.05)
+            self.acked.poll(0.05)
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is None:
@@ -202,25 +212,33 @@ class TrackCore:
 
     def _produce(self, topic: str, key: bytes, value: bytes,
                  on_delivery: Callable[[Any, Any], None] | None = None) -> bool:
-        for _ in range(2):
-            try:
-                self.producer.produce(topic, value, key, on_delivery=on_delivery
-                                      or self._delivered)
-                return True
-            except BufferError:  # the local queue is full: give it a moment, once
-                self.producer.poll(0.05)
-            except KafkaException as exc:
-                log.warning("track: Kafka refused an event: %s", exc)
-                break
+        producer = self.acked if on_delivery is not None else self.producer
+        try:
+            producer.produce(topic, value, key, on_delivery=on_delivery or self._delivered)
+            return True
+        except BufferError:
+            # the local queue (500,000 events) is full: Kafka has been away for a while.
+            # Waiting here would stall every redirect; the event is counted as dropped.
+            why = "the local queue is full"
+        except KafkaException as exc:
+            why = str(exc)
         self.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log > 60:
+            self._last_drop_log = now
+            log.warning("track: an event could not be queued for Kafka (%s); counted in "
+                        "mailflow_track_dropped_total", why)
         return False
 
     def flush(self, timeout: float = 15.0) -> int:
-        return self.producer.flush(timeout)
+        return self.producer.flush(timeout) + self.acked.flush(timeout)
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, timeout: float = 15.0) -> None:
+        self.flush(timeout)
         self._stop.set()
+        self._poller.join(5)
+        # let librdkafka close its connections now, not whenever the object is collected
+        self.producer = self.acked = _Closed()  # type: ignore[assignment]
 
     # --- requests ------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes,
@@ -231,6 +249,9 @@ class TrackCore:
             return self._allowed(method, ("GET", "HEAD")) or Response(
                 200, b"Content-Type: application/json\r\n" + _NO_STORE, b'{"status":"ok"}')
         if path == "/metrics":
+            if "x-forwarded-for" in headers:  # came through the public proxy: not for them
+                self.requests["other"] += 1
+                return Response(404, b"Content-Type: text/plain\r\n", b"not found\n")
             self.requests["metrics"] += 1
             return self._allowed(method, ("GET", "HEAD")) or Response(
                 200, b"Content-Type: text/plain; version=0.0.4\r\n" + _NO_STORE,
@@ -438,6 +459,22 @@ class TrackCore:
         return "\n".join(lines) + "\n"
 
 
+class _Closed:
+    """Stands in for the producer once the edge stopped."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def produce(self, *_args: Any, **_kw: Any) -> None:
+        raise KafkaException("the tracking edge has stopped")
+
+    def poll(self, *_args: Any) -> int:
+        return 0
+
+    def flush(self, *_args: Any) -> int:
+        return 0
+
+
 def _settle(future: asyncio.Future, ok: bool) -> None:
     if not future.done():
         future.set_result(ok)
@@ -500,6 +537,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False  # an answer is pending (an unsubscribe waiting for Kafka)
         self.paused = False  # the client does not read its answers: stop reading too
         self.closing = False
+        self.http10 = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -571,7 +609,10 @@ class _Connection(asyncio.Protocol):
                                   close=True)
             if isinstance(answer, Pending):
                 self.busy = True
-                asyncio.ensure_future(self._await(answer, method, keep_alive))
+                task = asyncio.ensure_future(self._await(answer, method, keep_alive))
+                tasks = self.server.tasks  # held: the loop keeps only weak references
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 return
             self._write(answer, method, keep_alive)
         if self.paused and not self.closing and self.transport is not None \
@@ -611,6 +652,8 @@ class _Connection(asyncio.Protocol):
             if version.startswith("HTTP/"):
                 raise _Bad(505, "HTTP/1.1 only")
             raise _Bad(400, "malformed request line")
+        if target[:7].lower() == "http://" or target[:8].lower() == "https://":
+            target = "/" + (target.split("/", 3)[3:] or [""])[0]  # absolute-form: its path
         if not target.startswith("/"):
             raise _Bad(400, "the request target must be a path")
         headers: dict[str, str] = {}
@@ -643,8 +686,10 @@ class _Connection(asyncio.Protocol):
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.1":
             keep_alive = "close" not in connection
+            self.http10 = False
         else:
             keep_alive = "keep-alive" in connection
+            self.http10 = True
         now = time.monotonic()
         self.deadline = now + (self.server.request_timeout if buf else self.server.idle_timeout)
         return method, target, headers, body, keep_alive
@@ -661,6 +706,8 @@ class _Connection(asyncio.Protocol):
             head.append(b"Content-Length: " + str(len(answer.body)).encode() + b"\r\n")
         if close:
             head.append(b"Connection: close\r\n")
+        elif self.http10:  # HTTP/1.0 keeps a connection only when told so
+            head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
         if method != "HEAD":
             head.append(answer.body)
@@ -672,7 +719,11 @@ class _Connection(asyncio.Protocol):
     def expire(self, now: float) -> None:
         if now < self.deadline or self.busy or self.transport is None:
             return
-        if self.buffer:  # a request began and did not finish in time
+        if self.transport.get_write_buffer_size():
+            # answers it does not read: closing would wait for them for ever
+            self.closing = True
+            self.transport.abort()
+        elif self.buffer:  # a request began and did not finish in time
             self._write(Response(408, b"Content-Type: text/plain\r\n",
                                  b"request not received in time\n", close=True), "GET", False)
         else:
@@ -699,6 +750,7 @@ class TrackServer:
         self.refused_connections = 0
         self.bad_requests = 0
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Future] = set()  # answers waiting for Kafka
         self.loop = asyncio.new_event_loop()
         core.loop = self.loop
         self._server = self.loop.run_until_complete(self.loop.create_server(
@@ -715,6 +767,11 @@ class TrackServer:
 
     def serve_forever(self) -> None:
         asyncio.set_event_loop(self.loop)
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (a supervisor, `docker stop`) ends like Ctrl-C: the events still in the
+            # producer's queue are flushed by `stop`, not lost with the process
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self.loop.stop)
         reaper = self.loop.create_task(self._reaper())
         try:
             self.loop.run_forever()
@@ -727,7 +784,7 @@ class TrackServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, flush_timeout: float = 15.0) -> None:
         loop = self.loop
         if loop.is_running():
             loop.call_soon_threadsafe(loop.stop)
@@ -741,20 +798,5 @@ class TrackServer:
             loop.run_until_complete(self._server.wait_closed())
         except RuntimeError:
             pass
-        self.core.close()
+        self.core.close(flush_timeout)
         loop.close()
-
-
-def keys_from(spec: str) -> LinkKeys:
-    """The signing keys, or a ConfigError that says what to set (fail closed)."""
-    from flows.settings import ConfigError
-
-    if not spec.strip():
-        raise ConfigError("no link-signing keys: set MAILFLOW_TRACK_KEYS to \"kid:secret\" (a "
-                          "random secret of at least 16 bytes; several, comma-separated, when "
-                          "rotating: the first signs, all verify). `mailflow track` does not "
-                          "start without them, so no unsigned link is ever followed")
-    try:
-        return LinkKeys.parse(spec)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None

@@ -33,6 +33,10 @@ Verdict(is_human=False, reason='sweep')
 >>> door.judge("click", "m3", 7, "Mozilla/5.0 (X11) Firefox/128.0", "84.1.2.3", 3000.0,
 ...            honeypot=True)
 Verdict(is_human=False, reason='honeypot')
+>>> door.judge("click", "m4", 0, "Mozilla/5.0 (X11) Firefox/128.0", "84.1.2.3", 4000.0,
+...            issued=3998.0), door.judge("open", "m5", -1, "Thunderbird/128", "84.1.2.3",
+...                                       4000.0, issued=9000.0)
+(Verdict(is_human=False, reason='too_fast'), Verdict(is_human=True, reason=''))
 """
 
 from __future__ import annotations
@@ -120,7 +124,9 @@ class EdgeJudge:
               now: float, issued: float = 0.0, honeypot: bool = False) -> Verdict:
         """The verdict on one hit (and what later hits of the message need remembered)."""
         agent = agent_kind(user_agent)
-        since_issued = now - issued if issued > 0 else None
+        # a link "signed in the future" is clock skew between the signer and the edge:
+        # then the signing time bounds nothing
+        since_issued = now - issued if 0 < issued <= now else None
         if kind == "open":
             # Apple's proxy opens every message of every Apple Mail user: never a reader.
             if agent == AGENT_APPLE or ip.startswith(_APPLE_IP_PREFIXES):

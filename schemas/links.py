@@ -424,6 +424,8 @@ def sign(claims: LinkClaims, keys: LinkKeys) -> str:
                          int(claims.issued), int(claims.expires))]
     values = claims._replace(recipient_hash=recipient_hash)
     for name in _STRING_FIELDS:
+        if not getattr(values, name).isprintable():  # no newlines, controls, bidi tricks
+            raise ValueError(f"{name} has control or invisible characters")
         data = _field(getattr(values, name), name)
         parts += [bytes([len(data)]), data]
     url_bytes = url.encode("ascii")
@@ -504,6 +506,18 @@ def verify(token: str, keys: LinkKeys, now: float) -> LinkClaims:
     if claims.tracking == "aggregate" and claims.recipient_hash:
         raise TokenError("malformed", "an aggregate token with a recipient hash")
     return claims
+
+
+def check_base_url(base_url: str) -> str:
+    """The tracking edge's public base URL without a trailing "/", or UnsafeDestination.
+
+    >>> check_base_url("https://t.news.example/")
+    'https://t.news.example'
+    """
+    checked = check_destination(base_url)
+    if "?" in checked or "#" in checked:
+        raise UnsafeDestination("base_url", "a base URL has no query string or fragment")
+    return checked.rstrip("/")
 
 
 def track_url(base_url: str, claims: LinkClaims, keys: LinkKeys) -> str:

@@ -30,6 +30,7 @@ never silently changed.
 from __future__ import annotations
 
 import html
+import re
 from html.parser import HTMLParser, attrfind_tolerant, tagfind_tolerant  # type: ignore
 from typing import NamedTuple
 
@@ -40,6 +41,8 @@ UNTRACKED_SCHEMES = ("mailto:", "tel:", "sms:", "callto:", "facetime:", "geo:")
 #: Tags whose href is a link (VML buttons are what Outlook for Windows shows).
 LINK_TAGS = ("a", "area", "v:roundrect", "v:rect", "v:oval")
 _ASCII_WS = " \t\n\r\f"
+_NEWLINE = re.compile("\n")
+_MAX_RESUMES = 64
 
 
 class Rewritten(NamedTuple):
@@ -62,15 +65,37 @@ class _Scanner(HTMLParser):
     def __init__(self, source: str):
         super().__init__(convert_charrefs=True)
         self.source = source
-        self._line_starts = [0]
-        for i, ch in enumerate(source):
-            if ch == "\n":
-                self._line_starts.append(i + 1)
+        # the parser counts lines by "\n" only (getpos), so the same here
+        self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
         self.tags: list[_Tag] = []
         self.comments: list[tuple[int, str]] = []
         self.body_open: int | None = None  # offset just after <body ...>
         self.body_close: int | None = None  # offset of the last </body>
         self.html_close: int | None = None
+        self.gave_up_at: int | None = None  # offset of markup left unparsed (hostile input)
+
+    def run(self) -> None:
+        """Parse the whole source in linear time.
+
+        `HTMLParser.close()` re-scans the rest of the text for every incomplete construct
+        ("<a <a <a ...", "<!--<!--..."): quadratic, a minute for 60 kB. Instead, the
+        parser runs without `close()`; where it stops at an incomplete construct it goes
+        on from the next "<" (what `close()` would do) a bounded number of times, and
+        not at all when no later ">" could end a tag. What is left is reported.
+        """
+        self.feed(self.source)
+        for _ in range(_MAX_RESUMES):
+            tail = self.rawdata
+            if not tail or self.cdata_elem or not tail.startswith("<"):
+                return  # done, trailing text, or an unterminated <script>/<style>
+            nxt = tail.find("<", 1)
+            if nxt == -1 or tail.find(">", nxt) == -1:
+                return  # nothing after this point can be a complete tag
+            self.updatepos(0, nxt)
+            self.rawdata = tail[nxt:]
+            self.goahead(False)
+        if self.rawdata.lstrip().startswith("<"):
+            self.gave_up_at = len(self.source) - len(self.rawdata)
 
     def _offset(self) -> int:
         line, col = self.getpos()
@@ -155,8 +180,10 @@ class _Context:
 
 def _rewrite(source: str, ctx: _Context, nested: bool) -> tuple[str, _Scanner]:
     scanner = _Scanner(source)
-    scanner.feed(source)
-    scanner.close()
+    scanner.run()
+    if scanner.gave_up_at is not None:
+        ctx.skipped.append((source[scanner.gave_up_at:scanner.gave_up_at + 80],
+                            "malformed_html: links after this point were left as they are"))
     edits: list[tuple[int, int, str]] = []
     for tag in scanner.tags:
         attrs = dict(reversed(tag.attrs))  # the first of duplicate attributes wins
@@ -164,7 +191,8 @@ def _rewrite(source: str, ctx: _Context, nested: bool) -> tuple[str, _Scanner]:
         if href is None or (attrs.get("data-mailflow") or "").strip().lower() == "off":
             continue
         span = _href_span(tag.raw)
-        if span is None:
+        if span is None:  # the parser read an href the tokenizer cannot place: never guess
+            ctx.skipped.append((href, "unplaceable_href"))
             continue
         tracked = ctx.tracked(href)
         if tracked is None:
@@ -178,16 +206,17 @@ def _rewrite(source: str, ctx: _Context, nested: bool) -> tuple[str, _Scanner]:
                 inner, _ = _rewrite(data, ctx, nested=True)
                 if inner != data:
                     edits.append((start, start + len(data), inner))
-    out = source
-    for start, end, text in sorted(edits, reverse=True):
-        out = out[:start] + text + out[end:]
-    return out, scanner
+    pieces, at = [], 0
+    for start, end, text in sorted(edits):  # spans never overlap: tags and comments
+        pieces += [source[at:start], text]
+        at = end
+    pieces.append(source[at:])
+    return "".join(pieces), scanner
 
 
 def _positions(html_text: str) -> _Scanner:
     scanner = _Scanner(html_text)
-    scanner.feed(html_text)
-    scanner.close()
+    scanner.run()
     return scanner
 
 

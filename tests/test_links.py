@@ -105,6 +105,11 @@ def test_sign_refuses_bad_claims():
         sign(claims(message_id="m" * 256), KEYS)
     with pytest.raises(ValueError):
         sign(claims(recipient_hash="ann@example.org"), KEYS)
+    for field in ("message_id", "sender", "recipient_domain", "campaign_id", "flow_id",
+                  "variant"):
+        for bad in ("a\nb", "a\rb", "a\x00b", "a\u202eb", "a\u200bb"):
+            with pytest.raises(ValueError):
+                sign(claims(**{field: bad}), KEYS)
 
 
 def test_token_length_is_bounded_at_signing_and_at_verification():
@@ -445,6 +450,28 @@ def test_cli_fails_closed_without_keys_or_hash_key(tmp_path):
     assert proc.returncode == 2 and "at least 16" in proc.stderr
 
 
+@pytest.mark.parametrize("base", ["javascript:x", "https://t.example/?a=", "https://t.example/#x",
+                                  "//t.example", "https://u@t.example"])
+def test_cli_refuses_a_bad_base_url(base, tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_TRACK_BASE_URL": base}
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/", "--message-id",
+                        "m", "--recipient", "a@example.org", "--sender", "s", env=env,
+                        check=False, timeout=120)
+    assert proc.returncode == 2 and "MAILFLOW_TRACK_BASE_URL" in proc.stderr
+
+
+def test_cli_refuses_hostile_fields(tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path)}
+    for flag, value in (("--message-id", "m\r\nX-Injected: 1"), ("--campaign", "c" * 300),
+                        ("--recipient", "ann@exa\nmple.org"), ("--sender", "s\x7f")):
+        args = {"--message-id": "m", "--recipient": "a@example.org", "--sender": "s",
+                flag: value}
+        proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                            *[x for kv in args.items() for x in kv], env=env, check=False,
+                            timeout=120)
+        assert proc.returncode == 2 and proc.stdout == "", (flag, proc.stderr)
+
+
 def test_cli_help_texts(capsys):
     from mailflow.cli import main
 
@@ -482,3 +509,51 @@ def test_cli_rewrite_writes_html_and_headers(tmp_path):
     assert report["links"] == [{"index": 0, "url": "https://shop.example/?a=1&b=2"}]
     assert report["skipped"] == [{"href": "javascript:x()", "reason": "scheme"}]
     assert b"javascript:x()" in proc.stderr
+
+
+def test_rewrite_command_passes_legacy_bytes_through_and_prints_headers():
+    """A body that is not UTF-8 (a legacy charset) comes out byte for byte, links tracked."""
+    import io
+    from types import SimpleNamespace
+
+    from flows.settings import Settings
+    from mailflow.links import rewrite_command
+
+    settings = Settings(track_keys=f"k1:{SECRET}", track_base_url="https://t.example",
+                        hash_key="a-real-hash-key")
+    args = SimpleNamespace(message_id="m", recipient="ann@example.org", sender="s.example",
+                           campaign="", flow="", variant="", aggregate=False, ttl=None,
+                           headers_json=None, honeypot_url=None, unsubscribe_mailto=None)
+    body = ('<meta charset="iso-8859-1"><body><p>Caf\xe9 cr\xe8me</p>'
+            '<a href="https://a.example/?q=1">a</a><a href="https://a.example/\xe9">b</a>'
+            '</body>').encode("latin-1")
+    out, err = io.BytesIO(), io.StringIO()
+    assert rewrite_command(settings, args, source=io.BytesIO(body), out=out, err=err) == 0
+    result = out.getvalue()
+    assert b"<p>Caf\xe9 cr\xe8me</p>" in result
+    assert b'<a href="https://a.example/\xe9">b</a>' in result  # not UTF-8: left, reported
+    assert result.count(b'href="https://t.example/c/') == 2  # the link and the honeypot
+    lines = err.getvalue().splitlines()
+    assert any("left untracked (control_chars)" in line for line in lines)
+    assert any(line.startswith("List-Unsubscribe: <https://t.example/u/") for line in lines)
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+    assert "ann@example.org" not in result.decode("latin-1") + err.getvalue()
+
+
+@pytest.mark.parametrize("flag,value", [("--sender", "private.example"),
+                                        ("--campaign", "gdpr-sensitive")])
+def test_senders_and_campaigns_configured_aggregate_get_no_recipient_hash(flag, value,
+                                                                          tmp_path):
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path),
+           "MAILFLOW_TRACK_AGGREGATE": "private.example, gdpr-sensitive"}
+    args = {"--message-id": "m", "--recipient": "a@example.org", "--sender": "s.example",
+            "--campaign": "c", flag: value}
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                        *[x for kv in args.items() for x in kv], env=env, timeout=120)
+    got = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
+    assert got.tracking == "aggregate" and got.recipient_hash == ""
+    args[flag] = "other"
+    proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                        *[x for kv in args.items() for x in kv], env=env, timeout=120)
+    got = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
+    assert got.tracking == "person" and len(got.recipient_hash) == 32

@@ -225,3 +225,38 @@ def test_random_mutations_of_real_markup_never_crash():
             assert verify(token, KEYS, now=NOW).kind in "cohu"
         for _, reason in out.skipped:
             assert reason
+
+
+HOSTILE = ["<a " * 20000, "<!--" * 20000, "</" * 20000, "<" * 50000, "<?" * 20000,
+           "<![CDATA[" * 10000, "<a '" * 20000, '<a href="' * 20000, "<script>" + "<a " * 9000]
+
+
+@pytest.mark.parametrize("head", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_markup_is_parsed_in_bounded_work(head, monkeypatch):
+    """HTMLParser.close() re-scans the rest of the text for every incomplete construct
+    (quadratic: a minute for 60 kB of "<a "); the rewriter never calls it, and resumes
+    after an incomplete construct a bounded number of times. Work is counted, not timed."""
+    from schemas import rewrite as module
+
+    calls = []
+    original = module._Scanner.goahead
+    monkeypatch.setattr(module._Scanner, "goahead",
+                        lambda self, end: calls.append(end) or original(self, end))
+    monkeypatch.setattr(module._Scanner, "close", lambda self: pytest.fail("close() called"))
+    link = '<a href="https://a.example/">x</a>'
+    for source in (head, head + link, link + head + link):
+        calls.clear()
+        out = rewrite(source)
+        assert len(calls) <= 2 * (module._MAX_RESUMES + 1)  # two parses: rewrite, then place
+        assert out.html.count(link) + len(out.links) >= source.count(link)
+        for href, reason in out.skipped:  # what could not be parsed is reported, not dropped
+            assert reason and href
+
+
+def test_many_links_are_all_tracked():
+    source = "".join(f'<p><a href="https://a.example/{i}?x={i}&amp;y=1">{i}</a></p>\n'
+                     for i in range(20000))
+    out = rewrite(source)
+    assert out.links[0] == (0, "https://a.example/0?x=0&y=1")
+    assert out.links[-1] == (19999, "https://a.example/19999?x=19999&y=1")
+    assert_only_hrefs_changed(source, out.html)

@@ -7,8 +7,13 @@ The edge's clock is a fixed one the tests move by hand (TrackCore(now=...)), so
 from __future__ import annotations
 
 import http.client
+import os
 import random
 import socket
+import subprocess
+import sys
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +27,7 @@ from operators.event import Event
 from schemas.events import EventParser
 from schemas.hashing import RecipientHasher
 from schemas.links import LinkClaims, LinkKeys, sign
-from tests.conftest import consume_all, mailflow_cmd
+from tests.conftest import ROOT, consume_all, mailflow_cmd
 
 T0 = 1_795_000_000.25
 KEYS = "k2:second-secret-0123456789,k1:first-secret-0123456789"
@@ -79,11 +84,11 @@ class Edge:
 def edge(broker: Any) -> Iterator[Callable[..., Edge]]:
     started: list[TrackServer] = []
 
-    def start(**kw: Any) -> Edge:
+    def start(server_kw: dict[str, Any] | None = None, **kw: Any) -> Edge:
         clock = Clock()
         core = TrackCore(broker.bootstrap, LinkKeys.parse(kw.pop("keys", KEYS)), now=clock,
                          **kw)
-        server = TrackServer(core, "127.0.0.1", 0).start()
+        server = TrackServer(core, "127.0.0.1", 0, **(server_kw or {})).start()
         started.append(server)
         return Edge(core, server, broker.bootstrap, clock)
 
@@ -209,12 +214,57 @@ def test_bad_tokens_never_redirect_and_are_counted_by_reason(edge: Any) -> None:
     assert status == 400 and e.events("email.unsubscribes") == []
 
 
+def test_no_altered_token_ever_redirects(edge: Any) -> None:
+    """Every single-character change, truncation and extension of a signed token, and
+    hostile bytes in the path: never a redirect, never a 500, the edge stays up."""
+    e = edge()
+    good = token(url="https://shop.example/x?a=1")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    rng = random.Random(18)
+    variants = []
+    for i in range(len(good)):
+        variants.append(good[:i] + rng.choice(alphabet.replace(good[i], "")) + good[i + 1:])
+    variants += [good[:n] for n in range(0, len(good), 7)] + [good + "A", good + "AA",
+                                                              good + "%00", good + "/"]
+    variants += ["%2e%2e/%2e%2e/etc/passwd", "..%2f..%2f", "A" * 1601, "\u00e9" * 50,
+                 "%0d%0aLocation:%20https://evil.example", "https:%2f%2fevil.example"]
+    conn = http.client.HTTPConnection("127.0.0.1", e.server.port, timeout=10)
+    statuses = set()
+    for variant in variants:
+        conn.request("GET", "/c/" + urllib.parse.quote(variant, safe="-_%/."),
+                     headers={"User-Agent": BROWSER})
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.getheader("Location") is None, variant
+        statuses.add(answer.status)
+    conn.close()
+    assert statuses <= {400, 404}
+    assert e.request("GET", "/c/" + good)[0] == 302
+    assert e.events("email.clicks") and len(e.events("email.clicks")) == 1
+
+
 def test_a_retired_key_verifies_within_its_grace_only(edge: Any) -> None:
     old = "k1:first-secret-0123456789"
     e = edge(keys="k2:second-secret-0123456789,k1:first-secret-0123456789:2026-11-01")
     assert e.request("GET", "/c/" + token(keys=old))[0] == 302  # T0 is 2026-11-18
     e.clock.t = T0 + 60 * 86400
     assert e.request("GET", "/c/" + token(keys=old))[0] == 400
+
+
+def _response(s: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = s.recv(4096)
+        assert chunk, "connection closed inside the body"
+        body += chunk
+    return head
 
 
 def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
@@ -227,13 +277,24 @@ def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
     assert e.request("POST", "/u/x", body=b"x" * 10_000)[0] == 413
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"POST /u/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 411")
+        assert _response(s).startswith(b"HTTP/1.1 411")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"y" * 9000 + b"\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 431")
+        assert _response(s).startswith(b"HTTP/1.1 431")
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\n Folded: x\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 400")
+        assert _response(s).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET http://t.example/healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert _response(s).startswith(b"HTTP/1.1 200")  # absolute-form: its path counts
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET /c/" + b"A" * 20_000 + b" HTTP/1.1\r\n\r\n")
+        assert _response(s).startswith(b"HTTP/1.1 431")
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert b"Connection: keep-alive" in _response(s)
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # and then no keep-alive
+        assert b"Connection: close" in _response(s)
     with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
         # two pipelined requests on one keep-alive connection: two answers, in order
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
@@ -242,6 +303,66 @@ def test_framing_unknown_paths_methods_and_bodies(edge: Any) -> None:
         while chunk := s.recv(4096):
             data += chunk
         assert data.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 404" in data
+
+
+def test_slow_requests_time_out_and_connections_are_capped(edge: Any) -> None:
+    e = edge(server_kw={"request_timeout": 0.5, "max_connections": 2})
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as second:
+            second.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+            assert _response(second).startswith(b"HTTP/1.1 200")
+            with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as third:
+                assert _response(third).startswith(b"HTTP/1.1 503")
+        assert _response(slow).startswith(b"HTTP/1.1 408")
+    # read in-process: a fresh connection could still meet the cap while the closed ones
+    # are being noticed
+    assert "mailflow_track_refused_connections_total 1" in e.core.metrics()
+
+
+def test_garbage_requests_are_refused_and_the_edge_stays_up(edge: Any) -> None:
+    e = edge()
+    rng = random.Random(7)
+    pieces = [b"GET", b"POST", b" ", b"/", b"/c/", b"/u/", b"HTTP/1.1", b"HTTP/9.9", b"\r\n",
+              b":", b"Content-Length: ", b"-1", b"99999999999999999999", b"\x00", b"\xff",
+              b"Transfer-Encoding: chunked", b"\t", b"Host: x", b"%", b"\n"]
+    for _ in range(60):
+        junk = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12)))
+        with socket.create_connection(("127.0.0.1", e.server.port), timeout=10) as s:
+            s.sendall(junk + b"\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        assert data == b"" or data.startswith(b"HTTP/1.1 "), junk
+        assert not data.startswith(b"HTTP/1.1 5") or data.startswith(b"HTTP/1.1 505"), junk
+    assert e.request("GET", "/healthz")[0] == 200
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off(edge: Any) -> None:
+    e = edge(server_kw={"request_timeout": 0.5, "idle_timeout": 0.5})
+    with socket.create_connection(("127.0.0.1", e.server.port), timeout=20) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        request = b"GET /c/" + token().encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        s.settimeout(2.0)
+        sent = 0
+        try:
+            while sent < 64 * 1024 * 1024:  # until the edge stops taking more
+                sent += s.send(request * 64)
+        except (TimeoutError, ConnectionError):
+            pass
+        assert e.request("GET", "/healthz")[0] == 200  # everyone else is still served
+        s.settimeout(20)
+        try:
+            while s.recv(1 << 20):
+                pass  # what was answered, then the end: the edge cut it off
+        except ConnectionError:
+            pass
+    assert max(len(c.buffer) for c in e.server.connections | {_Idle()}) < 256 * 1024
+
+
+class _Idle:
+    buffer = b""
 
 
 def test_healthz_and_metrics(edge: Any) -> None:
@@ -254,6 +375,8 @@ def test_healthz_and_metrics(edge: Any) -> None:
     assert b'mailflow_track_requests_total{endpoint="click"} 1' in body
     assert b'mailflow_track_events_total{type="click",verdict="human"} 1' in body
     assert b"mailflow_track_connections" in body
+    # through the public proxy (it adds X-Forwarded-For) the metrics are not served
+    assert e.request("GET", "/metrics", {"X-Forwarded-For": "203.0.113.7"})[0] == 404
 
 
 # --- one event per token and second ---------------------------------------------------------
@@ -410,6 +533,22 @@ def test_an_address_in_the_destination_is_scrubbed_on_the_event(edge: Any) -> No
     assert "ann" not in click["url"] and click["url"].endswith("&x=1")
 
 
+def test_without_kafka_clicks_still_redirect_and_unsubscribes_say_try_again() -> None:
+    core = TrackCore("127.0.0.1:1", LinkKeys.parse(KEYS), now=Clock())  # nobody listens
+    server = TrackServer(core, "127.0.0.1", 0, ack_timeout=1.0).start()
+    e = Edge(core, server, "", Clock())
+    try:
+        status, headers, _ = e.request("GET", "/c/" + token())
+        assert status == 302 and headers["location"].startswith("https://shop.example/")
+        status, headers, body = e.request(
+            "POST", "/u/" + token(kind="u", link=-1),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"List-Unsubscribe=One-Click")
+        assert status == 503 and b"try again" in body and headers["retry-after"] == "60"
+    finally:
+        server.stop(flush_timeout=0.5)
+
+
 # --- starting -------------------------------------------------------------------------------
 
 def test_refuses_to_start_without_keys(tmp_path: Any) -> None:
@@ -422,3 +561,28 @@ def test_refuses_to_start_without_keys(tmp_path: Any) -> None:
                                       str(tmp_path), "MAILFLOW_KAFKA_BROKERS": "127.0.0.1:1"},
                         check=False, timeout=60)
     assert proc.returncode == 2 and "at least 16" in proc.stderr
+
+
+def test_the_cli_edge_reads_its_config_and_flushes_on_sigterm(broker: Any, tmp_path: Any) -> None:
+    config = tmp_path / "mailflow.toml"
+    config.write_text('track_trusted_proxies = ["127.0.0.1"]\n[tracking]\n'
+                      '"news.acme.example" = "aggregate"\n')
+    env = {**os.environ, "MAILFLOW_TRACK_KEYS": KEYS, "MAILFLOW_KAFKA_BROKERS":
+           broker.bootstrap, "MAILFLOW_TRACK_PORT": "0", "MAILFLOW_DATA_DIR": str(tmp_path),
+           "MAILFLOW_CONFIG": str(config)}
+    proc = subprocess.Popen([sys.executable, "-m", "mailflow", "track"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("mailflow track on http://127.0.0.1:"), proc.stderr.read()
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/c/" + token(issued=int(time.time()) - 60),
+                     headers={"User-Agent": BROWSER, "X-Forwarded-For": "203.0.113.9"})
+        assert conn.getresponse().status == 302
+        conn.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    [click] = [orjson.loads(m.value()) for m in consume_all(broker.bootstrap, "email.clicks")]
+    assert click["ip"] == "203.0.113.0" and click["recipient_hash"] == "aggregate"
