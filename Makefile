@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv fuzz
+.PHONY: demo test lint bench clean venv fuzz browser
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "python3.11 is required (set PYTHON=...)"; exit 1; }
@@ -17,10 +17,28 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
+# Debian's Chromium for the browser tests (tests/browser.py drives it through Playwright's
+# Python package, never with a browser build of Playwright's own). Installed only when missing;
+# the package lists are refreshed only when the install cannot find the package without it.
+# The tests read the same MAILFLOW_CHROMIUM (set it for a Chromium elsewhere).
+MAILFLOW_CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0 \
+            -o DPkg::Lock::Timeout=300
+APT_PKGS := chromium
+
+$(MAILFLOW_CHROMIUM):
+	@echo "installing Debian's chromium (browser tests)"
+	@$(APT) install -y --no-install-recommends $(APT_PKGS) >/dev/null 2>&1 \
+	  || { $(APT) update >/dev/null && $(APT) install -y --no-install-recommends $(APT_PKGS) >/dev/null; }
+	@test -x $(MAILFLOW_CHROMIUM) || { echo "$(MAILFLOW_CHROMIUM) missing after installing $(APT_PKGS)"; exit 1; }
+
+browser: $(MAILFLOW_CHROMIUM)
+
 demo: $(STAMP)
 	$(BIN)/mailflow demo
 
-test: $(STAMP)
+test: $(STAMP) $(MAILFLOW_CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 # the API's property-based tests with fresh random data (the default run is seeded)
