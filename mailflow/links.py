@@ -63,9 +63,9 @@ def _template(settings: Settings, args: object, dev: bool, now: float) -> LinkCl
     local, at, domain = recipient.rpartition("@")
     if not at or not local or not domain:
         raise ConfigError(f"--recipient must be an email address, not {recipient!r}")
-    aggregate = bool(getattr(args, "aggregate", False)) or bool(
-        {args.sender, getattr(args, "campaign", "") or ""}  # type: ignore[attr-defined]
-        & {name.strip() for name in settings.track_aggregate if name.strip()})
+    # the same rule as the edge: `track_aggregate`, then `[tracking]` (sender or sender/campaign)
+    aggregate = bool(getattr(args, "aggregate", False)) or settings.tracking_mode(
+        args.sender, getattr(args, "campaign", "") or "") == "aggregate"  # type: ignore[attr-defined]
     recipient_hash = "" if aggregate else hasher_for(settings, dev).recipient(recipient)
     ttl = getattr(args, "ttl", None)
     ttl = settings.track_link_ttl_s if ttl is None else ttl

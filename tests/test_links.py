@@ -557,3 +557,19 @@ def test_senders_and_campaigns_configured_aggregate_get_no_recipient_hash(flag, 
                         *[x for kv in args.items() for x in kv], env=env, timeout=120)
     got = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
     assert got.tracking == "person" and len(got.recipient_hash) == 32
+
+
+def test_links_follow_the_edges_tracking_table_too(tmp_path):
+    """`[tracking]` (the edge's table) and `track_aggregate` decide alike for `links`."""
+    config = tmp_path / "mailflow.toml"
+    config.write_text('[tracking]\n"s.example/quiet" = "aggregate"\n')
+    env = {**ENV, "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_CONFIG": str(config)}
+    tokens = {}
+    for campaign in ("quiet", "loud"):
+        proc = mailflow_cmd("links", "sign", "--dev", "--url", "https://a.example/",
+                            "--message-id", "m", "--recipient", "a@example.org",
+                            "--sender", "s.example", "--campaign", campaign, env=env,
+                            timeout=120)
+        tokens[campaign] = verify(proc.stdout.strip().rsplit("/", 1)[1], KEYS, now=NOW)
+    assert tokens["quiet"].tracking == "aggregate" and tokens["quiet"].recipient_hash == ""
+    assert tokens["loud"].tracking == "person" and tokens["loud"].recipient_hash
