@@ -22,7 +22,7 @@ def compose() -> dict:
 
 def test_services_images_and_health_checks():
     services = compose()["services"]
-    assert set(services) == {"kafka", "clickhouse", "job", "ingest", "api", "grafana"}
+    assert set(services) == {"kafka", "clickhouse", "job", "ingest", "api", "track", "grafana"}
     for name, svc in services.items():
         assert "healthcheck" in svc, name
         assert svc.get("restart") == "unless-stopped", name
@@ -39,9 +39,10 @@ def test_ports_and_environment():
     services = compose()["services"]
     assert "8780:8780" in services["ingest"]["ports"]
     assert "8770:8770" in services["api"]["ports"]
+    assert "8790:8790" in services["track"]["ports"]
     assert "3000:3000" in services["grafana"]["ports"]
     known = {f"MAILFLOW_{f.name.upper()}" for f in dataclasses.fields(Settings)}
-    for name in ("job", "ingest", "api"):
+    for name in ("job", "ingest", "api", "track"):
         env = services[name]["environment"]
         assert env["MAILFLOW_KAFKA_BROKERS"] == "kafka:9092"
         assert env["MAILFLOW_CLICKHOUSE_URL"].startswith("http://")
@@ -83,7 +84,8 @@ def test_grafana_dashboard_queries_run_against_the_schema(tmp_path):
 SECRETS = {"ingest": {"MAILFLOW_INGEST_TOKEN", "MAILFLOW_SENDGRID_PUBLIC_KEY",
                       "MAILFLOW_MAILGUN_SIGNING_KEY", "MAILFLOW_POSTMARK_BASIC_AUTH",
                       "MAILFLOW_SPARKPOST_BASIC_AUTH", "MAILFLOW_SES_TOPIC_ARNS"},
-           "api": {"MAILFLOW_API_TOKENS"}}
+           "api": {"MAILFLOW_API_TOKENS"},
+           "track": {"MAILFLOW_TRACK_KEYS", "MAILFLOW_TRACK_BASE_URL"}}
 _REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")
 
 
