@@ -77,8 +77,6 @@ DEFAULT_QUEUES: dict[str, str] = {
 _BASE_PRIORITY = {"complaint": 60, "interested": 55, "support_question": 45,
                   "unsubscribe_request": 35, "wrong_person": 30, "other": 25,
                   "not_interested": 15, "out_of_office": 0, "auto_reply_other": 0}
-#: Feedback actions the helpdesk sends.
-FEEDBACK_ACTIONS = ("reassigned", "relabelled", "first_response", "resolved")
 _MAX_SUBJECT, _MAX_BODY = 1000, 64 * 1024
 _HTML = re.compile(r"<(html|body|div|p|br|table|span)\b", re.IGNORECASE)
 _DIGITS = re.compile(r"\+?\d[\d ()./-]{5,}\d")
@@ -494,10 +492,6 @@ class ReplyDesk:
     def waiting_feedback(self) -> int:
         """Feedback about replies not (yet) seen: kept `keep_days`, counted, never lost."""
         return sum(len(v) for v in self.early.values())
-
-    def accuracy(self) -> float:
-        """Prequential: the share of graded replies whose first route had the right intent."""
-        return self.correct / self.graded if self.graded else 0.0
 
     # -- housekeeping -----------------------------------------------------------------------
     def expire(self, ts_ms: int) -> int:
