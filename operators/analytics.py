@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from operators.attribution import AttributionBook, Credit, Touch
-from operators.bounces import BounceVerdict
+from operators.bounces import BounceVerdict, suppression_reason
 from operators.convergence import (
     CONVERSION,
     DELIVERY,
@@ -92,9 +92,6 @@ _INTERACTIONS = frozenset({"open", "click"})
 #: or an out-of-office is not one, an unsubscribe request or a complaint is negative.
 ENGAGING_REPLIES = frozenset({"interested", "support_question", "other"})
 _NEGATIVE_REPLIES = frozenset({"unsubscribe_request", "complaint"})
-#: Events that suppress their recipient for good (as `schemas.rows.SUPPRESSING`; hard
-#: bounces when a wording, code or the provider says so).
-_SUPPRESSING = frozenset({"unsubscribe", "complaint"})
 
 
 def message_key_for(message_id: str, recipient_hash: str) -> str:
@@ -642,11 +639,9 @@ class RecipientAnalytics:
             elif etype in ("complaint", "unsubscribe") or (
                     etype == "bounce" and bounce is not None and bounce.bounce_class == "hard"):
                 facts.append(FlowFact(ev.ts_ms, flow, ev.recipient_hash, NEGATIVE))
-        if etype in _SUPPRESSING:
-            self._suppressed(ev, etype, out)
-        elif etype == "bounce" and bounce is not None and bounce.bounce_class == "hard" \
-                and bounce.source != "model":
-            self._suppressed(ev, "hard_bounce", out)
+        reason = suppression_reason(etype, bounce)  # the parse step's own rule
+        if reason is not None:
+            self._suppressed(ev, reason, out)
         out.facts.extend(facts)
         out.facts.append(MinuteEvent(
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,

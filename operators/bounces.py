@@ -290,6 +290,27 @@ _META = frozenset("()[]{}?*+|^$.\\")
 _LEADING_GROUP = re.compile(r"(\\b)?\(\?:([^()]*)\)(?![?*+{])")
 
 
+#: Why an event suppresses its recipient for good (hard bounces only: a block is not the
+#: address's fault).
+SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribe"}
+
+
+def suppression_reason(event_type: str, bounce: BounceVerdict | None) -> str | None:
+    """Why an event suppresses its recipient for good, or None. Hard bounces suppress only
+    when wording, status code or the provider say so: a guess of the text model never
+    costs a contact.
+
+    >>> suppression_reason("unsubscribe", None), suppression_reason("open", None)
+    ('unsubscribe', None)
+    >>> suppression_reason("bounce", BounceVerdict("hard", 0.6, "model")) is None
+    True
+    """
+    if event_type == "bounce":
+        certain = bounce is not None and bounce.source != "model"
+        return "hard_bounce" if certain and bounce.bounce_class == "hard" else None
+    return SUPPRESSING.get(event_type)
+
+
 def _expand(alternative: str) -> list[str]:
     """`(?:a|b) x` -> [`a x`, `b x`], so the trie can share what follows the choice."""
     m = _LEADING_GROUP.match(alternative)

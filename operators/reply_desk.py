@@ -318,7 +318,6 @@ class ReplyDesk:
         self.model = model  # operators.reply_model.ReplyModel, or None: rules only
         self.pending: dict[str, _Pending] = {}
         self.early: dict[str, list[FeedbackFact]] = {}  # feedback before its reply
-        self.replies = 0
         self.by_intent: dict[str, int] = {}  # routed replies per intent
         self.by_action: dict[str, int] = {}  # hold, suppress, review, route
         self.duplicates = 0
@@ -336,7 +335,6 @@ class ReplyDesk:
         if fact.reply_id and fact.reply_id in self.pending:
             self.duplicates += 1
             return None, []
-        self.replies += 1
         read, policy = fact.read, self.policy
         prior = read.verdict
         intent, confidence, scores, model, terms = prior.intent, prior.confidence, \

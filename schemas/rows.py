@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import orjson
 
+from operators import bounces
 from operators.attribution import Credit
 from operators.bounces import BounceVerdict
 from operators.convergence import ConvergenceRow
@@ -85,17 +86,9 @@ def decision_key(d: Decision) -> bytes:
 SUPPRESSION_COLUMNS: tuple[str, ...] = ("recipient_hash", "reason", "ts", "sender", "domain",
                                         "event_id", "until")
 
-#: Why an event suppresses its recipient (hard bounces only: a block is not the address's fault).
-SUPPRESSING = {"complaint": "complaint", "unsubscribe": "unsubscribe"}
-
-
 def suppression_reason(ev: Event, bounce: BounceVerdict | None) -> str | None:
-    """Hard bounces suppress only when wording, status code or the provider say so:
-    a guess of the text model never costs a contact."""
-    if ev.type == "bounce":
-        certain = bounce is not None and bounce.source != "model"
-        return "hard_bounce" if certain and bounce.bounce_class == "hard" else None
-    return SUPPRESSING.get(ev.type)
+    """Why `ev` suppresses its recipient for good (`operators.bounces.suppression_reason`)."""
+    return bounces.suppression_reason(ev.type, bounce)
 
 
 def suppression_record(ev: Event, reason: str) -> dict:
