@@ -71,6 +71,14 @@ class Settings:
     # the reply text model a job starts from: corpus (the bundled corpus), empty (learns from
     # the helpdesk's feedback only) or off (the rules alone)
     reply_model: str = "corpus"
+    # control-group lift (issue 19): outcome windows after assignment (days, comma-separated
+    # in the environment), the conversion goal counted ("" any), campaigns as units too
+    lift_windows_days: list[str] = field(default_factory=lambda: ["7"])
+    lift_goal: str = ""
+    lift_campaigns: int = 1
+    # policy experiments' control share (`[experiment_shares]`, name -> share), for the
+    # sample-ratio test of `lift_segments`; unnamed experiments are not tested
+    experiment_shares: dict[str, Any] = field(default_factory=dict)
     # decision API (`mailflow serve`)
     api_host: str = "127.0.0.1"
     api_tokens: str = ""  # comma-separated bearer tokens; empty: none (loopback or --insecure)
@@ -146,6 +154,21 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    def lift_windows(self) -> tuple[int, ...]:
+        """The control-group outcome windows in days, ascending.
+
+        >>> Settings(lift_windows_days=["30", "7"]).lift_windows()
+        (7, 30)
+        """
+        try:
+            days = tuple(sorted({int(d) for d in self.lift_windows_days}))
+        except ValueError:
+            raise ConfigError(f"lift_windows_days must be whole days, got "
+                              f"{','.join(self.lift_windows_days)!r}") from None
+        if not days or days[0] < 1 or days[-1] > 365:
+            raise ConfigError("lift_windows_days must name 1 to 365 days, e.g. 7 or 7,30")
+        return days
+
     def throttle_policy(self) -> Any:
         from operators.throttle import ThrottlePolicy
 
@@ -214,6 +237,11 @@ class Settings:
             raise ConfigError("input_topics must name at least one topic")
         self.throttle_policy()
         self.routing_policy()
+        self.lift_windows()
+        for name, share in self.experiment_shares.items():
+            if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+                raise ConfigError(f"[experiment_shares] {name}: a control share between 0 "
+                                  f"and 1, got {share!r}")
         for key, mode in self.tracking.items():
             if mode not in ("person", "aggregate"):
                 raise ConfigError(f"[tracking] {key}: must be \"person\" or \"aggregate\", "

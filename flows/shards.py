@@ -62,6 +62,7 @@ from flows.settings import Settings
 from flows.stats import STATS
 from operators.analytics import (
     MODELS,
+    TIMED_FACTS,
     AnalyticsBatch,
     Fact,
     FlowAggregates,
@@ -70,7 +71,7 @@ from operators.analytics import (
     fact_key,
 )
 from operators.bounces import BounceVerdict
-from operators.journeys import JourneyFact
+from operators.lift import TABLE_SCOPES, LiftShares
 from operators.ordering import EventTimeGate
 from operators.personas import PersonaBook
 from operators.throttle import Signal
@@ -98,6 +99,16 @@ EVENTS, ATTRIBUTION, METRICS, CONVERGENCE = ("mailflow.events", "mailflow.attrib
 PROFILES = "mailflow.recipient_profiles"
 #: Tables whose rows an erasure deletes, and the column holding the recipient hash.
 ERASABLE = erasable_tables(out.TABLE_COLUMNS)
+
+
+def lift_shares(settings: Settings) -> LiftShares:
+    """The configured control-group split (what the sample-ratio tests expect)."""
+    return LiftShares(
+        float(getattr(settings, "global_control_share", 0.0)),
+        float(getattr(settings, "holdout_share", 0.0)),
+        {str(k): float(v) for k, v in (getattr(settings, "holdouts", None) or {}).items()},
+        frozenset(getattr(settings, "transactional_flows", None) or ()),
+        {str(k): float(v) for k, v in settings.experiment_shares.items()})
 
 
 def shard_of(text: str, shards: int) -> int:
@@ -236,6 +247,9 @@ class ShardState:
         self.signals.slack_ms = settings.order_slack_ms
         self.analytics.configure(settings.attribution_window_s, settings.allowed_lateness_s,
                                  settings.label_window_s, settings.flow_window_s)
+        self.analytics.configure_lift(settings.lift_windows(), settings.lift_goal,
+                                      lift_shares(settings).transactional,
+                                      bool(settings.lift_campaigns))
 
     def progress_for(self, merge: str) -> int:
         return self.reported_models if merge == MODELS else self.reported
@@ -363,7 +377,7 @@ class ShardLogic(op.StatefulBatchLogic):
                     for fact in facts:
                         # journey timers carry their due time (never before what this
                         # shard reported: `_report` fires them as event time passes)
-                        stamp = fact.ts_ms if type(fact) is JourneyFact else st.clock
+                        stamp = fact.ts_ms if type(fact) in TIMED_FACTS else st.clock
                         stamped.append((stamp, st.seq, fact))
                         st.seq += 1
                     facts.clear()
@@ -383,6 +397,14 @@ class ShardLogic(op.StatefulBatchLogic):
         st = self.state
         if final:
             frontier = END_MS
+            # Control-group windows still open: the merges report them only if no window
+            # of their unit closed (stamped where this shard's facts may still go).
+            ends = empty_batch()
+            st.analytics.lift_pending(ends)
+            floor = max(st.clock, st.reported, st.reported_models)
+            for fact in ends.facts:
+                batch.facts.append((max(fact.ts_ms, floor), st.seq, fact))
+                st.seq += 1
         else:
             frontier = st.events.open_below
             if st.queued:
@@ -473,6 +495,9 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
         ("mailflow.reply_feedback", [out.feedback_row(f) for f in a.feedback]),
         ("mailflow.suppressions", [out.reply_suppression_row(s)
                                    for s in a.reply_suppressions]),
+        ("mailflow.lift", [out.lift_row(r) for r in a.lift if r.scope in TABLE_SCOPES]),
+        ("mailflow.lift_segments", [out.lift_segment_row(r) for r in a.lift
+                                    if r.scope not in TABLE_SCOPES]),
     ]
     kafka = (
         [KafkaSinkMessage(sc.message_id.encode(), orjson.dumps(out.score_record(sc)),
@@ -527,6 +552,7 @@ class MergeLogic(op.StatefulBatchLogic):
                                   bool(settings.reset_on_drift))
         self.aggregates.configure_flows(settings.propensity_step, settings.stop_mailing_below,
                                         settings.flow_window_s, settings.forecast_alert_margin)
+        self.aggregates.configure_lift(lift_shares(settings), settings.lift_goal)
         self.aggregates.configure_replies(settings.routing_policy(),
                                           partial(starting_reply_model, settings.reply_model))
 

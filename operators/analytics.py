@@ -69,6 +69,7 @@ from operators.learning import (
     Sent,
     message_key,
 )
+from operators.lift import LiftAssigned, LiftBook, LiftOutcome, LiftRow, LiftShares, LiftUnits
 from operators.metrics import MinuteEvent, MinuteMetrics, MinuteRow
 from operators.model_quality import ModelQuality
 from operators.personas import PersonaBook, Profile, Scored
@@ -88,6 +89,14 @@ from operators.send_time import SendTime, SendTimeBook
 from operators.variants import Allocation, VariantBandit
 
 _INTERACTIONS = frozenset({"open", "click"})
+#: What control groups hear of (besides holdouts): assignments and outcomes.
+_LIFT_TYPES = frozenset({"sent", "delivered", "conversion", "unsubscribe", "complaint", "click"})
+_HUMAN = Interaction(True, "", 0.0)
+
+
+def _attr(attrs: dict, name: str) -> str:
+    value = attrs.get(name) if attrs else None
+    return value if type(value) is str else ""
 #: Replies that are a genuine engagement (rules' intent, read in the parse step); a refusal
 #: or an out-of-office is not one, an unsubscribe request or a complaint is negative.
 ENGAGING_REPLIES = frozenset({"interested", "support_question", "other"})
@@ -124,11 +133,16 @@ class ForgetRecipient(NamedTuple):
 
 #: What a shard hands the aggregates, and the key each is aggregated under.
 Fact = (MinuteEvent | FlowFact | Sent | Delivered | Labelled | Bounced | ForgetMessages
-        | ForgetRecipient | JourneyFact | ReplyFact | FeedbackFact | Suppressed)
+        | ForgetRecipient | JourneyFact | ReplyFact | FeedbackFact | Suppressed | LiftAssigned
+        | LiftOutcome)
 #: The aggregate of every model fact: the models see all recipients, in one order.
 MODELS = "models"
 _MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, JourneyFact,
                           ReplyFact, FeedbackFact, Suppressed})
+
+
+#: Facts a timer made, stamped with when it was due (not when it was noticed).
+TIMED_FACTS = frozenset({JourneyFact, LiftOutcome})
 
 
 def fact_key(fact: Fact) -> str:
@@ -140,6 +154,8 @@ def fact_key(fact: Fact) -> str:
         return "f:" + fact.flow_id
     if kind in _MODEL_FACTS:
         return MODELS
+    if kind is LiftAssigned or kind is LiftOutcome:
+        return "l:" + fact.scope + "|" + fact.key
     return ""
 
 
@@ -165,6 +181,7 @@ class AnalyticsBatch(NamedTuple):
     reply_suppressions: list[ReplySuppression]
     feedback: list[FeedbackRow]
     erased_routes: list[str]  # reply ids of an erased person: tombstones on mailflow.routes
+    lift: list[LiftRow]  # lift and lift_segments
 
 
 def empty_batch() -> AnalyticsBatch:
@@ -192,6 +209,7 @@ class FlowAggregates:
     #: How a desk is made: `configure_replies` (the policy, and the starting text model).
     _routing: RoutingPolicy | None = None
     _reply_model: Callable[[], Any] | None = None
+    lift: LiftBook | None = None  # class default: snapshots from before control groups
 
     def __init__(self, allowed_lateness_s: int = 3600, windows: dict[str, int] | None = None,
                  label_window_s: int = 86_400, reset_on_drift: bool = False):
@@ -202,6 +220,7 @@ class FlowAggregates:
         self.forecast = CohortForecast()
         self.quality = ModelQuality()
         self.bandit = VariantBandit()
+        self.lift = LiftBook()
         self._last_ts = 0
         self._advanced_minute = -1
 
@@ -223,6 +242,18 @@ class FlowAggregates:
         self.propensity.configure(propensity_step, stop_mailing_below, flow_window_s)
         self.forecast.configure(window_days=max(1, -(-flow_window_s // 86_400)),
                                 alert_margin=alert_margin)
+
+    def configure_lift(self, shares: LiftShares, goal: str = "") -> None:
+        """Control groups (after a restart too): the configured split the sample-ratio
+        test expects, and the goal the rows name."""
+        if self.lift is None:
+            self.lift = LiftBook()
+        self.lift.configure(shares, goal)
+
+    def _lift(self) -> LiftBook:
+        if self.lift is None:
+            self.lift = LiftBook()
+        return self.lift
 
     def configure_replies(self, policy: RoutingPolicy,
                           model: Callable[[], Any] | None = None) -> None:
@@ -311,6 +342,8 @@ class FlowAggregates:
                     self._move(move, fact.ts_ms)
             elif kind is ForgetRecipient:
                 self.convergence.forget(fact.recipient_hash)
+            elif kind is LiftAssigned or kind is LiftOutcome:
+                self._lift().observe(fact)
 
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (every fact before it has been applied): report the
@@ -323,6 +356,8 @@ class FlowAggregates:
         # is filed under its own, earlier minute).
         minute = ts_ms // MINUTE_MS
         new_minute = minute != self._advanced_minute
+        if self.lift is not None:
+            self.lift.advance(ts_ms, out.lift)
         if new_minute:
             self._advanced_minute = minute
             out.convergence.extend(self.convergence.observe(FlowFact(ts_ms, "", "", DELIVERY)))
@@ -368,6 +403,8 @@ class FlowAggregates:
         out.minutes.extend(self.minutes.flush())
         out.convergence.extend(self.convergence.flush())
         out.model_metrics.extend(self.quality.flush(self._last_ts))
+        if self.lift is not None:
+            self.lift.flush(out.lift)
 
 
 class RecipientAnalytics:
@@ -389,6 +426,7 @@ class RecipientAnalytics:
     track_journeys = True
     revenue: dict[str, float] | None = None  # recipient hash -> conversions' value so far
     suppressed: set[str] | None = None  # recipients suppressed for good by an event
+    lift: LiftUnits | None = None  # class default: snapshots from before control groups
 
     def __init__(self, attribution_window_s: int = 7 * 86_400, half_life_s: int = 86_400,
                  allowed_lateness_s: int = 3600, label_window_s: int = 86_400,
@@ -401,6 +439,7 @@ class RecipientAnalytics:
         self.history = HistoryBook(label_window_ms=label_window_s * 1000)
         self.journeys = JourneyBook(flow_window_s)
         self.send_times = SendTimeBook()
+        self.lift = LiftUnits()
         self._expired_minute = -1
         self._last_ts = 0
         self._guard_ms = allowed_lateness_s * 1000
@@ -415,6 +454,19 @@ class RecipientAnalytics:
         self.tracker.set_ttl(max(attribution_window_s, label_window_s))
         self.history.label_window_ms = label_window_s * 1000
         self._guard_ms = allowed_lateness_s * 1000
+
+    def configure_lift(self, windows_days: tuple[int, ...], goal: str = "",
+                       transactional: frozenset[str] = frozenset(),
+                       campaigns: bool = True) -> None:
+        """Control groups: outcome windows, the goal, the flows never held out."""
+        if self.lift is None:
+            self.lift = LiftUnits()
+        self.lift.configure(windows_days, goal, transactional, campaigns)
+
+    def lift_pending(self, out: AnalyticsBatch) -> None:
+        """The input ended: every control-group window still open, as it stands."""
+        if self.lift is not None:
+            self.lift.pending(self._last_ts, out.facts)
 
     def apply(self, items: list[tuple[Event, BounceVerdict | None]],
               out: AnalyticsBatch | None = None) -> AnalyticsBatch:
@@ -462,6 +514,8 @@ class RecipientAnalytics:
             self.revenue.pop(recipient_hash, None)
         if self.suppressed:
             self.suppressed.discard(recipient_hash)
+        if self.lift is not None:
+            report["lift"] = self.lift.forget(recipient_hash)
         erased = dict(self._erased or {})
         erased[recipient_hash] = max(up_to_ms, erased.get(recipient_hash, up_to_ms))
         self._erased = erased
@@ -559,6 +613,18 @@ class RecipientAnalytics:
                 r in (self.suppressed or ())))
         return ev
 
+    def _lift(self, ev: Event, interaction: Interaction, out: AnalyticsBatch) -> None:
+        """Control groups: an assignment (a send or a holdout) or an outcome."""
+        lift = self.lift
+        if lift is None:
+            return
+        if lift.due(ev.ts_ms):
+            lift.advance(ev.ts_ms, out.facts)
+        a = ev.attrs
+        lift.observe(ev.type, ev.ts_ms, ev.recipient_hash, ev.flow_id, ev.campaign_id,
+                     _attr(a, "group"), _attr(a, "experiment"), _attr(a, "arm"), ev.goal,
+                     ev.value, interaction.is_human, out.facts)
+
     def advance(self, ts_ms: int, out: AnalyticsBatch) -> None:
         """Event time reached `ts_ms` (no event before it is still to come): the journey
         timers due by then fire, as facts stamped with their due time (so the models see
@@ -566,6 +632,9 @@ class RecipientAnalytics:
         journeys, history = self.journeys, self.history
         if journeys.due(ts_ms):
             out.facts.extend(journeys.tick(ts_ms, lambda h: history.numbers(h, ts_ms)))
+        lift = self.lift
+        if lift is not None and lift.due(ts_ms):
+            lift.advance(ts_ms, out.facts)
 
     def _journeys(self, ev: Event, mkey: str, interaction: Interaction,
                   bounce: BounceVerdict | None, attributed: tuple[str, ...],
@@ -598,6 +667,11 @@ class RecipientAnalytics:
             out.facts.append(FeedbackFact(ev.ts_ms, str(a.get("reply_id", "")),
                                           str(a.get("action", "")), str(a.get("queue") or ""),
                                           str(a.get("intent") or "")))
+            return
+        if etype == "holdout":  # a message deliberately not sent: nothing else hears of it
+            self._lift(ev, _HUMAN, out)
+            out.events.append(Enriched(ev, None, _HUMAN, ()))
+            self._last_ts = max(self._last_ts, ev.ts_ms)
             return
         if etype == "reply":
             ev = self._reply(ev, out)
@@ -647,6 +721,8 @@ class RecipientAnalytics:
             ev.ts_ms, ev.sender, ev.domain, ev.campaign_id, flow, etype, interaction.is_human,
             bounce.bounce_class if bounce is not None else "", ev.value, interaction.latency_s))
         out.events.append(Enriched(ev, bounce, interaction, attributed))
+        if etype in _LIFT_TYPES:
+            self._lift(ev, interaction, out)
         self._learn(ev, mkey, interaction, bounce, credits, out)
         if self.track_journeys:
             self._journeys(ev, mkey, interaction, bounce, attributed, out)
@@ -705,12 +781,12 @@ class EngagementAnalytics:
             recipients.apply([item], out)
             # Every event moves the books' minute, as in the unsharded job; journey timers
             # come stamped with their due time (before the event), as the merge orders them.
-            for fact in facts:
-                if type(fact) is JourneyFact and fact.ts_ms < item[0].ts_ms:
-                    aggregates.advance(fact.ts_ms, out)
-                    aggregates.apply([fact], out)
+            timed = [f for f in facts if type(f) in TIMED_FACTS and f.ts_ms < item[0].ts_ms]
+            for fact in sorted(timed, key=lambda f: f.ts_ms):
+                aggregates.advance(fact.ts_ms, out)
+                aggregates.apply([fact], out)
             aggregates.advance(item[0].ts_ms, out)
-            aggregates.apply([f for f in facts if type(f) is not JourneyFact
+            aggregates.apply([f for f in facts if type(f) not in TIMED_FACTS
                               or f.ts_ms >= item[0].ts_ms], out)
             facts.clear()
             if out.personas:

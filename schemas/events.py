@@ -40,6 +40,7 @@ from schemas.topics import (
     DEFAULT_TYPE_BY_TOPIC,
     EVENT_TYPES,
     FEEDBACK_ACTIONS,
+    HOLDOUT_GROUPS,
     REPLY_FEEDBACK_TOPIC,
 )
 
@@ -292,6 +293,8 @@ class EventParser:
             if type(field_value) is not str:  # one pass; None is absent, the rest refused
                 opt[i] = _opt_str(obj, _OPTIONAL_STR[i])
         attrs = {k: v for k, v in obj.items() if k not in _KNOWN_FIELDS}
+        if event_type == "holdout":
+            _holdout_group(attrs)
         reply_id = _reply_fields(attrs) if event_type == "reply" else None
         if event_type == "reply":
             headers = attrs.pop("headers", None) or {}
@@ -367,6 +370,18 @@ class EventParser:
             _opt_str(obj, "sender"), "", "", "", _opt_str(obj, "message_id"), *opt[1:7], 0,
             *opt[7:11], 0.0, opt[11], attrs, topic, partition, offset,
         )
+
+
+def _holdout_group(attrs: dict) -> None:
+    """A holdout's control group: `flow` (the default) or `global`; anything else is refused
+    (a control group misread would move people between arms)."""
+    group = attrs.get("group")
+    if group is None:
+        return
+    if not isinstance(group, str) or group.strip().lower() not in HOLDOUT_GROUPS:
+        raise _Invalid(f"group must be one of {', '.join(HOLDOUT_GROUPS)}, got "
+                       f"{str(group)[:40]!r}")
+    attrs["group"] = group.strip().lower()
 
 
 def _reply_fields(attrs: dict) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import date, timedelta
 
@@ -14,6 +15,8 @@ from operators.convergence import ConvergenceRow
 from operators.engagement import Interaction
 from operators.forecast import CohortOutcome, FlowAlert, ForecastQuality, ForecastRow
 from operators.learning import ModelMetricRow, Score
+from operators.lift import LiftRow
+from operators.lift_stats import estimate
 from operators.metrics import MinuteRow
 from operators.propensity import PropensityRow
 from operators.reply_desk import FeedbackRow, ReplyRead, ReplySuppression, Route
@@ -330,6 +333,43 @@ def allocation_rows(a: Allocation) -> list[tuple]:
             for v, share in sorted(a.allocation.items())]
 
 
+LIFT_MEASURES = (
+    "treated_n", "treated_conv", "control_n", "control_conv", "treated_rate", "control_rate",
+    "abs_lift", "abs_lo95", "abs_hi95", "av_lo95", "av_hi95", "rel_lift",
+    "incremental_conversions", "treated_value", "control_value", "treated_value_per",
+    "control_value_per", "value_lift", "value_lo95", "value_hi95", "incremental_value",
+    "srm_p", "srm_alarm", "expected_control_share", "treated_assigned", "control_assigned",
+    "significant", "crossovers", "partial", "treated_unsub_rate", "treated_complaint_rate",
+    "control_unsub_rate", "control_complaint_rate", "treated_click_rate", "first_assigned")
+LIFT_COLUMNS = ("flow_id", "window_days", "as_of", "goal", *LIFT_MEASURES)
+LIFT_SEGMENT_COLUMNS = ("scope", "segment", "window_days", "as_of", "goal", *LIFT_MEASURES)
+
+
+def _lift_measures(r: LiftRow) -> tuple:
+    t, c = r.treated, r.control
+    e = estimate(t, c, r.treated_assigned, r.control_assigned, r.expected_control_share)
+    e = e._replace(**{name: None for name, v in e._asdict().items()
+                      if type(v) is float and not math.isfinite(v)})  # NULL: no estimate
+    return (t.n, t.conv, c.n, c.conv, e.treated_rate, e.control_rate, e.abs_lift, e.abs_lo95,
+            e.abs_hi95, e.av_lo95, e.av_hi95, e.rel_lift, e.incremental_conversions, t.value,
+            c.value, e.treated_value_per, e.control_value_per, e.value_lift, e.value_lo95,
+            e.value_hi95, e.incremental_value, e.srm_p, int(e.srm_alarm),
+            r.expected_control_share, r.treated_assigned, r.control_assigned,
+            int(e.significant), r.crossovers, int(r.partial), e.treated_unsub_rate,
+            e.treated_complaint_rate, e.control_unsub_rate, e.control_complaint_rate,
+            e.treated_click_rate, r.first_assigned_ms)
+
+
+def lift_row(r: LiftRow) -> tuple:
+    """`lift`: a flow (key) or all marketing ("")."""
+    return (r.key, r.window_days, r.as_of_ms, r.goal, *_lift_measures(r))
+
+
+def lift_segment_row(r: LiftRow) -> tuple:
+    """`lift_segments`: a campaign or a policy experiment."""
+    return (r.scope, r.key, r.window_days, r.as_of_ms, r.goal, *_lift_measures(r))
+
+
 #: Column order per table, for the generic ClickHouse sink.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.events": EVENT_COLUMNS,
@@ -351,4 +391,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "mailflow.forecast_quality": FORECAST_QUALITY_COLUMNS,
     "mailflow.replies": REPLY_COLUMNS,
     "mailflow.reply_feedback": FEEDBACK_COLUMNS,
+    "mailflow.lift": LIFT_COLUMNS,
+    "mailflow.lift_segments": LIFT_SEGMENT_COLUMNS,
 }

@@ -14,6 +14,8 @@ INPUT_TOPICS: dict[str, tuple[str, ...]] = {
     "email.replies": ("reply",),
     # Agents' feedback on routed replies (issue 17): about a reply, not a recipient.
     "email.reply_feedback": ("reply_feedback",),
+    # Control groups (issue 19): the sending system deliberately did not send a message.
+    "email.holdouts": ("holdout",),
 }
 
 #: The `type` a message on a topic gets when it does not name one itself.
@@ -34,8 +36,10 @@ FEEDBACK_ACTIONS: tuple[str, ...] = ("reassigned", "relabelled", "first_response
 
 EVENT_TYPES: tuple[str, ...] = (
     "sent", "delivered", "deferred", "bounce", "dropped", "open", "click",
-    "unsubscribe", "complaint", "conversion", "reply",
+    "unsubscribe", "complaint", "conversion", "reply", "holdout",
 )
+#: The control groups a `holdout` event may name (absent: "flow").
+HOLDOUT_GROUPS: tuple[str, ...] = ("flow", "global")
 
 THROTTLE = "mailflow.throttle"
 SUPPRESSIONS = "mailflow.suppressions"
