@@ -234,3 +234,40 @@ def test_help_explains_lift(capsys):
     for words in ("Intent-to-treat", "Opens are never an outcome", "always-valid",
                   "SPLIT BROKEN", "--plan", "--daily-recipients", "--window-days"):
         assert words in out, words
+
+
+# ---------------------------------------------------------------- the README's numbers
+
+def readme_block(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
+
+
+def test_the_readme_lift_queries_run(filled):
+    from sinks.clickhouse import split_statements
+
+    sql = readme_block("lift-queries").strip().removeprefix("```sql").removesuffix("```")
+    statements = split_statements(sql)
+    assert len(statements) == 2
+    store = ClickHouseStore(f"chdb://{filled / 'clickhouse'}")
+    try:
+        latest = store.query(statements[0])[1]
+        assert [r[0] for r in latest][:1] == ["cart_abandon"]      # the broken split first
+        assert len(latest) == 4
+        days = store.query(statements[1])[1]
+        assert [r[1] for r in days] == [45_000, 90_000]
+    finally:
+        store.close()
+
+
+def test_the_readme_plan_table_is_the_planners():
+    text = (ROOT / "README.md").read_text()
+    table = text.split("| control share | recipients needed |")[1].split("\n\n")[0]
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    assert len(rows) == 4
+    for share, total, control, days, forgone in rows:
+        expected = plan(0.03, 0.005, float(share.strip().rstrip("%")) / 100)
+        assert int(total.replace(",", "")) == expected.total
+        assert int(control.replace(",", "")) == expected.control
+        assert int(days) == math.ceil(expected.total / 5000)
+        assert int(forgone) == round(expected.control * 0.005)
