@@ -309,6 +309,17 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return erase(settings, args.recipient, args.hash, dev=args.dev)
 
 
+def cmd_lift(args: argparse.Namespace) -> int:
+    from mailflow.lift import run_lift, run_plan
+
+    if args.plan:
+        return run_plan(args.baseline, args.mde, args.control_share, args.alpha, args.power,
+                        args.daily_recipients, args.json)
+    settings = _settings(args, "admin_port")
+    _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
+    return run_lift(settings, args.flow, args.window_days, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailflow", description=DESCRIPTION, epilog=EPILOG,
@@ -552,7 +563,37 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output format (default table)")
     sql.add_argument("--admin-port", dest="admin_port", type=int,
                      help="the running job's admin port (default 8765)")
+    from mailflow.lift import HELP as LIFT_HELP
+
+    _lift_options(verb("lift", "what the mail caused: control-group lift per flow (--plan: "
+                       "sizes)", LIFT_HELP, cmd_lift))
     return parser
+
+
+def _lift_options(lift: argparse.ArgumentParser) -> None:
+    lift.add_argument("--flow", action="append", metavar="F",
+                      help="only this flow (repeatable; '' is the global control group)")
+    lift.add_argument("--window-days", dest="window_days", type=int, metavar="N",
+                      help="only this outcome window (default: every window)")
+    lift.add_argument("--json", action="store_true",
+                      help="one JSON document: every column, plus the verdicts in words")
+    lift.add_argument("--admin-port", dest="admin_port", type=int,
+                      help="the running job's admin port (default 8765)")
+    plan = lift.add_argument_group("planning a control group (--plan)")
+    plan.add_argument("--plan", action="store_true",
+                      help="print the recipients needed instead of reading the table")
+    plan.add_argument("--baseline", metavar="RATE",
+                      help="conversion rate without the mail, e.g. 3%% or 0.03")
+    plan.add_argument("--mde", metavar="PP",
+                      help="smallest lift worth detecting, in percentage points, e.g. 0.5")
+    plan.add_argument("--control-share", dest="control_share", metavar="S",
+                      help="share of recipients in control, e.g. 10%% or 0.1")
+    plan.add_argument("--alpha", type=float, default=0.05,
+                      help="two-sided false-positive rate (default 0.05)")
+    plan.add_argument("--power", type=float, default=0.8,
+                      help="chance to detect a lift of --mde (default 0.8)")
+    plan.add_argument("--daily-recipients", dest="daily_recipients", type=int, metavar="N",
+                      help="recipients entering the flow per day: also print days")
 
 
 def _links_verbs(links: argparse.ArgumentParser) -> None:
