@@ -34,6 +34,8 @@ from __future__ import annotations
 import heapq
 from typing import NamedTuple
 
+from operators.lift_stats import Arm
+
 DAY_MS = 86_400_000
 TREATED, CONTROL = 0, 1
 FLOW, GLOBAL, CAMPAIGN, EXPERIMENT = "flow", "global", "campaign", "experiment"
@@ -260,18 +262,6 @@ class LiftUnits:
     def forget(self, recipient: str) -> int:
         """Erase a recipient's assignments (the sums keep what they counted)."""
         return len(self.units.pop(recipient, None) or ())
-
-
-class Arm(NamedTuple):
-    """One arm's sums over the recipients whose window closed (operators.lift_stats)."""
-
-    n: int = 0
-    conv: int = 0
-    value: float = 0.0
-    value_sq: float = 0.0
-    unsub: int = 0
-    complaint: int = 0
-    clicks: int = 0
 
 
 def _add(arm: list, o: LiftOutcome) -> None:
