@@ -89,7 +89,7 @@ class Assigner:
     """Assigns recipients to the treated group, the global control group or a flow's
     holdout (see the module docstring). Immutable; safe to share between threads."""
 
-    __slots__ = ("_key", "_hasher", "salt", "version", "version_id", "global_share",
+    __slots__ = ("_key", "hasher", "salt", "version", "version_id", "global_share",
                  "flow_share", "flow_shares", "transactional")
 
     def __init__(self, key: bytes, salt: str, version: int, global_share: float,
@@ -99,7 +99,7 @@ class Assigner:
             raise ValueError("the assignment is keyed by the recipient hash key "
                              "(MAILFLOW_HASH_KEY); it must not be empty")
         self._key = bytes(key)
-        self._hasher = RecipientHasher(self._key)
+        self.hasher = RecipientHasher(self._key)
         self.salt = check_salt(salt)
         self.version = check_version(version)
         self.version_id = f"v{self.version}:{self.salt}"
@@ -124,7 +124,7 @@ class Assigner:
         """The canonical recipient hash of an address (the job's hash under the same key),
         or a hash as it is (trimmed, lower-cased)."""
         if "@" in recipient:
-            return self._hasher.recipient(recipient)
+            return self.hasher.recipient(recipient)
         return recipient.strip().lower()
 
     def draw(self, recipient_hash: str, flow_id: str | None) -> float:
