@@ -344,7 +344,9 @@ class DecisionApi:
         """`/v1/assignment`: the recipient's control group for a flow (ValueError with a
         client-facing message on a bad query). Needs the client's assigner."""
         assigner = self.client.assigner
-        assert assigner is not None
+        if assigner is None:
+            raise LookupError("control groups are not configured on this server: it needs "
+                              "MAILFLOW_HASH_KEY (the assignment is keyed by it)")
         params: dict[str, str] = {}
         for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
             if name not in ("recipient", "recipient_hash", "flow"):
@@ -608,15 +610,12 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._json(403, {"error": "assignment look-ups need MAILFLOW_API_TOKENS on a "
                                           "non-loopback bind"})
                 return
-            if api.client.assigner is None:
-                self._json(503, {"error": "control groups are not configured on this server: "
-                                          "it needs MAILFLOW_HASH_KEY (the assignment is "
-                                          "keyed by it)"})
-                return
             try:
                 self._json(200, api.assignment(query))
             except ValueError as exc:
                 self._json(400, {"error": str(exc)})
+            except LookupError as exc:  # no assigner on this server
+                self._json(503, {"error": str(exc)})
 
         def _routes(self, query: str) -> None:
             try:

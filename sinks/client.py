@@ -420,18 +420,18 @@ class ThrottleClient:
         now = time.time() if now is None else now
         parts = split_address(recipient.strip()) if "@" in recipient else None
         domain = provider_key(parts[1] if parts else recipient.strip().lower())
-        assigning = flow_id is not None and self.assigner is not None
-        if assigning and parts is None:
+        assigner = self.assigner if flow_id is not None else None
+        if assigner is not None and parts is None:
             raise ValueError("a holdout decision (flow_id) needs the recipient's address")
         record = None
         if parts is not None and self.hasher is not None:
+            recipient = self.hasher.recipient(recipient)  # hashed once, for both look-ups
             record = self.suppression(recipient, now)
         e = self.throttle(sender, domain, now)
         if record is None:
             allowed = e.action != "pause"
-            if allowed and assigning:
-                assert self.assigner is not None and flow_id is not None
-                group = self.assigner.assign(recipient, flow_id).group
+            if allowed and assigner is not None and flow_id is not None:
+                group = assigner.assign(recipient, flow_id).group
                 if group != TREATED:
                     return SendPermission(False, 0.0, e.action, "holdout", None, domain,
                                           False, group=group)
