@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -279,3 +282,43 @@ def test_the_endpoint_is_get_only_and_documented(stack):
     assert OPENAPI["components"]["schemas"]["Assignment"]["required"] == [
         "recipient_hash", "flow_id", "group", "holdout", "version", "global_share",
         "flow_share", "transactional"]
+
+
+# -- mailflow serve ---------------------------------------------------------------------
+
+def serve_env(bootstrap: str, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    env.update(MAILFLOW_KAFKA_BROKERS=bootstrap, MAILFLOW_LOG_FORMAT="text", **settings)
+    return env
+
+
+def test_serve_assigns_with_the_configured_shares_salt_and_key(stack, tmp_path):
+    """The real verb: settings from the environment and the config file reach the answer."""
+    (tmp_path / "mailflow.toml").write_text('[holdouts]\nonboarding = 0.2\n')
+    env = serve_env(stack[0].bootstrap, MAILFLOW_HASH_KEY=DEV_HASH_KEY.decode(),
+                    MAILFLOW_GLOBAL_CONTROL_SHARE="0.3", MAILFLOW_HOLDOUT_SHARE="0.5",
+                    MAILFLOW_TRANSACTIONAL_FLOWS="receipts")
+    proc = subprocess.Popen([sys.executable, "-m", "mailflow", "serve", "--port", "0"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once listening
+        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        for address in (GLOBAL, FLOW, TREATED):
+            # the same settings as the in-process ASSIGNER: the same answers
+            assert assignment(port, recipient=address, flow="welcome") == assignment(
+                stack[2].port, recipient=address, flow="welcome")
+        assert assignment(port, recipient=FLOW, flow="onboarding")[1]["flow_share"] == 0.2
+        assert assignment(port, recipient=GLOBAL, flow="receipts")[1]["holdout"] is False
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_serve_refuses_a_share_of_one_or_more(tmp_path):
+    env = serve_env("127.0.0.1:1", MAILFLOW_HASH_KEY="k" * 32,
+                    MAILFLOW_GLOBAL_CONTROL_SHARE="5")  # 5%, written as a percentage
+    done = subprocess.run([sys.executable, "-m", "mailflow", "serve", "--port", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "MAILFLOW_GLOBAL_CONTROL_SHARE" in done.stderr and "e.g. 0.05" in done.stderr
