@@ -111,6 +111,14 @@ class Settings:
     tracking: dict[str, Any] = field(default_factory=dict)
     # senders or campaign ids whose links carry no recipient hash (tracking = "aggregate")
     track_aggregate: list[str] = field(default_factory=list)
+    # control groups (schemas/assignment.py), keyed by hash_key: a new salt or version
+    # starts new groups; transactional flows are exempt from both kinds
+    holdout_share: float = 0.0  # per-flow holdout share (flows without a [holdouts] entry)
+    global_control_share: float = 0.0  # no marketing at all, one draw per recipient
+    holdout_salt: str = "control-1"
+    holdout_version: int = 1
+    holdouts: dict[str, Any] = field(default_factory=dict)  # [holdouts] flow id -> share
+    transactional_flows: list[str] = field(default_factory=list)  # flow ids (comma-sep.)
 
     def tracking_mode(self, sender: str, campaign: str = "") -> str:
         """The mode for a sender's campaign ("person" or "aggregate"): `track_aggregate`
@@ -186,6 +194,24 @@ class Settings:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[routing]: {exc}") from None
 
+    def check_control_groups(self) -> None:
+        """The control-group settings as `Assigner` takes them (ConfigError otherwise)."""
+        from schemas.assignment import check_salt, check_share, check_version
+
+        try:
+            check_share(self.holdout_share, "holdout_share (MAILFLOW_HOLDOUT_SHARE)")
+            check_share(self.global_control_share,
+                        "global_control_share (MAILFLOW_GLOBAL_CONTROL_SHARE)")
+            check_salt(self.holdout_salt, "holdout_salt (MAILFLOW_HOLDOUT_SALT)")
+            check_version(self.holdout_version, "holdout_version")
+            for flow, share in self.holdouts.items():
+                if isinstance(share, dict):  # `shop.cart = 0.1` is a table in TOML
+                    raise ValueError(f"[holdouts] {flow}: a table, not a share; quote a flow "
+                                     f"id with dots (\"{flow}.x\" = 0.1)")
+                check_share(share, f"[holdouts] {flow}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
     def retention_days(self) -> dict[str, int]:
         """Retention setting name -> days (what `ClickHouseStore.apply_retention` takes)."""
         return {name: getattr(self, name) for name in (
@@ -246,6 +272,7 @@ class Settings:
             if mode not in ("person", "aggregate"):
                 raise ConfigError(f"[tracking] {key}: must be \"person\" or \"aggregate\", "
                                   f"got {mode!r}")
+        self.check_control_groups()
         if self.reply_model not in ("corpus", "empty", "off"):
             raise ConfigError(f"reply_model must be corpus, empty or off, got "
                               f"{self.reply_model!r}")

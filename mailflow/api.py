@@ -4,8 +4,10 @@ It materialises `mailflow.throttle` and `mailflow.suppressions` (and, for helpde
 the newest `mailflow.routes`) with a `ThrottleClient` and answers from memory; the
 OpenAPI document is at `/openapi.json`. With `MAILFLOW_API_TOKENS` set, every `/v1`
 endpoint wants `Authorization: Bearer <one of them>`; on a non-loopback bind without
-tokens (`--insecure`) suppression and route look-ups are refused (403), since they are
-personal data. A suppression with `until` is a hold: `suppressed` only before it.
+tokens (`--insecure`) suppression, route and assignment look-ups are refused (403), since
+they are per-recipient. `/v1/assignment` answers who is in a control group (an `Assigner`
+on the client, schemas/assignment.py); without one it is 503. A suppression with `until`
+is a hold: `suppressed` only before it.
 `/readyz` is 503 unless the materialisation is live (caught up, consumer running).
 A stream client that falls too far behind is dropped; the Kafka consumer never
 waits for one.
@@ -25,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from mailflow.flow_api import FlowQueries, StoreUnavailable
+from mailflow.flow_api import FLOW_ID, FlowQueries, StoreUnavailable
 from mailflow.http import (
     MAX_CONNECTIONS,
     HardenedServer,
@@ -63,6 +65,28 @@ _DECISION = {
     },
 }
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+# an address (no spaces, control characters or URL delimiters) or a recipient hash
+_RECIPIENT_PATTERN = ("^([0-9a-fA-F]{32}|[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+@"
+                      "[^@/?#%\\s\\x00-\\x1f\\x7f-\\x9f]+)$")
+_ASSIGNMENT = {
+    "type": "object",
+    "required": ["recipient_hash", "flow_id", "group", "holdout", "version", "global_share",
+                 "flow_share", "transactional"],
+    "properties": {
+        "recipient_hash": {"type": "string"},
+        "flow_id": {"type": "string", "description": "\"\": the global decision alone"},
+        "group": {"type": "string", "enum": ["treated", "global", "flow"]},
+        "holdout": {"type": "boolean", "description": "in a control group: do not send, "
+                                                      "record a holdout event"},
+        "version": {"type": "string", "description": "v<version>:<salt>: the split"},
+        "global_share": {"type": "number", "minimum": 0, "maximum": 1},
+        "flow_share": {"type": "number", "minimum": 0, "maximum": 1,
+                       "description": "the flow's holdout share among recipients outside "
+                                      "the global control group (0: no flow, or "
+                                      "transactional)"},
+        "transactional": {"type": "boolean", "description": "exempt from control groups"},
+    },
+}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -76,7 +100,7 @@ OPENAPI: dict[str, Any] = {
              "description": "May this sender send to this provider now, and how fast? "
                             "Is this recipient suppressed?"},
     "components": {
-        "schemas": {"Decision": _DECISION, "Error": _ERROR},
+        "schemas": {"Decision": _DECISION, "Error": _ERROR, "Assignment": _ASSIGNMENT},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
     "security": [{"bearer": []}, {}],
@@ -166,6 +190,22 @@ OPENAPI: dict[str, Any] = {
                                    }}}}}}},
                 **_errors(400, 401, 403, 503)},
         }},
+        "/v1/assignment": {"get": {
+            "summary": "Is this recipient in a control group for this flow? (the global control "
+                       "group first, then the flow's holdout; transactional flows are exempt). "
+                       "A holdout: do not send, record a holdout event on email.holdouts",
+            "parameters": [
+                {"name": "recipient", "in": "query", "required": True,
+                 "description": "an address (encode + as %2B) or a 32-hex recipient hash; "
+                                "`recipient_hash=` is accepted in its place",
+                 "schema": {"type": "string", "pattern": _RECIPIENT_PATTERN}},
+                {"name": "flow", "in": "query", "required": False,
+                 "description": "the flow id; omitted: only the global control group decides",
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}],
+            "responses": {"200": {"description": "the recipient's group", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Assignment"}}}},
+                **_errors(400, 401, 403, 503)},
+        }},
         "/v1/flows/{flow_id}/forecast": {"get": {
             "summary": "Each entry cohort's latest convergence forecast (80%/95% intervals), "
                        "the realised score of closed cohorts, and the flow's alerts",
@@ -211,7 +251,7 @@ OPENAPI: dict[str, Any] = {
 ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
           "/openapi.json": "openapi", "/v1/throttle": "throttle",
           "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream",
-          "/v1/routes": "routes"}
+          "/v1/routes": "routes", "/v1/assignment": "assignment"}
 ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows"}
 
 
@@ -300,6 +340,46 @@ class DecisionApi:
                 "rate_factor": e.rate_factor, "until": e.until, "reason": e.reason,
                 "key": e.key, "seq": e.seq, "decision": e.decision}
 
+    def assignment(self, query: str) -> dict[str, Any]:
+        """`/v1/assignment`: the recipient's control group for a flow (ValueError with a
+        client-facing message on a bad query). Needs the client's assigner."""
+        assigner = self.client.assigner
+        if assigner is None:
+            raise LookupError("control groups are not configured on this server: it needs "
+                              "MAILFLOW_HASH_KEY (the assignment is keyed by it)")
+        params: dict[str, str] = {}
+        for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            if name not in ("recipient", "recipient_hash", "flow"):
+                raise ValueError(f"unknown parameter {name[:40]!r}: use recipient (or "
+                                 "recipient_hash) and flow")
+            if name in params:
+                raise ValueError(f"{name} given twice")
+            params[name] = value
+        if "recipient" in params and "recipient_hash" in params:
+            raise ValueError("give recipient or recipient_hash, not both")
+        who = params.get("recipient", params.get("recipient_hash"))
+        if who is None or who == "":
+            raise ValueError("recipient is required: an address (encode + as %2B) or a "
+                             "32-hex recipient hash")
+        if "@" in who and "recipient" in params:
+            if not _ADDRESS.fullmatch(who):
+                raise ValueError("not an email address (no spaces or control characters; "
+                                 "encode + as %2B)")
+        elif not _HASH.fullmatch(who.lower()):
+            raise ValueError("recipient_hash must be 32 hex digits" if "recipient_hash" in params
+                             else "give an email address or a 32-hex recipient hash")
+        flow = params.get("flow", "")
+        if "flow" in params and not FLOW_ID.fullmatch(flow):
+            raise ValueError("flow must be 1-128 letters, digits or ._:- characters (omit it "
+                             "for the global control group alone)")
+        a = assigner.assign(who, flow)
+        self.counts["assignments"] += 1
+        return {"recipient_hash": a.recipient_hash, "flow_id": a.flow_id, "group": a.group,
+                "holdout": a.holdout, "version": a.version,
+                "global_share": assigner.global_share,
+                "flow_share": assigner.flow_share_of(flow),
+                "transactional": flow in assigner.transactional}
+
     def metrics(self) -> str:
         view = self.client.view
         server = self.server
@@ -309,9 +389,11 @@ class DecisionApi:
             "# TYPE mailflow_api_requests_total counter",
             # labels come from ROUTES only (plus "other"): a client cannot add a series
             *[f'mailflow_api_requests_total{{endpoint="{prom_label(k)}"}} {v}'
-              for k, v in sorted(self.counts.items()) if k != "lookups"],
+              for k, v in sorted(self.counts.items()) if k not in ("lookups", "assignments")],
             "# TYPE mailflow_api_lookups_total counter",
             f"mailflow_api_lookups_total {self.counts['lookups']}",
+            "# TYPE mailflow_api_assignments_total counter",
+            f"mailflow_api_assignments_total {self.counts['assignments']}",
             "# TYPE mailflow_api_decisions gauge", f"mailflow_api_decisions {len(view.decisions)}",
             "# TYPE mailflow_api_suppressions gauge",
             f"mailflow_api_suppressions {permanent}",
@@ -380,6 +462,9 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                                                   "MAILFLOW_API_TOKENS on a non-loopback bind"})
                         return
                     self._routes(url.query)
+            elif path == "/v1/assignment":
+                if self._guard():
+                    self._assignment(url.query)
             elif path.startswith("/v1/flows/"):
                 if self._guard():
                     self._flows(path[len("/v1/flows/"):], url.query)
@@ -519,6 +604,18 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                              "reason": record.get("reason") if record else None,
                              "ts": record.get("ts") if record else None,
                              "until": until, "expired": until is not None and not active})
+
+        def _assignment(self, query: str) -> None:
+            if api.exposed and not api.tokens:
+                self._json(403, {"error": "assignment look-ups need MAILFLOW_API_TOKENS on a "
+                                          "non-loopback bind"})
+                return
+            try:
+                self._json(200, api.assignment(query))
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+            except LookupError as exc:  # no assigner on this server
+                self._json(503, {"error": str(exc)})
 
         def _routes(self, query: str) -> None:
             try:

@@ -201,7 +201,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reminder = _check_exposure("api", settings.api_host, settings, args)
     key = settings.hash_key.encode() if settings.hash_key else (
         DEV_HASH_KEY if args.dev else None)
-    client = ThrottleClient(settings.brokers(), hash_key=key, routes=RouteLog()).start()
+    from schemas.assignment import Assigner
+
+    # control groups (/v1/assignment) are keyed by the hash key: none without one
+    assigner = Assigner.from_settings(settings, key) if key else None
+    client = ThrottleClient(settings.brokers(), hash_key=key, routes=RouteLog(),
+                            assigner=assigner).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
     exposed = not is_loopback(settings.api_host)
     from mailflow.flow_api import FlowQueries, store_query

@@ -22,6 +22,14 @@ A suppression with `until` (an out-of-office reply) is a temporary hold:
 `may_send` answers not allowed, with the hold's `reason` and `until`, while
 `now` is before it, and allowed again after. A permanent suppression always
 blocks, and a hold arriving after one never weakens it.
+
+Control groups: given an `Assigner` (schemas/assignment.py, keyed by the same hash
+key) and a `flow_id`, `may_send` answers `allowed=False, reason="holdout"` with the
+`group` ("global" or "flow") for a recipient in a control group; the sending system
+records a `holdout` event (topic `email.holdouts`) instead of sending. Suppressions,
+holds and pauses are decided first: a holdout is answered, and recorded, only for
+someone who would otherwise have been mailed now (the control group must look like the
+treated group, so both hold only people the sender would have mailed).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from operators.decision_view import DecisionView, Effective, parse_time
+from schemas.assignment import TREATED, Assigner
 from schemas.control import EraseCommand, parse_control
 from schemas.hashing import RecipientHasher
 from schemas.mailbox_providers import provider_key, split_address
@@ -47,17 +56,24 @@ log = logging.getLogger(__name__)
 
 
 class SendPermission(NamedTuple):
-    allowed: bool  # False when paused or the recipient is suppressed (or held)
+    allowed: bool  # False when paused, the recipient is suppressed (or held), or held out
     rate_factor: float  # share of the normal sending rate (0.0 when not allowed)
     action: str
     # "suppressed" for a permanent suppression, the hold's own reason ("out_of_office")
-    # during a hold, else the throttle decision's
+    # during a hold, "holdout" for a control group, else the throttle decision's
     reason: str
     until: str | None  # during a hold: its end ("not before"); else the pause's end
     domain: str  # the mailbox-provider key the decision was looked up for
     suppressed: bool  # a suppression blocks: permanent, or a hold still running
     hold: bool = False  # what blocks is a temporary hold (it ends at `until`)
     suppression_reason: str | None = None  # the blocking suppression's own reason
+    # with a flow_id and an Assigner, when the send would otherwise be allowed: "treated"
+    # (send), or "global" / "flow" (held out: record a holdout event); else None
+    group: str | None = None
+
+
+#: An address hashed by both the client and its assigner: their keys must agree.
+_PROBE = "key-check@mailflow.invalid"
 
 
 class _Route(NamedTuple):
@@ -198,9 +214,16 @@ class RouteLog:
 class ThrottleClient:
     def __init__(self, brokers: str, hash_key: bytes | None = None,
                  on_change: Callable[[str, dict[str, Any]], None] | None = None,
-                 routes: RouteLog | None = None):
+                 routes: RouteLog | None = None, assigner: Assigner | None = None):
         self.brokers = brokers
         self.hasher = RecipientHasher(hash_key) if hash_key else None
+        if assigner is not None and self.hasher is not None and (
+                assigner.recipient_hash(_PROBE) != self.hasher.recipient(_PROBE)):
+            raise ValueError("the assigner is keyed with another key than hash_key: both "
+                             "must be the job's MAILFLOW_HASH_KEY")
+        if assigner is not None and self.hasher is None:
+            self.hasher = assigner.hasher  # the same key: suppressions are checked too
+        self.assigner = assigner  # control groups for may_send(flow_id=...) (None: none)
         self.view = DecisionView()
         self.routes = routes  # read `mailflow.routes` into it (None: not read)
         self.on_change = on_change
@@ -385,19 +408,35 @@ class ThrottleClient:
                     self.view.active_holds(time.time() if now is None else now),
                     self.view.rejected)
 
-    def may_send(self, sender: str, recipient: str, now: float | None = None
-                 ) -> SendPermission:
+    def may_send(self, sender: str, recipient: str, now: float | None = None,
+                 flow_id: str | None = None) -> SendPermission:
         """May `sender` send to `recipient` (an address, or a domain) now, and how fast?
-        `now` (epoch seconds, default the wall clock) decides pauses and holds alike."""
+        `now` (epoch seconds, default the wall clock) decides pauses and holds alike.
+
+        With `flow_id` and an assigner, a send that would otherwise be allowed is held out
+        (`allowed=False, reason="holdout"`, `group` "global" or "flow") when the recipient
+        is in a control group; `group` is "treated" when it may go. Raises ValueError when
+        `recipient` is no address then (a domain names nobody to assign)."""
         now = time.time() if now is None else now
         parts = split_address(recipient.strip()) if "@" in recipient else None
         domain = provider_key(parts[1] if parts else recipient.strip().lower())
+        assigner = self.assigner if flow_id is not None else None
+        if assigner is not None and parts is None:
+            raise ValueError("a holdout decision (flow_id) needs the recipient's address")
         record = None
         if parts is not None and self.hasher is not None:
+            recipient = self.hasher.recipient(recipient)  # hashed once, for both look-ups
             record = self.suppression(recipient, now)
         e = self.throttle(sender, domain, now)
         if record is None:
             allowed = e.action != "pause"
+            if allowed and assigner is not None and flow_id is not None:
+                group = assigner.assign(recipient, flow_id).group
+                if group != TREATED:
+                    return SendPermission(False, 0.0, e.action, "holdout", None, domain,
+                                          False, group=group)
+                return SendPermission(True, e.rate_factor, e.action, e.reason, e.until,
+                                      domain, False, group=group)
             return SendPermission(allowed, e.rate_factor if allowed else 0.0, e.action,
                                   e.reason, e.until, domain, False)
         own = record.get("reason")

@@ -17,6 +17,7 @@ from schemathesis.config import SchemathesisConfig
 
 from mailflow.api import MAX_BODY, OPENAPI, ApiServer, DecisionApi
 from mailflow.broker import EmbeddedBroker, ensure_topics
+from schemas.assignment import Assigner
 from schemas.hashing import DEV_HASH_KEY
 from sinks.client import RouteLog, ThrottleClient
 
@@ -50,8 +51,10 @@ def base_url(tmp_path_factory):
     store.migrate()  # a real, empty store behind the flow endpoints
     with EmbeddedBroker() as broker:
         ensure_topics(broker.bootstrap, partitions=1)
-        client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY,
-                                routes=RouteLog()).start()
+        # control groups configured, so /v1/assignment answers (not 503) for valid queries
+        assigner = Assigner(DEV_HASH_KEY, "control-1", 1, global_share=0.05, flow_share=0.1)
+        client = ThrottleClient(broker.bootstrap, hash_key=DEV_HASH_KEY, routes=RouteLog(),
+                                assigner=assigner).start()
         assert client.wait_ready(30)
         server = ApiServer(DecisionApi(client, tokens=[], flows=FlowQueries(store.query)),
                            port=0).start()
@@ -120,3 +123,6 @@ def test_the_recipient_pattern_admits_nothing_the_server_strips():
     for ch in (chr(c) for c in range(0x110000) if chr(c).isspace()):
         assert not admits(f"a{ch}@b.example") and not admits(f"a@b.example{ch}")
     assert admits("a@b.example") and admits("0" * 32)
+    # /v1/assignment's recipient is the same pattern
+    assignment = OPENAPI["paths"]["/v1/assignment"]["get"]["parameters"][0]["schema"]
+    assert assignment["pattern"] == pattern.pattern
