@@ -71,7 +71,8 @@ from operators.analytics import (
     fact_key,
 )
 from operators.bounces import BounceVerdict
-from operators.lift import TABLE_SCOPES, LiftShares
+from operators.lift import TABLE_SCOPES, LiftRow, LiftShares
+from operators.lift_stats import SRM_ALARM_P, srm_p
 from operators.ordering import EventTimeGate
 from operators.personas import PersonaBook
 from operators.throttle import Signal
@@ -102,12 +103,12 @@ ERASABLE = erasable_tables(out.TABLE_COLUMNS)
 
 
 def lift_shares(settings: Settings) -> LiftShares:
-    """The configured control-group split (what the sample-ratio tests expect)."""
+    """The configured control-group split (what the sample-ratio tests expect; the same
+    shares `schemas.assignment.Assigner` assigns by)."""
     return LiftShares(
-        float(getattr(settings, "global_control_share", 0.0)),
-        float(getattr(settings, "holdout_share", 0.0)),
-        {str(k): float(v) for k, v in (getattr(settings, "holdouts", None) or {}).items()},
-        frozenset(getattr(settings, "transactional_flows", None) or ()),
+        settings.global_control_share, settings.holdout_share,
+        {str(k): float(v) for k, v in settings.holdouts.items()},
+        frozenset(settings.transactional_flows),
         {str(k): float(v) for k, v in settings.experiment_shares.items()})
 
 
@@ -521,6 +522,26 @@ def batch_outputs(batch: AnalyticsBatch) -> tuple[list[tuple[str, list]], list]:
     return [(table, rows) for table, rows in tables if rows], kafka
 
 
+def watch_splits(rows: list[LiftRow]) -> None:
+    """Say loudly when a unit's control-group split breaks (and when it is sound again):
+    a broken split makes every lift of the unit meaningless."""
+    STATS.lift_rows += len(rows)
+    alarms = STATS.lift_srm_alarms
+    for r in rows:
+        unit = f"{r.scope}:{r.key}"
+        p = srm_p(r.treated_assigned, r.control_assigned, r.expected_control_share)
+        if p < SRM_ALARM_P:
+            if unit not in alarms:
+                log.warning(
+                    "SPLIT BROKEN for %s %r: %d treated against %d control, expected control "
+                    "share %.3g (sample-ratio p=%.2g): every lift of it is meaningless until "
+                    "the holdout events are fixed", r.scope, r.key, r.treated_assigned,
+                    r.control_assigned, r.expected_control_share, p)
+            alarms[unit] = p
+        elif alarms.pop(unit, None) is not None:
+            log.warning("split of %s %r sound again (sample-ratio p=%.2g)", r.scope, r.key, p)
+
+
 # -- merges -------------------------------------------------------------------------------
 
 def merge_order(item: tuple[str, int, Fact]) -> tuple[str, int]:
@@ -598,6 +619,8 @@ class MergeLogic(op.StatefulBatchLogic):
         return self._outputs(batch)
 
     def _outputs(self, batch: AnalyticsBatch) -> list[MergeOutput]:
+        if batch.lift:
+            watch_splits(batch.lift)
         tables, kafka = batch_outputs(batch)
         personas: dict[str, list] = {}
         n = len(self.shards)

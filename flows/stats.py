@@ -51,6 +51,9 @@ class JobStats:
         self.reply_graded = 0  # replies whose first route feedback has graded
         self.reply_correct = 0
         self.reply_model_quality: dict[str, dict[str, float]] = {}  # text / rules / decided
+        # control-group lift (the merges): rows written, and the units whose split is broken
+        self.lift_rows = 0
+        self.lift_srm_alarms: dict[str, float] = {}  # "scope:key" -> srm p while alarmed
         self.ready = threading.Event()
         self.finished = threading.Event()
 
@@ -133,6 +136,8 @@ class JobStats:
             "reply_routing_accuracy": round(self.reply_correct / self.reply_graded, 4)
             if self.reply_graded else None,
             "reply_model_quality": self.reply_model_quality,
+            "lift_rows": self.lift_rows,
+            "lift_srm_alarms": dict(self.lift_srm_alarms),
         }
 
     def prometheus(self) -> str:
@@ -224,6 +229,14 @@ class JobStats:
                        "the rules, and what was decided.",
                        {f'who="{_label(w)}"': q.get("accuracy", 0.0)
                         for w, q in sorted(self.reply_model_quality.items())})
+        out += _series("mailflow_lift_rows_total", "counter",
+                       "Control-group lift rows written (lift, lift_segments).",
+                       {"": self.lift_rows})
+        out += _series("mailflow_lift_srm_alarm", "gauge",
+                       "1 per unit whose control-group split is broken (sample-ratio test "
+                       "p < 0.001): its lift is meaningless until fixed.",
+                       {f'unit="{_label(u)}"': 1 for u in sorted(self.lift_srm_alarms)}
+                       or {"": 0})
         out += _series("mailflow_up", "gauge", "1 while the job runs.", {"": 1})
         return "\n".join(out) + "\n"
 

@@ -300,6 +300,9 @@ def run_job(settings: Settings, dev: bool = False, tail: bool = True,
             log.info("replies routed by intent %s, actions %s, %d duplicates, %d feedback "
                      "about unseen replies", snap["replies_by_intent"], snap["reply_actions"],
                      snap["reply_duplicates"], snap["feedback_waiting"])
+        if snap["lift_rows"]:
+            log.info("lift: %d rows written; split broken (sample-ratio alarm) for %s",
+                     snap["lift_rows"], ", ".join(sorted(snap["lift_srm_alarms"])) or "none")
         admin.stop()
         queries.close()
         close_stores()
