@@ -169,6 +169,7 @@ def newcombe_diff(x1: int, n1: int, x0: int, n0: int, z: float = Z95) -> tuple[f
     """
     if n1 <= 0 or n0 <= 0:
         return NAN, NAN
+    x1, x0 = min(max(x1, 0), n1), min(max(x0, 0), n0)  # more conversions than recipients
     p1, p0 = x1 / n1, x0 / n0
     l1, u1 = wilson(x1, n1, z)
     l0, u0 = wilson(x0, n0, z)
@@ -360,6 +361,7 @@ def always_valid_diff(x1: int, n1: int, x0: int, n0: int, alpha: float = 0.05,
     """
     if n1 <= 0 or n0 <= 0:
         return NAN, NAN
+    x1, x0 = min(max(x1, 0), n1), min(max(x0, 0), n0)  # more conversions than recipients
     d = x1 / n1 - x0 / n0
     pooled = (x1 + x0 + 1) / (n1 + n0 + 2)
     variance = 0.0

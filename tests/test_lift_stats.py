@@ -136,6 +136,13 @@ def test_degenerate_arms_never_raise_and_say_nan_or_zero_width():
         estimate(Arm(n=n1, conv=x1, value=float(x1), value_sq=float(x1)),
                  Arm(n=n0, conv=x0), n1, n0, 0.5)
     assert wilson(0, 0) == wilson(0, -1)
+    # bad sums (more conversions than recipients, infinite or nan value) do not raise
+    lo, hi = always_valid_diff(11, 10, 6, 5)
+    assert lo <= 0.0 <= hi
+    assert newcombe_diff(11, 10, -1, 5) == newcombe_diff(10, 10, 0, 5)
+    for value, value_sq in ((math.inf, math.inf), (math.nan, 1.0), (1e300, 1e300)):
+        estimate(Arm(n=10, conv=12, value=value, value_sq=value_sq), Arm(n=10, conv=1),
+                 10, 10, 0.5)
 
 
 def test_the_always_valid_interval_is_wider_than_the_fixed_one():
