@@ -223,8 +223,8 @@ def sentence(row: dict[str, Any]) -> str:
     if bool(row.get("srm_alarm")):
         return f"{who}: no conclusion, the split is broken (see above)."
     if math.isnan(lift):
-        return (f"{who}: no conclusion yet, one arm has no recipient whose window has "
-                "closed.")
+        return (f"{who}: no conclusion yet, one arm has no recipients counted yet "
+                "(only recipients whose window closed count).")
     if bool(row.get("significant")):
         extra = _num(row.get("incremental_conversions"))
         if lift > 0:

@@ -271,3 +271,45 @@ def test_the_readme_plan_table_is_the_planners():
         assert int(control.replace(",", "")) == expected.control
         assert int(days) == math.ceil(expected.total / 5000)
         assert int(forgone) == round(expected.control * 0.005)
+
+
+def test_while_the_job_runs_the_report_goes_through_its_admin_port(filled):
+    """The job owns the embedded store: `mailflow lift` asks its admin port (read-only
+    SQL, JSON on the wire: datetimes as text, nan as null) and says the same."""
+    from flows.stats import JobStats
+    from mailflow.admin import AdminServer
+    from sinks.clickhouse import ReadOnlyQueries
+
+    queries = ReadOnlyQueries(f"chdb://{filled / 'clickhouse'}")
+    server = AdminServer(JobStats(), queries.query, port=0,
+                         info={"clickhouse_url": "chdb:///job/store"}).start()
+    try:
+        proc = mailflow_cmd("lift", "--data-dir", str(filled), "--admin-port",
+                            str(server.port), timeout=120)
+        doc = orjson.loads(mailflow_cmd("lift", "--data-dir", str(filled), "--admin-port",
+                                        str(server.port), "--json", "--flow", "onboarding",
+                                        timeout=120).stdout)
+    finally:
+        server.stop()
+        queries.close()
+    assert ("Flow onboarding caused +1.1 pp conversions" in proc.stdout
+            and "about 990 conversions over 30 days" in proc.stdout)
+    assert "SPLIT BROKEN for flow cart_abandon" in proc.stdout
+    [row] = doc["lift"]
+    assert row["days_covered"] == 30 and row["treated_n"] == 90_000
+
+
+def test_an_arm_without_closed_windows_reads_as_no_conclusion(tmp_path):
+    row = lift_row("welcome", 7, NOV20, Arm(n=800, conv=40), Arm(), 900, 100, 0.1,
+                   first_assigned=NOV20, partial=1)
+    assert math.isnan(row["control_rate"]) and math.isnan(row["av_lo95"])
+    make_store(tmp_path, [row])
+    out = lift_cmd(tmp_path).stdout
+    assert "(partial: the input ended before any window closed" in out
+    assert "lift n/a (relative n/a)" in out
+    assert ("Flow welcome: no conclusion yet, one arm has no recipients counted yet "
+            "(only recipients whose window closed count).") in out
+    assert "split OK: 100 of 1,000 assigned are in control" in out
+    [doc] = orjson.loads(lift_cmd(tmp_path, "--json").stdout)["lift"]
+    assert doc["control_rate"] is None and doc["rel_lift"] is None and doc["av_lo95"] is None
+    assert doc["treated_rate"] == 0.05

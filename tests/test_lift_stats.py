@@ -136,6 +136,13 @@ def test_degenerate_arms_never_raise_and_say_nan_or_zero_width():
         estimate(Arm(n=n1, conv=x1, value=float(x1), value_sq=float(x1)),
                  Arm(n=n0, conv=x0), n1, n0, 0.5)
     assert wilson(0, 0) == wilson(0, -1)
+    # bad sums (more conversions than recipients, infinite or nan value) do not raise
+    lo, hi = always_valid_diff(11, 10, 6, 5)
+    assert lo <= 0.0 <= hi
+    assert newcombe_diff(11, 10, -1, 5) == newcombe_diff(10, 10, 0, 5)
+    for value, value_sq in ((math.inf, math.inf), (math.nan, 1.0), (1e300, 1e300)):
+        estimate(Arm(n=10, conv=12, value=value, value_sq=value_sq), Arm(n=10, conv=1),
+                 10, 10, 0.5)
 
 
 def test_the_always_valid_interval_is_wider_than_the_fixed_one():
@@ -228,7 +235,8 @@ def stops_early(x1: np.ndarray, x0: np.ndarray, daily1: int, daily0: int, interv
     return stopped / SIMS
 
 
-@pytest.mark.parametrize("p, daily1, daily0", [(0.03, 900, 100), (0.05, 300, 300)])
+@pytest.mark.parametrize("p, daily1, daily0", [(0.03, 900, 100), (0.05, 300, 300),
+                                               (0.01, 950, 50)])  # half a control conversion a day
 def test_peeking_daily_keeps_the_always_valid_error_rate_under_5_percent(p, daily1, daily0):
     rng = np.random.default_rng(int(p * 100) + daily0)
     x1, x0 = daily_counts(rng, daily1, daily0, p, p)      # no effect
@@ -253,6 +261,18 @@ def test_under_an_effect_the_always_valid_interval_covers_at_every_look():
     found = sum(always_valid_diff(int(x1[s, -1]), daily1 * LOOKS, int(x0[s, -1]),
                                   daily0 * LOOKS)[0] > 0 for s in range(SIMS))
     assert found / SIMS > 0.5
+
+
+def test_an_arm_with_a_handful_of_conversions_borrows_the_pooled_variance():
+    """1% of 9,500 treated converted, none of 500 in control (4.8 expected at the pooled
+    rate): the fixed interval excludes 0, and the control's own plug-in variance (about
+    0% of 500) would too; at the pooled rate's variance the always-valid one does not."""
+    assert newcombe_diff(95, 9_500, 0, 500)[0] > 0.0
+    lo, hi = always_valid_diff(95, 9_500, 0, 500)
+    assert lo < 0.0 < hi
+    # with enough conversions the arm's own rate is used: about 48 expected, no floor
+    lo, _ = always_valid_diff(950, 95_000, 20, 5_000)
+    assert lo > 0.0
 
 
 def test_the_mixture_is_tuned_for_differences_of_a_few_points():
