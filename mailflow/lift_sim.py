@@ -373,6 +373,7 @@ class _Person:
     """One recipient's assignment and outcome (what the truth counts)."""
 
     flow: FlowScenario
+    n: int  # the person's number: their message ids say it, never their address
     address: str
     arm: str  # treated | flow | global
     lost: bool  # a control member whose holdouts never reach the stream
@@ -456,7 +457,7 @@ class LiftSimulator:
                     u_lost = lose.random()  # drawn for everyone: the same people lose alike
                     lost = (arm == "flow" and u_lost < flow.broken_split) or (
                         arm == "global" and u_lost < sc.global_control.broken_split)
-                    p = _Person(flow, address, arm, lost, exp_arm)
+                    p = _Person(flow, n, address, arm, lost, exp_arm)
                     people.append(p)
                     self._journey(p, entered, preferred_hour, behave, emit)
                     self._outcome(p, window, outcome, emit)
@@ -491,8 +492,7 @@ class LiftSimulator:
                 ts += rng.randrange(60_000)
             if k == 0:
                 p.assigned_ms = ts
-            message = {**base, "message_id": f"<{flow.flow_id}.{k}.{p.address.split('@')[0]}"
-                                             f"@{flow.sender}>",
+            message = {**base, "message_id": f"<{flow.flow_id}.{k}.r{p.n}@{flow.sender}>",
                        "campaign_id": flow.campaign, "flow_id": flow.flow_id}
             if p.arm != "treated":
                 if not p.lost:
