@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -92,19 +93,39 @@ def judge(truth: LiftTruth, rows: Mapping[str, Mapping[str, Any]], broken: bool,
             continue
         lo, hi = float(row["abs_lo95"]), float(row["abs_hi95"])
         av_lo, av_hi = float(row["av_lo95"]), float(row["av_hi95"])
+        seen = (int(row["treated_n"]), int(row["treated_conv"]), int(row["control_n"]),
+                int(row["control_conv"]))
+        reading, effect = _reading(u, seen)
         out.append({
-            "unit": u.unit, "kind": u.kind, "true_effect": u.true_effect, "broken": broken,
+            "unit": u.unit, "kind": u.kind, "true_effect": effect, "broken": broken,
             "abs_lift": float(row["abs_lift"]),
-            "covered": lo <= u.true_effect <= hi,
-            "av_covered": av_lo <= u.true_effect <= av_hi,
+            "covered": lo <= effect <= hi,
+            "av_covered": av_lo <= effect <= av_hi,
             "excludes_zero": not lo <= 0.0 <= hi,
             "av_excludes_zero": not av_lo <= 0.0 <= av_hi,
             "srm_alarm": bool(row["srm_alarm"]),
-            "counts_match": (int(row["treated_n"]), int(row["treated_conv"]),
-                             int(row["control_n"]), int(row["control_conv"]))
-            == (u.treated_n, u.treated_conv, u.observed_control_n, u.observed_control_conv),
+            "counts_match": reading != "differ", "reading": reading,
         })
     return out
+
+
+def _reading(u: Any, seen: tuple[int, int, int, int]) -> tuple[str, float]:
+    """Which definition of the arms the table's counts follow, and the true effect under
+    it: ``arms`` (the truth's own: treated vs the observed control group), ``with_global``
+    (a flow's control group counted with its global control members), ``itt`` (global:
+    the flows' control groups counted as treated), or ``differ`` (none: a bug somewhere)."""
+    arms = (u.treated_n, u.treated_conv, u.observed_control_n, u.observed_control_conv)
+    if seen == arms:
+        return "arms", u.true_effect
+    if u.kind == "flow" and seen == (u.treated_n, u.treated_conv,
+                                     u.observed_control_n + u.global_control_n,
+                                     u.observed_control_conv + u.global_control_conv):
+        return "with_global", u.true_effect  # the same baseline: the same effect
+    if u.kind == "global" and u.itt_true_effect is not None and seen == (
+            u.treated_n + u.flow_control_n, u.treated_conv + u.flow_control_conv,
+            u.observed_control_n, u.observed_control_conv):
+        return "itt", u.itt_true_effect
+    return "differ", u.true_effect
 
 
 def _rate(flags: list[bool]) -> float | None:
@@ -153,6 +174,8 @@ def summarise(verdicts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "srm_alarm_clean": _rate([v["srm_alarm"] for v in flows_clean]),
         "srm_alarm_broken": _rate([v["srm_alarm"] for v in flows_broken]),
         "counts_match": _rate([v["counts_match"] for v in clean]),
+        "readings": dict(sorted(Counter(f"{v['unit'] or '(global)'}:{v.get('reading')}"
+                                        for v in clean).items())),
         "per_unit": per_unit,
     }
 
@@ -212,6 +235,7 @@ def run_one(seed: int, broken_split: float, args: argparse.Namespace) -> dict[st
                 producer.poll(0)
         if producer.flush(60):
             raise RuntimeError("events still undelivered after 60 s")
+        del producer  # before the broker stops: no reconnect noise
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": "0",
                "MAILFLOW_HOLDOUT_SHARE": str(scenario.flows[0].control_share),

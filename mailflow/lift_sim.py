@@ -35,8 +35,9 @@ treated rate stays ``baseline + effect``: the policy arm converts at ``+ (1 - s)
 baseline arm at ``- s * e`` (``s`` the policy share), a difference of exactly ``e``.
 
 Noise the engine must ignore: conversions of people who never entered any flow
-(``background_per_day``), and conversions after the window closed (``late_rate`` of every
-assigned recipient, the same in all arms: no bias, only a test of the window).
+(``background_per_day``), conversions in the days before a recipient's assignment
+(``early_rate``) and after their window closed (``late_rate``), the same in all arms: no
+bias, only a test that outcomes count inside the window and nowhere else.
 
 `LiftSimulator.truth()` gives, per flow, for the global control group (unit ``""``) and for
 the experiment (unit ``"experiment:<name>"``), the true absolute effect, the expected sample
@@ -65,7 +66,7 @@ import time
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from itertools import accumulate
 from typing import Any
@@ -215,6 +216,8 @@ class LiftScenario:
     background_per_day: int = 10
     #: share of assigned recipients (every arm alike) converting after their window closed
     late_rate: float = 0.02
+    #: share of assigned recipients (every arm alike) converting in the 3 days before it
+    early_rate: float = 0.02
     currency: str = "EUR"
 
     def __post_init__(self) -> None:
@@ -224,6 +227,7 @@ class LiftScenario:
         if not ids or len(set(ids)) != len(ids):
             raise ValueError("flows need distinct flow ids")
         _share("late_rate", self.late_rate)
+        _share("early_rate", self.early_rate)
         if self.background_per_day < 0:
             raise ValueError("background_per_day must not be negative")
         exp = self.experiment
@@ -252,8 +256,10 @@ class LiftScenario:
         return asdict(self)
 
 
-#: Late conversions come up to this many days after the window closed.
+#: Late conversions come up to this many days after the window closed, early ones up to
+#: this many before the assignment.
 _LATE_DAYS = 5.0
+_EARLY_DAYS = 3.0
 
 
 def default_scenario(days: int = 14, recipients_per_day: int = 300, effect: float = 0.02,
@@ -292,9 +298,14 @@ class UnitTruth:
     ``control_*`` count the control group as assigned; ``observed_control_*`` only those
     whose holdout events reach the stream (a broken split loses the rest): the engine can
     only see the observed ones. Converters are counted within the window after each
-    recipient's assignment. For a flow, ``global_control_*`` are the global control
-    group's members who would have entered it (their holdouts say ``group: "global"``); they
-    are in neither of the flow's arms here.
+    recipient's assignment.
+
+    Two readings a job may take are both given: for a flow, ``global_control_*`` are the
+    global control group's members who would have entered it (their holdouts say ``group:
+    "global"``; observed ones), in neither of the flow's arms here but possibly counted in
+    its control arm; for the global unit, ``flow_control_*`` are the flows' control groups
+    (observed ones), in neither arm here (they got no marketing from their flow, but are
+    not in the global control group) but possibly counted as treated.
     """
 
     unit: str
@@ -317,6 +328,11 @@ class UnitTruth:
     observed_control_value: float
     global_control_n: int = 0
     global_control_conv: int = 0
+    flow_control_n: int = 0
+    flow_control_conv: int = 0
+    #: global only: the true effect when the flows' control groups count as treated
+    #: (everyone outside the global control group, whether mailed or not)
+    itt_true_effect: float | None = None
     #: treated recipients who unsubscribed / complained, and their delivered messages
     treated_unsubscribed: int = 0
     treated_complained: int = 0
@@ -539,7 +555,8 @@ class LiftSimulator:
 
     def _outcome(self, p: _Person, window: int, rng: random.Random, emit: Any) -> None:
         """A conversion within the window at the arm's probability, and a late one."""
-        u_conv, u_delay, u_late, u_late_at = (rng.random() for _ in range(4))
+        u_conv, u_delay, u_late, u_late_at, u_early, u_early_at = (rng.random()
+                                                                    for _ in range(6))
         conversion = self._conversion(p.flow, p.address, rng)  # drawn for all alike
         if u_conv < self._probability(p):
             mean = p.flow.delay_mean_days * DAY_MS
@@ -550,6 +567,10 @@ class LiftSimulator:
         if u_late < self.scenario.late_rate:
             emit(p.assigned_ms + window + 1 + int(u_late_at * _LATE_DAYS * DAY_MS),
                  "conversion", {**conversion, "value": round(conversion["value"] * 0.5, 2)})
+        early = p.assigned_ms - _HOUR_MS - int(u_early_at * _EARLY_DAYS * DAY_MS)
+        if u_early < self.scenario.early_rate and early >= self.start_ms:
+            emit(early, "conversion", {**conversion, "value": round(conversion["value"] * 0.7,
+                                                                     2)})
 
     def _conversion(self, flow: FlowScenario, address: str, rng: random.Random) -> dict:
         sigma = flow.value_sigma
@@ -592,11 +613,16 @@ class LiftSimulator:
                                                                           1e-12)
         mailed = sum(w_t.values())
         held = sum(w_c.values())
-        units.append(self._unit("", "global", rate_t - rate_c, rate_c,
-                                held / (held + mailed) if held + mailed else 0.0,
-                                [p for p in people if p.arm == "treated"],
-                                [p for p in people if p.arm == "global"],
-                                mailed, held, []))
+        w_all = {f.flow_id: (1 - g) * self._entrants(f) for f in sc.flows}
+        rate_all = sum(w_all[f.flow_id] * (f.baseline + (1 - f.control_share) * f.effect)
+                       for f in sc.flows) / max(sum(w_all.values()), 1e-12)
+        units.append(replace(
+            self._unit("", "global", rate_t - rate_c, rate_c,
+                       held / (held + mailed) if held + mailed else 0.0,
+                       [p for p in people if p.arm == "treated"],
+                       [p for p in people if p.arm == "global"], mailed, held,
+                       flow_control=[p for p in people if p.arm == "flow"]),
+            itt_true_effect=_r(rate_all - rate_c)))
         exp = sc.experiment
         if exp is not None:
             f = sc.flow(exp.flow_id)
@@ -607,7 +633,7 @@ class LiftSimulator:
                                     [p for p in people if p.exp_arm == "treated"],
                                     [p for p in people if p.exp_arm == "control"],
                                     inside * exp.treated_share,
-                                    inside * (1 - exp.treated_share), []))
+                                    inside * (1 - exp.treated_share)))
         return LiftTruth(self.seed, sc, units, dict(Counter(e[2] for e in self._plan[1])))
 
     def _entrants(self, f: FlowScenario) -> int:
@@ -616,19 +642,26 @@ class LiftSimulator:
     @staticmethod
     def _unit(unit: str, kind: str, effect: float, control_rate: float, control_share: float,
               treated: list[_Person], control: list[_Person], exp_t: float, exp_c: float,
-              global_control: list[_Person]) -> UnitTruth:
+              global_control: Iterable[_Person] = (), flow_control: Iterable[_Person] = ()
+              ) -> UnitTruth:
         seen = [p for p in control if not p.lost]
+        other_g = [p for p in global_control if not p.lost]
+        other_f = [p for p in flow_control if not p.lost]
         return UnitTruth(
             unit, kind, _r(effect), _r(control_rate), _r(control_rate + effect),
             _r(control_share), _r(exp_t), _r(exp_c),
-            len(treated), sum(p.converted for p in treated),
-            round(sum(p.value for p in treated), 2),
-            len(control), sum(p.converted for p in control),
-            round(sum(p.value for p in control), 2),
-            len(seen), sum(p.converted for p in seen), round(sum(p.value for p in seen), 2),
-            len(global_control), sum(p.converted for p in global_control),
-            sum(p.unsubscribed for p in treated), sum(p.complained for p in treated),
-            sum(p.delivered for p in treated))
+            treated_n=len(treated), treated_conv=sum(p.converted for p in treated),
+            treated_value=round(sum(p.value for p in treated), 2),
+            control_n=len(control), control_conv=sum(p.converted for p in control),
+            control_value=round(sum(p.value for p in control), 2),
+            observed_control_n=len(seen), observed_control_conv=sum(p.converted for p in seen),
+            observed_control_value=round(sum(p.value for p in seen), 2),
+            global_control_n=len(other_g),
+            global_control_conv=sum(p.converted for p in other_g),
+            flow_control_n=len(other_f), flow_control_conv=sum(p.converted for p in other_f),
+            treated_unsubscribed=sum(p.unsubscribed for p in treated),
+            treated_complained=sum(p.complained for p in treated),
+            treated_delivered=sum(p.delivered for p in treated))
 
 
 def scenario_from_args(days: int | None = None, recipients_per_day: int | None = None,

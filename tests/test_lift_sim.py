@@ -9,7 +9,7 @@ import math
 import os
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,6 +173,7 @@ def test_the_truth_is_what_the_events_say(world):
     g = truth.unit("")
     assert counts[("", "treated")] == [g.treated_n, g.treated_conv]
     assert counts[("", "global")] == [g.control_n, g.control_conv]
+    assert counts[("", "flow")] == [g.flow_control_n, g.flow_control_conv]
     x = truth.unit("experiment:send_time")
     assert counts[("exp:onboarding", "treated")] == [x.treated_n, x.treated_conv]
     assert counts[("exp:onboarding", "control")] == [x.control_n, x.control_conv]
@@ -210,6 +211,7 @@ def test_conversion_rates_within_binomial_error_of_baseline_and_effect(world):
         assert within(u.global_control_conv, u.global_control_n, base)
     g = truth.unit("")
     assert g.true_effect == pytest.approx(0.01)  # (7% + 4%) / 2 - (5% + 4%) / 2
+    assert g.itt_true_effect == pytest.approx(0.009)  # nine in ten of them mailed
     assert within(g.treated_conv, g.treated_n, 0.055)
 
 
@@ -332,12 +334,24 @@ def test_guardrails_stop_the_mail_and_are_counted(world):
     assert n == len(stopped) > 0
 
 
-def test_background_and_late_conversions_fall_outside_every_window(world):
+def test_background_early_and_late_conversions_fall_outside_every_window(world):
     _, _, events, truth = world
     conversions = [d for d in events if d["type"] == "conversion"]
     in_window = sum(u.treated_conv + u.control_conv + u.global_control_conv
                     for u in truth.units if u.kind == "flow")
-    assert len(conversions) > in_window + 100  # noise: late ones and outsiders
+    assert len(conversions) > in_window + 100  # noise: early, late ones and outsiders
+    first: dict[str, int] = {}
+    for d in events:
+        if d["type"] in ("sent", "holdout"):
+            first.setdefault(d["recipient"], d["_ms"])
+    window = 7 * DAY_MS
+    where = Counter()
+    for d in conversions:
+        t0 = first.get(d["recipient"])
+        where["outsider" if t0 is None else "before" if d["_ms"] < t0
+              else "inside" if d["_ms"] < t0 + window else "after"] += 1
+    assert where["inside"] == in_window
+    assert min(where["outsider"], where["before"], where["after"]) > 50
 
 
 def test_scenarios_refuse_impossible_settings():
@@ -420,6 +434,7 @@ def test_bench_judges_rows_against_the_truth_and_its_realised_counts(world):
     w = verdicts["winback"]
     assert not w["covered"] and w["av_covered"] and w["excludes_zero"] and w["srm_alarm"]
     assert not w["counts_match"]
+    assert verdicts["onboarding"]["reading"] == "arms"
     s = bench.summarise(verdicts.values())
     assert s["null_false_positive"] == 1.0 and s["null_av_false_positive"] == 0.0
     assert s["coverage"] == pytest.approx(2 / 3, abs=1e-4) and s["av_coverage"] == 1.0
@@ -438,3 +453,24 @@ def test_bench_stops_with_a_clear_message_without_a_lift_table(tmp_path):
     env = {**os.environ, "MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": "0"}
     with pytest.raises(bench.LiftTableMissing, match="no mailflow.lift table"):
         bench.read_lift(env)
+
+
+def test_bench_recognises_the_other_readings_of_the_arms(world):
+    """A job may count a flow's global control members in its control arm, or the flows'
+    control groups as globally treated: the counts still match, under that reading."""
+    _, _, _, truth = world
+    on, g = truth.unit("onboarding"), truth.unit("")
+    rows = {"onboarding": _row("onboarding", 1, 0.0, 0.03, (0.0, 0.03),
+                               (on.treated_n, on.treated_conv,
+                                on.observed_control_n + on.global_control_n,
+                                on.observed_control_conv + on.global_control_conv)),
+            "": _row("", 1, 0.0085, 0.0095, (0.0, 0.02),
+                     (g.treated_n + g.flow_control_n, g.treated_conv + g.flow_control_conv,
+                      g.observed_control_n, g.observed_control_conv))}
+    verdicts = {v["unit"]: v for v in bench.judge(truth, rows, broken=False)}
+    assert verdicts["onboarding"]["reading"] == "with_global"
+    assert verdicts[""]["reading"] == "itt"
+    assert verdicts[""]["covered"]  # 0.9 pp, not the mailed ones' 1 pp
+    assert verdicts[""]["true_effect"] == pytest.approx(0.009)
+    assert bench.summarise(verdicts.values())["readings"] == {
+        "(global):itt": 1, "onboarding:with_global": 1}
