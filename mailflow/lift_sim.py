@@ -460,7 +460,8 @@ class LiftSimulator:
                     entered = (self.start_ms + day * DAY_MS
                                + assign.choice(_ENTRY_HOURS) * _HOUR_MS
                                + assign.randrange(_HOUR_MS))
-                    preferred_hour = assign.randrange(6, 22)
+                    # the policy's send time: the person's hour (plus under a minute)
+                    preferred_ms = assign.randrange(6, 22) * _HOUR_MS + assign.randrange(60_000)
                     if assign.random() < sc.global_control.share:
                         arm = "global"
                     elif assign.random() < flow.control_share:
@@ -475,7 +476,7 @@ class LiftSimulator:
                         arm == "global" and u_lost < sc.global_control.broken_split)
                     p = _Person(flow, n, address, arm, lost, exp_arm)
                     people.append(p)
-                    self._journey(p, entered, preferred_hour, behave, emit)
+                    self._journey(p, entered, preferred_ms, behave, emit)
                     self._outcome(p, window, outcome, emit)
         for day in range(sc.days + int(sc.window_days) + 1):
             for _ in range(sc.background_per_day):
@@ -494,7 +495,7 @@ class LiftSimulator:
                                    bisect_right(_DOMAIN_CUM, rng.random() * _DOMAIN_CUM[-1]))]
         return f"{rng.choice(_FIRST)}.{n}@{domain}"
 
-    def _journey(self, p: _Person, entered: int, preferred_hour: int, rng: random.Random,
+    def _journey(self, p: _Person, entered: int, preferred_ms: int, rng: random.Random,
                  emit: Any) -> None:
         """The flow's messages: holdouts for the control groups, mail for the treated."""
         flow, exp = p.flow, self.scenario.experiment
@@ -502,10 +503,9 @@ class LiftSimulator:
         base = {"sender": flow.sender, "recipient": p.address}
         for k, offset in enumerate(flow.steps_days):
             ts = entered + int(offset * DAY_MS)
-            if p.exp_arm == "treated":  # the policy: the next preferred hour
-                hour_start = ts - ts % DAY_MS + preferred_hour * _HOUR_MS
-                ts = hour_start if hour_start >= ts else hour_start + DAY_MS
-                ts += rng.randrange(60_000)
+            if p.exp_arm == "treated":  # the policy: the next preferred send time
+                at = ts - ts % DAY_MS + preferred_ms
+                ts = at if at >= ts else at + DAY_MS
             if k == 0:
                 p.assigned_ms = ts
             message = {**base, "message_id": f"<{flow.flow_id}.{k}.r{p.n}@{flow.sender}>",

@@ -263,6 +263,27 @@ def test_a_broken_split_loses_that_share_of_the_controls_holdouts_not_their_conv
         assert counts[(flow, "flow")] == [bad.observed_control_n, bad.observed_control_conv]
 
 
+def test_behaviour_rates_leave_the_arms_and_the_conversions_alone(world):
+    """Separate random streams: other guardrail and click rates change the mail's
+    behaviour, not who is in which arm, nor who converts when."""
+    _, _, events, truth = world
+    sc = default_scenario()
+    louder = replace(sc, flows=tuple(replace(f, unsubscribe_rate=0.05, complaint_rate=0.01,
+                                             open_rate=0.5, click_rate=0.2)
+                                     for f in sc.flows))
+    other = LiftSimulator(louder, seed=11, start=START)
+    other_events = load(other.events())
+    pick = lambda ds, t: [(d["_ms"], d["recipient"], d.get("value"))  # noqa: E731
+                          for d in ds if d["type"] == t]
+    assert pick(other_events, "conversion") == pick(events, "conversion")
+    assert pick(other_events, "holdout") == pick(events, "holdout")
+    for a, b in zip(other.truth().units, truth.units, strict=True):
+        assert (a.treated_n, a.treated_conv, a.control_n, a.control_conv) == (
+            b.treated_n, b.treated_conv, b.control_n, b.control_conv)
+    assert other.truth().events_by_type["unsubscribe"] > 5 * truth.events_by_type[
+        "unsubscribe"]
+
+
 def test_controls_get_a_holdout_for_every_message_the_treated_get(world):
     sim, _, events, _ = world
     steps = {f.flow_id: len(f.steps_days) for f in sim.scenario.flows}
