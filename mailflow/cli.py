@@ -435,8 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(mailflow/lift_sim.py): flow onboarding +2 pp on a 5%% baseline, "
                           "winback no effect, per-flow holdouts, a global control group, a "
                           "send_time policy experiment at 50/50 with +1 pp; holdout events go "
-                          "to email.holdouts; produced unpaced, the truth summary to stderr")
-    gen.add_argument("--recipients-per-day", dest="recipients_per_day", type=int,
+                          "to email.holdouts; produced unpaced (--seed, --start, --to/--out "
+                          "apply; --rate, --seconds, --time-scale, --incident do not), the "
+                          "truth summary to stderr")
+    gen.add_argument("--recipients-per-day", dest="recipients_per_day", type=int, metavar="N",
                      help="with --scenario lift: recipients entering each flow per day "
                           "(default 300)")
     gen.add_argument("--effect", type=float, metavar="PP",
