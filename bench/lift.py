@@ -185,6 +185,73 @@ def _mean(xs: list[Any]) -> float | None:
     return round(sum(xs) / len(xs), 5) if xs else None
 
 
+# --- a reference reading of the truth's own counts (no job) ----------------------------
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k / n.
+
+    >>> tuple(round(x, 4) for x in wilson(56, 70))
+    (0.6918, 0.877)
+    """
+    if n == 0:
+        return 0.0, 1.0
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    return centre - half, centre + half
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (his method 10) for p1 - p2.
+
+    Newcombe (1998), Statistics in Medicine 17, table II: 56/70 against 48/80.
+
+    >>> tuple(round(x, 4) for x in newcombe(56, 70, 48, 80))
+    (0.0524, 0.3339)
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def srm_p(control_n: int, total_n: int, control_share: float) -> float:
+    """Chi-square (1 df) p-value of `control_n` of `total_n` against the configured share.
+
+    >>> round(srm_p(100, 1000, 0.1), 3), srm_p(67, 1000, 0.1) < 0.001
+    (1.0, True)
+    """
+    if total_n == 0 or not 0 < control_share < 1:
+        return 1.0
+    e_c, e_t = total_n * control_share, total_n * (1 - control_share)
+    x = (control_n - e_c) ** 2 / e_c + (total_n - control_n - e_t) ** 2 / e_t
+    return math.erfc(math.sqrt(x / 2))
+
+
+def reference_verdicts(truth: LiftTruth, broken: bool) -> list[dict[str, Any]]:
+    """The verdicts a textbook fixed-horizon reading of the stream's own counts would give
+    (Newcombe for the difference, chi-square SRM at p < 0.001): what the simulation allows
+    any estimator at best, without the job. No always-valid interval here (``av_*`` repeat
+    the fixed one)."""
+    rows = {}
+    for u in truth.units:
+        lo, hi = newcombe(u.treated_conv, u.treated_n, u.observed_control_conv,
+                          u.observed_control_n)
+        total = u.treated_n + u.observed_control_n
+        p = srm_p(u.observed_control_n, total, u.control_share)
+        rows[u.unit] = {"treated_n": u.treated_n, "treated_conv": u.treated_conv,
+                        "control_n": u.observed_control_n,
+                        "control_conv": u.observed_control_conv,
+                        "abs_lift": u.treated_conv / max(u.treated_n, 1)
+                        - u.observed_control_conv / max(u.observed_control_n, 1),
+                        "abs_lo95": lo, "abs_hi95": hi, "av_lo95": lo, "av_hi95": hi,
+                        "srm_p": p, "srm_alarm": p < 0.001}
+    return judge(truth, rows, broken)
+
+
 # --- the real job ---------------------------------------------------------------------
 def _mailflow(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mailflow", *args], cwd=ROOT, env=dict(env),
@@ -269,11 +336,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--experiment-key", dest="experiment_key",
                     default="experiment:send_time",
                     help="the lift table's flow_id of the send_time experiment")
+    ap.add_argument("--reference", action="store_true",
+                    help="no job: read the truth's own stream counts with a textbook "
+                         "Newcombe interval and chi-square SRM test (what the simulation "
+                         "allows at best; fast, so use many runs)")
     ap.add_argument("--json", action="store_true", help="one JSON line only")
     args = ap.parse_args(argv)
     runs = []
     plan = [(args.seed + i, 0.0) for i in range(args.runs)] + [
         (args.seed + 10_000 + i, args.broken_split) for i in range(args.broken_runs)]
+    if args.reference:
+        verdicts = []
+        for seed, broken in plan:
+            scenario = default_scenario(days=args.days,
+                                        recipients_per_day=args.recipients_per_day,
+                                        broken_split=broken)
+            verdicts += reference_verdicts(LiftSimulator(scenario, seed=seed).truth(),
+                                           broken > 0)
+        print(orjson.dumps({"bench": "lift_reference", "runs": args.runs,
+                            "broken_runs": args.broken_runs,
+                            "broken_split": round(args.broken_split, 4),
+                            "recipients_per_day": args.recipients_per_day, "days": args.days,
+                            **summarise(verdicts)}).decode())
+        return 0
     try:
         for seed, broken in plan:
             run = run_one(seed, broken, args)

@@ -418,6 +418,7 @@ def test_cli_generate_help_explains_the_lift_flags(capsys):
         assert flag in text
 
 
+@pytest.mark.integration
 def test_kafka_output_by_type_and_the_job_takes_every_event(broker, tmp_path):
     """`generate --scenario lift` onto the real broker: each event on its type's topic,
     keyed by recipient, holdouts on email.holdouts; the real job stores every one of the
@@ -499,6 +500,7 @@ def test_bench_judges_rows_against_the_truth_and_its_realised_counts(world):
     assert s["srm_alarm_clean"] == 0.5 and s["srm_alarm_broken"] is None
 
 
+@pytest.mark.integration
 def test_bench_stops_with_a_clear_message_without_a_lift_table(tmp_path):
     """A real chDB store with a `mailflow` database but no `lift` table (a job without the
     lift side): the bench says so instead of failing on a query."""
@@ -532,3 +534,28 @@ def test_bench_recognises_the_other_readings_of_the_arms(world):
     assert verdicts[""]["true_effect"] == pytest.approx(0.009)
     assert bench.summarise(verdicts.values())["readings"] == {
         "(global):itt": 1, "onboarding:with_global": 1}
+
+
+def test_bench_reference_intervals_against_hand_computations():
+    # Newcombe (1998), Statistics in Medicine 17, 873-890, method 10: 56/70 against 48/80
+    lo, hi = bench.newcombe(56, 70, 48, 80)
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+    # Wilson by hand: centre (56 + 1.92) / 73.84, half 1.96 * sqrt(11.2 + 0.96) / 73.84
+    z = bench.Z95
+    centre, half = (56 + z * z / 2) / (70 + z * z), z * math.sqrt(56 * 14 / 70 + z * z / 4) / (
+        70 + z * z)
+    assert bench.wilson(56, 70) == pytest.approx((centre - half, centre + half))
+    # chi-square with 1 df: x = 10^2/100 + 10^2/900 = 1.111..., p = erfc(sqrt(x / 2))
+    assert bench.srm_p(110, 1000, 0.1) == pytest.approx(math.erfc(math.sqrt(1.0 / 0.9 / 2)))
+    assert bench.srm_p(100, 1000, 0.1) == 1.0
+
+
+def test_bench_reference_reading_of_a_broken_and_a_clean_split(world, broken):
+    """The textbook reading of the stream's own counts: arm counts as the truth says; a
+    third of the control group's holdouts lost raises the SRM alarm, a clean split not."""
+    clean = {v["unit"]: v for v in bench.reference_verdicts(world[3], broken=False)}
+    bad = {v["unit"]: v for v in bench.reference_verdicts(broken[3], broken=True)}
+    assert all(v["counts_match"] and v["reading"] == "arms" for v in clean.values())
+    assert not any(v["srm_alarm"] for v in clean.values())
+    assert bad["onboarding"]["srm_alarm"] and bad["winback"]["srm_alarm"]
+    assert not bad[""]["srm_alarm"]  # the global control group is intact
