@@ -313,6 +313,8 @@ def run_one(seed: int, broken_split: float, args: argparse.Namespace) -> dict[st
         if job.returncode != 0:
             raise RuntimeError(f"mailflow run exited {job.returncode}: "
                                f"{job.stderr.strip()[-3000:]}")
+        print(f"seed {seed}: the job took {job_s:.1f} s for {len(events):,} events "
+              f"({len(events) / job_s:,.0f}/s, start-up included)", file=sys.stderr)
         rows = latest_rows(read_lift(env))
     units = {truth.scenario.experiment.unit: args.experiment_key} if (
         truth.scenario.experiment and args.experiment_key) else None
@@ -364,8 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             run = run_one(seed, broken, args)
             runs.append(run)
             if not args.json:
-                print(f"seed {seed} broken {broken:.2f}: {run['events']:,} events, job "
-                      f"{run['job_s']} s ({run['events_per_s']:,}/s); missing "
+                print(f"seed {seed} broken {broken:.2f}: units missing from the table: "
                       f"{run['missing_units'] or 'none'}", file=sys.stderr)
     except LiftTableMissing as exc:
         print(f"bench/lift.py: {exc}", file=sys.stderr)
