@@ -399,6 +399,7 @@ class _Person:
     value: float = 0.0
     unsubscribed: bool = False
     complained: bool = False
+    stopped_ms: int | None = None  # when they unsubscribed or complained
     delivered: int = 0
 
 
@@ -514,7 +515,7 @@ class LiftSimulator:
                 if not p.lost:
                     emit(ts, "holdout", {**message, "group": p.arm})
                 continue
-            if p.unsubscribed or p.complained:
+            if p.stopped_ms is not None and p.stopped_ms < ts:
                 continue  # the sender stops mailing them
             tagged = message if not p.exp_arm else {
                 **message, "experiment": exp.name, "arm": p.exp_arm}  # type: ignore[union-attr]
@@ -536,12 +537,15 @@ class LiftSimulator:
                          {**message, "user_agent": ua,
                           "url": f"https://{flow.sender}/{flow.flow_id}/{k}"})
             u = rng.random()
-            if u < flow.complaint_rate:
-                p.complained = True
-                emit(delivered + rng.randrange(1, 2 * DAY_MS), "complaint", message)
-            elif u < flow.complaint_rate + flow.unsubscribe_rate:
-                p.unsubscribed = True
-                emit(delivered + rng.randrange(1, 2 * DAY_MS), "unsubscribe", message)
+            if p.stopped_ms is None and u < flow.complaint_rate + flow.unsubscribe_rate:
+                # minutes to hours after delivery; a later step already under way still goes
+                p.stopped_ms = delivered + rng.randrange(60_000, 12 * _HOUR_MS)
+                if u < flow.complaint_rate:
+                    p.complained = True
+                    emit(p.stopped_ms, "complaint", message)
+                else:
+                    p.unsubscribed = True
+                    emit(p.stopped_ms, "unsubscribe", message)
 
     def _probability(self, p: _Person) -> float:
         flow, exp = p.flow, self.scenario.experiment
