@@ -112,16 +112,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level, settings.log_format)
+    if args.scenario == "lift":
+        return _generate_lift(settings, args)
     if args.journeys:
         from mailflow.journeys import run_generate
 
-        return run_generate(settings, to=args.to, seed=args.seed, days=args.days,
+        return run_generate(settings, to=args.to, seed=args.seed, days=args.days or 10,
                             entrants_per_day=args.entrants_per_day, start=args.start,
                             shifts=args.shift, truth_path=args.truth,
                             newsletters=args.newsletters)
     return generate(settings, rate=args.rate, seconds=args.seconds, to=args.to, seed=args.seed,
                     incident=args.incident, live=not args.fast, time_scale=args.time_scale,
                     start=args.start)
+
+
+def _generate_lift(settings: object, args: argparse.Namespace) -> int:
+    """`generate --scenario lift`: control-group traffic with a known effect (lift_sim)."""
+    from mailflow.lift_sim import run_generate, scenario_from_args
+
+    if args.journeys:
+        print("mailflow generate: --journeys and --scenario lift exclude each other",
+              file=sys.stderr)
+        return 2
+    try:
+        scenario = scenario_from_args(args.days, args.recipients_per_day, args.effect,
+                                      args.holdout_share, args.broken_split, args.global_share)
+    except ValueError as exc:
+        print(f"mailflow generate: {exc}", file=sys.stderr)
+        return 2
+    return run_generate(settings, to=args.to, seed=args.seed, start=args.start,
+                        scenario=scenario, truth_path=args.truth)
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -397,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
                "clicks with realistic delays, Apple machine opens, bot clicks, bounces, "
                "complaints, unsubscribes and conversions.", cmd_generate)
     _traffic_args(gen, rate=1000.0, time_scale=1.0, scale_help="when pacing (default 1)")
-    gen.add_argument("--to", default="kafka", metavar="kafka|FILE.jsonl",
+    gen.add_argument("--to", "--out", dest="to", default="kafka", metavar="kafka|FILE.jsonl",
                      help="`kafka` (the input topics) or a JSONL file path (default kafka)")
     gen.add_argument("--fast", action="store_true",
                      help="produce as fast as possible instead of pacing in real time")
@@ -410,9 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "each recipient with a true chance of reaching the flow's goal; "
                           "produced unpaced; --rate, --seconds, --time-scale and --incident "
                           "do not apply (default --start: ends before now)")
-    gen.add_argument("--days", type=int, default=10,
-                     help="with --journeys: days of entry cohorts; events run on until every "
-                          "window closed (default 10)")
+    gen.add_argument("--days", type=int, default=None,
+                     help="with --journeys or --scenario lift: days of entry cohorts; events "
+                          "run on until every window closed (default 10; lift: 14)")
     gen.add_argument("--entrants-per-day", dest="entrants_per_day", type=int, default=500,
                      help="with --journeys: recipients entering each flow per day, +-10%% "
                           "(default 500)")
@@ -423,7 +443,32 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--truth", metavar="FILE",
                      help="with --journeys: write the truth as JSONL (one line per journey: "
                           "flow_id, recipient_hash, entered_ms, cohort_day, true_p, reached, "
-                          "...; then one per flow x cohort_day)")
+                          "...; then one per flow x cohort_day); with --scenario lift: as JSON "
+                          "(per flow, global and experiment: true effect, expected and "
+                          "realised arm sizes and converters)")
+    gen.add_argument("--scenario", choices=("lift",),
+                     help="lift: control-group experiments with a known true effect "
+                          "(mailflow/lift_sim.py): flow onboarding +2 pp on a 5%% baseline, "
+                          "winback no effect, per-flow holdouts, a global control group, a "
+                          "send_time policy experiment at 50/50 with +1 pp; holdout events go "
+                          "to email.holdouts; produced unpaced (--seed, --start, --to/--out "
+                          "apply; --rate, --seconds, --time-scale, --incident do not), the "
+                          "truth summary to stderr")
+    gen.add_argument("--recipients-per-day", dest="recipients_per_day", type=int, metavar="N",
+                     help="with --scenario lift: recipients entering each flow per day "
+                          "(default 300)")
+    gen.add_argument("--effect", type=float, metavar="PP",
+                     help="with --scenario lift: onboarding's true absolute effect on "
+                          "conversion in percentage points (default 2)")
+    gen.add_argument("--holdout-share", dest="holdout_share", type=float, metavar="S",
+                     help="with --scenario lift: each flow's control share, 0..1 (default 0.1)")
+    gen.add_argument("--global-share", dest="global_share", type=float, metavar="G",
+                     help="with --scenario lift: share of everyone in the global control "
+                          "group, 0..1 (default 0.05)")
+    gen.add_argument("--broken-split", dest="broken_split", type=float, metavar="F",
+                     help="with --scenario lift: the holdout events of this share of each "
+                          "flow's control group never reach the stream, their conversions "
+                          "do (a broken pipeline; default 0)")
     gen.add_argument("--newsletters", type=float, default=0.0, metavar="SHARE",
                      help="with --journeys: each sender also mails this share of its list a "
                           "newsletter (no flow) every day, opened more by likelier converters "
