@@ -23,10 +23,19 @@ is still open would count as a non-converter and bias the lift towards zero), an
 sample-ratio test counts every recipient assigned. Only when the input ends before any
 window of a unit closed are the open windows counted, and the row says `partial`.
 
-Scopes: `flow` (key: flow id; only `group: flow` holdouts, so the comparison is the
-flow's mail against none of it, the rest of the programme alike), `global` (key "": any
-marketing mail against the global control group), `campaign` (key: campaign id) and
-`experiment` (key: experiment name; the arm is on the events, both arms are mailed).
+Scopes:
+
+- `flow` (key: flow id): the flow's mail against none of it. Only `group: flow` holdouts
+  are its control arm: the global control group's members miss every other mail too, so
+  they would compare more than the flow.
+- `global` (key ""): the global control group against everyone else the programme would
+  have mailed: a recipient mailed marketing, or held out of one flow only (that holdout
+  says they are not in the global control group). Both arms are then what the global
+  draw made of them, so the expected split is the configured global share exactly, and
+  the lift is the whole programme's, flow holdouts included (intent to treat).
+- `campaign` (key: campaign id), like a flow.
+- `experiment` (key: experiment name): a policy applied to a treated share, a baseline
+  to the rest; both arms are mailed, the arm is on the events (`experiment`, `arm`).
 """
 
 from __future__ import annotations
@@ -127,11 +136,12 @@ class LiftUnits:
     >>> book.observe("holdout", 0, "r1", "welcome", "", "flow", "", "", "", 0.0, False, facts)
     >>> book.observe("delivered", 0, "r2", "welcome", "", "", "", "", "", 0.0, False, facts)
     >>> book.observe("conversion", 3600_000, "r1", "", "", "", "", "", "", 20.0, False, facts)
-    >>> [(f.scope, f.key, f.arm) for f in facts]    # r2's mail is marketing: the global unit
-    [('flow', 'welcome', 1), ('flow', 'welcome', 0), ('global', '', 0)]
+    >>> [(f.scope, f.key, f.arm) for f in facts]    # neither is in the global control group
+    [('flow', 'welcome', 1), ('global', '', 0), ('flow', 'welcome', 0), ('global', '', 0)]
     >>> facts.clear(); book.advance(8 * 86_400_000, facts)
-    >>> [(f.scope, f.arm, f.converted, f.value) for f in facts]
-    [('flow', 1, True, 20.0), ('flow', 0, False, 0.0), ('global', 0, False, 0.0)]
+    >>> [(f.scope, f.arm, f.converted, f.value) for f in facts]  # doctest: +NORMALIZE_WHITESPACE
+    [('flow', 1, True, 20.0), ('global', 0, True, 20.0), ('flow', 0, False, 0.0),
+     ('global', 0, False, 0.0)]
     """
 
     def __init__(self, windows_days: tuple[int, ...] = (7,), goal: str = "",
@@ -178,6 +188,9 @@ class LiftUnits:
             elif flow_id not in self.transactional or not flow_id:
                 if flow_id:
                     self._assign(ts_ms, recipient, FLOW, flow_id, CONTROL, facts)
+                # not in the global control group (they would have been mailed): the
+                # programme's arm, as the global split drew them
+                self._assign(ts_ms, recipient, GLOBAL, "", TREATED, facts)
                 if campaign_id and self.campaigns:
                     self._assign(ts_ms, recipient, CAMPAIGN, campaign_id, CONTROL, facts)
             return

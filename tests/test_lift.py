@@ -58,7 +58,8 @@ def closed(book: LiftUnits, ts_ms: int) -> list[LiftOutcome]:
 def test_the_first_send_or_holdout_assigns_and_a_crossover_never_moves_anyone():
     book = units()
     first = see(book, "holdout", 0, group="flow")
-    assert first == [LiftAssigned(0, "flow", "welcome", CONTROL)]
+    assert first == [LiftAssigned(0, "flow", "welcome", CONTROL),
+                     LiftAssigned(0, "global", "", TREATED)]
     assert see(book, "holdout", H) == []  # the same assignment
     crossed = see(book, "delivered", 2 * H)  # mailed anyway: counted, stays control
     assert LiftAssigned(2 * H, "flow", "welcome", CONTROL, True) in crossed
@@ -72,7 +73,8 @@ def test_a_flow_holdout_is_not_in_the_global_comparison_and_a_global_one_not_in_
     book = units()
     got = see(book, "holdout", 0, recipient="a", group="flow", campaign="c1")
     assert {(f.scope, f.key, f.arm) for f in got} == {("flow", "welcome", CONTROL),
-                                                      ("campaign", "c1", CONTROL)}
+                                                      ("campaign", "c1", CONTROL),
+                                                      ("global", "", TREATED)}
     got = see(book, "holdout", 0, recipient="b", group="global", campaign="c1")
     assert [(f.scope, f.key, f.arm) for f in got] == [("global", "", CONTROL)]
     got = see(book, "sent", 0, recipient="c", campaign="c1")
