@@ -157,8 +157,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args, "admin_port")
     _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
-    return run_demo(settings, seconds=args.seconds, rate=args.rate, seed=args.seed,
+    code = run_demo(settings, seconds=args.seconds, rate=args.rate, seed=args.seed,
                     time_scale=args.time_scale, incident=args.incident)
+    if code == 0 and args.lift:
+        from mailflow.demo import run_lift_demo
+
+        code = run_lift_demo(settings, seed=args.seed)
+    return code
 
 
 def _traffic_args(parser: argparse.ArgumentParser, rate: float, time_scale: float,
@@ -369,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "conversions show up within the demo)")
     demo.add_argument("--admin-port", dest="admin_port", type=int,
                       help="the job's admin port (default 8765; 0 picks a free one)")
+    demo.add_argument("--no-lift", dest="lift", action="store_false",
+                      help="skip the control-group act (two weeks of flows with holdouts and "
+                           "a known effect through the job, then `mailflow lift`; about "
+                           "30 s, its data in <data dir>/lift)")
 
     run = verb("run", "the long-lived stream job",
                "Consume the input topics, validate and pseudonymise every event, write facts "
