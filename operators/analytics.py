@@ -142,7 +142,7 @@ _MODEL_FACTS = frozenset({Sent, Delivered, Labelled, Bounced, ForgetMessages, Jo
 
 
 #: Facts a timer made, stamped with when it was due (not when it was noticed).
-TIMED_FACTS = frozenset({JourneyFact, LiftOutcome})
+TIMED_FACTS = frozenset({JourneyFact, LiftOutcome, LiftAssigned})
 
 
 def fact_key(fact: Fact) -> str:

@@ -46,6 +46,7 @@ from typing import NamedTuple
 from operators.lift_stats import Arm
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 TREATED, CONTROL = 0, 1
 FLOW, GLOBAL, CAMPAIGN, EXPERIMENT = "flow", "global", "campaign", "experiment"
 #: Scopes reported in the `lift` table; the others go to `lift_segments`.
@@ -58,13 +59,17 @@ STICKY_WINDOWS = 4
 
 
 class LiftAssigned(NamedTuple):
-    """A recipient was assigned (or, `crossed`, their assignment was contradicted)."""
+    """`count` recipients were assigned to `arm` (or, `crossed`, their assignment was
+    contradicted) within the event-time minute starting at `ts_ms`; the first at
+    `first_ms` (a shard tallies a minute's assignments: one fact, not one per send)."""
 
     ts_ms: int
     scope: str
     key: str
     arm: int
     crossed: bool = False
+    count: int = 1
+    first_ms: int = -1
 
 
 class LiftOutcome(NamedTuple):
@@ -136,8 +141,11 @@ class LiftUnits:
     >>> book.observe("holdout", 0, "r1", "welcome", "", "flow", "", "", "", 0.0, False, facts)
     >>> book.observe("delivered", 0, "r2", "welcome", "", "", "", "", "", 0.0, False, facts)
     >>> book.observe("conversion", 3600_000, "r1", "", "", "", "", "", "", 20.0, False, facts)
-    >>> [(f.scope, f.key, f.arm) for f in facts]    # neither is in the global control group
-    [('flow', 'welcome', 1), ('global', '', 0), ('flow', 'welcome', 0), ('global', '', 0)]
+    >>> facts                          # this minute's assignments leave as one tally ...
+    []
+    >>> book.flush_tally(facts)        # ... when the minute is over (or asked)
+    >>> [(f.scope, f.key, f.arm, f.count) for f in facts]  # nobody in the global control group
+    [('flow', 'welcome', 0, 1), ('flow', 'welcome', 1, 1), ('global', '', 0, 2)]
     >>> facts.clear(); book.advance(8 * 86_400_000, facts)
     >>> [(f.scope, f.arm, f.converted, f.value) for f in facts]  # doctest: +NORMALIZE_WHITESPACE
     [('flow', 1, True, 20.0), ('global', 0, True, 20.0), ('flow', 0, False, 0.0),
@@ -149,6 +157,9 @@ class LiftUnits:
         self.units: dict[str, dict[tuple[str, str], _Unit]] = {}
         # (due, recipient, scope, key, window index or -1: forget, assigned at)
         self._timers: list[tuple[int, str, str, str, int, int]] = []
+        # this minute's assignments: (scope, key, arm, crossed) -> [count, first at]
+        self._tally: dict[tuple[str, str, int, bool], list[int]] = {}
+        self._tally_minute = -1
         self.configure(windows_days, goal, transactional, campaigns)
 
     def configure(self, windows_days: tuple[int, ...], goal: str = "",
@@ -162,7 +173,16 @@ class LiftUnits:
         return sum(len(units) for units in self.units.values())
 
     def due(self, ts_ms: int) -> bool:
-        return bool(self._timers) and self._timers[0][0] <= ts_ms
+        """Is anything due by `ts_ms`: a window's end, or a past minute's tally?"""
+        return (bool(self._timers) and self._timers[0][0] <= ts_ms) or (
+            bool(self._tally) and ts_ms // MINUTE_MS > self._tally_minute)
+
+    def flush_tally(self, facts: list) -> None:
+        """The tallied assignments, one fact per unit and arm, stamped with their minute."""
+        tally, self._tally = self._tally, {}
+        stamp = self._tally_minute * MINUTE_MS
+        for (scope, key, arm, crossed), (count, first) in sorted(tally.items()):
+            facts.append(LiftAssigned(stamp, scope, key, arm, crossed, count, first))
 
     # -- events ----------------------------------------------------------------
     def observe(self, etype: str, ts_ms: int, recipient: str, flow_id: str, campaign_id: str,
@@ -227,21 +247,33 @@ class LiftUnits:
         if unit is not None:
             if unit.arm != arm and not unit.crossed:
                 unit.crossed = True
-                facts.append(LiftAssigned(ts_ms, scope, key, unit.arm, True))
+                self._count(ts_ms, (scope, key, unit.arm, True), facts)
             return
         units[(scope, key)] = _Unit(arm, ts_ms, len(self.windows_ms))
-        facts.append(LiftAssigned(ts_ms, scope, key, arm))
-        push, timers = heapq.heappush, self._timers
-        for i, w in enumerate(self.windows_ms):
-            push(timers, (ts_ms + w + 1, recipient, scope, key, i, ts_ms))
-        push(timers, (ts_ms + STICKY_WINDOWS * self.windows_ms[-1] + 1, recipient, scope, key,
-                      -1, ts_ms))
+        self._count(ts_ms, (scope, key, arm, False), facts)
+        # one timer at a time per assignment: each window's end, then forgetting it
+        heapq.heappush(self._timers, (ts_ms + self.windows_ms[0] + 1, recipient, scope, key, 0,
+                                      ts_ms))
+
+    def _count(self, ts_ms: int, tally_key: tuple[str, str, int, bool], facts: list) -> None:
+        minute = ts_ms // MINUTE_MS
+        if minute != self._tally_minute:
+            if self._tally:
+                self.flush_tally(facts)
+            self._tally_minute = minute
+        counted = self._tally.get(tally_key)
+        if counted is None:
+            self._tally[tally_key] = [1, ts_ms]
+        else:
+            counted[0] += 1
 
     # -- time ------------------------------------------------------------------
     def advance(self, ts_ms: int, facts: list) -> None:
         """Event time reached `ts_ms`: the windows closed by then, as outcomes stamped with
         their closing time; assignments old enough are forgotten."""
-        timers, pop = self._timers, heapq.heappop
+        if self._tally and ts_ms // MINUTE_MS > self._tally_minute:
+            self.flush_tally(facts)
+        timers, pop, push = self._timers, heapq.heappop, heapq.heappush
         while timers and timers[0][0] <= ts_ms:
             due, recipient, scope, key, index, assigned = pop(timers)
             units = self.units.get(recipient)
@@ -252,8 +284,16 @@ class LiftUnits:
                 del units[(scope, key)]
                 if not units:
                     del self.units[recipient]
-            elif index < len(unit.values):
+                continue
+            if index < len(unit.values):
                 facts.append(self._outcome(due, scope, key, unit, index, False))
+            windows = self.windows_ms
+            if index + 1 < min(len(windows), len(unit.values)):
+                push(timers, (assigned + windows[index + 1] + 1, recipient, scope, key,
+                              index + 1, assigned))
+            else:
+                push(timers, (assigned + STICKY_WINDOWS * windows[-1] + 1, recipient, scope,
+                              key, -1, assigned))
 
     def _outcome(self, ts_ms: int, scope: str, key: str, unit: _Unit, index: int,
                  still_open: bool) -> LiftOutcome:
@@ -265,12 +305,16 @@ class LiftUnits:
 
     def pending(self, ts_ms: int, facts: list) -> None:
         """The input ended at `ts_ms`: every window still open, as it stands (`open`)."""
-        closing = {(r, s, k, i, a) for due, r, s, k, i, a in self._timers if i >= 0}
+        if self._tally:
+            self.flush_tally(facts)
+        next_window = {(r, s, k, a): i for _due, r, s, k, i, a in self._timers if i >= 0}
         for recipient, units in sorted(self.units.items()):
             for (scope, key), unit in sorted(units.items()):
-                for index in range(len(unit.values)):
-                    if (recipient, scope, key, index, unit.assigned_ms) in closing:
-                        facts.append(self._outcome(ts_ms, scope, key, unit, index, True))
+                first = next_window.get((recipient, scope, key, unit.assigned_ms))
+                if first is None:
+                    continue
+                for index in range(first, len(unit.values)):
+                    facts.append(self._outcome(ts_ms, scope, key, unit, index, True))
 
     def forget(self, recipient: str) -> int:
         """Erase a recipient's assignments (the sums keep what they counted)."""
@@ -339,10 +383,12 @@ class LiftBook:
         if fact.ts_ms > self.last_ms:
             self.last_ms = fact.ts_ms
         if type(fact) is LiftAssigned:
+            first = fact.first_ms if fact.first_ms >= 0 else fact.ts_ms
             counts = self.assigned.get(unit)
             if counts is None:
-                counts = self.assigned[unit] = [0, 0, 0, fact.ts_ms]
-            counts[2 if fact.crossed else fact.arm] += 1
+                counts = self.assigned[unit] = [0, 0, 0, first]
+            counts[2 if fact.crossed else fact.arm] += fact.count
+            counts[3] = min(counts[3], first)
             self.changed.add(unit)
             return
         cell_key = (fact.scope, fact.key, fact.window_days)

@@ -409,8 +409,9 @@ def estimate(treated: Arm, control: Arm, treated_assigned: int, control_assigned
         value_lift=value_lift, value_lo95=v_lo, value_hi95=v_hi,
         incremental_value=value_lift * treated.n,
         srm_p=p, srm_alarm=p < SRM_ALARM_P,
-        # nan bounds compare False: no data is never significant
-        significant=av_lo > 0.0 or av_hi < 0.0,
+        # nan bounds compare False: no data is never significant; nor is a broken split
+        # (no automatic decision may act on it)
+        significant=(av_lo > 0.0 or av_hi < 0.0) and p >= SRM_ALARM_P,
         treated_unsub_rate=_rate(treated.unsub, treated.n),
         treated_complaint_rate=_rate(treated.complaint, treated.n),
         control_unsub_rate=_rate(control.unsub, control.n),

@@ -44,6 +44,7 @@ def see(book: LiftUnits, etype: str, ts_ms: int, recipient: str = "r1", flow: st
         book.advance(ts_ms, facts)
     book.observe(etype, ts_ms, recipient, flow, campaign, group, experiment, arm, goal, value,
                  human, facts)
+    book.flush_tally(facts)  # each event's assignments at once (the book tallies a minute)
     return facts
 
 
@@ -58,11 +59,11 @@ def closed(book: LiftUnits, ts_ms: int) -> list[LiftOutcome]:
 def test_the_first_send_or_holdout_assigns_and_a_crossover_never_moves_anyone():
     book = units()
     first = see(book, "holdout", 0, group="flow")
-    assert first == [LiftAssigned(0, "flow", "welcome", CONTROL),
-                     LiftAssigned(0, "global", "", TREATED)]
+    assert [(f.scope, f.arm, f.count) for f in first] == [("flow", CONTROL, 1),
+                                                          ("global", TREATED, 1)]
     assert see(book, "holdout", H) == []  # the same assignment
     crossed = see(book, "delivered", 2 * H)  # mailed anyway: counted, stays control
-    assert LiftAssigned(2 * H, "flow", "welcome", CONTROL, True) in crossed
+    assert LiftAssigned(2 * H, "flow", "welcome", CONTROL, True, 1, 2 * H) in crossed
     assert see(book, "delivered", 3 * H) == []  # counted once
     see(book, "conversion", 4 * H, flow="", value=5.0)
     [flow_outcome] = [o for o in closed(book, 8 * DAY_MS) if o.scope == "flow"]
@@ -149,7 +150,7 @@ def test_an_assignment_is_kept_four_windows_then_a_send_starts_a_new_one():
     see(book, "holdout", 0)
     assert see(book, "delivered", 27 * DAY_MS) != []  # a crossover, still the first one
     got = see(book, "delivered", 28 * DAY_MS + 2)
-    assert LiftAssigned(28 * DAY_MS + 2, "flow", "welcome", TREATED) in got
+    assert LiftAssigned(28 * DAY_MS, "flow", "welcome", TREATED, False, 1, 28 * DAY_MS + 2) in got
 
 
 def test_erasure_forgets_the_assignments_and_their_open_windows():
@@ -353,3 +354,15 @@ def test_the_flow_counts_what_the_events_say_and_sharding_changes_no_row(experim
     assert rows[("up", 7)]["abs_lo95"] > 0 and rows[("flat", 7)]["abs_lo95"] < 0
     glob = rows[("", 7)]
     assert glob["control_assigned"] == sum(1 for e in events if e.get("group") == "global")
+
+
+def test_a_minutes_assignments_leave_the_shard_as_one_tally_per_unit_and_arm():
+    book = units()
+    facts: list = []
+    for i in range(50):
+        book.observe("delivered", 1000 + i, f"r{i}", "welcome", "", "", "", "", "", 0.0, True,
+                     facts)
+    assert facts == []  # still this minute
+    book.advance(60_000, facts)
+    assert [(f.ts_ms, f.scope, f.arm, f.count, f.first_ms) for f in facts] == [
+        (0, "flow", TREATED, 50, 1000), (0, "global", TREATED, 50, 1000)]

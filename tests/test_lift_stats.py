@@ -338,3 +338,13 @@ def test_mde_inverts_the_plan_and_bad_inputs_give_nothing():
     assert plan(0.04, 0.01, 1.0).total == 0
     assert plan(0.0, 0.01, 0.1).total == 0
     assert math.isnan(mde(0, 0.1, 0.04)) and math.isnan(mde(1000, 0.1, 1.0))
+
+
+def test_a_broken_split_is_never_significant():
+    from operators.lift_stats import Arm, estimate
+
+    treated, control = Arm(n=9000, conv=900), Arm(n=1000, conv=50)
+    sound = estimate(treated, control, 9000, 1000, 0.1)
+    assert sound.significant and not sound.srm_alarm
+    broken = estimate(treated, control, 9000, 600, 0.1)  # 400 control holdouts lost
+    assert broken.srm_alarm and not broken.significant
