@@ -347,7 +347,7 @@ def cmd_lift(args: argparse.Namespace) -> int:
                         args.daily_recipients, args.json)
     settings = _settings(args, "admin_port")
     _setup_logging(settings.log_level if args.log_level else "warning", settings.log_format)
-    return run_lift(settings, args.flow, args.window_days, args.json)
+    return run_lift(settings, args.flow, args.window_days, args.json, args.segments)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -636,6 +636,10 @@ def _lift_options(lift: argparse.ArgumentParser) -> None:
                       help="only this outcome window (default: every window)")
     lift.add_argument("--json", action="store_true",
                       help="one JSON document: every column, plus the verdicts in words")
+    lift.add_argument("--segments", action="store_true",
+                      help="campaigns and policy experiments (table lift_segments: the arm "
+                           "recorded on the events as `experiment` and `arm`) instead of "
+                           "flows; --flow then names a campaign or an experiment")
     lift.add_argument("--admin-port", dest="admin_port", type=int,
                       help="the running job's admin port (default 8765)")
     plan = lift.add_argument_group("planning a control group (--plan)")

@@ -86,6 +86,23 @@ def latest_sql(flows: list[str] | None = None, window_days: int | None = None) -
             "ORDER BY flow_id, window_days, as_of DESC LIMIT 1 BY flow_id, window_days")
 
 
+def segments_sql(names: list[str] | None = None, window_days: int | None = None) -> str:
+    """The latest row of each campaign and policy experiment (`lift_segments`).
+
+    >>> print(segments_sql(["send_time"]))  # doctest: +NORMALIZE_WHITESPACE
+    SELECT * FROM mailflow.lift_segments FINAL WHERE segment IN ('send_time')
+    ORDER BY scope, segment, window_days, as_of DESC LIMIT 1 BY scope, segment, window_days
+    """
+    where = []
+    if names:
+        where.append(f"segment IN ({', '.join(_quote(f) for f in names)})")
+    if window_days is not None:
+        where.append(f"window_days = {int(window_days)}")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (f"SELECT * FROM mailflow.lift_segments FINAL{clause} ORDER BY scope, segment, "
+            "window_days, as_of DESC LIMIT 1 BY scope, segment, window_days")
+
+
 # ---------------------------------------------------------------- formatting
 
 def _num(value: Any) -> float:
@@ -168,7 +185,17 @@ def label(flow_id: str) -> str:
     return GLOBAL_LABEL if flow_id == "" else f"flow {flow_id}"
 
 
-def _subject(flow_id: str) -> str:
+def row_label(row: dict[str, Any]) -> str:
+    """A flow's label, or a segment's ("campaign spring", "experiment send_time")."""
+    if "scope" in row:
+        return f"{row['scope']} {row.get('segment', '')}"
+    return label(str(row.get("flow_id", "")))
+
+
+def _subject(row: dict[str, Any]) -> str:
+    if "scope" in row:
+        return f"{str(row['scope']).capitalize()} {row.get('segment', '')}"
+    flow_id = str(row.get("flow_id", ""))
     return "All marketing" if flow_id == "" else f"Flow {flow_id}"
 
 
@@ -215,7 +242,7 @@ def sentence(row: dict[str, Any]) -> str:
     Flow onboarding caused +1.1 pp conversions (always-valid 95% CI +0.6 to +1.6 pp),
     about 340 conversions over 30 days.
     """
-    who = _subject(str(row.get("flow_id", "")))
+    who = _subject(row)
     days = _days_text(days_covered(row))
     lift = _num(row.get("abs_lift"))
     ci = (f"always-valid 95% CI {_pp(row.get('av_lo95'), 1).removesuffix(' pp')} to "
@@ -237,7 +264,6 @@ def sentence(row: dict[str, Any]) -> str:
 
 def format_row(row: dict[str, Any]) -> str:
     """One flow and window as a block of text."""
-    flow_id = str(row.get("flow_id", ""))
     broken = bool(row.get("srm_alarm"))
     lines: list[str] = []
     if broken:
@@ -246,7 +272,7 @@ def format_row(row: dict[str, Any]) -> str:
     as_of = _when(row.get("as_of"))
     first = _when(row.get("first_assigned"))
     goal = str(row.get("goal") or "") or "any conversion"
-    lines.append(f"{label(flow_id)}: {row.get('window_days')}-day window, goal {goal}")
+    lines.append(f"{row_label(row)}: {row.get('window_days')}-day window, goal {goal}")
     when = []
     if as_of is not None:
         when.append(f"as of {as_of:%Y-%m-%d %H:%M} UTC")
@@ -307,7 +333,7 @@ def as_document(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         item = {k: _clean(v) for k, v in row.items()}
         days = days_covered(row)
-        item.update(label=label(str(row.get("flow_id", ""))),
+        item.update(label=row_label(row),
                     days_covered=None if math.isnan(days) else round(days, 3),
                     srm_verdict=srm_verdict(row), summary=sentence(row))
         out.append(item)
@@ -317,7 +343,8 @@ def as_document(rows: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading the store
 
 def read_latest(settings: Settings, flows: list[str] | None,
-                window_days: int | None) -> list[dict[str, Any]] | None:
+                window_days: int | None, segments: bool = False
+                ) -> list[dict[str, Any]] | None:
     """The latest rows, or None when there is no store or no `lift` table yet."""
     from mailflow.sqlcli import query_via_admin, run_query
 
@@ -325,17 +352,19 @@ def read_latest(settings: Settings, flows: list[str] | None,
     if path is not None and not path.exists() and \
             query_via_admin(settings.admin_port, "SELECT 1") is None:
         return None
-    _, exists = run_query(settings, "EXISTS TABLE mailflow.lift")
+    table = "lift_segments" if segments else "lift"
+    _, exists = run_query(settings, f"EXISTS TABLE mailflow.{table}")
     if not exists or not exists[0][0]:
         return None
-    columns, rows = run_query(settings, latest_sql(flows, window_days))
+    sql = segments_sql(flows, window_days) if segments else latest_sql(flows, window_days)
+    columns, rows = run_query(settings, sql)
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def run_lift(settings: Settings, flows: list[str] | None, window_days: int | None,
-             as_json: bool) -> int:
+             as_json: bool, segments: bool = False) -> int:
     try:
-        rows = read_latest(settings, flows, window_days)
+        rows = read_latest(settings, flows, window_days, segments)
     except StoreError as exc:
         print(f"mailflow lift: {exc}", file=sys.stderr)
         return 1
@@ -350,7 +379,7 @@ def run_lift(settings: Settings, flows: list[str] | None, window_days: int | Non
     if as_json:
         print(orjson.dumps(as_document(rows)).decode())
         return 0
-    broken = [label(str(r.get("flow_id", ""))) for r in rows if r.get("srm_alarm")]
+    broken = [row_label(r) for r in rows if r.get("srm_alarm")]
     if broken:
         print(f"SPLIT BROKEN for {', '.join(sorted(set(broken)))}: see below.\n")
     print("\n\n".join(format_row(r) for r in rows))

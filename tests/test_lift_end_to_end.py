@@ -86,8 +86,11 @@ def test_lift_through_the_job_holds_the_truth_and_says_what_the_mail_caused(brok
     text = mailflow_cmd("lift", env=env).stdout
     assert "onboarding" in text and "winback" in text
     assert "SPLIT BROKEN" not in text
-    report = orjson.loads(mailflow_cmd("lift", "--json", env=env).stdout)
-    assert report, "the JSON report lists the flows"
+    report = orjson.loads(mailflow_cmd("lift", "--json", env=env).stdout)["lift"]
+    assert {r["label"] for r in report} >= {"flow onboarding", "flow winback"}
+    segments_text = mailflow_cmd("lift", "--segments", "--flow", "send_time", env=env).stdout
+    assert "experiment send_time: 7-day window" in segments_text
+    assert "Experiment send_time" in segments_text
 
 
 def test_a_broken_split_raises_the_sample_ratio_alarm(broker, tmp_path):
