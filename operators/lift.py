@@ -380,7 +380,9 @@ class LiftBook:
 
     def observe(self, fact: LiftAssigned | LiftOutcome) -> None:
         unit = (fact.scope, fact.key)
-        if fact.ts_ms > self.last_ms:
+        if fact.ts_ms > self.last_ms and (type(fact) is LiftAssigned or not fact.open):
+            # (an open window's stamp is where its shard stopped: not the same for any
+            # sharding, so the end-of-input rows are as of the last fact that is)
             self.last_ms = fact.ts_ms
         if type(fact) is LiftAssigned:
             first = fact.first_ms if fact.first_ms >= 0 else fact.ts_ms
