@@ -91,22 +91,28 @@ def judge(truth: LiftTruth, rows: Mapping[str, Mapping[str, Any]], broken: bool,
         row = rows.get(key)
         if row is None:
             continue
-        lo, hi = float(row["abs_lo95"]), float(row["abs_hi95"])
-        av_lo, av_hi = float(row["av_lo95"]), float(row["av_hi95"])
+        # an estimate that does not exist (an empty arm) is NULL: it covers nothing
+        lo, hi, av_lo, av_hi = (_num(row[k]) for k in ("abs_lo95", "abs_hi95", "av_lo95",
+                                                          "av_hi95"))
         seen = (int(row["treated_n"]), int(row["treated_conv"]), int(row["control_n"]),
                 int(row["control_conv"]))
         reading, effect = _reading(u, seen)
         out.append({
             "unit": u.unit, "kind": u.kind, "true_effect": effect, "broken": broken,
-            "abs_lift": float(row["abs_lift"]),
+            "abs_lift": _num(row["abs_lift"]),
             "covered": lo <= effect <= hi,
             "av_covered": av_lo <= effect <= av_hi,
-            "excludes_zero": not lo <= 0.0 <= hi,
-            "av_excludes_zero": not av_lo <= 0.0 <= av_hi,
+            "excludes_zero": lo > 0.0 or hi < 0.0,
+            "av_excludes_zero": av_lo > 0.0 or av_hi < 0.0,
             "srm_alarm": bool(row["srm_alarm"]),
             "counts_match": reading != "differ", "reading": reading,
         })
     return out
+
+
+def _num(value: Any) -> float:
+    """A table number; NULL (None) as nan, so every comparison with it is false."""
+    return math.nan if value is None else float(value)
 
 
 def _reading(u: Any, seen: tuple[int, int, int, int]) -> tuple[str, float]:
@@ -259,8 +265,9 @@ def _mailflow(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedPr
 
 
 def read_lift(env: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every row of `mailflow.lift` of the job's store (`mailflow sql`, its own process:
-    an embedded store belongs to one process at a time)."""
+    """Every row of `mailflow.lift` of the job's store, and the policy experiments' rows of
+    `mailflow.lift_segments` with flow_id ``experiment:<name>`` (`mailflow sql`, its own
+    process: an embedded store belongs to one process at a time)."""
     check = _mailflow(["sql", "--format", "json", "SELECT count() AS n FROM system.tables "
                        "WHERE database = 'mailflow' AND name = 'lift'"], env)
     if check.returncode != 0:
@@ -269,10 +276,20 @@ def read_lift(env: Mapping[str, str]) -> list[dict[str, Any]]:
         raise LiftTableMissing(
             "the job wrote no mailflow.lift table: this bench needs the job side of issue 19 "
             "(holdout events, per-recipient assignment and outcomes, the lift table)")
-    proc = _mailflow(["sql", "--format", "json",
-                      f"SELECT {', '.join(COLUMNS)} FROM mailflow.lift"], env)
+    rows = _sql(f"SELECT {', '.join(COLUMNS)} FROM mailflow.lift FINAL", env)
+    segments = ", ".join(("concat('experiment:', segment) AS flow_id",) + COLUMNS[1:])
+    rows += _sql(f"SELECT {segments} FROM mailflow.lift_segments FINAL "
+                 "WHERE scope = 'experiment'", env, missing_ok=True)
+    return rows
+
+
+def _sql(query: str, env: Mapping[str, str], missing_ok: bool = False
+         ) -> list[dict[str, Any]]:
+    proc = _mailflow(["sql", "--format", "json", query], env)
     if proc.returncode != 0:
-        raise RuntimeError(f"reading mailflow.lift failed: {proc.stderr.strip()[-2000:]}")
+        if missing_ok and "UNKNOWN_TABLE" in proc.stderr:
+            return []
+        raise RuntimeError(f"{query[:60]}... failed: {proc.stderr.strip()[-2000:]}")
     return orjson.loads(proc.stdout)
 
 
@@ -306,7 +323,13 @@ def run_one(seed: int, broken_split: float, args: argparse.Namespace) -> dict[st
         env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": broker.bootstrap,
                "MAILFLOW_DATA_DIR": data, "MAILFLOW_ADMIN_PORT": "0",
                "MAILFLOW_HOLDOUT_SHARE": str(scenario.flows[0].control_share),
-               "MAILFLOW_GLOBAL_CONTROL_SHARE": str(scenario.global_control.share)}
+               "MAILFLOW_GLOBAL_CONTROL_SHARE": str(scenario.global_control.share),
+               "MAILFLOW_LIFT_WINDOWS_DAYS": str(WINDOW_DAYS)}
+        if scenario.experiment is not None:  # its control share, for its sample-ratio test
+            config = Path(data) / "mailflow.toml"
+            config.write_text(f"[experiment_shares]\n{scenario.experiment.name} = "
+                              f"{1 - scenario.experiment.treated_share}\n")
+            env["MAILFLOW_CONFIG"] = str(config)
         t0 = time.perf_counter()
         job = _mailflow(["run", "--dev", "--no-tail", "--no-recovery"], env)
         job_s = time.perf_counter() - t0

@@ -557,3 +557,15 @@ def test_bench_reference_reading_of_a_broken_and_a_clean_split(world, broken):
     assert not any(v["srm_alarm"] for v in clean.values())
     assert bad["onboarding"]["srm_alarm"] and bad["winback"]["srm_alarm"]
     assert not bad[""]["srm_alarm"]  # the global control group is intact
+
+
+def test_bench_reads_a_null_interval_as_covering_nothing(world):
+    """An arm without recipients leaves the table's estimates NULL: no coverage, no
+    "excludes zero", and the verdict still comes (nothing crashes on None)."""
+    _, _, _, truth = world
+    row = _row("winback", 1, 0.0, 0.0, (0.0, 0.0))
+    row.update(abs_lo95=None, abs_hi95=None, av_lo95=None, av_hi95=None, abs_lift=None)
+    (verdict,) = bench.judge(truth, {"winback": row}, broken=False)
+    assert not verdict["covered"] and not verdict["av_covered"]
+    assert not verdict["excludes_zero"] and not verdict["av_excludes_zero"]
+    assert bench.summarise([verdict])["per_unit"]["winback"]["mean_abs_lift"] is None
