@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailflow.lift_sim import HOLDOUT_TOPIC, LiftSimulator, LiftTruth, default_scenario  # noqa: E402
+from operators.lift_stats import newcombe_diff, srm_p  # noqa: E402
 
 WINDOW_DAYS = 7
 #: The columns read from `mailflow.lift` (DESIGN.md's contract).
@@ -192,51 +193,6 @@ def _mean(xs: list[Any]) -> float | None:
 
 
 # --- a reference reading of the truth's own counts (no job) ----------------------------
-Z95 = 1.959963984540054
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k / n.
-
-    >>> tuple(round(x, 4) for x in wilson(56, 70))
-    (0.6918, 0.877)
-    """
-    if n == 0:
-        return 0.0, 1.0
-    centre = (k + z * z / 2) / (n + z * z)
-    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
-    return centre - half, centre + half
-
-
-def newcombe(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval (his method 10) for p1 - p2.
-
-    Newcombe (1998), Statistics in Medicine 17, table II: 56/70 against 48/80.
-
-    >>> tuple(round(x, 4) for x in newcombe(56, 70, 48, 80))
-    (0.0524, 0.3339)
-    """
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1, z)
-    l2, u2 = wilson(k2, n2, z)
-    d = p1 - p2
-    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
-            d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
-
-
-def srm_p(control_n: int, total_n: int, control_share: float) -> float:
-    """Chi-square (1 df) p-value of `control_n` of `total_n` against the configured share.
-
-    >>> round(srm_p(100, 1000, 0.1), 3), srm_p(67, 1000, 0.1) < 0.001
-    (1.0, True)
-    """
-    if total_n == 0 or not 0 < control_share < 1:
-        return 1.0
-    e_c, e_t = total_n * control_share, total_n * (1 - control_share)
-    x = (control_n - e_c) ** 2 / e_c + (total_n - control_n - e_t) ** 2 / e_t
-    return math.erfc(math.sqrt(x / 2))
-
-
 def reference_verdicts(truth: LiftTruth, broken: bool) -> list[dict[str, Any]]:
     """The verdicts a textbook fixed-horizon reading of the stream's own counts would give
     (Newcombe for the difference, chi-square SRM at p < 0.001): what the simulation allows
@@ -244,10 +200,9 @@ def reference_verdicts(truth: LiftTruth, broken: bool) -> list[dict[str, Any]]:
     the fixed one)."""
     rows = {}
     for u in truth.units:
-        lo, hi = newcombe(u.treated_conv, u.treated_n, u.observed_control_conv,
-                          u.observed_control_n)
-        total = u.treated_n + u.observed_control_n
-        p = srm_p(u.observed_control_n, total, u.control_share)
+        lo, hi = newcombe_diff(u.treated_conv, u.treated_n, u.observed_control_conv,
+                               u.observed_control_n)
+        p = srm_p(u.treated_n, u.observed_control_n, u.control_share)
         rows[u.unit] = {"treated_n": u.treated_n, "treated_conv": u.treated_conv,
                         "control_n": u.observed_control_n,
                         "control_conv": u.observed_control_conv,

@@ -402,7 +402,9 @@ class ShardLogic(op.StatefulBatchLogic):
             # of their unit closed (stamped where this shard's facts may still go).
             ends = empty_batch()
             st.analytics.lift_pending(ends)
-            floor = max(st.clock, st.reported, st.reported_models)
+            # (a shard restored from an earlier end of input reported END_MS then: never a
+            # stamp, the merges would advance every hour to it)
+            floor = max(p for p in (st.clock, st.reported, st.reported_models) if p < END_MS)
             for fact in ends.facts:
                 batch.facts.append((max(fact.ts_ms, floor), st.seq, fact))
                 st.seq += 1

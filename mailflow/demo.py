@@ -18,7 +18,7 @@ import orjson
 from flows.settings import Settings
 from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
 from mailflow.malformed import malformed_samples
-from mailflow.traffic import EventProducer, paced, plan
+from mailflow.traffic import EventProducer, paced, plan, send_all
 from sinks.clickhouse import redact_dsn
 
 EXAMPLE_QUERIES = (
@@ -190,10 +190,7 @@ def run_lift_demo(settings: Settings, seed: int) -> int:
            "MAILFLOW_CLICKHOUSE_URL": "", "MAILFLOW_ADMIN_PORT": "0"}
     with EmbeddedBroker(log_path=data / "broker.log") as broker:
         ensure_topics(broker.bootstrap, partitions=settings.partitions)
-        producer = EventProducer(broker.bootstrap)
-        for ev in sim.events():
-            producer.send(ev.topic, ev.key, ev.value)
-        producer.flush()
+        produced = send_all(sim.events(), broker.bootstrap)
         env["MAILFLOW_KAFKA_BROKERS"] = broker.bootstrap
         started = time.monotonic()
         with open(data / "job.log", "wb") as log:
@@ -206,7 +203,7 @@ def run_lift_demo(settings: Settings, seed: int) -> int:
             print(f"the lift job failed ({done.returncode}); its log:\n{tail}",
                   file=sys.stderr)
             return 1
-        print(f"{producer.produced:,} events in {time.monotonic() - started:.0f}s. The "
+        print(f"{produced:,} events in {time.monotonic() - started:.0f}s. The "
               "simulator's truth:")
         for line in summary_lines(sim.truth()):
             print("  " + line)

@@ -765,7 +765,7 @@ def run_generate(settings: Any, to: str, seed: int, days: int, entrants_per_day:
     days of event time) or to a JSONL file, and the truth to `truth_path`; an exit code."""
     import sys
 
-    from mailflow.traffic import EventProducer, parse_start
+    from mailflow.traffic import parse_start, send_or_write
 
     # The truth's recipient hashes use the job's key (MAILFLOW_HASH_KEY), else the dev key.
     key = getattr(settings, "hash_key", "") or ""
@@ -778,17 +778,7 @@ def run_generate(settings: Any, to: str, seed: int, days: int, entrants_per_day:
     except ValueError as exc:
         print(f"mailflow generate: {exc}", file=sys.stderr)
         return 2
-    if to != "kafka":
-        from mailflow.generator import write_jsonl
-
-        count = write_jsonl(sim.events(), to)
-        print(f"wrote {count} events to {to}")
-    else:
-        producer = EventProducer(settings.brokers())
-        for ev in sim.events():
-            producer.send(ev.topic, ev.key, ev.value)
-        producer.flush()
-        print(f"produced {producer.produced:,} events, all delivered", file=sys.stderr)
+    send_or_write(sim.events(), to, settings)
     if truth_path:
         truth = sim.truth()
         lines = truth.write_jsonl(truth_path)

@@ -83,7 +83,6 @@ from mailflow.generator import (
     _UA_OUTLOOK,
     GeneratedEvent,
     _TimestampText,
-    write_jsonl,
 )
 from schemas.topics import TOPIC_BY_TYPE
 
@@ -705,22 +704,14 @@ def run_generate(settings: Any, to: str, seed: int, start: str | None,
                  scenario: LiftScenario, truth_path: str | None = None) -> int:
     """`mailflow generate --scenario lift`: to Kafka (unpaced) or a JSONL file; an exit
     code. The truth goes to `truth_path` (JSON) and a summary to stderr."""
-    from mailflow.traffic import EventProducer, parse_start
+    from mailflow.traffic import parse_start, send_or_write
 
     try:
         sim = LiftSimulator(scenario, seed=seed, start=parse_start(start) if start else None)
     except ValueError as exc:
         print(f"mailflow generate: {exc}", file=sys.stderr)
         return 2
-    if to != "kafka":
-        count = write_jsonl(sim.events(), to)
-        print(f"wrote {count} events to {to}")
-    else:
-        producer = EventProducer(settings.brokers())
-        for ev in sim.events():
-            producer.send(ev.topic, ev.key, ev.value)
-        producer.flush()
-        print(f"produced {producer.produced:,} events, all delivered", file=sys.stderr)
+    send_or_write(sim.events(), to, settings)
     truth = sim.truth()
     for line in summary_lines(truth):
         print(line, file=sys.stderr)

@@ -87,6 +87,25 @@ def plan(rate: float, seconds: float, time_scale: float, seed: int, incident: st
     return gen, start, rate / time_scale, span
 
 
+def send_all(events: Iterable[GeneratedEvent], brokers: str) -> int:
+    """Every event to its topic, unpaced; how many, once all are delivered."""
+    producer = EventProducer(brokers)
+    for ev in events:
+        producer.send(ev.topic, ev.key, ev.value)
+    producer.flush()
+    return producer.produced
+
+
+def send_or_write(events: Iterable[GeneratedEvent], to: str, settings: Settings) -> None:
+    """A simulation's events to Kafka (`to` = "kafka", unpaced) or a JSONL file `to`, and
+    how many went where (a file on stdout, Kafka on stderr)."""
+    if to != "kafka":
+        print(f"wrote {write_jsonl(events, to)} events to {to}")
+    else:
+        produced = send_all(events, settings.brokers())
+        print(f"produced {produced:,} events, all delivered", file=sys.stderr)
+
+
 def parse_start(text: str) -> float:
     """`--start`: epoch seconds or RFC 3339."""
     try:

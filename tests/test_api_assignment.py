@@ -20,6 +20,7 @@ from mailflow.broker import EmbeddedBroker, ensure_topics
 from schemas.assignment import Assigner
 from schemas.hashing import DEV_HASH_KEY, RecipientHasher
 from sinks.client import ThrottleClient
+from tests.test_api import get
 
 pytestmark = pytest.mark.integration
 
@@ -82,17 +83,6 @@ def stack():
         server = ApiServer(DecisionApi(client, tokens=[]), port=0).start()
         yield broker, client, server
         server.stop()
-
-
-def get(port: int, path: str, token: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
 
 
 def assignment(port: int, **params) -> tuple[int, dict]:

@@ -80,7 +80,8 @@ def test_volume_follows_the_rate(stream) -> None:
 def test_all_eleven_types_on_a_60k_run(seed: int) -> None:
     # complaints are rare by design (healthy senders stay below Gmail's 0.1%)
     types = Counter(value["type"] for _, value in run(seed=seed, rate=3 * RATE))
-    assert set(types) == set(EVENT_TYPES)
+    # every type but holdouts: control groups are the lift simulator's (mailflow/lift_sim.py)
+    assert set(types) == set(EVENT_TYPES) - {"holdout"}
     assert types["sent"] > types["open"] > types["bounce"] > types["complaint"]
 
 
