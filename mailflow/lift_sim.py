@@ -248,7 +248,8 @@ class LiftScenario:
 
     @property
     def span_days(self) -> float:
-        """Entry days, the send-time shift (< 1 day), the window and the late tail."""
+        """Entry days, the send-time shift (< 1 day), the window and the late tail: the
+        data's last event (an outsider's conversion) comes at its end."""
         return self.days + 1 + self.window_days + _LATE_DAYS
 
     def to_dict(self) -> dict[str, Any]:
@@ -478,13 +479,20 @@ class LiftSimulator:
                     people.append(p)
                     self._journey(p, entered, preferred_ms, behave, emit)
                     self._outcome(p, window, outcome, emit)
-        for day in range(sc.days + int(sc.window_days) + 1):
+        end = self.start_ms + int(sc.span_days * DAY_MS)
+        for day in range(math.ceil(sc.span_days)):
             for _ in range(sc.background_per_day):
                 n += 1
                 flow = sc.flows[outcome.randrange(len(sc.flows))]
                 ts = self.start_ms + day * DAY_MS + outcome.randrange(DAY_MS)
-                emit(ts, "conversion", self._conversion(flow, self._address(n, assign),
-                                                        outcome))
+                if ts < end:
+                    emit(ts, "conversion", self._conversion(flow, self._address(n, assign),
+                                                            outcome))
+        # The data ends after every window closed, whatever the draws: a job that counts
+        # only closed windows (as it should) sees every assigned recipient.
+        n += 1
+        emit(end - 1, "conversion", self._conversion(sc.flows[0], self._address(n, assign),
+                                                     outcome))
         events.sort(key=lambda e: (e[0], e[1]))
         return people, events
 
