@@ -76,14 +76,7 @@ def latest_sql(flows: list[str] | None = None, window_days: int | None = None) -
     SELECT * FROM mailflow.lift FINAL WHERE flow_id IN ('onboarding') AND window_days = 7
     ORDER BY flow_id, window_days, as_of DESC LIMIT 1 BY flow_id, window_days
     """
-    where = []
-    if flows:
-        where.append(f"flow_id IN ({', '.join(_quote(f) for f in flows)})")
-    if window_days is not None:
-        where.append(f"window_days = {int(window_days)}")
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return (f"SELECT * FROM mailflow.lift FINAL{clause} "
-            "ORDER BY flow_id, window_days, as_of DESC LIMIT 1 BY flow_id, window_days")
+    return _latest("lift", "flow_id", ("flow_id",), flows, window_days)
 
 
 def segments_sql(names: list[str] | None = None, window_days: int | None = None) -> str:
@@ -93,14 +86,20 @@ def segments_sql(names: list[str] | None = None, window_days: int | None = None)
     SELECT * FROM mailflow.lift_segments FINAL WHERE segment IN ('send_time')
     ORDER BY scope, segment, window_days, as_of DESC LIMIT 1 BY scope, segment, window_days
     """
+    return _latest("lift_segments", "segment", ("scope", "segment"), names, window_days)
+
+
+def _latest(table: str, name_column: str, unit: tuple[str, ...], names: list[str] | None,
+            window_days: int | None) -> str:
     where = []
     if names:
-        where.append(f"segment IN ({', '.join(_quote(f) for f in names)})")
+        where.append(f"{name_column} IN ({', '.join(_quote(f) for f in names)})")
     if window_days is not None:
         where.append(f"window_days = {int(window_days)}")
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return (f"SELECT * FROM mailflow.lift_segments FINAL{clause} ORDER BY scope, segment, "
-            "window_days, as_of DESC LIMIT 1 BY scope, segment, window_days")
+    key = ", ".join((*unit, "window_days"))
+    return (f"SELECT * FROM mailflow.{table} FINAL{clause} "
+            f"ORDER BY {key}, as_of DESC LIMIT 1 BY {key}")
 
 
 # ---------------------------------------------------------------- formatting
