@@ -493,8 +493,10 @@ class RecipientAnalytics:
         >>> out = a.apply([ev("delivered", 60_000), ev("delivered", 61_000, "r2", "m2"),
         ...                ev("click", 600_000)])
         >>> report, facts = a.forget("r1", up_to_ms=700_000)
-        >>> report["tracker"], report["history"], report["journeys"], sum(report.values())
-        (1, 1, 1, 5)
+        >>> report["tracker"], report["history"], report["journeys"], report["lift"]
+        (1, 1, 1, 3)
+        >>> sum(report.values())
+        8
         >>> [type(f).__name__ for f in facts], len(facts[1].keys)
         (['ForgetRecipient', 'ForgetMessages'], 1)
         >>> len(a.apply([ev("open", 650_000)]).events), a.erased_dropped   # in flight: dropped

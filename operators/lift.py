@@ -317,8 +317,13 @@ class LiftUnits:
                     facts.append(self._outcome(ts_ms, scope, key, unit, index, True))
 
     def forget(self, recipient: str) -> int:
-        """Erase a recipient's assignments (the sums keep what they counted)."""
-        return len(self.units.pop(recipient, None) or ())
+        """Erase a recipient's assignments and their timers (the sums keep what they
+        counted): no trace of the recipient hash stays in the state."""
+        gone = len(self.units.pop(recipient, None) or ())
+        if gone:
+            self._timers = [t for t in self._timers if t[1] != recipient]
+            heapq.heapify(self._timers)
+        return gone
 
 
 def _add(arm: list, o: LiftOutcome) -> None:

@@ -3,6 +3,7 @@ the same `lift` rows however the recipients are sharded or the input is batched.
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import defaultdict
 
@@ -157,6 +158,7 @@ def test_erasure_forgets_the_assignments_and_their_open_windows():
     book = units()
     see(book, "delivered", 0)
     assert book.forget("r1") == 2 and len(book) == 0
+    assert b"r1" not in pickle.dumps(book)  # no trace in a snapshot (timers included)
     assert closed(book, 30 * DAY_MS) == []
 
 
