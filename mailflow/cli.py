@@ -162,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if code == 0 and args.lift:
         from mailflow.demo import run_lift_demo
 
-        code = run_lift_demo(settings, seed=args.seed)
+        code = run_lift_demo(settings, seed=args.seed, days=args.lift_days)
     return code
 
 
@@ -378,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip the control-group act (two weeks of flows with holdouts and "
                            "a known effect through the job, then `mailflow lift`; about "
                            "30 s, its data in <data dir>/lift)")
+    demo.add_argument("--lift-days", dest="lift_days", type=int, default=14, metavar="D",
+                      help="days of flow entries in the control-group act (default 14; the "
+                           "windows then run 7 more)")
 
     run = verb("run", "the long-lived stream job",
                "Consume the input topics, validate and pseudonymise every event, write facts "

@@ -171,7 +171,7 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
 LIFT_DEMO_ENV = {"MAILFLOW_HOLDOUT_SHARE": "0.1", "MAILFLOW_GLOBAL_CONTROL_SHARE": "0.05"}
 
 
-def run_lift_demo(settings: Settings, seed: int) -> int:
+def run_lift_demo(settings: Settings, seed: int, days: int = 14) -> int:
     """What the mail caused: two weeks of flows with a 10% holdout per flow and a 5% global
     control group (a true +2 pp in onboarding, none in winback, a send-time policy at
     50/50), through the job on a broker and a store of their own (`<data dir>/lift`), then
@@ -182,8 +182,12 @@ def run_lift_demo(settings: Settings, seed: int) -> int:
     if data.exists():
         shutil.rmtree(data)  # a fresh store each time: the broker is new too
     data.mkdir(parents=True)
-    sim = LiftSimulator(default_scenario(), seed=seed)
-    print("\ncontrol groups: two weeks of two flows with a 10% holdout each and a 5% global "
+    try:
+        sim = LiftSimulator(default_scenario(days=days), seed=seed)
+    except ValueError as exc:
+        print(f"mailflow demo: {exc}", file=sys.stderr)
+        return 2
+    print(f"\ncontrol groups: {days} days of two flows with a 10% holdout each and a 5% global "
           "control group\n(onboarding truly +2 pp, winback no effect) through the job ...",
           flush=True)
     env = {**os.environ, **LIFT_DEMO_ENV, "MAILFLOW_DATA_DIR": str(data),

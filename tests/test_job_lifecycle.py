@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_demo_runs_and_leaves_every_event_type_queryable(tmp_path):
     env = {"MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": "0",
            "MAILFLOW_KAFKA_BROKERS": "", "MAILFLOW_CLICKHOUSE_URL": ""}
-    demo = mailflow_cmd("demo", "--seconds", "12", env=env, timeout=240)
+    demo = mailflow_cmd("demo", "--seconds", "12", "--lift-days", "5", env=env, timeout=240)
     assert "processed" in demo.stdout and "mailflow sql" in demo.stdout
     out = mailflow_cmd("sql", "SELECT type, count() AS n FROM mailflow.events GROUP BY type",
                        "--format", "json", env=env).stdout

@@ -16,7 +16,7 @@ from tests.conftest import mailflow_cmd, query_store
 
 pytestmark = pytest.mark.integration
 START = "2026-10-01T00:00:00Z"
-DAYS, PER_DAY = 10, 400
+DAYS, PER_DAY = 6, 600
 
 
 def run_scenario(broker, tmp_path, seed: int, broken: float) -> tuple:
@@ -83,11 +83,9 @@ def test_lift_through_the_job_holds_the_truth_and_says_what_the_mail_caused(brok
     assert len({r[2] for r in rows if r[0] == "onboarding"}) >= DAYS
 
     # the report, in words and as JSON
-    text = mailflow_cmd("lift", env=env).stdout
-    assert "onboarding" in text and "winback" in text
-    assert "SPLIT BROKEN" not in text
     report = orjson.loads(mailflow_cmd("lift", "--json", env=env).stdout)["lift"]
     assert {r["label"] for r in report} >= {"flow onboarding", "flow winback"}
+    assert not any(r["srm_alarm"] for r in report)
     segments_text = mailflow_cmd("lift", "--segments", "--flow", "send_time", env=env).stdout
     assert "experiment send_time: 7-day window" in segments_text
     assert "Experiment send_time" in segments_text
