@@ -246,9 +246,7 @@ class FlowAggregates:
     def configure_lift(self, shares: LiftShares, goal: str = "") -> None:
         """Control groups (after a restart too): the configured split the sample-ratio
         test expects, and the goal the rows name."""
-        if self.lift is None:
-            self.lift = LiftBook()
-        self.lift.configure(shares, goal)
+        self._lift().configure(shares, goal)
 
     def _lift(self) -> LiftBook:
         if self.lift is None:
@@ -459,7 +457,7 @@ class RecipientAnalytics:
                        transactional: frozenset[str] = frozenset(),
                        campaigns: bool = True) -> None:
         """Control groups: outcome windows, the goal, the flows never held out."""
-        if self.lift is None:
+        if self.lift is None:  # a snapshot from before control groups
             self.lift = LiftUnits()
         self.lift.configure(windows_days, goal, transactional, campaigns)
 

@@ -51,6 +51,8 @@ TREATED, CONTROL = 0, 1
 FLOW, GLOBAL, CAMPAIGN, EXPERIMENT = "flow", "global", "campaign", "experiment"
 #: Scopes reported in the `lift` table; the others go to `lift_segments`.
 TABLE_SCOPES = frozenset({FLOW, GLOBAL})
+#: The outcome flag each guardrail or secondary event sets on a recipient's assignment.
+_FLAG_SLOTS = {"unsubscribe": "unsub_ms", "complaint": "complaint_ms", "click": "click_ms"}
 #: How an experiment's arm may be written on an event.
 _ARMS = {"treated": TREATED, "treatment": TREATED, "control": CONTROL, "baseline": CONTROL}
 #: An assignment is remembered this many times its longest window (a later send in the
@@ -233,7 +235,7 @@ class LiftUnits:
                         if delay <= w:
                             values[i] += value
         elif etype in ("unsubscribe", "complaint") or (etype == "click" and is_human):
-            slot = {"unsubscribe": "unsub_ms", "complaint": "complaint_ms"}.get(etype, "click_ms")
+            slot = _FLAG_SLOTS[etype]
             for unit in units.values():
                 if getattr(unit, slot) < 0 and ts_ms >= unit.assigned_ms:
                     setattr(unit, slot, ts_ms)
