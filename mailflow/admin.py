@@ -9,6 +9,8 @@ sends its query here instead of opening the store itself.
     GET  /stats     JSON counters (the demo's live summary reads this)
     POST /sql       body: one read-only query; answer:
                     {"columns": [...], "rows": [[...]], "truncated": false}
+                    (or, as `application/json`, {"query": "... {name:Type} ...",
+                    "parameters": {"name": value}}: values bound by ClickHouse itself)
                     (503 on a process of a cluster that does not own the embedded
                     store: the answer names the one that does)
 
@@ -29,6 +31,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import orjson
+
 from flows.stats import JobStats
 from mailflow.http import HardenedServer, JsonHandler
 from sinks.clickhouse import QueryRefused, StoreElsewhere, redact_dsn
@@ -40,6 +44,36 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: columns, rows, and whether the rows were cut at the row limit
 QueryAnswer = tuple[list[str], list[tuple], bool]
+#: query(sql, parameters) -> QueryAnswer
+Query = Callable[[str, "dict[str, Any] | None"], QueryAnswer]
+
+
+def sql_request(body: bytes, content_type: str) -> tuple[str, dict[str, Any] | None]:
+    """The query and its parameters from a `/sql` request body (ValueError if unusable).
+
+    >>> sql_request(b"SELECT 1", "text/plain")
+    ('SELECT 1', None)
+    >>> sql_request(b'{"query": "SELECT {n:UInt8}", "parameters": {"n": 1}}', "application/json")
+    ('SELECT {n:UInt8}', {'n': 1})
+    >>> sql_request(b'{"query": "SELECT 1", "parameters": {"n": [1]}}', "application/json")
+    Traceback (most recent call last):
+    ...
+    ValueError: parameters must be an object of strings and numbers
+    """
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        return body.decode("utf-8", errors="replace"), None
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("the body is not JSON") from None
+    if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+        raise ValueError('send {"query": "...", "parameters": {...}}')
+    parameters = request.get("parameters") or {}
+    if not isinstance(parameters, dict) or not all(
+            isinstance(v, str | int | float) and not isinstance(v, bool)
+            for v in parameters.values()):
+        raise ValueError("parameters must be an object of strings and numbers")
+    return request["query"], parameters or None
 
 
 def local_hosts(port: int) -> frozenset[str]:
@@ -76,7 +110,7 @@ def foreign_request(headers: Any, port: int) -> str | None:
 
 
 class AdminServer:
-    def __init__(self, stats: JobStats, query: Callable[[str], QueryAnswer],
+    def __init__(self, stats: JobStats, query: Query,
                  info: dict[str, Any], host: str = "127.0.0.1", port: int = 8765):
         # whoever built `info`, a DSN in it never shows its password
         info = {k: redact_dsn(v) if isinstance(v, str) else v for k, v in info.items()}
@@ -95,7 +129,7 @@ class AdminServer:
         self.httpd.server_close()
 
 
-def _make_handler(stats: JobStats, query: Callable[[str], QueryAnswer],
+def _make_handler(stats: JobStats, query: Query,
                   info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
         server_version = "mailflow-admin"
@@ -139,9 +173,14 @@ def _make_handler(stats: JobStats, query: Callable[[str], QueryAnswer],
                 self.close_connection = True  # a body of unknown length stays unread
                 self._json(400, {"error": "send one SQL query as the request body"})
                 return
-            sql = self.rfile.read(length).decode("utf-8", errors="replace")
             try:
-                columns, rows, truncated = query(sql)
+                sql, parameters = sql_request(self.rfile.read(length),
+                                              self.headers.get("Content-Type") or "")
+            except ValueError as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            try:
+                columns, rows, truncated = query(sql, parameters)
             except QueryRefused as exc:
                 self._json(HTTPStatus.FORBIDDEN, {"error": str(exc)})
                 return

@@ -11,6 +11,13 @@ is a hold: `suppressed` only before it.
 `/readyz` is 503 unless the materialisation is live (caught up, consumer running).
 A stream client that falls too far behind is dropped; the Kafka consumer never
 waits for one.
+
+`/ui/` is the operator console: a static page (mailflow/ui/) whose data comes from
+`/ui/api/*` (mailflow/console.py) and whose live updates are `/v1/decisions/stream`.
+The page asks for nothing the tokens do not allow: a token given once on its login form
+(`POST /ui/login`) is kept as a session cookie (`HttpOnly`, `SameSite=Strict`, a digest of
+the token, never the token), which every `/v1` and `/ui/api` endpoint accepts as well as
+the bearer header.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any
 
 import orjson
 
+from mailflow import console
+from mailflow.console import BadRequest, ConsoleData
 from mailflow.flow_api import FLOW_ID, FlowQueries, StoreUnavailable
 from mailflow.http import (
     MAX_CONNECTIONS,
@@ -252,7 +261,16 @@ ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
           "/openapi.json": "openapi", "/v1/throttle": "throttle",
           "/v1/throttle:batch": "throttle_batch", "/v1/decisions/stream": "stream",
           "/v1/routes": "routes", "/v1/assignment": "assignment"}
-ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows"}
+ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows",
+                  "/ui/api/": "console_api", "/ui": "console"}
+#: the console's data endpoints: /ui/api/<name> -> its ConsoleData method (None: answered
+#: without parameters: `session` here, `now` from memory)
+CONSOLE_API = {"session": None, "now": None, "history": "history", "flows": "flows",
+               "models": "models", "replies": "replies", "tracking": "tracking"}
+MAX_LOGIN_BODY = 4096
+#: sent with every page of the console (and its data): no framing, no sniffing, no referrer
+UI_HEADERS = {"Content-Security-Policy": console.CSP, "X-Content-Type-Options": "nosniff",
+              "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
 
 class Subscriber:
@@ -267,9 +285,11 @@ class Subscriber:
 class DecisionApi:
     def __init__(self, client: ThrottleClient, tokens: list[str], exposed: bool = False,
                  queue_size: int = 1000, max_subscribers: int = 32,
-                 flows: FlowQueries | None = None):
+                 flows: FlowQueries | None = None, console: ConsoleData | None = None):
         self.client = client
         self.flows = flows  # convergence prediction from the store (None: not offered)
+        # the operator console's data (a store-less one when not given: "now" only)
+        self.console = console or ConsoleData(client, None)
         self.tokens = tokens
         # bound to a non-loopback address: suppression look-ups (personal data) need tokens
         self.exposed = exposed
@@ -311,10 +331,11 @@ class DecisionApi:
                 log.warning("dropped a decision-stream subscriber %d messages behind",
                             self.queue_size)
 
-    def authorised(self, authorization: str | None) -> bool:
+    def authorised(self, authorization: str | None, cookie: str | None = None) -> bool:
+        """A bearer token, or the console's session cookie (either, when tokens are set)."""
         if not self.tokens:
             return True
-        return bearer_ok(authorization, self.tokens)
+        return bearer_ok(authorization, self.tokens) or console.cookie_ok(cookie, self.tokens)
 
     @property
     def live(self) -> bool:
@@ -422,9 +443,10 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _guard(self) -> bool:
-            if api.authorised(self.headers.get("Authorization")):
+            if api.authorised(self.headers.get("Authorization"), self.headers.get("Cookie")):
                 return True
-            self._json(401, {"error": "missing or wrong bearer token"})
+            self._json(401, {"error": "missing or wrong bearer token",
+                             "tokens_required": True})
             return False
 
         def do_GET(self) -> None:  # noqa: N802
@@ -441,6 +463,13 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, api.metrics().encode(), "text/plain; version=0.0.4")
             elif path == "/openapi.json":
                 self._json(200, OPENAPI)
+            elif path.startswith("/ui/api/"):
+                if self._guard():
+                    self._console(path[len("/ui/api/"):], url.query)
+            elif path == "/ui":
+                self._redirect("/ui/")
+            elif path.startswith("/ui/"):
+                self._asset(path)
             elif path == "/v1/throttle":
                 if self._guard():
                     params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
@@ -479,6 +508,9 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             path = urllib.parse.urlsplit(self.path).path
             api.counts[route_label(path, ROUTES, ROUTE_PREFIXES)] += 1
+            if path in ("/ui/login", "/ui/logout"):
+                self._login(path == "/ui/login")
+                return
             if path != "/v1/throttle:batch":
                 if (path in ROUTES or path.startswith("/v1/suppressions/")
                         or path.startswith("/v1/flows/")):
@@ -577,6 +609,80 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # the store's own error: never the server's end
                 log.warning("flow query failed: %s", exc)
                 self._json(503, {"error": f"the store did not answer: {exc}"[:300]})
+
+        def _console(self, name: str, query: str) -> None:
+            if name not in CONSOLE_API:
+                self._json(404, {"error": f"no such console endpoint: {name[:60]!r}"})
+                return
+            if name == "session":
+                auth = ("none" if not api.tokens else "bearer"
+                        if bearer_ok(self.headers.get("Authorization"), api.tokens) else "cookie")
+                self._json(200, {"auth": auth, "tokens_required": bool(api.tokens)})
+                return
+            params = dict(urllib.parse.parse_qsl(query))
+            method = CONSOLE_API[name]
+            try:
+                answer = (api.console.now() if method is None
+                          else getattr(api.console, method)(params))
+            except BadRequest as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            except (LookupError, StoreUnavailable) as exc:
+                self._json(503, {"error": str(exc)})
+                return
+            except Exception as exc:  # the store's own error: never the server's end
+                log.warning("console query %s failed: %s", name, exc)
+                self._json(503, {"error": f"the store did not answer: {exc}"[:300]})
+                return
+            self._send(200, orjson.dumps(answer, default=str), "application/json",
+                       {**UI_HEADERS, "Cache-Control": "no-store"})
+
+        def _asset(self, path: str) -> None:
+            found = console.asset(path)
+            if found is None:
+                self._json(404, {"error": "no such page"})
+                return
+            body, content_type = found
+            self._send(200, body, content_type, {**UI_HEADERS, "Cache-Control": "no-cache"})
+
+        def _redirect(self, location: str, cookie: str | None = None) -> None:
+            headers = {"Location": location, "Cache-Control": "no-store", **UI_HEADERS}
+            if cookie is not None:
+                headers["Set-Cookie"] = cookie
+            self._send(303, b"", "text/plain; charset=utf-8", headers)
+
+        def _login(self, login: bool) -> None:
+            """The console's login form (`token=`) sets the session cookie; logout ends it.
+            Only from this server's own page: a cross-site form post is refused."""
+            origin = self.headers.get("Origin")
+            host = (self.headers.get("Host") or "").strip().lower()
+            if (origin is not None and origin.strip().lower() not in
+                    (f"http://{host}", f"https://{host}")) or (
+                    (self.headers.get("Sec-Fetch-Site") or "").lower() == "cross-site"):
+                self.close_connection = True
+                self._json(403, {"error": "cross-origin login refused"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_LOGIN_BODY:
+                self.close_connection = True
+                self._json(400, {"error": "send the form: token=<one of MAILFLOW_API_TOKENS>"})
+                return
+            form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            secure = (self.headers.get("X-Forwarded-Proto") or "").lower() == "https"
+            if not login:
+                self._redirect("/ui/", console.set_cookie(None, secure))
+                return
+            token = (form.get("token") or [""])[0].strip()
+            if not api.tokens:
+                self._redirect("/ui/")  # nothing to log in to: no tokens on this server
+            elif bearer_ok(f"Bearer {token}", api.tokens):
+                self._redirect("/ui/", console.set_cookie(token, secure))
+            else:
+                log.warning("console login with a wrong token from %s", self.client_address[0])
+                self._redirect("/ui/?login=failed")
 
         def _no_store(self) -> bool:
             if api.flows is None:

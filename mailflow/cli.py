@@ -234,13 +234,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             assigner=assigner).start()
     tokens = [t.strip() for t in settings.api_tokens.split(",") if t.strip()]
     exposed = not is_loopback(settings.api_host)
+    from mailflow.console import ConsoleData
     from mailflow.flow_api import FlowQueries, store_query
 
+    query = store_query(settings)
+    # the console reads the tracking edge's counters where `mailflow track` listens
+    track_host = ("127.0.0.1" if settings.track_host in ("0.0.0.0", "::", "")
+                  else settings.track_host)
+    data = ConsoleData(client, query, track_url=f"http://{track_host}:{settings.track_port}")
     server = ApiServer(DecisionApi(client, tokens, exposed=exposed,
-                                   flows=FlowQueries(store_query(settings))),
+                                   flows=FlowQueries(query), console=data),
                        settings.api_host, settings.api_port)
     print(f"mailflow serve on http://{settings.api_host}:{server.port} "
-          f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'})", flush=True)
+          f"(OpenAPI: /openapi.json; auth: {'bearer' if tokens else 'none'}); "
+          f"console: http://{settings.api_host}:{server.port}/ui/", flush=True)
     return _serve(server, reminder)
 
 
@@ -565,8 +572,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "/v1/throttle:batch, GET /v1/suppressions/{address or hash} and the "
                  "Server-Sent Events stream /v1/decisions/stream, and GET /v1/routes for "
                  "helpdesks (reads mailflow.routes); /openapi.json documents "
-                 "it. Bearer tokens: MAILFLOW_API_TOKENS (required when MAILFLOW_API_HOST "
-                 "is not loopback). Raw-address suppression lookups "
+                 "it. /ui/ is the operator console in the browser (throttles now and their "
+                 "evidence, each pair's last 24 h, flows, models, replies, tracking; its "
+                 "charts read the store: a ClickHouse server directly, the embedded one "
+                 "through the running job). Bearer tokens: MAILFLOW_API_TOKENS (required "
+                 "when MAILFLOW_API_HOST is not loopback; the console's login form keeps one "
+                 "in an HttpOnly session cookie). Raw-address suppression lookups "
                  "need MAILFLOW_HASH_KEY.", cmd_serve)
     serve.add_argument("--port", dest="api_port", type=int,
                        help="listen port (MAILFLOW_API_PORT, default 8770)")

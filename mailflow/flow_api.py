@@ -29,7 +29,8 @@ FLOW_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 HASH = re.compile(r"^[0-9a-f]{32}$")
 MAX_COHORTS = 120
 
-Query = Callable[[str], tuple[list[str], list[Any]]]
+#: query(sql[, parameters]) -> (columns, rows)
+Query = Callable[..., tuple[list[str], list[Any]]]
 
 
 class StoreUnavailable(Exception):
@@ -102,25 +103,31 @@ class FlowQueries:
 
 
 def store_query(settings: Any) -> Query:
-    """Queries against the job's store: a ClickHouse server directly, the embedded store only
-    through the running job (never opened here: the job owns it)."""
+    """Read-only queries against the job's store: a ClickHouse server directly (a client of
+    its own with `readonly=1`), the embedded store only through the running job (never
+    opened here: the job owns it). The function takes the SQL and, optionally, values for
+    its `{name:Type}` placeholders, which ClickHouse binds itself."""
     from mailflow.sqlcli import query_via_admin
-    from sinks.clickhouse import chdb_path, store_for
+    from sinks.clickhouse import ReadOnlyQueries, chdb_path
 
     dsn = settings.clickhouse_dsn
     if chdb_path(dsn) is not None:
-        def via_job(sql: str) -> tuple[list[str], list[Any]]:
-            answer = query_via_admin(settings.admin_port, sql, timeout=30.0)
+        def via_job(sql: str, parameters: dict[str, Any] | None = None
+                    ) -> tuple[list[str], list[Any]]:
+            answer = query_via_admin(settings.admin_port, sql, timeout=30.0,
+                                     parameters=parameters)
             if answer is None:
                 raise StoreUnavailable(
                     "the embedded store is read through the running job (`mailflow run`), "
                     f"and no job answers on its admin port {settings.admin_port}")
             return answer
         return via_job
-    stores: list[Any] = []  # connected at the first query: serve starts without ClickHouse
+    clients: list[ReadOnlyQueries] = []  # connected at the first query: serve starts alone
 
-    def direct(sql: str) -> tuple[list[str], list[Any]]:
-        if not stores:
-            stores.append(store_for(dsn))
-        return stores[0].query(sql)
+    def direct(sql: str, parameters: dict[str, Any] | None = None
+               ) -> tuple[list[str], list[Any]]:
+        if not clients:
+            clients.append(ReadOnlyQueries(dsn))
+        columns, rows, _truncated = clients[0].query(sql, parameters)
+        return columns, rows
     return direct

@@ -16,9 +16,11 @@ from flows.settings import Settings
 from sinks.clickhouse import StoreError, chdb_path, redact_dsn, store_for
 
 
-def query_via_admin(port: int, sql: str, timeout: float = 300.0
+def query_via_admin(port: int, sql: str, timeout: float = 300.0,
+                    parameters: dict[str, Any] | None = None
                     ) -> tuple[list[str], list[list[Any]]] | None:
-    """Ask the running job (None if no job answers on `port`)."""
+    """Ask the running job (None if no job answers on `port`); `parameters` are bound to
+    the query's `{name:Type}` placeholders by ClickHouse."""
     url = f"http://127.0.0.1:{port}"
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=0.5) as resp:
@@ -27,7 +29,12 @@ def query_via_admin(port: int, sql: str, timeout: float = 300.0
         return None
     if "clickhouse_url" not in info:
         return None
-    request = urllib.request.Request(f"{url}/sql", data=sql.encode(), method="POST")
+    if parameters:
+        request = urllib.request.Request(
+            f"{url}/sql", data=orjson.dumps({"query": sql, "parameters": parameters}),
+            headers={"Content-Type": "application/json"}, method="POST")
+    else:
+        request = urllib.request.Request(f"{url}/sql", data=sql.encode(), method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             answer = orjson.loads(resp.read())

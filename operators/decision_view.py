@@ -265,6 +265,19 @@ class DecisionView:
                 best = e
         return best
 
+    def held(self, now: float) -> list[Effective]:
+        """Every decision held, each as it applies now on its own key (a pause past its
+        `until` reads as the ramp's slow): what an operator's list of throttles shows.
+
+        >>> view = DecisionView()
+        >>> view.apply_decision({"sender": "s", "domain": "d", "action": "pause",
+        ...                      "rate_factor": 0, "until": "2026-12-01T10:00:00Z", "seq": 1})
+        True
+        >>> [(e.key, e.action, e.rate_factor) for e in view.held(parse_until("2026-12-02"))]
+        [('s|d', 'slow', 0.25)]
+        """
+        return [self._resolve(record, key, now) for key, record in self.decisions.items()]
+
     def suppression(self, recipient_hash: str, now: float) -> dict[str, Any] | None:
         """The suppression that blocks sending to the recipient at `now`, or None (none,
         or a hold that has ended)."""

@@ -330,8 +330,11 @@ class ReadOnlyQueries:
                                 f"{_first_line(exc)}")
             log.warning("ad-hoc SQL on the admin port is off: %s", self.unavailable)
 
-    def query(self, sql: str) -> tuple[list[str], list[tuple], bool]:
-        """Columns, rows and whether the rows were cut at `max_result_rows`."""
+    def query(self, sql: str, parameters: dict[str, Any] | None = None
+              ) -> tuple[list[str], list[tuple], bool]:
+        """Columns, rows and whether the rows were cut at `max_result_rows`. `parameters`
+        fill the query's `{name:Type}` placeholders on the server side (never spliced into
+        the text)."""
         reason = refusal(sql)
         if reason is not None:
             raise QueryRefused(reason)
@@ -340,7 +343,7 @@ class ReadOnlyQueries:
         if self.client is None:
             raise StoreError(self.unavailable)
         try:
-            result = self.client.query(sql)
+            result = self.client.query(sql, parameters=parameters)
         except Exception as exc:  # the server's message is the useful part
             raise StoreError(_first_line(exc)) from None
         rows = result.result_rows

@@ -384,6 +384,11 @@ class ThrottleClient:
             return self.view.effective(sender, provider_key(domain),
                                        time.time() if now is None else now)
 
+    def held_decisions(self, now: float | None = None) -> list[Effective]:
+        """Every decision held, each as it applies at `now` (default: the wall clock)."""
+        with self._lock:
+            return self.view.held(time.time() if now is None else now)
+
     def suppression(self, recipient_or_hash: str, now: float | None = None
                     ) -> dict[str, Any] | None:
         """The suppression that blocks the recipient at `now` (default: the wall clock), or

@@ -77,7 +77,7 @@ def test_admin_endpoint_serves_health_metrics_stats_and_sql():
     stats.record_dead(["not JSON: bad", "unknown type: 'x'"])
     queries = []
 
-    def query(sql):
+    def query(sql, parameters=None):
         queries.append(sql)
         if "boom" in sql:
             raise ValueError("Syntax error near boom")

@@ -238,7 +238,7 @@ def test_paths_never_become_metric_labels(api_server):
 
 
 def test_admin_answers_a_malformed_length(tmp_path):
-    admin = AdminServer(JobStats(), lambda sql: ([], []), info={}, port=0).start()
+    admin = AdminServer(JobStats(), lambda sql, parameters=None: ([], []), info={}, port=0).start()
     try:
         response = exchange(admin.port, b"POST /sql HTTP/1.1\r\nHost: x\r\n"
                             b"Content-Length: x1\r\n\r\nSELECT 1")
