@@ -327,9 +327,6 @@ class ConsoleData:
         models = [{"model": name, **_series(columns, model_rows,
                                             ("t", "roc_auc", "log_loss", "n"))}
                   for name, model_rows in by_model.items()]
-        for m in models:  # an undefined AUC (one class so far) is NaN: a gap, not a point
-            m["roc_auc"] = [None if v != v else v for v in m["roc_auc"]]
-            m["log_loss"] = [None if v != v else v for v in m["log_loss"]]
         columns, rows = self._rows(
             "SELECT toUnixTimestamp64Milli(ts) AS ts_ms, model, event, detail "
             "FROM mailflow.model_events FINAL "
