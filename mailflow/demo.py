@@ -1,4 +1,7 @@
-"""`mailflow demo`: embedded broker, the job, the generator and a live summary."""
+"""`mailflow demo`: embedded broker, the job, the generator, the console and a live summary.
+
+The console (`mailflow serve` with its `/ui/`) runs beside the job for the demo's length,
+so the throttles of `--incident` can be watched as they are decided."""
 
 from __future__ import annotations
 
@@ -154,10 +157,15 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
                "MAILFLOW_CLICKHOUSE_URL": settings.clickhouse_dsn}
         job = subprocess.Popen(cmd, stdout=job_log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=env)
+        console = None
         try:
+            if _wait_ready(job, admin_port):
+                console = start_console(settings, broker.bootstrap, admin_port, data)
             return _drive(job, broker.bootstrap, admin_port, seconds, rate, seed, time_scale,
                           incident, tty, data / "demo-job.log", settings)
         finally:
+            if console is not None:
+                stop(console)
             if job.poll() is None:
                 job.send_signal(signal.SIGTERM)
                 try:
@@ -165,6 +173,45 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
                 except subprocess.TimeoutExpired:
                     job.kill()
             job_log.close()
+
+
+def start_console(settings: Settings, brokers: str, admin_port: int,
+                  data: Path) -> subprocess.Popen | None:
+    """`mailflow serve --dev` on loopback (the API port, or a free one), reading the
+    demo's broker and, through the job's admin port, its store; None if it did not start
+    (the demo goes on without it, and says so)."""
+    port = settings.api_port if settings.api_port and _port_free(settings.api_port) \
+        else free_port()
+    env = {**os.environ, "MAILFLOW_KAFKA_BROKERS": brokers, "MAILFLOW_API_HOST": "127.0.0.1",
+           "MAILFLOW_API_PORT": str(port), "MAILFLOW_ADMIN_PORT": str(admin_port),
+           "MAILFLOW_CLICKHOUSE_URL": settings.clickhouse_dsn}
+    log = open(data / "demo-console.log", "wb")  # noqa: SIM115 - the child keeps it
+    console = subprocess.Popen([sys.executable, "-m", "mailflow", "serve", "--dev"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and console.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5):
+                print(f"console: http://127.0.0.1:{port}/ui/  (open it now: throttles appear "
+                      "live; it runs for the demo's length)", flush=True)
+                return console
+        except OSError:
+            time.sleep(0.2)
+    print(f"the console did not start (see {data / 'demo-console.log'}); going on without it",
+          file=sys.stderr)
+    stop(console)
+    return None
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 #: The control-group act: the default lift scenario's split, as the job must expect it.

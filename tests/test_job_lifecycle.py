@@ -23,9 +23,13 @@ pytestmark = pytest.mark.integration
 
 def test_demo_runs_and_leaves_every_event_type_queryable(tmp_path):
     env = {"MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_ADMIN_PORT": "0",
-           "MAILFLOW_KAFKA_BROKERS": "", "MAILFLOW_CLICKHOUSE_URL": ""}
+           "MAILFLOW_API_PORT": "0", "MAILFLOW_KAFKA_BROKERS": "",
+           "MAILFLOW_CLICKHOUSE_URL": ""}
     demo = mailflow_cmd("demo", "--seconds", "12", "--lift-days", "5", env=env, timeout=240)
     assert "processed" in demo.stdout and "mailflow sql" in demo.stdout
+    # the console ran beside the job, and said where before the traffic began
+    assert demo.stdout.index("console: http://127.0.0.1:") < demo.stdout.index("processed")
+    assert "console query" not in (tmp_path / "demo-console.log").read_text()  # no failures
     out = mailflow_cmd("sql", "SELECT type, count() AS n FROM mailflow.events GROUP BY type",
                        "--format", "json", env=env).stdout
     counts = {row["type"]: int(row["n"]) for row in orjson.loads(out)}
