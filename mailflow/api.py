@@ -263,14 +263,15 @@ ROUTES = {"/healthz": "healthz", "/readyz": "readyz", "/metrics": "metrics",
           "/v1/routes": "routes", "/v1/assignment": "assignment"}
 ROUTE_PREFIXES = {"/v1/suppressions/": "suppressions", "/v1/flows/": "flows",
                   "/ui/api/": "console_api", "/ui": "console"}
-#: the console's data endpoints: /ui/api/<name> -> its ConsoleData method (None: answered
-#: without parameters: `session` here, `now` from memory)
-CONSOLE_API = {"session": None, "now": None, "history": "history", "flows": "flows",
+#: the console's data endpoints: /ui/api/<name> -> its ConsoleData method (None: `now`,
+#: answered from memory without parameters)
+CONSOLE_API = {"now": None, "history": "history", "flows": "flows",
                "models": "models", "replies": "replies", "tracking": "tracking"}
 MAX_LOGIN_BODY = 4096
 #: sent with every page of the console (and its data): no framing, no sniffing, no referrer
+#: beyond this server (same-origin: a form post still carries its Origin, not "null")
 UI_HEADERS = {"Content-Security-Policy": console.CSP, "X-Content-Type-Options": "nosniff",
-              "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+              "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
 
 
 class Subscriber:
@@ -463,6 +464,8 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, api.metrics().encode(), "text/plain; version=0.0.4")
             elif path == "/openapi.json":
                 self._json(200, OPENAPI)
+            elif path == "/ui/api/session":  # the page asks before it shows anything
+                self._session()
             elif path.startswith("/ui/api/"):
                 if self._guard():
                     self._console(path[len("/ui/api/"):], url.query)
@@ -614,11 +617,6 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             if name not in CONSOLE_API:
                 self._json(404, {"error": f"no such console endpoint: {name[:60]!r}"})
                 return
-            if name == "session":
-                auth = ("none" if not api.tokens else "bearer"
-                        if bearer_ok(self.headers.get("Authorization"), api.tokens) else "cookie")
-                self._json(200, {"auth": auth, "tokens_required": bool(api.tokens)})
-                return
             params = dict(urllib.parse.parse_qsl(query))
             method = CONSOLE_API[name]
             try:
@@ -636,6 +634,21 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(200, orjson.dumps(answer, default=str), "application/json",
                        {**UI_HEADERS, "Cache-Control": "no-store"})
+
+        def _session(self) -> None:
+            """Whether this browser is signed in: 200 either way (a 401 here would be an
+            error in the page's console on every visit), and no data."""
+            if not api.tokens:
+                auth = "none"
+            elif bearer_ok(self.headers.get("Authorization"), api.tokens):
+                auth = "bearer"
+            elif console.cookie_ok(self.headers.get("Cookie"), api.tokens):
+                auth = "cookie"
+            else:
+                auth = None
+            self._send(200, orjson.dumps({"signed_in": auth is not None, "auth": auth,
+                                          "tokens_required": bool(api.tokens)}),
+                       "application/json", {**UI_HEADERS, "Cache-Control": "no-store"})
 
         def _asset(self, path: str) -> None:
             found = console.asset(path)
@@ -658,7 +671,8 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
             host = (self.headers.get("Host") or "").strip().lower()
             if (origin is not None and origin.strip().lower() not in
                     (f"http://{host}", f"https://{host}")) or (
-                    (self.headers.get("Sec-Fetch-Site") or "").lower() == "cross-site"):
+                    (self.headers.get("Sec-Fetch-Site") or "").lower() in ("cross-site",
+                                                                           "same-site")):
                 self.close_connection = True
                 self._json(403, {"error": "cross-origin login refused"})
                 return

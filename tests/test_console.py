@@ -296,9 +296,15 @@ def test_console_data_wants_the_token_or_its_session_cookie(server):
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
     value = re.match(rf"{COOKIE}=([0-9a-f]+);", cookie).group(1)
     assert value == session_value(TOKEN)
-    for path in ("/ui/api/now", "/ui/api/session", "/v1/throttle?sender=a&domain=b"):
+    for path in ("/ui/api/now", "/v1/throttle?sender=a&domain=b"):
         status, _, body = call(f"{server}{path}", {"Cookie": f"{COOKIE}={value}"})
         assert status == 200, (path, body)
+    # the page's first question: signed in? (200 either way, no data)
+    for headers, signed_in in (({}, False), ({"Cookie": f"{COOKIE}={value}"}, True)):
+        status, _, body = call(f"{server}/ui/api/session", headers)
+        assert status == 200 and orjson.loads(body) == {
+            "signed_in": signed_in, "auth": "cookie" if signed_in else None,
+            "tokens_required": True}
     status, _, _ = call(f"{server}/ui/api/now", {"Cookie": f"{COOKIE}={'0' * 64}"})
     assert status == 401
     # logout ends it; a cross-site form post cannot log anyone in
