@@ -12,8 +12,13 @@ const TABS = ["now", "history", "flows", "models", "replies"];
 const COLORS = ["#0b62a4", "#c0392b", "#1e7d32", "#8e44ad", "#b35900", "#117a8b", "#555555"];
 const BASE_KEYS = ["delivered", "attempts", "sent"];
 const HIT_KEYS = ["complaints", "hard_bounces", "blocks", "rate_limited", "unsubscribes"];
-const RATE_SIGNALS = [["hard_bounce_rate", "hard bounces"], ["complaint_rate", "complaints"],
-  ["block_rate", "blocks"], ["unsubscribe_rate", "unsubscribes"], ["deferral_rate", "deferrals"]];
+const RATE_SIGNALS = [
+  ["hard_bounce_rate", "hard bounces"],
+  ["complaint_rate", "complaints"],
+  ["block_rate", "blocks"],
+  ["unsubscribe_rate", "unsubscribes"],
+  ["deferral_rate", "deferrals"],
+];
 
 const $ = (selector) => document.querySelector(selector);
 const state = { authed: false, now: null, changed: new Set(), history: null, stream: null };
@@ -32,7 +37,8 @@ function el(tag, attrs = {}, ...children) {
     else node.setAttribute(name, value === true ? "" : value);
   }
   for (const child of children.flat()) {
-    if (child != null && child !== false) node.append(typeof child === "object" ? child : String(child));
+    if (child != null && child !== false)
+      node.append(typeof child === "object" ? child : String(child));
   }
   return node;
 }
@@ -70,8 +76,11 @@ function timeEl(ms) {
   if (ms == null) return el("span", { class: "muted" }, "—");
   const date = new Date(ms);
   const iso = date.toISOString();
-  return el("time", { datetime: iso, title: iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") },
-    date.toLocaleString());
+  return el(
+    "time",
+    { datetime: iso, title: iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") },
+    date.toLocaleString(),
+  );
 }
 
 const label = (key) => key.replace(/_/g, " ");
@@ -79,11 +88,28 @@ const empty = (text) => el("p", { class: "empty" }, text);
 const pairHash = (sender, domain) =>
   "#history?" + new URLSearchParams({ sender, domain }).toString();
 
+/** A table with a caption and column headers; a header written "#name" heads a column of
+ * numbers (aligned right, like the numbers under it). */
 function table(caption, headers, rows, attrs = {}) {
-  return el("table", attrs,
+  return el(
+    "table",
+    attrs,
     el("caption", {}, caption),
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, rows));
+    el(
+      "thead",
+      {},
+      el(
+        "tr",
+        {},
+        headers.map((h) =>
+          h.startsWith("#")
+            ? el("th", { scope: "col", class: "num" }, h.slice(1))
+            : el("th", { scope: "col" }, h),
+        ),
+      ),
+    ),
+    el("tbody", {}, rows),
+  );
 }
 
 /* ---------- API, errors, login ---------- */
@@ -93,7 +119,10 @@ class AuthRequired extends Error {}
 async function api(path) {
   let response;
   try {
-    response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    response = await fetch(path, {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
   } catch {
     throw new Error("cannot reach the console server");
   }
@@ -120,17 +149,31 @@ function setError(source, message) {
   banner.hidden = errors.size === 0;
 }
 
-/** Fetch for one view: a newer request for the same view makes an older answer moot. */
-async function load(view, source, path) {
-  const ticket = ++loads[view];
+/** One request whose failure goes to the banner under `source`: the answer, or null. */
+async function fetchPart(source, path) {
   try {
     const data = await api(path);
     setError(source, null);
-    return ticket === loads[view] ? data : null;
+    return data;
   } catch (error) {
     if (!(error instanceof AuthRequired)) setError(source, error.message);
     return null;
   }
+}
+
+const unavailable = (source) => empty(`${source} could not be loaded: see the message above.`);
+
+/** Fetch for one view: a newer request for the same view makes an older answer moot. When it
+ * fails, the view's body (if given) is emptied: charts of another window or pair would lie. */
+async function load(view, source, path, body) {
+  const ticket = ++loads[view];
+  const data = await fetchPart(source, path);
+  if (ticket !== loads[view] || !state.authed) return null;
+  if (!data && body) {
+    dropCharts(view);
+    body.replaceChildren(unavailable(source));
+  }
+  return data;
 }
 
 function showLogin() {
@@ -140,8 +183,17 @@ function showLogin() {
   if (state.stream) state.stream.close();
   state.stream = null;
   for (const tab of TABS) dropCharts(tab);
-  for (const id of ["now-body", "history-body", "flows-body", "models-body", "replies-body",
-    "tracking-body", "now-counts", "data-time"]) $("#" + id).replaceChildren();
+  for (const id of [
+    "now-body",
+    "history-body",
+    "flows-body",
+    "models-body",
+    "replies-body",
+    "tracking-body",
+    "now-counts",
+    "data-time",
+  ])
+    $("#" + id).replaceChildren();
   errors.clear();
   setError("", null);
   $("#stream-status").textContent = "signed out";
@@ -186,11 +238,20 @@ function chartWidth(figure) {
 function chart(parent, tab, { caption, summary, series, data, axes, scales, height = 200, hooks }) {
   const figure = el("figure", { class: "chart" }, el("figcaption", {}, caption));
   parent.append(figure);
-  const plot = new uPlot({
-    width: chartWidth(figure), height, ms: 1, series: [{ label: "time" }, ...series],
-    axes: [{ stroke: "#333" }, ...axes.map((axis) => ({ stroke: "#333", ...axis }))],
-    scales: { x: { time: true }, ...scales }, hooks, cursor: { focus: { prox: 16 } },
-  }, data, figure);
+  const plot = new uPlot(
+    {
+      width: chartWidth(figure),
+      height,
+      ms: 1,
+      series: [{ label: "time" }, ...series],
+      axes: [{ stroke: "#333" }, ...axes.map((axis) => ({ stroke: "#333", ...axis }))],
+      scales: { x: { time: true }, ...scales },
+      hooks,
+      cursor: { focus: { prox: 16 } },
+    },
+    data,
+    figure,
+  );
   plot.ctx.canvas.setAttribute("role", "img");
   plot.ctx.canvas.setAttribute("aria-label", summary);
   charts[tab].push(plot);
@@ -205,11 +266,19 @@ function resizeCharts(tab) {
 }
 
 const pctAxis = (name) => ({
-  scale: "%", label: name, size: 60, values: (u, ticks) => ticks.map((v) => `${+v.toFixed(3)}%`),
+  scale: "%",
+  label: name,
+  size: 60,
+  values: (u, ticks) => ticks.map((v) => `${+v.toFixed(3)}%`),
 });
 const pctSeries = (name, color, extra = {}) => ({
-  label: name, stroke: color, width: 2, scale: "%", spanGaps: false,
-  value: (u, v) => (v == null ? "—" : `${v.toFixed(3)}%`), ...extra,
+  label: name,
+  stroke: color,
+  width: 2,
+  scale: "%",
+  spanGaps: false,
+  value: (u, v) => (v == null ? "—" : `${v.toFixed(3)}%`),
+  ...extra,
 });
 const percentOf = (values) => (values || []).map((v) => (v == null ? null : v * 100));
 
@@ -253,9 +322,13 @@ function evidenceCell(evidence) {
   const base = BASE_KEYS.find((k) => k in ev);
   const span = ev.horizon || (ev.window_s != null ? fmtDuration(ev.window_s) : null);
   let sentence = "";
-  if (hit && base) sentence = `${label(hit)} ${fmtInt(ev[hit])} of ${fmtInt(ev[base])} ${label(base)}`;
-  else sentence = [...HIT_KEYS, ...BASE_KEYS].filter((k) => k in ev)
-    .map((k) => `${label(k)} ${fmtInt(ev[k])}`).join(", ");
+  if (hit && base)
+    sentence = `${label(hit)} ${fmtInt(ev[hit])} of ${fmtInt(ev[base])} ${label(base)}`;
+  else
+    sentence = [...HIT_KEYS, ...BASE_KEYS]
+      .filter((k) => k in ev)
+      .map((k) => `${label(k)} ${fmtInt(ev[k])}`)
+      .join(", ");
   if (span && sentence) sentence += ` in ${span}`;
   const numbers = [];
   if (ev.rate != null) numbers.push(fmtPct(ev.rate));
@@ -270,14 +343,27 @@ function evidenceCell(evidence) {
   const used = new Set(["window_s", "horizon", "rate", "lower_bound", "threshold"]);
   for (const k of hit && base ? [hit, base] : [...HIT_KEYS, ...BASE_KEYS]) used.add(k);
   const extras = Object.entries(ev).filter(([k]) => !used.has(k));
-  return el("td", { class: "evidence" },
+  return el(
+    "td",
+    { class: "evidence" },
     sentence && el("span", { class: "sentence" }, sentence),
     extras.map(([k, v]) => {
       const seconds = typeof v === "number" && k.endsWith("_s");
-      return el("span", { class: "kv" }, el("span", { class: "k" }, label(seconds ? k.slice(0, -2) : k)),
-        " ", seconds ? fmtDuration(v) : typeof v === "number" ? fmtInt(v)
-          : typeof v === "object" ? JSON.stringify(v) : String(v));
-    }));
+      return el(
+        "span",
+        { class: "kv" },
+        el("span", { class: "k" }, label(seconds ? k.slice(0, -2) : k)),
+        " ",
+        seconds
+          ? fmtDuration(v)
+          : typeof v === "number"
+            ? fmtInt(v)
+            : typeof v === "object"
+              ? JSON.stringify(v)
+              : String(v),
+      );
+    }),
+  );
 }
 
 function actionBadge(action, decided) {
@@ -291,7 +377,9 @@ const fmtFactor = (f) => (f == null ? "—" : `${Math.round(f * 100)}%`);
 
 function decisionRow(d) {
   const key = d.key || `${d.sender}|${d.domain}`;
-  const row = el("tr", { "data-key": key, class: `action-${d.action}` },
+  const row = el(
+    "tr",
+    { "data-key": key, class: `action-${d.action}` },
     el("th", { scope: "row" }, el("a", { href: pairHash(d.sender, d.domain) }, d.sender)),
     el("td", {}, d.domain),
     el("td", {}, actionBadge(d.action, d.decided_action)),
@@ -299,7 +387,8 @@ function decisionRow(d) {
     el("td", {}, timeEl(d.until)),
     el("td", {}, label(d.reason || "")),
     evidenceCell(d.evidence),
-    el("td", {}, timeEl(d.decided_at)));
+    el("td", {}, timeEl(d.decided_at)),
+  );
   if (state.changed.has(key)) row.classList.add("changed");
   return row;
 }
@@ -310,7 +399,8 @@ function renderNow() {
   if (!data) return;
   const counts = data.counts || {};
   $("#now-counts").textContent = ["pause", "slow", "allow"]
-    .map((a) => `${fmtInt(counts[a] || 0)} ${a}`).join(" · ");
+    .map((a) => `${fmtInt(counts[a] || 0)} ${a}`)
+    .join(" · ");
   const decisions = data.decisions || [];
   if (!decisions.length) {
     body.replaceChildren(empty("No decisions: every pair sends at full rate."));
@@ -318,25 +408,36 @@ function renderNow() {
   }
   const query = $("#now-filter").value.trim().toLowerCase();
   const action = $("#now-action").value;
-  const shown = decisions.filter((d) => (!action || d.action === action) && (!query ||
-    [d.sender, d.domain, d.reason].some((v) => (v || "").toLowerCase().includes(query))));
+  const shown = decisions.filter(
+    (d) =>
+      (!action || d.action === action) &&
+      (!query ||
+        [d.sender, d.domain, d.reason].some((v) => (v || "").toLowerCase().includes(query))),
+  );
   if (!shown.length) {
     body.replaceChildren(empty(`No decision matches this filter (${decisions.length} in all).`));
     return;
   }
-  body.replaceChildren(table(
-    `Current effective decisions, newest first (${shown.length} of ${decisions.length}); ` +
-      "select a sender for its history",
-    ["Sender", "Provider", "Action", "Rate", "Until", "Reason", "Evidence", "Decided"],
-    shown.map(decisionRow), { id: "decisions" }));
+  body.replaceChildren(
+    table(
+      `Current effective decisions, newest first (${shown.length} of ${decisions.length}); ` +
+        "select a sender for its history",
+      ["Sender", "Provider", "Action", "#Rate", "Until", "Reason", "Evidence", "Decided"],
+      shown.map(decisionRow),
+      { id: "decisions" },
+    ),
+  );
 }
 
 function renderDataTime() {
   const data = state.now;
   const where = $("#data-time");
   if (!data) return where.replaceChildren();
-  where.replaceChildren("· data as of ", timeEl(data.now),
-    data.live === false ? " · decisions still catching up" : "");
+  where.replaceChildren(
+    "· data as of ",
+    timeEl(data.now),
+    data.live === false ? " · decisions still catching up" : "",
+  );
   setError("Decisions", data.error || null);
 }
 
@@ -358,7 +459,9 @@ function historyData(data) {
   const signals = data.signals || { t: [] };
   const decisions = data.decisions || [];
   const bucket = (data.bucket_s || 300) * 1000;
-  const xs = [...new Set([...signals.t, ...decisions.map((d) => d.event_ts)])].sort((a, b) => a - b);
+  const xs = [...new Set([...signals.t, ...decisions.map((d) => d.event_ts)])].sort(
+    (a, b) => a - b,
+  );
   const keys = RATE_SIGNALS.filter(([k]) => signals[k]);
   const rates = keys.map(([k]) => {
     const values = percentOf(signals[k]);
@@ -387,9 +490,18 @@ function renderHistory(data) {
   const decisions = data.decisions || [];
   const signals = (data.signals && data.signals.t) || [];
   const span = fmtSpan(data.start, data.end, "24 hours");
-  body.append(el("h2", {}, `History: ${data.sender} → ${data.domain}`),
-    el("p", { class: "muted" }, "From ", timeEl(data.start), " to ", timeEl(data.end),
-      `, ${fmtDuration(data.bucket_s || 300)} buckets`));
+  body.append(
+    el("h2", {}, `History: ${data.sender} → ${data.domain}`),
+    el(
+      "p",
+      { class: "muted" },
+      "From ",
+      timeEl(data.start),
+      " to ",
+      timeEl(data.end),
+      `, ${fmtDuration(data.bucket_s || 300)} buckets`,
+    ),
+  );
   if (!signals.length && !decisions.length) {
     body.append(empty(`No signals and no decisions for ${pair} in the last ${span}.`));
     return;
@@ -397,33 +509,76 @@ function renderHistory(data) {
   const { keys, data: columns } = historyData(data);
   const latest = decisions[decisions.length - 1];
   chart(body, "history", {
-    caption: "Signal rates (%, left) and the decided rate factor (right: 1 = full rate, " +
+    caption:
+      "Signal rates (%, left) and the decided rate factor (right: 1 = full rate, " +
       "0 = paused; dots mark decisions)",
-    summary: `${pair}: ${keys.map(([, name]) => name).join(", ")} rates over ${span}; ` +
-      `${decisions.length} decisions` + (latest ? `, the latest ${latest.action} ` +
-        `(rate factor ${latest.rate_factor}) for ${label(latest.reason || "")}` : ""),
+    summary:
+      `${pair}: ${keys.map(([, name]) => name).join(", ")} rates over ${span}; ` +
+      `${decisions.length} decisions` +
+      (latest
+        ? `, the latest ${latest.action} ` +
+          `(rate factor ${latest.rate_factor}) for ${label(latest.reason || "")}`
+        : ""),
     height: 280,
-    series: [...keys.map(([, name], i) => pctSeries(name, COLORS[i % COLORS.length])),
-      { label: "rate factor", stroke: "#111", width: 2, dash: [6, 3], scale: "factor",
-        paths: uPlot.paths.stepped({ align: 1 }), points: { show: false },
-        value: (u, v) => (v == null ? "—" : v.toFixed(2)) },
-      { label: "decisions", stroke: "#111", fill: "#111", scale: "factor", paths: () => null,
+    series: [
+      ...keys.map(([, name], i) => pctSeries(name, COLORS[i % COLORS.length])),
+      {
+        label: "rate factor",
+        stroke: "#111",
+        width: 2,
+        dash: [6, 3],
+        scale: "factor",
+        paths: uPlot.paths.stepped({ align: 1 }),
+        points: { show: false },
+        value: (u, v) => (v == null ? "—" : v.toFixed(2)),
+      },
+      {
+        label: "decisions",
+        stroke: "#111",
+        fill: "#111",
+        scale: "factor",
+        paths: () => null,
         points: { show: true, size: 9, fill: "#f5b700" },
-        value: (u, v) => (v == null ? "—" : v.toFixed(2)) }],
+        value: (u, v) => (v == null ? "—" : v.toFixed(2)),
+      },
+    ],
     data: columns,
-    scales: { "%": { range: (u, min, max) => [0, Math.max(max || 0, 0.1) * 1.1] },
-      factor: { range: [0, 1.05] } },
-    axes: [pctAxis("rate"), { scale: "factor", side: 1, label: "rate factor", size: 50,
-      grid: { show: false }, values: (u, ticks) => ticks.map((v) => v.toFixed(1)) }],
+    scales: {
+      "%": { range: (u, min, max) => [0, Math.max(max || 0, 0.1) * 1.1] },
+      factor: { range: [0, 1.05] },
+    },
+    axes: [
+      pctAxis("rate"),
+      {
+        scale: "factor",
+        side: 1,
+        label: "rate factor",
+        size: 50,
+        grid: { show: false },
+        values: (u, ticks) => ticks.map((v) => v.toFixed(1)),
+      },
+    ],
   });
-  body.append(decisions.length ? table(`Decisions for ${pair}, oldest first`,
-    ["Event time", "Action", "Rate", "Until", "Reason", "Evidence"],
-    decisions.map((d) => el("tr", {},
-      el("th", { scope: "row" }, timeEl(d.event_ts)),
-      el("td", {}, actionBadge(d.action)), el("td", { class: "num" }, fmtFactor(d.rate_factor)),
-      el("td", {}, timeEl(d.until)), el("td", {}, label(d.reason || "")),
-      evidenceCell(d.evidence)))) :
-    empty(`No decision for ${pair} in the last ${span}: it sent at full rate.`));
+  body.append(
+    decisions.length
+      ? table(
+          `Decisions for ${pair}, oldest first`,
+          ["Event time", "Action", "#Rate", "Until", "Reason", "Evidence"],
+          decisions.map((d) =>
+            el(
+              "tr",
+              {},
+              el("th", { scope: "row" }, timeEl(d.event_ts)),
+              el("td", {}, actionBadge(d.action)),
+              el("td", { class: "num" }, fmtFactor(d.rate_factor)),
+              el("td", {}, timeEl(d.until)),
+              el("td", {}, label(d.reason || "")),
+              evidenceCell(d.evidence),
+            ),
+          ),
+        )
+      : empty(`No decision for ${pair} in the last ${span}: it sent at full rate.`),
+  );
 }
 
 async function loadHistory(params) {
@@ -435,13 +590,18 @@ async function loadHistory(params) {
   $("#history-hours").value = hours;
   if (!sender || !domain) {
     dropCharts("history");
-    $("#history-body").replaceChildren(empty(
-      "Choose a pair: select a sender in Now, or type a sender and a provider above."));
+    $("#history-body").replaceChildren(
+      empty("Choose a pair: select a sender in Now, or type a sender and a provider above."),
+    );
     return;
   }
   state.history = { sender, domain };
-  const data = await load("history", "History",
-    "/ui/api/history?" + new URLSearchParams({ sender, domain, hours }).toString());
+  const data = await load(
+    "history",
+    "History",
+    "/ui/api/history?" + new URLSearchParams({ sender, domain, hours }).toString(),
+    $("#history-body"),
+  );
   if (data) renderHistory(data);
 }
 
@@ -457,37 +617,58 @@ function renderFlows(data) {
   for (const flow of flows) {
     const name = flow.flow_id || "(no flow id)";
     const latest = flow.latest || {};
-    const section = el("section", { class: "flow", "aria-label": `flow ${name}` },
+    const section = el(
+      "section",
+      { class: "flow", "aria-label": `flow ${name}` },
       el("h2", {}, `Flow ${name}`),
-      el("p", { class: "muted" }, "Latest ", timeEl(latest.as_of),
+      el(
+        "p",
+        { class: "muted" },
+        "Latest ",
+        timeEl(latest.as_of),
         `: ${fmtInt(latest.entered)} entered, ${fmtInt(latest.converged)} converged, ` +
-        `score ${fmtPct(latest.convergence_score)}, engagement depth ` +
-        `${fmtNum(latest.engagement_depth)} human / ${fmtNum(latest.engagement_depth_raw)} raw, ` +
-        `negative ${fmtPct(latest.negative_rate)}`));
+          `score ${fmtPct(latest.convergence_score)}, engagement depth ` +
+          `${fmtNum(latest.engagement_depth)} human / ` +
+          `${fmtNum(latest.engagement_depth_raw)} raw, ` +
+          `negative ${fmtPct(latest.negative_rate)}`,
+      ),
+    );
     const row = el("div", { class: "chart-row" });
     section.append(row);
     body.append(section);
     const t = flow.t || [];
     const common = { height: 170 };
-    chart(row, "flows", { ...common,
+    chart(row, "flows", {
+      ...common,
       caption: `Convergence score (%), ${data.window} window`,
-      summary: `flow ${name}: convergence score over ${t.length} points, latest ` +
+      summary:
+        `flow ${name}: convergence score over ${t.length} points, latest ` +
         fmtPct(latest.convergence_score),
       series: [pctSeries("convergence", COLORS[0], { spanGaps: true })],
-      data: [t, percentOf(flow.convergence_score)], axes: [pctAxis("score")] });
-    chart(row, "flows", { ...common,
-      caption: "Engagement depth: people vs raw (bots and machines included)",
-      summary: `flow ${name}: engagement depth, latest ${fmtNum(latest.engagement_depth)} human ` +
+      data: [t, percentOf(flow.convergence_score)],
+      axes: [pctAxis("score")],
+    });
+    chart(row, "flows", {
+      ...common,
+      caption: "Engagement depth: human vs raw (with bots)",
+      summary:
+        `flow ${name}: engagement depth, latest ${fmtNum(latest.engagement_depth)} human ` +
         `and ${fmtNum(latest.engagement_depth_raw)} raw`,
-      series: [{ label: "human", stroke: COLORS[2], width: 2, spanGaps: true },
-        { label: "raw", stroke: COLORS[6], width: 2, dash: [5, 3], spanGaps: true }],
+      series: [
+        { label: "human", stroke: COLORS[2], width: 2, spanGaps: true },
+        { label: "raw", stroke: COLORS[6], width: 2, dash: [5, 3], spanGaps: true },
+      ],
       data: [t, flow.engagement_depth || [], flow.engagement_depth_raw || []],
-      axes: [{ label: "depth", size: 50 }] });
-    chart(row, "flows", { ...common,
+      axes: [{ label: "depth", size: 50 }],
+    });
+    chart(row, "flows", {
+      ...common,
       caption: "Negative rate (%): complaints, unsubscribes",
       summary: `flow ${name}: negative rate, latest ${fmtPct(latest.negative_rate)}`,
       series: [pctSeries("negative", COLORS[1], { spanGaps: true })],
-      data: [t, percentOf(flow.negative_rate)], axes: [pctAxis("negative")] });
+      data: [t, percentOf(flow.negative_rate)],
+      axes: [pctAxis("negative")],
+    });
   }
   if (data.lift) body.append(liftTable(data.lift));
 }
@@ -496,25 +677,60 @@ const pp = (x) => (x == null ? "—" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(
 const interval = (lo, hi) => (lo == null || hi == null ? "—" : `${pp(lo)} to ${pp(hi)}`);
 
 function liftTable(lift) {
-  const section = el("section", { class: "lift", "aria-labelledby": "lift-title" },
-    el("h2", { id: "lift-title" }, "Lift against the control groups"));
+  const section = el(
+    "section",
+    { class: "lift", "aria-labelledby": "lift-title" },
+    el("h2", { id: "lift-title" }, "Lift against the control groups"),
+  );
   if (!lift.length) {
-    section.append(empty("No lift yet: no control group has reported (lift needs control groups)."));
+    section.append(
+      empty("No lift yet: no control group has reported (lift needs control groups)."),
+    );
     return section;
   }
-  section.append(table("Conversion lift of the treated over the control group, with 95% intervals " +
-    "(pp: percentage points)",
-  ["Flow", "Window", "As of", "Treated", "Control", "Treated rate", "Control rate", "Lift",
-    "95% interval", "Always-valid 95%", "Verdict"],
-  lift.map((l) => el("tr", { class: l.srm_alarm ? "alarm" : null },
-    el("th", { scope: "row" }, l.flow_id === "" ? "all marketing" : l.flow_id),
-    el("td", {}, `${l.window_days} d`), el("td", {}, timeEl(l.as_of)),
-    el("td", { class: "num" }, fmtInt(l.treated_n)), el("td", { class: "num" }, fmtInt(l.control_n)),
-    el("td", { class: "num" }, fmtPct(l.treated_rate)), el("td", { class: "num" }, fmtPct(l.control_rate)),
-    el("td", { class: "num" }, pp(l.abs_lift)), el("td", {}, interval(l.abs_lo95, l.abs_hi95)),
-    el("td", {}, interval(l.av_lo95, l.av_hi95)),
-    el("td", {}, l.srm_alarm ? el("strong", { class: "alarm-text" }, "SPLIT BROKEN")
-      : (l.significant ? "significant" : "not significant") + (l.partial ? " (partial window)" : ""))))));
+  section.append(
+    table(
+      "Conversion lift of the treated over the control group, with 95% intervals " +
+        "(pp: percentage points)",
+      [
+        "Flow",
+        "Window",
+        "As of",
+        "#Treated",
+        "#Control",
+        "#Treated rate",
+        "#Control rate",
+        "#Lift",
+        "95% interval",
+        "Always-valid 95%",
+        "Verdict",
+      ],
+      lift.map((l) =>
+        el(
+          "tr",
+          { class: l.srm_alarm ? "alarm" : null },
+          el("th", { scope: "row" }, l.flow_id === "" ? "all marketing" : l.flow_id),
+          el("td", {}, `${l.window_days} d`),
+          el("td", {}, timeEl(l.as_of)),
+          el("td", { class: "num" }, fmtInt(l.treated_n)),
+          el("td", { class: "num" }, fmtInt(l.control_n)),
+          el("td", { class: "num" }, fmtPct(l.treated_rate)),
+          el("td", { class: "num" }, fmtPct(l.control_rate)),
+          el("td", { class: "num" }, pp(l.abs_lift)),
+          el("td", {}, interval(l.abs_lo95, l.abs_hi95)),
+          el("td", {}, interval(l.av_lo95, l.av_hi95)),
+          el(
+            "td",
+            {},
+            l.srm_alarm
+              ? el("strong", { class: "alarm-text" }, "SPLIT BROKEN")
+              : (l.significant ? "significant" : "not significant") +
+                  (l.partial ? " (partial window)" : ""),
+          ),
+        ),
+      ),
+    ),
+  );
   return section;
 }
 
@@ -522,7 +738,7 @@ async function loadFlows(params) {
   const asked = params.get("window");
   const span = ["1h", "24h", "7d"].includes(asked) ? asked : "24h";
   $("#flows-window").value = span;
-  const data = await load("flows", "Flows", `/ui/api/flows?window=${span}`);
+  const data = await load("flows", "Flows", `/ui/api/flows?window=${span}`, $("#flows-body"));
   if (data) renderFlows(data);
 }
 
@@ -537,50 +753,98 @@ function renderModels(data) {
   const models = data.models || [];
   const events = data.events || [];
   if (!models.length) {
-    body.append(empty(`No model evaluations in the last ${fmtSpan(data.start, data.end, "24 hours")}.`));
+    body.append(
+      empty(`No model evaluations in the last ${fmtSpan(data.start, data.end, "24 hours")}.`),
+    );
   }
   const families = [...new Set(models.map((m) => family(m.model)))].sort();
   for (const name of families) {
     // the model itself first (drawn solid), then its baselines (dashed)
-    const members = models.filter((m) => family(m.model) === name)
-      .sort((a, b) => (a.model === name ? -1 : b.model === name ? 1 : a.model.localeCompare(b.model)));
+    const members = models
+      .filter((m) => family(m.model) === name)
+      .sort((a, b) =>
+        a.model === name ? -1 : b.model === name ? 1 : a.model.localeCompare(b.model),
+      );
     const drift = events.filter((e) => family(e.model) === name);
-    const series = () => members.map((m, i) => ({
-      label: m.model, stroke: COLORS[i % COLORS.length], width: m.model === name ? 2.5 : 1.5,
-      dash: m.model === name ? undefined : [5, 3], spanGaps: true,
-      value: (u, v) => (v == null ? "—" : v.toFixed(4)) }));
-    const section = el("section", { class: "model", "aria-label": `model ${name}` },
-      el("h2", {}, `Model ${name}`));
+    const series = () =>
+      members.map((m, i) => ({
+        label: m.model,
+        stroke: COLORS[i % COLORS.length],
+        width: m.model === name ? 2.5 : 1.5,
+        dash: m.model === name ? undefined : [5, 3],
+        spanGaps: true,
+        value: (u, v) => (v == null ? "—" : v.toFixed(4)),
+      }));
+    const section = el(
+      "section",
+      { class: "model", "aria-label": `model ${name}` },
+      el("h2", {}, `Model ${name}`),
+    );
     const lastOf = (values) => [...(values || [])].reverse().find((v) => v != null);
-    section.append(table(`Latest prequential scores of ${name} and its baselines`,
-      ["Model", "ROC AUC", "Log loss", "Examples"],
-      members.map((m) => el("tr", {}, el("th", { scope: "row" }, m.model),
-        el("td", { class: "num" }, fmtNum(lastOf(m.roc_auc), 4)),
-        el("td", { class: "num" }, fmtNum(lastOf(m.log_loss), 4)),
-        el("td", { class: "num" }, fmtInt(lastOf(m.n)))))));
+    section.append(
+      table(
+        `Latest prequential scores of ${name} and its baselines`,
+        ["Model", "#ROC AUC", "#Log loss", "#Examples"],
+        members.map((m) =>
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row" }, m.model),
+            el("td", { class: "num" }, fmtNum(lastOf(m.roc_auc), 4)),
+            el("td", { class: "num" }, fmtNum(lastOf(m.log_loss), 4)),
+            el("td", { class: "num" }, fmtInt(lastOf(m.n))),
+          ),
+        ),
+        { class: "compact" },
+      ),
+    );
     const row = el("div", { class: "chart-row two" });
     section.append(row);
     body.append(section);
     const driftNote = drift.length ? `; red dashed lines: ${drift.length} drift events` : "";
-    for (const [key, title] of [["roc_auc", "ROC AUC (higher is better)"],
-      ["log_loss", "Log loss (lower is better)"]]) {
-      chart(row, "models", { height: 200,
-        hooks: { draw: [markTimes(drift.map((e) => e.ts), "#c0392b")] },
+    for (const [key, title] of [
+      ["roc_auc", "ROC AUC (higher is better)"],
+      ["log_loss", "Log loss (lower is better)"],
+    ]) {
+      chart(row, "models", {
+        height: 200,
+        hooks: {
+          draw: [
+            markTimes(
+              drift.map((e) => e.ts),
+              "#c0392b",
+            ),
+          ],
+        },
         caption: title + driftNote,
         summary: `${title} of ${name} and ${members.length - 1} baselines over time${driftNote}`,
-        series: series(), axes: [{ size: 60, values: (u, ticks) => ticks.map((v) => v.toFixed(3)) }],
-        data: align(members.map((m) => ({ t: m.t || [], values: m[key] || [] }))) });
+        series: series(),
+        axes: [{ size: 60, values: (u, ticks) => ticks.map((v) => v.toFixed(3)) }],
+        data: align(members.map((m) => ({ t: m.t || [], values: m[key] || [] }))),
+      });
     }
     if (drift.length) {
-      section.append(el("ul", { class: "events", "aria-label": `drift events of ${name}` },
-        drift.map((e) => el("li", {}, timeEl(e.ts), ` ${e.event} in ${e.model}`,
-          e.detail ? `: ${e.detail}` : ""))));
+      section.append(
+        el(
+          "ul",
+          { class: "events", "aria-label": `drift events of ${name}` },
+          drift.map((e) =>
+            el(
+              "li",
+              {},
+              timeEl(e.ts),
+              ` ${e.event} in ${e.model}`,
+              e.detail ? `: ${e.detail}` : "",
+            ),
+          ),
+        ),
+      );
     }
   }
 }
 
 async function loadModels() {
-  const data = await load("models", "Models", "/ui/api/models");
+  const data = await load("models", "Models", "/ui/api/models", $("#models-body"));
   if (data) renderModels(data);
 }
 
@@ -595,29 +859,80 @@ function renderReplies(data) {
     return;
   }
   const first = data.first_response;
-  body.append(el("dl", { class: "figures" },
-    el("dt", {}, "Replies"), el("dd", {}, fmtInt(data.total)),
-    el("dt", {}, "Handled without a person"),
-    el("dd", {}, `${fmtInt(data.automated)} (${fmtPct(data.automation_rate)})`),
-    el("dt", {}, "First response by a person"),
-    el("dd", {}, first && first.n ? `median ${fmtDuration(first.p50_s)}, 90% within ` +
-      `${fmtDuration(first.p90_s)} (${fmtInt(first.n)} answered)` : "none yet")));
+  body.append(
+    el(
+      "dl",
+      { class: "figures" },
+      el("dt", {}, "Replies"),
+      el("dd", {}, fmtInt(data.total)),
+      el("dt", {}, "Handled without a person"),
+      el("dd", {}, `${fmtInt(data.automated)} (${fmtPct(data.automation_rate)})`),
+      el("dt", {}, "First response by a person"),
+      el(
+        "dd",
+        {},
+        first && first.n
+          ? `median ${fmtDuration(first.p50_s)}, 90% within ` +
+              `${fmtDuration(first.p90_s)} (${fmtInt(first.n)} answered)`
+          : "none yet",
+      ),
+    ),
+  );
   const row = el("div", { class: "chart-row two" });
-  row.append(table(`Replies by queue, last ${span}`, ["Queue", "Replies", "Urgent"],
-    (data.queues || []).map((q) => el("tr", {},
-      el("th", { scope: "row" }, q.queue === "" ? "handled without a person" : q.queue),
-      el("td", { class: "num" }, fmtInt(q.replies)), el("td", { class: "num" }, fmtInt(q.urgent))))));
-  row.append(table(`Replies by intent, last ${span}`, ["Intent", "Replies"],
-    (data.intents || []).map((i) => el("tr", {}, el("th", { scope: "row" }, label(i.intent)),
-      el("td", { class: "num" }, fmtInt(i.replies))))));
+  row.append(
+    table(
+      `Replies by queue, last ${span}`,
+      ["Queue", "#Replies", "#Urgent"],
+      (data.queues || []).map((q) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row" }, q.queue === "" ? "handled without a person" : q.queue),
+          el("td", { class: "num" }, fmtInt(q.replies)),
+          el("td", { class: "num" }, fmtInt(q.urgent)),
+        ),
+      ),
+      { class: "compact" },
+    ),
+  );
+  row.append(
+    table(
+      `Replies by intent, last ${span}`,
+      ["Intent", "#Replies"],
+      (data.intents || []).map((i) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row" }, label(i.intent)),
+          el("td", { class: "num" }, fmtInt(i.replies)),
+        ),
+      ),
+      { class: "compact" },
+    ),
+  );
   body.append(row);
   if ((data.t || []).length) {
-    chart(body, "replies", { height: 160, caption: "Replies per hour",
+    chart(body, "replies", {
+      height: 160,
+      caption: "Replies per hour",
       summary: `${fmtInt(data.total)} replies over ${span}, per hour`,
-      series: [{ label: "replies", stroke: COLORS[0], fill: "rgba(11, 98, 164, 0.35)",
-        paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false } }],
-      data: [data.t, data.by_hour || []], axes: [{ label: "replies", size: 50 }],
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } } });
+      series: [
+        {
+          label: "replies",
+          stroke: COLORS[0],
+          fill: "rgba(11, 98, 164, 0.35)",
+          paths: uPlot.paths.bars({ size: [0.7, 40] }),
+          points: { show: false },
+        },
+      ],
+      data: [data.t, data.by_hour || []],
+      axes: [{ label: "replies", size: 50 }],
+      // half an hour either side, or the first and last bars are cut in half
+      scales: {
+        x: { time: true, range: (u, min, max) => [min - 1800000, max + 1800000] },
+        y: { range: (u, min, max) => [0, Math.max(1, max)] },
+      },
+    });
   }
 }
 
@@ -628,18 +943,28 @@ function renderTracking(data) {
   body.replaceChildren(el("h2", {}, "Tracking: clicks and opens, people vs machines"));
   const t = data.t || [];
   if (t.length) {
-    chart(body, "replies", { height: 200,
+    chart(body, "replies", {
+      height: 200,
       caption: "Clicks and opens per bucket: people (solid) vs bots and machines (dashed)",
-      summary: `over ${span}: ${fmtInt(totals.human_clicks)} human clicks, ${fmtInt(totals.bot_clicks)} ` +
-        `bot clicks, ${fmtInt(totals.human_opens)} human opens, ${fmtInt(totals.machine_opens)} machine opens`,
+      summary:
+        `over ${span}: ${fmtInt(totals.human_clicks)} human clicks, ` +
+        `${fmtInt(totals.bot_clicks)} bot clicks, ${fmtInt(totals.human_opens)} human opens, ` +
+        `${fmtInt(totals.machine_opens)} machine opens`,
       series: [
         { label: "human clicks", stroke: COLORS[0], width: 2 },
         { label: "bot clicks", stroke: COLORS[0], width: 2, dash: [5, 3] },
         { label: "human opens", stroke: COLORS[4], width: 2 },
-        { label: "machine opens", stroke: COLORS[4], width: 2, dash: [5, 3] }],
-      data: [t, data.human_clicks || [], data.bot_clicks || [], data.human_opens || [],
-        data.machine_opens || []],
-      axes: [{ label: "count", size: 50 }] });
+        { label: "machine opens", stroke: COLORS[4], width: 2, dash: [5, 3] },
+      ],
+      data: [
+        t,
+        data.human_clicks || [],
+        data.bot_clicks || [],
+        data.human_opens || [],
+        data.machine_opens || [],
+      ],
+      axes: [{ label: "count", size: 50 }],
+    });
   } else {
     body.append(empty(`No clicks or opens in the last ${span}.`));
   }
@@ -649,31 +974,38 @@ function renderTracking(data) {
   } else if (!refusals.total) {
     body.append(empty(`No refused redirects in the last ${span}.`));
   } else {
-    body.append(table(`Refused redirects, last ${span}: ${fmtInt(refusals.total)}`,
-      ["Reason", "Refusals"], Object.entries(refusals.by_reason || {})
-        .sort((a, b) => b[1] - a[1])
-        .map(([reason, n]) => el("tr", {}, el("th", { scope: "row" }, label(reason)),
-          el("td", { class: "num" }, fmtInt(n))))));
+    body.append(
+      table(
+        `Refused redirects, last ${span}: ${fmtInt(refusals.total)}`,
+        ["Reason", "#Refusals"],
+        Object.entries(refusals.by_reason || {})
+          .sort((a, b) => b[1] - a[1])
+          .map(([reason, n]) =>
+            el(
+              "tr",
+              {},
+              el("th", { scope: "row" }, label(reason)),
+              el("td", { class: "num" }, fmtInt(n)),
+            ),
+          ),
+        { class: "compact" },
+      ),
+    );
   }
 }
 
 async function loadReplies() {
   const ticket = ++loads.replies;
   const [replies, tracking] = await Promise.all([
-    api("/ui/api/replies").then((d) => (setError("Replies", null), d), (e) => failed("Replies", e)),
-    api("/ui/api/tracking").then((d) => (setError("Tracking", null), d), (e) => failed("Tracking", e)),
+    fetchPart("Replies", "/ui/api/replies"),
+    fetchPart("Tracking", "/ui/api/tracking"),
   ]);
   if (ticket !== loads.replies || !state.authed) return;
   dropCharts("replies");
   if (replies) renderReplies(replies);
-  else $("#replies-body").replaceChildren();
+  else $("#replies-body").replaceChildren(unavailable("Replies"));
   if (tracking) renderTracking(tracking);
-  else $("#tracking-body").replaceChildren();
-}
-
-function failed(source, error) {
-  if (!(error instanceof AuthRequired)) setError(source, error.message);
-  return null;
+  else $("#tracking-body").replaceChildren(unavailable("Tracking"));
 }
 
 /* ---------- live stream ---------- */
@@ -777,9 +1109,18 @@ function wire() {
     if (!(event.key in moves)) return;
     event.preventDefault();
     const at = TABS.indexOf(currentTab());
-    const next = TABS[Math.min(TABS.length - 1, Math.max(0,
-      event.key === "ArrowRight" || event.key === "ArrowLeft"
-        ? (at + moves[event.key] + TABS.length) % TABS.length : at + moves[event.key]))];
+    const next =
+      TABS[
+        Math.min(
+          TABS.length - 1,
+          Math.max(
+            0,
+            event.key === "ArrowRight" || event.key === "ArrowLeft"
+              ? (at + moves[event.key] + TABS.length) % TABS.length
+              : at + moves[event.key],
+          ),
+        )
+      ];
     location.hash = tabHash(next);
     $("#tab-" + next).focus();
   });
