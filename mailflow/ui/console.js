@@ -231,11 +231,19 @@ function chartWidth(figure) {
   return Math.max(260, Math.floor(figure.clientWidth) - 2);
 }
 
+/** The x scale covers the span the server answered for (data or not), and any data outside. */
+function spanRange(start, end) {
+  if (start == null || end == null || end <= start) return {};
+  return { range: (u, min, max) => [Math.min(start, min ?? start), Math.max(end, max ?? end)] };
+}
+
 /**
  * A uPlot chart in a <figure>: the caption says what it shows, the canvas gets an aria-label
- * summary (a canvas is otherwise mute to a screen reader). Times are epoch ms (`ms: 1`).
+ * summary (a canvas is otherwise mute to a screen reader). Times are epoch ms (`ms: 1`); `span`
+ * is the answer's [start, end], so that a few points are seen in their place in the window.
  */
-function chart(parent, tab, { caption, summary, series, data, axes, scales, height = 200, hooks }) {
+function chart(parent, tab, options) {
+  const { caption, summary, series, data, axes, scales, hooks, height = 200, span = [] } = options;
   const figure = el("figure", { class: "chart" }, el("figcaption", {}, caption));
   parent.append(figure);
   const plot = new uPlot(
@@ -245,7 +253,7 @@ function chart(parent, tab, { caption, summary, series, data, axes, scales, heig
       ms: 1,
       series: [{ label: "time" }, ...series],
       axes: [{ stroke: "#333" }, ...axes.map((axis) => ({ stroke: "#333", ...axis }))],
-      scales: { x: { time: true }, ...scales },
+      scales: { x: { time: true, ...spanRange(...span) }, ...scales },
       hooks,
       cursor: { focus: { prox: 16 } },
     },
@@ -459,9 +467,9 @@ function historyData(data) {
   const signals = data.signals || { t: [] };
   const decisions = data.decisions || [];
   const bucket = (data.bucket_s || 300) * 1000;
-  const xs = [...new Set([...signals.t, ...decisions.map((d) => d.event_ts)])].sort(
-    (a, b) => a - b,
-  );
+  // the window's end too: the rate factor's step line runs to it
+  const times = [...signals.t, ...decisions.map((d) => d.event_ts), data.end ?? []].flat();
+  const xs = [...new Set(times)].sort((a, b) => a - b);
   const keys = RATE_SIGNALS.filter(([k]) => signals[k]);
   const rates = keys.map(([k]) => {
     const values = percentOf(signals[k]);
@@ -500,6 +508,7 @@ function renderHistory(data) {
       " to ",
       timeEl(data.end),
       `, ${fmtDuration(data.bucket_s || 300)} buckets`,
+      signals.length ? "" : "; no signal volume in this span",
     ),
   );
   if (!signals.length && !decisions.length) {
@@ -509,6 +518,7 @@ function renderHistory(data) {
   const { keys, data: columns } = historyData(data);
   const latest = decisions[decisions.length - 1];
   chart(body, "history", {
+    span: [data.start, data.end],
     caption:
       "Signal rates (%, left) and the decided rate factor (right: 1 = full rate, " +
       "0 = paused; dots mark decisions)",
@@ -545,7 +555,7 @@ function renderHistory(data) {
     data: columns,
     scales: {
       "%": { range: (u, min, max) => [0, Math.max(max || 0, 0.1) * 1.1] },
-      factor: { range: [0, 1.05] },
+      factor: { range: [-0.05, 1.05] },
     },
     axes: [
       pctAxis("rate"),
@@ -637,7 +647,7 @@ function renderFlows(data) {
     section.append(row);
     body.append(section);
     const t = flow.t || [];
-    const common = { height: 170 };
+    const common = { height: 170, span: [data.start, data.end] };
     chart(row, "flows", {
       ...common,
       caption: `Convergence score (%), ${data.window} window`,
@@ -808,6 +818,7 @@ function renderModels(data) {
     ]) {
       chart(row, "models", {
         height: 200,
+        span: [data.start, data.end],
         hooks: {
           draw: [
             markTimes(
@@ -945,6 +956,7 @@ function renderTracking(data) {
   if (t.length) {
     chart(body, "replies", {
       height: 200,
+      span: [data.start, data.end],
       caption: "Clicks and opens per bucket: people (solid) vs bots and machines (dashed)",
       summary:
         `over ${span}: ${fmtInt(totals.human_clicks)} human clicks, ` +
