@@ -467,8 +467,10 @@ function historyData(data) {
   const signals = data.signals || { t: [] };
   const decisions = data.decisions || [];
   const bucket = (data.bucket_s || 300) * 1000;
+  // the decision in force when the span began (made before it) steps in at its start
+  const at = (d) => Math.max(d.event_ts, data.start ?? d.event_ts);
   // the window's end too: the rate factor's step line runs to it
-  const times = [...signals.t, ...decisions.map((d) => d.event_ts), data.end ?? []].flat();
+  const times = [...signals.t, ...decisions.map(at), data.end ?? []].flat();
   const xs = [...new Set(times)].sort((a, b) => a - b);
   const keys = RATE_SIGNALS.filter(([k]) => signals[k]);
   const rates = keys.map(([k]) => {
@@ -483,7 +485,7 @@ function historyData(data) {
   const factor = [];
   const marks = [];
   for (const x of xs) {
-    while (j + 1 < decisions.length && decisions[j + 1].event_ts <= x) j++;
+    while (j + 1 < decisions.length && at(decisions[j + 1]) <= x) j++;
     factor.push(j >= 0 ? decisions[j].rate_factor : null);
     marks.push(j >= 0 && decisions[j].event_ts === x ? decisions[j].rate_factor : null);
   }
@@ -572,7 +574,10 @@ function renderHistory(data) {
   body.append(
     decisions.length
       ? table(
-          `Decisions for ${pair}, oldest first`,
+          `Decisions for ${pair}, oldest first` +
+            (decisions[0].event_ts < data.start
+              ? " (the first: in force when the span began)"
+              : ""),
           ["Event time", "Action", "#Rate", "Until", "Reason", "Evidence"],
           decisions.map((d) =>
             el(
@@ -980,15 +985,32 @@ function renderTracking(data) {
   } else {
     body.append(empty(`No clicks or opens in the last ${span}.`));
   }
-  const refusals = data.refusals;
+  // the contract's `refusals`, or the tracking edge's own counters as `edge`
+  const edge = data.edge;
+  const refusals =
+    data.refusals || (edge && { total: edge.refused_total, by_reason: edge.refused || {} });
+  const since = data.refusals ? `in the last ${span}` : "since the tracking edge started";
+  const served = Object.entries((edge && edge.requests) || {});
+  if (served.length) {
+    body.append(
+      table(
+        "Requests the tracking edge served, by endpoint (since it started)",
+        ["Endpoint", "#Requests"],
+        served.map(([endpoint, n]) =>
+          el("tr", {}, el("th", { scope: "row" }, endpoint), el("td", { class: "num" }, fmtInt(n))),
+        ),
+        { class: "compact" },
+      ),
+    );
+  }
   if (!refusals) {
     body.append(empty("Refused redirects: not reported (no tracking server answers)."));
   } else if (!refusals.total) {
-    body.append(empty(`No refused redirects in the last ${span}.`));
+    body.append(empty(`No refused redirects ${since}.`));
   } else {
     body.append(
       table(
-        `Refused redirects, last ${span}: ${fmtInt(refusals.total)}`,
+        `Refused redirects ${since}: ${fmtInt(refusals.total)}`,
         ["Reason", "#Refusals"],
         Object.entries(refusals.by_reason || {})
           .sort((a, b) => b[1] - a[1])
