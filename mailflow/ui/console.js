@@ -67,7 +67,9 @@ function fmtDuration(seconds) {
 /** "7 days", "24 hours": the span a view covers, for its empty message. */
 function fmtSpan(start, end, fallback) {
   if (start == null || end == null || end <= start) return fallback;
-  const hours = Math.round((end - start) / 3600000);
+  const minutes = Math.round((end - start) / 60000);
+  if (minutes < 90) return `${minutes} minutes`;
+  const hours = Math.round(minutes / 60);
   return hours % 24 === 0 && hours >= 48 ? `${hours / 24} days` : `${hours} hours`;
 }
 
@@ -252,7 +254,8 @@ function chart(parent, tab, options) {
       height,
       ms: 1,
       series: [{ label: "time" }, ...series],
-      axes: [{ stroke: "#333" }, ...axes.map((axis) => ({ stroke: "#333", ...axis }))],
+      // (time labels such as "10:30am" need more room than uPlot's default tick spacing)
+      axes: [{ stroke: "#333", space: 70 }, ...axes.map((axis) => ({ stroke: "#333", ...axis }))],
       scales: { x: { time: true, ...spanRange(...span) }, ...scales },
       hooks,
       cursor: { focus: { prox: 16 } },
@@ -927,11 +930,16 @@ function renderReplies(data) {
     ),
   );
   body.append(row);
-  if ((data.t || []).length) {
+  const t = data.t || [];
+  if (t.length) {
+    // a bar stands over the middle of its bucket, and the axis shows every bucket whole
+    const bucket = (data.bucket_s || 3600) * 1000;
+    const per = { 3600000: "hour", 86400000: "day" }[bucket] || fmtDuration(bucket / 1000);
     chart(body, "replies", {
       height: 160,
-      caption: "Replies per hour",
-      summary: `${fmtInt(data.total)} replies over ${span}, per hour`,
+      span: [Math.min(t[0], data.start), Math.max(t[t.length - 1] + bucket, data.end)],
+      caption: `Replies per ${per}`,
+      summary: `${fmtInt(data.total)} replies over ${span}, per ${per}`,
       series: [
         {
           label: "replies",
@@ -941,13 +949,9 @@ function renderReplies(data) {
           points: { show: false },
         },
       ],
-      data: [data.t, data.by_hour || []],
+      data: [t.map((start) => start + bucket / 2), data.by_hour || []],
       axes: [{ label: "replies", size: 50 }],
-      // half an hour either side, or the first and last bars are cut in half
-      scales: {
-        x: { time: true, range: (u, min, max) => [min - 1800000, max + 1800000] },
-        y: { range: (u, min, max) => [0, Math.max(1, max)] },
-      },
+      scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     });
   }
 }
