@@ -332,55 +332,60 @@ function evidenceCell(evidence) {
   const hit = HIT_KEYS.find((k) => k in ev);
   const base = BASE_KEYS.find((k) => k in ev);
   const span = ev.horizon || (ev.window_s != null ? fmtDuration(ev.window_s) : null);
-  let sentence = "";
-  if (hit && base)
-    sentence = `${label(hit)} ${fmtInt(ev[hit])} of ${fmtInt(ev[base])} ${label(base)}`;
-  else
-    sentence = [...HIT_KEYS, ...BASE_KEYS]
-      .filter((k) => k in ev)
-      .map((k) => `${label(k)} ${fmtInt(ev[k])}`)
-      .join(", ");
+  // a burst's threshold is a count of pushbacks, not a rate
+  const burst = ev.burst === true && hit && ev.threshold != null;
+  const counts = hit && base ? [hit, base] : [...HIT_KEYS, ...BASE_KEYS].filter((k) => k in ev);
+  let sentence =
+    hit && base
+      ? `${label(hit)} ${fmtInt(ev[hit])} of ${fmtInt(ev[base])} ${label(base)}`
+      : counts.map((k) => `${label(k)} ${fmtInt(ev[k])}`).join(", ");
   if (span && sentence) sentence += ` in ${span}`;
   const numbers = [];
   if (ev.rate != null) numbers.push(fmtPct(ev.rate));
+  const threshold = ev.threshold == null || burst ? "" : `threshold ${fmtPct(ev.threshold)}`;
   if (ev.lower_bound != null) {
-    let bound = `lower bound ${fmtPct(ev.lower_bound)}`;
-    if (ev.threshold != null) {
-      bound += ` ${ev.lower_bound > ev.threshold ? ">" : "≤"} threshold ${fmtPct(ev.threshold)}`;
-    }
-    numbers.push(bound);
-  } else if (ev.threshold != null) numbers.push(`threshold ${fmtPct(ev.threshold)}`);
+    const above = ev.lower_bound > ev.threshold ? ">" : "≤";
+    numbers.push(`lower bound ${fmtPct(ev.lower_bound)}${threshold && ` ${above} ${threshold}`}`);
+  } else if (threshold) numbers.push(threshold);
+  if (burst) numbers.push(`a burst is ${fmtInt(ev.threshold)} ${label(hit)} or more`);
   if (numbers.length) sentence += (sentence ? ": " : "") + numbers.join(", ");
-  const used = new Set(["window_s", "horizon", "rate", "lower_bound", "threshold"]);
-  for (const k of hit && base ? [hit, base] : [...HIT_KEYS, ...BASE_KEYS]) used.add(k);
+  const used = new Set(["window_s", "horizon", "rate", "lower_bound", "threshold", ...counts]);
+  if (burst) used.add("burst");
   const extras = Object.entries(ev).filter(([k]) => !used.has(k));
   return el(
     "td",
     { class: "evidence" },
     sentence && el("span", { class: "sentence" }, sentence),
-    extras.map(([k, v]) => {
-      const seconds = typeof v === "number" && k.endsWith("_s");
-      return el(
+    // (a space between the pairs: copied or read aloud, they stay apart)
+    extras.map(([k, v]) => [
+      el(
         "span",
         { class: "kv" },
-        el("span", { class: "k" }, label(seconds ? k.slice(0, -2) : k)),
+        el("span", { class: "k" }, label(k.replace(/_s$/, ""))),
         " ",
-        seconds
-          ? fmtDuration(v)
-          : typeof v === "number"
-            ? fmtInt(v)
-            : typeof v === "object"
-              ? JSON.stringify(v)
-              : String(v),
-      );
-    }),
+        evidenceValue(k, v),
+      ),
+      " ",
+    ]),
   );
 }
 
-function actionBadge(action, decided) {
+/** One more evidence value as a person reads it: a duration, a rate in %, a count. */
+function evidenceValue(key, value) {
+  if (typeof value === "number") {
+    if (key.endsWith("_s")) return fmtDuration(value);
+    return key.endsWith("rate") ? fmtPct(value) : fmtInt(value);
+  }
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/** The action in force; when it is not what the record decided (a pause past its `until`
+ * ramps back up), what was decided and why underneath. */
+function actionBadge(action, decided, decidedReason) {
   const badge = el("span", { class: `badge ${action}` }, action);
   if (!decided || decided === action) return badge;
-  const note = decided === "pause" ? "ramping up after a pause" : `decided ${decided}`;
+  const why = decidedReason ? ` for ${label(decidedReason)}` : "";
+  const note = decided === "pause" ? `ramping up after a pause${why}` : `decided ${decided}${why}`;
   return [badge, el("span", { class: "note" }, note)];
 }
 
@@ -393,7 +398,7 @@ function decisionRow(d) {
     { "data-key": key, class: `action-${d.action}` },
     el("th", { scope: "row" }, el("a", { href: pairHash(d.sender, d.domain) }, d.sender)),
     el("td", {}, d.domain),
-    el("td", {}, actionBadge(d.action, d.decided_action)),
+    el("td", {}, actionBadge(d.action, d.decided_action, d.decided_reason)),
     el("td", { class: "num" }, fmtFactor(d.rate_factor)),
     el("td", {}, timeEl(d.until)),
     el("td", {}, label(d.reason || "")),
