@@ -357,7 +357,7 @@ function evidenceCell(evidence) {
     { class: "evidence" },
     sentence && el("span", { class: "sentence" }, sentence),
     // (a space between the pairs: copied or read aloud, they stay apart)
-    extras.map(([k, v]) => [
+    extras.flatMap(([k, v]) => [
       el(
         "span",
         { class: "kv" },
