@@ -25,6 +25,7 @@ from tests.conftest import ROOT, mailflow_cmd
 TOKEN = "console-test-token-5a1e"
 INCIDENT = "news.acme.example:gmail.com"
 START = 1_795_000_000.0  # event time of the traffic: fixed, so every run is the same
+PAUSE_S = 4 * 3600
 
 
 def get_json(url: str, token: str | None = None, timeout: float = 10.0
@@ -54,6 +55,11 @@ class ConsoleDeployment:
 
     def __enter__(self) -> ConsoleDeployment:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A pause lasts hours here (15 minutes by default): the traffic's event time is the
+        # wall clock's, and a pause must still be in force, as /v1/throttle judges it by the
+        # wall clock, however long the test takes to look at it.
+        config = self.data_dir / "mailflow.toml"
+        config.write_text(f"[throttle]\npause_base_s = {PAUSE_S}\n")
         self.broker.start()
         try:
             ensure_topics(self.broker.bootstrap, partitions=3)
@@ -64,7 +70,8 @@ class ConsoleDeployment:
                         "MAILFLOW_API_TOKENS": TOKEN,
                         # labels mature 10 minutes after a send: model metrics within the hour
                         "MAILFLOW_LABEL_WINDOW_S": "600",
-                        "MAILFLOW_TRACK_PORT": str(free_port())}
+                        "MAILFLOW_TRACK_PORT": str(free_port()),
+                        "MAILFLOW_CONFIG": str(config)}
             self._start("run", "--dev", "--no-recovery")
             self._wait(f"http://127.0.0.1:{self.admin_port}/readyz", "the job")
             self._start("serve", "--dev")

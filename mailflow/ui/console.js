@@ -214,6 +214,10 @@ async function start() {
     if (!(error instanceof AuthRequired)) setError("Session", error.message);
     return;
   }
+  if (!session.signed_in) {
+    showLogin(); // the server answers 200 either way: a 401 would be a console error
+    return;
+  }
   state.authed = true;
   $("#login").hidden = true;
   $("#app").hidden = false;
@@ -265,6 +269,11 @@ function chart(parent, tab, options) {
   );
   plot.ctx.canvas.setAttribute("role", "img");
   plot.ctx.canvas.setAttribute("aria-label", summary);
+  // how many values the chart draws (its series' non-empty points): a check can tell a chart
+  // with data from an empty frame without reading pixels
+  figure.dataset.points = data
+    .slice(1)
+    .reduce((n, values) => n + values.filter((v) => v != null).length, 0);
   charts[tab].push(plot);
   return plot;
 }
