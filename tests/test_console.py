@@ -32,6 +32,7 @@ from mailflow.flow_api import store_query
 from schemas.rows import iso_ms
 from sinks.clickhouse import ClickHouseStore, ReadOnlyQueries
 from sinks.client import ThrottleClient
+from tests.browser import chromium_fixture  # noqa: F401 (the `chromium` fixture)
 
 #: ms, a whole minute; the data's own "now" is an hour after it, not the wall clock
 T0 = 1_794_999_960_000
@@ -101,7 +102,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseStore]
                                                          "first_response", 1200.0)],
         ("reply_id", "ts", "action", "latency_s"))
     store.insert("mailflow.lift", [
-        ("welcome", 7, T0 + 50 * MIN, 900, 63, 100, 5, 0.07, 0.05, 0.02, 0.001, 0.04, 0, 1)],
+        ("welcome", 7, T0 + 50 * MIN, 900, 63, 100, 5, 0.07, 0.05, 0.02, 0.001, 0.04, 0, 1),
+        ("", 7, T0 + 50 * MIN, 950, 50, 50, 2, 0.0526, 0.04, 0.0126, -0.04, 0.06, 1, 1e-6)],
         ("flow_id", "window_days", "as_of", "treated_n", "treated_conv", "control_n",
          "control_conv", "treated_rate", "control_rate", "abs_lift", "abs_lo95", "abs_hi95",
          "srm_alarm", "srm_p"))
@@ -193,9 +195,10 @@ def test_flows_series_latest_and_lift(data):
     assert len(welcome["t"]) == 60 and welcome["convergence_score"][-1] == 0.05
     assert welcome["latest"]["as_of"] == T0 + 59 * MIN
     assert welcome["engagement_depth_raw"][0] > welcome["engagement_depth"][0]
-    [lift] = answer["lift"]
+    programme, lift = answer["lift"]
     assert (lift["flow_id"], lift["abs_lift"], lift["abs_lo95"], lift["srm_alarm"]) == (
         "welcome", 0.02, 0.001, 0)
+    assert (programme["flow_id"], programme["srm_alarm"]) == ("", 1)
     with pytest.raises(BadRequest):
         data.flows({"window": "2h"})
     # a week of data is cut to at most MAX_POINTS buckets
@@ -348,3 +351,42 @@ def test_the_page_ships_in_the_package():
     assert "MIT" in licence.read_text() or "Permission is hereby granted" in licence.read_text()
     pyproject = (ui.parents[1] / "pyproject.toml").read_text()
     assert re.search(r'mailflow = \[[^\]]*"ui/', pyproject)
+
+
+def test_the_page_filters_decisions_and_shows_lift_with_a_broken_split(chromium, server):
+    """The page on this store (no job): signed in by its form, the Now filters, the lift
+    table with the broken split said loudly, times in the browser's zone with UTC on hover."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 768},
+                                   timezone_id="America/New_York")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
+            else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        page.goto(f"{server}/ui/")
+        page.fill("#login-token", TOKEN)
+        page.click("#login button[type=submit]")
+        rows = page.locator("#decisions tr[data-key]")
+        rows.first.wait_for()
+        assert rows.count() == 2
+        page.fill("#now-filter", "calm")
+        assert rows.count() == 1 and rows.first.get_attribute("data-key").startswith("calm")
+        page.fill("#now-filter", "")
+        page.select_option("#now-action", "pause")
+        assert rows.count() == 1
+        assert rows.first.get_attribute("data-key") == f"{SENDER}|{DOMAIN}"
+        until = rows.first.locator("time").first
+        assert until.get_attribute("datetime").startswith(iso_ms(T0 + 55 * MIN)[:16])
+        assert "UTC" in until.get_attribute("title")
+        assert "AM" in until.inner_text() or "PM" in until.inner_text()  # en-US, local zone
+
+        page.click("#tab-flows")
+        lift = page.locator("section.lift tr.alarm")
+        lift.wait_for()
+        assert "all marketing" in lift.inner_text() and "SPLIT BROKEN" in lift.inner_text()
+        welcome = page.locator("section.lift tr", has_text="welcome")
+        assert "+2.00 pp" in welcome.inner_text() and "SPLIT" not in welcome.inner_text()
+    finally:
+        context.close()
+    assert not problems, problems
