@@ -381,6 +381,11 @@ def test_the_page_filters_decisions_and_shows_lift_with_a_broken_split(chromium,
         assert "UTC" in until.get_attribute("title")
         assert "AM" in until.inner_text() or "PM" in until.inner_text()  # en-US, local zone
 
+        # History with no pair chosen opens the newest decision's pair
+        page.click("#tab-history")
+        page.wait_for_url("**#history?sender=calm.example&domain=gmail.com*")
+        assert page.input_value("#history-sender") == "calm.example"
+
         page.click("#tab-flows")
         lift = page.locator("section.lift tr.alarm")
         lift.wait_for()

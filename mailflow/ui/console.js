@@ -621,6 +621,14 @@ async function loadHistory(params) {
   $("#history-domain").value = domain;
   $("#history-hours").value = hours;
   if (!sender || !domain) {
+    // no pair asked for: the newest decision's pair, if any is held
+    const now = state.now || (await fetchPart("Now", "/ui/api/now"));
+    const newest = now && now.decisions[0];
+    if (newest) {
+      const pair = new URLSearchParams({ sender: newest.sender, domain: newest.domain, hours });
+      location.replace(`#history?${pair}`);
+      return;
+    }
     dropCharts("history");
     $("#history-body").replaceChildren(
       empty("Choose a pair: select a sender in Now, or type a sender and a provider above."),
