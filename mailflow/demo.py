@@ -166,12 +166,7 @@ def run_demo(settings: Settings, seconds: float, rate: float, seed: int, time_sc
         finally:
             if console is not None:
                 stop(console)
-            if job.poll() is None:
-                job.send_signal(signal.SIGTERM)
-                try:
-                    job.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    job.kill()
+            stop(job)
             job_log.close()
 
 
