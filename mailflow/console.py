@@ -30,7 +30,6 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,18 +58,18 @@ class BadRequest(ValueError):
 
 
 def _ms(value: Any) -> int | None:
-    """Epoch milliseconds of a time from a decision record or a query (None if none).
+    """Epoch milliseconds of a decision record's time (RFC 3339; None if none or unreadable).
+    Times from the store are converted by the queries themselves.
 
-    >>> _ms("2026-12-01T10:00:00.250Z"), _ms(None), _ms(1796119200)
-    (1796119200250, None, 1796119200000)
+    >>> _ms("2026-12-01T10:00:00.250Z"), _ms(None), _ms("soon")
+    (1796119200250, None, None)
     """
-    if value is None or value == "":
+    if not isinstance(value, str) or not value:
         return None
-    if isinstance(value, int | float):
-        return int(value * 1000) if value < 10**11 else int(value)
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    seconds = parse_time(str(value))
+    try:
+        seconds = parse_time(value)
+    except (ValueError, OverflowError, OSError):
+        return None
     return None if seconds is None else round(seconds * 1000)
 
 
@@ -267,7 +266,8 @@ class ConsoleData:
             "argMax(convergence_score, as_of) AS convergence_score, "
             "argMax(engagement_depth, as_of) AS engagement_depth, "
             "argMax(engagement_depth_raw, as_of) AS engagement_depth_raw, "
-            "argMax(negative_rate, as_of) AS negative_rate, max(as_of) AS last "
+            "argMax(negative_rate, as_of) AS negative_rate, "
+            "toUnixTimestamp(max(as_of)) * 1000 AS last_ms "
             "FROM mailflow.convergence FINAL WHERE window = {window:String} "
             "AND as_of >= fromUnixTimestamp64Milli({start:Int64}) "
             "AND as_of < fromUnixTimestamp64Milli({end:Int64}) "
@@ -284,7 +284,7 @@ class ConsoleData:
             last = dict(zip(columns, flow_rows[-1], strict=True))
             flows.append({
                 "flow_id": flow_id, **series,
-                "latest": {"as_of": _ms(last["last"]), **{n: last[n] for n in names[1:]}}})
+                "latest": {"as_of": last["last_ms"], **{n: last[n] for n in names[1:]}}})
         return {"window": window, "start": start, "end": end, "bucket_s": bucket,
                 "flows": flows, "lift": self._lift(end)}
 
