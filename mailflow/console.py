@@ -45,6 +45,7 @@ MAX_POINTS = 400  # per series: a laptop screen is about this many pixels wide f
 MAX_HOURS = 24 * 31
 WINDOWS = ("1h", "24h", "7d")
 HOUR_MS = 3_600_000
+EARLIEST_MS = 946_684_800_000  # 2000-01-01: no mail data ends before it
 DAY_MS = 24 * HOUR_MS
 #: How far back "the newest time the data knows" is looked for first: a live deployment
 #: finds it in the newest partitions; a replay of older mail falls back to `OLDEST_DAYS`.
@@ -133,7 +134,7 @@ class ConsoleData:
         """The span's end: `end` if given, else the newest `column` in `table` (looked for
         in the last RECENT_DAYS first, then OLDEST_DAYS), else the wall clock."""
         if "end" in params:
-            return _number(params, "end", 0, 0, 10**13)
+            return _number(params, "end", 0, EARLIEST_MS, 10**13)
         now = int(self.clock() * 1000)
         for days in (RECENT_DAYS, OLDEST_DAYS):
             _, rows = self._rows(

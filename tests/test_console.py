@@ -199,8 +199,9 @@ def test_flows_series_latest_and_lift(data):
     assert (lift["flow_id"], lift["abs_lift"], lift["abs_lo95"], lift["srm_alarm"]) == (
         "welcome", 0.02, 0.001, 0)
     assert (programme["flow_id"], programme["srm_alarm"]) == ("", 1)
-    with pytest.raises(BadRequest):
-        data.flows({"window": "2h"})
+    for bad in ({"window": "2h"}, {"end": "0"}, {"end": "-5"}, {"days": "91"}):
+        with pytest.raises(BadRequest):
+            data.flows(bad)
     # a week of data is cut to at most MAX_POINTS buckets
     week = data.flows({"window": "1h", "end": str(T0 + 60 * MIN), "days": "7"})
     assert len(week["flows"][0]["t"]) <= MAX_POINTS
