@@ -38,8 +38,11 @@ browser: $(MAILFLOW_CHROMIUM)
 demo: $(STAMP)
 	$(BIN)/mailflow demo
 
+# Two test processes, each taking whole files (module fixtures, such as one broker with its
+# recorded runs, are made once): most tests wait on a job or a broker process, so two keep both
+# cores busy. `python -m pytest` alone runs serially.
 test: $(STAMP) $(MAILFLOW_CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # the API's property-based tests with fresh random data (the default run is seeded)
 fuzz: $(STAMP)

@@ -152,13 +152,16 @@ def dead_letters(bootstrap: str) -> list[dict]:
 
 
 @pytest.fixture
-def receiver(broker):
+def receiver_port(broker):
+    """The port of a running `IngestServer`. Only the port is handed out: pytest keeps a test's
+    fixture values until every teardown ran, and a live server would keep its producer
+    connected, which holds up the broker's stop by its 5 s grace."""
     server = IngestServer(IngestCore(broker.bootstrap, {}, RecipientHasher(KEY)), port=0).start()
-    yield server
+    yield server.port
     server.stop()
 
 
-def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broker, receiver):
+def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broker, receiver_port):
     now = time.time()
     event = {"type": "delivered", "ts": now - 60, "sender": "own.mta.example",
              "recipient": "c1@example.org", "message_id": "own-1"}
@@ -168,7 +171,7 @@ def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broke
         with_field({**event, "message_id": "own-3"}, "extra", NESTED),
         orjson.dumps({**event, "message_id": "own-4"}),
     ]) + b"]"
-    status, answer = post(receiver.port, "canonical", canonical_body)
+    status, answer = post(receiver_port, "canonical", canonical_body)
     assert status == 200, answer
     assert answer["accepted"] == 3 and answer["rejected"] == 1
     assert answer["errors"] == [{"index": 2,
@@ -177,14 +180,14 @@ def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broke
     base = orjson.loads((SAMPLES / "sendgrid" / "delivered.json").read_bytes())[0]
     sendgrid_body = b"[" + b",".join([orjson.dumps(base), with_field(base, "event", NESTED),
                                       orjson.dumps({**base, "sg_event_id": "other"})]) + b"]"
-    status, answer = post(receiver.port, "sendgrid", sendgrid_body)
+    status, answer = post(receiver_port, "sendgrid", sendgrid_body)
     assert status == 200, answer
     assert answer["accepted"] == 2 and [e["index"] for e in answer["errors"]] == [1]
     assert answer["errors"][0]["reason"].startswith("sendgrid: malformed event")
 
     # a value the job's own text scrubber chokes on ("\n" then "@…" in JSON text) must
     # never reach the job: refused here (or accepted, once the job's parser copes)
-    status, answer = post(receiver.port, "canonical", orjson.dumps([
+    status, answer = post(receiver_port, "canonical", orjson.dumps([
         {**event, "message_id": "own-5", "note": "\n@example.com"},
         {**event, "message_id": "own-6"}]))
     assert status == 200 and answer["accepted"] + answer["rejected"] == 2, answer
@@ -202,7 +205,7 @@ def test_a_poison_item_is_refused_alone_and_the_rest_of_the_batch_accepted(broke
     assert note.startswith("x\nhash:") and "@" not in note
 
 
-def test_recipients_are_hashed_before_kafka_and_keys_are_hashes(broker, receiver):
+def test_recipients_are_hashed_before_kafka_and_keys_are_hashes(broker, receiver_port):
     hasher = RecipientHasher(KEY)
     now = time.time()
     original = {"type": "bounce", "ts": now - 60, "sender": "own.mta.example",
@@ -210,12 +213,12 @@ def test_recipients_are_hashed_before_kafka_and_keys_are_hashes(broker, receiver
                 "diagnostic": "550 5.1.1 <bob@example.org>: user unknown",
                 "url": "https://acme.example/u?e=bob@example.org",
                 "custom": {"contact": "bob@example.org"}}
-    status, answer = post(receiver.port, "canonical", orjson.dumps(original))
+    status, answer = post(receiver_port, "canonical", orjson.dumps(original))
     assert (status, answer["accepted"]) == (200, 1), answer
     # SendGrid drops a message to an address that is no address: kept, hashed
     dropped = {**orjson.loads((SAMPLES / "sendgrid" / "dropped.json").read_bytes())[0],
                "email": "bob at example", "reason": "Invalid"}
-    status, answer = post(receiver.port, "sendgrid", orjson.dumps([dropped]))
+    status, answer = post(receiver_port, "sendgrid", orjson.dumps([dropped]))
     assert (status, answer["accepted"]) == (200, 1), answer
 
     messages = input_messages(broker.bootstrap)

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from mailflow.broker import free_port
+from mailflow.broker import EmbeddedBroker, ensure_topics, free_port
 from tests.conftest import ROOT, mailflow_cmd, query_store
 
 pytestmark = pytest.mark.integration
@@ -34,10 +35,22 @@ def tables(data_dir) -> dict[str, list]:
             for name, cols in TABLES.items()}
 
 
-def generate(env: dict) -> None:
-    mailflow_cmd("generate", "--seed", "6", "--start", "1795000000", "--rate", "20",
-                 "--seconds", "5400", "--fast", "--incident", "news.acme.example:gmail.com",
-                 env=env)
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, dict]]:
+    """A broker holding one seeded input (~100k events with an incident), the environment
+    every run of this module uses, and the tables of an uninterrupted single-worker run:
+    what each test compares its runs with, made once for the module."""
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, partitions=3)
+        base = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_ADMIN_PORT": "0",
+                "MAILFLOW_LABEL_WINDOW_S": "1200"}
+        data_dir = tmp_path_factory.mktemp("clean")
+        clean = {**base, "MAILFLOW_DATA_DIR": str(data_dir)}
+        mailflow_cmd("generate", "--seed", "6", "--start", "1795000000", "--rate", "20",
+                     "--seconds", "5400", "--fast", "--incident",
+                     "news.acme.example:gmail.com", env=clean)
+        mailflow_cmd("run", "--dev", "--no-tail", env=clean)
+        yield base, tables(data_dir)
 
 
 def wait_for_events(port: int, events: int, job: subprocess.Popen, limit_s: float = 120
@@ -54,13 +67,8 @@ def wait_for_events(port: int, events: int, job: subprocess.Popen, limit_s: floa
         time.sleep(0.05)
 
 
-def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(broker, tmp_path):
-    base = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_ADMIN_PORT": "0",
-            "MAILFLOW_LABEL_WINDOW_S": "1200"}
-    generate({**base, "MAILFLOW_DATA_DIR": str(tmp_path / "clean")})
-    mailflow_cmd("run", "--dev", "--no-tail", env={**base,
-                                                   "MAILFLOW_DATA_DIR": str(tmp_path / "clean")})
-
+def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(clean_run, tmp_path):
+    base, clean = clean_run
     rng = random.Random(7)
     for attempt in range(3):
         # Killed at a random point of its progress (not of wall time: a faster job would
@@ -77,7 +85,7 @@ def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(broker,
         job.wait()
     mailflow_cmd("run", "--dev", "--no-tail", env=crashed)  # resumes and finishes
 
-    clean, after_crashes = tables(tmp_path / "clean"), tables(tmp_path / "crashed")
+    after_crashes = tables(tmp_path / "crashed")
     assert len(clean["events"]) > 50_000 and clean["throttle_decisions"]
     for name in TABLES:
         assert after_crashes[name] == clean[name], f"mailflow.{name} differs after kill -9"
@@ -85,13 +93,10 @@ def test_kill_9_at_random_points_then_resume_equals_an_uninterrupted_run(broker,
     assert after_crashes["model_metrics"][-1] == clean["model_metrics"][-1]
 
 
-def test_one_and_two_workers_give_the_same_tables(broker, tmp_path):
-    base = {"MAILFLOW_KAFKA_BROKERS": broker.bootstrap, "MAILFLOW_ADMIN_PORT": "0",
-            "MAILFLOW_LABEL_WINDOW_S": "1200"}
-    generate({**base, "MAILFLOW_DATA_DIR": str(tmp_path / "one")})
-    for name, workers in (("one", "1"), ("two", "2")):
-        mailflow_cmd("run", "--dev", "--no-tail", "--workers", workers,
-                     env={**base, "MAILFLOW_DATA_DIR": str(tmp_path / name)})
-    one, two = tables(tmp_path / "one"), tables(tmp_path / "two")
+def test_one_and_two_workers_give_the_same_tables(clean_run, tmp_path):
+    base, one = clean_run  # the uninterrupted run is the single-worker one
+    mailflow_cmd("run", "--dev", "--no-tail", "--workers", "2",
+                 env={**base, "MAILFLOW_DATA_DIR": str(tmp_path / "two")})
+    two = tables(tmp_path / "two")
     for name in TABLES:
         assert two[name] == one[name], f"mailflow.{name} differs with 2 workers"
