@@ -218,6 +218,11 @@ class HardenedServer(ThreadingHTTPServer):
         self._count_lock = threading.Lock()
         super().__init__(address, handler)
 
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        """As the standard loop, but `shutdown()` returns within 50 ms instead of 0.5 s
+        (it waits for the loop's next look at its flag)."""
+        super().serve_forever(poll_interval)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.refused_connections += 1

@@ -17,7 +17,6 @@ import orjson
 
 from flows.settings import Settings
 from operators.lift_stats import SRM_ALARM_P, Plan, mde, plan
-from sinks.clickhouse import StoreError, chdb_path
 
 HELP = """\
 Report what the mail caused, per flow, from its control group (table mailflow.lift).
@@ -346,6 +345,7 @@ def read_latest(settings: Settings, flows: list[str] | None,
                 ) -> list[dict[str, Any]] | None:
     """The latest rows, or None when there is no store or no `lift` table yet."""
     from mailflow.sqlcli import query_via_admin, run_query
+    from sinks.clickhouse import chdb_path
 
     path = chdb_path(settings.clickhouse_dsn)
     if path is not None and not path.exists() and \
@@ -362,6 +362,9 @@ def read_latest(settings: Settings, flows: list[str] | None,
 
 def run_lift(settings: Settings, flows: list[str] | None, window_days: int | None,
              as_json: bool, segments: bool = False) -> int:
+    # (the store's modules load here, not with the module: every CLI verb reads its HELP)
+    from sinks.clickhouse import StoreError
+
     try:
         rows = read_latest(settings, flows, window_days, segments)
     except StoreError as exc:
