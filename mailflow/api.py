@@ -334,9 +334,18 @@ class DecisionApi:
 
     def authorised(self, authorization: str | None, cookie: str | None = None) -> bool:
         """A bearer token, or the console's session cookie (either, when tokens are set)."""
+        return self.signed_in_by(authorization, cookie) is not None
+
+    def signed_in_by(self, authorization: str | None, cookie: str | None) -> str | None:
+        """How a request is authorised: "none" (no tokens set), "bearer", "cookie", or None
+        (it is not)."""
         if not self.tokens:
-            return True
-        return bearer_ok(authorization, self.tokens) or console.cookie_ok(cookie, self.tokens)
+            return "none"
+        if bearer_ok(authorization, self.tokens):
+            return "bearer"
+        if console.cookie_ok(cookie, self.tokens):
+            return "cookie"
+        return None
 
     @property
     def live(self) -> bool:
@@ -638,14 +647,7 @@ def _handler(api: DecisionApi) -> type[BaseHTTPRequestHandler]:
         def _session(self) -> None:
             """Whether this browser is signed in: 200 either way (a 401 here would be an
             error in the page's console on every visit), and no data."""
-            if not api.tokens:
-                auth = "none"
-            elif bearer_ok(self.headers.get("Authorization"), api.tokens):
-                auth = "bearer"
-            elif console.cookie_ok(self.headers.get("Cookie"), api.tokens):
-                auth = "cookie"
-            else:
-                auth = None
+            auth = api.signed_in_by(self.headers.get("Authorization"), self.headers.get("Cookie"))
             self._send(200, orjson.dumps({"signed_in": auth is not None, "auth": auth,
                                           "tokens_required": bool(api.tokens)}),
                        "application/json", {**UI_HEADERS, "Cache-Control": "no-store"})

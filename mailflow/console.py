@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from mailflow.http import matches_any
 from operators.decision_view import parse_time
 from schemas.mailbox_providers import provider_key
 
@@ -104,8 +105,17 @@ def bucket_seconds(span_ms: int, smallest: int = 60) -> int:
 
 
 def _series(columns: list[str], rows: list[Any], names: tuple[str, ...]) -> dict[str, list]:
+    """Column-wise values of the `names` asked, each under its name without the `n_` that
+    keeps a sum's alias apart from its column. Named, not taken from `columns`: an empty
+    answer through the admin port comes without its columns.
+
+    >>> _series(["t", "n_clicks"], [(1, 5), (2, 7)], ("t", "n_clicks"))
+    {'t': [1, 2], 'clicks': [5, 7]}
+    >>> _series([], [], ("t", "n_clicks"))
+    {'t': [], 'clicks': []}
+    """
     index = {c: i for i, c in enumerate(columns)}
-    return {name: [row[index[name]] for row in rows] for name in names}
+    return {name.removeprefix("n_"): [row[index[name]] for row in rows] for name in names}
 
 
 def _rate(hits: list[float], base: list[float]) -> list[float | None]:
@@ -237,9 +247,9 @@ class ConsoleData:
             f"AND minute < fromUnixTimestamp64Milli({{end:Int64}}) {pair_filter} "
             "GROUP BY t ORDER BY t",
             bucket=bucket, **pair)
-        s = {name.removeprefix("n_"): values for name, values in _series(
-            columns, rows, ("t", "n_delivered", "n_attempts", "n_hard", "n_complaints",
-                            "n_blocks", "n_unsubscribes", "n_deferred")).items()}
+        s = _series(columns, rows, ("t", "n_delivered", "n_attempts", "n_hard",
+                                    "n_complaints", "n_blocks", "n_unsubscribes",
+                                    "n_deferred"))
         signals = {
             "t": s["t"], "delivered": s["delivered"], "attempts": s["attempts"],
             "hard_bounce_rate": _rate(s["hard"], s["attempts"]),
@@ -387,8 +397,7 @@ class ConsoleData:
             "WHERE minute >= fromUnixTimestamp64Milli({start:Int64}) "
             "AND minute < fromUnixTimestamp64Milli({end:Int64}) GROUP BY t ORDER BY t",
             bucket=bucket, start=start, end=end)
-        series = {name.removeprefix("n_"): values for name, values in _series(
-            columns, rows, ("t", *(f"n_{n}" for n in names))).items()}
+        series = _series(columns, rows, ("t", *(f"n_{n}" for n in names)))
         return {"start": start, "end": end, "bucket_s": bucket, **series,
                 "totals": {n: sum(series[n]) for n in names}, "edge": self._edge()}
 
@@ -473,11 +482,8 @@ def cookie_ok(cookie_header: str | None, tokens: list[str]) -> bool:
     morsel = jar.get(COOKIE)
     if morsel is None:
         return False
-    given = morsel.value.encode("ascii", errors="replace")
-    ok = False
-    for token in tokens:
-        ok |= hmac.compare_digest(given, session_value(token).encode())
-    return ok
+    return matches_any(morsel.value.encode("ascii", errors="replace"),
+                       (session_value(token).encode() for token in tokens))
 
 
 def set_cookie(token: str | None, secure: bool) -> str:

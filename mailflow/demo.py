@@ -184,15 +184,10 @@ def start_console(settings: Settings, brokers: str, admin_port: int,
     console = subprocess.Popen([sys.executable, "-m", "mailflow", "serve", "--dev"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and console.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=0.5):
-                print(f"console: http://127.0.0.1:{port}/ui/  (open it now: throttles appear "
-                      "live; it runs for the demo's length)", flush=True)
-                return console
-        except OSError:
-            time.sleep(0.2)
+    if _wait_ready(console, port, timeout=30, path="/healthz"):
+        print(f"console: http://127.0.0.1:{port}/ui/  (open it now: throttles appear "
+              "live; it runs for the demo's length)", flush=True)
+        return console
     print(f"the console did not start (see {data / 'demo-console.log'}); going on without it",
           file=sys.stderr)
     stop(console)
@@ -259,13 +254,16 @@ def run_lift_demo(settings: Settings, seed: int, days: int = 14) -> int:
     return report.returncode
 
 
-def _wait_ready(job: subprocess.Popen, port: int, timeout: float = 120.0) -> bool:
+def _wait_ready(process: subprocess.Popen, port: int, timeout: float = 120.0,
+                path: str = "/readyz") -> bool:
+    """Until `path` on the loopback `port` answers 200 (True), the process exits or the
+    time is up (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if job.poll() is not None:
+        if process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=0.5):
                 return True
         except OSError:
             time.sleep(0.2)

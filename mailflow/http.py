@@ -278,9 +278,19 @@ def bearer_ok(authorization: str | None, tokens: Iterable[str]) -> bool:
         given = value.strip().encode("ascii")
     except UnicodeEncodeError:
         return False
+    return matches_any(given, (token.encode() for token in tokens))
+
+
+def matches_any(given: bytes, secrets: Iterable[bytes]) -> bool:
+    """Is `given` one of `secrets`? Every one is compared, in constant time, whatever
+    matched: how long it takes tells nothing about which, or how much, matched.
+
+    >>> matches_any(b"b", [b"a", b"b"]), matches_any(b"", [b"a"])
+    (True, False)
+    """
     ok = False
-    for token in tokens:
-        ok |= hmac.compare_digest(given, token.encode())
+    for secret in secrets:
+        ok |= hmac.compare_digest(given, secret)
     return ok
 
 
