@@ -7,10 +7,12 @@ times: from navigation to the decisions table filled, and to every view's charts
 Then it times each `/ui/api/*` answer `--loads` times over HTTP. The demo goes on
 producing meanwhile, as it would while someone looks.
 
-Prints one JSON line: milliseconds (median and max) per page and per endpoint, and the
-demo's events at the time of measuring.
+Prints one JSON line: milliseconds (median and max) per page and per endpoint, beside a
+reference measured in the same run (serve's `/healthz`, and `SELECT 1` through the job's
+admin port: the channel every chart's query takes, doing no work), and the demo's events
+at the time of measuring.
 
-    python bench/console.py [--seconds 60] [--after 45] [--loads 5]
+    python bench/console.py [--seconds 90] [--after 45] [--loads 5]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mailflow.broker import free_port  # noqa: E402
+from mailflow.sqlcli import query_via_admin  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 ENDPOINTS = ("now", "history?sender=news.acme.example&domain=gmail.com", "flows?window=24h",
@@ -46,7 +49,7 @@ def summary(samples: list[float]) -> dict[str, float]:
             "max_ms": round(max(samples) * 1000, 1)}
 
 
-def measure(base: str, loads: int) -> dict[str, object]:
+def measure(base: str, admin_port: int, loads: int) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     pages: dict[str, list[float]] = {"now": [], **{view: [] for view in VIEWS}}
@@ -74,13 +77,26 @@ def measure(base: str, loads: int) -> dict[str, object]:
             with urllib.request.urlopen(f"{base}/ui/api/{name}", timeout=30) as resp:
                 resp.read()
             answers[name].append(time.perf_counter() - started)
+    # the reference, in the same run: the same channel doing no work (serve's /healthz, and
+    # `SELECT 1` through the busy job's admin port, as every chart's query goes)
+    reference: dict[str, list[float]] = {"healthz": [], "admin_select_1": []}
+    for _ in range(loads):
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"{base}/healthz", timeout=30) as resp:
+            resp.read()
+        reference["healthz"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        query_via_admin(admin_port, "SELECT 1", timeout=30)
+        reference["admin_select_1"].append(time.perf_counter() - started)
     return {"pages": {k: summary(v) for k, v in pages.items()},
-            "api": {k.split("?")[0]: summary(v) for k, v in answers.items()}}
+            "api": {k.split("?")[0]: summary(v) for k, v in answers.items()},
+            "reference": {k: summary(v) for k, v in reference.items()}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=90.0,
+                        help="seconds of demo traffic; measuring must end before it does")
     parser.add_argument("--after", type=float, default=45.0,
                         help="seconds of traffic before measuring (default 45)")
     parser.add_argument("--loads", type=int, default=5)
@@ -110,7 +126,7 @@ def main() -> int:
             time.sleep(args.after)
             with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats", timeout=5) as r:
                 events = orjson.loads(r.read()).get("events_total")
-            result = {"events": events, **measure(base, args.loads)}
+            result = {"events": events, **measure(base, admin, args.loads)}
         finally:  # Ctrl-C, as a person stops it: the demo stops its job and console too
             demo.send_signal(signal.SIGINT)
             demo.wait(timeout=120)
